@@ -1,0 +1,227 @@
+/* reference.c — the reference backend: a plain, readable C interpreter of the
+ * IR, the oracle every other backend is compared with and the unfused
+ * baseline of the benchmarks.
+ *
+ * Each call walks the nodes in order. Every activation gets its own [T, C]
+ * buffer for the call (no memory planning, on purpose). Weights stay in the
+ * checkpoint's mapping in their own dtype: matmul converts blocks of weight
+ * rows to f32 and hands them to OpenBLAS, so a BF16 model is never expanded
+ * whole. Each attention op owns a slot of the KV cache (runtime/kv_cache.h):
+ * a call attends over the cached positions before pos and its own fresh k, v
+ * rows under the causal and sliding-window mask, then stores those rows.
+ * Reductions accumulate in double. */
+#include "reference.h"
+
+#include "runtime/kv_cache.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+typedef struct {
+    rt_engine base;
+    const ir_graph *g;
+    const st_tensor *const *bound; /* per value id */
+    rt_kv_cache *kv;               /* one slot per attention op */
+    float **act;                   /* per value id, during a call: [T][C] */
+    int pos;                       /* position of the call in progress */
+} ref_engine;
+
+#define ROW_BLOCK 256
+
+static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
+
+static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
+    size_t es = gm_dtype_size(w->dtype);
+    gm_to_f32(w->dtype, (const char *)w->data + row * cols * es, dst, n_rows * cols);
+}
+
+/* y[T][N] = x[T][K] · wᵀ, w [N][K] in its checkpoint dtype. */
+static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t N, float *y) {
+    if (w->dtype == GM_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
+                    w->data, (int)K, 0.0f, y, (int)N);
+        return;
+    }
+    float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
+    for (int64_t r = 0; r < N; r += ROW_BLOCK) {
+        int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
+        weight_rows_f32(w, r, nr, K, block);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)K, 1.0f, x, (int)K,
+                    block, (int)K, 0.0f, y + r, (int)N);
+    }
+    free(block);
+}
+
+static void embed(const int32_t *ids, int T, const st_tensor *table, int64_t C, float *y) {
+    for (int t = 0; t < T; t++) weight_rows_f32(table, ids[t], 1, C, y + t * C);
+}
+
+static void rms_norm(const float *x, int T, int64_t C, const st_tensor *w, double eps, double add_one, float *y) {
+    int64_t G = w->shape[0];
+    float *wf = gm_malloc(G * sizeof(float));
+    weight_rows_f32(w, 0, 1, G, wf);
+    for (int64_t r = 0; r < T * C / G; r++) {
+        const float *xr = x + r * G;
+        double ss = 0;
+        for (int64_t i = 0; i < G; i++) ss += (double)xr[i] * xr[i];
+        float inv = (float)(1.0 / sqrt(ss / G + eps));
+        for (int64_t i = 0; i < G; i++) y[r * G + i] = xr[i] * inv * (float)(wf[i] + add_one);
+    }
+    free(wf);
+}
+
+static void rope(float *x, int T, int64_t C, int pos, const double *a) {
+    int hd = (int)a[IR_A_HEAD_DIM], half = hd / 2;
+    for (int t = 0; t < T; t++) {
+        double p = (pos + t) / a[IR_A_POS_SCALE];
+        for (int i = 0; i < half; i++) {
+            double angle = p * pow(a[IR_A_THETA], -2.0 * i / hd);
+            float c = (float)cos(angle), s = (float)sin(angle);
+            for (int64_t h = 0; h < C; h += hd) {
+                float *v = x + t * C + h;
+                float x0 = v[i], x1 = v[i + half];
+                v[i] = x0 * c - x1 * s;
+                v[i + half] = x1 * c + x0 * s;
+            }
+        }
+    }
+}
+
+/* The keys and values one attention call sees: cached before pos, fresh after. */
+typedef struct {
+    const rt_kv_slot *slot;
+    const float *k_new, *v_new; /* [T][cols] of this call */
+    int pos;
+} kv_view;
+
+static const float *key_at(const kv_view *kv, int j) {
+    return j < kv->pos ? rt_kv_key(kv->slot, j) : kv->k_new + (size_t)(j - kv->pos) * kv->slot->cols;
+}
+
+static const float *value_at(const kv_view *kv, int j) {
+    return j < kv->pos ? rt_kv_value(kv->slot, j) : kv->v_new + (size_t)(j - kv->pos) * kv->slot->cols;
+}
+
+/* One query head over keys lo..hi of kv head column offset `off`. */
+static void attend_one(const float *q, const kv_view *kv, int off, int lo, int hi, int hd, const double *a,
+                       float *scores, float *out) {
+    double mx = -INFINITY;
+    for (int j = lo; j <= hi; j++) {
+        const float *k = key_at(kv, j) + off;
+        double s = 0;
+        for (int d = 0; d < hd; d++) s += (double)q[d] * k[d];
+        s *= a[IR_A_SCALE];
+        if (a[IR_A_SOFTCAP] > 0) s = a[IR_A_SOFTCAP] * tanh(s / a[IR_A_SOFTCAP]);
+        scores[j - lo] = (float)s;
+        if (s > mx) mx = s;
+    }
+    double sum = 0;
+    for (int j = lo; j <= hi; j++) sum += scores[j - lo] = (float)exp(scores[j - lo] - mx);
+    for (int d = 0; d < hd; d++) {
+        double o = 0;
+        for (int j = lo; j <= hi; j++) o += (double)scores[j - lo] * value_at(kv, j)[off + d];
+        out[d] = (float)(o / sum);
+    }
+}
+
+static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
+    const double *a = n->attr;
+    int nh = (int)a[IR_A_HEADS], nkv = (int)a[IR_A_KV_HEADS], hd = (int)a[IR_A_HEAD_DIM];
+    int W = (int)a[IR_A_WINDOW], group = nh / nkv;
+    rt_kv_slot *slot = &r->kv->slots[n->cache_slot];
+    kv_view kv = {slot, r->act[n->in[1]], r->act[n->in[2]], r->pos};
+    float *scores = gm_malloc((size_t)(r->pos + T) * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        int i = r->pos + t, lo = W > 0 && i - W + 1 > 0 ? i - W + 1 : 0;
+        for (int h = 0; h < nh; h++)
+            attend_one(r->act[n->in[0]] + (size_t)t * nh * hd + h * hd, &kv, (h / group) * hd, lo, i, hd, a,
+                       scores, y + (size_t)t * nh * hd + h * hd);
+    }
+    free(scores);
+    rt_kv_store(slot, r->pos, T, kv.k_new, kv.v_new);
+}
+
+static void elementwise(const ir_node *n, const float *x, const float *b, int64_t len, float *y) {
+    const double *a = n->attr;
+    for (int64_t i = 0; i < len; i++) {
+        double v = x[i];
+        switch (n->op) {
+        case IR_SCALE: y[i] = (float)(v * a[IR_A_BY]); break;
+        case IR_GELU_TANH: y[i] = (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))); break;
+        case IR_SOFTCAP: y[i] = (float)(a[IR_A_CAP] * tanh(v / a[IR_A_CAP])); break;
+        case IR_MUL: y[i] = x[i] * b[i]; break;
+        case IR_ADD: y[i] = x[i] + b[i]; break;
+        default: abort(); /* not elementwise: the interpreter's dispatch is wrong */
+        }
+    }
+}
+
+static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int T) {
+    const ir_graph *g = r->g;
+    int64_t C = cols_of(g, n->out);
+    float *y = r->act[n->out] = gm_malloc((size_t)T * C * sizeof(float));
+    float *x = r->act[n->in[0]];
+    switch (n->op) {
+    case IR_EMBED: embed(tokens, T, r->bound[n->in[1]], C, y); break;
+    case IR_RMS_NORM: rms_norm(x, T, C, r->bound[n->in[1]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], y); break;
+    case IR_MATMUL: matmul(x, T, cols_of(g, n->in[0]), r->bound[n->in[1]], C, y); break;
+    case IR_ROPE:
+        memcpy(y, x, (size_t)T * C * sizeof(float));
+        rope(y, T, C, r->pos, n->attr);
+        break;
+    case IR_ATTENTION: attention(r, n, T, y); break;
+    default: elementwise(n, x, ir_ops[n->op].n_inputs > 1 ? r->act[n->in[1]] : NULL, T * C, y); break;
+    }
+}
+
+static int ref_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows, gm_err *e) {
+    ref_engine *r = (ref_engine *)en;
+    if (rt_check_span(en, tokens, n, pos, e)) return -1;
+    const ir_graph *g = r->g;
+    r->pos = pos;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        /* the head only needs the last row unless all rows are asked for */
+        int head = nd->layer < 0 && i > 0 && g->nodes[i - 1].layer >= 0;
+        if (head && !all_rows && n > 1) {
+            int64_t C = cols_of(g, nd->in[0]);
+            memmove(r->act[nd->in[0]], r->act[nd->in[0]] + (n - 1) * C, C * sizeof(float));
+            tokens += n - 1, n = 1;
+        }
+        run_node(r, nd, tokens, n);
+    }
+    memcpy(logits, r->act[g->logits], (size_t)n * g->vocab * sizeof(float));
+    for (int v = 0; v < g->n_values; v++) {
+        free(r->act[v]);
+        r->act[v] = NULL;
+    }
+    return 0;
+}
+
+static int ref_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e) {
+    return ref_prefill(en, &token, 1, pos, logits, 0, e);
+}
+
+static void ref_free(rt_engine *en) {
+    ref_engine *r = (ref_engine *)en;
+    rt_kv_free(r->kv);
+    free(r->act);
+    free(r);
+}
+
+rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+                             gm_err *e) {
+    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    ref_engine *r = gm_calloc(1, sizeof *r);
+    r->base = (rt_engine){"reference", g->vocab, o->context, 0, ref_prefill, ref_decode, ref_free};
+    r->g = g;
+    r->bound = bound;
+    r->act = gm_calloc(g->n_values, sizeof *r->act);
+    int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
+    ir_cache_slots(g, windows, cols);
+    r->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
+    r->base.kv_bytes = rt_kv_bytes(r->kv);
+    free(windows);
+    free(cols);
+    return &r->base;
+}

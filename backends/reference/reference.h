@@ -1,0 +1,14 @@
+/* reference.h — the reference backend: a plain C interpreter of the IR. */
+#ifndef GM_REFERENCE_H
+#define GM_REFERENCE_H
+
+#include "ir/ir.h"
+#include "runtime/engine.h"
+#include "runtime/safetensors.h"
+
+/* bound[v] is the checkpoint tensor of weight value v (NULL for others).
+ * The graph and the tensors must outlive the engine. */
+rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+                             gm_err *e);
+
+#endif

@@ -1,0 +1,23 @@
+/* cli.h — the gemmac subcommands and the little they share: reading flags
+ * and reporting errors as `gemmac: <message>` with the documented exit codes
+ * (1: the input is wrong, 2: the command line is wrong). */
+#ifndef GM_CLI_H
+#define GM_CLI_H
+
+#include "runtime/common.h"
+
+int cmd_import(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+/* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i
+ * past it; NULL otherwise. A flag missing its value is a usage error. */
+const char *cli_value(int argc, char **argv, int *i, const char *flag);
+int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_error(const gm_err *e);                  /* prints, returns 1 */
+
+#endif

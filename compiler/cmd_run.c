@@ -1,0 +1,265 @@
+/* cmd_run.c — `gemmac run`: text in, text out. It opens a model (or the
+ * embedded demo), its tokenizer, an engine from the chosen backend, and
+ * runs the generation loop of runtime/generate.h: one prompt, or a chat on
+ * stdin that keeps the KV cache between turns. Text streams to stdout; the
+ * prompt and generation speeds go to stderr at the end, like llama.cpp's
+ * timings. The flags of Gemma's reference sampling script are accepted as
+ * aliases. */
+#include "cli.h"
+#include "model.h"
+#include "runtime/generate.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_STOPS 8
+
+static const char usage[] =
+    "usage: gemmac run [MODEL] [-p PROMPT] [-n N] [--chat] [--system S] [sampling flags]\n"
+    "  MODEL              a Hugging Face checkpoint dir, its config.json, or a description .json\n"
+    "                     with --weights; without one, the embedded demo (a tiny untrained model)\n"
+    "  -p, --prompt TEXT  the prompt (BOS is added); in --chat mode, the first user turn\n"
+    "  -n, --max-new N    tokens to generate at most (default 256)\n"
+    "  --chat             Gemma's chat format; after -p, read one user turn per stdin line,\n"
+    "                     keeping the KV cache between turns\n"
+    "  --system TEXT      a system prompt, folded into the first user turn\n"
+    "  --temp T           temperature; 0 is greedy (default 1.0)\n"
+    "  --top-k K          keep the K most likely tokens; 0: off (default 64)\n"
+    "  --top-p P          keep the most likely tokens up to probability P; 1: off (default 0.95)\n"
+    "  --min-p P          keep tokens with probability >= P times the top one; 0: off (default 0)\n"
+    "  --repeat-penalty R penalise recent tokens' logits by R; 1: off (default 1)\n"
+    "  --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
+    "  --seed S           random seed; the same seed gives the same text (default: from the clock)\n"
+    "  --stop TEXT        stop when TEXT appears (not printed); may be given up to 8 times\n"
+    "  --tokenizer FILE   the SentencePiece model (default: tokenizer.model beside the checkpoint)\n"
+    "  --weights DIR      the checkpoint, when MODEL is a description\n"
+    "  --context N        KV cache positions (default: the model's, at most 4096)\n"
+    "  --backend NAME     reference (default)\n"
+    "  --verbose          print the model, backend and KV cache memory before running\n"
+    "Aliases from Gemma's reference script: --path_checkpoint (MODEL), --path_tokenizer,\n"
+    "--string_to_sample (-p), --total_generation_steps (-n).\n";
+
+typedef struct {
+    const char *model, *prompt, *system, *tokenizer, *weights, *backend;
+    const char *stops[MAX_STOPS];
+    int n_stops, max_new, context, chat, verbose, seeded;
+    rt_sampler_opts sampling;
+} run_args;
+
+static int parse_int(const char *flag, const char *v, int min, int *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < min || x > INT32_MAX)
+        return cli_usage_error("run", "%s: expected an integer >= %d, found \"%s\"", flag, min, v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_float(const char *flag, const char *v, float *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x)) return cli_usage_error("run", "%s: expected a number, found \"%s\"", flag, v);
+    *out = (float)x;
+    return 0;
+}
+
+/* One flag of argv at *i; returns 0, 2 on a usage error, or -1 if unknown. */
+static int parse_flag(int argc, char **argv, int *i, run_args *a) {
+    const char *v;
+    rt_sampler_opts *s = &a->sampling;
+    if ((v = cli_value(argc, argv, i, "-p")) || (v = cli_value(argc, argv, i, "--prompt")) ||
+        (v = cli_value(argc, argv, i, "--string_to_sample"))) return a->prompt = v, 0;
+    if ((v = cli_value(argc, argv, i, "-n")) || (v = cli_value(argc, argv, i, "--max-new")) ||
+        (v = cli_value(argc, argv, i, "--total_generation_steps"))) return parse_int("-n", v, 1, &a->max_new);
+    if ((v = cli_value(argc, argv, i, "--path_checkpoint"))) return a->model = v, 0;
+    if ((v = cli_value(argc, argv, i, "--tokenizer")) || (v = cli_value(argc, argv, i, "--path_tokenizer")))
+        return a->tokenizer = v, 0;
+    if ((v = cli_value(argc, argv, i, "--system"))) return a->system = v, 0;
+    if ((v = cli_value(argc, argv, i, "--weights"))) return a->weights = v, 0;
+    if ((v = cli_value(argc, argv, i, "--backend"))) return a->backend = v, 0;
+    if ((v = cli_value(argc, argv, i, "--context"))) return parse_int("--context", v, 1, &a->context);
+    if ((v = cli_value(argc, argv, i, "--temp")) || (v = cli_value(argc, argv, i, "--temperature")))
+        return parse_float("--temp", v, &s->temperature);
+    if ((v = cli_value(argc, argv, i, "--top-k"))) return parse_int("--top-k", v, 0, &s->top_k);
+    if ((v = cli_value(argc, argv, i, "--top-p"))) return parse_float("--top-p", v, &s->top_p);
+    if ((v = cli_value(argc, argv, i, "--min-p"))) return parse_float("--min-p", v, &s->min_p);
+    if ((v = cli_value(argc, argv, i, "--repeat-penalty"))) return parse_float("--repeat-penalty", v, &s->repeat_penalty);
+    if ((v = cli_value(argc, argv, i, "--repeat-last-n"))) return parse_int("--repeat-last-n", v, 0, &s->repeat_last_n);
+    if ((v = cli_value(argc, argv, i, "--seed"))) {
+        int seed;
+        a->seeded = 1;
+        return parse_int("--seed", v, 0, &seed) ? 2 : (s->seed = (uint64_t)seed, 0);
+    }
+    if ((v = cli_value(argc, argv, i, "--stop"))) {
+        if (a->n_stops == MAX_STOPS) return cli_usage_error("run", "--stop: at most %d stop strings", MAX_STOPS);
+        return a->stops[a->n_stops++] = v, 0;
+    }
+    if (cli_is(argv[*i], "--chat")) return a->chat = 1, 0;
+    if (cli_is(argv[*i], "--verbose") || cli_is(argv[*i], "-v")) return a->verbose = 1, 0;
+    return -1;
+}
+
+static int parse_args(int argc, char **argv, run_args *a) {
+    for (int i = 1; i < argc; i++) {
+        int rc = parse_flag(argc, argv, &i, a);
+        if (rc > 0) return rc;
+        if (rc == 0) continue;
+        if (argv[i][0] == '-') return cli_usage_error("run", "unknown flag %s", argv[i]);
+        if (a->model) return cli_usage_error("run", "unexpected argument %s", argv[i]);
+        a->model = argv[i];
+    }
+    if (!a->prompt && !a->chat) return cli_usage_error("run", "no prompt: pass -p TEXT, or --chat");
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The demo ships in models/demo of the source tree; gemmac lives in build/. */
+static char *find_demo(gm_err *e) {
+    char exe[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        const char *dir = dirname(exe);
+        const char *tries[] = {"../models/demo", "models/demo", "../share/gemmac/demo"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, tries[i]);
+            char real[4096];
+            if (is_dir(path) && realpath(path, real)) return gm_strdup(real);
+        }
+    }
+    gm_fail(e, "no model given and the embedded demo (models/demo) was not found beside %s; pass a model path",
+            n > 0 ? exe : "gemmac");
+    return NULL;
+}
+
+static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err *e) {
+    char path[4200];
+    if (a->tokenizer) snprintf(path, sizeof path, "%s", a->tokenizer);
+    else {
+        char *dir = gm_strdup(a->weights ? a->weights : m->origin);
+        char *slash = strrchr(dir, '/');
+        if (!is_dir(dir)) slash ? (void)(*slash = 0) : (void)strcpy(dir, ".");
+        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+        free(dir);
+        if (access(path, R_OK)) {
+            gm_fail(e, "no tokenizer: %s not found; pass --tokenizer FILE", path);
+            return NULL;
+        }
+    }
+    rt_tokenizer *t = rt_tok_load(path, e);
+    int64_t tv = t ? rt_tok_vocab_size(t) : 0, mv = m->graph->vocab;
+    if (t && (tv > mv || mv - tv > 128)) {
+        gm_fail(e, "%s: the tokenizer has %lld pieces but the model has %lld logits; they do not belong together "
+                "(pass the model's own --tokenizer)", path, (long long)tv, (long long)mv);
+        rt_tok_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void emit_stdout(void *user, const char *text, size_t len) {
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+}
+
+static void report_speed(const rt_session *s) {
+    fprintf(stderr, "\ngemmac: prompt %d tokens in %.3f s (%.1f tok/s); generation %d tokens in %.3f s (%.1f tok/s)\n",
+            s->prefill_tokens, s->prefill_s, s->prefill_s > 0 ? s->prefill_tokens / s->prefill_s : 0.0,
+            s->decode_tokens, s->decode_s, s->decode_s > 0 ? s->decode_tokens / s->decode_s : 0.0);
+}
+
+static int run_prompt(rt_session *s, const run_args *a, const rt_gen_opts *go, gm_err *e) {
+    int32_t bos = rt_tok_bos(s->tok);
+    if (bos >= 0 && rt_session_feed(s, &bos, 1, e)) return -1;
+    if (rt_session_feed_text(s, a->prompt, e)) return -1;
+    rt_stop_reason why;
+    if (rt_session_generate(s, go, NULL, &why, e)) return -1;
+    putchar('\n');
+    if (why == RT_STOP_CONTEXT) fprintf(stderr, "gemmac: stopped: the context of %d positions is full\n", s->en->context);
+    return 0;
+}
+
+static int run_chat(rt_session *s, const run_args *a, const rt_gen_opts *go, gm_err *e) {
+    char *line = NULL;
+    size_t cap = 0;
+    int interactive = isatty(STDIN_FILENO), rc = 0;
+    const char *turn = a->prompt;
+    for (;;) {
+        if (!turn) {
+            if (interactive) fputs("> ", stderr);
+            ssize_t n = getline(&line, &cap, stdin);
+            if (n < 0) break;
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+            if (!n) continue;
+            turn = line;
+        }
+        rt_stop_reason why;
+        if ((rc = rt_session_chat(s, a->system, turn, go, NULL, &why, e))) break;
+        putchar('\n');
+        fflush(stdout);
+        turn = NULL;
+    }
+    free(line);
+    return rc;
+}
+
+static void print_verbose(const gm_model *m, const rt_engine *en) {
+    int slots = m->graph->n_cache_slots;
+    int *windows = gm_malloc(slots * sizeof(int)), *cols = gm_malloc(slots * sizeof(int));
+    ir_cache_slots(m->graph, windows, cols);
+    size_t full = 0;
+    for (int i = 0; i < slots; i++) full += 2 * (size_t)en->context * cols[i] * sizeof(float);
+    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s\n", m->graph->name, m->origin,
+            m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend);
+    fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
+            en->context, en->kv_bytes / 1048576.0, full / 1048576.0);
+    free(windows);
+    free(cols);
+}
+
+static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err *e) {
+    int context = a->context ? a->context : (int)(m->graph->max_context < 4096 ? m->graph->max_context : 4096);
+    rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context}, e);
+    if (!en) return -1;
+    if (a->verbose) print_verbose(m, en);
+    rt_session *s = rt_session_new(en, tok, &a->sampling, e);
+    rt_gen_opts go = {a->max_new, a->stops, a->n_stops, emit_stdout, NULL};
+    int rc = !s ? -1 : a->chat ? run_chat(s, a, &go, e) : run_prompt(s, a, &go, e);
+    if (!rc) report_speed(s);
+    rt_session_free(s);
+    en->free(en);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+    run_args a = {.backend = "reference", .max_new = 256, .sampling = rt_sampler_defaults()};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!a.seeded) a.sampling.seed = (uint64_t)time(NULL);
+    gm_err e;
+    char *demo = NULL;
+    if (!a.model && !(a.model = demo = find_demo(&e))) return cli_error(&e);
+    if (demo) fprintf(stderr, "gemmac: no model given: running the embedded demo (%s), a tiny untrained "
+                              "random-weight model: expect gibberish\n", demo);
+    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    rt_tokenizer *tok = m ? open_tokenizer(&a, m, &e) : NULL;
+    rc = tok && !run_session(&a, m, tok, &e) ? 0 : cli_error(&e);
+    rt_tok_free(tok);
+    gm_model_free(m);
+    free(demo);
+    return rc;
+}

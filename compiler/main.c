@@ -1,0 +1,155 @@
+/* main.c — the gemmac command line: dispatch to the subcommands, the shared
+ * flag helpers, and `import` / `info`, which only read descriptions.
+ *
+ *   gemmac import <hf dir | config.json> [-o FILE]   write a model description
+ *   gemmac info <description | hf dir>               sizes, layers, parameters
+ *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
+ *   gemmac logits <model> --tokens ...               the logits probe
+ *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids */
+#include "cli.h"
+#include "frontend.h"
+#include "import.h"
+#include "json_format.h"
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const struct {
+    const char *name, *summary;
+    int (*run)(int, char **);
+} commands[] = {
+    {"import", "write a model description from a Hugging Face config", cmd_import},
+    {"info", "print a model's sizes, layer kinds and parameter count", cmd_info},
+    {"run", "generate text from a prompt, or chat (the embedded demo without a model)", cmd_run},
+    {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
+    {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+const char *cli_value(int argc, char **argv, int *i, const char *flag) {
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(a, flag, n)) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n]) return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "gemmac: %s needs a value\n", flag);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+int cli_is(const char *arg, const char *flag) { return !strcmp(arg, flag); }
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("gemmac: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "; see gemmac %s --help\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_error(const gm_err *e) {
+    fprintf(stderr, "gemmac: %s\n", e->msg);
+    return 1;
+}
+
+static int help_asked(int argc, char **argv, const char *usage) {
+    for (int i = 1; i < argc; i++)
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 1;
+    return 0;
+}
+
+int cmd_import(int argc, char **argv) {
+    static const char usage[] =
+        "usage: gemmac import <hf checkpoint dir | config.json> [-o FILE] [--name NAME]\n"
+        "Writes the gemmac model description (docs/model-format.md) of a Hugging Face Gemma\n"
+        "checkpoint: to FILE (atomically), or to stdout. The model is named after its\n"
+        "directory unless --name is given.\n";
+    if (help_asked(argc, argv, usage)) return 0;
+    const char *src = NULL, *out = NULL, *name = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        if ((v = cli_value(argc, argv, &i, "-o"))) out = v;
+        else if ((v = cli_value(argc, argv, &i, "--name"))) name = v;
+        else if (argv[i][0] == '-') return cli_usage_error("import", "unknown flag %s", argv[i]);
+        else if (!src) src = argv[i];
+        else return cli_usage_error("import", "unexpected argument %s", argv[i]);
+    }
+    if (!src) return cli_usage_error("import", "no checkpoint given");
+    gm_err e;
+    cJSON *desc = import_hf(src, &e);
+    if (!desc) return cli_error(&e);
+    if (name) cJSON_ReplaceItemInObject(desc, "name", cJSON_CreateString(name));
+    ir_graph *g = frontend_build(desc, src, &e);
+    char *text = g ? json_format(desc) : NULL;
+    int rc = 0;
+    if (!g) rc = cli_error(&e);
+    else if (!out) fputs(text, stdout);
+    else if (gm_write_file_atomic(out, text, strlen(text), &e)) rc = cli_error(&e);
+    free(text);
+    ir_graph_free(g);
+    cJSON_Delete(desc);
+    return rc;
+}
+
+static void print_config(const cJSON *desc) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(desc, "config"), *x;
+    cJSON_ArrayForEach(x, c) {
+        if (cJSON_IsNumber(x)) printf("  %-16s %.9g\n", x->string, x->valuedouble);
+    }
+}
+
+static void print_layers(const ir_graph *g) {
+    printf("layers: %d\n", g->n_layers);
+    for (int i = 0; i < g->n_layers; i++) {
+        printf("  %2d %-10s", i, g->layers[i].kind);
+        if (g->layers[i].window > 0) printf(" window %.0f", g->layers[i].window);
+        putchar('\n');
+    }
+}
+
+int cmd_info(int argc, char **argv) {
+    static const char usage[] =
+        "usage: gemmac info <description.json | hf checkpoint dir | config.json>\n"
+        "Prints the model's sizes, the kind of each layer and the exact parameter count.\n";
+    if (help_asked(argc, argv, usage)) return 0;
+    if (argc != 2 || argv[1][0] == '-') return cli_usage_error("info", "expected one model path");
+    gm_err e;
+    char *origin = NULL, *ckpt = NULL;
+    cJSON *desc = gm_description_load(argv[1], &origin, &ckpt, &e);
+    ir_graph *g = desc ? frontend_build(desc, origin, &e) : NULL;
+    int rc = 0;
+    if (!g) rc = cli_error(&e);
+    else {
+        printf("model: %s (%s)\nconfig:\n", g->name, origin);
+        print_config(desc);
+        print_layers(g);
+        printf("ops: %d, kv cache slots: %d\nparameters: %lld\n", g->n_nodes, g->n_cache_slots,
+               (long long)ir_param_count(g));
+    }
+    ir_graph_free(g);
+    cJSON_Delete(desc);
+    free(origin);
+    free(ckpt);
+    return rc;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "gemmac %s — a compiler for Gemma language models\n\nusage: gemmac <command> [args]\n\n", GM_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`gemmac <command> --help` documents each command's flags.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage(stderr), 2;
+    if (cli_is(argv[1], "--help") || cli_is(argv[1], "-h") || cli_is(argv[1], "help")) return usage(stdout), 0;
+    if (cli_is(argv[1], "--version")) return printf("gemmac %s\n", GM_VERSION), 0;
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "gemmac: unknown command \"%s\"; see gemmac --help\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,36 @@
+/* model.h — a model ready to hand to a backend: the verified IR plus the
+ * checkpoint it reads, every weight checked against the description.
+ *
+ * `path` may be a Hugging Face checkpoint directory (config.json +
+ * safetensors), its config.json, or a gemmac description (.json, with
+ * `weights` naming the checkpoint). */
+#ifndef GM_MODEL_H
+#define GM_MODEL_H
+
+#include "ir/ir.h"
+#include "runtime/engine.h"
+#include "runtime/safetensors.h"
+
+#include <cjson/cJSON.h>
+
+typedef struct {
+    ir_graph *graph;            /* verified IR */
+    st_archive *weights;        /* the mmapped checkpoint */
+    const st_tensor **bound;    /* per value id: the tensor bound to a weight, else NULL */
+    char *origin;               /* the description's file, for messages */
+    char *weights_path;         /* the checkpoint file or directory */
+} gm_model;
+
+/* The description behind path as JSON: read, or imported from a HF config.
+ * *origin gets the file it came from; *ckpt the checkpoint directory of an
+ * HF import (else NULL). Both are malloc'd. */
+cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err *e);
+
+gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
+void gm_model_free(gm_model *m);
+
+/* Names of the backends, NULL-terminated, and an engine from one of them. */
+extern const char *const gm_backend_names[];
+rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e);
+
+#endif

@@ -1,0 +1,122 @@
+/* ir.c — the op and attribute tables (generated from ops.def / attrs.def) and
+ * the graph builder. Building is append-only: values and nodes get dense ids
+ * in the order they are added, which is also the execution order. */
+#include "ir.h"
+
+#include <stdlib.h>
+
+#define A(id) (1u << IR_A_##id)
+const ir_op_info ir_ops[IR_OP_COUNT] = {
+#define OP(id, name, nin, kind, attrs) [IR_##id] = {name, nin, kind, attrs},
+#include "ops.def"
+#undef OP
+};
+#undef A
+
+const char *const ir_attr_names[IR_ATTR_COUNT] = {
+#define ATTR(id, name, dflt) [IR_A_##id] = name,
+#include "attrs.def"
+#undef ATTR
+};
+
+const double ir_attr_defaults[IR_ATTR_COUNT] = {
+#define ATTR(id, name, dflt) [IR_A_##id] = dflt,
+#include "attrs.def"
+#undef ATTR
+};
+
+const char *ir_pattern_name(ir_pattern k) {
+    static const char *const names[] = {"elemwise", "broadcast", "injective",
+                                        "reduction", "out-elemwise", "opaque"};
+    return names[k];
+}
+
+int ir_op_from_name(const char *name) {
+    for (int i = 0; i < IR_OP_COUNT; i++)
+        if (!strcmp(ir_ops[i].name, name)) return i;
+    return -1;
+}
+
+int ir_attr_from_name(const char *name) {
+    for (int i = 0; i < IR_ATTR_COUNT; i++)
+        if (!strcmp(ir_attr_names[i], name)) return i;
+    return -1;
+}
+
+ir_graph *ir_graph_new(const char *name) {
+    ir_graph *g = gm_calloc(1, sizeof *g);
+    g->name = gm_strdup(name);
+    g->tokens = g->logits = -1;
+    return g;
+}
+
+void ir_graph_free(ir_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_values; i++) {
+        free(g->values[i].name);
+        free(g->values[i].role);
+    }
+    for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].where);
+    for (int i = 0; i < g->n_layers; i++) free(g->layers[i].kind);
+    free(g->values);
+    free(g->nodes);
+    free(g->layers);
+    free(g->name);
+    free(g);
+}
+
+int ir_add_value(ir_graph *g, const char *name, ir_value_kind kind, gm_dtype dt,
+                 int ndim, const int64_t *dims, int layer) {
+    if (g->n_values == g->cap_values) {
+        g->cap_values = g->cap_values ? 2 * g->cap_values : 64;
+        g->values = gm_realloc(g->values, g->cap_values * sizeof *g->values);
+    }
+    ir_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->name = gm_strdup(name);
+    v->kind = kind;
+    v->dtype = dt;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++) v->dims[i] = dims[i];
+    v->layer = layer;
+    return g->n_values++;
+}
+
+ir_node *ir_add_node(ir_graph *g, ir_op op, const int *in, int out, int layer, const char *where) {
+    if (g->n_nodes == g->cap_nodes) {
+        g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        g->nodes = gm_realloc(g->nodes, g->cap_nodes * sizeof *g->nodes);
+    }
+    ir_node *n = &g->nodes[g->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    for (int i = 0; i < ir_ops[op].n_inputs; i++) n->in[i] = in[i];
+    n->out = out;
+    for (int a = 0; a < IR_ATTR_COUNT; a++) n->attr[a] = ir_attr_defaults[a];
+    n->layer = layer;
+    n->cache_slot = -1;
+    n->where = gm_strdup(where);
+    return n;
+}
+
+int64_t ir_value_elems(const ir_value *v) {
+    int64_t n = 1;
+    for (int i = 0; i < v->ndim; i++) n *= v->dims[i] == IR_DIM_T ? 1 : v->dims[i];
+    return n;
+}
+
+int64_t ir_param_count(const ir_graph *g) {
+    int64_t n = 0;
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].kind == IR_WEIGHT) n += ir_value_elems(&g->values[i]);
+    return n;
+}
+
+void ir_cache_slots(const ir_graph *g, int *windows, int *cols) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *n = &g->nodes[i];
+        if (n->op != IR_ATTENTION) continue;
+        windows[n->cache_slot] = (int)n->attr[IR_A_WINDOW];
+        cols[n->cache_slot] = (int)(n->attr[IR_A_KV_HEADS] * n->attr[IR_A_HEAD_DIM]);
+    }
+}

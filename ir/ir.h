@@ -1,0 +1,122 @@
+/* ir.h — the tensor IR of gemmac.
+ *
+ * A graph is a flat list of nodes in execution order over values. A value is
+ * the graph input (token ids), a weight (a checkpoint tensor, bound later), or
+ * an activation produced by exactly one node. Activations are row-major f32
+ * matrices [T, C], where T is symbolic (tokens in this call); weights have
+ * concrete shapes. The layer block of a description is unrolled: layer 3's
+ * values are named "L3.q", "L3.x", ... so the printer and the error messages
+ * point at one place. Ops come from ops.def; each op's attributes are numbers
+ * indexed by the ids of attrs.def. */
+#ifndef GM_IR_H
+#define GM_IR_H
+
+#include "runtime/common.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define IR_MAX_DIMS 4
+#define IR_MAX_IN 3
+#define IR_DIM_T (-1) /* the symbolic token dimension */
+
+typedef enum { ELEMWISE, BROADCAST, INJECTIVE, REDUCTION, OUT_EWISE, OPAQUE } ir_pattern;
+
+typedef enum {
+#define OP(id, name, nin, kind, attrs) IR_##id,
+#include "ops.def"
+#undef OP
+    IR_OP_COUNT
+} ir_op;
+
+typedef enum {
+#define ATTR(id, name, dflt) IR_A_##id,
+#include "attrs.def"
+#undef ATTR
+    IR_ATTR_COUNT
+} ir_attr;
+
+typedef struct {
+    const char *name;  /* as written in descriptions and printed IR */
+    int n_inputs;      /* exact input count */
+    ir_pattern kind;   /* fusion pattern kind */
+    unsigned attrs;    /* bit (1 << IR_A_x) for each attribute it takes */
+} ir_op_info;
+
+extern const ir_op_info ir_ops[IR_OP_COUNT];
+extern const char *const ir_attr_names[IR_ATTR_COUNT];
+extern const double ir_attr_defaults[IR_ATTR_COUNT];
+const char *ir_pattern_name(ir_pattern k);
+int ir_op_from_name(const char *name);     /* -1 when unknown */
+int ir_attr_from_name(const char *name);   /* -1 when unknown */
+
+typedef enum { IR_INPUT, IR_WEIGHT, IR_ACT } ir_value_kind;
+
+typedef struct {
+    char *name;                  /* "tokens", "L3.q", or the weight's tensor name */
+    ir_value_kind kind;          /* graph input, weight or activation */
+    gm_dtype dtype;              /* i32 for tokens, f32 for activations; weights: as bound */
+    int ndim;                    /* 1 or 2 */
+    int64_t dims[IR_MAX_DIMS];   /* IR_DIM_T for the token dimension */
+    int layer;                   /* layer index, -1 outside the layer block */
+    char *role;                  /* weights: the description's role ("q_proj"); else NULL */
+    int pin_dtype;               /* weights: 1 if the description fixes dtype */
+} ir_value;
+
+typedef struct {
+    ir_op op;                    /* what it computes */
+    int in[IR_MAX_IN];           /* input value ids */
+    int out;                     /* the value it defines */
+    double attr[IR_ATTR_COUNT];  /* attribute values (defaults where not given) */
+    int layer;                   /* layer index, -1 in embed/head */
+    int cache_slot;              /* attention: its KV cache slot; else -1 */
+    char *where;                 /* description path, e.g. "graph.layer[3]" (layer 5) */
+} ir_node;
+
+typedef struct {
+    char *name;                  /* model name from the description */
+    char *kind;                  /* layer kind name */
+    double window;               /* its attention window, 0 = global (for reports) */
+} ir_layer;
+
+typedef struct {
+    char *name;                  /* variant name */
+    ir_value *values;            /* all values, by id */
+    int n_values, cap_values;
+    ir_node *nodes;              /* execution order */
+    int n_nodes, cap_nodes;
+    int tokens;                  /* id of the token-id input */
+    int logits;                  /* id of the output [T, vocab] */
+    ir_layer *layers;            /* per-layer kind */
+    int n_layers;
+    int n_cache_slots;           /* attention ops (each has a KV cache) */
+    int64_t vocab, max_context;  /* from the description's config */
+    int bos, eos;                /* special token ids */
+} ir_graph;
+
+ir_graph *ir_graph_new(const char *name);
+void ir_graph_free(ir_graph *g);
+
+/* Adds a value; returns its id. dims has ndim entries. */
+int ir_add_value(ir_graph *g, const char *name, ir_value_kind kind, gm_dtype dt,
+                 int ndim, const int64_t *dims, int layer);
+/* Appends a node with default attributes; returns a pointer valid until the
+ * next ir_add_node. */
+ir_node *ir_add_node(ir_graph *g, ir_op op, const int *in, int out, int layer, const char *where);
+
+int64_t ir_value_elems(const ir_value *v);         /* concrete elements (T counted as 1) */
+int64_t ir_param_count(const ir_graph *g);          /* elements of all weights */
+
+/* For each KV cache slot: the attention window (0 = global) and the columns
+ * of k and v (kv_heads · head_dim). Arrays of g->n_cache_slots entries. */
+void ir_cache_slots(const ir_graph *g, int *windows, int *cols);
+
+/* Infers every activation's shape from its node and checks the graph: input
+ * counts, shapes that agree, attributes in range, values defined before use.
+ * The message names the node (its description path) and the mismatch. */
+int ir_verify(ir_graph *g, gm_err *e);
+
+/* Writes the graph as text, one node a line. */
+void ir_print(const ir_graph *g, FILE *out);
+
+#endif

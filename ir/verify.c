@@ -1,0 +1,176 @@
+/* verify.c — shape inference and the graph verifier.
+ *
+ * One walk in execution order: each node's inputs must already exist, its
+ * attributes must be in range, and its input shapes must agree; the node's
+ * output shape is then inferred from them. Every message names the node by
+ * its description path and op, and says expected vs found, so a wrong
+ * description is fixed from the message alone. */
+#include "ir.h"
+
+#include <stdlib.h>
+
+typedef struct {
+    ir_graph *g;
+    const ir_node *n;
+    gm_err *e;
+} checker;
+
+static int fail_at(checker *c, const char *what, int64_t want, int64_t found) {
+    return gm_fail(c->e, "%s (%s): %s: expected %lld, found %lld", c->n->where,
+                   ir_ops[c->n->op].name, what, (long long)want, (long long)found);
+}
+
+static const ir_value *input(checker *c, int i) { return &c->g->values[c->n->in[i]]; }
+
+/* An activation [T, C]; returns C, or -1 after reporting. */
+static int64_t act_cols(checker *c, int i) {
+    const ir_value *v = input(c, i);
+    if (v->kind == IR_WEIGHT || v->ndim != 2 || v->dims[0] != IR_DIM_T || v->dtype != GM_F32)
+        return gm_fail(c->e, "%s (%s): input %d '%s' must be an f32 activation [T, C]",
+                       c->n->where, ir_ops[c->n->op].name, i, v->name);
+    return v->dims[1];
+}
+
+static int weight_ndim(checker *c, int i, int ndim) {
+    const ir_value *v = input(c, i);
+    if (v->kind != IR_WEIGHT || v->ndim != ndim)
+        return gm_fail(c->e, "%s (%s): input %d '%s' must be a weight with %d dimension%s",
+                       c->n->where, ir_ops[c->n->op].name, i, v->name, ndim, ndim > 1 ? "s" : "");
+    return 0;
+}
+
+static int attr_int(checker *c, ir_attr a, int64_t min) {
+    double x = c->n->attr[a];
+    if (x != floor(x) || x < (double)min || x > 1e12)
+        return gm_fail(c->e, "%s (%s): attribute %s: expected an integer >= %lld, found %g",
+                       c->n->where, ir_ops[c->n->op].name, ir_attr_names[a], (long long)min, x);
+    return 0;
+}
+
+static int attr_positive(checker *c, ir_attr a) {
+    double x = c->n->attr[a];
+    if (!(x > 0) || isinf(x))
+        return gm_fail(c->e, "%s (%s): attribute %s: expected a positive number, found %g",
+                       c->n->where, ir_ops[c->n->op].name, ir_attr_names[a], x);
+    return 0;
+}
+
+static int check_attrs_present(checker *c) {
+    for (int a = 0; a < IR_ATTR_COUNT; a++)
+        if ((ir_ops[c->n->op].attrs >> a & 1) && isnan(c->n->attr[a]))
+            return gm_fail(c->e, "%s (%s): attribute %s is required", c->n->where,
+                           ir_ops[c->n->op].name, ir_attr_names[a]);
+    return 0;
+}
+
+static int64_t infer_embed(checker *c) {
+    const ir_value *ids = input(c, 0);
+    if (ids->dtype != GM_I32 || ids->ndim != 1 || ids->dims[0] != IR_DIM_T)
+        return gm_fail(c->e, "%s (embed): input 0 '%s' must be token ids i32 [T]", c->n->where, ids->name);
+    if (weight_ndim(c, 1, 2)) return -1;
+    return input(c, 1)->dims[1];
+}
+
+static int64_t infer_rms_norm(checker *c) {
+    int64_t cols = act_cols(c, 0);
+    if (cols < 0 || weight_ndim(c, 1, 1) || attr_positive(c, IR_A_EPS)) return -1;
+    int64_t group = input(c, 1)->dims[0];
+    if (group <= 0 || cols % group)
+        return gm_fail(c->e, "%s (rms_norm): weight '%s' has %lld elements, which must divide the %lld columns of '%s'",
+                       c->n->where, input(c, 1)->name, (long long)group, (long long)cols, input(c, 0)->name);
+    return cols;
+}
+
+static int64_t infer_matmul(checker *c) {
+    int64_t k = act_cols(c, 0);
+    if (k < 0 || weight_ndim(c, 1, 2)) return -1;
+    if (input(c, 1)->dims[1] != k)
+        return fail_at(c, "weight columns (in-features) must equal the input's columns", k, input(c, 1)->dims[1]);
+    return input(c, 1)->dims[0];
+}
+
+static int64_t infer_rope(checker *c) {
+    int64_t cols = act_cols(c, 0);
+    if (cols < 0 || attr_int(c, IR_A_HEAD_DIM, 2) || attr_positive(c, IR_A_THETA) ||
+        attr_positive(c, IR_A_POS_SCALE)) return -1;
+    int64_t hd = (int64_t)c->n->attr[IR_A_HEAD_DIM];
+    if (hd % 2 || cols % hd)
+        return gm_fail(c->e, "%s (rope): head_dim %lld must be even and divide the %lld columns",
+                       c->n->where, (long long)hd, (long long)cols);
+    return cols;
+}
+
+static int64_t infer_attention(checker *c) {
+    const double *a = c->n->attr;
+    if (attr_int(c, IR_A_HEADS, 1) || attr_int(c, IR_A_KV_HEADS, 1) || attr_int(c, IR_A_HEAD_DIM, 1) ||
+        attr_int(c, IR_A_WINDOW, 0) || attr_positive(c, IR_A_SCALE)) return -1;
+    if (a[IR_A_SOFTCAP] < 0) return fail_at(c, "softcap must be >= 0 (0: none)", 0, (int64_t)a[IR_A_SOFTCAP]);
+    int64_t nh = (int64_t)a[IR_A_HEADS], nkv = (int64_t)a[IR_A_KV_HEADS], hd = (int64_t)a[IR_A_HEAD_DIM];
+    if (nh % nkv) return fail_at(c, "heads must be a multiple of kv_heads; kv_heads", nh, nkv);
+    int64_t want[3] = {nh * hd, nkv * hd, nkv * hd};
+    for (int i = 0; i < 3; i++) {
+        int64_t cols = act_cols(c, i);
+        if (cols < 0) return -1;
+        if (cols != want[i]) return fail_at(c, i ? "k/v columns (kv_heads·head_dim)" : "q columns (heads·head_dim)",
+                                            want[i], cols);
+    }
+    return nh * hd;
+}
+
+static int64_t infer_same_shape(checker *c) {
+    int64_t cols = act_cols(c, 0);
+    if (cols < 0) return -1;
+    if (ir_ops[c->n->op].n_inputs == 2) {
+        int64_t other = act_cols(c, 1);
+        if (other < 0) return -1;
+        if (other != cols) return fail_at(c, "both inputs must have the same columns", cols, other);
+    }
+    if (c->n->op == IR_SCALE && !isfinite(c->n->attr[IR_A_BY])) return fail_at(c, "finite 'by'", 0, 0);
+    if (c->n->op == IR_SOFTCAP && attr_positive(c, IR_A_CAP)) return -1;
+    return cols;
+}
+
+static int64_t infer_cols(checker *c) {
+    switch (c->n->op) {
+    case IR_EMBED: return infer_embed(c);
+    case IR_RMS_NORM: return infer_rms_norm(c);
+    case IR_MATMUL: return infer_matmul(c);
+    case IR_ROPE: return infer_rope(c);
+    case IR_ATTENTION: return infer_attention(c);
+    default: return infer_same_shape(c);
+    }
+}
+
+int ir_verify(ir_graph *g, gm_err *e) {
+    char *made = gm_calloc(g->n_values, 1);
+    int rc = 0;
+    for (int i = 0; i < g->n_nodes && !rc; i++) {
+        checker c = {g, &g->nodes[i], e};
+        const ir_node *n = c.n;
+        for (int k = 0; k < ir_ops[n->op].n_inputs && !rc; k++) {
+            const ir_value *v = &g->values[n->in[k]];
+            if (v->kind == IR_ACT && !made[n->in[k]])
+                rc = gm_fail(e, "%s (%s): input %d '%s' is used before it is defined", n->where,
+                             ir_ops[n->op].name, k, v->name);
+        }
+        if (rc || (rc = check_attrs_present(&c))) break;
+        int64_t cols = infer_cols(&c);
+        if (cols < 0) rc = -1;
+        ir_value *out = &g->values[n->out];
+        if (!rc && (out->kind != IR_ACT || made[n->out]))
+            rc = gm_fail(e, "%s (%s): output '%s' must be a new activation", n->where, ir_ops[n->op].name, out->name);
+        if (rc) break;
+        out->dtype = GM_F32;
+        out->ndim = 2;
+        out->dims[0] = IR_DIM_T;
+        out->dims[1] = cols;
+        made[n->out] = 1;
+    }
+    if (!rc && (g->logits < 0 || !made[g->logits]))
+        rc = gm_fail(e, "graph.head: no op defines 'logits'");
+    if (!rc && g->values[g->logits].dims[1] != g->vocab)
+        rc = gm_fail(e, "graph.head: logits have %lld columns, expected config.vocab = %lld",
+                     (long long)g->values[g->logits].dims[1], (long long)g->vocab);
+    free(made);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* common.c — error records, checked allocation, whole-file I/O with atomic
+ * writes, and the element types. See common.h for why errors are records. */
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int gm_fail(gm_err *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static void *check_alloc(void *p) {
+    if (!p) {
+        fprintf(stderr, "gemmac: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void *gm_malloc(size_t n) { return check_alloc(malloc(n ? n : 1)); }
+void *gm_calloc(size_t n, size_t size) { return check_alloc(calloc(n ? n : 1, size ? size : 1)); }
+void *gm_realloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1)); }
+char *gm_strdup(const char *s) { return check_alloc(strdup(s)); }
+
+char *gm_read_file(const char *path, size_t *len, gm_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = gm_malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) buf = gm_realloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        gm_fail(e, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e) {
+    size_t n = strlen(path) + 32;
+    char *tmp = gm_malloc(n);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int r = gm_fail(e, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return r;
+    }
+    int ok = fwrite(data, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int r = gm_fail(e, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return r;
+    }
+    free(tmp);
+    return 0;
+}
+
+static const struct {
+    const char *name, *upper;
+    size_t size;
+} dtypes[GM_DTYPE_COUNT] = {
+    [GM_F32] = {"f32", "F32", 4},
+    [GM_BF16] = {"bf16", "BF16", 2},
+    [GM_F16] = {"f16", "F16", 2},
+    [GM_I32] = {"i32", "I32", 4},
+};
+
+size_t gm_dtype_size(gm_dtype t) { return dtypes[t].size; }
+const char *gm_dtype_name(gm_dtype t) { return dtypes[t].name; }
+
+int gm_dtype_from_name(const char *s, gm_dtype *t) {
+    for (int i = 0; i < GM_DTYPE_COUNT; i++)
+        if (!strcmp(s, dtypes[i].name) || !strcmp(s, dtypes[i].upper)) {
+            *t = (gm_dtype)i;
+            return 0;
+        }
+    return -1;
+}
+
+float gm_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: renormalise */
+            int shift = 0;
+            while (!(man & 0x400)) man <<= 1, shift++;
+            u = sign | ((uint32_t)(127 - 15 - shift + 1) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void gm_to_f32(gm_dtype t, const void *src, float *dst, size_t n) {
+    const uint16_t *h = src;
+    switch (t) {
+    case GM_F32: memcpy(dst, src, n * 4); break;
+    case GM_BF16: for (size_t i = 0; i < n; i++) dst[i] = gm_bf16_to_f32(h[i]); break;
+    case GM_F16: for (size_t i = 0; i < n; i++) dst[i] = gm_f16_to_f32(h[i]); break;
+    case GM_I32: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int32_t *)src)[i]; break;
+    default: break;
+    }
+}

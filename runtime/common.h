@@ -1,0 +1,61 @@
+/* common.h — the few things every part of gemmac shares: the error record that
+ * carries a user-facing message up to the CLI, the tensor element types, and
+ * the conversions between the 16-bit float formats and f32.
+ *
+ * Errors never print from deep inside a module: a function that can fail on
+ * user input fills a gm_err with one line (file, field or tensor, expected vs
+ * found, a hint) and returns -1; the caller decides what to do with it. */
+#ifndef GM_COMMON_H
+#define GM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    char msg[1024]; /* one line, no trailing newline; empty when no error */
+} gm_err;
+
+/* Formats msg into e (when e is not NULL) and returns -1, so that
+ * `return gm_fail(e, "...")` reads naturally. */
+int gm_fail(gm_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* malloc/calloc/realloc/strdup that abort on out-of-memory (an internal
+ * failure, not a user error). */
+void *gm_malloc(size_t n);
+void *gm_calloc(size_t n, size_t size);
+void *gm_realloc(void *p, size_t n);
+char *gm_strdup(const char *s);
+
+/* Reads a whole file into a NUL-terminated buffer; *len gets its size. */
+char *gm_read_file(const char *path, size_t *len, gm_err *e);
+
+/* Writes data to path atomically: a temporary file beside it, then rename.
+ * No partial output is ever left under `path`. */
+int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
+
+typedef enum {
+    GM_F32,
+    GM_BF16,
+    GM_F16,
+    GM_I32,
+    GM_DTYPE_COUNT
+} gm_dtype;
+
+size_t gm_dtype_size(gm_dtype t);
+const char *gm_dtype_name(gm_dtype t);          /* "f32", "bf16", ... */
+int gm_dtype_from_name(const char *s, gm_dtype *t); /* accepts f32/F32/bf16/BF16/... */
+
+static inline float gm_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float gm_f16_to_f32(uint16_t h);
+
+/* Converts n elements of type t starting at src into f32. */
+void gm_to_f32(gm_dtype t, const void *src, float *dst, size_t n);
+
+#endif

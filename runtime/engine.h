@@ -1,0 +1,40 @@
+/* engine.h — the compiled-model ABI, one for every backend.
+ *
+ * An engine is a model ready to run: weights bound, a KV cache for `context`
+ * positions, and scratch memory. The sampling loop, chat mode and the CLI sit
+ * on this struct only, so the reference interpreter, JIT and AOT code share
+ * everything above it. Positions are absolute: a call at `pos` appends its
+ * tokens to the cache after the first `pos` ones (which it keeps). */
+#ifndef GM_ENGINE_H
+#define GM_ENGINE_H
+
+#include "common.h"
+
+typedef struct rt_engine rt_engine;
+
+struct rt_engine {
+    const char *backend;   /* "reference", ... */
+    int64_t vocab;         /* logits per row */
+    int context;           /* positions the KV cache holds */
+    size_t kv_bytes;       /* memory of the KV cache */
+    /* Feeds tokens[0..n) at positions pos..pos+n-1. Writes logits [n][vocab]
+     * when all_rows, else only the last row [vocab]. */
+    int (*prefill)(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits,
+                   int all_rows, gm_err *e);
+    /* One token at position pos; logits [vocab]. */
+    int (*decode)(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e);
+    void (*free)(rt_engine *en);
+};
+
+/* How an engine is made; the same for every backend. */
+typedef struct {
+    int context;        /* KV cache positions, 1..the model's max_context */
+    int full_kv;        /* keep every position even for sliding layers (tests) */
+} rt_engine_opts;
+
+int rt_check_opts(const rt_engine_opts *o, int64_t max_context, gm_err *e);
+
+/* The check every backend makes before a call. */
+int rt_check_span(const rt_engine *en, const int32_t *tokens, int n, int pos, gm_err *e);
+
+#endif

@@ -1,0 +1,37 @@
+/* safetensors.h — read-only access to Hugging Face safetensors checkpoints.
+ *
+ * A checkpoint is one `model.safetensors` file or several shards listed by
+ * `model.safetensors.index.json`. Every file is mmapped; tensors point into
+ * the mapping and are never copied. Opening validates everything a lying or
+ * truncated file could get wrong (header length, header JSON, dtype, shape,
+ * offsets inside the file, ordered and not overlapping, size = elements ×
+ * dtype size) so that later code may trust what it reads. */
+#ifndef GM_SAFETENSORS_H
+#define GM_SAFETENSORS_H
+
+#include "common.h"
+
+#define ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;                   /* tensor name as in the header */
+    gm_dtype dtype;               /* F32, BF16 or F16 (I32 also accepted) */
+    int ndim;                     /* number of dimensions, 0..ST_MAX_DIMS */
+    int64_t shape[ST_MAX_DIMS];   /* dimensions, outermost first */
+    const void *data;             /* first byte, inside the mapping */
+    size_t nbytes;                /* elements × dtype size */
+    const char *file;             /* path of the file that holds it */
+} st_tensor;
+
+typedef struct st_archive st_archive;
+
+/* Opens `path`: a .safetensors file, a model.safetensors.index.json, or a
+ * directory holding either (the index wins when both exist). */
+st_archive *st_open(const char *path, gm_err *e);
+void st_close(st_archive *a);
+
+int st_count(const st_archive *a);
+const st_tensor *st_get(const st_archive *a, int i);
+const st_tensor *st_find(const st_archive *a, const char *name); /* NULL if absent */
+
+#endif

@@ -1,0 +1,244 @@
+/* test_cli.c — the gemmac command line as a user meets it: the logits probe
+ * reproduces the oracle through the real binary and files, and every kind of
+ * bad input (a truncated or lying checkpoint, a missing tensor, a wrong shape
+ * or dtype, malformed JSON, a bad flag, a prompt too long) ends with exactly
+ * one `gemmac: ...` line naming the problem and a non-zero exit, never a
+ * crash and never a half-written output file. */
+#include "testing.h"
+
+#include "runtime/common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static const char *gemmac;
+static char dir[4096];
+static char err_text[8192];
+
+/* Runs gemmac with args (a shell fragment); stdout to dir/out.txt, stderr
+ * kept in err_text. Returns the exit status, or -1 when killed by a signal. */
+static int run(const char *args) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > out.txt 2> err.txt", dir, gemmac, args);
+    int st = system(cmd);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    gm_err e;
+    char *text = gm_read_file(path, NULL, &e);
+    snprintf(err_text, sizeof err_text, "%s", text ? text : "");
+    free(text);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The run failed with status `code` and one line holding `part`. */
+static void expect_error(const char *args, int code, const char *part) {
+    int rc = run(args);
+    size_t n = strlen(err_text);
+    int one_line = n > 0 && err_text[n - 1] == '\n' && !memchr(err_text, '\n', n - 1);
+    if (rc != code || !one_line || !strstr(err_text, part) || strncmp(err_text, "gemmac: ", 8))
+        printf("\n  gemmac %s\n  exit %d (expected %d), stderr: %s  (expected \"%s\")\n", args, rc, code, err_text, part);
+    CU_ASSERT_EQUAL(rc, code);
+    CU_ASSERT(one_line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, part));
+}
+
+static void copy(const char *from, const char *to) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", from, to);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+}
+
+static void write_text(const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ckpt/model.safetensors with this header (padded) and data_len zero bytes. */
+static void write_st(const char *header, size_t data_len, uint64_t claimed_len) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    uint64_t n = strlen(header);
+    uint64_t len = claimed_len ? claimed_len : n;
+    fwrite(&len, 8, 1, f);
+    fwrite(header, 1, n, f);
+    for (size_t i = 0; i < data_len; i++) fputc(0, f);
+    fclose(f);
+}
+
+static void fresh_ckpt(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("cli"));
+    char to[4200];
+    snprintf(to, sizeof to, "%s/ckpt", dir);
+    copy(test_path("golden/tiny-gemma1-mqa"), to);
+}
+
+static void test_logits_probe(void) {
+    fresh_ckpt();
+    /* prompt 1 of tiny-gemma2 and its 16 greedy steps, from expected.json */
+    char args[4096];
+    snprintf(args, sizeof args, "logits '%s' --tokens 2,710,584,60,594,661,284,586 --out steps.f32 --prefill-out pre.f32",
+             test_path("golden/tiny-gemma2"));
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    gm_err e;
+    size_t len;
+    char *out = gm_read_file(path, NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_STRING_EQUAL(out, "736,656,428,688,680,423,651,557,701,712,100,321,627,253,532,658\n");
+    free(out);
+    snprintf(path, sizeof path, "%s/steps.f32", dir);
+    float *got = (float *)gm_read_file(path, &len, &e);
+    CU_ASSERT_EQUAL(len, 16 * 768 * 4);
+    float *want = (float *)gm_read_file(test_path("golden/tiny-gemma2/expected_logits.f32"), NULL, &e);
+    double worst = 0;
+    for (int i = 0; got && i < 16 * 768; i++) worst = fmax(worst, fabs(got[i] - want[16 * 768 + i]));
+    CU_ASSERT(worst <= 1e-3);
+    snprintf(path, sizeof path, "%s/pre.f32", dir);
+    free(got);
+    got = (float *)gm_read_file(path, &len, &e);
+    CU_ASSERT_EQUAL(len, 8 * 768 * 4);
+    free(got);
+    free(want);
+}
+
+static void test_usage_errors(void) {
+    fresh_ckpt();
+    expect_error("frobnicate", 2, "unknown command \"frobnicate\"");
+    expect_error("logits ckpt --tokens 2,3 --temperature 1", 2, "unknown flag --temperature");
+    expect_error("logits ckpt", 2, "--tokens is required");
+    expect_error("logits ckpt --tokens 2,x", 2, "--tokens: expected comma-separated ids");
+    expect_error("logits ckpt --tokens 2,3 --steps 0", 2, "--steps: expected a positive integer");
+    expect_error("logits ckpt --tokens 2,3 --backend gpu", 1, "unknown backend \"gpu\"");
+}
+
+static void test_prompt_errors(void) {
+    fresh_ckpt();
+    expect_error("logits ckpt --tokens 2,3,4,5 --steps 4 --context 6", 1, "exceeds --context 6");
+    expect_error("logits ckpt --tokens 2,3 --steps 200", 1, "exceeds the model's context of 128 positions");
+    expect_error("logits ckpt --tokens 2,512 --steps 1", 1, "token 1 (id 512) is outside the vocabulary of 512 ids");
+    expect_error("logits ckpt --tokens 2,3 --out missing-dir/x.f32", 1, "missing-dir/x.f32");
+    struct stat st;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/missing-dir", dir);
+    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+}
+
+static void test_config_errors(void) {
+    fresh_ckpt();
+    write_text("ckpt/config.json", "{\"model_type\": \"gemma\", \"hidden_size\": 64,");
+    expect_error("logits ckpt --tokens 2", 1, "ckpt/config.json");
+    write_text("ckpt/config.json", "{\"model_type\": \"llama\"}");
+    expect_error("logits ckpt --tokens 2", 1, "llama");
+    expect_error("info nowhere", 1, "nowhere");
+}
+
+static void test_checkpoint_errors(void) {
+    fresh_ckpt();
+    const char *hdr = "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]}}";
+    write_st(hdr, 100, 0);
+    expect_error("logits ckpt --tokens 2", 1, "model.norm.weight");
+    write_st(hdr, 256, 1 << 30);
+    expect_error("logits ckpt --tokens 2", 1, "ckpt/model.safetensors");
+    write_st("{\"model.norm.weight\":{\"dtype\":\"F64\",\"shape\":[64],\"data_offsets\":[0,512]}}", 512, 0);
+    expect_error("logits ckpt --tokens 2", 1, "F64");
+    write_st("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]", 256, 0);
+    expect_error("logits ckpt --tokens 2", 1, "ckpt/model.safetensors");
+    write_st(hdr, 256, 0); /* valid, but without the embedding */
+    expect_error("logits ckpt --tokens 2", 1, "model.embed_tokens.weight");
+    write_st("{\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[512,64],\"data_offsets\":[0,131072]},"
+             "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[131072,131328]}}",
+             131328, 0); /* valid, but the layers are missing */
+    expect_error("logits ckpt --tokens 2", 1, "ckpt: tensor model.layers.0.input_layernorm.weight (role attn_norm of layer 0) is missing");
+    write_st("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 2, 0); /* truncated */
+    expect_error("logits ckpt --tokens 2", 1, "ckpt/model.safetensors");
+}
+
+static void test_shape_errors(void) {
+    fresh_ckpt();
+    /* the description says 5 layers, the checkpoint has 3 */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt/config.json", dir);
+    gm_err e;
+    char *cfg = gm_read_file(path, NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    char *at = strstr(cfg, "\"num_hidden_layers\": 3");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    at[strlen("\"num_hidden_layers\": ")] = '5';
+    write_text("ckpt/config.json", cfg);
+    expect_error("logits ckpt --tokens 2", 1, "tensor model.layers.3.");
+    /* intermediate size that disagrees with the checkpoint */
+    at[strlen("\"num_hidden_layers\": ")] = '3';
+    char *inter = strstr(cfg, "\"intermediate_size\": 256");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(inter);
+    memcpy(inter + strlen("\"intermediate_size\": "), "128", 3);
+    write_text("ckpt/config.json", cfg);
+    expect_error("logits ckpt --tokens 2", 1, "shape [128, 64] expected, found [256, 64]");
+    free(cfg);
+}
+
+static char *read_out(void) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    gm_err e;
+    char *text = gm_read_file(path, NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    return text;
+}
+
+static void test_run_errors(void) {
+    fresh_ckpt();
+    char args[8192], demo[4096];
+    snprintf(demo, sizeof demo, "%s", test_path("../models/demo"));
+    expect_error("run ckpt -p hi", 1, "no tokenizer: ckpt/tokenizer.model not found; pass --tokenizer FILE");
+    snprintf(args, sizeof args, "run '%s' -p hi --tokenizer '%s'", demo, test_path("tokenizers/gemma-tokenizer.model"));
+    expect_error(args, 1, "the tokenizer has 256000 pieces but the model has 2048 logits");
+    snprintf(args, sizeof args, "run '%s' -p 'a prompt that is longer than four tokens' --context 4", demo);
+    expect_error(args, 1, "the prompt needs");
+    snprintf(args, sizeof args, "run '%s' -p hi --top-p 1.5", demo);
+    expect_error(args, 1, "--top-p: expected a number in (0, 1], found 1.5");
+    expect_error("run ckpt -p hi --frobnicate", 2, "unknown flag --frobnicate");
+    expect_error("run ckpt", 2, "no prompt: pass -p TEXT, or --chat");
+    expect_error("run ckpt -p hi -n x", 2, "-n: expected an integer >= 1, found \"x\"");
+}
+
+static void test_run_demo(void) {
+    fresh_ckpt();
+    /* no model: the embedded demo, said plainly; a seed reproduces the text */
+    CU_ASSERT_EQUAL_FATAL(run("run -p 'Hello there' -n 24 --seed 7"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "tiny untrained"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "tok/s"));
+    char *first = read_out();
+    CU_ASSERT(strlen(first) > 1);
+    CU_ASSERT_EQUAL_FATAL(run("run --path_checkpoint '" GM_SOURCE_DIR "/models/demo' --string_to_sample 'Hello there' "
+                              "--total_generation_steps 24 --seed 7"), 0);
+    char *second = read_out();
+    CU_ASSERT_STRING_EQUAL(first, second);
+    free(first);
+    free(second);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return fprintf(stderr, "usage: test_cli PATH-TO-GEMMAC\n"), 2;
+    static char exe[4096];
+    if (!realpath(argv[1], exe)) return fprintf(stderr, "test_cli: %s not found\n", argv[1]), 2;
+    gemmac = exe;
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("cli", NULL, NULL);
+    CU_add_test(s, "logits probe matches the oracle", test_logits_probe);
+    CU_add_test(s, "usage errors", test_usage_errors);
+    CU_add_test(s, "prompt errors", test_prompt_errors);
+    CU_add_test(s, "config errors", test_config_errors);
+    CU_add_test(s, "checkpoint errors", test_checkpoint_errors);
+    CU_add_test(s, "shape errors", test_shape_errors);
+    CU_add_test(s, "run errors", test_run_errors);
+    CU_add_test(s, "run the demo", test_run_demo);
+    return test_run_all();
+}

@@ -1,0 +1,31 @@
+/* testing.c — shared CUnit plumbing; see testing.h. */
+#include "testing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *test_path(const char *rel) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/tests/%s", GM_SOURCE_DIR, rel);
+    return buf;
+}
+
+const char *test_tmpdir(const char *name) {
+    static char buf[4096];
+    char cmd[8300];
+    snprintf(buf, sizeof buf, "%s/tmp-%s", GM_BINARY_DIR, name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot create %s\n", buf);
+        exit(2);
+    }
+    return buf;
+}
+
+int test_run_all(void) {
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,19 @@
+/* testing.h — what every CUnit suite of gemmac shares: where the test data
+ * lives, and a main loop whose exit status is non-zero when any test failed
+ * (CU_basic_run_tests alone returns success even then). */
+#ifndef GM_TESTING_H
+#define GM_TESTING_H
+
+#include <CUnit/Basic.h>
+
+/* Absolute path of a file in the source tree's tests/ folder, e.g.
+ * test_path("golden/tiny-gemma2"). Returns a static buffer. */
+const char *test_path(const char *rel);
+
+/* A fresh empty directory under the build tree for one test's files. */
+const char *test_tmpdir(const char *name);
+
+/* Runs every registered suite verbosely; returns 0 only when all passed. */
+int test_run_all(void);
+
+#endif
