@@ -167,7 +167,8 @@ static int parse_entry(const char *file, const cJSON *j, const uint8_t *data, ui
         return gm_fail(e, "%s: tensor %s: entry is not an object, expected {\"dtype\", \"shape\", \"data_offsets\"}; the header is malformed",
                        file, name);
     uint64_t off[2] = {0, 0}, want;
-    if (parse_dtype(file, name, cJSON_GetObjectItemCaseSensitive(j, "dtype"), t, e) ||
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(j, "dtype");
+    if (parse_dtype(file, name, dtype, t, e) ||
         parse_shape(file, name, cJSON_GetObjectItemCaseSensitive(j, "shape"), t, e) ||
         parse_offsets(file, name, cJSON_GetObjectItemCaseSensitive(j, "data_offsets"), off, data_size, e))
         return -1;
@@ -178,7 +179,7 @@ static int parse_entry(const char *file, const cJSON *j, const uint8_t *data, ui
                        file, name, shape);
     if (want != off[1] - off[0])
         return gm_fail(e, "%s: tensor %s: shape %s of %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu; the header is inconsistent",
-                       file, name, shape, gm_dtype_name(t->dtype), (unsigned long long)want,
+                       file, name, shape, dtype->valuestring, (unsigned long long)want,
                        (unsigned long long)off[0], (unsigned long long)off[1],
                        (unsigned long long)(off[1] - off[0]));
     t->name = gm_strdup(name);
@@ -291,12 +292,15 @@ static int by_name(const void *x, const void *y) {
 
 /* Sorts by name; a name held twice is an error. */
 static int sort_tensors(st_archive *a, gm_err *e) {
-    qsort(a->tensors, (size_t)a->n_tensors, sizeof *a->tensors, by_name);
+    if (a->n_tensors > 1) qsort(a->tensors, (size_t)a->n_tensors, sizeof *a->tensors, by_name);
     for (int i = 1; i < a->n_tensors; i++) {
         const st_tensor *p = &a->tensors[i - 1], *t = &a->tensors[i];
-        if (!strcmp(p->name, t->name))
-            return gm_fail(e, "%s: tensor %s is held twice (also in %s); a checkpoint must hold each tensor once",
-                           t->file, t->name, p->file);
+        if (strcmp(p->name, t->name)) continue;
+        if (p->file == t->file)
+            return gm_fail(e, "%s: tensor %s appears twice in the header; a checkpoint must hold each tensor once",
+                           t->file, t->name);
+        return gm_fail(e, "%s: tensor %s is held twice (also in %s); a checkpoint must hold each tensor once",
+                       t->file, t->name, p->file);
     }
     return 0;
 }
@@ -424,7 +428,7 @@ const st_tensor *st_get(const st_archive *a, int i) {
 }
 
 const st_tensor *st_find(const st_archive *a, const char *name) {
-    if (!a || !name) return NULL;
+    if (!a || !name || !a->n_tensors) return NULL;
     st_tensor key = {.name = (char *)name};
     return bsearch(&key, a->tensors, (size_t)a->n_tensors, sizeof *a->tensors, by_name);
 }

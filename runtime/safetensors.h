@@ -4,7 +4,7 @@
  * `model.safetensors.index.json`. Every file is mmapped; tensors point into
  * the mapping and are never copied. Opening validates everything a lying or
  * truncated file could get wrong (header length, header JSON, dtype, shape,
- * offsets inside the file, ordered and not overlapping, size = elements ×
+ * offsets inside the file and not overlapping, size = elements ×
  * dtype size) so that later code may trust what it reads. */
 #ifndef GM_SAFETENSORS_H
 #define GM_SAFETENSORS_H
