@@ -189,53 +189,36 @@ static int list_tensors(const ir_graph *g, gm_dtype dtype, tensor **out, gm_err 
 
 /* ---- the safetensors file ---------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} strbuf;
 
-static void put(strbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) b->s = gm_realloc(b->s, b->cap = 2 * (b->n + n + 1));
-    memcpy(b->s + b->n, s, n);
-    b->s[b->n += n] = 0;
-}
-
-static void put_str(strbuf *b, const char *s) { put(b, s, strlen(s)); }
-
-static void putf(strbuf *b, const char *fmt, long long v) {
-    char tmp[64];
-    put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, fmt, v));
-}
-
-static void put_json_string(strbuf *b, const char *s) {
-    put_str(b, "\"");
+static void put_json_string(gm_buf *b, const char *s) {
+    gm_buf_puts(b, "\"");
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') put_str(b, "\\");
-        if ((unsigned char)*s < 0x20) putf(b, "\\u%04llx", (unsigned char)*s);
-        else put(b, s, 1);
+        if (*s == '"' || *s == '\\') gm_buf_puts(b, "\\");
+        if ((unsigned char)*s < 0x20) gm_buf_printf(b, "\\u%04x", (unsigned)(unsigned char)*s);
+        else gm_buf_put(b, s, 1);
     }
-    put_str(b, "\"");
+    gm_buf_puts(b, "\"");
 }
 
 static const char *st_dtype(gm_dtype t) { return t == GM_F32 ? "F32" : t == GM_BF16 ? "BF16" : "F16"; }
 
 /* The header JSON, padded with spaces to a multiple of 8. */
-static strbuf header(const tensor *ts, int n) {
-    strbuf b = {0};
-    put_str(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+static gm_buf header(const tensor *ts, int n) {
+    gm_buf b = {0};
+    gm_buf_puts(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < n; i++) {
         const ir_value *w = ts[i].w;
-        put_str(&b, ",");
+        gm_buf_puts(&b, ",");
         put_json_string(&b, w->name);
-        put_str(&b, ":{\"dtype\":\"");
-        put_str(&b, st_dtype(ts[i].dtype));
-        put_str(&b, "\",\"shape\":[");
-        for (int d = 0; d < w->ndim; d++) putf(&b, d ? ",%lld" : "%lld", (long long)w->dims[d]);
-        putf(&b, "],\"data_offsets\":[%lld,", (long long)ts[i].offset);
-        putf(&b, "%lld]}", (long long)(ts[i].offset + tensor_bytes(&ts[i])));
+        gm_buf_puts(&b, ":{\"dtype\":\"");
+        gm_buf_puts(&b, st_dtype(ts[i].dtype));
+        gm_buf_puts(&b, "\",\"shape\":[");
+        for (int d = 0; d < w->ndim; d++) gm_buf_printf(&b, d ? ",%lld" : "%lld", (long long)w->dims[d]);
+        gm_buf_printf(&b, "],\"data_offsets\":[%lld,", (long long)ts[i].offset);
+        gm_buf_printf(&b, "%lld]}", (long long)(ts[i].offset + tensor_bytes(&ts[i])));
     }
-    put_str(&b, "}");
-    while (b.n % 8) put_str(&b, " ");
+    gm_buf_puts(&b, "}");
+    while (b.len % 8) gm_buf_puts(&b, " ");
     return b;
 }
 
@@ -256,10 +239,10 @@ static int write_tensor(FILE *f, const tensor *t, uint64_t seed, float *x, unsig
 }
 
 /* Writes the header and every tensor to f; returns 0 or -1 (errno set). */
-static int write_stream(FILE *f, const strbuf *h, const tensor *ts, int n, uint64_t seed) {
+static int write_stream(FILE *f, const gm_buf *h, const tensor *ts, int n, uint64_t seed) {
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h->n >> (8 * i));
-    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h->s, 1, h->n, f) != h->n) return -1;
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h->s, 1, h->len, f) != h->len) return -1;
     float *x = gm_malloc((CHUNK + 1) * sizeof *x);
     unsigned char *bytes = gm_malloc(CHUNK * sizeof(float));
     int rc = 0;
@@ -275,8 +258,8 @@ static int64_t write_safetensors(const char *path, const tensor *ts, int n, uint
     size_t len = strlen(path) + 32;
     char *tmp = gm_malloc(len);
     snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    strbuf h = header(ts, n);
-    int64_t size = 8 + (int64_t)h.n + (n ? (int64_t)(ts[n - 1].offset + tensor_bytes(&ts[n - 1])) : 0);
+    gm_buf h = header(ts, n);
+    int64_t size = 8 + (int64_t)h.len + (n ? (int64_t)(ts[n - 1].offset + tensor_bytes(&ts[n - 1])) : 0);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         size = gm_fail(e, "%s: cannot create: %s", tmp, strerror(errno));

@@ -8,6 +8,7 @@
  * expected_prefill_logits.f32. */
 #include "cli.h"
 #include "model.h"
+#include "runtime/sampler.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -50,13 +51,6 @@ static int parse_count(const char *s, int min, int *out) {
     return 0;
 }
 
-static int32_t argmax(const float *x, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int32_t)best;
-}
-
 typedef struct {
     const char *model, *tokens, *out, *prefill_out, *backend, *weights;
     int steps, context;
@@ -91,10 +85,10 @@ static int run_probe(rt_engine *en, const int32_t *ids, int n, int steps, float 
         if (en->prefill(en, ids, n, 0, prefill_rows, 1, e)) return -1;
         memcpy(rows, prefill_rows + (n - 1) * V, V * sizeof(float));
     } else if (en->prefill(en, ids, n, 0, rows, 0, e)) return -1;
-    cont[0] = argmax(rows, V);
+    cont[0] = rt_argmax(rows, V);
     for (int s = 1; s < steps; s++) {
         if (en->decode(en, cont[s - 1], n + s - 1, rows + s * V, e)) return -1;
-        cont[s] = argmax(rows + s * V, V);
+        cont[s] = rt_argmax(rows + s * V, V);
     }
     return 0;
 }

@@ -6,56 +6,49 @@
  * printer may drop the last digit). */
 #include "json_format.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define WIDTH 100
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} text;
 
-static void put(text *t, const char *s, size_t n) {
-    if (t->len + n + 1 > t->cap) t->s = gm_realloc(t->s, t->cap = 2 * (t->len + n + 1));
-    memcpy(t->s + t->len, s, n);
-    t->s[t->len += n] = 0;
-}
-
-static void puts_(text *t, const char *s) { put(t, s, strlen(s)); }
-
-static void put_number(text *t, double v) {
+static void put_number(gm_buf *t, double v) {
     char buf[40];
+    if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+        snprintf(buf, sizeof buf, "%lld", (long long)v);
+        return gm_buf_puts(t, buf);
+    }
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, v);
         if (strtod(buf, NULL) == v) break;
     }
-    puts_(t, buf);
+    gm_buf_puts(t, buf);
 }
 
-static void put_string(text *t, const char *s) {
+static void put_string(gm_buf *t, const char *s) {
     cJSON *tmp = cJSON_CreateString(s);
     char *q = cJSON_PrintUnformatted(tmp);
-    puts_(t, q);
+    gm_buf_puts(t, q);
     free(q);
     cJSON_Delete(tmp);
 }
 
-static void put_inline(text *t, const cJSON *j) {
+static void put_inline(gm_buf *t, const cJSON *j) {
     if (cJSON_IsNumber(j)) return put_number(t, j->valuedouble);
     if (!cJSON_IsArray(j) && !cJSON_IsObject(j)) {
         char *s = cJSON_PrintUnformatted(j);
-        puts_(t, s);
+        gm_buf_puts(t, s);
         free(s);
         return;
     }
-    puts_(t, cJSON_IsArray(j) ? "[" : "{");
+    gm_buf_puts(t, cJSON_IsArray(j) ? "[" : "{");
     for (const cJSON *c = j->child; c; c = c->next) {
-        if (cJSON_IsObject(j)) put_string(t, c->string), puts_(t, ": ");
+        if (cJSON_IsObject(j)) put_string(t, c->string), gm_buf_puts(t, ": ");
         put_inline(t, c);
-        if (c->next) puts_(t, ", ");
+        if (c->next) gm_buf_puts(t, ", ");
     }
-    puts_(t, cJSON_IsArray(j) ? "]" : "}");
+    gm_buf_puts(t, cJSON_IsArray(j) ? "]" : "}");
 }
 
 static int all_plain(const cJSON *j) {
@@ -64,52 +57,52 @@ static int all_plain(const cJSON *j) {
     return 1;
 }
 
-static void indent(text *t, int n) {
-    for (int i = 0; i < n; i++) put(t, " ", 1);
+static void indent(gm_buf *t, int n) {
+    for (int i = 0; i < n; i++) gm_buf_put(t, " ", 1);
 }
 
-static void put_packed(text *t, const cJSON *j, int ind) {
-    puts_(t, "[\n");
+static void put_packed(gm_buf *t, const cJSON *j, int ind) {
+    gm_buf_puts(t, "[\n");
     int col = 0;
     for (const cJSON *c = j->child; c; c = c->next) {
-        text item = {0};
+        gm_buf item = {0};
         put_inline(&item, c);
-        if (col && col + item.len + 2 > WIDTH) puts_(t, "\n"), col = 0;
+        if (col && col + item.len + 2 > WIDTH) gm_buf_puts(t, "\n"), col = 0;
         if (!col) indent(t, ind + 2), col = ind + 2;
-        else puts_(t, " "), col++;
-        puts_(t, item.s);
+        else gm_buf_puts(t, " "), col++;
+        gm_buf_puts(t, item.s);
         col += item.len;
-        if (c->next) puts_(t, ","), col++;
+        if (c->next) gm_buf_puts(t, ","), col++;
         free(item.s);
     }
-    puts_(t, "\n");
+    gm_buf_puts(t, "\n");
     indent(t, ind);
-    puts_(t, "]");
+    gm_buf_puts(t, "]");
 }
 
-static void put_value(text *t, const cJSON *j, int ind, int col) {
-    text one = {0};
+static void put_value(gm_buf *t, const cJSON *j, int ind, int col) {
+    gm_buf one = {0};
     put_inline(&one, j);
     int fits = col + one.len <= WIDTH || !j->child;
-    if (fits) puts_(t, one.s);
+    if (fits) gm_buf_puts(t, one.s);
     free(one.s);
     if (fits) return;
     if (cJSON_IsArray(j) && all_plain(j)) return put_packed(t, j, ind);
-    puts_(t, cJSON_IsArray(j) ? "[\n" : "{\n");
+    gm_buf_puts(t, cJSON_IsArray(j) ? "[\n" : "{\n");
     for (const cJSON *c = j->child; c; c = c->next) {
         indent(t, ind + 2);
         size_t start = t->len;
-        if (cJSON_IsObject(j)) put_string(t, c->string), puts_(t, ": ");
+        if (cJSON_IsObject(j)) put_string(t, c->string), gm_buf_puts(t, ": ");
         put_value(t, c, ind + 2, ind + 2 + (int)(t->len - start) + 1);
-        puts_(t, c->next ? ",\n" : "\n");
+        gm_buf_puts(t, c->next ? ",\n" : "\n");
     }
     indent(t, ind);
-    puts_(t, cJSON_IsArray(j) ? "]" : "}");
+    gm_buf_puts(t, cJSON_IsArray(j) ? "]" : "}");
 }
 
 char *json_format(const cJSON *j) {
-    text t = {0};
+    gm_buf t = {0};
     put_value(&t, j, 0, 0);
-    puts_(&t, "\n");
+    gm_buf_puts(&t, "\n");
     return t.s;
 }

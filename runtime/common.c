@@ -78,6 +78,29 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
     return 0;
 }
 
+void gm_buf_put(gm_buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) b->s = gm_realloc(b->s, b->cap = 2 * (b->len + n + 1));
+    memcpy(b->s + b->len, s, n);
+    b->s[b->len += n] = 0;
+}
+
+void gm_buf_puts(gm_buf *b, const char *s) { gm_buf_put(b, s, strlen(s)); }
+
+void gm_buf_printf(gm_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < (int)sizeof small) return gm_buf_put(b, small, n);
+    char *big = gm_malloc(n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, n + 1, fmt, ap);
+    va_end(ap);
+    gm_buf_put(b, big, n);
+    free(big);
+}
+
 static const struct {
     const char *name, *upper;
     size_t size;

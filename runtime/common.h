@@ -34,6 +34,17 @@ char *gm_read_file(const char *path, size_t *len, gm_err *e);
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
 
+/* A growable, always NUL-terminated byte string. */
+typedef struct {
+    char *s;      /* the text, NULL until the first append */
+    size_t len;   /* bytes, without the NUL */
+    size_t cap;   /* allocated bytes */
+} gm_buf;
+
+void gm_buf_put(gm_buf *b, const char *s, size_t n);
+void gm_buf_puts(gm_buf *b, const char *s);
+void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 typedef enum {
     GM_F32,
     GM_BF16,

@@ -130,7 +130,7 @@ static void penalize(rt_sampler *s, float *logits, const int32_t *recent, int n_
 
 static float key(float l) { return l == l ? l : -INFINITY; }
 
-static int32_t argmax(const float *logits, int64_t vocab) {
+int32_t rt_argmax(const float *logits, int64_t vocab) {
     int32_t best = 0;
     float top = key(logits[0]);
     for (int64_t i = 1; i < vocab; i++)
@@ -308,9 +308,9 @@ static int32_t draw(rt_sampler *s, const cand *c, int n) {
 
 int32_t rt_sample(rt_sampler *s, float *logits, const int32_t *recent, int n_recent) {
     penalize(s, logits, recent, n_recent);
-    if (s->o.temperature == 0) return argmax(logits, s->vocab);
+    if (s->o.temperature == 0) return rt_argmax(logits, s->vocab);
     int n = keep(s, logits, 0);
-    return n > 0 ? draw(s, s->c, n) : argmax(logits, s->vocab);
+    return n > 0 ? draw(s, s->c, n) : rt_argmax(logits, s->vocab);
 }
 
 int rt_sampler_candidates(rt_sampler *s, float *logits, const int32_t *recent, int n_recent, int32_t *ids,
@@ -318,7 +318,7 @@ int rt_sampler_candidates(rt_sampler *s, float *logits, const int32_t *recent, i
     penalize(s, logits, recent, n_recent);
     int n = s->o.temperature == 0 ? 0 : keep(s, logits, 1);
     if (n == 0) {
-        ids[0] = argmax(logits, s->vocab);
+        ids[0] = rt_argmax(logits, s->vocab);
         probs[0] = 1;
         return 1;
     }

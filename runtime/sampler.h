@@ -90,6 +90,9 @@ int32_t rt_sample(rt_sampler *s, float *logits, const int32_t *recent, int n_rec
 int rt_sampler_candidates(rt_sampler *s, float *logits, const int32_t *recent, int n_recent, int32_t *ids,
                           float *probs);
 
+/* The greedy choice: the largest logit, ties to the lowest id, NaN as -inf. */
+int32_t rt_argmax(const float *logits, int64_t vocab);
+
 /* The most rt_sampler_candidates can return: top_k when 0 < top_k < vocab,
  * else vocab (1 for greedy). */
 int rt_sampler_max_candidates(const rt_sampler *s);

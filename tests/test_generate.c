@@ -60,13 +60,6 @@ static char *generate(rt_engine *en, rt_sampler_opts so, const char *text, int m
     return reply;
 }
 
-static int32_t argmax(const float *x, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int32_t)best;
-}
-
 static void test_greedy_is_argmax(void) {
     rt_engine *en = engine(64);
     sink out = {0};
@@ -78,7 +71,7 @@ static void test_greedy_is_argmax(void) {
     gm_err e;
     CU_ASSERT_EQUAL_FATAL(en->prefill(en, s->history, n_prompt, 0, logits, 0, &e), 0);
     for (int i = n_prompt; i < s->n_history; i++) {
-        CU_ASSERT_EQUAL(s->history[i], argmax(logits, en->vocab));
+        CU_ASSERT_EQUAL(s->history[i], rt_argmax(logits, en->vocab));
         CU_ASSERT_EQUAL_FATAL(en->decode(en, s->history[i], i, logits, &e), 0);
     }
     CU_ASSERT_STRING_EQUAL(reply, out.buf); /* the stream is the reply */

@@ -6,6 +6,7 @@
 #include "testing.h"
 
 #include "compiler/model.h"
+#include "runtime/sampler.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -60,13 +61,6 @@ static double max_diff(const float *a, const float *b, int64_t n) {
     return worst;
 }
 
-static int32_t argmax(const float *x, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int32_t)best;
-}
-
 static int32_t *ids_of(const cJSON *arr, int *n) {
     *n = cJSON_GetArraySize(arr);
     int32_t *ids = gm_malloc(*n * sizeof *ids);
@@ -112,7 +106,7 @@ static double check_prompt_greedy(rt_engine *en, const char *name, int p, const 
     for (int s = 0; s < steps; s++) {
         if (s) CU_ASSERT_EQUAL_FATAL(en->decode(en, cont[s - 1], n + s - 1, row, &e), 0);
         worst = fmax(worst, check_row("greedy", name, p, s, row, want + s * V, V));
-        int32_t got = argmax(row, V);
+        int32_t got = rt_argmax(row, V);
         if (got != cont[s]) printf("\n  %s prompt %d step %d: greedy token %d, expected %d\n", name, p, s, got, cont[s]);
         CU_ASSERT_EQUAL(got, cont[s]);
     }
