@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "model.h"
 #include "runtime/generate.h"
+#include "runtime/kv_cache.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -219,8 +220,7 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     int slots = m->graph->n_cache_slots;
     int *windows = gm_malloc(slots * sizeof(int)), *cols = gm_malloc(slots * sizeof(int));
     ir_cache_slots(m->graph, windows, cols);
-    size_t full = 0;
-    for (int i = 0; i < slots; i++) full += 2 * (size_t)en->context * cols[i] * sizeof(float);
+    size_t full = rt_kv_plan_bytes(slots, windows, cols, en->context, 1);
     fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s\n", m->graph->name, m->origin,
             m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend);
     fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",

@@ -114,10 +114,12 @@ static void print_layers(const ir_graph *g) {
 
 int cmd_info(int argc, char **argv) {
     static const char usage[] =
-        "usage: gemmac info <description.json | hf checkpoint dir | config.json>\n"
-        "Prints the model's sizes, the kind of each layer and the exact parameter count.\n";
+        "usage: gemmac info <description.json | hf checkpoint dir | config.json> [--ir]\n"
+        "Prints the model's sizes, the kind of each layer and the exact parameter count;\n"
+        "with --ir, the unrolled tensor IR as well.\n";
     if (help_asked(argc, argv, usage)) return 0;
-    if (argc != 2 || argv[1][0] == '-') return cli_usage_error("info", "expected one model path");
+    int show_ir = argc == 3 && cli_is(argv[2], "--ir");
+    if (argc != 2 + show_ir || argv[1][0] == '-') return cli_usage_error("info", "expected one model path");
     gm_err e;
     char *origin = NULL, *ckpt = NULL;
     cJSON *desc = gm_description_load(argv[1], &origin, &ckpt, &e);
@@ -130,6 +132,7 @@ int cmd_info(int argc, char **argv) {
         print_layers(g);
         printf("ops: %d, kv cache slots: %d\nparameters: %lld\n", g->n_nodes, g->n_cache_slots,
                (long long)ir_param_count(g));
+        if (show_ir) ir_print(g, stdout);
     }
     ir_graph_free(g);
     cJSON_Delete(desc);

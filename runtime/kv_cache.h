@@ -29,6 +29,8 @@ typedef struct {
 /* windows[s] and cols[s] describe slot s; full_length keeps every position
  * even for sliding layers (for tests that compare the two). */
 rt_kv_cache *rt_kv_create(int n_slots, const int *windows, const int *cols, int context, int full_length);
+/* The memory such a cache takes, without making it. */
+size_t rt_kv_plan_bytes(int n_slots, const int *windows, const int *cols, int context, int full_length);
 void rt_kv_free(rt_kv_cache *c);
 size_t rt_kv_bytes(const rt_kv_cache *c);
 

@@ -7,7 +7,9 @@
 #include "testing.h"
 
 #include "compiler/model.h"
+#include "compiler/frontend.h"
 #include "runtime/generate.h"
+#include "runtime/kv_cache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,48 @@ static void test_context_limits(void) {
     en->free(en);
 }
 
+/* The window-sized rings give exactly the logits of full-length caches, with
+ * a prompt and a generation well past the demo's window of 64. */
+static void test_ring_equals_full_cache(void) {
+    gm_err e;
+    rt_engine *ring = gm_model_engine(model, "reference", &(rt_engine_opts){.context = 256}, &e);
+    rt_engine *full = gm_model_engine(model, "reference", &(rt_engine_opts){.context = 256, .full_kv = 1}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+    CU_ASSERT(ring->kv_bytes < full->kv_bytes);
+    int32_t ids[150];
+    for (int i = 0; i < 150; i++) ids[i] = i ? 5 + (i * 37) % 2000 : 2;
+    int64_t V = ring->vocab;
+    float *a = gm_malloc(150 * V * sizeof(float)), *b = gm_malloc(150 * V * sizeof(float));
+    CU_ASSERT_EQUAL_FATAL(ring->prefill(ring, ids, 150, 0, a, 1, &e), 0);
+    CU_ASSERT_EQUAL_FATAL(full->prefill(full, ids, 150, 0, b, 1, &e), 0);
+    CU_ASSERT_EQUAL(memcmp(a, b, 150 * V * sizeof(float)), 0);
+    for (int pos = 150; pos < 230; pos++) {
+        int32_t next = rt_argmax(a, V);
+        CU_ASSERT_EQUAL_FATAL(ring->decode(ring, next, pos, a, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(full->decode(full, next, pos, b, &e), 0);
+        CU_ASSERT_EQUAL(memcmp(a, b, V * sizeof(float)), 0);
+    }
+    free(a);
+    free(b);
+    ring->free(ring);
+    full->free(full);
+}
+
+/* Gemma 3's 5 local : 1 global layers keep about a sixth of the naive cache
+ * at its full context (gemma-3-1b: 32768 positions, window 512). */
+static void test_ring_memory_gemma3(void) {
+    gm_err e;
+    ir_graph *g = frontend_load(test_path("../models/gemma-3-1b.json"), &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    int n = g->n_cache_slots, windows[64], cols[64];
+    ir_cache_slots(g, windows, cols);
+    double ring = rt_kv_plan_bytes(n, windows, cols, 32768, 0), full = rt_kv_plan_bytes(n, windows, cols, 32768, 1);
+    CU_ASSERT_DOUBLE_EQUAL(ring / full, (4 * 32768.0 + 22 * 512.0) / (26 * 32768.0), 1e-12);
+    CU_ASSERT(ring / full < 0.17);
+    ir_graph_free(g);
+}
+
 int main(void) {
     gm_err e;
     char dir[4096];
@@ -212,6 +256,8 @@ int main(void) {
     CU_add_test(s, "chat turn text", test_chat_turn_text);
     CU_add_test(s, "two chat turns feed Gemma's template", test_chat_template);
     CU_add_test(s, "context limits", test_context_limits);
+    CU_add_test(s, "window rings equal full caches", test_ring_equals_full_cache);
+    CU_add_test(s, "gemma 3 rings take a sixth", test_ring_memory_gemma3);
     int rc = test_run_all();
     rt_tok_free(tok);
     gm_model_free(model);
