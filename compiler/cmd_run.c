@@ -23,7 +23,8 @@
 
 static const char usage[] =
     "usage: gemmac run [MODEL] [-p PROMPT] [-n N] [--chat] [--system S] [sampling flags]\n"
-    "  MODEL              a Hugging Face checkpoint dir, its config.json, or a description .json\n"
+    "  MODEL              a Hugging Face checkpoint dir, its config.json, a llama.cpp .gguf file,\n"
+    "                     or a description .json\n"
     "                     with --weights; without one, the embedded demo (a tiny untrained model)\n"
     "  -p, --prompt TEXT  the prompt (BOS is added); in --chat mode, the first user turn\n"
     "  -n, --max-new N    tokens to generate at most (default 256)\n"
@@ -38,7 +39,8 @@ static const char usage[] =
     "  --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
     "  --seed S           random seed; the same seed gives the same text (default: from the clock)\n"
     "  --stop TEXT        stop when TEXT appears (not printed); may be given up to 8 times\n"
-    "  --tokenizer FILE   the SentencePiece model (default: tokenizer.model beside the checkpoint)\n"
+    "  --tokenizer FILE   the SentencePiece model (default: tokenizer.model beside the checkpoint,\n"
+    "                     or a .gguf model's own vocabulary)\n"
     "  --weights DIR      the checkpoint, when MODEL is a description\n"
     "  --context N        KV cache positions (default: the model's, at most 4096)\n"
     "  --backend NAME     reference (default)\n"
@@ -147,6 +149,7 @@ static char *find_demo(gm_err *e) {
 static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err *e) {
     char path[4200];
     if (a->tokenizer) snprintf(path, sizeof path, "%s", a->tokenizer);
+    else if (m->gguf) snprintf(path, sizeof path, "%s", m->weights_path); /* the vocabulary inside it */
     else {
         char *dir = gm_strdup(a->weights ? a->weights : m->origin);
         char *slash = strrchr(dir, '/');
@@ -158,7 +161,7 @@ static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err
             return NULL;
         }
     }
-    rt_tokenizer *t = rt_tok_load(path, e);
+    rt_tokenizer *t = !a->tokenizer && m->gguf ? gguf_tokenizer(m->gguf, e) : rt_tok_load(path, e);
     int64_t tv = t ? rt_tok_vocab_size(t) : 0, mv = m->graph->vocab;
     if (t && (tv > mv || mv - tv > 128)) {
         gm_fail(e, "%s: the tokenizer has %lld pieces but the model has %lld logits; they do not belong together "

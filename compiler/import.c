@@ -13,7 +13,9 @@
  * directory holds safetensors, the vocabulary is taken from the embedding's
  * row count (the multimodal Gemma 3 embedding has 64 rows more than the
  * tokenizer) and the tensor prefix from the name the embedding is stored
- * under. Errors are one line: file, key, expected vs found, and a hint. */
+ * under. Errors are one line: file, key, expected vs found, and a hint.
+ * The tables also carry llama.cpp's tensor names, so that import_gguf.c
+ * reaches the same builders through import_describe. */
 #define _XOPEN_SOURCE 700 /* realpath, stat */
 
 #include "compiler/import.h"
@@ -106,48 +108,46 @@ static const family families[] = {
 /* Checkpoint tensors. Shapes are symbolic sizes; `need` says when a weight
  * exists. Layer tensors are named prefix + "layers.{i}." + tensor. */
 typedef enum { D_NONE, D_VOCAB, D_HIDDEN, D_Q, D_KV, D_FFN, D_HEAD } dim;
-typedef enum { ALWAYS, WITH_POST_NORMS, WITHOUT_POST_NORMS, WITH_QK_NORM } need;
+typedef enum { ALWAYS, WITH_POST_NORMS, WITHOUT_POST_NORMS, WITH_QK_NORM, WHEN_UNTIED } need;
 
+/* tensor: the HF name (after the prefix); gguf: llama.cpp's name. */
 typedef struct {
-    const char *role, *tensor;
+    const char *role, *tensor, *gguf;
     need need;
     dim rows, cols;
 } weight_spec;
 
 static const weight_spec model_weights[] = {
-    {"embed", "embed_tokens.weight", ALWAYS, D_VOCAB, D_HIDDEN},
-    {"final_norm", "norm.weight", ALWAYS, D_HIDDEN, D_NONE},
+    {"embed", "embed_tokens.weight", "token_embd.weight", ALWAYS, D_VOCAB, D_HIDDEN},
+    {"final_norm", "norm.weight", "output_norm.weight", ALWAYS, D_HIDDEN, D_NONE},
+    {"lm_head", "lm_head.weight", "output.weight", WHEN_UNTIED, D_VOCAB, D_HIDDEN},
 };
 
 static const weight_spec layer_weights[] = {
-    {"attn_norm", "input_layernorm.weight", ALWAYS, D_HIDDEN, D_NONE},
-    {"q_proj", "self_attn.q_proj.weight", ALWAYS, D_Q, D_HIDDEN},
-    {"k_proj", "self_attn.k_proj.weight", ALWAYS, D_KV, D_HIDDEN},
-    {"v_proj", "self_attn.v_proj.weight", ALWAYS, D_KV, D_HIDDEN},
-    {"o_proj", "self_attn.o_proj.weight", ALWAYS, D_HIDDEN, D_Q},
-    {"q_norm", "self_attn.q_norm.weight", WITH_QK_NORM, D_HEAD, D_NONE},
-    {"k_norm", "self_attn.k_norm.weight", WITH_QK_NORM, D_HEAD, D_NONE},
-    {"post_attn_norm", "post_attention_layernorm.weight", WITH_POST_NORMS, D_HIDDEN, D_NONE},
+    {"attn_norm", "input_layernorm.weight", "attn_norm.weight", ALWAYS, D_HIDDEN, D_NONE},
+    {"q_proj", "self_attn.q_proj.weight", "attn_q.weight", ALWAYS, D_Q, D_HIDDEN},
+    {"k_proj", "self_attn.k_proj.weight", "attn_k.weight", ALWAYS, D_KV, D_HIDDEN},
+    {"v_proj", "self_attn.v_proj.weight", "attn_v.weight", ALWAYS, D_KV, D_HIDDEN},
+    {"o_proj", "self_attn.o_proj.weight", "attn_output.weight", ALWAYS, D_HIDDEN, D_Q},
+    {"q_norm", "self_attn.q_norm.weight", "attn_q_norm.weight", WITH_QK_NORM, D_HEAD, D_NONE},
+    {"k_norm", "self_attn.k_norm.weight", "attn_k_norm.weight", WITH_QK_NORM, D_HEAD, D_NONE},
+    {"post_attn_norm", "post_attention_layernorm.weight", "post_attention_norm.weight",
+     WITH_POST_NORMS, D_HIDDEN, D_NONE},
     /* Gemma 1 calls its pre-MLP norm post_attention_layernorm. */
-    {"ffn_norm", "pre_feedforward_layernorm.weight", WITH_POST_NORMS, D_HIDDEN, D_NONE},
-    {"ffn_norm", "post_attention_layernorm.weight", WITHOUT_POST_NORMS, D_HIDDEN, D_NONE},
-    {"gate_proj", "mlp.gate_proj.weight", ALWAYS, D_FFN, D_HIDDEN},
-    {"up_proj", "mlp.up_proj.weight", ALWAYS, D_FFN, D_HIDDEN},
-    {"down_proj", "mlp.down_proj.weight", ALWAYS, D_HIDDEN, D_FFN},
-    {"post_ffn_norm", "post_feedforward_layernorm.weight", WITH_POST_NORMS, D_HIDDEN, D_NONE},
+    {"ffn_norm", "pre_feedforward_layernorm.weight", "ffn_norm.weight", WITH_POST_NORMS, D_HIDDEN, D_NONE},
+    {"ffn_norm", "post_attention_layernorm.weight", "ffn_norm.weight", WITHOUT_POST_NORMS, D_HIDDEN, D_NONE},
+    {"gate_proj", "mlp.gate_proj.weight", "ffn_gate.weight", ALWAYS, D_FFN, D_HIDDEN},
+    {"up_proj", "mlp.up_proj.weight", "ffn_up.weight", ALWAYS, D_FFN, D_HIDDEN},
+    {"down_proj", "mlp.down_proj.weight", "ffn_down.weight", ALWAYS, D_HIDDEN, D_FFN},
+    {"post_ffn_norm", "post_feedforward_layernorm.weight", "post_ffw_norm.weight", WITH_POST_NORMS,
+     D_HIDDEN, D_NONE},
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- reading the config ------------------------------------------------- */
 
-/* The decoder's numbers, after defaults. */
-typedef struct {
-    int64_t vocab, hidden, heads, kv_heads, head_dim, ffn, n_layers, max_context, bos, eos;
-    double norm_eps, query_scalar, attn_cap, final_cap;
-    double theta_global, theta_local, pos_scale, window;
-    char *global;        /* n_layers flags: 1 global, 0 sliding */
-    const char *prefix;  /* tensor-name prefix */
-} hf_model;
+/* The decoder's numbers, after defaults (import.h). */
+typedef import_decoder hf_model;
 
 /* Where keys are read from, for lookups and messages. */
 typedef struct {
@@ -504,11 +504,12 @@ static int64_t dim_size(const hf_model *m, dim d) {
     }
 }
 
-static bool needed(const family *f, need n) {
+static bool needed(const family *f, const hf_model *m, need n) {
     switch (n) {
     case WITH_POST_NORMS: return f->post_norms;
     case WITHOUT_POST_NORMS: return !f->post_norms;
     case WITH_QK_NORM: return f->qk_norm;
+    case WHEN_UNTIED: return m->untied;
     default: return true;
     }
 }
@@ -518,9 +519,9 @@ static cJSON *weight_table(const weight_spec *specs, size_t n, const char *prefi
     cJSON *obj = cJSON_CreateObject();
     for (size_t i = 0; i < n; i++) {
         const weight_spec *w = &specs[i];
-        if (!needed(f, w->need)) continue;
+        if (!needed(f, m, w->need)) continue;
         char name[256];
-        snprintf(name, sizeof name, "%s%s", prefix, w->tensor);
+        snprintf(name, sizeof name, "%s%s", prefix, m->gguf ? w->gguf : w->tensor);
         cJSON *entry = cJSON_AddObjectToObject(obj, w->role);
         cJSON_AddStringToObject(entry, "tensor", name);
         cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
@@ -590,10 +591,11 @@ static void ref(cJSON *o, const char *attr, const char *key) {
     cJSON_AddStringToObject(o, attr, at);
 }
 
-static void norm(cJSON *ops, const char *x, const char *w, const char *out) {
+/* add_one: false where the checkpoint stores the weights with the +1 (GGUF). */
+static void norm(cJSON *ops, const char *x, const char *w, const char *out, bool add_one) {
     cJSON *o = op(ops, "rms_norm", x, w, NULL, out);
     ref(o, "eps", "norm_eps");
-    cJSON_AddTrueToObject(o, "add_one");
+    cJSON_AddBoolToObject(o, "add_one", add_one);
 }
 
 static void rope(cJSON *ops, const char *x) {
@@ -623,36 +625,37 @@ static cJSON *embed_ops(void) {
 /* One decoder layer: pre-norm attention and gated-GELU MLP, each added to
  * the residual x; Gemma 2/3 also norm each branch's output (post_norms),
  * Gemma 3 norms every q/k head right after its projection (qk_norm). */
-static cJSON *layer_ops(bool post_norms, bool qk_norm, bool softcap) {
+static cJSON *layer_ops(bool post_norms, bool qk_norm, bool softcap, bool one) {
     cJSON *ops = cJSON_CreateArray();
-    norm(ops, "x", "attn_norm", "h");
+    norm(ops, "x", "attn_norm", "h", one);
     op(ops, "matmul", "h", "q_proj", NULL, "q");
-    if (qk_norm) norm(ops, "q", "q_norm", "q");
+    if (qk_norm) norm(ops, "q", "q_norm", "q", one);
     op(ops, "matmul", "h", "k_proj", NULL, "k");
-    if (qk_norm) norm(ops, "k", "k_norm", "k");
+    if (qk_norm) norm(ops, "k", "k_norm", "k", one);
     op(ops, "matmul", "h", "v_proj", NULL, "v");
     rope(ops, "q");
     rope(ops, "k");
     attention(ops, softcap);
     op(ops, "matmul", "a", "o_proj", NULL, "o");
-    if (post_norms) norm(ops, "o", "post_attn_norm", "o");
+    if (post_norms) norm(ops, "o", "post_attn_norm", "o", one);
     op(ops, "add", "x", "o", NULL, "x");
-    norm(ops, "x", "ffn_norm", "h");
+    norm(ops, "x", "ffn_norm", "h", one);
     op(ops, "matmul", "h", "gate_proj", NULL, "g");
     op(ops, "matmul", "h", "up_proj", NULL, "u");
     op(ops, "gelu_tanh", "g", NULL, NULL, "g"); /* every Gemma: tanh GELU, whatever hidden_act says */
     op(ops, "mul", "g", "u", NULL, "m");
     op(ops, "matmul", "m", "down_proj", NULL, "d");
-    if (post_norms) norm(ops, "d", "post_ffn_norm", "d");
+    if (post_norms) norm(ops, "d", "post_ffn_norm", "d", one);
     op(ops, "add", "x", "d", NULL, "x");
     return ops;
 }
 
-/* Final norm, then the tied embedding as the LM head, then the softcap. */
-static cJSON *head_ops(bool softcap) {
+/* Final norm, then the LM head (the tied embedding unless the file has its
+ * own), then the softcap. */
+static cJSON *head_ops(bool softcap, bool one, bool untied) {
     cJSON *ops = cJSON_CreateArray();
-    norm(ops, "x", "final_norm", "h");
-    op(ops, "matmul", "h", "embed", NULL, softcap ? "z" : "logits");
+    norm(ops, "x", "final_norm", "h", one);
+    op(ops, "matmul", "h", untied ? "lm_head" : "embed", NULL, softcap ? "z" : "logits");
     if (softcap) ref(op(ops, "softcap", "z", NULL, NULL, "logits"), "cap", "final_softcap");
     return ops;
 }
@@ -664,16 +667,24 @@ static cJSON *describe(const char *name, const family *f, const hf_model *m) {
     cJSON_AddItemToObject(d, "config", config_object(m));
     cJSON_AddItemToObject(d, "layer_kinds", kinds_object(f, m));
     cJSON_AddItemToObject(d, "layers", layers_array(m));
-    cJSON_AddItemToObject(d, "weights", weight_table(model_weights, N_OF(model_weights), m->prefix, f, m));
+    const char *prefix = m->gguf ? "" : m->prefix;
+    cJSON_AddItemToObject(d, "weights", weight_table(model_weights, N_OF(model_weights), prefix, f, m));
     char layer_prefix[128];
-    snprintf(layer_prefix, sizeof layer_prefix, "%slayers.{i}.", m->prefix);
+    if (m->gguf) snprintf(layer_prefix, sizeof layer_prefix, "blk.{i}.");
+    else snprintf(layer_prefix, sizeof layer_prefix, "%slayers.{i}.", m->prefix);
     cJSON_AddItemToObject(d, "layer_weights",
                           weight_table(layer_weights, N_OF(layer_weights), layer_prefix, f, m));
     cJSON *g = cJSON_AddObjectToObject(d, "graph");
     cJSON_AddItemToObject(g, "embed", embed_ops());
-    cJSON_AddItemToObject(g, "layer", layer_ops(f->post_norms, f->qk_norm, m->attn_cap != 0));
-    cJSON_AddItemToObject(g, "head", head_ops(m->final_cap != 0));
+    cJSON_AddItemToObject(g, "layer", layer_ops(f->post_norms, f->qk_norm, m->attn_cap != 0, !m->gguf));
+    cJSON_AddItemToObject(g, "head", head_ops(m->final_cap != 0, !m->gguf, m->untied));
     return d;
+}
+
+cJSON *import_describe(const char *name, const char *model_type, const import_decoder *d) {
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (!strcmp(families[i].model_type, model_type)) return describe(name, &families[i], d);
+    return NULL;
 }
 
 /* ---- the entry point ---------------------------------------------------- */

@@ -2,9 +2,12 @@
  * the IR to a tensor (present, float dtype, exact shape), and creates an
  * engine from a named backend. A mismatch names the checkpoint file, the
  * tensor and its role, expected vs found, so a wrong or transposed
- * checkpoint is caught before any arithmetic runs. */
+ * checkpoint is caught before any arithmetic runs. A .gguf file is both:
+ * its metadata imports to a description (import_gguf.c) and its tensors,
+ * dequantized at load, are the weights; the file stays open in gm_model. */
 #include "model.h"
 
+#include "backends/llvm/llvm_engine.h"
 #include "backends/reference/reference.h"
 #include "frontend.h"
 #include "import.h"
@@ -62,6 +65,13 @@ cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err 
     snprintf(buf, sizeof buf, dir ? "%s/config.json" : "%s", path);
     *origin = gm_strdup(buf);
     *ckpt = NULL;
+    if (!dir && ends_with(path, ".gguf")) {
+        gguf_file *g = gguf_open(path, e);
+        cJSON *desc = g ? import_gguf(g, path, e) : NULL;
+        gguf_close(g);
+        *ckpt = gm_strdup(path);
+        return desc;
+    }
     if (!dir && !ends_with(path, "config.json")) return frontend_parse(path, e);
     cJSON *desc = import_hf(path, e);
     char *slash = strrchr(buf, '/');
@@ -82,10 +92,11 @@ gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
     char *ckpt = NULL;
     m->graph = open_description(path, &m->origin, &ckpt, e);
     if (m->graph && !weights && !ckpt)
-        gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint)", path);
+        gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint, or a .gguf file)", path);
     else if (m->graph) {
         m->weights_path = gm_strdup(weights ? weights : ckpt);
-        m->weights = st_open(m->weights_path, e);
+        if (!ends_with(m->weights_path, ".gguf")) m->weights = st_open(m->weights_path, e);
+        else if ((m->gguf = gguf_open(m->weights_path, e))) m->weights = gguf_weights(m->gguf, e);
     }
     free(ckpt);
     if (!m->weights) {
@@ -105,16 +116,18 @@ void gm_model_free(gm_model *m) {
     if (!m) return;
     ir_graph_free(m->graph);
     st_close(m->weights);
+    gguf_close(m->gguf);
     free(m->bound);
     free(m->origin);
     free(m->weights_path);
     free(m);
 }
 
-const char *const gm_backend_names[] = {"reference", NULL};
+const char *const gm_backend_names[] = {"reference", "jit", NULL};
 
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e) {
     if (!strcmp(backend, "reference")) return ref_engine_create(m->graph, m->bound, o, e);
-    gm_fail(e, "unknown backend \"%s\" (available: reference)", backend);
+    if (!strcmp(backend, "jit")) return llvm_engine_create(m->graph, m->bound, o, e);
+    gm_fail(e, "unknown backend \"%s\" (available: reference, jit)", backend);
     return NULL;
 }

@@ -2,13 +2,15 @@
  * checkpoint it reads, every weight checked against the description.
  *
  * `path` may be a Hugging Face checkpoint directory (config.json +
- * safetensors), its config.json, or a gemmac description (.json, with
- * `weights` naming the checkpoint). */
+ * safetensors), its config.json, a llama.cpp .gguf file (description and
+ * weights from the one file), or a gemmac description (.json, with
+ * `weights` naming the checkpoint: safetensors or a .gguf). */
 #ifndef GM_MODEL_H
 #define GM_MODEL_H
 
 #include "ir/ir.h"
 #include "runtime/engine.h"
+#include "runtime/gguf.h"
 #include "runtime/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -19,6 +21,7 @@ typedef struct {
     const st_tensor **bound;    /* per value id: the tensor bound to a weight, else NULL */
     char *origin;               /* the description's file, for messages */
     char *weights_path;         /* the checkpoint file or directory */
+    gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
 } gm_model;
 
 /* The description behind path as JSON: read, or imported from a HF config.

@@ -17,6 +17,7 @@ struct rt_engine {
     int64_t vocab;         /* logits per row */
     int context;           /* positions the KV cache holds */
     size_t kv_bytes;       /* memory of the KV cache */
+    double compile_s;      /* seconds spent compiling the model (JIT backends), else 0 */
     /* Feeds tokens[0..n) at positions pos..pos+n-1. Writes logits [n][vocab]
      * when all_rows, else only the last row [vocab]. */
     int (*prefill)(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits,

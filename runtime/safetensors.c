@@ -38,6 +38,8 @@ struct st_archive {
     int n_files;
     st_tensor *tensors;
     int n_tensors, cap;
+    void **owned;                 /* buffers freed by st_close (st_archive_from) */
+    int n_owned;
 };
 
 /* ---- small helpers ---- */
@@ -409,8 +411,22 @@ st_archive *st_open(const char *path, gm_err *e) {
     return a;
 }
 
+st_archive *st_archive_from(st_tensor *tensors, int n, void **owned, int n_owned, gm_err *e) {
+    gm_err local;
+    if (!e) e = &local;
+    st_archive *a = gm_calloc(1, sizeof *a);
+    *a = (st_archive){.tensors = tensors, .n_tensors = n, .cap = n, .owned = owned, .n_owned = n_owned};
+    if (sort_tensors(a, e)) {
+        st_close(a);
+        return NULL;
+    }
+    return a;
+}
+
 void st_close(st_archive *a) {
     if (!a) return;
+    for (int i = 0; i < a->n_owned; i++) free(a->owned[i]);
+    free(a->owned);
     for (int i = 0; i < a->n_tensors; i++) free(a->tensors[i].name);
     for (int i = 0; i < a->n_files; i++) {
         munmap(a->files[i].map, a->files[i].size);

@@ -30,6 +30,13 @@ typedef struct st_archive st_archive;
 st_archive *st_open(const char *path, gm_err *e);
 void st_close(st_archive *a);
 
+/* An archive over tensors another reader has made (e.g. gguf_weights): it
+ * takes ownership of the malloc'd array `tensors`, each tensor's malloc'd
+ * name, the malloc'd array `owned` and every buffer in it — on failure too.
+ * Tensors are sorted by name; a name held twice fails with a message naming
+ * the tensor's `file`. Tensor data not in `owned` must outlive the archive. */
+st_archive *st_archive_from(st_tensor *tensors, int n, void **owned, int n_owned, gm_err *e);
+
 int st_count(const st_archive *a);
 const st_tensor *st_get(const st_archive *a, int i);
 const st_tensor *st_find(const st_archive *a, const char *name); /* NULL if absent */

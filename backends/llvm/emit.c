@@ -1,0 +1,185 @@
+/* emit.c — IR-building helpers for the kernel emitters (see emit.h). */
+#include "emit.h"
+
+#include <math.h>
+
+void lv_emit_init(lv_emit *m, LLVMModuleRef mod, const lv_target *t) {
+    memset(m, 0, sizeof *m);
+    m->ctx = LLVMGetModuleContext(mod);
+    m->mod = mod;
+    m->b = LLVMCreateBuilderInContext(m->ctx);
+    m->target = t;
+    m->f32 = LLVMFloatTypeInContext(m->ctx);
+    m->f64 = LLVMDoubleTypeInContext(m->ctx);
+    m->f16 = LLVMHalfTypeInContext(m->ctx);
+    m->i16 = LLVMInt16TypeInContext(m->ctx);
+    m->i32 = LLVMInt32TypeInContext(m->ctx);
+    m->i64 = LLVMInt64TypeInContext(m->ctx);
+    m->ptr = LLVMPointerTypeInContext(m->ctx, 0);
+    m->void_t = LLVMVoidTypeInContext(m->ctx);
+}
+
+void lv_emit_dispose(lv_emit *m) { LLVMDisposeBuilder(m->b); }
+
+static void add_attr(lv_emit *m, LLVMValueRef fn, const char *key, const char *value) {
+    LLVMAttributeRef a = LLVMCreateStringAttribute(m->ctx, key, (unsigned)strlen(key), value, (unsigned)strlen(value));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
+}
+
+static void add_enum_attr(lv_emit *m, LLVMValueRef fn, unsigned index, const char *name) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, index, LLVMCreateEnumAttribute(m->ctx, kind, 0));
+}
+
+void lv_kernel_begin(lv_emit *m, const char *name) {
+    LLVMTypeRef ty = LLVMFunctionType(m->void_t, &m->ptr, 1, 0);
+    m->name = name;
+    m->fn = LLVMAddFunction(m->mod, name, ty);
+    m->call = LLVMGetParam(m->fn, 0);
+    add_enum_attr(m, m->fn, LLVMAttributeFunctionIndex, "nounwind");
+    add_enum_attr(m, m->fn, 1, "nocapture");
+    add_enum_attr(m, m->fn, 1, "readonly");
+    if (m->target->prefer_width) add_attr(m, m->fn, "prefer-vector-width", m->target->prefer_width);
+    LLVMPositionBuilderAtEnd(m->b, LLVMAppendBasicBlockInContext(m->ctx, m->fn, "entry"));
+}
+
+void lv_kernel_end(lv_emit *m) { LLVMBuildRetVoid(m->b); }
+
+LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty) {
+    LLVMValueRef at = lv_int(m, (int64_t)offset);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), m->call, &at, 1, "");
+    return LLVMBuildLoad2(m->b, ty, p, "");
+}
+
+LLVMValueRef lv_int(lv_emit *m, int64_t v) { return LLVMConstInt(m->i64, (unsigned long long)v, 1); }
+
+LLVMValueRef lv_real(lv_emit *m, double v, int w) { return lv_splat(m, LLVMConstReal(m->f32, v), w); }
+
+LLVMValueRef lv_add(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(m->b, a, b, ""); }
+LLVMValueRef lv_sub(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWSub(m->b, a, b, ""); }
+LLVMValueRef lv_mul(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWMul(m->b, a, b, ""); }
+LLVMValueRef lv_muli(lv_emit *m, LLVMValueRef a, int64_t b) { return lv_mul(m, a, lv_int(m, b)); }
+LLVMValueRef lv_addi(lv_emit *m, LLVMValueRef a, int64_t b) { return lv_add(m, a, lv_int(m, b)); }
+
+static LLVMValueRef fast(LLVMValueRef v) {
+    if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+        LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+    return v;
+}
+
+LLVMValueRef lv_fadd(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return fast(LLVMBuildFAdd(m->b, a, b, "")); }
+LLVMValueRef lv_fsub(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return fast(LLVMBuildFSub(m->b, a, b, "")); }
+LLVMValueRef lv_fmul(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return fast(LLVMBuildFMul(m->b, a, b, "")); }
+LLVMValueRef lv_fdiv(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return fast(LLVMBuildFDiv(m->b, a, b, "")); }
+
+LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w) {
+    if (w == 1) return scalar;
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)w);
+    LLVMValueRef one = LLVMBuildInsertElement(m->b, LLVMGetPoison(vt), scalar, LLVMConstInt(m->i32, 0, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(m->i32, (unsigned)w));
+    return LLVMBuildShuffleVector(m->b, one, LLVMGetPoison(vt), zeros, "");
+}
+
+static LLVMValueRef intrinsic(lv_emit *m, const char *name, LLVMTypeRef overload, LLVMValueRef *args, unsigned n) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, &overload, 1);
+    LLVMTypeRef ty = LLVMIntrinsicGetType(m->ctx, id, &overload, 1);
+    return LLVMBuildCall2(m->b, ty, fn, args, n, "");
+}
+
+LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
+    if (LLVMGetTypeKind(LLVMTypeOf(v)) != LLVMVectorTypeKind) return v;
+    LLVMValueRef args[2] = {LLVMConstReal(m->f32, -0.0), v};
+    return fast(intrinsic(m, "llvm.vector.reduce.fadd", LLVMTypeOf(v), args, 2));
+}
+
+LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x) { return intrinsic(m, "llvm.sqrt", LLVMTypeOf(x), &x, 1); }
+
+LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x) {
+    LLVMTypeRef t = LLVMTypeOf(x), ty = LLVMFunctionType(t, &t, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(m->mod, name);
+    if (!fn) {
+        fn = LLVMAddFunction(m->mod, name, ty);
+        add_enum_attr(m, fn, LLVMAttributeFunctionIndex, "nounwind");
+    }
+    return LLVMBuildCall2(m->b, ty, fn, &x, 1, "");
+}
+
+static LLVMTypeRef of_width(LLVMTypeRef elem, int w) { return w == 1 ? elem : LLVMVectorType(elem, (unsigned)w); }
+
+LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w) {
+    LLVMTypeRef elem = dt == GM_BF16 ? m->i16 : dt == GM_F16 ? m->f16 : m->f32;
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, elem, base, &idx, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(m->b, of_width(elem, w), p, "");
+    LLVMSetAlignment(v, (unsigned)gm_dtype_size(dt));
+    if (dt == GM_BF16) { /* the high half of an f32 */
+        v = LLVMBuildZExt(m->b, v, of_width(m->i32, w), "");
+        v = LLVMBuildShl(m->b, v, lv_splat(m, LLVMConstInt(m->i32, 16, 0), w), "");
+        v = LLVMBuildBitCast(m->b, v, of_width(m->f32, w), "");
+    } else if (dt == GM_F16) {
+        v = LLVMBuildFPExt(m->b, v, of_width(m->f32, w), "");
+    }
+    return v;
+}
+
+void lv_store(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v) {
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(m->b, v, p), 4);
+}
+
+void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step, int n,
+                   const LLVMValueRef *init) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(m->b);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "body");
+    l->head = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "loop");
+    l->exit = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "done");
+    l->step = step;
+    l->n = n;
+    LLVMBuildBr(m->b, l->head);
+    LLVMPositionBuilderAtEnd(m->b, l->head);
+    l->i = LLVMBuildPhi(m->b, m->i64, "i");
+    LLVMAddIncoming(l->i, &lo, &pre, 1);
+    for (int k = 0; k < n; k++) {
+        l->v[k] = LLVMBuildPhi(m->b, LLVMTypeOf(init[k]), "");
+        LLVMAddIncoming(l->v[k], (LLVMValueRef *)&init[k], &pre, 1);
+    }
+    LLVMValueRef more = LLVMBuildICmp(m->b, LLVMIntSLE, lv_addi(m, l->i, step), hi, "");
+    LLVMBuildCondBr(m->b, more, body, l->exit);
+    LLVMPositionBuilderAtEnd(m->b, body);
+}
+
+void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next) {
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(m->b);
+    LLVMValueRef i_next = lv_addi(m, l->i, l->step);
+    LLVMAddIncoming(l->i, &i_next, &latch, 1);
+    for (int k = 0; k < l->n; k++) LLVMAddIncoming(l->v[k], (LLVMValueRef *)&next[k], &latch, 1);
+    LLVMBuildBr(m->b, l->head);
+    LLVMPositionBuilderAtEnd(m->b, l->exit);
+}
+
+void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, void *ctx, LLVMValueRef *sums) {
+    int W = m->target->width, carried = n_sums * unroll;
+    int64_t bulk = n / (W * unroll) * (W * unroll), at, w;
+    LLVMValueRef terms[LV_MAX_CARRY], zeros[LV_MAX_CARRY], next[LV_MAX_CARRY];
+    for (int s = 0; s < n_sums; s++) sums[s] = lv_real(m, 0, 1);
+    for (int s = 0; s < carried; s++) zeros[s] = lv_real(m, 0, W);
+    if (bulk > 0) {
+        lv_loop l;
+        lv_loop_begin(m, &l, lv_int(m, 0), lv_int(m, bulk), W * unroll, carried, zeros);
+        for (int u = 0; u < unroll; u++) {
+            body(m, ctx, lv_addi(m, l.i, u * W), W, terms);
+            for (int s = 0; s < n_sums; s++) next[u * n_sums + s] = lv_fadd(m, l.v[u * n_sums + s], terms[s]);
+        }
+        lv_loop_end(m, &l, next);
+        for (int s = 0; s < n_sums; s++) {
+            LLVMValueRef v = l.v[s];
+            for (int u = 1; u < unroll; u++) v = lv_fadd(m, v, l.v[u * n_sums + s]);
+            sums[s] = lv_hsum(m, v);
+        }
+    }
+    for (at = bulk, w = W; at < n; at += w) {
+        while (at + w > n) w /= 2;
+        body(m, ctx, lv_int(m, at), (int)w, terms);
+        for (int s = 0; s < n_sums; s++) sums[s] = lv_fadd(m, sums[s], lv_hsum(m, terms[s]));
+    }
+}

@@ -1,0 +1,92 @@
+/* emit.h — the few IR-building helpers every kernel emitter uses, so that an
+ * emitter reads like the loop nest it builds.
+ *
+ * All indices are i64 element offsets. Float values are either scalars
+ * (width 1) or <w x float> vectors; the arithmetic helpers take both and set
+ * the fast-math flags the reference tolerance allows (reassoc, so reductions
+ * may be reordered and vectorised; contract, so a·b + c becomes an FMA).
+ * Loads convert weights from their checkpoint dtype to f32 on the way in.
+ *
+ * lv_loop is "for i in [lo, hi) step s" with phis: the induction variable
+ * and any carried values (accumulators). lv_span walks a row of constant
+ * length in vector pieces: a loop of full vectors, then the remainder as
+ * halving widths, so no size needs to be a multiple of the vector width. A
+ * reduction may unroll the loop with one accumulator per copy, so that the
+ * FMAs of one long dot product do not wait on each other. */
+#ifndef GM_LLVM_EMIT_H
+#define GM_LLVM_EMIT_H
+
+#include "target.h"
+
+#include <llvm-c/Core.h>
+
+#define LV_MAX_CARRY 16
+
+typedef struct {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    const lv_target *target;
+    LLVMValueRef fn, call;   /* the kernel being emitted and its lv_call * argument */
+    const char *name;        /* its symbol, a prefix for its globals */
+    LLVMTypeRef f32, f64, f16, i16, i32, i64, ptr, void_t;
+} lv_emit;
+
+void lv_emit_init(lv_emit *m, LLVMModuleRef mod, const lv_target *t);
+void lv_emit_dispose(lv_emit *m);
+
+/* A kernel `void name(const lv_call *)`; the builder is left in its entry block. */
+void lv_kernel_begin(lv_emit *m, const char *name);
+void lv_kernel_end(lv_emit *m);
+/* The field at byte offset `offset` of the kernel's lv_call. */
+LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty);
+
+LLVMValueRef lv_int(lv_emit *m, int64_t v);
+LLVMValueRef lv_real(lv_emit *m, double v, int w);          /* f32 splat of width w */
+LLVMValueRef lv_add(lv_emit *m, LLVMValueRef a, LLVMValueRef b); /* i64, nsw */
+LLVMValueRef lv_sub(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_mul(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_muli(lv_emit *m, LLVMValueRef a, int64_t b);
+LLVMValueRef lv_addi(lv_emit *m, LLVMValueRef a, int64_t b);
+
+LLVMValueRef lv_fadd(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_fsub(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_fmul(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_fdiv(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w);
+LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v);            /* sum of the lanes */
+LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x);           /* llvm.sqrt, any float type */
+/* A call to the libm function `name` of x's type (float or double). */
+LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
+
+/* w elements of dtype dt at base[idx], as f32. */
+LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w);
+/* Stores the f32 scalar or vector v at base[idx]. */
+void lv_store(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+
+typedef struct {
+    LLVMValueRef i;                 /* the induction variable; after lv_loop_end, where it stopped */
+    LLVMValueRef v[LV_MAX_CARRY];   /* carried values: this iteration's; after lv_loop_end, the last */
+    int n;
+    int64_t step;
+    LLVMBasicBlockRef head, exit;
+} lv_loop;
+
+/* Opens "for (i = lo; i + step <= hi; i += step)" carrying n values from init. */
+void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step, int n,
+                   const LLVMValueRef *init);
+/* Closes it with the carried values of the next iteration (NULL when n = 0). */
+void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next);
+
+/* Emits body(at, w) for pieces [at, at+w) covering [0, n), the loop over
+ * full vectors unrolled `unroll` times. With n_sums > 0 the body leaves
+ * n_sums terms of width w in `terms`, and sums[] receives their totals over
+ * the row (n_sums · unroll <= LV_MAX_CARRY). */
+typedef void lv_span_fn(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms);
+void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, void *ctx, LLVMValueRef *sums);
+
+/* Emits the kernel k as the function `name` (kernels.c). */
+typedef struct lv_kernel lv_kernel;
+void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
+
+#endif

@@ -1,0 +1,19 @@
+/* jit.h — compiles a set of kernels for this CPU, in process.
+ *
+ * All kernels go into one LLVM module, which is optimised once (O3 with the
+ * host's target machine, so the vectoriser and the scheduler know the CPU)
+ * and handed to ORC's LLJIT. libm and the C library are found in the
+ * process. The module and its code live until lv_jit_free. */
+#ifndef GM_LLVM_JIT_H
+#define GM_LLVM_JIT_H
+
+#include "kernels.h"
+
+typedef struct lv_jit lv_jit;
+
+/* Compiles ks[0..n); NULL after reporting when LLVM fails. */
+lv_jit *lv_jit_compile(const lv_kernel *ks, int n, gm_err *e);
+lv_kernel_fn lv_jit_kernel(const lv_jit *j, int i);
+void lv_jit_free(lv_jit *j);
+
+#endif

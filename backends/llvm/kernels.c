@@ -1,0 +1,383 @@
+/* kernels.c — one emitter per IR op (docs/model-format.md gives the
+ * semantics, backends/reference/reference.c the oracle).
+ *
+ * Every kernel reads its lv_call, loops over the T rows of the call, and
+ * walks each row in vector pieces (lv_span), so a column count that is not a
+ * multiple of the vector width only adds a few narrower pieces. Sizes and
+ * attributes are constants here, so LLVM folds them into the loop bounds.
+ *   matmul      tiles of 4 rows of x × 4 weight rows: 16 accumulators, each
+ *               weight vector converted once and used 4 times (1×4 for decode)
+ *   attention   per query row and head: scores (q·k, scale, softcap) and their
+ *               max, exp and sum, then Σ p·v per head_dim piece; keys before
+ *               pos come from the KV ring, the rest from this call's k and v
+ *   rope        cos/sin of one row's angles (f64, like the reference) once,
+ *               then every head rotated with them
+ *   elementwise a vector loop and a scalar tail; gelu and softcap stay
+ *               scalar, since they call libm's tanhf */
+#include "kernels.h"
+
+#include "emit.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TILE 4   /* rows of x and of w per matmul tile */
+#define UNROLL 4 /* accumulators of a lone dot product */
+
+static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
+
+void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k) {
+    memset(k, 0, sizeof *k);
+    k->op = n->op;
+    k->n = cols_of(g, n->out);
+    for (int a = 0; a < IR_ATTR_COUNT; a++)
+        if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
+    if (n->op == IR_EMBED || n->op == IR_RMS_NORM || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
+    if (n->op == IR_RMS_NORM) k->k = g->values[n->in[1]].dims[0];
+    if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
+}
+
+static LLVMValueRef ptr_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
+static LLVMValueRef int_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
+static LLVMValueRef input(lv_emit *m, int i) { return ptr_field(m, offsetof(lv_call, in) + i * sizeof(void *)); }
+static LLVMValueRef rows_T(lv_emit *m) { return int_field(m, offsetof(lv_call, T)); }
+static LLVMValueRef output(lv_emit *m) { return ptr_field(m, offsetof(lv_call, out)); }
+
+/* ---- embed: y[t] = table[ids[t]] as f32 ---- */
+
+typedef struct {
+    LLVMValueRef src, src_at, dst, dst_at;
+    gm_dtype dt;
+} copy_ctx;
+
+static void copy_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    copy_ctx *c = ctx;
+    (void)terms;
+    lv_store(m, c->dst, lv_add(m, c->dst_at, at), lv_load(m, c->src, lv_add(m, c->src_at, at), c->dt, w));
+}
+
+static void emit_embed(lv_emit *m, const lv_kernel *k) {
+    LLVMValueRef ids = input(m, 0);
+    copy_ctx c = {input(m, 1), NULL, output(m), NULL, k->wtype};
+    lv_loop t;
+    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    LLVMValueRef id = LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), "");
+    c.src_at = lv_muli(m, LLVMBuildSExt(m->b, id, m->i64, ""), k->n);
+    c.dst_at = lv_muli(m, t.i, k->n);
+    lv_span(m, k->n, 1, 0, copy_piece, &c, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* ---- elementwise: scale, gelu_tanh, softcap, mul, add over T·C ---- */
+
+static int calls_libm(ir_op op) { return op == IR_GELU_TANH || op == IR_SOFTCAP; }
+
+static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x) {
+    LLVMValueRef cube = lv_fmul(m, lv_fmul(m, x, x), x);
+    LLVMValueRef inner = lv_fadd(m, x, lv_fmul(m, lv_real(m, 0.044715, 1), cube));
+    LLVMValueRef t = lv_libm(m, "tanhf", lv_fmul(m, lv_real(m, 0.7978845608028654, 1), inner));
+    return lv_fmul(m, lv_fmul(m, lv_real(m, 0.5, 1), x), lv_fadd(m, lv_real(m, 1, 1), t));
+}
+
+static LLVMValueRef elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
+    switch (k->op) {
+    case IR_SCALE: return lv_fmul(m, x, lv_real(m, k->attr[IR_A_BY], w));
+    case IR_MUL: return lv_fmul(m, x, b);
+    case IR_ADD: return lv_fadd(m, x, b);
+    case IR_GELU_TANH: return gelu_tanh(m, x);
+    default: { /* softcap */
+        LLVMValueRef cap = lv_real(m, k->attr[IR_A_CAP], 1);
+        return lv_fmul(m, cap, lv_libm(m, "tanhf", lv_fdiv(m, x, cap)));
+    }
+    }
+}
+
+static void elementwise_piece(lv_emit *m, const lv_kernel *k, LLVMValueRef at, int w) {
+    LLVMValueRef x = lv_load(m, input(m, 0), at, GM_F32, w);
+    LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, input(m, 1), at, GM_F32, w) : NULL;
+    lv_store(m, output(m), at, elementwise_value(m, k, x, b, w));
+}
+
+static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
+    LLVMValueRef n = lv_muli(m, rows_T(m), k->n), at = lv_int(m, 0);
+    if (!calls_libm(k->op)) {
+        lv_loop v;
+        lv_loop_begin(m, &v, at, n, m->target->width, 0, NULL);
+        elementwise_piece(m, k, v.i, m->target->width);
+        lv_loop_end(m, &v, NULL);
+        at = v.i;
+    }
+    lv_loop s;
+    lv_loop_begin(m, &s, at, n, 1, 0, NULL);
+    elementwise_piece(m, k, s.i, 1);
+    lv_loop_end(m, &s, NULL);
+}
+
+/* ---- rms_norm: per group of G columns, x · rsqrt(mean(x²) + eps) · (w + add_one) ---- */
+
+typedef struct {
+    const lv_kernel *k;
+    LLVMValueRef x, w, y, base, inv;
+} norm_ctx;
+
+static void square_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    norm_ctx *c = ctx;
+    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
+    terms[0] = lv_fmul(m, x, x);
+}
+
+static void normalise_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    norm_ctx *c = ctx;
+    (void)terms;
+    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
+    LLVMValueRef g = lv_load(m, c->w, at, c->k->wtype, w);
+    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
+    lv_store(m, c->y, lv_add(m, c->base, at), lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g));
+}
+
+static void emit_rms_norm(lv_emit *m, const lv_kernel *k) {
+    int64_t G = k->k;
+    norm_ctx c = {k, input(m, 0), input(m, 1), output(m), NULL, NULL};
+    lv_loop r;
+    lv_loop_begin(m, &r, lv_int(m, 0), lv_muli(m, rows_T(m), k->n / G), 1, 0, NULL);
+    c.base = lv_muli(m, r.i, G);
+    LLVMValueRef ss;
+    lv_span(m, G, 1, 1, square_piece, &c, &ss);
+    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)G), "");
+    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, k->attr[IR_A_EPS]), ""));
+    c.inv = LLVMBuildFPTrunc(m->b, LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), root, ""), m->f32, "");
+    lv_span(m, G, 1, 0, normalise_piece, &c, NULL);
+    lv_loop_end(m, &r, NULL);
+}
+
+/* ---- matmul: y[t][n] = x[t] · w[n] for n in [n0, n1) ---- */
+
+typedef struct {
+    LLVMValueRef x, w, y, T;
+    int64_t K, N;
+    gm_dtype dt;
+    int rt, rn;                            /* this tile: rows of x, rows of w */
+    LLVMValueRef x_at[TILE], w_at[TILE];   /* where its rows start */
+} matmul_ctx;
+
+static void tile_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    matmul_ctx *c = ctx;
+    LLVMValueRef wv[TILE], xv[TILE];
+    for (int j = 0; j < c->rn; j++) wv[j] = lv_load(m, c->w, lv_add(m, c->w_at[j], at), c->dt, w);
+    for (int i = 0; i < c->rt; i++) xv[i] = lv_load(m, c->x, lv_add(m, c->x_at[i], at), GM_F32, w);
+    for (int i = 0; i < c->rt; i++)
+        for (int j = 0; j < c->rn; j++) terms[i * c->rn + j] = lv_fmul(m, xv[i], wv[j]);
+}
+
+/* y for rows t0.. t0+rt-1 and columns n0.. n0+rn-1. */
+static void emit_tile(lv_emit *m, matmul_ctx *c, LLVMValueRef t0, LLVMValueRef n0, int rt, int rn) {
+    LLVMValueRef sums[TILE * TILE];
+    c->rt = rt, c->rn = rn;
+    for (int i = 0; i < rt; i++) c->x_at[i] = lv_muli(m, lv_addi(m, t0, i), c->K);
+    for (int j = 0; j < rn; j++) c->w_at[j] = lv_muli(m, lv_addi(m, n0, j), c->K);
+    lv_span(m, c->K, rt * rn == 1 ? UNROLL : 1, rt * rn, tile_piece, c, sums);
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < rn; j++)
+            lv_store(m, c->y, lv_add(m, lv_muli(m, lv_addi(m, t0, i), c->N), lv_addi(m, n0, j)), sums[i * rn + j]);
+}
+
+/* Every row of x against weight rows n0.. n0+rn-1. */
+static void emit_tile_column(lv_emit *m, matmul_ctx *c, LLVMValueRef n0, int rn) {
+    lv_loop t4, t1;
+    lv_loop_begin(m, &t4, lv_int(m, 0), c->T, TILE, 0, NULL);
+    emit_tile(m, c, t4.i, n0, TILE, rn);
+    lv_loop_end(m, &t4, NULL);
+    lv_loop_begin(m, &t1, t4.i, c->T, 1, 0, NULL);
+    emit_tile(m, c, t1.i, n0, 1, rn);
+    lv_loop_end(m, &t1, NULL);
+}
+
+/* With fewer than TILE rows of x (decode), weight rows go one at a time:
+ * read as one sequential stream, they come at the full memory bandwidth,
+ * where 4 interleaved rows got half of it. */
+static void emit_matmul(lv_emit *m, const lv_kernel *k) {
+    matmul_ctx c = {.x = input(m, 0), .w = input(m, 1), .y = output(m), .T = rows_T(m), .K = k->k, .N = k->n,
+                    .dt = k->wtype};
+    LLVMValueRef n0 = int_field(m, offsetof(lv_call, n0)), n1 = int_field(m, offsetof(lv_call, n1));
+    LLVMValueRef tiled = LLVMBuildICmp(m->b, LLVMIntSGE, c.T, lv_int(m, TILE), "");
+    lv_loop n4, n_1;
+    lv_loop_begin(m, &n4, n0, LLVMBuildSelect(m->b, tiled, n1, n0, ""), TILE, 0, NULL);
+    emit_tile_column(m, &c, n4.i, TILE);
+    lv_loop_end(m, &n4, NULL);
+    lv_loop_begin(m, &n_1, n4.i, n1, 1, 0, NULL);
+    emit_tile_column(m, &c, n_1.i, 1);
+    lv_loop_end(m, &n_1, NULL);
+}
+
+/* ---- rope: rotate pairs (i, i + d/2) of each head by (pos / pos_scale) · θ^(−2i/d) ---- */
+
+typedef struct {
+    LLVMValueRef x, y, base, cos_row, sin_row;
+    int64_t half;
+} rope_ctx;
+
+static void rotate_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    rope_ctx *c = ctx;
+    (void)terms;
+    LLVMValueRef lo = lv_add(m, c->base, at), hi = lv_addi(m, lo, c->half);
+    LLVMValueRef x0 = lv_load(m, c->x, lo, GM_F32, w), x1 = lv_load(m, c->x, hi, GM_F32, w);
+    LLVMValueRef cs = lv_load(m, c->cos_row, at, GM_F32, w), sn = lv_load(m, c->sin_row, at, GM_F32, w);
+    lv_store(m, c->y, lo, lv_fsub(m, lv_fmul(m, x0, cs), lv_fmul(m, x1, sn)));
+    lv_store(m, c->y, hi, lv_fadd(m, lv_fmul(m, x1, cs), lv_fmul(m, x0, sn)));
+}
+
+/* θ^(−2i/d) for i < d/2, a constant array of f64 (as the reference computes it). */
+static LLVMValueRef rope_frequencies(lv_emit *m, int64_t hd, double theta) {
+    int64_t half = hd / 2;
+    LLVMValueRef *f = gm_malloc(half * sizeof *f);
+    for (int64_t i = 0; i < half; i++) f[i] = LLVMConstReal(m->f64, pow(theta, -2.0 * i / hd));
+    char name[256];
+    snprintf(name, sizeof name, "%s.freq", m->name);
+    LLVMValueRef g = LLVMAddGlobal(m->mod, LLVMArrayType2(m->f64, half), name);
+    LLVMSetInitializer(g, LLVMConstArray2(m->f64, f, half));
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    free(f);
+    return g;
+}
+
+static void emit_rope(lv_emit *m, const lv_kernel *k) {
+    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
+    LLVMValueRef freq = rope_frequencies(m, hd, k->attr[IR_A_THETA]);
+    rope_ctx c = {input(m, 0), output(m), NULL, LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "cos"),
+                  LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "sin"), half};
+    LLVMValueRef pos = int_field(m, offsetof(lv_call, pos));
+    lv_loop t, i, h;
+    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    LLVMValueRef p = LLVMBuildFDiv(m->b, LLVMBuildSIToFP(m->b, lv_add(m, pos, t.i), m->f64, ""),
+                                   LLVMConstReal(m->f64, k->attr[IR_A_POS_SCALE]), "");
+    lv_loop_begin(m, &i, lv_int(m, 0), lv_int(m, half), 1, 0, NULL);
+    LLVMValueRef f = LLVMBuildLoad2(m->b, m->f64, LLVMBuildInBoundsGEP2(m->b, m->f64, freq, &i.i, 1, ""), "");
+    LLVMValueRef angle = LLVMBuildFMul(m->b, p, f, "");
+    lv_store(m, c.cos_row, i.i, LLVMBuildFPTrunc(m->b, lv_libm(m, "cos", angle), m->f32, ""));
+    lv_store(m, c.sin_row, i.i, LLVMBuildFPTrunc(m->b, lv_libm(m, "sin", angle), m->f32, ""));
+    lv_loop_end(m, &i, NULL);
+    lv_loop_begin(m, &h, lv_int(m, 0), lv_int(m, k->n / hd), 1, 0, NULL);
+    c.base = lv_add(m, lv_muli(m, t.i, k->n), lv_muli(m, h.i, hd));
+    lv_span(m, half, 1, 0, rotate_piece, &c, NULL);
+    lv_loop_end(m, &h, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+    const lv_kernel *k;
+    LLVMValueRef q, k_new, v_new, k_cache, v_cache, scores, y, pos, rows;
+    int64_t hd, kv_cols;
+    LLVMValueRef lo, hi, ring_lo; /* keys [lo, hi) of this query row; ring row of lo */
+    LLVMValueRef q_at, kv_at;     /* this head's columns in q (and y), and in k/v */
+    LLVMValueRef row, inv_sum;    /* the key row of a dot; 1 / Σ p */
+} attn_ctx;
+
+/* Key (or value) row j, ring row r: the cache for j < pos, else this call's rows. */
+static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j,
+                           LLVMValueRef r) {
+    LLVMValueRef old = LLVMBuildICmp(m->b, LLVMIntSLT, j, a->pos, "");
+    LLVMValueRef row = LLVMBuildSelect(m->b, old, r, lv_sub(m, j, a->pos), "");
+    LLVMValueRef at = lv_add(m, lv_muli(m, row, a->kv_cols), a->kv_at);
+    return LLVMBuildInBoundsGEP2(m->b, m->f32, LLVMBuildSelect(m->b, old, cache, fresh, ""), &at, 1, "");
+}
+
+static LLVMValueRef next_ring_row(lv_emit *m, attn_ctx *a, LLVMValueRef r) {
+    LLVMValueRef r1 = lv_addi(m, r, 1);
+    return LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, r1, a->rows, ""), lv_int(m, 0), r1, "");
+}
+
+static void dot_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    attn_ctx *a = ctx;
+    terms[0] = lv_fmul(m, lv_load(m, a->q, lv_add(m, a->q_at, at), GM_F32, w), lv_load(m, a->row, at, GM_F32, w));
+}
+
+/* scores[j - lo] = softcap(q · k_j · scale); returns their max. */
+static LLVMValueRef emit_scores(lv_emit *m, attn_ctx *a) {
+    double cap = a->k->attr[IR_A_SOFTCAP];
+    LLVMValueRef init[2] = {LLVMConstReal(m->f32, -INFINITY), a->ring_lo}, next[2], s;
+    lv_loop j;
+    lv_loop_begin(m, &j, a->lo, a->hi, 1, 2, init);
+    a->row = kv_row(m, a, a->k_cache, a->k_new, j.i, j.v[1]);
+    lv_span(m, a->hd, 1, 1, dot_piece, a, &s);
+    s = lv_fmul(m, s, lv_real(m, a->k->attr[IR_A_SCALE], 1));
+    if (cap > 0) s = lv_fmul(m, lv_real(m, cap, 1), lv_libm(m, "tanhf", lv_fdiv(m, s, lv_real(m, cap, 1))));
+    lv_store(m, a->scores, lv_sub(m, j.i, a->lo), s);
+    next[0] = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, s, j.v[0], ""), s, j.v[0], "");
+    next[1] = next_ring_row(m, a, j.v[1]);
+    lv_loop_end(m, &j, next);
+    return j.v[0];
+}
+
+/* scores become exp(score − max); returns their sum. */
+static LLVMValueRef emit_softmax_weights(lv_emit *m, attn_ctx *a, LLVMValueRef max) {
+    LLVMValueRef zero = lv_real(m, 0, 1), p;
+    lv_loop j;
+    lv_loop_begin(m, &j, lv_int(m, 0), lv_sub(m, a->hi, a->lo), 1, 1, &zero);
+    p = lv_libm(m, "expf", lv_fsub(m, lv_load(m, a->scores, j.i, GM_F32, 1), max));
+    lv_store(m, a->scores, j.i, p);
+    p = lv_fadd(m, j.v[0], p);
+    lv_loop_end(m, &j, &p);
+    return j.v[0];
+}
+
+/* y[at.. at+w) = Σ_j p_j · v_j[at.. at+w) / Σ p. */
+static void weighted_values_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    attn_ctx *a = ctx;
+    (void)terms;
+    LLVMValueRef init[2] = {lv_real(m, 0, w), a->ring_lo}, next[2];
+    lv_loop j;
+    lv_loop_begin(m, &j, a->lo, a->hi, 1, 2, init);
+    LLVMValueRef v = lv_load(m, kv_row(m, a, a->v_cache, a->v_new, j.i, j.v[1]), at, GM_F32, w);
+    LLVMValueRef p = lv_load(m, a->scores, lv_sub(m, j.i, a->lo), GM_F32, 1);
+    next[0] = lv_fadd(m, j.v[0], lv_fmul(m, lv_splat(m, p, w), v));
+    next[1] = next_ring_row(m, a, j.v[1]);
+    lv_loop_end(m, &j, next);
+    lv_store(m, a->y, lv_add(m, a->q_at, at), lv_fmul(m, j.v[0], lv_splat(m, a->inv_sum, w)));
+}
+
+static void emit_attention(lv_emit *m, const lv_kernel *k) {
+    int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
+    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW];
+    attn_ctx a = {.k = k, .q = input(m, 0), .k_new = input(m, 1), .v_new = input(m, 2),
+                  .k_cache = ptr_field(m, offsetof(lv_call, k_cache)),
+                  .v_cache = ptr_field(m, offsetof(lv_call, v_cache)),
+                  .scores = ptr_field(m, offsetof(lv_call, scores)), .y = output(m),
+                  .pos = int_field(m, offsetof(lv_call, pos)), .rows = int_field(m, offsetof(lv_call, rows)),
+                  .hd = hd, .kv_cols = nkv * hd};
+    lv_loop t, h;
+    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    LLVMValueRef i = lv_add(m, a.pos, t.i);
+    a.hi = lv_addi(m, i, 1);
+    a.lo = lv_int(m, 0);
+    if (window > 0) {
+        LLVMValueRef first = lv_addi(m, i, 1 - window);
+        a.lo = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGT, first, a.lo, ""), first, a.lo, "");
+    }
+    a.ring_lo = LLVMBuildSRem(m->b, a.lo, a.rows, "");
+    lv_loop_begin(m, &h, lv_int(m, 0), lv_int(m, nh), 1, 0, NULL);
+    a.q_at = lv_add(m, lv_muli(m, t.i, nh * hd), lv_muli(m, h.i, hd));
+    a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h.i, lv_int(m, nh / nkv), ""), hd);
+    LLVMValueRef max = emit_scores(m, &a);
+    a.inv_sum = lv_fdiv(m, lv_real(m, 1, 1), emit_softmax_weights(m, &a, max));
+    lv_span(m, hd, 1, 0, weighted_values_piece, &a, NULL);
+    lv_loop_end(m, &h, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
+    lv_kernel_begin(m, name);
+    switch (k->op) {
+    case IR_EMBED: emit_embed(m, k); break;
+    case IR_RMS_NORM: emit_rms_norm(m, k); break;
+    case IR_MATMUL: emit_matmul(m, k); break;
+    case IR_ROPE: emit_rope(m, k); break;
+    case IR_ATTENTION: emit_attention(m, k); break;
+    default: emit_elementwise(m, k); break;
+    }
+    lv_kernel_end(m);
+}

@@ -1,0 +1,28 @@
+/* target.h — the machine the kernels are compiled for: LLVM's triple, CPU
+ * name and feature string, and the choices that follow from them (how many
+ * f32 lanes the kernels' vectors have, and the "prefer-vector-width" hint for
+ * what LLVM vectorises itself). The host is asked through LLVM; the choices
+ * for x86-64 CPUs live in backends/x86_64, other architectures get a portable
+ * 128-bit default. */
+#ifndef GM_LLVM_TARGET_H
+#define GM_LLVM_TARGET_H
+
+#include "runtime/common.h"
+
+#include <llvm-c/TargetMachine.h>
+
+typedef struct {
+    char *triple, *cpu, *features; /* LLVM's strings (LLVMDisposeMessage) */
+    int width;                     /* f32 lanes of the kernels' vectors: 4, 8 or 16 */
+    const char *prefer_width;      /* "prefer-vector-width" attribute value, or NULL */
+} lv_target;
+
+/* The CPU this process runs on. */
+void lv_target_host(lv_target *t);
+void lv_target_free(lv_target *t);
+
+/* A target machine for t at the highest optimisation level; NULL after
+ * reporting when LLVM does not know the triple. */
+LLVMTargetMachineRef lv_target_machine(const lv_target *t, gm_err *e);
+
+#endif

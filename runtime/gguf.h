@@ -1,0 +1,87 @@
+/* gguf.h — read-only access to llama.cpp's GGUF files (format v3).
+ *
+ * The file is mmapped and validated at open the way safetensors are (magic,
+ * version, counts, strings and arrays inside the file, tensor types known,
+ * sizes = blocks × block bytes, data inside the file and aligned). Metadata
+ * values and tensor data stay in the mapping. Quantized tensors (Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) are decoded by the
+ * published block layouts; gguf_weights() turns the file into a weight
+ * archive the rest of gemmac reads like a safetensors checkpoint: float
+ * tensors point into the mapping, quantized ones are dequantized once, at
+ * load, into owned f32 buffers. */
+#ifndef GM_GGUF_H
+#define GM_GGUF_H
+
+#include "common.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+typedef enum {
+    GGUF_T_UINT8, GGUF_T_INT8, GGUF_T_UINT16, GGUF_T_INT16, GGUF_T_UINT32, GGUF_T_INT32,
+    GGUF_T_FLOAT32, GGUF_T_BOOL, GGUF_T_STRING, GGUF_T_ARRAY, GGUF_T_UINT64, GGUF_T_INT64,
+    GGUF_T_FLOAT64
+} gguf_value_type;
+
+typedef struct {
+    const char *key;             /* NUL-terminated copy of the key */
+    gguf_value_type type;        /* scalar type, or GGUF_T_ARRAY */
+    gguf_value_type elem_type;   /* arrays: the element type; scalars: `type` */
+    uint64_t count;              /* arrays: element count; else 1 */
+    const void *data;            /* the value (array: first element) in the mapping */
+} gguf_kv;
+
+typedef struct {
+    const char *name;            /* NUL-terminated copy */
+    uint32_t ggml_type;          /* ggml type id (0 F32, 1 F16, 30 BF16, 8 Q8_0, 2 Q4_0, 12 Q4_K, 13 Q5_K, 14 Q6_K;
+                                    also 3 Q4_1, 6 Q5_0, 7 Q5_1, 10 Q2_K, 11 Q3_K) */
+    int ndim;
+    int64_t ne[4];               /* ggml order: ne[0] is the contiguous dimension */
+    const void *data;            /* in the mapping */
+    size_t nbytes;
+} gguf_tensor;
+
+typedef struct gguf_file gguf_file;
+
+gguf_file *gguf_open(const char *path, gm_err *e);
+void gguf_close(gguf_file *g);
+const char *gguf_path(const gguf_file *g);
+
+int gguf_kv_count(const gguf_file *g);
+const gguf_kv *gguf_kv_at(const gguf_file *g, int i);
+const gguf_kv *gguf_find(const gguf_file *g, const char *key);   /* NULL if absent */
+
+/* Typed getters: 0 on success; -1 with a message naming the file and key
+ * (absent, or of another type) otherwise. Integers of any width convert when
+ * the value fits. */
+int gguf_get_int(const gguf_file *g, const char *key, int64_t *out, gm_err *e);
+int gguf_get_float(const gguf_file *g, const char *key, double *out, gm_err *e);   /* f32, f64 or integer */
+int gguf_get_string(const gguf_file *g, const char *key, char **out, gm_err *e);   /* malloc'd */
+/* Array element i of a string array (malloc'd) / of a numeric array (bools
+ * read 0/1); a scalar is an array of one. NULL / NaN when i is out of range
+ * or the element type does not fit. kv must come from gguf_kv_at/gguf_find. */
+char *gguf_array_string(const gguf_kv *kv, uint64_t i);
+double gguf_array_number(const gguf_kv *kv, uint64_t i);
+
+int gguf_tensor_count(const gguf_file *g);
+const gguf_tensor *gguf_tensor_at(const gguf_file *g, int i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name);
+
+const char *gguf_type_name(uint32_t ggml_type);   /* "Q4_K", ...; "unknown" */
+
+/* Decodes n elements (a multiple of the type's block size) of a tensor's
+ * data into f32. Returns -1 for a type it does not know. */
+int gguf_dequantize(uint32_t ggml_type, const void *src, float *dst, int64_t n);
+
+/* A weight archive over the file's tensors, named as in the file, shapes in
+ * row-major order (ne reversed). The archive owns the dequantized buffers;
+ * the gguf_file must outlive it. */
+st_archive *gguf_weights(const gguf_file *g, gm_err *e);
+
+/* The file's SentencePiece vocabulary (tokenizer.ggml.model "llama") as the
+ * bytes of a serialized ModelProto, malloc'd, *len its size (gguf_vocab.c). */
+char *gguf_sentencepiece_model(const gguf_file *g, size_t *len, gm_err *e);
+
+/* The same, loaded: the tokenizer a GGUF model carries. */
+rt_tokenizer *gguf_tokenizer(const gguf_file *g, gm_err *e);
+
+#endif

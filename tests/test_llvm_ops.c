@@ -1,0 +1,438 @@
+/* test_llvm_ops.c — every kind of kernel the LLVM backend emits, run on
+ * random inputs and compared with a scalar double-precision version of the
+ * op's formula (docs/model-format.md) written out here.
+ *
+ * Sizes are chosen to miss the vector width (1, 7, 33, 100 columns) so the
+ * narrow pieces and scalar tails run; T is 1 (decode), 3 and 17 (tiles and
+ * their tails); weights come as f32, bf16 and f16. Attention runs a sequence
+ * of calls against a KV slot of runtime/kv_cache.h, past the end of its ring,
+ * with GQA, a sliding window and a softcap. Each test prints its worst error
+ * against its tolerance:
+ *   embed                      exact (a dtype conversion)
+ *   scale, mul, add            1e-6 relative (one f32 rounding)
+ *   gelu_tanh, softcap         1e-6 absolute + 1e-6 relative (libm's tanhf)
+ *   rms_norm                   1e-5 relative (f32 sum of squares)
+ *   matmul                     1e-5 of Σ|x·w| (f32 accumulation, any order)
+ *   rope                       1e-5 absolute (values of size 1)
+ *   attention                  1e-5 absolute (a weighted mean of values of size 1) */
+#include "testing.h"
+
+#include "backends/llvm/jit.h"
+#include "backends/llvm/plan.h"
+#include "compiler/model.h"
+#include "runtime/kv_cache.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const int64_t widths[] = {1, 7, 33, 100};
+static const int rows_per_call[] = {1, 3, 17};
+static const gm_dtype dtypes[] = {GM_F32, GM_BF16, GM_F16};
+#define N_WIDTHS 4
+#define N_ROWS 3
+#define N_DTYPES 3
+
+/* ---- random data ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static double uniform(void) { /* in [-1, 1) */
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / (double)(1ull << 52) - 1;
+}
+
+static float *random_f32(int64_t n, double scale) {
+    float *x = gm_malloc(n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * uniform());
+    return x;
+}
+
+static uint16_t to_f16(float f) { /* truncating, flushes what f16 cannot hold as a normal to 0 */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    int e = (int)(u >> 23 & 0xff) - 127 + 15;
+    if (e <= 0 || e >= 31) return (uint16_t)(u >> 16 & 0x8000);
+    return (uint16_t)((u >> 16 & 0x8000) | e << 10 | (u >> 13 & 0x3ff));
+}
+
+/* n random weights stored as dt, and the f32 values they stand for. */
+typedef struct {
+    void *data;
+    float *value;
+} weights;
+
+static weights random_weights(gm_dtype dt, int64_t n, double scale) {
+    weights w = {gm_malloc(n * gm_dtype_size(dt)), random_f32(n, scale)};
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &w.value[i], 4);
+        if (dt == GM_F32) ((float *)w.data)[i] = w.value[i];
+        else if (dt == GM_BF16) ((uint16_t *)w.data)[i] = (uint16_t)(u >> 16);
+        else ((uint16_t *)w.data)[i] = to_f16(w.value[i]);
+    }
+    gm_to_f32(dt, w.data, w.value, n);
+    return w;
+}
+
+static void free_weights(weights w) {
+    free(w.data);
+    free(w.value);
+}
+
+/* ---- kernels ---- */
+
+static lv_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
+    lv_kernel d;
+    memset(&d, 0, sizeof d);
+    d.op = op, d.wtype = wtype, d.n = n, d.k = k;
+    return d;
+}
+
+static lv_jit *compile(const lv_kernel *ks, int n) {
+    gm_err e = {{0}};
+    lv_jit *j = lv_jit_compile(ks, n, &e);
+    if (!j) printf("\n  %s\n", e.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    return j;
+}
+
+/* Worst |got − want| / (abs_floor + rel · scale[i]) over n values; ≤ 1 passes. */
+typedef struct {
+    double worst;  /* the largest ratio seen */
+    double err;    /* its absolute error */
+} score;
+
+static void compare(score *s, const float *got, const double *want, const double *scale, int64_t n, double abs_tol,
+                    double rel_tol) {
+    for (int64_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - want[i]);
+        if (err == 0) continue;
+        double r = err / (abs_tol + rel_tol * fabs(scale ? scale[i] : want[i]));
+        if (!(r <= s->worst)) s->worst = r, s->err = err;
+    }
+}
+
+static void report(const char *op, const score *s) {
+    printf("[%s: worst %.2f of tolerance, |err| %.2g] ", op, s->worst, s->err);
+    CU_ASSERT(s->worst <= 1);
+}
+
+/* ---- embed ---- */
+
+static void test_embed(void) {
+    enum { V = 11, T = 17 };
+    lv_kernel ks[N_WIDTHS * N_DTYPES];
+    for (int w = 0; w < N_WIDTHS; w++)
+        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kernel(IR_EMBED, dtypes[d], widths[w], 0);
+    lv_jit *j = compile(ks, N_WIDTHS * N_DTYPES);
+    int32_t ids[T];
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((uniform() + 1) / 2 * V);
+    score s = {0, 0};
+    for (int i = 0; i < N_WIDTHS * N_DTYPES; i++) {
+        int64_t C = ks[i].n;
+        weights table = random_weights(ks[i].wtype, V * C, 1);
+        float *y = gm_malloc(T * C * sizeof *y);
+        double *want = gm_malloc(T * C * sizeof *want);
+        lv_jit_kernel(j, i)(&(lv_call){.in = {ids, table.data}, .out = y, .T = T});
+        for (int t = 0; t < T; t++)
+            for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
+        compare(&s, y, want, NULL, T * C, 0, 1e-30);
+        free_weights(table);
+        free(y);
+        free(want);
+    }
+    report("embed", &s);
+    lv_jit_free(j);
+}
+
+/* ---- elementwise ---- */
+
+static const ir_op elementwise_ops[] = {IR_SCALE, IR_MUL, IR_ADD, IR_GELU_TANH, IR_SOFTCAP};
+#define N_ELEMENTWISE 5
+
+static double elementwise_ref(ir_op op, double x, double b, const double *a) {
+    switch (op) {
+    case IR_SCALE: return x * a[IR_A_BY];
+    case IR_MUL: return x * b;
+    case IR_ADD: return x + b;
+    case IR_GELU_TANH: return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    default: return a[IR_A_CAP] * tanh(x / a[IR_A_CAP]);
+    }
+}
+
+static void test_elementwise(void) {
+    lv_kernel ks[N_ELEMENTWISE * N_WIDTHS];
+    for (int o = 0; o < N_ELEMENTWISE; o++)
+        for (int w = 0; w < N_WIDTHS; w++) {
+            lv_kernel *k = &ks[o * N_WIDTHS + w];
+            *k = kernel(elementwise_ops[o], GM_F32, widths[w], 0);
+            k->attr[IR_A_BY] = 11.3137;
+            k->attr[IR_A_CAP] = 3.5;
+        }
+    lv_jit *j = compile(ks, N_ELEMENTWISE * N_WIDTHS);
+    for (int o = 0; o < N_ELEMENTWISE; o++) {
+        score s = {0, 0};
+        int libm = elementwise_ops[o] == IR_GELU_TANH || elementwise_ops[o] == IR_SOFTCAP;
+        for (int w = 0; w < N_WIDTHS; w++)
+            for (int r = 0; r < N_ROWS; r++) {
+                const lv_kernel *k = &ks[o * N_WIDTHS + w];
+                int64_t n = k->n * rows_per_call[r];
+                float *x = random_f32(n, 8), *b = random_f32(n, 2), *y = gm_malloc(n * sizeof *y);
+                double *want = gm_malloc(n * sizeof *want);
+                lv_jit_kernel(j, o * N_WIDTHS + w)(&(lv_call){.in = {x, b}, .out = y, .T = rows_per_call[r]});
+                for (int64_t i = 0; i < n; i++) want[i] = elementwise_ref(k->op, x[i], b[i], k->attr);
+                compare(&s, y, want, NULL, n, libm ? 1e-6 : 1e-30, 1e-6);
+                free(x), free(b), free(y), free(want);
+            }
+        report(ir_ops[elementwise_ops[o]].name, &s);
+    }
+    lv_jit_free(j);
+}
+
+/* ---- rms_norm ---- */
+
+static void test_rms_norm(void) {
+    static const int64_t shapes[][2] = {{1, 1}, {7, 7}, {33, 33}, {100, 100}, {64, 16}, {96, 32}, {1000, 1000}};
+    enum { N_SHAPES = 7, N = N_SHAPES * N_DTYPES };
+    lv_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = kernel(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
+        ks[i].attr[IR_A_EPS] = 1e-6;
+        ks[i].attr[IR_A_ADD_ONE] = i % 2;
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < N_ROWS; r++) {
+            int64_t C = ks[i].n, G = ks[i].k, T = rows_per_call[r];
+            weights w = random_weights(ks[i].wtype, G, 0.5);
+            float *x = random_f32(T * C, 3), *y = gm_malloc(T * C * sizeof *y);
+            double *want = gm_malloc(T * C * sizeof *want);
+            lv_jit_kernel(j, i)(&(lv_call){.in = {x, w.data}, .out = y, .T = T});
+            for (int64_t g = 0; g < T * C / G; g++) {
+                double ss = 0;
+                for (int64_t c = 0; c < G; c++) ss += (double)x[g * G + c] * x[g * G + c];
+                double inv = 1 / sqrt(ss / G + 1e-6);
+                for (int64_t c = 0; c < G; c++)
+                    want[g * G + c] = x[g * G + c] * inv * (w.value[c] + ks[i].attr[IR_A_ADD_ONE]);
+            }
+            compare(&s, y, want, NULL, T * C, 1e-30, 1e-5);
+            free_weights(w);
+            free(x), free(y), free(want);
+        }
+    report("rms_norm", &s);
+    lv_jit_free(j);
+}
+
+/* ---- matmul ---- */
+
+static void check_matmul(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
+    int64_t K = k->k, N = k->n;
+    weights w = random_weights(k->wtype, N * K, 1);
+    float *x = random_f32(T * K, 1), *y = gm_malloc(T * N * sizeof *y);
+    double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
+    int64_t split = N / 8 * 4; /* two calls, as the engine's threads make them */
+    fn(&(lv_call){.in = {x, w.data}, .out = y, .T = T, .n0 = 0, .n1 = split});
+    fn(&(lv_call){.in = {x, w.data}, .out = y, .T = T, .n0 = split, .n1 = N});
+    for (int t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++) {
+            double dot = 0, abs_dot = 0;
+            for (int64_t i = 0; i < K; i++) {
+                dot += (double)x[t * K + i] * w.value[n * K + i];
+                abs_dot += fabs((double)x[t * K + i] * w.value[n * K + i]);
+            }
+            want[t * N + n] = dot, mass[t * N + n] = abs_dot;
+        }
+    compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    free_weights(w);
+    free(x), free(y), free(want), free(mass);
+}
+
+static void test_matmul(void) {
+    static const int64_t Ns[] = {1, 7, 33, 100};
+    static const int64_t Ks[] = {1, 7, 33, 100, 1000};
+    enum { N_K = 5, N_N = 4, N = N_K * N_N * N_DTYPES };
+    lv_kernel ks[N];
+    for (int i = 0; i < N; i++)
+        ks[i] = kernel(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < N_ROWS; r++) check_matmul(lv_jit_kernel(j, i), &ks[i], rows_per_call[r], &s);
+    report("matmul", &s);
+    lv_jit_free(j);
+}
+
+/* ---- rope ---- */
+
+static void test_rope(void) {
+    static const int64_t head_dims[] = {2, 6, 32, 40};
+    static const double pos_scales[] = {1, 8};
+    static const int positions[] = {0, 5, 1000};
+    enum { N = 4 * 2 };
+    lv_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        int64_t hd = head_dims[i / 2];
+        ks[i] = kernel(IR_ROPE, GM_F32, hd * 3, 0);
+        ks[i].attr[IR_A_HEAD_DIM] = (double)hd;
+        ks[i].attr[IR_A_THETA] = i % 2 ? 1e6 : 1e4;
+        ks[i].attr[IR_A_POS_SCALE] = pos_scales[i % 2];
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < N_ROWS; r++)
+            for (int p = 0; p < 3; p++) {
+                const double *a = ks[i].attr;
+                int64_t C = ks[i].n, hd = (int64_t)a[IR_A_HEAD_DIM], half = hd / 2, T = rows_per_call[r];
+                float *x = random_f32(T * C, 1), *y = gm_malloc(T * C * sizeof *y);
+                double *want = gm_malloc(T * C * sizeof *want);
+                lv_jit_kernel(j, i)(&(lv_call){.in = {x}, .out = y, .T = T, .pos = positions[p]});
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t h = 0; h < C; h += hd)
+                        for (int64_t q = 0; q < half; q++) {
+                            double angle = (positions[p] + t) / a[IR_A_POS_SCALE] * pow(a[IR_A_THETA], -2.0 * q / hd);
+                            double x0 = x[t * C + h + q], x1 = x[t * C + h + q + half];
+                            want[t * C + h + q] = x0 * cos(angle) - x1 * sin(angle);
+                            want[t * C + h + q + half] = x1 * cos(angle) + x0 * sin(angle);
+                        }
+                compare(&s, y, want, NULL, T * C, 1e-5, 0);
+                free(x), free(y), free(want);
+            }
+    report("rope", &s);
+    lv_jit_free(j);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+    int heads, kv_heads, head_dim, window;
+    double softcap;
+} attn_shape;
+
+/* The output of query row t (position pos + t) over every key so far. */
+static void attention_ref(const attn_shape *a, const float *q, const float *keys, const float *values, int i,
+                          double *out) {
+    int kv_cols = a->kv_heads * a->head_dim, hd = a->head_dim;
+    int lo = a->window > 0 && i - a->window + 1 > 0 ? i - a->window + 1 : 0;
+    double *p = gm_malloc((i + 1) * sizeof *p);
+    for (int h = 0; h < a->heads; h++) {
+        int off = h / (a->heads / a->kv_heads) * hd;
+        double max = -INFINITY, sum = 0;
+        for (int j = lo; j <= i; j++) {
+            double s = 0;
+            for (int d = 0; d < hd; d++) s += (double)q[h * hd + d] * keys[j * kv_cols + off + d];
+            s /= sqrt(hd);
+            if (a->softcap > 0) s = a->softcap * tanh(s / a->softcap);
+            p[j] = s, max = fmax(max, s);
+        }
+        for (int j = lo; j <= i; j++) sum += p[j] = exp(p[j] - max);
+        for (int d = 0; d < hd; d++) {
+            double o = 0;
+            for (int j = lo; j <= i; j++) o += p[j] * values[j * kv_cols + off + d];
+            out[h * hd + d] = o / sum;
+        }
+    }
+    free(p);
+}
+
+/* Calls of T rows at growing positions, past the ring's end more than once. */
+static void check_attention(lv_kernel_fn fn, const attn_shape *a, score *s) {
+    enum { CONTEXT = 64 };
+    static const int calls[] = {3, 1, 1, 17, 1, 1, 7, 1, 17, 1, 3};
+    int kv_cols = a->kv_heads * a->head_dim, q_cols = a->heads * a->head_dim;
+    rt_kv_cache *cache = rt_kv_create(1, &a->window, &kv_cols, CONTEXT, 0);
+    rt_kv_slot *slot = &cache->slots[0];
+    float *keys = gm_malloc(CONTEXT * kv_cols * sizeof(float)), *values = gm_malloc(CONTEXT * kv_cols * sizeof(float));
+    float *scores = gm_malloc(CONTEXT * sizeof(float));
+    int pos = 0;
+    for (int c = 0; c < (int)(sizeof calls / sizeof calls[0]); c++) {
+        int T = calls[c];
+        float *q = random_f32(T * q_cols, 2), *k = random_f32(T * kv_cols, 2), *v = random_f32(T * kv_cols, 1);
+        float *y = gm_malloc(T * q_cols * sizeof *y);
+        double *want = gm_malloc(T * q_cols * sizeof *want);
+        memcpy(keys + pos * kv_cols, k, T * kv_cols * sizeof(float));
+        memcpy(values + pos * kv_cols, v, T * kv_cols * sizeof(float));
+        fn(&(lv_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k, .v_cache = slot->v,
+                      .rows = slot->rows, .scores = scores});
+        for (int t = 0; t < T; t++) attention_ref(a, q + t * q_cols, keys, values, pos + t, want + t * q_cols);
+        compare(s, y, want, NULL, T * q_cols, 1e-5, 0);
+        rt_kv_store(slot, pos, T, k, v);
+        pos += T;
+        free(q), free(k), free(v), free(y), free(want);
+    }
+    CU_ASSERT(pos > slot->rows || !a->window);
+    free(keys), free(values), free(scores);
+    rt_kv_free(cache);
+}
+
+static void test_attention(void) {
+    static const attn_shape shapes[] = {
+        {4, 2, 16, 0, 0}, {4, 2, 16, 5, 0}, {4, 2, 20, 8, 50}, {2, 2, 7, 0, 5}, {4, 1, 33, 12, 0}, {1, 1, 100, 3, 30},
+    };
+    enum { N = sizeof shapes / sizeof shapes[0] };
+    lv_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        const attn_shape *a = &shapes[i];
+        ks[i] = kernel(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);
+        ks[i].attr[IR_A_HEADS] = a->heads;
+        ks[i].attr[IR_A_KV_HEADS] = a->kv_heads;
+        ks[i].attr[IR_A_HEAD_DIM] = a->head_dim;
+        ks[i].attr[IR_A_SCALE] = 1 / sqrt(a->head_dim);
+        ks[i].attr[IR_A_SOFTCAP] = a->softcap;
+        ks[i].attr[IR_A_WINDOW] = a->window;
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++) check_attention(lv_jit_kernel(j, i), &shapes[i], &s);
+    report("attention", &s);
+    lv_jit_free(j);
+}
+
+/* ---- the activation plan ---- */
+
+/* No two activations that are alive at once may share memory. */
+static void test_plan_no_overlap(void) {
+    gm_err e;
+    gm_model *m = gm_model_open(test_path("golden/tiny-gemma3"), NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    const ir_graph *g = m->graph;
+    lv_plan p;
+    lv_plan_make(g, &p);
+    int *born = gm_malloc(g->n_values * sizeof *born), *last = gm_malloc(g->n_values * sizeof *last);
+    for (int v = 0; v < g->n_values; v++) born[v] = last[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        born[g->nodes[i].out] = last[g->nodes[i].out] = i;
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) last[g->nodes[i].in[k]] = i;
+    }
+    last[g->logits] = g->n_nodes;
+    int overlaps = 0;
+    for (int a = 0; a < g->n_values; a++)
+        for (int b = a + 1; b < g->n_values; b++) {
+            if (born[a] < 0 || born[b] < 0 || last[a] < born[b] || last[b] < born[a]) continue;
+            int64_t ca = g->values[a].dims[1], cb = g->values[b].dims[1];
+            overlaps += p.offset[a] < p.offset[b] + cb && p.offset[b] < p.offset[a] + ca;
+        }
+    int64_t naive = 0;
+    for (int v = 0; v < g->n_values; v++) naive += born[v] >= 0 ? g->values[v].dims[1] : 0;
+    printf("[arena %lld floats per row, %lld without reuse] ", (long long)p.width, (long long)naive);
+    CU_ASSERT_EQUAL(overlaps, 0);
+    CU_ASSERT(p.width < naive);
+    free(born), free(last);
+    lv_plan_free(&p);
+    gm_model_free(m);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("llvm ops", NULL, NULL);
+    CU_add_test(s, "embed", test_embed);
+    CU_add_test(s, "elementwise", test_elementwise);
+    CU_add_test(s, "rms_norm", test_rms_norm);
+    CU_add_test(s, "matmul", test_matmul);
+    CU_add_test(s, "rope", test_rope);
+    CU_add_test(s, "attention", test_attention);
+    CU_add_test(s, "plan", test_plan_no_overlap);
+    return test_run_all();
+}
