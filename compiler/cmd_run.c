@@ -4,7 +4,7 @@
  * stdin that keeps the KV cache between turns. Text streams to stdout; the
  * prompt and generation speeds go to stderr at the end, like llama.cpp's
  * timings. The flags of Gemma's reference sampling script are accepted as
- * aliases. */
+ * aliases. A .gguf model brings its own tokenizer (runtime/gguf_vocab.c). */
 #include "cli.h"
 #include "model.h"
 #include "runtime/generate.h"

@@ -66,10 +66,10 @@ static int help_asked(int argc, char **argv, const char *usage) {
 
 int cmd_import(int argc, char **argv) {
     static const char usage[] =
-        "usage: gemmac import <hf checkpoint dir | config.json> [-o FILE] [--name NAME]\n"
+        "usage: gemmac import <hf checkpoint dir | config.json | model.gguf> [-o FILE] [--name NAME]\n"
         "Writes the gemmac model description (docs/model-format.md) of a Hugging Face Gemma\n"
-        "checkpoint: to FILE (atomically), or to stdout. The model is named after its\n"
-        "directory unless --name is given.\n";
+        "checkpoint or a llama.cpp GGUF file: to FILE (atomically), or to stdout. The model is\n"
+        "named after its directory or file unless --name is given.\n";
     if (help_asked(argc, argv, usage)) return 0;
     const char *src = NULL, *out = NULL, *name = NULL, *v;
     for (int i = 1; i < argc; i++) {
@@ -81,7 +81,10 @@ int cmd_import(int argc, char **argv) {
     }
     if (!src) return cli_usage_error("import", "no checkpoint given");
     gm_err e;
-    cJSON *desc = import_hf(src, &e);
+    char *origin = NULL, *ckpt = NULL;
+    cJSON *desc = gm_description_load(src, &origin, &ckpt, &e);
+    free(origin);
+    free(ckpt);
     if (!desc) return cli_error(&e);
     if (name) cJSON_ReplaceItemInObject(desc, "name", cJSON_CreateString(name));
     ir_graph *g = frontend_build(desc, src, &e);

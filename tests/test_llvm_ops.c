@@ -10,7 +10,7 @@
  * against its tolerance:
  *   embed                      exact (a dtype conversion)
  *   scale, mul, add            1e-6 relative (one f32 rounding)
- *   gelu_tanh, softcap         1e-6 absolute + 1e-6 relative (libm's tanhf)
+ *   gelu_tanh, softcap         1e-6 absolute + 1e-6 relative (libm's expf, tanhf)
  *   rms_norm                   1e-5 relative (f32 sum of squares)
  *   matmul                     1e-5 of Σ|x·w| (f32 accumulation, any order)
  *   rope                       1e-5 absolute (values of size 1)

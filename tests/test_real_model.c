@@ -10,7 +10,8 @@
  * ${GEMMAC_CACHE:-$HOME/.cache/gemmac}; without it the run exits 77 (ctest:
  * skipped). The file must import and bind; the tokenizer rebuilt from its
  * metadata must give exactly the ids of tests/tokenizers (ids_gemma3 and the
- * spm_ids_gemma3 of the divergent cases) and of the reference prompts; and
+ * spm_ids_gemma3 of the divergent cases) and of the reference prompts, and
+ * hold the pieces of tests/tokenizers/gemma3-tokenizer.model; and
  * every backend must reproduce tests/real-model/expected.json, computed by
  * Hugging Face transformers on the same dequantized weights (README.md
  * there): the same greedy token at every step of every prompt, and the
@@ -366,6 +367,19 @@ static void test_tokenizer_real(void) {
     CU_ASSERT_EQUAL(rt_tok_bos(tok), 2);
     CU_ASSERT_EQUAL(rt_tok_eos(tok), 1);
     CU_ASSERT_EQUAL(rt_tok_piece_id(tok, "<end_of_turn>"), 106);
+    /* the same pieces, in the same order, as the Gemma 3 tokenizer.model there */
+    gm_err e = {{0}};
+    rt_tokenizer *ref = rt_tok_load(test_path("tokenizers/gemma3-tokenizer.model"), &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    CU_ASSERT_EQUAL(rt_tok_vocab_size(tok), rt_tok_vocab_size(ref));
+    int differ = 0;
+    for (int32_t id = 0; id < rt_tok_vocab_size(ref); id++) {
+        char *a = rt_tok_piece(tok, id), *b = rt_tok_piece(ref, id);
+        differ += !a || !b || strcmp(a, b);
+        free(a), free(b);
+    }
+    CU_ASSERT_EQUAL(differ, 0);
+    rt_tok_free(ref);
 }
 
 /* The reference prompts, chat-formatted, encode to the reference's ids. */

@@ -7,11 +7,10 @@ tokenizer from the file's metadata). See README.md for versions and commands.
 
 usage: python make_reference.py GGUF_DIR OUT.json
 """
-import hashlib, json, math, os, sys, time
+import hashlib, importlib.metadata, json, os, sys, time
 
 import torch
 import transformers
-import gguf
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 GGUF = "gemma-3-270m-q4_k_m.gguf"
@@ -94,7 +93,7 @@ def main():
             "script": "tests/real-model/make_reference.py",
             "transformers": transformers.__version__,
             "torch": torch.__version__,
-            "gguf": getattr(gguf, "__version__", None) or "0.19.0",
+            "gguf": importlib.metadata.version("gguf"),
             "dtype": "float32",
             "attn_implementation": "eager",
         },
