@@ -22,7 +22,7 @@ static const char usage[] =
     "  --steps N        greedy steps to take (default 16)\n"
     "  --out FILE       write the logits of each step, f32 [steps][vocab]\n"
     "  --prefill-out F  write the logits of every prompt position, f32 [T][vocab]\n"
-    "  --backend NAME   reference (default)\n"
+    "  --backend NAME   jit (default) or reference\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --context N      KV cache positions (default: prompt + steps)\n"
     "Prints the continuation as comma-separated ids on stdout.\n";
@@ -96,7 +96,7 @@ static int run_probe(rt_engine *en, const int32_t *ids, int n, int steps, float 
 int cmd_logits(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    probe_args a = {.backend = "reference", .steps = 16};
+    probe_args a = {.backend = "jit", .steps = 16};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     int32_t *ids = NULL;

@@ -43,8 +43,8 @@ static const char usage[] =
     "                     or a .gguf model's own vocabulary)\n"
     "  --weights DIR      the checkpoint, when MODEL is a description\n"
     "  --context N        KV cache positions (default: the model's, at most 4096)\n"
-    "  --backend NAME     reference (default)\n"
-    "  --verbose          print the model, backend and KV cache memory before running\n"
+    "  --backend NAME     jit (default: native code through LLVM) or reference (the C interpreter)\n"
+    "  --verbose          print the model, backend, compile time and KV cache memory before running\n"
     "Aliases from Gemma's reference script: --path_checkpoint (MODEL), --path_tokenizer,\n"
     "--string_to_sample (-p), --total_generation_steps (-n).\n";
 
@@ -224,8 +224,9 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     int *windows = gm_malloc(slots * sizeof(int)), *cols = gm_malloc(slots * sizeof(int));
     ir_cache_slots(m->graph, windows, cols);
     size_t full = rt_kv_plan_bytes(slots, windows, cols, en->context, 1);
-    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s\n", m->graph->name, m->origin,
-            m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend);
+    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s)\n",
+            m->graph->name, m->origin, m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend,
+            en->compile_s);
     fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
             en->context, en->kv_bytes / 1048576.0, full / 1048576.0);
     free(windows);
@@ -249,7 +250,7 @@ static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err
 int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    run_args a = {.backend = "reference", .max_new = 256, .sampling = rt_sampler_defaults()};
+    run_args a = {.backend = "jit", .max_new = 256, .sampling = rt_sampler_defaults()};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.seeded) a.sampling.seed = (uint64_t)time(NULL);
