@@ -10,6 +10,7 @@ int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 /* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i

@@ -24,6 +24,7 @@ static const struct {
     {"info", "print a model's sizes, layer kinds and parameter count", cmd_info},
     {"run", "generate text from a prompt, or chat (the embedded demo without a model)", cmd_run},
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
+    {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

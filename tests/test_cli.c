@@ -8,6 +8,7 @@
 
 #include "runtime/common.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,25 @@ static void test_run_demo(void) {
     free(second);
 }
 
+static void test_bench_json(void) {
+    fresh_ckpt();
+    CU_ASSERT_EQUAL_FATAL(run("bench '" GM_SOURCE_DIR "/models/demo' --prompt-tokens 8,16 --gen-tokens 4 --reps 2 "
+                              "--threads 1 --json"), 0);
+    char *out = read_out();
+    cJSON *j = cJSON_Parse(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT(cJSON_GetObjectItem(j, "prefill_tok_s")->valuedouble > 0);
+    CU_ASSERT(cJSON_GetObjectItem(j, "decode_tok_s")->valuedouble > 0);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "threads")->valueint, 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "weights_dtype")->valuestring, "f32");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "backend")->valuestring, "jit");
+    const cJSON *rows = cJSON_GetObjectItem(j, "ablation");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(rows), 4); /* reference and jit at two prompt lengths */
+    cJSON_Delete(j);
+    free(out);
+    expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return fprintf(stderr, "usage: test_cli PATH-TO-GEMMAC\n"), 2;
     static char exe[4096];
@@ -240,5 +260,6 @@ int main(int argc, char **argv) {
     CU_add_test(s, "shape errors", test_shape_errors);
     CU_add_test(s, "run errors", test_run_errors);
     CU_add_test(s, "run the demo", test_run_demo);
+    CU_add_test(s, "bench --json", test_bench_json);
     return test_run_all();
 }

@@ -1,0 +1,261 @@
+/* cmd_bench.c — `gemmac bench`: how fast a model runs, measured, not claimed.
+ *
+ * For each backend of the ablation and each prompt length it times prefill
+ * (the whole prompt in one call) and decode (gen-tokens single-token calls
+ * after that prompt) over several repetitions and reports min / median /
+ * max tokens/s. Decode reads every weight once per token, so its speed is
+ * bounded by memory bandwidth: the bench measures the machine's read
+ * bandwidth in the same run (a multi-threaded sum over a buffer larger than
+ * the caches) and prints decode's effective bandwidth and its share of that
+ * bound. Token ids are a fixed pseudo-random sequence, so runs compare. */
+#include "cli.h"
+#include "model.h"
+#include "runtime/threads.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define MAX_LENGTHS 8
+#define MAX_REPS 32
+#define BW_BYTES ((size_t)512 << 20)
+
+static const char usage[] =
+    "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 3]\n"
+    "                    [--threads N] [--backend jit] [--json] [--weights DIR]\n"
+    "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
+    "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
+    "  --reps N           repetitions; min/median/max are over them (default 3)\n"
+    "  --threads N        worker threads (default: $GEMMAC_THREADS or all cores)\n"
+    "  --backend NAME     the configuration reported at the top level of --json (default jit);\n"
+    "                     the ablation table always runs every backend\n"
+    "  --json             one JSON object on stdout instead of the table\n";
+
+typedef struct {
+    const char *model, *weights, *backend;
+    int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json;
+} bench_args;
+
+typedef struct {
+    double min, median, max;
+} stat3;
+
+typedef struct {
+    const char *backend;
+    int prompt;
+    stat3 prefill, decode;  /* tokens/s */
+    double compile_s;
+} bench_row;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static stat3 stats(double *v, int n) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return (stat3){v[0], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[n - 1]};
+}
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 1 << 20 || (*end && *end != ',')) return -1;
+        out[n++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return *s ? -1 : n;
+}
+
+static int parse_positive(const char *flag, const char *v, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < 1 || x > 1 << 20)
+        return cli_usage_error("bench", "%s: expected a positive integer, found \"%s\"", flag, v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        int rc = 0;
+        if ((v = cli_value(argc, argv, &i, "--prompt-tokens"))) {
+            if ((a->n_lengths = parse_list(v, a->lengths, MAX_LENGTHS)) < 1)
+                return cli_usage_error("bench", "--prompt-tokens: expected up to %d comma-separated lengths, found \"%s\"",
+                                       MAX_LENGTHS, v);
+        } else if ((v = cli_value(argc, argv, &i, "--gen-tokens"))) rc = parse_positive("--gen-tokens", v, &a->gen);
+        else if ((v = cli_value(argc, argv, &i, "--reps"))) rc = parse_positive("--reps", v, &a->reps);
+        else if ((v = cli_value(argc, argv, &i, "--threads"))) rc = parse_positive("--threads", v, &a->threads);
+        else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
+        else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if (cli_is(argv[i], "--json")) a->json = 1;
+        else if (argv[i][0] == '-') return cli_usage_error("bench", "unknown flag %s", argv[i]);
+        else if (!a->model) a->model = argv[i];
+        else return cli_usage_error("bench", "unexpected argument %s", argv[i]);
+        if (rc) return rc;
+    }
+    if (a->reps > MAX_REPS) return cli_usage_error("bench", "--reps: at most %d", MAX_REPS);
+    return a->model ? 0 : cli_usage_error("bench", "no model given");
+}
+
+typedef struct {
+    const float *data;
+    size_t n;
+    double sums[64];
+} sum_job;
+
+static void sum_part(void *arg, int part, int parts) {
+    sum_job *j = arg;
+    size_t lo = j->n * part / parts, hi = j->n * (part + 1) / parts;
+    float acc[16] = {0};
+    for (size_t i = lo; i + 16 <= hi; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += j->data[i + k];
+    double s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    j->sums[part % 64] = s;
+}
+
+/* Read bandwidth in bytes/s: the best of a few passes over BW_BYTES. */
+static double read_bandwidth(rt_pool *pool) {
+    sum_job j = {gm_calloc(BW_BYTES / sizeof(float), sizeof(float)), BW_BYTES / sizeof(float), {0}};
+    double best = 0;
+    for (int rep = 0; rep < 4; rep++) {
+        double t0 = now_s();
+        rt_pool_run(pool, sum_part, &j);
+        double bw = BW_BYTES / (now_s() - t0);
+        if (bw > best) best = bw;
+    }
+    free((void *)j.data);
+    return best;
+}
+
+static size_t weight_bytes(const gm_model *m, const char **dtype) {
+    size_t n = 0;
+    *dtype = NULL;
+    for (int v = 0; v < m->graph->n_values; v++) {
+        const st_tensor *t = m->bound[v];
+        if (!t) continue;
+        n += t->nbytes;
+        const char *name = gm_dtype_name(t->dtype);
+        *dtype = !*dtype || !strcmp(*dtype, name) ? name : "mixed";
+    }
+    return n;
+}
+
+/* Times one backend at one prompt length, reps times. */
+static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, bench_row *row,
+                        gm_err *e) {
+    double pre[MAX_REPS], dec[MAX_REPS];
+    float *logits = gm_malloc(en->vocab * sizeof(float));
+    int rc = 0;
+    for (int r = 0; r < reps && !rc; r++) {
+        double t0 = now_s();
+        rc = en->prefill(en, ids, prompt, 0, logits, 0, e);
+        pre[r] = prompt / (now_s() - t0);
+        t0 = now_s();
+        for (int s = 0; s < gen && !rc; s++) rc = en->decode(en, ids[prompt + s], prompt + s, logits, e);
+        dec[r] = gen / (now_s() - t0);
+    }
+    free(logits);
+    if (!rc) row->prefill = stats(pre, reps), row->decode = stats(dec, reps);
+    return rc;
+}
+
+static void print_table(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
+                        const char *dtype, double bw, int threads) {
+    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads, read bandwidth %.1f GB/s\n",
+           m->graph->name, m->origin, (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads, bw / 1e9);
+    printf("%-10s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
+           "decode tok/s min/med/max", "dec GB/s", "bound");
+    for (int i = 0; i < n; i++) {
+        const bench_row *r = &rows[i];
+        double gbs = r->decode.median * wbytes / 1e9;
+        printf("%-10s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
+               r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min, r->decode.median,
+               r->decode.max, gbs, 100 * gbs * 1e9 / bw);
+    }
+    printf("(%d decode steps after each prompt, %d repetitions)\n", a->gen, a->reps);
+}
+
+static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
+                       const char *dtype, double bw, int threads) {
+    const bench_row *main_row = NULL;
+    for (int i = 0; i < n && !main_row; i++)
+        if (!strcmp(rows[i].backend, a->backend)) main_row = &rows[i];
+    printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"weight_bytes\": %zu, "
+           "\"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
+           "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
+           m->graph->name, a->backend, threads, dtype, wbytes, bw / 1e9, main_row ? main_row->prompt : 0, a->gen,
+           a->reps, main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
+    for (int i = 0; i < n; i++)
+        printf("%s{\"backend\": \"%s\", \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
+               "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f}",
+               i ? ", " : "", rows[i].backend, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
+               rows[i].prefill.median, rows[i].prefill.max, rows[i].decode.min, rows[i].decode.median,
+               rows[i].decode.max, rows[i].decode.median * wbytes / 1e9);
+    printf("]}\n");
+}
+
+/* Runs every backend at every prompt length into rows; returns the count. */
+static int run_ablation(const bench_args *a, gm_model *m, bench_row *rows, gm_err *e) {
+    int longest = 0, n = 0;
+    for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
+    int context = longest + a->gen;
+    if (context > m->graph->max_context)
+        return gm_fail(e, "prompt %d + %d steps exceed the model's context of %lld", longest, a->gen,
+                       (long long)m->graph->max_context);
+    int32_t *ids = gm_malloc(context * sizeof *ids);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < context; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, ids[i] = 3 + (int32_t)(x % (m->graph->vocab - 3));
+    ids[0] = m->graph->bos;
+    int rc = 0;
+    for (int b = 0; gm_backend_names[b] && !rc; b++) {
+        rt_engine *en = gm_model_engine(m, gm_backend_names[b], &(rt_engine_opts){.context = context}, e);
+        if (!en) rc = -1;
+        for (int l = 0; en && l < a->n_lengths && !rc; l++, n++) {
+            rows[n] = (bench_row){gm_backend_names[b], a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
+            rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, &rows[n], e);
+        }
+        if (en) en->free(en);
+    }
+    free(ids);
+    return rc ? -1 : n;
+}
+
+int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+    bench_args a = {.backend = "jit", .lengths = {128, 512}, .n_lengths = 2, .gen = 64, .reps = 3};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (a.threads) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", a.threads);
+        setenv("GEMMAC_THREADS", buf, 1);
+    }
+    gm_err e;
+    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    if (!m) return cli_error(&e);
+    const char *dtype;
+    size_t wbytes = weight_bytes(m, &dtype);
+    rt_pool *pool = rt_pool_new(rt_default_threads());
+    int threads = rt_pool_threads(pool);
+    double bw = read_bandwidth(pool);
+    rt_pool_free(pool);
+    bench_row rows[4 * MAX_LENGTHS];
+    int n = run_ablation(&a, m, rows, &e);
+    if (n < 0) rc = cli_error(&e);
+    else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, bw, threads);
+    else print_table(&a, m, rows, n, wbytes, dtype, bw, threads);
+    gm_model_free(m);
+    return rc;
+}
