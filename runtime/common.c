@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int gm_fail(gm_err *e, const char *fmt, ...) {
@@ -152,4 +155,22 @@ void gm_to_f32(gm_dtype t, const void *src, float *dst, size_t n) {
     case GM_I32: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int32_t *)src)[i]; break;
     default: break;
     }
+}
+
+int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm_err *e) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st))
+        rc = gm_fail(e, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = gm_fail(e, "%s: not a regular file; expected a %s file", path, kind);
+    else if (st.st_size == 0)
+        rc = gm_fail(e, "%s: file is empty; expected a %s file", path, kind);
+    void *m = rc ? MAP_FAILED : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (!rc && m == MAP_FAILED) rc = gm_fail(e, "%s: cannot mmap: %s", path, strerror(errno));
+    close(fd);
+    if (!rc) *map = m, *size = (size_t)st.st_size;
+    return rc;
 }

@@ -45,6 +45,10 @@ void gm_buf_put(gm_buf *b, const char *s, size_t n);
 void gm_buf_puts(gm_buf *b, const char *s);
 void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Maps a whole regular, non-empty file read-only. `kind` names what was
+ * expected in messages ("safetensors", "GGUF"). */
+int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm_err *e);
+
 typedef enum {
     GM_F32,
     GM_BF16,

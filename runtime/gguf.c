@@ -23,7 +23,6 @@
 #include "threads.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -700,27 +699,6 @@ static int parse_tensors(reader *r, gguf_file *g, uint64_t n) {
 
 /* ---- open / close ---- */
 
-static int map_file(gguf_file *g, const char *path, gm_err *e) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st))
-        rc = gm_fail(e, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = gm_fail(e, "%s: not a regular file; expected a .gguf file", path);
-    else if (st.st_size == 0)
-        rc = gm_fail(e, "%s: file is empty; expected a GGUF file", path);
-    void *map = rc ? MAP_FAILED : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (!rc && map == MAP_FAILED) rc = gm_fail(e, "%s: cannot mmap: %s", path, strerror(errno));
-    close(fd);
-    if (!rc) {
-        g->map = map;
-        g->size = (size_t)st.st_size;
-    }
-    return rc;
-}
-
 gguf_file *gguf_open(const char *path, gm_err *e) {
     gm_err local;
     if (!e) e = &local;
@@ -729,8 +707,11 @@ gguf_file *gguf_open(const char *path, gm_err *e) {
     g->path = gm_strdup(path);
     reader r = {.g = g, .e = e};
     uint64_t n_tensors, n_kvs;
-    if (map_file(g, path, e) || parse_header(&r, &n_tensors, &n_kvs) || parse_kvs(&r, g, n_kvs) ||
-        find_alignment(g, e) || parse_tensors(&r, g, n_tensors)) {
+    void *map = NULL;
+    int rc = gm_map_file(path, "GGUF", &map, &g->size, e);
+    g->map = map;
+    if (rc || parse_header(&r, &n_tensors, &n_kvs) || parse_kvs(&r, g, n_kvs) || find_alignment(g, e) ||
+        parse_tensors(&r, g, n_tensors)) {
         gguf_close(g);
         return NULL;
     }

@@ -15,7 +15,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -263,26 +262,15 @@ static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
 /* Maps path and adds its tensors; the file joins a->files even on failure so
  * that st_close releases it. */
 static int open_file(st_archive *a, const char *path, gm_err *e) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st))
-        rc = gm_fail(e, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = gm_fail(e, "%s: not a regular file; expected a .safetensors file", path);
-    else if (st.st_size == 0)
-        rc = gm_fail(e, "%s: file is empty; expected a safetensors file", path);
-    else if (st.st_size < 8)
-        rc = gm_fail(e, "%s: file is %lld bytes, shorter than the 8-byte header length; the file is truncated",
-                     path, (long long)st.st_size);
-    void *map = rc ? MAP_FAILED : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (!rc && map == MAP_FAILED) rc = gm_fail(e, "%s: cannot mmap: %s", path, strerror(errno));
-    close(fd);
-    if (rc) return rc;
+    void *map;
+    size_t size;
+    if (gm_map_file(path, "safetensors", &map, &size, e)) return -1;
     a->files = gm_realloc(a->files, (size_t)(a->n_files + 1) * sizeof *a->files);
     st_file *f = &a->files[a->n_files++];
-    *f = (st_file){gm_strdup(path), map, (size_t)st.st_size};
+    *f = (st_file){gm_strdup(path), map, size};
+    if (size < 8)
+        return gm_fail(e, "%s: file is %zu bytes, shorter than the 8-byte header length; the file is truncated",
+                       path, size);
     return parse_header(a, f, e);
 }
 
