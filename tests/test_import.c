@@ -20,39 +20,6 @@
 
 /* The item at a path like "config.vocab", "layers[5]" or
  * "graph.layer[2].in[1]"; NULL when absent. */
-static const cJSON *at(const cJSON *j, const char *path) {
-    char key[128];
-    const char *p = path;
-    while (j && *p) {
-        if (*p == '[') {
-            int i = atoi(p + 1);
-            j = cJSON_GetArrayItem(j, i);
-            p = strchr(p, ']');
-            if (!p) return NULL;
-            p++;
-        } else {
-            size_t n = strcspn(p, ".[");
-            if (n >= sizeof key) return NULL;
-            memcpy(key, p, n);
-            key[n] = 0;
-            j = cJSON_GetObjectItemCaseSensitive(j, key);
-            p += n;
-        }
-        if (*p == '.') p++;
-    }
-    return j;
-}
-
-static double num(const cJSON *j, const char *path) {
-    const cJSON *v = at(j, path);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *str(const cJSON *j, const char *path) {
-    const cJSON *v = at(j, path);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 static int64_t shape_elems(const cJSON *w) {
     int64_t n = 1;
     const cJSON *d;
@@ -65,9 +32,9 @@ static int64_t shape_elems(const cJSON *w) {
 static int64_t desc_params(const cJSON *d) {
     int64_t model = 0, layer = 0;
     const cJSON *w;
-    cJSON_ArrayForEach(w, at(d, "weights")) model += shape_elems(w);
-    cJSON_ArrayForEach(w, at(d, "layer_weights")) layer += shape_elems(w);
-    return model + cJSON_GetArraySize(at(d, "layers")) * layer;
+    cJSON_ArrayForEach(w, test_json_at(d, "weights")) model += shape_elems(w);
+    cJSON_ArrayForEach(w, test_json_at(d, "layer_weights")) layer += shape_elems(w);
+    return model + cJSON_GetArraySize(test_json_at(d, "layers")) * layer;
 }
 
 static cJSON *read_json(const char *path) {
@@ -113,7 +80,7 @@ static int find_op(const cJSON *list, const char *op, const char *out) {
     int i = 0;
     const cJSON *o;
     cJSON_ArrayForEach(o, list) {
-        if (!strcmp(str(o, "op"), op) && !strcmp(str(o, "out"), out)) return i;
+        if (!strcmp(test_json_str(o, "op"), op) && !strcmp(test_json_str(o, "out"), out)) return i;
         i++;
     }
     return -1;
@@ -134,8 +101,8 @@ static void test_published_configs(void) {
         snprintf(file, sizeof file, "%s/config.json", dir);
         cJSON *d = import_ok(dir);
         int64_t want = (int64_t)c->valuedouble;
-        CU_ASSERT_STRING_EQUAL(str(d, "name"), c->string);
-        CU_ASSERT_STRING_EQUAL(str(d, "format"), "gemmac-model/1");
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, "name"), c->string);
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, "format"), "gemmac-model/1");
         CU_ASSERT_EQUAL(desc_params(d), want);
         int64_t got = ir_params(d, c->string);
         if (got != want)
@@ -162,84 +129,84 @@ static cJSON *import_published(const char *name) {
 
 static void test_gemma1_layout(void) {
     cJSON *d = import_published("gemma-7b");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(at(d, "layers")), 28);
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[27]"), "global");
-    CU_ASSERT_PTR_NULL(at(d, "layer_kinds.sliding"));
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.window"), 0);
-    CU_ASSERT_PTR_NULL(at(d, "layer_weights.post_attn_norm"));
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.ffn_norm.tensor"),
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(test_json_at(d, "layers")), 28);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[27]"), "global");
+    CU_ASSERT_PTR_NULL(test_json_at(d, "layer_kinds.sliding"));
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.window"), 0);
+    CU_ASSERT_PTR_NULL(test_json_at(d, "layer_weights.post_attn_norm"));
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.ffn_norm.tensor"),
                            "model.layers.{i}.post_attention_layernorm.weight");
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_proj.shape[0]"), 4096);
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_proj.shape[1]"), 3072);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(256.0f)));
-    CU_ASSERT_EQUAL(num(d, "config.embed_scale"), (double)sqrtf(3072.0f));
-    CU_ASSERT_PTR_NULL(at(d, "config.attn_softcap"));
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_proj.shape[0]"), 4096);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_proj.shape[1]"), 3072);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(256.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "config.embed_scale"), (double)sqrtf(3072.0f));
+    CU_ASSERT_PTR_NULL(test_json_at(d, "config.attn_softcap"));
     /* "hidden_act": "gelu" in the file, tanh GELU in the graph */
-    CU_ASSERT(find_op(at(d, "graph.layer"), "gelu_tanh", "g") >= 0);
-    const cJSON *head = at(d, "graph.head");
-    CU_ASSERT_STRING_EQUAL(str(head, "[1].op"), "matmul");
-    CU_ASSERT_STRING_EQUAL(str(head, "[1].out"), "logits");
+    CU_ASSERT(find_op(test_json_at(d, "graph.layer"), "gelu_tanh", "g") >= 0);
+    const cJSON *head = test_json_at(d, "graph.head");
+    CU_ASSERT_STRING_EQUAL(test_json_str(head, "[1].op"), "matmul");
+    CU_ASSERT_STRING_EQUAL(test_json_str(head, "[1].out"), "logits");
     CU_ASSERT_EQUAL(cJSON_GetArraySize(head), 2);
     cJSON_Delete(d);
 }
 
 static void test_gemma2_layout(void) {
     cJSON *d = import_published("gemma-2-27b-it");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[0]"), "sliding");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[45]"), "global");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 4096);
-    CU_ASSERT_EQUAL(num(d, "config.eos"), 1);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(144.0f)));
-    CU_ASSERT_EQUAL(num(d, "config.attn_softcap"), 50);
-    CU_ASSERT_EQUAL(num(d, "config.final_softcap"), 30);
-    CU_ASSERT_STRING_EQUAL(str(d, "graph.head[2].op"), "softcap");
-    CU_ASSERT_STRING_EQUAL(str(d, "graph.head[2].out"), "logits");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[0]"), "sliding");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[45]"), "global");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 4096);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.eos"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(144.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "config.attn_softcap"), 50);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.final_softcap"), 30);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "graph.head[2].op"), "softcap");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "graph.head[2].out"), "logits");
     cJSON_Delete(d);
     d = import_published("gemma-2-2b-it"); /* eos_token_id: [1, 107] */
-    CU_ASSERT_EQUAL(num(d, "config.eos"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.eos"), 1);
     cJSON_Delete(d);
 }
 
 static void test_gemma3_layout(void) {
     cJSON *d = import_published("gemma-3-1b-it"); /* no layer_types: pattern 6 */
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[4]"), "sliding");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[5]"), "global");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[25]"), "sliding");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_theta"), 1e6);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_pos_scale"), 1);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.rope_theta"), 1e4);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 512);
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 262144);
-    const cJSON *layer = at(d, "graph.layer");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[4]"), "sliding");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[5]"), "global");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[25]"), "sliding");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_theta"), 1e6);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_pos_scale"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.rope_theta"), 1e4);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 512);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 262144);
+    const cJSON *layer = test_json_at(d, "graph.layer");
     int q = find_op(layer, "matmul", "q"), qn = find_op(layer, "rms_norm", "q");
     int k = find_op(layer, "matmul", "k"), kn = find_op(layer, "rms_norm", "k");
     CU_ASSERT(q >= 0 && qn == q + 1 && k >= 0 && kn == k + 1);
     CU_ASSERT(qn < find_op(layer, "rope", "q") && kn < find_op(layer, "rope", "k"));
     const cJSON *attn = cJSON_GetArrayItem(layer, find_op(layer, "attention", "a"));
     CU_ASSERT_PTR_NOT_NULL(attn);
-    CU_ASSERT_PTR_NULL(at(attn, "softcap")); /* no attention softcap */
-    CU_ASSERT_STRING_EQUAL(str(d, "graph.head[1].out"), "logits");
+    CU_ASSERT_PTR_NULL(test_json_at(attn, "softcap")); /* no attention softcap */
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "graph.head[1].out"), "logits");
     cJSON_Delete(d);
 
     d = import_published("gemma-3-27b-it"); /* multimodal: text_config plus defaults */
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 262208);
-    CU_ASSERT_EQUAL(num(d, "config.heads"), 32);
-    CU_ASSERT_EQUAL(num(d, "config.max_context"), 131072);
-    CU_ASSERT_EQUAL(num(d, "config.eos"), 1);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(168.0f)));
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_pos_scale"), 8);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.rope_pos_scale"), 1);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 1024);
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.embed.tensor"), "language_model.model.embed_tokens.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.q_norm.tensor"),
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 262208);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.heads"), 32);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.max_context"), 131072);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.eos"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(168.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_pos_scale"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.rope_pos_scale"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 1024);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.embed.tensor"), "language_model.model.embed_tokens.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.q_norm.tensor"),
                            "language_model.model.layers.{i}.self_attn.q_norm.weight");
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_norm.shape[0]"), 128);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_norm.shape[0]"), 128);
     cJSON_Delete(d);
 
     d = import_published("gemma-3-4b-it"); /* heads, kv heads, head_dim all defaulted */
-    CU_ASSERT_EQUAL(num(d, "config.heads"), 8);
-    CU_ASSERT_EQUAL(num(d, "config.kv_heads"), 4);
-    CU_ASSERT_EQUAL(num(d, "config.head_dim"), 256);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.heads"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.kv_heads"), 4);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.head_dim"), 256);
     cJSON_Delete(d);
 }
 
@@ -284,10 +251,10 @@ static void test_golden_cases(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *d = import_golden(cases[i].name);
-        CU_ASSERT_STRING_EQUAL(str(d, "name"), cases[i].name);
-        CU_ASSERT_EQUAL(num(d, "config.vocab"), cases[i].vocab);
-        CU_ASSERT_EQUAL(cJSON_GetArraySize(at(d, "layers")), cases[i].layers);
-        CU_ASSERT_EQUAL(num(d, "config.max_context"), 128);
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, "name"), cases[i].name);
+        CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), cases[i].vocab);
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(test_json_at(d, "layers")), cases[i].layers);
+        CU_ASSERT_EQUAL(test_json_num(d, "config.max_context"), 128);
         CU_ASSERT(ir_params(d, cases[i].name) > 0);
         cJSON_Delete(d);
     }
@@ -299,42 +266,42 @@ static void test_golden_gemma3(void) {
     for (int i = 0; i < 7; i++) {
         char p[32];
         snprintf(p, sizeof p, "layers[%d]", i);
-        CU_ASSERT_STRING_EQUAL(str(d, p), want[i]);
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, p), want[i]);
     }
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_pos_scale"), 8);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_theta"), 1e6);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.window"), 0);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 12);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.rope_theta"), 1e4);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(48.0f)));
-    CU_ASSERT_EQUAL(num(d, "config.embed_scale"), 8);
-    CU_ASSERT_EQUAL(num(d, "layer_weights.k_norm.shape[0]"), 32);
-    CU_ASSERT_EQUAL(num(d, "layer_weights.k_proj.shape[0]"), 64);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_pos_scale"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_theta"), 1e6);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.window"), 0);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 12);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.rope_theta"), 1e4);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(48.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "config.embed_scale"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.k_norm.shape[0]"), 32);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.k_proj.shape[0]"), 64);
     cJSON_Delete(d);
 
     d = import_golden("tiny-gemma3-1b");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[5]"), "global");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_pos_scale"), 1);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 6);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(32.0f)));
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[5]"), "global");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_pos_scale"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 6);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(32.0f)));
     cJSON_Delete(d);
 }
 
 static void test_golden_gemma1_gemma2(void) {
     cJSON *d = import_golden("tiny-gemma2");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[0]"), "sliding");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[3]"), "global");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 8);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(24.0f)));
-    CU_ASSERT_EQUAL(num(d, "config.attn_softcap"), 50);
-    CU_ASSERT_EQUAL(num(d, "config.final_softcap"), 30);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[0]"), "sliding");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[3]"), "global");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(24.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "config.attn_softcap"), 50);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.final_softcap"), 30);
     cJSON_Delete(d);
 
     d = import_golden("tiny-gemma1-mha");
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), (double)(1.0f / sqrtf(32.0f)));
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_proj.shape[0]"), 128);
-    CU_ASSERT_EQUAL(num(d, "layer_weights.o_proj.shape[1]"), 128);
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[2]"), "global");
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), (double)(1.0f / sqrtf(32.0f)));
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_proj.shape[0]"), 128);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.o_proj.shape[1]"), 128);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[2]"), "global");
     cJSON_Delete(d);
 }
 
@@ -374,20 +341,20 @@ static void test_multimodal_checkpoint_prefix(void) {
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     write_safetensors(path, "model.language_model.embed_tokens.weight", 10, 8);
     cJSON *d = import_ok(dir);
-    CU_ASSERT_STRING_EQUAL(str(d, "name"), "tmp-import-mm");
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 10);
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.embed.tensor"), "model.language_model.embed_tokens.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.up_proj.tensor"),
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "name"), "tmp-import-mm");
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 10);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.embed.tensor"), "model.language_model.embed_tokens.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.up_proj.tensor"),
                            "model.language_model.layers.{i}.mlp.up_proj.weight");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_pos_scale"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_pos_scale"), 8);
     CU_ASSERT(ir_params(d, "import-mm") > 0);
     cJSON_Delete(d);
 
     /* the published prefix, and an embedding whose width is not hidden_size */
     write_safetensors(path, "language_model.model.embed_tokens.weight", 12, 8);
     d = import_ok(dir);
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 12);
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.embed.tensor"), "language_model.model.embed_tokens.weight");
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 12);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.embed.tensor"), "language_model.model.embed_tokens.weight");
     cJSON_Delete(d);
     gm_err e = {{0}};
     write_safetensors(path, "language_model.model.embed_tokens.weight", 12, 6);
@@ -400,7 +367,7 @@ static void test_multimodal_checkpoint_prefix(void) {
     /* no safetensors: text_config.vocab_size, else the default 262208 */
     CU_ASSERT_EQUAL(remove(path), 0);
     d = import_ok(dir);
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 262208);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 262208);
     cJSON_Delete(d);
 }
 

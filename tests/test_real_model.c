@@ -37,33 +37,6 @@
 /* ---- JSON helpers ------------------------------------------------------- */
 
 /* The item at a path like "config.vocab", "layers[5]", "graph.head[1].in[0]". */
-static const cJSON *at(const cJSON *j, const char *path) {
-    char key[128];
-    for (const char *p = path; j && *p;) {
-        if (*p == '[') {
-            j = cJSON_GetArrayItem(j, atoi(p + 1));
-            p = strchr(p, ']') + 1;
-        } else {
-            size_t n = strcspn(p, ".[");
-            snprintf(key, sizeof key, "%.*s", (int)n, p);
-            j = cJSON_GetObjectItemCaseSensitive(j, key);
-            p += n;
-        }
-        if (*p == '.') p++;
-    }
-    return j;
-}
-
-static double num(const cJSON *j, const char *path) {
-    const cJSON *v = at(j, path);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *str(const cJSON *j, const char *path) {
-    const cJSON *v = at(j, path);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* ---- a tiny GGUF writer --------------------------------------------------- */
 
 typedef struct {
@@ -182,8 +155,8 @@ static int norms_with_add_one(const cJSON *d) {
     const char *lists[] = {"graph.embed", "graph.layer", "graph.head"};
     for (int l = 0; l < 3; l++) {
         const cJSON *o;
-        cJSON_ArrayForEach(o, at(d, lists[l])) if (!strcmp(str(o, "op"), "rms_norm") &&
-                                                   !cJSON_IsFalse(at(o, "add_one"))) n++;
+        cJSON_ArrayForEach(o, test_json_at(d, lists[l])) if (!strcmp(test_json_str(o, "op"), "rms_norm") &&
+                                                   !cJSON_IsFalse(test_json_at(o, "add_one"))) n++;
     }
     return n;
 }
@@ -196,25 +169,25 @@ static void test_gemma3_tiny(void) {
     for (int i = 0; i < 7; i++) {
         char p[32];
         snprintf(p, sizeof p, "layers[%d]", i);
-        CU_ASSERT_STRING_EQUAL(str(d, p), kinds[i] == 'g' ? "global" : "sliding");
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, p), kinds[i] == 'g' ? "global" : "sliding");
     }
-    CU_ASSERT_EQUAL(num(d, "config.vocab"), 16);
-    CU_ASSERT_DOUBLE_EQUAL(num(d, "config.query_scale"), 0.5, 1e-7);  /* 1/sqrt(head_dim 4) */
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 12);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.rope_theta"), 10000.0);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.global.rope_theta"), 1000000.0);
-    CU_ASSERT_PTR_NULL(at(d, "config.attn_softcap"));
-    CU_ASSERT_PTR_NULL(at(d, "config.final_softcap"));
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.q_proj.tensor"), "blk.{i}.attn_q.weight");
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_proj.shape[0]"), 8);
-    CU_ASSERT_EQUAL(num(d, "layer_weights.q_proj.shape[1]"), 8);
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.q_norm.tensor"), "blk.{i}.attn_q_norm.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.ffn_norm.tensor"), "blk.{i}.ffn_norm.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "layer_weights.post_ffn_norm.tensor"), "blk.{i}.post_ffw_norm.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.embed.tensor"), "token_embd.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.final_norm.tensor"), "output_norm.weight");
-    CU_ASSERT_PTR_NULL(at(d, "weights.lm_head"));
-    CU_ASSERT_STRING_EQUAL(str(d, "graph.head[1].in[1]"), "embed");
+    CU_ASSERT_EQUAL(test_json_num(d, "config.vocab"), 16);
+    CU_ASSERT_DOUBLE_EQUAL(test_json_num(d, "config.query_scale"), 0.5, 1e-7);  /* 1/sqrt(head_dim 4) */
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 12);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.rope_theta"), 10000.0);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.global.rope_theta"), 1000000.0);
+    CU_ASSERT_PTR_NULL(test_json_at(d, "config.attn_softcap"));
+    CU_ASSERT_PTR_NULL(test_json_at(d, "config.final_softcap"));
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.q_proj.tensor"), "blk.{i}.attn_q.weight");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_proj.shape[0]"), 8);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_weights.q_proj.shape[1]"), 8);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.q_norm.tensor"), "blk.{i}.attn_q_norm.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.ffn_norm.tensor"), "blk.{i}.ffn_norm.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layer_weights.post_ffn_norm.tensor"), "blk.{i}.post_ffw_norm.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.embed.tensor"), "token_embd.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.final_norm.tensor"), "output_norm.weight");
+    CU_ASSERT_PTR_NULL(test_json_at(d, "weights.lm_head"));
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "graph.head[1].in[1]"), "embed");
     CU_ASSERT_EQUAL(norms_with_add_one(d), 0);
     ir_graph *g = frontend_build(d, "tiny gemma3", &e);
     CU_ASSERT_PTR_NOT_NULL(g);
@@ -226,17 +199,17 @@ static void test_gemma3_untied_and_27b(void) {
     gm_err e = {{0}};
     cJSON *d = import_file(tiny_gemma("gemma3", 7, 12, 1), &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    CU_ASSERT_STRING_EQUAL(str(d, "weights.lm_head.tensor"), "output.weight");
-    CU_ASSERT_STRING_EQUAL(str(d, "graph.head[1].in[1]"), "lm_head");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "weights.lm_head.tensor"), "output.weight");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "graph.head[1].in[1]"), "lm_head");
     cJSON_Delete(d);
     /* 62 layers is llama.cpp's Gemma 3 27B: scale 1/sqrt(hidden / heads) = 1/2 */
     CU_ASSERT_PTR_NOT_NULL_FATAL(d = import_file(tiny_gemma("gemma3", 62, 12, 0), &e));
-    CU_ASSERT_DOUBLE_EQUAL(num(d, "config.query_scale"), 0.5, 1e-7);
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[59]"), "global");
+    CU_ASSERT_DOUBLE_EQUAL(test_json_num(d, "config.query_scale"), 0.5, 1e-7);
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[59]"), "global");
     cJSON_Delete(d);
     /* no sliding_window: every layer global */
     CU_ASSERT_PTR_NOT_NULL_FATAL(d = import_file(tiny_gemma("gemma3", 7, 0, 0), &e));
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[0]"), "global");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[0]"), "global");
     cJSON_Delete(d);
 }
 
@@ -244,13 +217,13 @@ static void test_gemma2_defaults(void) {
     gm_err e = {{0}};
     cJSON *d = import_file(tiny_gemma("gemma2", 4, 0, 0), &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[0]"), "sliding");
-    CU_ASSERT_STRING_EQUAL(str(d, "layers[1]"), "global");
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 4096);
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.rope_theta"), 10000.0);
-    CU_ASSERT_EQUAL(num(d, "config.attn_softcap"), 50.0);
-    CU_ASSERT_EQUAL(num(d, "config.final_softcap"), 30.0);
-    CU_ASSERT_PTR_NULL(at(d, "layer_weights.q_norm"));
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[0]"), "sliding");
+    CU_ASSERT_STRING_EQUAL(test_json_str(d, "layers[1]"), "global");
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 4096);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.rope_theta"), 10000.0);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.attn_softcap"), 50.0);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.final_softcap"), 30.0);
+    CU_ASSERT_PTR_NULL(test_json_at(d, "layer_weights.q_norm"));
     CU_ASSERT_EQUAL(norms_with_add_one(d), 0);
     cJSON_Delete(d);
 }
@@ -289,12 +262,12 @@ static void test_import_real(void) {
     for (int i = 0; i < 18; i++) {
         char p[32];
         snprintf(p, sizeof p, "layers[%d]", i);
-        CU_ASSERT_STRING_EQUAL(str(d, p), i % 6 == 5 ? "global" : "sliding");
+        CU_ASSERT_STRING_EQUAL(test_json_str(d, p), i % 6 == 5 ? "global" : "sliding");
     }
-    CU_ASSERT_EQUAL(num(d, "layer_kinds.sliding.window"), 512);
-    CU_ASSERT_EQUAL(num(d, "config.heads"), 4);
-    CU_ASSERT_EQUAL(num(d, "config.kv_heads"), 1);
-    CU_ASSERT_EQUAL(num(d, "config.query_scale"), 0.0625);
+    CU_ASSERT_EQUAL(test_json_num(d, "layer_kinds.sliding.window"), 512);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.heads"), 4);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.kv_heads"), 1);
+    CU_ASSERT_EQUAL(test_json_num(d, "config.query_scale"), 0.0625);
     cJSON_Delete(d);
 }
 
@@ -345,7 +318,7 @@ static int conformance(const char *rel, const char *key, int *total) {
         size_t len;
         char *text = case_text(line, &len);
         cJSON *j = cJSON_Parse(line);
-        const cJSON *want = at(j, key);
+        const cJSON *want = test_json_at(j, key);
         int32_t *ids = NULL;
         int n = 0, same = text && rt_tok_encode(tok, text, len, &ids, &n, &e) == 0 && n == cJSON_GetArraySize(want);
         for (int i = 0; same && i < n; i++) same = ids[i] == (int32_t)cJSON_GetArrayItem(want, i)->valueint;
@@ -385,13 +358,13 @@ static void test_tokenizer_real(void) {
 /* The reference prompts, chat-formatted, encode to the reference's ids. */
 static void test_prompt_ids(void) {
     const cJSON *p;
-    cJSON_ArrayForEach(p, at(expected, "prompts")) {
-        char *chat = rt_chat_turn(NULL, str(p, "text"), 1, 0);
+    cJSON_ArrayForEach(p, test_json_at(expected, "prompts")) {
+        char *chat = rt_chat_turn(NULL, test_json_str(p, "text"), 1, 0);
         int32_t *ids = NULL;
         int n = 0;
         gm_err e = {{0}};
         CU_ASSERT_EQUAL_FATAL(rt_tok_encode(tok, chat, strlen(chat), &ids, &n, &e), 0);
-        const cJSON *want = at(p, "ids");
+        const cJSON *want = test_json_at(p, "ids");
         CU_ASSERT_EQUAL(n + 1, cJSON_GetArraySize(want)); /* + BOS */
         int same = n + 1 == cJSON_GetArraySize(want) && cJSON_GetArrayItem(want, 0)->valueint == 2;
         for (int i = 0; same && i < n; i++) same = ids[i] == cJSON_GetArrayItem(want, i + 1)->valueint;
@@ -418,8 +391,8 @@ static double logsumexp(const float *x, int64_t n) {
 static double step_error(const cJSON *p, int s, const float *logits, int64_t V) {
     char path[64];
     snprintf(path, sizeof path, "logsumexp[%d]", s);
-    double worst = fabs(logsumexp(logits, V) - num(p, path));
-    const cJSON *ids = cJSON_GetArrayItem(at(p, "top_ids"), s), *vals = cJSON_GetArrayItem(at(p, "top_logits"), s);
+    double worst = fabs(logsumexp(logits, V) - test_json_num(p, path));
+    const cJSON *ids = cJSON_GetArrayItem(test_json_at(p, "top_ids"), s), *vals = cJSON_GetArrayItem(test_json_at(p, "top_logits"), s);
     for (int k = 0; k < cJSON_GetArraySize(ids); k++) {
         double d = fabs(logits[cJSON_GetArrayItem(ids, k)->valueint] - cJSON_GetArrayItem(vals, k)->valuedouble);
         worst = d > worst ? d : worst;
@@ -431,7 +404,7 @@ static double step_error(const cJSON *p, int s, const float *logits, int64_t V) 
  * back; returns the steps whose argmax agrees, *worst the largest |Δ|. */
 static int run_prompt(rt_engine *en, const cJSON *p, int steps, double *worst) {
     int n, nc, agree = 0;
-    int32_t *ids = id_array(at(p, "ids"), &n), *cont = id_array(at(p, "continuation"), &nc);
+    int32_t *ids = id_array(test_json_at(p, "ids"), &n), *cont = id_array(test_json_at(p, "continuation"), &nc);
     float *logits = gm_malloc((size_t)en->vocab * sizeof *logits);
     gm_err e = {{0}};
     int rc = en->prefill(en, ids, n, 0, logits, 0, &e);
@@ -448,10 +421,10 @@ static int run_prompt(rt_engine *en, const cJSON *p, int steps, double *worst) {
 }
 
 static void test_reference_logits(void) {
-    int steps = (int)num(expected, "steps"), longest = 0;
+    int steps = (int)test_json_num(expected, "steps"), longest = 0;
     const cJSON *p;
-    cJSON_ArrayForEach(p, at(expected, "prompts")) {
-        int n = cJSON_GetArraySize(at(p, "ids"));
+    cJSON_ArrayForEach(p, test_json_at(expected, "prompts")) {
+        int n = cJSON_GetArraySize(test_json_at(p, "ids"));
         longest = n > longest ? n : longest;
     }
     CU_ASSERT_FATAL(steps >= 32);
@@ -461,7 +434,7 @@ static void test_reference_logits(void) {
         if (!en) fprintf(stderr, "\n%s\n", e.msg);
         CU_ASSERT_PTR_NOT_NULL_FATAL(en);
         int i = 0;
-        cJSON_ArrayForEach(p, at(expected, "prompts")) {
+        cJSON_ArrayForEach(p, test_json_at(expected, "prompts")) {
             double worst;
             int agree = run_prompt(en, p, steps, &worst);
             fprintf(stderr, "\n  %s, prompt %d: %d/%d greedy steps agree, max |dlogit| %.2g", gm_backend_names[b], i++,

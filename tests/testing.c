@@ -1,8 +1,10 @@
 /* testing.c — shared CUnit plumbing; see testing.h. */
 #include "testing.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *test_path(const char *rel) {
     static char buf[4096];
@@ -28,4 +30,37 @@ int test_run_all(void) {
     unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
     CU_cleanup_registry();
     return failed ? 1 : 0;
+}
+
+const cJSON *test_json_at(const cJSON *j, const char *path) {
+    char key[128];
+    const char *p = path;
+    while (j && *p) {
+        if (*p == '[') {
+            int i = atoi(p + 1);
+            j = cJSON_GetArrayItem(j, i);
+            p = strchr(p, ']');
+            if (!p) return NULL;
+            p++;
+        } else {
+            size_t n = strcspn(p, ".[");
+            if (n >= sizeof key) return NULL;
+            memcpy(key, p, n);
+            key[n] = 0;
+            j = cJSON_GetObjectItemCaseSensitive(j, key);
+            p += n;
+        }
+        if (*p == '.') p++;
+    }
+    return j;
+}
+
+double test_json_num(const cJSON *j, const char *path) {
+    const cJSON *v = test_json_at(j, path);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+const char *test_json_str(const cJSON *j, const char *path) {
+    const cJSON *v = test_json_at(j, path);
+    return cJSON_IsString(v) ? v->valuestring : "";
 }

@@ -5,6 +5,7 @@
 #define GM_TESTING_H
 
 #include <CUnit/Basic.h>
+#include <cjson/cJSON.h>
 
 /* Absolute path of a file in the source tree's tests/ folder, e.g.
  * test_path("golden/tiny-gemma2"). Returns a static buffer. */
@@ -12,6 +13,12 @@ const char *test_path(const char *rel);
 
 /* A fresh empty directory under the build tree for one test's files. */
 const char *test_tmpdir(const char *name);
+
+/* The value at a path like "config.layers[3].window" (NULL if absent), and
+ * its number (NAN otherwise) or string ("" otherwise). */
+const cJSON *test_json_at(const cJSON *j, const char *path);
+double test_json_num(const cJSON *j, const char *path);
+const char *test_json_str(const cJSON *j, const char *path);
 
 /* Runs every registered suite verbosely; returns 0 only when all passed. */
 int test_run_all(void);
