@@ -12,6 +12,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
 
 /* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i
  * past it; NULL otherwise. A flag missing its value is a usage error. */

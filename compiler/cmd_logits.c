@@ -25,6 +25,7 @@ static const char usage[] =
     "  --backend NAME   jit (default) or reference\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --context N      KV cache positions (default: prompt + steps)\n"
+    "  --no-cache       compile the kernels afresh: neither read nor write the JIT cache\n"
     "Prints the continuation as comma-separated ids on stdout.\n";
 
 static int parse_ids(const char *s, int32_t **ids, int *n) {
@@ -53,7 +54,7 @@ static int parse_count(const char *s, int min, int *out) {
 
 typedef struct {
     const char *model, *tokens, *out, *prefill_out, *backend, *weights;
-    int steps, context;
+    int steps, context, no_cache;
 } probe_args;
 
 static int parse_args(int argc, char **argv, probe_args *a) {
@@ -64,6 +65,7 @@ static int parse_args(int argc, char **argv, probe_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--prefill-out"))) a->prefill_out = v;
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
         else if ((v = cli_value(argc, argv, &i, "--steps"))) {
             if (parse_count(v, 1, &a->steps)) return cli_usage_error("logits", "--steps: expected a positive integer, found \"%s\"", v);
         } else if ((v = cli_value(argc, argv, &i, "--context"))) {
@@ -114,7 +116,7 @@ int cmd_logits(int argc, char **argv) {
     else if (m && context > m->graph->max_context)
         gm_fail(&e, "prompt of %d tokens + %d steps exceeds the model's context of %lld positions (config.max_context)",
                 n, a.steps, (long long)m->graph->max_context);
-    else if (m) en = gm_model_engine(m, a.backend, &(rt_engine_opts){.context = context}, &e);
+    else if (m) en = gm_model_engine(m, a.backend, &(rt_engine_opts){.context = context, .no_cache = a.no_cache}, &e);
     if (!en) {
         free(ids);
         gm_model_free(m);

@@ -44,6 +44,8 @@ static const char usage[] =
     "  --weights DIR      the checkpoint, when MODEL is a description\n"
     "  --context N        KV cache positions (default: the model's, at most 4096)\n"
     "  --backend NAME     jit (default: native code through LLVM) or reference (the C interpreter)\n"
+    "  --no-cache         compile the kernels afresh: neither read nor write the JIT cache\n"
+    "                     (${GEMMAC_CACHE:-~/.cache/gemmac}/jit)\n"
     "  --verbose          print the model, backend, compile time and KV cache memory before running\n"
     "Aliases from Gemma's reference script: --path_checkpoint (MODEL), --path_tokenizer,\n"
     "--string_to_sample (-p), --total_generation_steps (-n).\n";
@@ -51,7 +53,7 @@ static const char usage[] =
 typedef struct {
     const char *model, *prompt, *system, *tokenizer, *weights, *backend;
     const char *stops[MAX_STOPS];
-    int n_stops, max_new, context, chat, verbose, seeded;
+    int n_stops, max_new, context, chat, verbose, seeded, no_cache;
     rt_sampler_opts sampling;
 } run_args;
 
@@ -106,6 +108,7 @@ static int parse_flag(int argc, char **argv, int *i, run_args *a) {
     }
     if (cli_is(argv[*i], "--chat")) return a->chat = 1, 0;
     if (cli_is(argv[*i], "--verbose") || cli_is(argv[*i], "-v")) return a->verbose = 1, 0;
+    if (cli_is(argv[*i], "--no-cache")) return a->no_cache = 1, 0;
     return -1;
 }
 
@@ -224,9 +227,9 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     int *windows = gm_malloc(slots * sizeof(int)), *cols = gm_malloc(slots * sizeof(int));
     ir_cache_slots(m->graph, windows, cols);
     size_t full = rt_kv_plan_bytes(slots, windows, cols, en->context, 1);
-    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s)\n",
+    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s%s)\n",
             m->graph->name, m->origin, m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend,
-            en->compile_s);
+            en->compile_s, en->from_cache ? ", from cache" : "");
     fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
             en->context, en->kv_bytes / 1048576.0, full / 1048576.0);
     free(windows);
@@ -235,7 +238,7 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
 
 static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err *e) {
     int context = a->context ? a->context : (int)(m->graph->max_context < 4096 ? m->graph->max_context : 4096);
-    rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context}, e);
+    rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context, .no_cache = a->no_cache}, e);
     if (!en) return -1;
     if (a->verbose) print_verbose(m, en);
     rt_session *s = rt_session_new(en, tok, &a->sampling, e);

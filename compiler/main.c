@@ -5,14 +5,14 @@
  *   gemmac info <description | hf dir>               sizes, layers, parameters
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
- *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids */
+ *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
+ *   gemmac compile <model> -o NAME                   an AOT executable */
 #include "cli.h"
 #include "frontend.h"
 #include "import.h"
 #include "json_format.h"
 #include "model.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -26,38 +26,9 @@ static const struct {
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
+    {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
-
-const char *cli_value(int argc, char **argv, int *i, const char *flag) {
-    const char *a = argv[*i];
-    size_t n = strlen(flag);
-    if (strncmp(a, flag, n)) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n]) return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "gemmac: %s needs a value\n", flag);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
-int cli_is(const char *arg, const char *flag) { return !strcmp(arg, flag); }
-
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("gemmac: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "; see gemmac %s --help\n", cmd);
-    va_end(ap);
-    return 2;
-}
-
-int cli_error(const gm_err *e) {
-    fprintf(stderr, "gemmac: %s\n", e->msg);
-    return 1;
-}
 
 static int help_asked(int argc, char **argv, const char *usage) {
     for (int i = 1; i < argc; i++)

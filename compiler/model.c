@@ -7,11 +7,10 @@
  * dequantized at load, are the weights; the file stays open in gm_model. */
 #include "model.h"
 
-#include "backends/llvm/llvm_engine.h"
-#include "backends/reference/reference.h"
 #include "frontend.h"
 #include "import.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -32,15 +31,46 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     if (at < len) snprintf(buf + at, len - at, "]");
 }
 
+/* A folded weight (see passes/fold_constants.c): (source + add) · mul. A
+ * BF16 source only scaled by a power of two stays BF16 (exactly); the rest
+ * becomes F32, computed as the unfolded kernel would. */
+static const st_tensor *fold_weight(gm_model *m, const ir_value *w, const st_tensor *src) {
+    int exp;
+    int keep_bf16 = src->dtype == GM_BF16 && w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5;
+    size_t n = src->nbytes / gm_dtype_size(src->dtype);
+    float *f = gm_malloc(n * sizeof(float));
+    gm_to_f32(src->dtype, src->data, f, n);
+    for (size_t i = 0; i < n; i++) f[i] = (float)(((double)f[i] + w->derived_add) * w->derived_mul);
+    void *data = f;
+    if (keep_bf16) {
+        uint16_t *h = (uint16_t *)f; /* in place: each bf16 is the top half of its exact f32 */
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &f[i], 4);
+            h[i] = (uint16_t)(u >> 16);
+        }
+    }
+    m->folded = gm_realloc(m->folded, (m->n_folded + 1) * sizeof *m->folded);
+    st_tensor *t = gm_malloc(sizeof *t);
+    *t = *src;
+    t->name = w->name;
+    t->dtype = keep_bf16 ? GM_BF16 : GM_F32;
+    t->data = data;
+    t->nbytes = n * gm_dtype_size(t->dtype);
+    m->folded[m->n_folded++] = t;
+    return t;
+}
+
 static int bind_weight(gm_model *m, int v, gm_err *e) {
     ir_value *w = &m->graph->values[v];
-    const st_tensor *t = st_find(m->weights, w->name);
+    const char *name = w->derived_from ? w->derived_from : w->name;
+    const st_tensor *t = st_find(m->weights, name);
     char where[160];
     if (w->layer >= 0) snprintf(where, sizeof where, "role %s of layer %d", w->role, w->layer);
     else snprintf(where, sizeof where, "role %s", w->role);
     if (!t)
         return gm_fail(e, "%s: tensor %s (%s) is missing; the checkpoint does not match %s",
-                       m->weights_path, w->name, where, m->origin);
+                       m->weights_path, name, where, m->origin);
     int same = t->ndim == w->ndim;
     for (int d = 0; same && d < w->ndim; d++) same = t->shape[d] == w->dims[d];
     if (!same) {
@@ -48,19 +78,27 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
         shape_text(want, sizeof want, w->ndim, w->dims);
         shape_text(got, sizeof got, t->ndim, t->shape);
         int transposed = t->ndim == 2 && w->ndim == 2 && t->shape[0] == w->dims[1] && t->shape[1] == w->dims[0];
-        return gm_fail(e, "%s: tensor %s (%s): shape %s expected, found %s%s", t->file, w->name, where,
+        return gm_fail(e, "%s: tensor %s (%s): shape %s expected, found %s%s", t->file, name, where,
                        want, got, transposed ? " — is this checkpoint transposed?" : "");
     }
     if (t->dtype == GM_I32 || (w->pin_dtype && t->dtype != w->dtype))
-        return gm_fail(e, "%s: tensor %s (%s): dtype %s expected, found %s", t->file, w->name, where,
+        return gm_fail(e, "%s: tensor %s (%s): dtype %s expected, found %s", t->file, name, where,
                        w->pin_dtype ? gm_dtype_name(w->dtype) : "f32, bf16 or f16", gm_dtype_name(t->dtype));
+    if (w->derived_from) t = fold_weight(m, w, t);
     w->dtype = t->dtype;
     m->bound[v] = t;
     return 0;
 }
 
+const char *gm_builtin_description;
+
 cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err *e) {
     char buf[4096];
+    if (gm_builtin_description) {
+        *origin = gm_strdup(path);
+        *ckpt = NULL;
+        return cJSON_Parse(gm_builtin_description);
+    }
     int dir = is_dir(path);
     snprintf(buf, sizeof buf, dir ? "%s/config.json" : "%s", path);
     *origin = gm_strdup(buf);
@@ -88,9 +126,17 @@ static ir_graph *open_description(const char *path, char **origin, char **ckpt, 
 }
 
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
+    return gm_model_open_with(path, weights, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL}, e);
+}
+
+gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e) {
     gm_model *m = gm_calloc(1, sizeof *m);
     char *ckpt = NULL;
     m->graph = open_description(path, &m->origin, &ckpt, e);
+    if (m->graph && pipeline_run(m->graph, po, m->passes, sizeof m->passes, e)) {
+        ir_graph_free(m->graph);
+        m->graph = NULL;
+    }
     if (m->graph && !weights && !ckpt)
         gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint, or a .gguf file)", path);
     else if (m->graph) {
@@ -118,16 +164,12 @@ void gm_model_free(gm_model *m) {
     st_close(m->weights);
     gguf_close(m->gguf);
     free(m->bound);
+    for (int i = 0; i < m->n_folded; i++) {
+        free((void *)m->folded[i]->data);
+        free(m->folded[i]);
+    }
+    free(m->folded);
     free(m->origin);
     free(m->weights_path);
     free(m);
-}
-
-const char *const gm_backend_names[] = {"reference", "jit", NULL};
-
-rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e) {
-    if (!strcmp(backend, "reference")) return ref_engine_create(m->graph, m->bound, o, e);
-    if (!strcmp(backend, "jit")) return llvm_engine_create(m->graph, m->bound, o, e);
-    gm_fail(e, "unknown backend \"%s\" (available: reference, jit)", backend);
-    return NULL;
 }

@@ -10,6 +10,7 @@
 
 #include "ir/ir.h"
 #include "runtime/engine.h"
+#include "pipeline.h"
 #include "runtime/gguf.h"
 #include "runtime/safetensors.h"
 
@@ -21,6 +22,9 @@ typedef struct {
     const st_tensor **bound;    /* per value id: the tensor bound to a weight, else NULL */
     char *origin;               /* the description's file, for messages */
     char *weights_path;         /* the checkpoint file or directory */
+    st_tensor **folded;         /* weights made by constant folding, owned */
+    int n_folded;
+    char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
 } gm_model;
 
@@ -29,10 +33,18 @@ typedef struct {
  * HF import (else NULL). Both are malloc'd. */
 cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err *e);
 
+/* When set (by an AOT executable, to the description compiled into it),
+ * gm_description_load parses this text for any path, which is then only the
+ * origin named in messages. */
+extern const char *gm_builtin_description;
+
+/* Opens with the default passes (-O1). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
+gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e);
 void gm_model_free(gm_model *m);
 
-/* Names of the backends, NULL-terminated, and an engine from one of them. */
+/* Names of the backends, NULL-terminated, and an engine from one of them
+ * (engines.c). */
 extern const char *const gm_backend_names[];
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e);
 

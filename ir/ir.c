@@ -55,6 +55,7 @@ void ir_graph_free(ir_graph *g) {
     for (int i = 0; i < g->n_values; i++) {
         free(g->values[i].name);
         free(g->values[i].role);
+        free(g->values[i].derived_from);
     }
     for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].where);
     for (int i = 0; i < g->n_layers; i++) free(g->layers[i].kind);
@@ -119,4 +120,23 @@ void ir_cache_slots(const ir_graph *g, int *windows, int *cols) {
         windows[n->cache_slot] = (int)n->attr[IR_A_WINDOW];
         cols[n->cache_slot] = (int)(n->attr[IR_A_KV_HEADS] * n->attr[IR_A_HEAD_DIM]);
     }
+}
+
+int ir_add_derived_weight(ir_graph *g, int src, double add, double mul) {
+    const char *tensor = g->values[src].derived_from ? g->values[src].derived_from : g->values[src].name;
+    double base_add = g->values[src].derived_from ? g->values[src].derived_add : 0;
+    double base_mul = g->values[src].derived_from ? g->values[src].derived_mul : 1;
+    char name[512];
+    snprintf(name, sizeof name, "(%s+%g)*%g", tensor, base_add + add / base_mul, base_mul * mul);
+    for (int v = 0; v < g->n_values; v++)
+        if (!strcmp(g->values[v].name, name)) return v;
+    ir_value w = g->values[src];
+    int id = ir_add_value(g, name, IR_WEIGHT, w.dtype, w.ndim, w.dims, w.layer);
+    ir_value *d = &g->values[id];
+    d->role = w.role ? gm_strdup(w.role) : NULL;
+    d->pin_dtype = w.pin_dtype;
+    d->derived_from = gm_strdup(tensor);
+    d->derived_add = base_add + add / base_mul;
+    d->derived_mul = base_mul * mul;
+    return id;
 }

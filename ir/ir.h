@@ -61,6 +61,8 @@ typedef struct {
     int layer;                   /* layer index, -1 outside the layer block */
     char *role;                  /* weights: the description's role ("q_proj"); else NULL */
     int pin_dtype;               /* weights: 1 if the description fixes dtype */
+    char *derived_from;          /* folded weights: the checkpoint tensor it is made from, else NULL */
+    double derived_add, derived_mul; /* folded weights: value = (source + add) · mul, in f32 */
 } ir_value;
 
 typedef struct {
@@ -110,6 +112,9 @@ int64_t ir_param_count(const ir_graph *g);          /* elements of all weights *
 /* For each KV cache slot: the attention window (0 = global) and the columns
  * of k and v (kv_heads · head_dim). Arrays of g->n_cache_slots entries. */
 void ir_cache_slots(const ir_graph *g, int *windows, int *cols);
+
+/* Adds a weight computed from another (by constant folding): (src + add) · mul. */
+int ir_add_derived_weight(ir_graph *g, int src, double add, double mul);
 
 /* Infers every activation's shape from its node and checks the graph: input
  * counts, shapes that agree, attributes in range, values defined before use.

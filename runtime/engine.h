@@ -25,12 +25,14 @@ struct rt_engine {
     /* One token at position pos; logits [vocab]. */
     int (*decode)(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e);
     void (*free)(rt_engine *en);
+    int from_cache;        /* the compiled code came from the on-disk JIT cache */
 };
 
 /* How an engine is made; the same for every backend. */
 typedef struct {
     int context;        /* KV cache positions, 1..the model's max_context */
     int full_kv;        /* keep every position even for sliding layers (tests) */
+    int no_cache;       /* JIT: neither read nor write the on-disk cache of compiled code */
 } rt_engine_opts;
 
 int rt_check_opts(const rt_engine_opts *o, int64_t max_context, gm_err *e);

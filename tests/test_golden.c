@@ -115,14 +115,14 @@ static double check_prompt_greedy(rt_engine *en, const char *name, int p, const 
     return worst;
 }
 
-static void run_case(const char *name, const char *backend, int full_kv) {
+static void run_case(const char *name, const char *backend, int full_kv, const gm_pipeline_opts *po) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", test_path("golden/"));
     strncat(dir, name, sizeof dir - strlen(dir) - 1);
     golden gd = {0};
     CU_ASSERT_EQUAL_FATAL(load_golden(dir, &gd), 0);
     gm_err e;
-    gm_model *m = gm_model_open(dir, NULL, &e);
+    gm_model *m = gm_model_open_with(dir, NULL, po, &e);
     if (!m) printf("\n  %s: %s\n", name, e.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     rt_engine *en = gm_model_engine(m, backend, &(rt_engine_opts){.context = 128, .full_kv = full_kv}, &e);
@@ -143,7 +143,8 @@ static void run_case(const char *name, const char *backend, int full_kv) {
         free(ids);
         p++;
     }
-    printf("[%s %s%s: max |dlogit| %.2e] ", name, backend, full_kv ? " full-kv" : "", worst);
+    printf("[%s %s -O%d%s%s%s: max |dlogit| %.2e] ", name, backend, po->level, po->passes ? " --passes=" : "",
+           po->passes ? po->passes : "", full_kv ? " full-kv" : "", worst);
     en->free(en);
     gm_model_free(m);
     cJSON_Delete(gd.expected);
@@ -151,10 +152,17 @@ static void run_case(const char *name, const char *backend, int full_kv) {
     free(gd.prefill);
 }
 
+/* Every backend at every pass setting; the KV rings also against full caches. */
+static const gm_pipeline_opts settings[] = {
+    {.level = 0}, {.level = 1}, {.level = 1, .passes = "-eliminate_dead"}, {.level = 0, .passes = "eliminate_dead"},
+};
+
 #define CASE_TEST(i) \
     static void test_case_##i(void) { \
         for (int b = 0; gm_backend_names[b]; b++) \
-            for (int full_kv = 0; full_kv < 2; full_kv++) run_case(cases[i], gm_backend_names[b], full_kv); \
+            for (size_t p = 0; p < sizeof settings / sizeof settings[0]; p++) \
+                for (int full_kv = 0; full_kv < 2; full_kv++) \
+                    if (!full_kv || p == 1) run_case(cases[i], gm_backend_names[b], full_kv, &settings[p]); \
     }
 CASE_TEST(0) CASE_TEST(1) CASE_TEST(2) CASE_TEST(3) CASE_TEST(4) CASE_TEST(5) CASE_TEST(6)
 static void (*const case_tests[N_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,

@@ -91,7 +91,7 @@ static lv_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
 
 static lv_jit *compile(const lv_kernel *ks, int n) {
     gm_err e = {{0}};
-    lv_jit *j = lv_jit_compile(ks, n, &e);
+    lv_jit *j = lv_jit_compile(ks, n, 1, &e);
     if (!j) printf("\n  %s\n", e.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     return j;

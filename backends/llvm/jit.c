@@ -1,11 +1,22 @@
-/* jit.c — kernels → one module → O3 → LLJIT → function pointers (see jit.h).
+/* jit.c — kernels → one module → O3 → object code → LLJIT → function
+ * pointers (see jit.h), with an on-disk cache of the object code.
+ *
  * The pass pipeline gets the target machine (without it the vectorisers have
  * no cost model), and LLJIT a second, identical one, because it takes
- * ownership of the one it is given. */
+ * ownership of the one it is given. The module is always lowered to an
+ * object in memory and handed to LLJIT as one; that object is also what the
+ * cache stores, in ${GEMMAC_CACHE:-$HOME/.cache/gemmac}/jit/<key>.o, where
+ * key hashes everything the code depends on: the kernel descriptions, the
+ * target (triple, CPU, features), LLVM's version and gemmac's. A file starts
+ * with a header (magic, key, size, a hash of the object) so that a stale,
+ * truncated or corrupt file is recompiled rather than loaded. Files are
+ * written atomically; a cache that cannot be written is silently skipped. */
 #include "jit.h"
 
+#include "codegen.h"
 #include "emit.h"
 
+#include <errno.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -13,23 +24,30 @@
 #include <llvm/Config/llvm-config.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 struct lv_jit {
     LLVMOrcLLJITRef jit;
     lv_kernel_fn *fns;
     int n;
+    int from_cache;
 };
 
-/* Moves an LLVM error into e; returns -1 (0 when err is success). */
-static int llvm_fail(LLVMErrorRef err, const char *what, gm_err *e) {
+#define CACHE_MAGIC 0x31544a4943414d47ull /* "GMACIJT1" */
+
+typedef struct {
+    uint64_t magic, key, size, hash;
+} cache_header;
+
+int lv_llvm_fail(LLVMErrorRef err, const char *what, gm_err *e) {
     if (!err) return 0;
     char *msg = LLVMGetErrorMessage(err);
-    gm_fail(e, "jit: %s: %s", what, msg);
+    gm_fail(e, "llvm: %s: %s", what, msg);
     LLVMDisposeErrorMessage(msg);
     return -1;
 }
 
-static void kernel_name(char *buf, size_t len, const lv_kernel *k, int i) {
+void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
     snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
 }
 
@@ -44,7 +62,7 @@ static LLVMModuleRef emit_module(LLVMContextRef ctx, const lv_target *t, LLVMTar
     lv_emit_init(&m, mod, t);
     for (int i = 0; i < n; i++) {
         char name[64];
-        kernel_name(name, sizeof name, &ks[i], i);
+        lv_kernel_symbol(name, sizeof name, &ks[i], i);
         lv_emit_kernel(&m, &ks[i], name);
     }
     lv_emit_dispose(&m);
@@ -63,22 +81,119 @@ static int optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, gm_err *e) {
     LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
-    int rc = llvm_fail(LLVMRunPasses(mod, "default<O3>", tm, o), "O3", e);
+    int rc = lv_llvm_fail(LLVMRunPasses(mod, "default<O3>", tm, o), "O3", e);
     LLVMDisposePassBuilderOptions(o);
     return rc;
 }
 
+LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
+                              int n, gm_err *e) {
+    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n);
+    if (!optimise(mod, tm, e)) return mod;
+    LLVMDisposeModule(mod);
+    return NULL;
+}
+
+/* ---- the cache ---- */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t cache_key(const lv_target *t, const lv_kernel *ks, int n) {
+    const char *parts[] = {t->triple, t->cpu, t->features, LLVM_VERSION_STRING, GM_VERSION};
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, ks, n * sizeof *ks);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) h = fnv1a(h, parts[i], strlen(parts[i]) + 1);
+    return h;
+}
+
+/* mkdir -p of the cache's jit directory; its path into buf, or -1. */
+static int cache_dir(char *buf, size_t len) {
+    const char *root = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
+    if (root && *root) snprintf(buf, len, "%s/jit", root);
+    else if (home && *home) snprintf(buf, len, "%s/.cache/gemmac/jit", home);
+    else return -1;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static int cache_path(char *buf, size_t len, uint64_t key) {
+    char dir[4096];
+    if (cache_dir(dir, sizeof dir)) return -1;
+    snprintf(buf, len, "%s/%016llx.o", dir, (unsigned long long)key);
+    return 0;
+}
+
+/* The cached object for key, or NULL when absent or invalid. */
+static LLVMMemoryBufferRef cache_load(uint64_t key) {
+    char path[4200];
+    size_t len;
+    gm_err e;
+    char *data = cache_path(path, sizeof path, key) ? NULL : gm_read_file(path, &len, &e);
+    if (!data) return NULL;
+    cache_header h;
+    LLVMMemoryBufferRef buf = NULL;
+    if (len >= sizeof h) {
+        memcpy(&h, data, sizeof h);
+        if (h.magic == CACHE_MAGIC && h.key == key && h.size == len - sizeof h &&
+            h.hash == fnv1a(0xcbf29ce484222325ull, data + sizeof h, h.size))
+            buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(data + sizeof h, h.size, "gemmac-jit-cache");
+    }
+    free(data);
+    return buf;
+}
+
+static void cache_store(uint64_t key, LLVMMemoryBufferRef obj) {
+    char path[4200];
+    if (cache_path(path, sizeof path, key)) return;
+    size_t size = LLVMGetBufferSize(obj);
+    cache_header h = {CACHE_MAGIC, key, size, fnv1a(0xcbf29ce484222325ull, LLVMGetBufferStart(obj), size)};
+    char *data = gm_malloc(sizeof h + size);
+    memcpy(data, &h, sizeof h);
+    memcpy(data + sizeof h, LLVMGetBufferStart(obj), size);
+    gm_err e;
+    gm_write_file_atomic(path, data, sizeof h + size, &e);
+    free(data);
+}
+
+/* ---- compiling and linking ---- */
+
+static LLVMMemoryBufferRef compile_object(const lv_target *t, const lv_kernel *ks, int n, gm_err *e) {
+    LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
+    if (!tm) return NULL;
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = lv_module_build(ctx, t, tm, ks, n, e);
+    LLVMMemoryBufferRef obj = NULL;
+    char *msg = NULL;
+    if (mod && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
+        gm_fail(e, "jit: code generation failed: %s", msg);
+        LLVMDisposeMessage(msg);
+        obj = NULL;
+    }
+    if (mod) LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    return obj;
+}
+
 static LLVMOrcLLJITRef make_jit(const lv_target *t, gm_err *e) {
-    LLVMTargetMachineRef tm = lv_target_machine(t, e);
+    LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
     if (!tm) return NULL;
     LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
     LLVMOrcLLJITRef jit;
-    if (llvm_fail(LLVMOrcCreateLLJIT(&jit, b), "creating LLJIT", e)) return NULL;
+    if (lv_llvm_fail(LLVMOrcCreateLLJIT(&jit, b), "creating LLJIT", e)) return NULL;
     LLVMOrcDefinitionGeneratorRef process;
-    if (llvm_fail(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&process, LLVMOrcLLJITGetGlobalPrefix(jit),
-                                                                       NULL, NULL),
-                  "process symbols", e)) {
+    if (lv_llvm_fail(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&process, LLVMOrcLLJITGetGlobalPrefix(jit),
+                                                                          NULL, NULL),
+                     "process symbols", e)) {
         LLVMOrcDisposeLLJIT(jit);
         return NULL;
     }
@@ -86,58 +201,40 @@ static LLVMOrcLLJITRef make_jit(const lv_target *t, gm_err *e) {
     return jit;
 }
 
-static LLVMOrcThreadSafeContextRef new_context(LLVMContextRef *ctx) {
-#if LLVM_VERSION_MAJOR >= 21
-    *ctx = LLVMContextCreate();
-    return LLVMOrcCreateNewThreadSafeContextFromLLVMContext(*ctx);
-#else
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    *ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-    return tsc;
-#endif
-}
-
-/* Adds the module to the JIT (which takes it) and looks every kernel up. */
-static int link_kernels(lv_jit *j, LLVMModuleRef mod, LLVMOrcThreadSafeContextRef tsc, const lv_kernel *ks,
-                        gm_err *e) {
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+/* Adds the object to the JIT (which takes it) and looks every kernel up. */
+static int link_kernels(lv_jit *j, LLVMMemoryBufferRef obj, const lv_kernel *ks, gm_err *e) {
     LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(j->jit);
-    if (llvm_fail(LLVMOrcLLJITAddLLVMIRModule(j->jit, main, tsm), "adding the module", e)) {
-        LLVMOrcDisposeThreadSafeModule(tsm);
-        return -1;
-    }
+    if (lv_llvm_fail(LLVMOrcLLJITAddObjectFile(j->jit, main, obj), "adding the object", e)) return -1;
     for (int i = 0; i < j->n; i++) {
         char name[64];
         LLVMOrcExecutorAddress addr;
-        kernel_name(name, sizeof name, &ks[i], i);
-        if (llvm_fail(LLVMOrcLLJITLookup(j->jit, &addr, name), name, e)) return -1;
+        lv_kernel_symbol(name, sizeof name, &ks[i], i);
+        if (lv_llvm_fail(LLVMOrcLLJITLookup(j->jit, &addr, name), name, e)) return -1;
         j->fns[i] = (lv_kernel_fn)(uintptr_t)addr;
     }
     return 0;
 }
 
-static int build(lv_jit *j, const lv_target *t, const lv_kernel *ks, gm_err *e) {
-    LLVMTargetMachineRef tm = lv_target_machine(t, e);
-    if (!tm) return -1;
-    LLVMContextRef ctx;
-    LLVMOrcThreadSafeContextRef tsc = new_context(&ctx);
-    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, j->n);
-    int rc = optimise(mod, tm, e);
-    LLVMDisposeTargetMachine(tm);
-    if (!rc && !(j->jit = make_jit(t, e))) rc = -1;
-    if (rc) LLVMDisposeModule(mod);
-    else rc = link_kernels(j, mod, tsc, ks, e);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    return rc;
+static int build(lv_jit *j, const lv_target *t, const lv_kernel *ks, int no_cache, gm_err *e) {
+    uint64_t key = cache_key(t, ks, j->n);
+    LLVMMemoryBufferRef obj = no_cache ? NULL : cache_load(key);
+    j->from_cache = obj != NULL;
+    if (!obj && (obj = compile_object(t, ks, j->n, e)) && !no_cache) cache_store(key, obj);
+    if (!obj) return -1;
+    if (!(j->jit = make_jit(t, e))) {
+        LLVMDisposeMemoryBuffer(obj);
+        return -1;
+    }
+    return link_kernels(j, obj, ks, e);
 }
 
-lv_jit *lv_jit_compile(const lv_kernel *ks, int n, gm_err *e) {
+lv_jit *lv_jit_compile(const lv_kernel *ks, int n, int no_cache, gm_err *e) {
     lv_target t;
     lv_target_host(&t);
     lv_jit *j = gm_calloc(1, sizeof *j);
     j->n = n;
     j->fns = gm_calloc(n, sizeof *j->fns);
-    int rc = build(j, &t, ks, e);
+    int rc = build(j, &t, ks, no_cache, e);
     lv_target_free(&t);
     if (rc) {
         lv_jit_free(j);
@@ -147,6 +244,8 @@ lv_jit *lv_jit_compile(const lv_kernel *ks, int n, gm_err *e) {
 }
 
 lv_kernel_fn lv_jit_kernel(const lv_jit *j, int i) { return j->fns[i]; }
+
+int lv_jit_from_cache(const lv_jit *j) { return j->from_cache; }
 
 void lv_jit_free(lv_jit *j) {
     if (!j) return;

@@ -28,19 +28,6 @@
 #define TILE 4   /* rows of x and of w per matmul tile */
 #define UNROLL 4 /* accumulators of a lone dot product */
 
-static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
-
-void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k) {
-    memset(k, 0, sizeof *k);
-    k->op = n->op;
-    k->n = cols_of(g, n->out);
-    for (int a = 0; a < IR_ATTR_COUNT; a++)
-        if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
-    if (n->op == IR_EMBED || n->op == IR_RMS_NORM || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
-    if (n->op == IR_RMS_NORM) k->k = g->values[n->in[1]].dims[0];
-    if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
-}
-
 static LLVMValueRef ptr_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
 static LLVMValueRef int_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
 static LLVMValueRef input(lv_emit *m, int i) { return ptr_field(m, offsetof(lv_call, in) + i * sizeof(void *)); }

@@ -36,4 +36,8 @@ typedef struct lv_kernel {
  * so nodes that can share a kernel compare equal with memcmp. */
 void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k);
 
+/* The distinct kernels of g's nodes into ks[0..n), returning n (at most
+ * n_nodes); which[i] is node i's. Both defined in exec.c (no LLVM). */
+int lv_kernels_of(const ir_graph *g, const st_tensor *const *bound, lv_kernel *ks, int *which);
+
 #endif

@@ -1,183 +1,24 @@
-/* llvm_engine.c — the "jit" backend: an rt_engine whose ops are kernels
- * compiled by LLVM when the engine is made.
- *
- * Creation describes each node's kernel (kernels.h), keeps one per distinct
- * description (a model's layers share all of theirs), compiles them in one
- * module (jit.h) and times that. A call then walks the nodes like the
- * reference interpreter, calling each node's kernel on activation blocks of
- * one arena laid out by plan.h, weights straight from the checkpoint mapping,
- * and the KV cache of runtime/kv_cache.h: an attention kernel reads the ring
- * and this call's k, v rows, then rt_kv_store appends those rows. A matmul
- * big enough to pay for it is split over the cores by output columns
- * (runtime/threads.h). As in the reference, the head (the nodes after the
- * last layer) runs on the last row only unless every row's logits are asked
- * for. */
+/* llvm_engine.c — the "jit" backend: the engine of exec.h with kernels
+ * compiled by LLVM (jit.h) when it is made, or loaded from the JIT cache. */
 #include "llvm_engine.h"
 
+#include "exec.h"
 #include "jit.h"
-#include "plan.h"
-#include "runtime/kv_cache.h"
-#include "runtime/threads.h"
 
-#include <stdlib.h>
-#include <time.h>
-
-typedef struct {
-    rt_engine base;
-    const ir_graph *g;
-    const st_tensor *const *bound;  /* per value id */
-    rt_kv_cache *kv;                /* one slot per attention op */
-    lv_jit *jit;
-    lv_kernel_fn *kernel;           /* per node */
-    lv_plan plan;
-    float *arena;                   /* plan.width × room floats */
-    int room;                       /* rows the arena holds */
-    float *scores;                  /* attention scratch, context floats */
-    rt_pool *pool;
-} jit_engine;
-
-/* Multiply-adds below which a matmul runs on one thread: a few microseconds
- * of work, about what handing it to the pool costs. */
-#define SPLIT_MIN (1 << 17)
-
-static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
-
-static float *act(const jit_engine *j, int v) { return j->arena + j->plan.offset[v] * j->room; }
-
-static void reserve_rows(jit_engine *j, int T) {
-    if (T <= j->room) return;
-    free(j->arena);
-    j->arena = gm_malloc((size_t)j->plan.width * T * sizeof(float));
-    j->room = T;
-}
-
-static const void *input_of(const jit_engine *j, int v, const int32_t *tokens) {
-    switch (j->g->values[v].kind) {
-    case IR_INPUT: return tokens;
-    case IR_WEIGHT: return j->bound[v]->data;
-    default: return act(j, v);
-    }
-}
-
-typedef struct {
-    lv_kernel_fn fn;
-    const lv_call *call;
-} split_job;
-
-/* Part `part` of the output columns, in multiples of the kernel's 4-column tiles. */
-static void matmul_part(void *arg, int part, int parts) {
-    const split_job *s = arg;
-    lv_call c = *s->call;
-    int64_t N = c.n1, step = (N + 4 * parts - 1) / (4 * parts) * 4;
-    c.n0 = part * step < N ? part * step : N;
-    c.n1 = c.n0 + step < N ? c.n0 + step : N;
-    if (c.n0 < c.n1) s->fn(&c);
-}
-
-static void run_matmul(jit_engine *j, lv_kernel_fn fn, const lv_call *c, int64_t K) {
-    if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
-        rt_pool_run(j->pool, matmul_part, &(split_job){fn, c});
-    else
-        fn(c);
-}
-
-static void run_node(jit_engine *j, int i, const int32_t *tokens, int T, int pos) {
-    const ir_node *n = &j->g->nodes[i];
-    lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = cols_of(j->g, n->out)};
-    for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
-    rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
-    if (slot) {
-        c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
-        c.scores = j->scores;
-    }
-    if (n->op == IR_MATMUL) run_matmul(j, j->kernel[i], &c, cols_of(j->g, n->in[0]));
-    else j->kernel[i](&c);
-    if (slot) rt_kv_store(slot, pos, T, c.in[1], c.in[2]);
-}
-
-static int jit_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows,
+static int jit_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn *fns, void **handle, int *from_cache,
                        gm_err *e) {
-    jit_engine *j = (jit_engine *)en;
-    if (rt_check_span(en, tokens, n, pos, e)) return -1;
-    const ir_graph *g = j->g;
-    reserve_rows(j, n);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const ir_node *nd = &g->nodes[i];
-        /* the head only needs the last row unless all rows are asked for */
-        int head = nd->layer < 0 && i > 0 && g->nodes[i - 1].layer >= 0;
-        if (head && !all_rows && n > 1) {
-            int64_t C = cols_of(g, nd->in[0]);
-            memmove(act(j, nd->in[0]), act(j, nd->in[0]) + (n - 1) * C, C * sizeof(float));
-            tokens += n - 1, n = 1;
-        }
-        run_node(j, i, tokens, n, pos);
-    }
-    memcpy(logits, act(j, g->logits), (size_t)n * g->vocab * sizeof(float));
+    const rt_engine_opts *o = ctx;
+    lv_jit *j = lv_jit_compile(ks, n, o->no_cache, e);
+    if (!j) return -1;
+    for (int i = 0; i < n; i++) fns[i] = lv_jit_kernel(j, i);
+    *from_cache = lv_jit_from_cache(j);
+    *handle = j;
     return 0;
 }
 
-static int jit_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e) {
-    return jit_prefill(en, &token, 1, pos, logits, 0, e);
-}
-
-static void jit_free(rt_engine *en) {
-    jit_engine *j = (jit_engine *)en;
-    lv_jit_free(j->jit);
-    rt_kv_free(j->kv);
-    lv_plan_free(&j->plan);
-    free(j->kernel);
-    free(j->arena);
-    free(j->scores);
-    rt_pool_free(j->pool);
-    free(j);
-}
-
-/* One kernel per distinct description: compiles them and points every node at its own. */
-static int compile_kernels(jit_engine *j, gm_err *e) {
-    const ir_graph *g = j->g;
-    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
-    int *which = gm_malloc(g->n_nodes * sizeof *which), n = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        lv_kernel_of(g, &g->nodes[i], j->bound, &ks[n]);
-        which[i] = 0;
-        while (which[i] < n && memcmp(&ks[which[i]], &ks[n], sizeof *ks)) which[i]++;
-        if (which[i] == n) n++;
-    }
-    j->jit = lv_jit_compile(ks, n, e);
-    j->kernel = gm_malloc(g->n_nodes * sizeof *j->kernel);
-    for (int i = 0; j->jit && i < g->n_nodes; i++) j->kernel[i] = lv_jit_kernel(j->jit, which[i]);
-    free(ks);
-    free(which);
-    return j->jit ? 0 : -1;
-}
-
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static void jit_release(void *handle) { lv_jit_free(handle); }
 
 rt_engine *llvm_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
                               gm_err *e) {
-    if (rt_check_opts(o, g->max_context, e)) return NULL;
-    jit_engine *j = gm_calloc(1, sizeof *j);
-    j->base = (rt_engine){"jit", g->vocab, o->context, 0, 0, jit_prefill, jit_decode, jit_free};
-    j->g = g;
-    j->bound = bound;
-    double t0 = seconds();
-    if (compile_kernels(j, e)) {
-        jit_free(&j->base);
-        return NULL;
-    }
-    j->base.compile_s = seconds() - t0;
-    lv_plan_make(g, &j->plan);
-    int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
-    ir_cache_slots(g, windows, cols);
-    j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
-    j->base.kv_bytes = rt_kv_bytes(j->kv);
-    j->scores = gm_malloc((size_t)o->context * sizeof(float));
-    j->pool = rt_pool_new(rt_default_threads());
-    free(windows);
-    free(cols);
-    return &j->base;
+    return lv_engine_create(g, bound, o, "jit", &(lv_resolver){jit_resolve, jit_release, o}, e);
 }

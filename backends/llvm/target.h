@@ -19,10 +19,14 @@ typedef struct {
 
 /* The CPU this process runs on. */
 void lv_target_host(lv_target *t);
+/* A target by name: native (the host), x86_64 (SSE2 baseline), x86_64-v3
+ * (AVX2, FMA) or x86_64-v4 (AVX-512); -1 after reporting an unknown name. */
+int lv_target_named(lv_target *t, const char *name, gm_err *e);
 void lv_target_free(lv_target *t);
 
-/* A target machine for t at the highest optimisation level; NULL after
+/* A target machine for t at the highest optimisation level, with the JIT's
+ * code model when jit, else the default one of linked objects; NULL after
  * reporting when LLVM does not know the triple. */
-LLVMTargetMachineRef lv_target_machine(const lv_target *t, gm_err *e);
+LLVMTargetMachineRef lv_target_machine(const lv_target *t, int jit, gm_err *e);
 
 #endif

@@ -213,7 +213,8 @@ rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, c
                              gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     ref_engine *r = gm_calloc(1, sizeof *r);
-    r->base = (rt_engine){"reference", g->vocab, o->context, 0, 0, ref_prefill, ref_decode, ref_free};
+    r->base = (rt_engine){.backend = "reference", .vocab = g->vocab, .context = o->context,
+                          .prefill = ref_prefill, .decode = ref_decode, .free = ref_free};
     r->g = g;
     r->bound = bound;
     r->act = gm_calloc(g->n_values, sizeof *r->act);

@@ -1,0 +1,27 @@
+/* aot.h — ahead-of-time compilation: a model's kernels for a named target,
+ * written as one object (or its assembly, or its LLVM IR) together with what
+ * an AOT executable needs to rebuild and run the model without LLVM
+ * (compiler/aot_main.c reads these symbols):
+ *   gm_aot_kernels  the lv_kernel descriptions, gm_aot_n of them, as bytes
+ *   gm_aot_fns      their code, in the same order
+ *   gm_aot_description, gm_aot_weights, gm_aot_manifest  NUL-terminated text */
+#ifndef GM_LLVM_AOT_H
+#define GM_LLVM_AOT_H
+
+#include "kernels.h"
+
+typedef enum { LV_EMIT_OBJ, LV_EMIT_ASM, LV_EMIT_LLVM_IR } lv_emit_kind;
+
+typedef struct {
+    const char *target;       /* native, x86_64, x86_64-v3, x86_64-v4 */
+    const char *model_name;   /* for the manifest */
+    const char *description;  /* the description's JSON */
+    const char *weights;      /* the checkpoint's path */
+    const char *passes;       /* the IR passes that ran, comma-separated */
+} lv_aot_model;
+
+/* Writes ks[0..n) and the model's data to path (not atomically: the caller
+ * writes a temporary and renames it); -1 after reporting. */
+int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e);
+
+#endif

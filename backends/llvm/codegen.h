@@ -1,0 +1,20 @@
+/* codegen.h — what the JIT (jit.c, which defines these) and the AOT
+ * compiler (aot.c) share: kernel symbols, building the optimised module,
+ * and LLVM errors as gm_err. Needs LLVM's headers, unlike jit.h. */
+#ifndef GM_LLVM_CODEGEN_H
+#define GM_LLVM_CODEGEN_H
+
+#include "kernels.h"
+#include "target.h"
+
+#include <llvm-c/Error.h>
+
+/* The symbol of kernel i, the
+ * optimised module of ks[0..n) for t (NULL after reporting), and an LLVM
+ * error moved into e (returns -1; 0 when err is success). */
+void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i);
+LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
+                              int n, gm_err *e);
+int lv_llvm_fail(LLVMErrorRef err, const char *what, gm_err *e);
+
+#endif

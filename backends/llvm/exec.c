@@ -1,0 +1,205 @@
+/* exec.c — the engine of compiled kernels, whatever compiled them: an
+ * rt_engine that walks the IR's nodes and calls each node's kernel. It holds
+ * no LLVM, so the JIT backend (llvm_engine.c, kernels from LLJIT) and AOT
+ * executables (kernels linked in) share it.
+ *
+ * Creation describes each node's kernel (kernels.h), keeps one per distinct
+ * description (a model's layers share all of theirs), has the resolver find
+ * code for them and times that. A call then walks the nodes like the
+ * reference interpreter, calling each node's kernel on activation blocks of
+ * one arena laid out by plan.h, weights straight from the checkpoint mapping,
+ * and the KV cache of runtime/kv_cache.h: an attention kernel reads the ring
+ * and this call's k, v rows, then rt_kv_store appends those rows. A matmul
+ * big enough to pay for it is split over the cores by output columns
+ * (runtime/threads.h). As in the reference, the head (the nodes after the
+ * last layer) runs on the last row only unless every row's logits are asked
+ * for. */
+#include "exec.h"
+
+#include "plan.h"
+#include "runtime/kv_cache.h"
+#include "runtime/threads.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct {
+    rt_engine base;
+    const ir_graph *g;
+    const st_tensor *const *bound;  /* per value id */
+    rt_kv_cache *kv;                /* one slot per attention op */
+    lv_kernel_fn *kernel;           /* per node */
+    lv_resolver resolver;
+    void *handle;                   /* the resolver's, released with the engine */
+    lv_plan plan;
+    float *arena;                   /* plan.width × room floats */
+    int room;                       /* rows the arena holds */
+    float *scores;                  /* attention scratch, context floats */
+    rt_pool *pool;
+} exec_engine;
+
+/* Multiply-adds below which a matmul runs on one thread: a few microseconds
+ * of work, about what handing it to the pool costs. */
+#define SPLIT_MIN (1 << 17)
+
+static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
+
+void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k) {
+    memset(k, 0, sizeof *k);
+    k->op = n->op;
+    k->n = cols_of(g, n->out);
+    for (int a = 0; a < IR_ATTR_COUNT; a++)
+        if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
+    if (n->op == IR_EMBED || n->op == IR_RMS_NORM || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
+    if (n->op == IR_RMS_NORM) k->k = g->values[n->in[1]].dims[0];
+    if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
+}
+
+static float *act(const exec_engine *j, int v) { return j->arena + j->plan.offset[v] * j->room; }
+
+static void reserve_rows(exec_engine *j, int T) {
+    if (T <= j->room) return;
+    free(j->arena);
+    j->arena = gm_malloc((size_t)j->plan.width * T * sizeof(float));
+    j->room = T;
+}
+
+static const void *input_of(const exec_engine *j, int v, const int32_t *tokens) {
+    switch (j->g->values[v].kind) {
+    case IR_INPUT: return tokens;
+    case IR_WEIGHT: return j->bound[v]->data;
+    default: return act(j, v);
+    }
+}
+
+typedef struct {
+    lv_kernel_fn fn;
+    const lv_call *call;
+} split_job;
+
+/* Part `part` of the output columns, in multiples of the kernel's 4-column tiles. */
+static void matmul_part(void *arg, int part, int parts) {
+    const split_job *s = arg;
+    lv_call c = *s->call;
+    int64_t N = c.n1, step = (N + 4 * parts - 1) / (4 * parts) * 4;
+    c.n0 = part * step < N ? part * step : N;
+    c.n1 = c.n0 + step < N ? c.n0 + step : N;
+    if (c.n0 < c.n1) s->fn(&c);
+}
+
+static void run_matmul(exec_engine *j, lv_kernel_fn fn, const lv_call *c, int64_t K) {
+    if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
+        rt_pool_run(j->pool, matmul_part, &(split_job){fn, c});
+    else
+        fn(c);
+}
+
+static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int pos) {
+    const ir_node *n = &j->g->nodes[i];
+    lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = cols_of(j->g, n->out)};
+    for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
+    rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
+    if (slot) {
+        c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
+        c.scores = j->scores;
+    }
+    if (n->op == IR_MATMUL) run_matmul(j, j->kernel[i], &c, cols_of(j->g, n->in[0]));
+    else j->kernel[i](&c);
+    if (slot) rt_kv_store(slot, pos, T, c.in[1], c.in[2]);
+}
+
+static int exec_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows,
+                       gm_err *e) {
+    exec_engine *j = (exec_engine *)en;
+    if (rt_check_span(en, tokens, n, pos, e)) return -1;
+    const ir_graph *g = j->g;
+    reserve_rows(j, n);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        /* the head only needs the last row unless all rows are asked for */
+        int head = nd->layer < 0 && i > 0 && g->nodes[i - 1].layer >= 0;
+        if (head && !all_rows && n > 1) {
+            int64_t C = cols_of(g, nd->in[0]);
+            memmove(act(j, nd->in[0]), act(j, nd->in[0]) + (n - 1) * C, C * sizeof(float));
+            tokens += n - 1, n = 1;
+        }
+        run_node(j, i, tokens, n, pos);
+    }
+    memcpy(logits, act(j, g->logits), (size_t)n * g->vocab * sizeof(float));
+    return 0;
+}
+
+static int exec_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e) {
+    return exec_prefill(en, &token, 1, pos, logits, 0, e);
+}
+
+static void exec_free(rt_engine *en) {
+    exec_engine *j = (exec_engine *)en;
+    if (j->handle) j->resolver.release(j->handle);
+    rt_kv_free(j->kv);
+    lv_plan_free(&j->plan);
+    free(j->kernel);
+    free(j->arena);
+    free(j->scores);
+    rt_pool_free(j->pool);
+    free(j);
+}
+
+int lv_kernels_of(const ir_graph *g, const st_tensor *const *bound, lv_kernel *ks, int *which) {
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        lv_kernel_of(g, &g->nodes[i], bound, &ks[n]);
+        which[i] = 0;
+        while (which[i] < n && memcmp(&ks[which[i]], &ks[n], sizeof *ks)) which[i]++;
+        if (which[i] == n) n++;
+    }
+    return n;
+}
+
+/* One kernel per distinct description: resolves them and points every node at its own. */
+static int resolve_kernels(exec_engine *j, gm_err *e) {
+    const ir_graph *g = j->g;
+    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, j->bound, ks, which);
+    lv_kernel_fn *fns = gm_calloc(n, sizeof *fns);
+    int rc = j->resolver.resolve(j->resolver.ctx, ks, n, fns, &j->handle, &j->base.from_cache, e);
+    j->kernel = gm_malloc(g->n_nodes * sizeof *j->kernel);
+    for (int i = 0; !rc && i < g->n_nodes; i++) j->kernel[i] = fns[which[i]];
+    free(fns);
+    free(ks);
+    free(which);
+    return rc;
+}
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+                            const char *name, const lv_resolver *r, gm_err *e) {
+    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    exec_engine *j = gm_calloc(1, sizeof *j);
+    j->base = (rt_engine){.backend = name, .vocab = g->vocab, .context = o->context,
+                          .prefill = exec_prefill, .decode = exec_decode, .free = exec_free};
+    j->resolver = *r;
+    j->g = g;
+    j->bound = bound;
+    double t0 = seconds();
+    if (resolve_kernels(j, e)) {
+        exec_free(&j->base);
+        return NULL;
+    }
+    j->base.compile_s = seconds() - t0;
+    lv_plan_make(g, &j->plan);
+    int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
+    ir_cache_slots(g, windows, cols);
+    j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
+    j->base.kv_bytes = rt_kv_bytes(j->kv);
+    j->scores = gm_malloc((size_t)o->context * sizeof(float));
+    j->pool = rt_pool_new(rt_default_threads());
+    free(windows);
+    free(cols);
+    return &j->base;
+}

@@ -1,0 +1,38 @@
+/* cli.c — the flag helpers and error reporting every subcommand shares
+ * (cli.h); a library of their own so that AOT executables, which run the
+ * same `run` and `logits` code, link them too. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *cli_value(int argc, char **argv, int *i, const char *flag) {
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(a, flag, n)) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n]) return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "gemmac: %s needs a value\n", flag);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+int cli_is(const char *arg, const char *flag) { return !strcmp(arg, flag); }
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("gemmac: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "; see gemmac %s --help\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_error(const gm_err *e) {
+    fprintf(stderr, "gemmac: %s\n", e->msg);
+    return 1;
+}

@@ -1,0 +1,152 @@
+/* cmd_compile.c — `gemmac compile`: a model ahead of time.
+ *
+ * The model is opened and bound like `gemmac run` does (so a wrong
+ * checkpoint fails here, not later), its distinct kernels are compiled by
+ * LLVM for the chosen target (backends/llvm/aot.h) and, for --emit exe (the
+ * default), linked by `cc` with gemmac's own LLVM-free libraries into a
+ * standalone executable whose main is compiler/aot_main.c. Those libraries
+ * are found beside the running gemmac (its build tree), not at paths fixed
+ * when gemmac was built. Every output is written to a temporary name and
+ * renamed, so a failed or interrupted compile leaves no NAME behind. */
+#include "backends/llvm/aot.h"
+#include "cli.h"
+#include "json_format.h"
+#include "model.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage[] =
+    "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR]\n"
+    "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
+    "                   description .json with --weights\n"
+    "  -o NAME          the output file\n"
+    "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2) or x86_64-v4 (AVX-512)\n"
+    "  --emit KIND      exe (default): a standalone executable; obj, asm or llvm-ir: the kernels\n"
+    "  --weights DIR    the checkpoint, when <model> is a description\n"
+    "NAME takes the flags of `gemmac run` (without MODEL), `NAME logits --tokens ...` is the\n"
+    "logits probe, and `NAME --version` prints what it was compiled from. It reads the\n"
+    "checkpoint from the path it was compiled with (or --weights DIR), and does not need LLVM.\n";
+
+/* The static libraries an executable links, in link order (aot_main first). */
+static const char *const libraries[] = {"gm_aot", "gm_cli", "gm_compiler", "gm_exec", "gm_ir", "gm_runtime"};
+#define N_LIBRARIES (int)(sizeof libraries / sizeof *libraries)
+static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenblas", "-lstdc++", "-lm", "-lpthread"};
+#define N_SYSTEM (int)(sizeof system_libs / sizeof *system_libs)
+
+typedef struct {
+    const char *model, *out, *target, *weights;
+    lv_emit_kind kind;
+    int exe;
+} compile_args;
+
+static int parse_emit(const char *v, compile_args *a) {
+    static const struct {
+        const char *name;
+        lv_emit_kind kind;
+    } kinds[] = {{"exe", LV_EMIT_OBJ}, {"obj", LV_EMIT_OBJ}, {"asm", LV_EMIT_ASM}, {"llvm-ir", LV_EMIT_LLVM_IR}};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, kinds[i].name)) return a->kind = kinds[i].kind, a->exe = i == 0, 0;
+    return cli_usage_error("compile", "--emit: expected exe, obj, asm or llvm-ir, found \"%s\"", v);
+}
+
+static int parse_args(int argc, char **argv, compile_args *a) {
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if ((v = cli_value(argc, argv, &i, "-o"))) a->out = v;
+        else if ((v = cli_value(argc, argv, &i, "--target"))) a->target = v;
+        else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if ((v = cli_value(argc, argv, &i, "--emit"))) {
+            if (parse_emit(v, a)) return 2;
+        } else if (argv[i][0] == '-') return cli_usage_error("compile", "unknown flag %s", argv[i]);
+        else if (!a->model) a->model = argv[i];
+        else return cli_usage_error("compile", "unexpected argument %s", argv[i]);
+    }
+    if (!a->model) return cli_usage_error("compile", "no model given");
+    if (!a->out) return cli_usage_error("compile", "-o NAME is required");
+    return 0;
+}
+
+/* The directory of the running gemmac, where its build put the libraries. */
+static int own_dir(char *dir, size_t len, gm_err *e) {
+    ssize_t n = readlink("/proc/self/exe", dir, len - 1);
+    if (n <= 0) return gm_fail(e, "cannot find the gemmac executable (/proc/self/exe)");
+    dir[n] = 0;
+    *strrchr(dir, '/') = 0;
+    return 0;
+}
+
+/* cc -o exe obj <gemmac's libraries> <system libraries>; -1 after reporting. */
+static int link_exe(const char *obj, const char *exe, gm_err *e) {
+    char dir[PATH_MAX], paths[N_LIBRARIES][PATH_MAX + 32];
+    if (own_dir(dir, sizeof dir, e)) return -1;
+    const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {"cc", "-o", exe, obj};
+    int n = 4;
+    for (int i = 0; i < N_LIBRARIES; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/lib%s.a", dir, libraries[i]);
+        if (access(paths[i], R_OK)) return gm_fail(e, "%s: not found; gemmac compile needs its build tree", paths[i]);
+        argv[n++] = paths[i];
+    }
+    for (int i = 0; i < N_SYSTEM; i++) argv[n++] = system_libs[i];
+    pid_t pid;
+    int status;
+    if (posix_spawnp(&pid, "cc", NULL, NULL, (char **)argv, environ) || waitpid(pid, &status, 0) < 0)
+        return gm_fail(e, "cannot run cc to link %s", exe);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) return gm_fail(e, "linking %s failed (cc, see above)", exe);
+    return 0;
+}
+
+/* The kernels of m and what the executable needs, emitted to tmp. */
+static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) {
+    char *origin = NULL, *ckpt = NULL, weights[PATH_MAX];
+    cJSON *desc = gm_description_load(a->model, &origin, &ckpt, e);
+    if (!realpath(m->weights_path, weights)) snprintf(weights, sizeof weights, "%s", m->weights_path);
+    char *text = desc ? json_format(desc) : NULL;
+    const ir_graph *g = m->graph;
+    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, m->bound, ks, which);
+    lv_aot_model am = {a->target, g->name, text, weights, m->passes};
+    int rc = text ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
+    free(ks);
+    free(which);
+    free(text);
+    cJSON_Delete(desc);
+    free(origin);
+    free(ckpt);
+    return rc;
+}
+
+static int compile(const compile_args *a, gm_model *m, gm_err *e) {
+    size_t len = strlen(a->out) + 40;
+    char *tmp = gm_malloc(len), *obj = gm_malloc(len);
+    snprintf(tmp, len, "%s.tmp.%ld", a->out, (long)getpid());
+    snprintf(obj, len, "%s.o.tmp.%ld", a->out, (long)getpid());
+    int rc = emit(a, m, a->exe ? obj : tmp, e);
+    if (!rc && a->exe) rc = link_exe(obj, tmp, e);
+    if (!rc && rename(tmp, a->out)) rc = gm_fail(e, "%s: cannot write: %s", a->out, strerror(errno));
+    unlink(obj);
+    if (rc) unlink(tmp);
+    free(tmp);
+    free(obj);
+    return rc;
+}
+
+int cmd_compile(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+    compile_args a = {.target = "native", .kind = LV_EMIT_OBJ, .exe = 1};
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    gm_err e;
+    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    rc = m && !compile(&a, m, &e) ? 0 : cli_error(&e);
+    gm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,79 @@
+/* pipeline.c — the pass pipeline: a flat list of passes, each switched by
+ * the -O level and --passes, each followed by the verifier, and the IR
+ * printed after any of them on request (--dump-after=PASS). */
+#include "pipeline.h"
+
+#include "passes/passes.h"
+
+#include <stdlib.h>
+
+/* The passes, in the order they run, with the lowest -O level that runs them. */
+static const struct {
+    const char *name;
+    void (*run)(ir_graph *g);
+    int level;
+} passes[] = {
+    {"fold_constants", pass_fold_constants, 1},
+    {"eliminate_dead", pass_eliminate_dead, 1},
+};
+#define N_PASSES (int)(sizeof passes / sizeof passes[0])
+
+static int find_pass(const char *name, size_t len) {
+    for (int i = 0; i < N_PASSES; i++)
+        if (strlen(passes[i].name) == len && !strncmp(passes[i].name, name, len)) return i;
+    return -1;
+}
+
+static int known_names(gm_err *e, const char *flag, const char *name, size_t len) {
+    char list[256] = "";
+    for (int i = 0; i < N_PASSES; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", passes[i].name);
+    return gm_fail(e, "%s: unknown pass \"%.*s\" (passes: %s)", flag, (int)len, name, list);
+}
+
+/* Whether pass i runs: its level, then the last mention in --passes wins. */
+static int enabled(const gm_pipeline_opts *o, int i) {
+    int on = o->level >= passes[i].level;
+    for (const char *p = o->passes; p && *p;) {
+        size_t len = strcspn(p, ",");
+        int off = *p == '-';
+        if (find_pass(p + off, len - off) == i) on = !off;
+        p += len + (p[len] == ',');
+    }
+    return on;
+}
+
+int pipeline_check(const gm_pipeline_opts *o, gm_err *e) {
+    if (o->level < 0 || o->level > 1) return gm_fail(e, "-O%d: levels are -O0 and -O1", o->level);
+    for (const char *p = o->passes; p && *p;) {
+        size_t len = strcspn(p, ",");
+        int off = *p == '-';
+        if (find_pass(p + off, len - off) < 0) return known_names(e, "--passes", p + off, len - off);
+        p += len + (p[len] == ',');
+    }
+    const char *d = o->dump_after;
+    if (d && strcmp(d, "frontend") && find_pass(d, strlen(d)) < 0) return known_names(e, "--dump-after", d, strlen(d));
+    return 0;
+}
+
+static void dump(const ir_graph *g, const gm_pipeline_opts *o, const char *after) {
+    if (!o->dump_after || strcmp(o->dump_after, after)) return;
+    FILE *out = o->dump ? o->dump : stderr;
+    fprintf(out, "; IR after %s\n", after);
+    ir_print(g, out);
+}
+
+int pipeline_run(ir_graph *g, const gm_pipeline_opts *o, char *applied, size_t len, gm_err *e) {
+    if (pipeline_check(o, e)) return -1;
+    if (applied && len) applied[0] = 0;
+    dump(g, o, "frontend");
+    for (int i = 0; i < N_PASSES; i++) {
+        if (!enabled(o, i)) continue;
+        passes[i].run(g);
+        gm_err ve;
+        if (ir_verify(g, &ve)) return gm_fail(e, "internal error: the IR is invalid after %s: %s", passes[i].name, ve.msg);
+        dump(g, o, passes[i].name);
+        if (applied) snprintf(applied + strlen(applied), len - strlen(applied), "%s%s", *applied ? "," : "", passes[i].name);
+    }
+    return 0;
+}

@@ -1,0 +1,24 @@
+/* pipeline.h — which passes run on a model's IR, and running them. */
+#ifndef GM_PIPELINE_H
+#define GM_PIPELINE_H
+
+#include "ir/ir.h"
+
+#include <stdio.h>
+
+typedef struct {
+    int level;               /* -O level: 0 runs no pass, 1 (default) folds constants and drops dead code */
+    const char *passes;      /* --passes: "name,-name,...", switches single passes on or off; may be NULL */
+    const char *dump_after;  /* --dump-after: print the IR after this pass (or "frontend"); may be NULL */
+    FILE *dump;              /* where dumps go (stderr when NULL) */
+} gm_pipeline_opts;
+
+#define GM_DEFAULT_LEVEL 1
+
+/* Checks the option strings: the names are known passes. */
+int pipeline_check(const gm_pipeline_opts *o, gm_err *e);
+/* Runs the enabled passes in order, verifying after each; writes the names of
+ * those that ran, comma-separated, to applied (may be NULL). */
+int pipeline_run(ir_graph *g, const gm_pipeline_opts *o, char *applied, size_t len, gm_err *e);
+
+#endif

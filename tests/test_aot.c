@@ -1,0 +1,130 @@
+/* test_aot.c — `gemmac compile` through the real binary: the executable it
+ * makes of the tiny-gemma2 oracle case reproduces the oracle's logits and
+ * greedy tokens (natively and for x86_64-v3), does not link LLVM, and prints
+ * its manifest; --emit writes the kernels as an object, assembly or LLVM IR;
+ * a compile that fails (bad output directory, bad model, unknown target)
+ * leaves no output file behind. */
+#include "testing.h"
+
+#include "runtime/common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *gemmac;
+static char dir[4096];
+
+/* Runs a shell command in dir; stdout to out.txt, stderr to err.txt. Returns the exit status. */
+static int sh(const char *fmt, const char *a, const char *b) {
+    char cmd[16384], line[12000];
+    snprintf(line, sizeof line, fmt, a, b);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s > out.txt 2> err.txt", dir, line);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gm_err e;
+    return gm_read_file(path, NULL, &e);
+}
+
+static int exists(const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* gemmac compile tiny-gemma2 -o tg2 flags */
+static void compile(const char *flags) {
+    char args[8192];
+    snprintf(args, sizeof args, "'%s' -o tg2%s", test_path("golden/tiny-gemma2"), flags);
+    CU_ASSERT_EQUAL_FATAL(sh("'%s' compile %s", gemmac, args), 0);
+}
+
+/* ./exe logits on prompt 1 of expected.json matches its tokens and logits. */
+static void check_probe(const char *exe) {
+    CU_ASSERT_EQUAL_FATAL(sh("./%s logits --tokens 2,710,584,60,594,661,284,586 --out steps.f32%s", exe, ""), 0);
+    char *out = slurp("out.txt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_STRING_EQUAL(out, "736,656,428,688,680,423,651,557,701,712,100,321,627,253,532,658\n");
+    free(out);
+    size_t len;
+    gm_err e;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/steps.f32", dir);
+    float *got = (float *)gm_read_file(path, &len, &e);
+    float *want = (float *)gm_read_file(test_path("golden/tiny-gemma2/expected_logits.f32"), NULL, &e);
+    CU_ASSERT_EQUAL_FATAL(len, 16 * 768 * 4);
+    double worst = 0;
+    for (int i = 0; i < 16 * 768; i++) worst = fmax(worst, fabs(got[i] - want[16 * 768 + i]));
+    CU_ASSERT(worst <= 1e-3);
+    free(got);
+    free(want);
+}
+
+static void test_executable(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot"));
+    compile("");
+    check_probe("tg2");
+    CU_ASSERT_EQUAL(sh("ldd ./tg2 | grep -ci llvm%s%s", "", ""), 1); /* grep found nothing */
+    CU_ASSERT_EQUAL(sh("./tg2 --version%s%s", "", ""), 0);
+    char *v = slurp("out.txt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "model: tiny-gemma2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "golden/tiny-gemma2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "gemmac: " GM_VERSION "\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "target: x86_64"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "passes: fold_constants,eliminate_dead"));
+    free(v);
+}
+
+static void test_portable_target(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-v3"));
+    compile(" --target x86_64-v3");
+    check_probe("tg2");
+    char *v = (sh("./tg2 --version%s%s", "", ""), slurp("out.txt"));
+    CU_ASSERT_PTR_NOT_NULL(v && strstr(v, "cpu x86-64-v3"));
+    free(v);
+}
+
+static void test_emit_kinds(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-emit"));
+    const char *model = test_path("golden/tiny-gemma2");
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o k.ll --emit llvm-ir", gemmac, model), 0);
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o k.s --emit asm", gemmac, model), 0);
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o k.o --emit obj", gemmac, model), 0);
+    char *ll = slurp("k.ll"), *s = slurp("k.s");
+    CU_ASSERT_PTR_NOT_NULL(ll && strstr(ll, "@gm_aot_fns"));
+    CU_ASSERT_PTR_NOT_NULL(s && strstr(s, "gm_matmul_"));
+    CU_ASSERT_EQUAL(sh("nm k.o | grep -q 'R gm_aot_manifest'%s%s", "", ""), 0);
+    free(ll);
+    free(s);
+}
+
+static void test_failures_leave_nothing(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-fail"));
+    const char *model = test_path("golden/tiny-gemma2");
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o missing-dir/x", gemmac, model), 1);
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --target sparc", gemmac, model), 1);
+    CU_ASSERT(!exists("x"));
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x", gemmac, test_path("golden")), 1);
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --embed-weights", gemmac, model), 2);
+    CU_ASSERT_EQUAL(sh("ls | grep -v -e out.txt -e err.txt%s%s", "", ""), 1); /* nothing else, no temporaries */
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return fprintf(stderr, "usage: test_aot PATH-TO-GEMMAC\n"), 2;
+    gemmac = argv[1];
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("aot", NULL, NULL);
+    CU_add_test(s, "the executable matches the oracle, without LLVM, with a manifest", test_executable);
+    CU_add_test(s, "an x86_64-v3 executable matches the oracle", test_portable_target);
+    CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
+    CU_add_test(s, "a failed compile leaves no output", test_failures_leave_nothing);
+    return test_run_all();
+}
