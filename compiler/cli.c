@@ -36,3 +36,11 @@ int cli_error(const gm_err *e) {
     fprintf(stderr, "gemmac: %s\n", e->msg);
     return 1;
 }
+
+int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po) {
+    const char *v, *a = argv[*i];
+    if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '9' && !a[3]) return po->level = a[2] - '0', 1;
+    if ((v = cli_value(argc, argv, i, "--passes"))) return po->passes = v, 1;
+    if ((v = cli_value(argc, argv, i, "--dump-after"))) return po->dump_after = v, 1;
+    return 0;
+}

@@ -4,6 +4,7 @@
 #ifndef GM_CLI_H
 #define GM_CLI_H
 
+#include "pipeline.h"
 #include "runtime/common.h"
 
 int cmd_import(int argc, char **argv);
@@ -18,6 +19,15 @@ int cmd_compile(int argc, char **argv);
  * past it; NULL otherwise. A flag missing its value is a usage error. */
 const char *cli_value(int argc, char **argv, int *i, const char *flag);
 int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
+
+/* The pass flags every model-opening command takes: -O0 / -O1, --passes=LIST
+ * (names switch passes on, -name off), --dump-after=PASS. Returns 1 when
+ * argv[*i] was one of them (advancing *i past a value), 0 otherwise. */
+int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
+#define CLI_PIPELINE_HELP \
+    "  -O0, -O1           IR passes: none, or constant folding and dead-code elimination (default -O1)\n" \
+    "  --passes LIST      switch single passes on (name) or off (-name): fold_constants, eliminate_dead\n" \
+    "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_error(const gm_err *e);                  /* prints, returns 1 */

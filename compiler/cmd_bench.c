@@ -27,8 +27,9 @@ static const char usage[] =
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions; min/median/max are over them (default 3)\n"
     "  --threads N        worker threads (default: $GEMMAC_THREADS or all cores)\n"
-    "  --backend NAME     the configuration reported at the top level of --json (default jit);\n"
-    "                     the ablation table always runs every backend\n"
+    "  --backend NAME     the configuration reported at the top level of --json, at its highest\n"
+    "                     -O level (default jit); the ablation table always runs: reference (the\n"
+    "                     unfused interpreter), jit -O0 (no IR passes), jit -O1 (every pass so far)\n"
     "  --json             one JSON object on stdout instead of the table\n";
 
 typedef struct {
@@ -40,8 +41,20 @@ typedef struct {
     double min, median, max;
 } stat3;
 
+/* The ablation: the unfused baseline, then each pass level of the JIT. */
+static const struct {
+    const char *backend, *label;
+    int level;
+} configs[] = {
+    {"reference", "reference", 0},
+    {"jit", "jit -O0", 0},
+    {"jit", "jit -O1", 1},
+};
+#define N_CONFIGS (int)(sizeof configs / sizeof configs[0])
+
 typedef struct {
-    const char *backend;
+    const char *backend;   /* the config's label */
+    int level;
     int prompt;
     stat3 prefill, decode;  /* tokens/s */
     double compile_s;
@@ -175,12 +188,12 @@ static void print_table(const bench_args *a, const gm_model *m, const bench_row 
                         const char *dtype, double bw, int threads) {
     printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads, read bandwidth %.1f GB/s\n",
            m->graph->name, m->origin, (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads, bw / 1e9);
-    printf("%-10s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
+    printf("%-13s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
            "decode tok/s min/med/max", "dec GB/s", "bound");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         double gbs = r->decode.median * wbytes / 1e9;
-        printf("%-10s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
+        printf("%-13s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
                r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min, r->decode.median,
                r->decode.max, gbs, 100 * gbs * 1e9 / bw);
     }
@@ -190,23 +203,39 @@ static void print_table(const bench_args *a, const gm_model *m, const bench_row 
 static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
                        const char *dtype, double bw, int threads) {
     const bench_row *main_row = NULL;
-    for (int i = 0; i < n && !main_row; i++)
-        if (!strcmp(rows[i].backend, a->backend)) main_row = &rows[i];
+    for (int i = 0; i < n; i++) /* the configuration asked: its backend at the highest level */
+        if (!strncmp(rows[i].backend, a->backend, strlen(a->backend)) &&
+            (!main_row || rows[i].level > main_row->level)) main_row = &rows[i];
     printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"weight_bytes\": %zu, "
            "\"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
            "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
            m->graph->name, a->backend, threads, dtype, wbytes, bw / 1e9, main_row ? main_row->prompt : 0, a->gen,
            a->reps, main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
     for (int i = 0; i < n; i++)
-        printf("%s{\"backend\": \"%s\", \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
+        printf("%s{\"config\": \"%s\", \"level\": %d, \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
                "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f}",
-               i ? ", " : "", rows[i].backend, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
+               i ? ", " : "", rows[i].backend, rows[i].level, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
                rows[i].prefill.median, rows[i].prefill.max, rows[i].decode.min, rows[i].decode.median,
                rows[i].decode.max, rows[i].decode.median * wbytes / 1e9);
     printf("]}\n");
 }
 
-/* Runs every backend at every prompt length into rows; returns the count. */
+/* Runs one configuration at every prompt length into rows + *n. */
+static int run_config(const bench_args *a, int c, const int32_t *ids, int context, bench_row *rows, int *n,
+                      gm_err *e) {
+    gm_model *m = gm_model_open_with(a->model, a->weights, &(gm_pipeline_opts){.level = configs[c].level}, e);
+    rt_engine *en = m ? gm_model_engine(m, configs[c].backend, &(rt_engine_opts){.context = context}, e) : NULL;
+    int rc = en ? 0 : -1;
+    for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {
+        rows[*n] = (bench_row){configs[c].label, configs[c].level, a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
+        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, &rows[*n], e);
+    }
+    if (en) en->free(en);
+    gm_model_free(m);
+    return rc;
+}
+
+/* Runs every configuration at every prompt length into rows; returns the count. */
 static int run_ablation(const bench_args *a, gm_model *m, bench_row *rows, gm_err *e) {
     int longest = 0, n = 0;
     for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
@@ -219,15 +248,7 @@ static int run_ablation(const bench_args *a, gm_model *m, bench_row *rows, gm_er
     for (int i = 0; i < context; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, ids[i] = 3 + (int32_t)(x % (m->graph->vocab - 3));
     ids[0] = m->graph->bos;
     int rc = 0;
-    for (int b = 0; gm_backend_names[b] && !rc; b++) {
-        rt_engine *en = gm_model_engine(m, gm_backend_names[b], &(rt_engine_opts){.context = context}, e);
-        if (!en) rc = -1;
-        for (int l = 0; en && l < a->n_lengths && !rc; l++, n++) {
-            rows[n] = (bench_row){gm_backend_names[b], a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
-            rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, &rows[n], e);
-        }
-        if (en) en->free(en);
-    }
+    for (int c = 0; c < N_CONFIGS && !rc; c++) rc = run_config(a, c, ids, context, rows, &n, e);
     free(ids);
     return rc ? -1 : n;
 }
@@ -244,7 +265,7 @@ int cmd_bench(int argc, char **argv) {
         setenv("GEMMAC_THREADS", buf, 1);
     }
     gm_err e;
-    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    gm_model *m = gm_model_open_with(a.model, a.weights, &(gm_pipeline_opts){.level = 0}, &e);
     if (!m) return cli_error(&e);
     const char *dtype;
     size_t wbytes = weight_bytes(m, &dtype);
@@ -252,7 +273,7 @@ int cmd_bench(int argc, char **argv) {
     int threads = rt_pool_threads(pool);
     double bw = read_bandwidth(pool);
     rt_pool_free(pool);
-    bench_row rows[4 * MAX_LENGTHS];
+    bench_row rows[N_CONFIGS * MAX_LENGTHS];
     int n = run_ablation(&a, m, rows, &e);
     if (n < 0) rc = cli_error(&e);
     else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, bw, threads);

@@ -26,6 +26,7 @@ static const char usage[] =
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --context N      KV cache positions (default: prompt + steps)\n"
     "  --no-cache       compile the kernels afresh: neither read nor write the JIT cache\n"
+    CLI_PIPELINE_HELP
     "Prints the continuation as comma-separated ids on stdout.\n";
 
 static int parse_ids(const char *s, int32_t **ids, int *n) {
@@ -55,6 +56,7 @@ static int parse_count(const char *s, int min, int *out) {
 typedef struct {
     const char *model, *tokens, *out, *prefill_out, *backend, *weights;
     int steps, context, no_cache;
+    gm_pipeline_opts pipeline;
 } probe_args;
 
 static int parse_args(int argc, char **argv, probe_args *a) {
@@ -65,6 +67,7 @@ static int parse_args(int argc, char **argv, probe_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--prefill-out"))) a->prefill_out = v;
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if (cli_pipeline_flag(argc, argv, &i, &a->pipeline)) continue;
         else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
         else if ((v = cli_value(argc, argv, &i, "--steps"))) {
             if (parse_count(v, 1, &a->steps)) return cli_usage_error("logits", "--steps: expected a positive integer, found \"%s\"", v);
@@ -98,7 +101,7 @@ static int run_probe(rt_engine *en, const int32_t *ids, int n, int steps, float 
 int cmd_logits(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    probe_args a = {.backend = "jit", .steps = 16};
+    probe_args a = {.backend = "jit", .steps = 16, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     int32_t *ids = NULL;
@@ -108,7 +111,7 @@ int cmd_logits(int argc, char **argv) {
         return cli_usage_error("logits", "--tokens: expected comma-separated ids, found \"%s\"", a.tokens);
     }
     gm_err e;
-    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     int context = a.context ? a.context : n + a.steps;
     rt_engine *en = NULL;
     if (m && n + a.steps > context)

@@ -46,7 +46,8 @@ static const char usage[] =
     "  --backend NAME     jit (default: native code through LLVM) or reference (the C interpreter)\n"
     "  --no-cache         compile the kernels afresh: neither read nor write the JIT cache\n"
     "                     (${GEMMAC_CACHE:-~/.cache/gemmac}/jit)\n"
-    "  --verbose          print the model, backend, compile time and KV cache memory before running\n"
+    "  --verbose          print the model, backend, passes, compile time and KV cache memory\n"
+    CLI_PIPELINE_HELP
     "Aliases from Gemma's reference script: --path_checkpoint (MODEL), --path_tokenizer,\n"
     "--string_to_sample (-p), --total_generation_steps (-n).\n";
 
@@ -55,6 +56,7 @@ typedef struct {
     const char *stops[MAX_STOPS];
     int n_stops, max_new, context, chat, verbose, seeded, no_cache;
     rt_sampler_opts sampling;
+    gm_pipeline_opts pipeline;
 } run_args;
 
 static int parse_int(const char *flag, const char *v, int min, int *out) {
@@ -106,6 +108,7 @@ static int parse_flag(int argc, char **argv, int *i, run_args *a) {
         if (a->n_stops == MAX_STOPS) return cli_usage_error("run", "--stop: at most %d stop strings", MAX_STOPS);
         return a->stops[a->n_stops++] = v, 0;
     }
+    if (cli_pipeline_flag(argc, argv, i, &a->pipeline)) return 0;
     if (cli_is(argv[*i], "--chat")) return a->chat = 1, 0;
     if (cli_is(argv[*i], "--verbose") || cli_is(argv[*i], "-v")) return a->verbose = 1, 0;
     if (cli_is(argv[*i], "--no-cache")) return a->no_cache = 1, 0;
@@ -230,6 +233,7 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s%s)\n",
             m->graph->name, m->origin, m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend,
             en->compile_s, en->from_cache ? ", from cache" : "");
+    fprintf(stderr, "gemmac: passes: %s\n", *m->passes ? m->passes : "none");
     fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
             en->context, en->kv_bytes / 1048576.0, full / 1048576.0);
     free(windows);
@@ -253,7 +257,8 @@ static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err
 int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    run_args a = {.backend = "jit", .max_new = 256, .sampling = rt_sampler_defaults()};
+    run_args a = {.backend = "jit", .max_new = 256, .sampling = rt_sampler_defaults(),
+                  .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.seeded) a.sampling.seed = (uint64_t)time(NULL);
@@ -262,7 +267,7 @@ int cmd_run(int argc, char **argv) {
     if (!a.model && !(a.model = demo = find_demo(&e))) return cli_error(&e);
     if (demo) fprintf(stderr, "gemmac: no model given: running the embedded demo (%s), a tiny untrained "
                               "random-weight model: expect gibberish\n", demo);
-    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     rt_tokenizer *tok = m ? open_tokenizer(&a, m, &e) : NULL;
     rc = tok && !run_session(&a, m, tok, &e) ? 0 : cli_error(&e);
     rt_tok_free(tok);
