@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# run.sh — the main job: set up, build, and run the embedded demo model
-# (models/demo, a tiny untrained Gemma 3-architecture checkpoint with its
-# own SentencePiece tokenizer): a prompt, then a two-turn chat.
+# run.sh — the main job: set up, build, compile the embedded demo model
+# (models/demo, a tiny untrained Gemma 3-architecture checkpoint with its own
+# SentencePiece tokenizer) into a standalone native executable, show what
+# was compiled, and run it: a prompt, then a two-turn chat.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/build.sh
-echo "== gemmac info models/demo"
-./build/gemmac info models/demo | sed -n '1,3p;/^layers/,$p'
-echo "== gemmac run -p 'The weather today' -n 32 --seed 1 --verbose"
-./build/gemmac run -p "The weather today" -n 32 --seed 1 --verbose
-echo "== gemmac run --chat (two turns on stdin, greedy)"
-printf 'What is the capital of France?\nAnd of Italy?\n' | ./build/gemmac run --chat --temp 0 -n 24
+echo "== gemmac compile models/demo -o build/demo-gemma"
+./build/gemmac compile models/demo -o build/demo-gemma
+./build/demo-gemma --version | sed 's/, features .*)/)/'
+echo "== build/demo-gemma -p 'The weather today' -n 32 --seed 1 --verbose"
+./build/demo-gemma -p "The weather today" -n 32 --seed 1 --verbose
+echo "== build/demo-gemma --chat (two turns on stdin, greedy)"
+printf 'What is the capital of France?\nAnd of Italy?\n' | ./build/demo-gemma --chat --temp 0 -n 24
+echo "(a tiny random-weight demo: the text is gibberish; see README.md for the real Gemma 3 270M)"
