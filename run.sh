@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/build.sh
-echo "== gemmac compile models/demo -o build/demo-gemma"
-./build/gemmac compile models/demo -o build/demo-gemma
+echo "== gemmac compile models/demo -o build/demo-gemma --embed-weights"
+./build/gemmac compile models/demo -o build/demo-gemma --embed-weights
 ./build/demo-gemma --version | sed 's/, features .*)/)/'
 echo "== build/demo-gemma -p 'The weather today' -n 32 --seed 1 --verbose"
 ./build/demo-gemma -p "The weather today" -n 32 --seed 1 --verbose

@@ -7,7 +7,13 @@
  * standalone executable whose main is compiler/aot_main.c. Those libraries
  * are found beside the running gemmac (its build tree), not at paths fixed
  * when gemmac was built. Every output is written to a temporary name and
- * renamed, so a failed or interrupted compile leaves no NAME behind. */
+ * renamed, so a failed or interrupted compile leaves no NAME behind.
+ *
+ * With --embed-weights the checkpoint file (one .safetensors or .gguf; a
+ * sharded checkpoint is refused) and the tokenizer.model beside a
+ * safetensors file, when there is one, go inside the object (aot.h), each
+ * with its size and FNV-1a hash for the manifest, so the executable runs
+ * after the checkpoint is gone. */
 #include "backends/llvm/aot.h"
 #include "cli.h"
 #include "json_format.h"
@@ -18,22 +24,27 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static const char usage[] =
-    "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR]\n"
+    "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR] [--embed-weights]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
     "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2) or x86_64-v4 (AVX-512)\n"
     "  --emit KIND      exe (default): a standalone executable; obj, asm or llvm-ir: the kernels\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
+    "  --embed-weights  put the checkpoint file (not a sharded one) and its tokenizer.model\n"
+    "                   inside NAME, which then needs neither\n"
     "NAME takes the flags of `gemmac run` (without MODEL), `NAME logits --tokens ...` is the\n"
     "logits probe, and `NAME --version` prints what it was compiled from. It reads the\n"
-    "checkpoint from the path it was compiled with (or --weights DIR), and does not need LLVM.\n";
+    "checkpoint from the path it was compiled with (or --weights DIR) unless it embeds it,\n"
+    "and does not need LLVM.\n";
 
 /* The static libraries an executable links, in link order (aot_main first). */
 static const char *const libraries[] = {"gm_aot", "gm_cli", "gm_compiler", "gm_exec", "gm_ir", "gm_runtime"};
@@ -44,7 +55,7 @@ static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenb
 typedef struct {
     const char *model, *out, *target, *weights;
     lv_emit_kind kind;
-    int exe;
+    int exe, embed;
 } compile_args;
 
 static int parse_emit(const char *v, compile_args *a) {
@@ -63,6 +74,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
         if ((v = cli_value(argc, argv, &i, "-o"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--target"))) a->target = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if (cli_is(argv[i], "--embed-weights")) a->embed = 1;
         else if ((v = cli_value(argc, argv, &i, "--emit"))) {
             if (parse_emit(v, a)) return 2;
         } else if (argv[i][0] == '-') return cli_usage_error("compile", "unknown flag %s", argv[i]);
@@ -103,6 +115,36 @@ static int link_exe(const char *obj, const char *exe, gm_err *e) {
     return 0;
 }
 
+/* b for the file at path (made absolute in real): its size and hash. */
+static int blob_of(const char *path, const char *name, char *real, lv_aot_blob *b, gm_err *e) {
+    void *map;
+    if (!realpath(path, real)) return gm_fail(e, "%s: cannot embed: %s", path, strerror(errno));
+    if (gm_map_file(real, "checkpoint", &map, &b->size, e)) return -1;
+    *b = (lv_aot_blob){name, real, b->size, gm_fnv1a(GM_FNV1A_SEED, map, b->size)};
+    munmap(map, b->size);
+    return 0;
+}
+
+/* The files --embed-weights puts in the executable (aot.h); their number,
+ * or -1 after reporting. A sharded checkpoint (an index) is refused. */
+static int embedded_files(const gm_model *m, char real[2][PATH_MAX], lv_aot_blob b[2], gm_err *e) {
+    const char *w = m->weights_path;
+    char file[PATH_MAX + 40];
+    struct stat st;
+    int dir = !stat(w, &st) && S_ISDIR(st.st_mode);
+    snprintf(file, sizeof file, dir ? "%s/model.safetensors.index.json" : "%s", w);
+    size_t n = strlen(w);
+    if (dir ? !access(file, F_OK) : n > 5 && !strcmp(w + n - 5, ".json"))
+        return gm_fail(e, "%s: a sharded checkpoint cannot be embedded (--embed-weights takes one .safetensors or "
+                          ".gguf file); merge its shards, or compile without --embed-weights", file);
+    if (dir) snprintf(file, sizeof file, "%s/model.safetensors", w);
+    if (blob_of(file, m->gguf ? "embedded:model.gguf" : "embedded:model.safetensors", real[0], &b[0], e)) return -1;
+    if (m->gguf) return 1; /* it holds its tokenizer */
+    snprintf(file, sizeof file, "%.*s/tokenizer.model", (int)(strrchr(real[0], '/') - real[0]), real[0]);
+    if (access(file, R_OK)) return 1;
+    return blob_of(file, "embedded:tokenizer.model", real[1], &b[1], e) ? -1 : 2;
+}
+
 /* The kernels of m and what the executable needs, emitted to tmp. */
 static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) {
     char *origin = NULL, *ckpt = NULL, weights[PATH_MAX];
@@ -112,8 +154,11 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     const ir_graph *g = m->graph;
     lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
     int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, m->bound, ks, which);
-    lv_aot_model am = {a->target, g->name, text, weights, m->passes};
-    int rc = text ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
+    char real[2][PATH_MAX];
+    lv_aot_blob blobs[2];
+    int n_blobs = a->embed ? embedded_files(m, real, blobs, e) : 0;
+    lv_aot_model am = {a->target, g->name, text, weights, m->passes, blobs, n_blobs};
+    int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     free(ks);
     free(which);
     free(text);

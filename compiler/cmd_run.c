@@ -154,8 +154,10 @@ static char *find_demo(gm_err *e) {
 
 static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err *e) {
     char path[4200];
+    const gm_blob *blob = a->tokenizer || a->weights || m->gguf ? NULL : gm_builtin_tokenizer;
     if (a->tokenizer) snprintf(path, sizeof path, "%s", a->tokenizer);
     else if (m->gguf) snprintf(path, sizeof path, "%s", m->weights_path); /* the vocabulary inside it */
+    else if (blob) snprintf(path, sizeof path, "%s", blob->name);
     else {
         char *dir = gm_strdup(a->weights ? a->weights : m->origin);
         char *slash = strrchr(dir, '/');
@@ -167,7 +169,9 @@ static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err
             return NULL;
         }
     }
-    rt_tokenizer *t = !a->tokenizer && m->gguf ? gguf_tokenizer(m->gguf, e) : rt_tok_load(path, e);
+    rt_tokenizer *t = !a->tokenizer && m->gguf ? gguf_tokenizer(m->gguf, e)
+                      : blob                   ? rt_tok_load_from_memory(blob->data, blob->size, path, e)
+                                               : rt_tok_load(path, e);
     int64_t tv = t ? rt_tok_vocab_size(t) : 0, mv = m->graph->vocab;
     if (t && (tv > mv || mv - tv > 128)) {
         gm_fail(e, "%s: the tokenizer has %lld pieces but the model has %lld logits; they do not belong together "

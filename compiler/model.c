@@ -4,7 +4,9 @@
  * tensor and its role, expected vs found, so a wrong or transposed
  * checkpoint is caught before any arithmetic runs. A .gguf file is both:
  * its metadata imports to a description (import_gguf.c) and its tensors,
- * dequantized at load, are the weights; the file stays open in gm_model. */
+ * dequantized at load, are the weights; the file stays open in gm_model.
+ * An AOT executable with embedded weights hands them over as a gm_blob,
+ * opened from memory instead of a path. */
 #include "model.h"
 
 #include "frontend.h"
@@ -91,6 +93,7 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
 }
 
 const char *gm_builtin_description;
+const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
 
 cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err *e) {
     char buf[4096];
@@ -125,6 +128,15 @@ static ir_graph *open_description(const char *path, char **origin, char **ckpt, 
     return g;
 }
 
+/* m->weights from the file at m->weights_path, or from blob when there is one. */
+static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
+    const char *p = m->weights_path;
+    if (!ends_with(p, ".gguf"))
+        m->weights = blob ? st_open_memory(blob->data, blob->size, p, e) : st_open(p, e);
+    else if ((m->gguf = blob ? gguf_open_memory(blob->data, blob->size, p, e) : gguf_open(p, e)))
+        m->weights = gguf_weights(m->gguf, e);
+}
+
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
     return gm_model_open_with(path, weights, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL}, e);
 }
@@ -137,12 +149,12 @@ gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pip
         ir_graph_free(m->graph);
         m->graph = NULL;
     }
-    if (m->graph && !weights && !ckpt)
+    const gm_blob *blob = weights ? NULL : gm_builtin_weights;
+    if (m->graph && !weights && !ckpt && !blob)
         gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint, or a .gguf file)", path);
     else if (m->graph) {
-        m->weights_path = gm_strdup(weights ? weights : ckpt);
-        if (!ends_with(m->weights_path, ".gguf")) m->weights = st_open(m->weights_path, e);
-        else if ((m->gguf = gguf_open(m->weights_path, e))) m->weights = gguf_weights(m->gguf, e);
+        m->weights_path = gm_strdup(blob ? blob->name : weights ? weights : ckpt);
+        open_weights(m, blob, e);
     }
     free(ckpt);
     if (!m->weights) {

@@ -38,6 +38,20 @@ cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err 
  * origin named in messages. */
 extern const char *gm_builtin_description;
 
+/* A file an AOT executable carries inside itself (compiled with
+ * --embed-weights): its name for messages, and its bytes. */
+typedef struct {
+    const char *name;
+    const unsigned char *data;
+    size_t size;
+} gm_blob;
+
+/* When set (by such an executable), a model opened without a weights path
+ * reads its checkpoint from gm_builtin_weights (a .safetensors file, or a
+ * .gguf when its name says so), and `run` its tokenizer from
+ * gm_builtin_tokenizer unless that is NULL. */
+extern const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
+
 /* Opens with the default passes (-O1). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
 gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e);

@@ -174,3 +174,9 @@ int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm
     if (!rc) *map = m, *size = (size_t)st.st_size;
     return rc;
 }
+
+uint64_t gm_fnv1a(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}

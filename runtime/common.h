@@ -49,6 +49,10 @@ void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf
  * expected in messages ("safetensors", "GGUF"). */
 int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm_err *e);
 
+/* 64-bit FNV-1a of data, continuing from h (start with GM_FNV1A_SEED). */
+#define GM_FNV1A_SEED 0xcbf29ce484222325ull
+uint64_t gm_fnv1a(uint64_t h, const void *data, size_t len);
+
 typedef enum {
     GM_F32,
     GM_BF16,

@@ -4,7 +4,8 @@
  * counts), a list of typed key/value pairs, a list of tensor infos (name,
  * dimensions, ggml type, offset), zero padding to the alignment, and the data
  * section. Nothing in it says how long a value is, so the reader walks every
- * field with a cursor that refuses to step past the mapping, and checks every
+ * field with a cursor that refuses to step past the mapping (or the bytes
+ * gguf_open_memory was given), and checks every
  * claim before anything may point into the file: counts that the file size
  * can hold, strings and arrays inside the file, known value types, bools 0/1,
  * no duplicate keys or tensor names, general.alignment a uint32 power of two
@@ -364,6 +365,7 @@ struct gguf_file {
     char *path;
     uint8_t *map;
     size_t size;
+    int mapped;              /* map is ours to munmap (not gguf_open_memory's bytes) */
     kv_entry *kvs;
     int n_kvs;
     kv_entry **kvs_by_key;
@@ -699,23 +701,36 @@ static int parse_tensors(reader *r, gguf_file *g, uint64_t n) {
 
 /* ---- open / close ---- */
 
-gguf_file *gguf_open(const char *path, gm_err *e) {
-    gm_err local;
-    if (!e) e = &local;
-    e->msg[0] = 0;
+/* g over the bytes at map (mapped here when `mapped`, else borrowed), parsed
+ * and checked; NULL after closing it on failure. */
+static gguf_file *open_bytes(const char *path, void *map, size_t size, int mapped, int rc, gm_err *e) {
     gguf_file *g = gm_calloc(1, sizeof *g);
-    g->path = gm_strdup(path);
+    *g = (gguf_file){.path = gm_strdup(path), .map = map, .size = size, .mapped = mapped};
     reader r = {.g = g, .e = e};
     uint64_t n_tensors, n_kvs;
-    void *map = NULL;
-    int rc = gm_map_file(path, "GGUF", &map, &g->size, e);
-    g->map = map;
     if (rc || parse_header(&r, &n_tensors, &n_kvs) || parse_kvs(&r, g, n_kvs) || find_alignment(g, e) ||
         parse_tensors(&r, g, n_tensors)) {
         gguf_close(g);
         return NULL;
     }
     return g;
+}
+
+gguf_file *gguf_open(const char *path, gm_err *e) {
+    gm_err local;
+    if (!e) e = &local;
+    e->msg[0] = 0;
+    void *map = NULL;
+    size_t size = 0;
+    int rc = gm_map_file(path, "GGUF", &map, &size, e);
+    return open_bytes(path, map, size, !rc, rc, e);
+}
+
+gguf_file *gguf_open_memory(const void *data, size_t len, const char *origin, gm_err *e) {
+    gm_err local;
+    if (!e) e = &local;
+    e->msg[0] = 0;
+    return open_bytes(origin, (void *)data, len, 0, 0, e);
 }
 
 void gguf_close(gguf_file *g) {
@@ -725,7 +740,7 @@ void gguf_close(gguf_file *g) {
         free(g->kvs[i].strings);
     }
     for (int i = 0; i < g->n_tensors; i++) free((char *)g->tensors[i].name);
-    if (g->map) munmap(g->map, g->size);
+    if (g->mapped) munmap(g->map, g->size);
     free(g->kvs);
     free(g->kvs_by_key);
     free(g->tensors);

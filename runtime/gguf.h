@@ -43,6 +43,10 @@ typedef struct {
 typedef struct gguf_file gguf_file;
 
 gguf_file *gguf_open(const char *path, gm_err *e);
+/* The same for the bytes of a .gguf file already in memory (an AOT
+ * executable's), validated the same way; `origin` names it in messages.
+ * data must outlive the gguf_file, which never frees it. */
+gguf_file *gguf_open_memory(const void *data, size_t len, const char *origin, gm_err *e);
 void gguf_close(gguf_file *g);
 const char *gguf_path(const gguf_file *g);
 

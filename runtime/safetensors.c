@@ -10,7 +10,10 @@
  * two tensors share a byte. A sharded checkpoint is an index JSON whose
  * weight_map names each tensor's shard: every distinct shard is opened once
  * and the map is checked against what the shards really hold. The tensors of
- * all files live in one array sorted by name, so lookup is a binary search. */
+ * all files live in one array sorted by name, so lookup is a binary search.
+ * A file may also come as bytes already in memory (st_open_memory: the
+ * checkpoint an AOT executable carries); it is parsed and checked the same
+ * way, and only what was mapped here is unmapped. */
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -30,6 +33,7 @@ typedef struct {
     char *path;
     void *map;
     size_t size;
+    int mapped;                   /* map is ours to munmap */
 } st_file;
 
 struct st_archive {
@@ -259,19 +263,22 @@ static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
     return rc;
 }
 
-/* Maps path and adds its tensors; the file joins a->files even on failure so
- * that st_close releases it. */
-static int open_file(st_archive *a, const char *path, gm_err *e) {
-    void *map;
-    size_t size;
-    if (gm_map_file(path, "safetensors", &map, &size, e)) return -1;
+/* Adds the file of `size` bytes at map, and its tensors; the file joins
+ * a->files even on failure so that st_close releases it. */
+static int add_file(st_archive *a, const char *path, void *map, size_t size, int mapped, gm_err *e) {
     a->files = gm_realloc(a->files, (size_t)(a->n_files + 1) * sizeof *a->files);
     st_file *f = &a->files[a->n_files++];
-    *f = (st_file){gm_strdup(path), map, size};
+    *f = (st_file){gm_strdup(path), map, size, mapped};
     if (size < 8)
         return gm_fail(e, "%s: file is %zu bytes, shorter than the 8-byte header length; the file is truncated",
                        path, size);
     return parse_header(a, f, e);
+}
+
+static int open_file(st_archive *a, const char *path, gm_err *e) {
+    void *map;
+    size_t size;
+    return gm_map_file(path, "safetensors", &map, &size, e) ? -1 : add_file(a, path, map, size, 1, e);
 }
 
 /* ---- the archive ---- */
@@ -387,16 +394,27 @@ static int open_path(st_archive *a, const char *path, gm_err *e) {
     return rc;
 }
 
+/* a, or NULL after closing it when rc reports a failure. */
+static st_archive *opened(st_archive *a, int rc) {
+    if (!rc) return a;
+    st_close(a);
+    return NULL;
+}
+
 st_archive *st_open(const char *path, gm_err *e) {
     gm_err local;
     if (!e) e = &local;
     e->msg[0] = 0;
     st_archive *a = gm_calloc(1, sizeof *a);
-    if (open_path(a, path, e)) {
-        st_close(a);
-        return NULL;
-    }
-    return a;
+    return opened(a, open_path(a, path, e));
+}
+
+st_archive *st_open_memory(const void *data, size_t len, const char *origin, gm_err *e) {
+    gm_err local;
+    if (!e) e = &local;
+    e->msg[0] = 0;
+    st_archive *a = gm_calloc(1, sizeof *a);
+    return opened(a, add_file(a, origin, (void *)data, len, 0, e) || sort_tensors(a, e));
 }
 
 st_archive *st_archive_from(st_tensor *tensors, int n, void **owned, int n_owned, gm_err *e) {
@@ -404,11 +422,7 @@ st_archive *st_archive_from(st_tensor *tensors, int n, void **owned, int n_owned
     if (!e) e = &local;
     st_archive *a = gm_calloc(1, sizeof *a);
     *a = (st_archive){.tensors = tensors, .n_tensors = n, .cap = n, .owned = owned, .n_owned = n_owned};
-    if (sort_tensors(a, e)) {
-        st_close(a);
-        return NULL;
-    }
-    return a;
+    return opened(a, sort_tensors(a, e));
 }
 
 void st_close(st_archive *a) {
@@ -417,7 +431,7 @@ void st_close(st_archive *a) {
     free(a->owned);
     for (int i = 0; i < a->n_tensors; i++) free(a->tensors[i].name);
     for (int i = 0; i < a->n_files; i++) {
-        munmap(a->files[i].map, a->files[i].size);
+        if (a->files[i].mapped) munmap(a->files[i].map, a->files[i].size);
         free(a->files[i].path);
     }
     free(a->tensors);

@@ -28,6 +28,10 @@ typedef struct st_archive st_archive;
 /* Opens `path`: a .safetensors file, a model.safetensors.index.json, or a
  * directory holding either (the index wins when both exist). */
 st_archive *st_open(const char *path, gm_err *e);
+/* The same for the bytes of one .safetensors file already in memory (the
+ * checkpoint an AOT executable carries), validated the same way; `origin`
+ * names it in messages. data must outlive the archive, which never frees it. */
+st_archive *st_open_memory(const void *data, size_t len, const char *origin, gm_err *e);
 void st_close(st_archive *a);
 
 /* An archive over tensors another reader has made (e.g. gguf_weights): it

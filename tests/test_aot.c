@@ -3,10 +3,13 @@
  * greedy tokens (natively and for x86_64-v3), does not link LLVM, and prints
  * its manifest; --emit writes the kernels as an object, assembly or LLVM IR;
  * a compile that fails (bad output directory, bad model, unknown target)
- * leaves no output file behind. */
+ * leaves no output file behind. With --embed-weights the executables of
+ * tiny-gemma2 and of the demo (its tokenizer too) run after the copy of the
+ * checkpoint they were compiled from is deleted. */
 #include "testing.h"
 
 #include "runtime/common.h"
+#include "runtime/safetensors.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -106,6 +109,53 @@ static void test_emit_kinds(void) {
     free(s);
 }
 
+/* Compiles a copy of test_path(model) with --embed-weights to exe, then deletes the copy. */
+static void compile_embedded(const char *model, const char *exe) {
+    CU_ASSERT_EQUAL_FATAL(sh("cp -r '%s' ckpt%s", test_path(model), ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("'%s' compile ckpt -o %s --embed-weights", gemmac, exe), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("rm -r ckpt%s%s", "", ""), 0);
+}
+
+static void test_embedded_weights(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-embed"));
+    compile_embedded("golden/tiny-gemma2", "tg2");
+    check_probe("tg2");
+    CU_ASSERT_EQUAL(sh("./tg2 --version%s%s", "", ""), 0);
+    char *v = slurp("out.txt");
+    CU_ASSERT_PTR_NOT_NULL(v && strstr(v, "weights: embedded (1385456 bytes, fnv1a-64 "));
+    free(v);
+}
+
+static void test_embedded_demo(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-embed-demo"));
+    compile_embedded("../models/demo", "demo");
+    CU_ASSERT_EQUAL(sh("./demo -p Hello -n 8 --temp 0 --seed 1%s%s", "", ""), 0);
+    char *out = slurp("out.txt");
+    CU_ASSERT_PTR_NOT_NULL(out && strlen(out) > 1);
+    free(out);
+    char *v = (sh("./demo --version%s%s", "", ""), slurp("out.txt"));
+    CU_ASSERT_PTR_NOT_NULL(v && strstr(v, "tokenizer: embedded ("));
+    free(v);
+}
+
+/* dir/sharded: tiny-gemma2 as a checkpoint of one shard and its index. */
+static void make_sharded(void) {
+    gm_err e;
+    st_archive *a = st_open(test_path("golden/tiny-gemma2"), &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL_FATAL(sh("mkdir sharded && cp '%s/model.safetensors' sharded/shard-1.safetensors%s",
+                             test_path("golden/tiny-gemma2"), ""), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sharded/model.safetensors.index.json", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"weight_map\": {", f);
+    for (int i = 0; i < st_count(a); i++) fprintf(f, "%s\"%s\": \"shard-1.safetensors\"", i ? ", " : "", st_get(a, i)->name);
+    fputs("}}\n", f);
+    fclose(f);
+    st_close(a);
+}
+
 static void test_failures_leave_nothing(void) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-fail"));
     const char *model = test_path("golden/tiny-gemma2");
@@ -113,7 +163,14 @@ static void test_failures_leave_nothing(void) {
     CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --target sparc", gemmac, model), 1);
     CU_ASSERT(!exists("x"));
     CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x", gemmac, test_path("golden")), 1);
-    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --embed-weights", gemmac, model), 2);
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --embed-everything", gemmac, model), 2);
+    make_sharded();
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' -o x --weights sharded --embed-weights", gemmac,
+                       test_path("golden/tiny-gemma2/config.json")), 1);
+    char *err = slurp("err.txt");
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "a sharded checkpoint cannot be embedded"));
+    free(err);
+    CU_ASSERT_EQUAL(sh("rm -r sharded%s%s", "", ""), 0);
     CU_ASSERT_EQUAL(sh("ls | grep -v -e out.txt -e err.txt%s%s", "", ""), 1); /* nothing else, no temporaries */
 }
 
@@ -125,6 +182,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "the executable matches the oracle, without LLVM, with a manifest", test_executable);
     CU_add_test(s, "an x86_64-v3 executable matches the oracle", test_portable_target);
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
+    CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
+    CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);
     CU_add_test(s, "a failed compile leaves no output", test_failures_leave_nothing);
     return test_run_all();
 }

@@ -135,6 +135,32 @@ static void test_golden_f32(void) {
     check_golden(test_path("golden/tiny-gemma2/"), GM_F32);
 }
 
+/* st_open_memory over a file's bytes holds the same tensors as st_open,
+ * pointing into those bytes; cut short, it fails as a truncated file does. */
+static void test_open_memory(void) {
+    gm_err e;
+    size_t len;
+    char *bytes = gm_read_file(test_path("golden/tiny-gemma2/model.safetensors"), &len, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+    st_archive *f = st_open(test_path("golden/tiny-gemma2"), &e), *m = st_open_memory(bytes, len, "mem", &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f && m);
+    CU_ASSERT_EQUAL(st_count(m), st_count(f));
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *a = st_get(f, i), *b = st_find(m, a->name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        CU_ASSERT(b->nbytes == a->nbytes && !memcmp(a->data, b->data, a->nbytes));
+        CU_ASSERT((const char *)b->data > bytes && (const char *)b->data < bytes + len);
+        CU_ASSERT_STRING_EQUAL(b->file, "mem");
+    }
+    st_close(m);
+    st_close(f);
+    CU_ASSERT_PTR_NULL(st_open_memory(bytes, len - 1, "mem", &e));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "mem: tensor "));
+    CU_ASSERT_PTR_NULL(st_open_memory(bytes, 4, "mem", &e));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "shorter than the 8-byte header length"));
+    free(bytes);
+}
+
 static void test_golden_bf16(void) {
     check_golden(test_path("golden/tiny-gemma2-bf16/model.safetensors"), GM_BF16);
     check_golden(test_path("golden/tiny-gemma2-bf16"), GM_BF16);
@@ -425,6 +451,7 @@ static void test_null_err(void) {
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("safetensors", NULL, NULL);
+    CU_add_test(s, "st_open_memory: the same tensors, the same checks", test_open_memory);
     CU_add_test(s, "golden f32 checkpoint", test_golden_f32);
     CU_add_test(s, "golden bf16 checkpoint", test_golden_bf16);
     CU_add_test(s, "golden values decode", test_golden_values);

@@ -1,7 +1,8 @@
 /* aot.c — the object of an AOT executable (see aot.h): the JIT's optimised
  * module (codegen.h) for a named target, plus constant globals holding the
  * kernel table, the description, the weights path and the manifest that
- * `NAME --version` prints. The target machine uses the default code model,
+ * `NAME --version` prints, and the table of embedded files with the module
+ * assembly that includes them (aot.h). The target machine uses the default code model,
  * position-independent, so the object links into an ordinary PIE. */
 #include "aot.h"
 
@@ -22,11 +23,60 @@ static void add_text(LLVMModuleRef mod, const char *name, const char *text) {
 }
 
 static char *manifest(const lv_aot_model *m, const lv_target *t) {
+    static const char *const roles[] = {"weights", "tokenizer"};
     gm_buf b = {0};
-    gm_buf_printf(&b, "model: %s\nweights: %s\ngemmac: %s\ntarget: %s (cpu %s, features %s)\npasses: %s; kernels: LLVM O3\n",
-                  m->model_name, m->weights, GM_VERSION, t->triple, t->cpu, *t->features ? t->features : "baseline",
-                  *m->passes ? m->passes : "none");
+    gm_buf_printf(&b, "model: %s\n", m->model_name);
+    if (!m->n_blobs) gm_buf_printf(&b, "weights: %s\n", m->weights);
+    for (int i = 0; i < m->n_blobs; i++)
+        gm_buf_printf(&b, "%s: embedded (%zu bytes, fnv1a-64 %016llx) from %s\n", roles[i], m->blobs[i].size,
+                      (unsigned long long)m->blobs[i].fnv1a, m->blobs[i].path);
+    gm_buf_printf(&b, "gemmac: %s\ntarget: %s (cpu %s, features %s)\npasses: %s; kernels: LLVM O3\n", GM_VERSION,
+                  t->triple, t->cpu, *t->features ? t->features : "baseline", *m->passes ? m->passes : "none");
     return b.s;
+}
+
+/* s as the body of an assembler string: \ and " escaped, other bytes
+ * outside printable ASCII as octal escapes. */
+static void asm_string(gm_buf *b, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '"' || *p == '\\') gm_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f) gm_buf_printf(b, "\\%03o", *p);
+        else gm_buf_put(b, (const char *)p, 1);
+}
+
+/* Module assembly that includes each blob's file between its symbols. */
+static void add_blob_asm(LLVMModuleRef mod, const lv_aot_model *m) {
+    gm_buf b = {0};
+    for (int i = 0; i < m->n_blobs; i++) {
+        gm_buf_printf(&b, ".section .lrodata,\"a\",@progbits\n.balign 64\n.globl gm_blob_%d_start\n"
+                          "gm_blob_%d_start:\n.incbin \"", i, i);
+        asm_string(&b, m->blobs[i].path);
+        gm_buf_printf(&b, "\"\n.globl gm_blob_%d_end\ngm_blob_%d_end:\n.balign 8\n.globl gm_blob_%d_size\n"
+                          "gm_blob_%d_size:\n.quad gm_blob_%d_end - gm_blob_%d_start\n", i, i, i, i, i, i);
+    }
+    LLVMSetModuleInlineAsm2(mod, b.s, strlen(b.s));
+    free(b.s);
+}
+
+/* gm_aot_blobs: {name, start, end} of each blob, and gm_aot_n_blobs. */
+static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m) {
+    LLVMContextRef ctx = LLVMGetModuleContext(mod);
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0), i8 = LLVMInt8TypeInContext(ctx);
+    LLVMTypeRef entry = LLVMStructTypeInContext(ctx, (LLVMTypeRef[]){ptr, ptr, ptr}, 3, 0);
+    LLVMValueRef *rows = gm_malloc((m->n_blobs + 1) * sizeof *rows);
+    for (int i = 0; i < m->n_blobs; i++) {
+        char start[40], end[40], name[40];
+        snprintf(start, sizeof start, "gm_blob_%d_start", i);
+        snprintf(end, sizeof end, "gm_blob_%d_end", i);
+        snprintf(name, sizeof name, "gm_blob_%d_name", i);
+        add_text(mod, name, m->blobs[i].name);
+        LLVMValueRef f[] = {LLVMGetNamedGlobal(mod, name), LLVMAddGlobal(mod, i8, start), LLVMAddGlobal(mod, i8, end)};
+        rows[i] = LLVMConstStructInContext(ctx, f, 3, 0);
+    }
+    add_global(mod, "gm_aot_blobs", LLVMConstArray2(entry, rows, m->n_blobs));
+    add_global(mod, "gm_aot_n_blobs", LLVMConstInt(LLVMInt32TypeInContext(ctx), m->n_blobs, 0));
+    free(rows);
+    if (m->n_blobs) add_blob_asm(mod, m);
 }
 
 static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t, const lv_kernel *ks, int n) {
@@ -46,6 +96,7 @@ static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target
     char *text = manifest(m, t);
     add_text(mod, "gm_aot_manifest", text);
     free(text);
+    add_blobs(mod, m);
 }
 
 static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind kind, const char *path, gm_err *e) {

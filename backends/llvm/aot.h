@@ -4,7 +4,16 @@
  * (compiler/aot_main.c reads these symbols):
  *   gm_aot_kernels  the lv_kernel descriptions, gm_aot_n of them, as bytes
  *   gm_aot_fns      their code, in the same order
- *   gm_aot_description, gm_aot_weights, gm_aot_manifest  NUL-terminated text */
+ *   gm_aot_description, gm_aot_weights, gm_aot_manifest  NUL-terminated text
+ *   gm_aot_blobs    gm_aot_n_blobs files embedded whole (--embed-weights),
+ *                   each {name, start, end}: [0] the checkpoint, [1] its
+ *                   tokenizer.model when there is one. Their bytes are not
+ *                   IR constants (models run to GBs): module-level assembly
+ *                   `.incbin`s each file into .lrodata between the symbols
+ *                   gm_blob_N_start and gm_blob_N_end (gm_blob_N_size holds
+ *                   the difference); .lrodata is the x86-64 large-data
+ *                   section, laid out after .bss, so a blob of GBs never
+ *                   pushes the code's 32-bit references out of reach. */
 #ifndef GM_LLVM_AOT_H
 #define GM_LLVM_AOT_H
 
@@ -13,11 +22,20 @@
 typedef enum { LV_EMIT_OBJ, LV_EMIT_ASM, LV_EMIT_LLVM_IR } lv_emit_kind;
 
 typedef struct {
+    const char *name;         /* for messages at run time: "embedded:model.safetensors" */
+    const char *path;         /* absolute */
+    size_t size;              /* for the manifest, with the hash */
+    uint64_t fnv1a;
+} lv_aot_blob;
+
+typedef struct {
     const char *target;       /* native, x86_64, x86_64-v3, x86_64-v4 */
     const char *model_name;   /* for the manifest */
     const char *description;  /* the description's JSON */
     const char *weights;      /* the checkpoint's path */
     const char *passes;       /* the IR passes that ran, comma-separated */
+    const lv_aot_blob *blobs; /* the files to embed (see above), n_blobs of them */
+    int n_blobs;
 } lv_aot_model;
 
 /* Writes ks[0..n) and the model's data to path (not atomically: the caller

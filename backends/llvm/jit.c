@@ -96,16 +96,10 @@ LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTarget
 
 /* ---- the cache ---- */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static uint64_t cache_key(const lv_target *t, const lv_kernel *ks, int n) {
     const char *parts[] = {t->triple, t->cpu, t->features, LLVM_VERSION_STRING, GM_VERSION};
-    uint64_t h = fnv1a(0xcbf29ce484222325ull, ks, n * sizeof *ks);
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) h = fnv1a(h, parts[i], strlen(parts[i]) + 1);
+    uint64_t h = gm_fnv1a(GM_FNV1A_SEED, ks, n * sizeof *ks);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) h = gm_fnv1a(h, parts[i], strlen(parts[i]) + 1);
     return h;
 }
 
@@ -143,7 +137,7 @@ static LLVMMemoryBufferRef cache_load(uint64_t key) {
     if (len >= sizeof h) {
         memcpy(&h, data, sizeof h);
         if (h.magic == CACHE_MAGIC && h.key == key && h.size == len - sizeof h &&
-            h.hash == fnv1a(0xcbf29ce484222325ull, data + sizeof h, h.size))
+            h.hash == gm_fnv1a(GM_FNV1A_SEED, data + sizeof h, h.size))
             buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(data + sizeof h, h.size, "gemmac-jit-cache");
     }
     free(data);
@@ -154,7 +148,7 @@ static void cache_store(uint64_t key, LLVMMemoryBufferRef obj) {
     char path[4200];
     if (cache_path(path, sizeof path, key)) return;
     size_t size = LLVMGetBufferSize(obj);
-    cache_header h = {CACHE_MAGIC, key, size, fnv1a(0xcbf29ce484222325ull, LLVMGetBufferStart(obj), size)};
+    cache_header h = {CACHE_MAGIC, key, size, gm_fnv1a(GM_FNV1A_SEED, LLVMGetBufferStart(obj), size)};
     char *data = gm_malloc(sizeof h + size);
     memcpy(data, &h, sizeof h);
     memcpy(data + sizeof h, LLVMGetBufferStart(obj), size);

@@ -9,6 +9,7 @@
 void lv_target_host(lv_target *t) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
+    LLVMInitializeNativeAsmParser(); /* for the module assembly of embedded weights (aot.h) */
     t->triple = LLVMGetDefaultTargetTriple();
     t->cpu = LLVMGetHostCPUName();
     t->features = LLVMGetHostCPUFeatures();
@@ -35,6 +36,7 @@ int lv_target_named(lv_target *t, const char *name, gm_err *e) {
             LLVMInitializeX86TargetInfo();
             LLVMInitializeX86TargetMC();
             LLVMInitializeX86AsmPrinter();
+            LLVMInitializeX86AsmParser();
             t->triple = LLVMCreateMessage("x86_64-pc-linux-gnu");
             t->cpu = LLVMCreateMessage(x86_64_levels[i].cpu);
             t->features = LLVMCreateMessage(x86_64_levels[i].features);
