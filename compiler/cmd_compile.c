@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -159,6 +160,9 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     int n_blobs = a->embed ? embedded_files(m, real, blobs, e) : 0;
     lv_aot_model am = {a->target, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
+    if (!rc)
+        fprintf(stderr, "gemmac: %s: %d ops in %d kernels for %s (passes: %s)%s\n", g->name, g->n_nodes, n, a->target,
+                *m->passes ? m->passes : "none", n_blobs ? ", weights embedded" : "");
     free(ks);
     free(which);
     free(text);
@@ -190,8 +194,15 @@ int cmd_compile(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     gm_model *m = gm_model_open(a.model, a.weights, &e);
     rc = m && !compile(&a, m, &e) ? 0 : cli_error(&e);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    struct stat st;
+    if (!rc && !stat(a.out, &st))
+        fprintf(stderr, "gemmac: wrote %s (%.1f MB) in %.2f s\n", a.out, st.st_size / 1e6,
+                (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
     gm_model_free(m);
     return rc;
 }
