@@ -6,8 +6,11 @@
  * default), linked by `cc` with gemmac's own LLVM-free libraries into a
  * standalone executable whose main is compiler/aot_main.c. Those libraries
  * are found beside the running gemmac (its build tree), not at paths fixed
- * when gemmac was built. Every output is written to a temporary name and
- * renamed, so a failed or interrupted compile leaves no NAME behind.
+ * when gemmac was built. --emit lib instead merges the object and those
+ * libraries (but the executable's main) into the static library NAME.a, with
+ * NAME.h declaring its C API (aot_lib.h). Every output is written to a
+ * temporary name and renamed, so a failed or interrupted compile leaves no
+ * NAME (nor NAME.a or NAME.h) behind.
  *
  * With --embed-weights the checkpoint file (one .safetensors or .gguf; a
  * sharded checkpoint is refused) and the tokenizer.model beside a
@@ -19,7 +22,9 @@
 #include "json_format.h"
 #include "model.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -38,7 +43,8 @@ static const char usage[] =
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
     "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2) or x86_64-v4 (AVX-512)\n"
-    "  --emit KIND      exe (default): a standalone executable; obj, asm or llvm-ir: the kernels\n"
+    "  --emit KIND      exe (default): a standalone executable; lib: NAME.a and NAME.h, the model\n"
+    "                   as a static library for C programs; obj, asm or llvm-ir: the kernels\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --embed-weights  put the checkpoint file (not a sharded one) and its tokenizer.model\n"
     "                   inside NAME, which then needs neither\n"
@@ -47,8 +53,9 @@ static const char usage[] =
     "checkpoint from the path it was compiled with (or --weights DIR) unless it embeds it,\n"
     "and does not need LLVM.\n";
 
-/* The static libraries an executable links, in link order (aot_main first). */
-static const char *const libraries[] = {"gm_aot", "gm_cli", "gm_compiler", "gm_exec", "gm_ir", "gm_runtime"};
+/* The static libraries an executable links, in link order (aot_main first);
+ * a library (--emit lib) holds those from gm_aot_model on. */
+static const char *const libraries[] = {"gm_aot", "gm_aot_model", "gm_cli", "gm_compiler", "gm_exec", "gm_ir", "gm_runtime"};
 #define N_LIBRARIES (int)(sizeof libraries / sizeof *libraries)
 static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenblas", "-lstdc++", "-lm", "-lpthread"};
 #define N_SYSTEM (int)(sizeof system_libs / sizeof *system_libs)
@@ -56,17 +63,17 @@ static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenb
 typedef struct {
     const char *model, *out, *target, *weights;
     lv_emit_kind kind;
-    int exe, embed;
+    int exe, lib, embed;
 } compile_args;
 
 static int parse_emit(const char *v, compile_args *a) {
     static const struct {
         const char *name;
         lv_emit_kind kind;
-    } kinds[] = {{"exe", LV_EMIT_OBJ}, {"obj", LV_EMIT_OBJ}, {"asm", LV_EMIT_ASM}, {"llvm-ir", LV_EMIT_LLVM_IR}};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(v, kinds[i].name)) return a->kind = kinds[i].kind, a->exe = i == 0, 0;
-    return cli_usage_error("compile", "--emit: expected exe, obj, asm or llvm-ir, found \"%s\"", v);
+    } kinds[] = {{"exe", LV_EMIT_OBJ}, {"lib", LV_EMIT_OBJ}, {"obj", LV_EMIT_OBJ}, {"asm", LV_EMIT_ASM}, {"llvm-ir", LV_EMIT_LLVM_IR}};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(v, kinds[i].name)) return a->kind = kinds[i].kind, a->exe = i == 0, a->lib = i == 1, 0;
+    return cli_usage_error("compile", "--emit: expected exe, lib, obj, asm or llvm-ir, found \"%s\"", v);
 }
 
 static int parse_args(int argc, char **argv, compile_args *a) {
@@ -96,24 +103,107 @@ static int own_dir(char *dir, size_t len, gm_err *e) {
     return 0;
 }
 
-/* cc -o exe obj <gemmac's libraries> <system libraries>; -1 after reporting. */
-static int link_exe(const char *obj, const char *exe, gm_err *e) {
-    char dir[PATH_MAX], paths[N_LIBRARIES][PATH_MAX + 32];
+/* paths[i]: library i beside gemmac; -1 after reporting one missing. */
+static int library_paths(char paths[N_LIBRARIES][PATH_MAX + 32], gm_err *e) {
+    char dir[PATH_MAX];
     if (own_dir(dir, sizeof dir, e)) return -1;
-    const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {"cc", "-o", exe, obj};
-    int n = 4;
     for (int i = 0; i < N_LIBRARIES; i++) {
         snprintf(paths[i], sizeof paths[i], "%s/lib%s.a", dir, libraries[i]);
         if (access(paths[i], R_OK)) return gm_fail(e, "%s: not found; gemmac compile needs its build tree", paths[i]);
-        argv[n++] = paths[i];
     }
-    for (int i = 0; i < N_SYSTEM; i++) argv[n++] = system_libs[i];
-    pid_t pid;
-    int status;
-    if (posix_spawnp(&pid, "cc", NULL, NULL, (char **)argv, environ) || waitpid(pid, &status, 0) < 0)
-        return gm_fail(e, "cannot run cc to link %s", exe);
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) return gm_fail(e, "linking %s failed (cc, see above)", exe);
     return 0;
+}
+
+/* Runs argv (its standard input from the file in_path, when not NULL) to
+ * make what; -1 after reporting. */
+static int spawn(const char *const *argv, const char *in_path, const char *what, gm_err *e) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (in_path) posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
+    pid_t pid;
+    int status, bad = posix_spawnp(&pid, argv[0], &fa, NULL, (char **)argv, environ) || waitpid(pid, &status, 0) < 0;
+    posix_spawn_file_actions_destroy(&fa);
+    if (bad) return gm_fail(e, "cannot run %s to make %s", argv[0], what);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) return gm_fail(e, "making %s failed (%s, see above)", what, argv[0]);
+    return 0;
+}
+
+/* cc -o exe obj <gemmac's libraries> <system libraries>; -1 after reporting. */
+static int link_exe(const char *obj, const char *exe, gm_err *e) {
+    char paths[N_LIBRARIES][PATH_MAX + 32];
+    if (library_paths(paths, e)) return -1;
+    const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {"cc", "-o", exe, obj};
+    int n = 4;
+    for (int i = 0; i < N_LIBRARIES; i++) argv[n++] = paths[i];
+    for (int i = 0; i < N_SYSTEM; i++) argv[n++] = system_libs[i];
+    return spawn(argv, NULL, exe, e);
+}
+
+/* ar's MRI scripts take file names of these characters only. */
+static int mri_safe(const char *path, gm_err *e) {
+    for (const char *p = path; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("/._-+", *p))
+            return gm_fail(e, "%s: --emit lib needs paths of letters, digits and / . _ - + only (ar -M)", path);
+    return 0;
+}
+
+/* The static library lib: obj and gemmac's libraries from gm_aot_model on,
+ * merged by an `ar -M` script (written to script); -1 after reporting. */
+static int make_lib(const char *obj, const char *lib, const char *script, gm_err *e) {
+    char paths[N_LIBRARIES][PATH_MAX + 32];
+    if (library_paths(paths, e) || mri_safe(obj, e) || mri_safe(lib, e)) return -1;
+    gm_buf b = {0};
+    gm_buf_printf(&b, "create %s\naddmod %s\n", lib, obj);
+    int rc = 0;
+    for (int i = 1; i < N_LIBRARIES && !rc; i++)
+        if (strcmp(libraries[i], "gm_cli")) rc = mri_safe(paths[i], e) || (gm_buf_printf(&b, "addlib %s\n", paths[i]), 0);
+    gm_buf_printf(&b, "save\nend\n");
+    if (!rc) rc = gm_write_file_atomic(script, b.s, strlen(b.s), e);
+    free(b.s);
+    if (!rc) rc = spawn((const char *[]){"ar", "-M", NULL}, script, lib, e);
+    unlink(script);
+    return rc;
+}
+
+/* The declarations of compiler/aot_lib.h, for NAME.h: keep them in step. */
+static const char lib_api[] =
+    "typedef struct gm_lib_model gm_lib_model;\n"
+    "\n"
+    "/* Opens the model with a KV cache of `context` positions (0: the model's maximum).\n"
+    " * weights: a checkpoint (a Hugging Face directory, or its .safetensors or .gguf file),\n"
+    " * or NULL for the embedded one (--embed-weights), else the one it was compiled from.\n"
+    " * NULL on failure, with the reason in err[err_len] (err may be NULL). */\n"
+    "gm_lib_model *gm_lib_open(const char *weights, int context, char *err, size_t err_len);\n"
+    "int gm_lib_vocab(const gm_lib_model *m);   /* logits per row */\n"
+    "int gm_lib_context(const gm_lib_model *m); /* positions the KV cache holds */\n"
+    "/* Feeds tokens[0..n) at positions pos..pos+n-1 (the cache keeps the first pos\n"
+    " * ones) and writes the logits of the last one, logits[vocab]. 0, or -1 with the\n"
+    " * reason in gm_lib_error(m). */\n"
+    "int gm_lib_prefill(gm_lib_model *m, const int32_t *tokens, int n, int pos, float *logits);\n"
+    "/* One token at position pos; logits[vocab]. 0, or -1 as prefill. */\n"
+    "int gm_lib_decode(gm_lib_model *m, int32_t token, int pos, float *logits);\n"
+    "const char *gm_lib_error(const gm_lib_model *m); /* the last call's failure, else \"\" */\n"
+    "const char *gm_lib_manifest(void); /* what it was compiled from, as `NAME --version` */\n"
+    "void gm_lib_close(gm_lib_model *m);\n";
+
+/* NAME.h (to path) for the library of model: its API, and how to link it. */
+static int write_header(const char *path, const compile_args *a, const char *model, gm_err *e) {
+    const char *base = strrchr(a->out, '/') ? strrchr(a->out, '/') + 1 : a->out;
+    gm_buf b = {0}, guard = {0};
+    gm_buf_puts(&guard, "GM_LIB_");
+    for (const char *p = base; *p; p++) gm_buf_printf(&guard, "%c", isalnum((unsigned char)*p) ? toupper((unsigned char)*p) : '_');
+    gm_buf_printf(&b, "/* %s.h — the Gemma model \"%s\" compiled by gemmac %s for %s%s.\n"
+                      " * Link: cc prog.c %s.a", base, model, GM_VERSION, a->target,
+                  a->embed ? ", weights embedded" : "", base);
+    for (int i = 0; i < N_SYSTEM; i++) gm_buf_printf(&b, " %s", system_libs[i]);
+    gm_buf_printf(&b, "\n * One model per program: the names below are the same in every such library. */\n"
+                      "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
+                      "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n%s\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
+                  guard.s, guard.s, lib_api);
+    int rc = gm_write_file_atomic(path, b.s, strlen(b.s), e);
+    free(b.s);
+    free(guard.s);
+    return rc;
 }
 
 /* b for the file at path (made absolute in real): its size and hash. */
@@ -172,14 +262,40 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     return rc;
 }
 
+/* --emit lib: NAME.a from obj, and NAME.h, each renamed from a temporary
+ * (tmp) only when both are written; -1 after reporting. */
+static int emit_lib(const compile_args *a, const gm_model *m, const char *obj, char *tmp, size_t len, gm_err *e) {
+    char *lib = gm_malloc(len), *hdr = gm_malloc(len), *htmp = gm_malloc(len), *script = gm_malloc(len);
+    snprintf(lib, len, "%s.a", a->out);
+    snprintf(hdr, len, "%s.h", a->out);
+    snprintf(htmp, len, "%s.h.tmp.%ld", a->out, (long)getpid());
+    snprintf(script, len, "%s.mri.tmp.%ld", a->out, (long)getpid());
+    int rc = make_lib(obj, tmp, script, e);
+    if (!rc) rc = write_header(htmp, a, m->graph->name, e);
+    if (!rc && rename(tmp, lib)) rc = gm_fail(e, "%s: cannot write: %s", lib, strerror(errno));
+    if (!rc && rename(htmp, hdr)) {
+        rc = gm_fail(e, "%s: cannot write: %s", hdr, strerror(errno));
+        unlink(lib);
+    }
+    unlink(htmp);
+    free(lib);
+    free(hdr);
+    free(htmp);
+    free(script);
+    return rc;
+}
+
 static int compile(const compile_args *a, gm_model *m, gm_err *e) {
     size_t len = strlen(a->out) + 40;
     char *tmp = gm_malloc(len), *obj = gm_malloc(len);
     snprintf(tmp, len, "%s.tmp.%ld", a->out, (long)getpid());
     snprintf(obj, len, "%s.o.tmp.%ld", a->out, (long)getpid());
-    int rc = emit(a, m, a->exe ? obj : tmp, e);
-    if (!rc && a->exe) rc = link_exe(obj, tmp, e);
-    if (!rc && rename(tmp, a->out)) rc = gm_fail(e, "%s: cannot write: %s", a->out, strerror(errno));
+    int rc = emit(a, m, a->exe || a->lib ? obj : tmp, e);
+    if (!rc && a->lib) rc = emit_lib(a, m, obj, tmp, len, e);
+    else {
+        if (!rc && a->exe) rc = link_exe(obj, tmp, e);
+        if (!rc && rename(tmp, a->out)) rc = gm_fail(e, "%s: cannot write: %s", a->out, strerror(errno));
+    }
     unlink(obj);
     if (rc) unlink(tmp);
     free(tmp);
@@ -200,8 +316,10 @@ int cmd_compile(int argc, char **argv) {
     rc = m && !compile(&a, m, &e) ? 0 : cli_error(&e);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct stat st;
-    if (!rc && !stat(a.out, &st))
-        fprintf(stderr, "gemmac: wrote %s (%.1f MB) in %.2f s\n", a.out, st.st_size / 1e6,
+    char lib[PATH_MAX];
+    snprintf(lib, sizeof lib, a.lib ? "%s.a" : "%s", a.out);
+    if (!rc && !stat(lib, &st))
+        fprintf(stderr, "gemmac: wrote %s%s (%.1f MB) in %.2f s\n", lib, a.lib ? " and its .h" : "", st.st_size / 1e6,
                 (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
     gm_model_free(m);
     return rc;

@@ -5,7 +5,9 @@
  * a compile that fails (bad output directory, bad model, unknown target)
  * leaves no output file behind. With --embed-weights the executables of
  * tiny-gemma2 and of the demo (its tokenizer too) run after the copy of the
- * checkpoint they were compiled from is deleted. */
+ * checkpoint they were compiled from is deleted. --emit lib makes a static
+ * library and its header that a C program links, reproducing the oracle's
+ * greedy tokens through the header's API. */
 #include "testing.h"
 
 #include "runtime/common.h"
@@ -138,6 +140,61 @@ static void test_embedded_demo(void) {
     free(v);
 }
 
+/* A C program using NAME.h: prompt 1 of expected.json, 16 greedy steps. */
+static const char lib_prog[] =
+    "#include \"tg2.h\"\n"
+    "#include <stdio.h>\n#include <stdlib.h>\n"
+    "int main(void) {\n"
+    "    char err[256];\n"
+    "    gm_lib_model *m = gm_lib_open(NULL, 24, err, sizeof err);\n"
+    "    if (!m) return fprintf(stderr, \"%s\\n\", err), 1;\n"
+    "    int32_t prompt[] = {2, 710, 584, 60, 594, 661, 284, 586}, n = 8, tok = 0;\n"
+    "    float *logits = malloc(gm_lib_vocab(m) * sizeof *logits);\n"
+    "    for (int s = 0; s < 16; s++) {\n"
+    "        if (s ? gm_lib_decode(m, tok, n + s - 1, logits) : gm_lib_prefill(m, prompt, n, 0, logits))\n"
+    "            return fprintf(stderr, \"%s\\n\", gm_lib_error(m)), 1;\n"
+    "        tok = 0;\n"
+    "        for (int i = 1; i < gm_lib_vocab(m); i++) if (logits[i] > logits[tok]) tok = i;\n"
+    "        printf(\"%d%c\", (int)tok, s < 15 ? ',' : '\\n');\n"
+    "    }\n"
+    "    if (gm_lib_decode(m, tok, 100, logits) != -1 || !*gm_lib_error(m)) return 1; /* past the context */\n"
+    "    free(logits);\n"
+    "    gm_lib_close(m);\n"
+    "    return 0;\n"
+    "}\n";
+
+static void test_library(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-lib"));
+    CU_ASSERT_EQUAL_FATAL(sh("mkdir out && '%s' compile '%s' --emit lib -o out/tg2", gemmac, test_path("golden/tiny-gemma2")), 0);
+    CU_ASSERT_EQUAL(sh("ls out | tr '\\n' ' '%s%s", "", ""), 0);
+    char *ls = slurp("out.txt");
+    CU_ASSERT_STRING_EQUAL(ls, "tg2.a tg2.h "); /* and no temporaries */
+    free(ls);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/prog.c", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(lib_prog, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -Wall -Werror -Iout -o prog prog.c out/tg2.a -lsentencepiece -lcjson "
+                             "-lopenblas -lstdc++ -lm -lpthread%s%s", "", ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("./prog%s%s", "", ""), 0);
+    char *out = slurp("out.txt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_STRING_EQUAL(out, "736,656,428,688,680,423,651,557,701,712,100,321,627,253,532,658\n");
+    free(out);
+    CU_ASSERT_EQUAL(sh("ldd ./prog | grep -ci llvm%s%s", "", ""), 1); /* no LLVM */
+    /* a failure (here: a name ar -M cannot take) leaves neither file, nor temporaries */
+    CU_ASSERT_EQUAL(sh("'%s' compile '%s' --emit lib -o 'out/t g2'", gemmac, test_path("golden/tiny-gemma2")), 1);
+    char *err = slurp("err.txt");
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "--emit lib needs paths of"));
+    free(err);
+    CU_ASSERT_EQUAL(sh("ls out | tr '\\n' ' '%s%s", "", ""), 0);
+    ls = slurp("out.txt");
+    CU_ASSERT_STRING_EQUAL(ls, "tg2.a tg2.h ");
+    free(ls);
+}
+
 /* dir/sharded: tiny-gemma2 as a checkpoint of one shard and its index. */
 static void make_sharded(void) {
     gm_err e;
@@ -184,6 +241,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
     CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);
+    CU_add_test(s, "--emit lib: a C program linking NAME.a matches the oracle", test_library);
     CU_add_test(s, "a failed compile leaves no output", test_failures_leave_nothing);
     return test_run_all();
 }
