@@ -166,25 +166,10 @@ static int make_lib(const char *obj, const char *lib, const char *script, gm_err
 }
 
 /* The declarations of compiler/aot_lib.h, for NAME.h: keep them in step. */
+/* The text of compiler/aot_lib_api.h, embedded by the build. */
 static const char lib_api[] =
-    "typedef struct gm_lib_model gm_lib_model;\n"
-    "\n"
-    "/* Opens the model with a KV cache of `context` positions (0: the model's maximum).\n"
-    " * weights: a checkpoint (a Hugging Face directory, or its .safetensors or .gguf file),\n"
-    " * or NULL for the embedded one (--embed-weights), else the one it was compiled from.\n"
-    " * NULL on failure, with the reason in err[err_len] (err may be NULL). */\n"
-    "gm_lib_model *gm_lib_open(const char *weights, int context, char *err, size_t err_len);\n"
-    "int gm_lib_vocab(const gm_lib_model *m);   /* logits per row */\n"
-    "int gm_lib_context(const gm_lib_model *m); /* positions the KV cache holds */\n"
-    "/* Feeds tokens[0..n) at positions pos..pos+n-1 (the cache keeps the first pos\n"
-    " * ones) and writes the logits of the last one, logits[vocab]. 0, or -1 with the\n"
-    " * reason in gm_lib_error(m). */\n"
-    "int gm_lib_prefill(gm_lib_model *m, const int32_t *tokens, int n, int pos, float *logits);\n"
-    "/* One token at position pos; logits[vocab]. 0, or -1 as prefill. */\n"
-    "int gm_lib_decode(gm_lib_model *m, int32_t token, int pos, float *logits);\n"
-    "const char *gm_lib_error(const gm_lib_model *m); /* the last call's failure, else \"\" */\n"
-    "const char *gm_lib_manifest(void); /* what it was compiled from, as `NAME --version` */\n"
-    "void gm_lib_close(gm_lib_model *m);\n";
+#include "aot_lib_api.inc"
+    ;
 
 /* NAME.h (to path) for the library of model: its API, and how to link it. */
 static int write_header(const char *path, const compile_args *a, const char *model, gm_err *e) {
