@@ -29,7 +29,7 @@ static const char usage[] =
     "  --threads N        worker threads (default: $GEMMAC_THREADS or all cores)\n"
     "  --backend NAME     the configuration reported at the top level of --json, at its highest\n"
     "                     -O level (default jit); the ablation table always runs: reference (the\n"
-    "                     unfused interpreter), jit -O0 (no IR passes), jit -O1 (every pass so far)\n"
+    "                     unfused interpreter), jit -O0 (no IR passes), -O1 (folding), -O2 (fusion)\n"
     "  --json             one JSON object on stdout instead of the table\n";
 
 typedef struct {
@@ -49,6 +49,7 @@ static const struct {
     {"reference", "reference", 0},
     {"jit", "jit -O0", 0},
     {"jit", "jit -O1", 1},
+    {"jit", "jit -O2", 2},
 };
 #define N_CONFIGS (int)(sizeof configs / sizeof configs[0])
 

@@ -52,7 +52,7 @@ typedef struct {
  * gm_builtin_tokenizer unless that is NULL. */
 extern const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
 
-/* Opens with the default passes (-O1). */
+/* Opens with the default passes (-O2). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
 gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e);
 void gm_model_free(gm_model *m);

@@ -14,6 +14,7 @@ static const struct {
     int level;
 } passes[] = {
     {"fold_constants", pass_fold_constants, 1},
+    {"fuse_elementwise", pass_fuse_elementwise, 2},
     {"eliminate_dead", pass_eliminate_dead, 1},
 };
 #define N_PASSES (int)(sizeof passes / sizeof passes[0])
@@ -44,7 +45,7 @@ static int enabled(const gm_pipeline_opts *o, int i) {
 }
 
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e) {
-    if (o->level < 0 || o->level > 1) return gm_fail(e, "-O%d: levels are -O0 and -O1", o->level);
+    if (o->level < 0 || o->level > 2) return gm_fail(e, "-O%d: levels are -O0, -O1 and -O2", o->level);
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");
         int off = *p == '-';

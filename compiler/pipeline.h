@@ -7,13 +7,13 @@
 #include <stdio.h>
 
 typedef struct {
-    int level;               /* -O level: 0 runs no pass, 1 (default) folds constants and drops dead code */
+    int level;               /* -O level: 0 no pass, 1 fold constants and drop dead code, 2 (default) also fuse */
     const char *passes;      /* --passes: "name,-name,...", switches single passes on or off; may be NULL */
     const char *dump_after;  /* --dump-after: print the IR after this pass (or "frontend"); may be NULL */
     FILE *dump;              /* where dumps go (stderr when NULL) */
 } gm_pipeline_opts;
 
-#define GM_DEFAULT_LEVEL 1
+#define GM_DEFAULT_LEVEL 2
 
 /* Checks the option strings: the names are known passes. */
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e);

@@ -239,7 +239,7 @@ static void test_bench_json(void) {
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "weights_dtype")->valuestring, "f32");
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "backend")->valuestring, "jit");
     const cJSON *rows = cJSON_GetObjectItem(j, "ablation");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(rows), 6); /* reference, jit -O0, jit -O1 at two prompt lengths */
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(rows), 8); /* reference, jit -O0, -O1, -O2 at two prompt lengths */
     cJSON_Delete(j);
     free(out);
     expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");

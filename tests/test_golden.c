@@ -154,7 +154,8 @@ static void run_case(const char *name, const char *backend, int full_kv, const g
 
 /* Every backend at every pass setting; the KV rings also against full caches. */
 static const gm_pipeline_opts settings[] = {
-    {.level = 0}, {.level = 1}, {.level = 1, .passes = "-eliminate_dead"}, {.level = 0, .passes = "eliminate_dead"},
+    {.level = 0}, {.level = 2}, {.level = 1}, {.level = 2, .passes = "-eliminate_dead"},
+    {.level = 0, .passes = "eliminate_dead,fuse_elementwise"},
 };
 
 #define CASE_TEST(i) \

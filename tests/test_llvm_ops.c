@@ -10,7 +10,7 @@
  * against its tolerance:
  *   embed                      exact (a dtype conversion)
  *   scale, mul, add            1e-6 relative (one f32 rounding)
- *   gelu_tanh, softcap         1e-6 absolute + 1e-6 relative (libm's expf, tanhf)
+ *   gelu_tanh, geglu, softcap  1e-6 absolute + 1e-6 relative (libm's expf, tanhf)
  *   rms_norm                   1e-5 relative (f32 sum of squares)
  *   matmul                     1e-5 of Σ|x·w| (f32 accumulation, any order)
  *   rope                       1e-5 absolute (values of size 1)
@@ -148,8 +148,8 @@ static void test_embed(void) {
 
 /* ---- elementwise ---- */
 
-static const ir_op elementwise_ops[] = {IR_SCALE, IR_MUL, IR_ADD, IR_GELU_TANH, IR_SOFTCAP};
-#define N_ELEMENTWISE 5
+static const ir_op elementwise_ops[] = {IR_SCALE, IR_MUL, IR_ADD, IR_GELU_TANH, IR_GEGLU, IR_SOFTCAP};
+#define N_ELEMENTWISE 6
 
 static double elementwise_ref(ir_op op, double x, double b, const double *a) {
     switch (op) {
@@ -157,6 +157,7 @@ static double elementwise_ref(ir_op op, double x, double b, const double *a) {
     case IR_MUL: return x * b;
     case IR_ADD: return x + b;
     case IR_GELU_TANH: return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    case IR_GEGLU: return elementwise_ref(IR_GELU_TANH, x, 0, a) * b;
     default: return a[IR_A_CAP] * tanh(x / a[IR_A_CAP]);
     }
 }
@@ -173,7 +174,7 @@ static void test_elementwise(void) {
     lv_jit *j = compile(ks, N_ELEMENTWISE * N_WIDTHS);
     for (int o = 0; o < N_ELEMENTWISE; o++) {
         score s = {0, 0};
-        int libm = elementwise_ops[o] == IR_GELU_TANH || elementwise_ops[o] == IR_SOFTCAP;
+        int libm = elementwise_ops[o] == IR_GELU_TANH || elementwise_ops[o] == IR_GEGLU || elementwise_ops[o] == IR_SOFTCAP;
         for (int w = 0; w < N_WIDTHS; w++)
             for (int r = 0; r < N_ROWS; r++) {
                 const lv_kernel *k = &ks[o * N_WIDTHS + w];

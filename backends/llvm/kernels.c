@@ -59,9 +59,9 @@ static void emit_embed(lv_emit *m, const lv_kernel *k) {
     lv_loop_end(m, &t, NULL);
 }
 
-/* ---- elementwise: scale, gelu_tanh, softcap, mul, add over T·C ---- */
+/* ---- elementwise: scale, gelu_tanh, geglu, softcap, mul, add over T·C ---- */
 
-static int calls_libm(ir_op op) { return op == IR_GELU_TANH || op == IR_SOFTCAP; }
+static int calls_libm(ir_op op) { return op == IR_GELU_TANH || op == IR_GEGLU || op == IR_SOFTCAP; }
 
 /* 0.5·x·(1 + tanh(u)) is x·σ(2u) = x / (1 + e^(−2u)): one expf, which is
  * several times cheaper than tanhf, and no cancellation for any x. */
@@ -78,6 +78,7 @@ static LLVMValueRef elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueR
     case IR_MUL: return lv_fmul(m, x, b);
     case IR_ADD: return lv_fadd(m, x, b);
     case IR_GELU_TANH: return gelu_tanh(m, x);
+    case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x), b);
     default: { /* softcap */
         LLVMValueRef cap = lv_real(m, k->attr[IR_A_CAP], 1);
         return lv_fmul(m, cap, lv_libm(m, "tanhf", lv_fdiv(m, x, cap)));

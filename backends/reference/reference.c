@@ -141,13 +141,18 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
     rt_kv_store(slot, r->pos, T, kv.k_new, kv.v_new);
 }
 
+static float gelu_tanh(double v) {
+    return (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+}
+
 static void elementwise(const ir_node *n, const float *x, const float *b, int64_t len, float *y) {
     const double *a = n->attr;
     for (int64_t i = 0; i < len; i++) {
         double v = x[i];
         switch (n->op) {
         case IR_SCALE: y[i] = (float)(v * a[IR_A_BY]); break;
-        case IR_GELU_TANH: y[i] = (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))); break;
+        case IR_GELU_TANH: y[i] = gelu_tanh(v); break;
+        case IR_GEGLU: y[i] = gelu_tanh(v) * b[i]; break;
         case IR_SOFTCAP: y[i] = (float)(a[IR_A_CAP] * tanh(v / a[IR_A_CAP])); break;
         case IR_MUL: y[i] = x[i] * b[i]; break;
         case IR_ADD: y[i] = x[i] + b[i]; break;

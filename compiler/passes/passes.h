@@ -7,6 +7,7 @@
 #include "ir/ir.h"
 
 void pass_fold_constants(ir_graph *g);
+void pass_fuse_elementwise(ir_graph *g);
 void pass_eliminate_dead(ir_graph *g);
 
 #endif
