@@ -140,3 +140,17 @@ int ir_add_derived_weight(ir_graph *g, int src, double add, double mul) {
     d->derived_mul = base_mul * mul;
     return id;
 }
+
+int *ir_producers(const ir_graph *g) {
+    int *producer = gm_malloc(g->n_values * sizeof *producer);
+    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) producer[g->nodes[i].out] = i;
+    return producer;
+}
+
+int *ir_use_counts(const ir_graph *g) {
+    int *uses = gm_calloc(g->n_values, sizeof *uses);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) uses[g->nodes[i].in[k]]++;
+    return uses;
+}

@@ -113,6 +113,11 @@ int64_t ir_param_count(const ir_graph *g);          /* elements of all weights *
  * of k and v (kv_heads · head_dim). Arrays of g->n_cache_slots entries. */
 void ir_cache_slots(const ir_graph *g, int *windows, int *cols);
 
+/* Per value id (malloc'd arrays of g->n_values): the node that defines it
+ * (-1 for inputs and weights), and how many node inputs read it. */
+int *ir_producers(const ir_graph *g);
+int *ir_use_counts(const ir_graph *g);
+
 /* Adds a weight computed from another (by constant folding): (src + add) · mul. */
 int ir_add_derived_weight(ir_graph *g, int src, double add, double mul);
 

@@ -30,14 +30,6 @@ static int is_power_of_two(double s) {
     return s > 0 && frexp(s, &exp) == 0.5;
 }
 
-/* uses[v]: how many node inputs read value v. */
-static int *count_uses(const ir_graph *g) {
-    int *uses = gm_calloc(g->n_values, sizeof *uses);
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) uses[g->nodes[i].in[k]]++;
-    return uses;
-}
-
 /* The node that makes q's scale foldable: walks back through single-use
  * rope ops to a single-use matmul or (already folded) rms_norm; -1 if none. */
 static int scale_sink(const ir_graph *g, const int *producer, const int *uses, int q) {
@@ -50,10 +42,7 @@ static int scale_sink(const ir_graph *g, const int *producer, const int *uses, i
 }
 
 static void fold_query_scales(ir_graph *g) {
-    int *producer = gm_malloc(g->n_values * sizeof *producer);
-    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
-    for (int i = 0; i < g->n_nodes; i++) producer[g->nodes[i].out] = i;
-    int *uses = count_uses(g);
+    int *producer = ir_producers(g), *uses = ir_use_counts(g);
     for (int i = 0; i < g->n_nodes; i++) {
         ir_node *a = &g->nodes[i];
         double s = a->attr[IR_A_SCALE];

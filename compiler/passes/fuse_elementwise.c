@@ -7,17 +7,8 @@
 
 #include <stdlib.h>
 
-static int *single_producer(const ir_graph *g) {
-    int *producer = gm_malloc(g->n_values * sizeof *producer);
-    for (int v = 0; v < g->n_values; v++) producer[v] = -1;
-    for (int i = 0; i < g->n_nodes; i++) producer[g->nodes[i].out] = i;
-    return producer;
-}
-
 void pass_fuse_elementwise(ir_graph *g) {
-    int *producer = single_producer(g), *uses = gm_calloc(g->n_values, sizeof *uses);
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) uses[g->nodes[i].in[k]]++;
+    int *producer = ir_producers(g), *uses = ir_use_counts(g);
     for (int i = 0; i < g->n_nodes; i++) {
         ir_node *m = &g->nodes[i];
         if (m->op != IR_MUL) continue;
