@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "json_format.h"
 #include "model.h"
+#include "report.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ extern char **environ;
 
 static const char usage[] =
     "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR] [--embed-weights]\n"
+    "                      [--report]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
@@ -48,6 +50,8 @@ static const char usage[] =
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --embed-weights  put the checkpoint file (not a sharded one) and its tokenizer.model\n"
     "                   inside NAME, which then needs neither\n"
+    "  --report         list every kernel call, the ops it absorbed and the bytes it reads and\n"
+    "                   writes per token (with no -o: only the report)\n"
     "NAME takes the flags of `gemmac run` (without MODEL), `NAME logits --tokens ...` is the\n"
     "logits probe, and `NAME --version` prints what it was compiled from. It reads the\n"
     "checkpoint from the path it was compiled with (or --weights DIR) unless it embeds it,\n"
@@ -63,7 +67,7 @@ static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenb
 typedef struct {
     const char *model, *out, *target, *weights;
     lv_emit_kind kind;
-    int exe, lib, embed;
+    int exe, lib, embed, report;
 } compile_args;
 
 static int parse_emit(const char *v, compile_args *a) {
@@ -85,12 +89,13 @@ static int parse_args(int argc, char **argv, compile_args *a) {
         else if (cli_is(argv[i], "--embed-weights")) a->embed = 1;
         else if ((v = cli_value(argc, argv, &i, "--emit"))) {
             if (parse_emit(v, a)) return 2;
-        } else if (argv[i][0] == '-') return cli_usage_error("compile", "unknown flag %s", argv[i]);
+        } else if (cli_is(argv[i], "--report")) a->report = 1;
+        else if (argv[i][0] == '-') return cli_usage_error("compile", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("compile", "unexpected argument %s", argv[i]);
     }
     if (!a->model) return cli_usage_error("compile", "no model given");
-    if (!a->out) return cli_usage_error("compile", "-o NAME is required");
+    if (!a->out && !a->report) return cli_usage_error("compile", "-o NAME is required");
     return 0;
 }
 
@@ -298,7 +303,8 @@ int cmd_compile(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     gm_model *m = gm_model_open(a.model, a.weights, &e);
-    rc = m && !compile(&a, m, &e) ? 0 : cli_error(&e);
+    if (m && a.report) gm_report(m, stdout);
+    rc = m && (!a.out || !compile(&a, m, &e)) ? 0 : cli_error(&e);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct stat st;
     char lib[PATH_MAX];

@@ -245,6 +245,19 @@ static void test_bench_json(void) {
     expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");
 }
 
+static void test_compile_report(void) {
+    fresh_ckpt();
+    CU_ASSERT_EQUAL_FATAL(run("compile '" GM_SOURCE_DIR "/models/demo' --report"), 0);
+    char *out = read_out();
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "passes: fold_constants,fuse_elementwise,eliminate_dead"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "gelu_tanh + mul"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "B per cached position"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "total per token: reads 6.9 MB")); /* every weight once, and the activations */
+    CU_ASSERT_PTR_NULL(strstr(out, "  gelu_tanh  ")); /* no gelu_tanh kernel left: fused away */
+    free(out);
+    CU_ASSERT_EQUAL(run("compile '" GM_SOURCE_DIR "/models/demo' --report -O0"), 2); /* compile has no -O */
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return fprintf(stderr, "usage: test_cli PATH-TO-GEMMAC\n"), 2;
     static char exe[4096];
@@ -261,5 +274,6 @@ int main(int argc, char **argv) {
     CU_add_test(s, "run errors", test_run_errors);
     CU_add_test(s, "run the demo", test_run_demo);
     CU_add_test(s, "bench --json", test_bench_json);
+    CU_add_test(s, "compile --report", test_compile_report);
     return test_run_all();
 }
