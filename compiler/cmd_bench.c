@@ -12,6 +12,7 @@
 #include "model.h"
 #include "runtime/threads.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -30,10 +31,11 @@ static const char usage[] =
     "  --backend NAME     the configuration reported at the top level of --json, at its highest\n"
     "                     -O level (default jit); the ablation table always runs: reference (the\n"
     "                     unfused interpreter), jit -O0 (no IR passes), -O1 (folding), -O2 (fusion)\n"
-    "  --json             one JSON object on stdout instead of the table\n";
+    "  --json             one JSON object on stdout instead of the table\n"
+    "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n";
 
 typedef struct {
-    const char *model, *weights, *backend;
+    const char *model, *weights, *backend, *svg;
     int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json;
 } bench_args;
 
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
         else if (cli_is(argv[i], "--json")) a->json = 1;
+        else if ((v = cli_value(argc, argv, &i, "--svg"))) a->svg = v;
         else if (argv[i][0] == '-') return cli_usage_error("bench", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("bench", "unexpected argument %s", argv[i]);
@@ -221,6 +224,37 @@ static void print_json(const bench_args *a, const gm_model *m, const bench_row *
     printf("]}\n");
 }
 
+/* One panel of the chart: horizontal bars of one measure, scaled to its max. */
+static void svg_panel(gm_buf *b, const bench_row *rows, int n, int decode, double x0, const char *title) {
+    double top = 0;
+    for (int i = 0; i < n; i++) top = fmax(top, decode ? rows[i].decode.median : rows[i].prefill.median);
+    gm_buf_printf(b, "<text x='%.0f' y='20' font-weight='bold'>%s</text>\n", x0, title);
+    for (int i = 0; i < n; i++) {
+        double v = decode ? rows[i].decode.median : rows[i].prefill.median, y = 34 + 26 * i;
+        double w = top > 0 ? 260 * v / top : 0;
+        gm_buf_printf(b, "<text x='%.0f' y='%.0f' text-anchor='end'>%s, %d</text>\n", x0 + 120, y + 14,
+                      rows[i].backend, rows[i].prompt);
+        gm_buf_printf(b, "<rect x='%.0f' y='%.0f' width='%.1f' height='18' fill='%s'/>\n", x0 + 128, y, w,
+                      decode ? "#d9822b" : "#3b6ea8");
+        gm_buf_printf(b, "<text x='%.1f' y='%.0f'>%.1f</text>\n", x0 + 132 + w, y + 14, v);
+    }
+}
+
+/* The ablation as an SVG chart, written atomically. */
+static int write_svg(const char *path, const gm_model *m, const bench_row *rows, int n, int threads, gm_err *e) {
+    gm_buf b = {0};
+    int h = 60 + 26 * n;
+    gm_buf_printf(&b, "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='%d' font-family='sans-serif' "
+                      "font-size='12'>\n<rect width='900' height='%d' fill='white'/>\n", h, h);
+    svg_panel(&b, rows, n, 0, 10, "prefill tokens/s (median)");
+    svg_panel(&b, rows, n, 1, 460, "decode tokens/s (median)");
+    gm_buf_printf(&b, "<text x='10' y='%d' fill='#555'>gemmac bench: %s, %d threads</text>\n</svg>\n", h - 8,
+                  m->graph->name, threads);
+    int rc = gm_write_file_atomic(path, b.s, b.len, e);
+    free(b.s);
+    return rc;
+}
+
 /* Runs one configuration at every prompt length into rows + *n. */
 static int run_config(const bench_args *a, int c, const int32_t *ids, int context, bench_row *rows, int *n,
                       gm_err *e) {
@@ -279,6 +313,7 @@ int cmd_bench(int argc, char **argv) {
     if (n < 0) rc = cli_error(&e);
     else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, bw, threads);
     else print_table(&a, m, rows, n, wbytes, dtype, bw, threads);
+    if (n >= 0 && a.svg && write_svg(a.svg, m, rows, n, threads, &e)) rc = cli_error(&e);
     gm_model_free(m);
     return rc;
 }

@@ -229,7 +229,7 @@ static void test_run_demo(void) {
 static void test_bench_json(void) {
     fresh_ckpt();
     CU_ASSERT_EQUAL_FATAL(run("bench '" GM_SOURCE_DIR "/models/demo' --prompt-tokens 8,16 --gen-tokens 4 --reps 2 "
-                              "--threads 1 --json"), 0);
+                              "--threads 1 --json --svg chart.svg"), 0);
     char *out = read_out();
     cJSON *j = cJSON_Parse(out);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -242,6 +242,15 @@ static void test_bench_json(void) {
     CU_ASSERT_EQUAL(cJSON_GetArraySize(rows), 8); /* reference, jit -O0, -O1, -O2 at two prompt lengths */
     cJSON_Delete(j);
     free(out);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/chart.svg", dir);
+    gm_err e;
+    char *svg = gm_read_file(path, NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
+    CU_ASSERT_EQUAL(strncmp(svg, "<svg ", 5), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "jit -O2, 16"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "</svg>"));
+    free(svg);
     expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");
 }
 
