@@ -154,3 +154,9 @@ int *ir_use_counts(const ir_graph *g) {
         for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) uses[g->nodes[i].in[k]]++;
     return uses;
 }
+
+int ir_head_start(const ir_graph *g) {
+    for (int i = g->n_nodes - 1; i > 0; i--)
+        if (g->nodes[i].layer < 0 && g->nodes[i - 1].layer >= 0) return i;
+    return -1;
+}

@@ -113,6 +113,10 @@ int64_t ir_param_count(const ir_graph *g);          /* elements of all weights *
  * of k and v (kv_heads · head_dim). Arrays of g->n_cache_slots entries. */
 void ir_cache_slots(const ir_graph *g, int *windows, int *cols);
 
+/* The first node of the head (the nodes after the last layer, which only the
+ * last position's logits need), or -1 when the graph has no layer block. */
+int ir_head_start(const ir_graph *g);
+
 /* Per value id (malloc'd arrays of g->n_values): the node that defines it
  * (-1 for inputs and weights), and how many node inputs read it. */
 int *ir_producers(const ir_graph *g);

@@ -184,11 +184,10 @@ static int ref_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, flo
     if (rt_check_span(en, tokens, n, pos, e)) return -1;
     const ir_graph *g = r->g;
     r->pos = pos;
+    int head = ir_head_start(g);
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *nd = &g->nodes[i];
-        /* the head only needs the last row unless all rows are asked for */
-        int head = nd->layer < 0 && i > 0 && g->nodes[i - 1].layer >= 0;
-        if (head && !all_rows && n > 1) {
+        if (i == head && !all_rows && n > 1) { /* the head needs the last row only */
             int64_t C = cols_of(g, nd->in[0]);
             memmove(r->act[nd->in[0]], r->act[nd->in[0]] + (n - 1) * C, C * sizeof(float));
             tokens += n - 1, n = 1;
