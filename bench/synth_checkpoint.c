@@ -279,11 +279,6 @@ static int64_t write_safetensors(const char *path, const tensor *ts, int n, uint
 
 /* ---- reading the input ------------------------------------------------- */
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Replaces the first `from` in e's message with `to`. */
 static void rename_in_message(gm_err *e, const char *from, const char *to) {
     char *at = strstr(e->msg, from);
@@ -320,7 +315,7 @@ typedef struct {
 
 static int read_input(const char *arg, model_input *in, gm_err *e) {
     char path[4096];
-    snprintf(path, sizeof path, is_dir(arg) ? "%s/config.json" : "%s", arg);
+    snprintf(path, sizeof path, gm_is_dir(arg) ? "%s/config.json" : "%s", arg);
     cJSON *root = frontend_parse(path, e);
     if (!root) return -1;
     in->text = gm_read_file(path, &in->len, e);
@@ -385,7 +380,7 @@ static int parse_args(int argc, char **argv, options *o) {
 }
 
 static int make_dir(const char *dir, gm_err *e) {
-    if (mkdir(dir, 0777) == 0 || (errno == EEXIST && is_dir(dir))) return 0;
+    if (mkdir(dir, 0777) == 0 || (errno == EEXIST && gm_is_dir(dir))) return 0;
     return gm_fail(e, "%s: cannot create the output directory: %s", dir, strerror(errno));
 }
 

@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #define MAX_LENGTHS 8
 #define MAX_REPS 32
@@ -62,12 +61,6 @@ typedef struct {
     stat3 prefill, decode;  /* tokens/s */
     double compile_s;
 } bench_row;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -147,9 +140,9 @@ static double read_bandwidth(rt_pool *pool) {
     sum_job j = {buf, BW_BYTES / sizeof(uint64_t), {0}};
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_s();
+        double t0 = gm_now_s();
         rt_pool_run(pool, sum_part, &j);
-        double bw = BW_BYTES / (now_s() - t0);
+        double bw = BW_BYTES / (gm_now_s() - t0);
         if (bw > best) best = bw;
     }
     free((void *)j.data);
@@ -176,12 +169,12 @@ static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, 
     float *logits = gm_malloc(en->vocab * sizeof(float));
     int rc = 0;
     for (int r = 0; r < reps && !rc; r++) {
-        double t0 = now_s();
+        double t0 = gm_now_s();
         rc = en->prefill(en, ids, prompt, 0, logits, 0, e);
-        pre[r] = prompt / (now_s() - t0);
-        t0 = now_s();
+        pre[r] = prompt / (gm_now_s() - t0);
+        t0 = gm_now_s();
         for (int s = 0; s < gen && !rc; s++) rc = en->decode(en, ids[prompt + s], prompt + s, logits, e);
-        dec[r] = gen / (now_s() - t0);
+        dec[r] = gen / (gm_now_s() - t0);
     }
     free(logits);
     if (!rc) row->prefill = stats(pre, reps), row->decode = stats(dec, reps);

@@ -33,7 +33,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -300,18 +299,16 @@ int cmd_compile(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = gm_now_s();
     gm_model *m = gm_model_open(a.model, a.weights, &e);
     if (m && a.report) gm_report(m, stdout);
     rc = m && (!a.out || !compile(&a, m, &e)) ? 0 : cli_error(&e);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     struct stat st;
     char lib[PATH_MAX];
     snprintf(lib, sizeof lib, a.lib ? "%s.a" : "%s", a.out);
     if (!rc && !stat(lib, &st))
         fprintf(stderr, "gemmac: wrote %s%s (%.1f MB) in %.2f s\n", lib, a.lib ? " and its .h" : "", st.st_size / 1e6,
-                (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+                gm_now_s() - t0);
     gm_model_free(m);
     return rc;
 }

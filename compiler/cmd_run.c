@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,11 +127,6 @@ static int parse_args(int argc, char **argv, run_args *a) {
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* The demo ships in models/demo of the source tree; gemmac lives in build/. */
 static char *find_demo(gm_err *e) {
     char exe[4096], path[4200];
@@ -144,7 +138,7 @@ static char *find_demo(gm_err *e) {
         for (int i = 0; i < 3; i++) {
             snprintf(path, sizeof path, "%s/%s", dir, tries[i]);
             char real[4096];
-            if (is_dir(path) && realpath(path, real)) return gm_strdup(real);
+            if (gm_is_dir(path) && realpath(path, real)) return gm_strdup(real);
         }
     }
     gm_fail(e, "no model given and the embedded demo (models/demo) was not found beside %s; pass a model path",
@@ -161,7 +155,7 @@ static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err
     else {
         char *dir = gm_strdup(a->weights ? a->weights : m->origin);
         char *slash = strrchr(dir, '/');
-        if (!is_dir(dir)) slash ? (void)(*slash = 0) : (void)strcpy(dir, ".");
+        if (!gm_is_dir(dir)) slash ? (void)(*slash = 0) : (void)strcpy(dir, ".");
         snprintf(path, sizeof path, "%s/tokenizer.model", dir);
         free(dir);
         if (access(path, R_OK)) {

@@ -365,11 +365,6 @@ static int read_attention(const hf_src *s, hf_model *m) {
 
 /* ---- finding the files -------------------------------------------------- */
 
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static bool exists(const char *dir, const char *name) {
     char p[PATH_MAX];
     struct stat st;
@@ -399,7 +394,7 @@ static int locate(const char *path, char **dir, char **cfg, gm_err *e) {
         return gm_fail(e, "%s: cannot open: %s (expected a checkpoint directory or a config.json)",
                        path, strerror(errno));
     size_t n = strlen(path);
-    if (is_dir(path)) {
+    if (gm_is_dir(path)) {
         if (!exists(path, "config.json"))
             return gm_fail(e, "%s: no config.json in this directory (expected a Hugging Face "
                               "checkpoint directory or a config.json)", path);

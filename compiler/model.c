@@ -15,17 +15,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
 
 static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     size_t at = snprintf(buf, len, "[");
@@ -102,18 +91,18 @@ cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err 
         *ckpt = NULL;
         return cJSON_Parse(gm_builtin_description);
     }
-    int dir = is_dir(path);
+    int dir = gm_is_dir(path);
     snprintf(buf, sizeof buf, dir ? "%s/config.json" : "%s", path);
     *origin = gm_strdup(buf);
     *ckpt = NULL;
-    if (!dir && ends_with(path, ".gguf")) {
+    if (!dir && gm_ends_with(path, ".gguf")) {
         gguf_file *g = gguf_open(path, e);
         cJSON *desc = g ? import_gguf(g, path, e) : NULL;
         gguf_close(g);
         *ckpt = gm_strdup(path);
         return desc;
     }
-    if (!dir && !ends_with(path, "config.json")) return frontend_parse(path, e);
+    if (!dir && !gm_ends_with(path, "config.json")) return frontend_parse(path, e);
     cJSON *desc = import_hf(path, e);
     char *slash = strrchr(buf, '/');
     if (slash) *slash = 0;
@@ -131,7 +120,7 @@ static ir_graph *open_description(const char *path, char **origin, char **ckpt, 
 /* m->weights from the file at m->weights_path, or from blob when there is one. */
 static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
     const char *p = m->weights_path;
-    if (!ends_with(p, ".gguf"))
+    if (!gm_ends_with(p, ".gguf"))
         m->weights = blob ? st_open_memory(blob->data, blob->size, p, e) : st_open(p, e);
     else if ((m->gguf = blob ? gguf_open_memory(blob->data, blob->size, p, e) : gguf_open(p, e)))
         m->weights = gguf_weights(m->gguf, e);

@@ -45,6 +45,12 @@ void gm_buf_put(gm_buf *b, const char *s, size_t n);
 void gm_buf_puts(gm_buf *b, const char *s);
 void gm_buf_printf(gm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Small facts about paths and time used across the tree. */
+int gm_is_dir(const char *path);                       /* an existing directory */
+int gm_is_file(const char *path);                      /* an existing regular file */
+int gm_ends_with(const char *s, const char *suffix);
+double gm_now_s(void);                                 /* monotonic clock, seconds */
+
 /* Maps a whole regular, non-empty file read-only. `kind` names what was
  * expected in messages ("safetensors", "GGUF"). */
 int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm_err *e);

@@ -4,13 +4,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void add_stop_id(rt_session *s, int32_t id) {
     if (id < 0 || id >= s->en->vocab || s->n_stop_ids == 4) return;
@@ -54,9 +47,9 @@ int rt_session_feed(rt_session *s, const int32_t *ids, int n, gm_err *e) {
     if (s->n_history + n > s->en->context)
         return gm_fail(e, "the prompt needs %d positions, but the context holds %d (%d already used); "
                        "pass a larger --context or a shorter prompt", s->n_history + n, s->en->context, s->n_history);
-    double t0 = now_s();
+    double t0 = gm_now_s();
     if (s->en->prefill(s->en, ids, n, s->n_history, s->logits, 0, e)) return -1;
-    s->prefill_s += now_s() - t0;
+    s->prefill_s += gm_now_s() - t0;
     s->prefill_tokens += n;
     remember(s, ids, n);
     return 0;
@@ -150,9 +143,9 @@ int rt_session_generate(rt_session *s, const rt_gen_opts *o, char **reply, rt_st
             reason = RT_STOP_CONTEXT;
             break;
         }
-        double t0 = now_s();
+        double t0 = gm_now_s();
         if ((rc = s->en->decode(s->en, id, s->n_history, s->logits, e))) break;
-        s->decode_s += now_s() - t0;
+        s->decode_s += gm_now_s() - t0;
         s->decode_tokens++;
         remember(s, &id, 1);
     }

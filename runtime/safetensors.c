@@ -56,16 +56,6 @@ static char *join_path(const char *dir, const char *name) {
     return p;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-static int is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* A JSON value as short text for messages ("2.5", "\"abc\"", "null"). */
 static const char *json_text(const cJSON *j, char *buf, size_t len) {
     char *s = j ? cJSON_PrintUnformatted(j) : NULL;
@@ -381,13 +371,13 @@ static int open_path(st_archive *a, const char *path, gm_err *e) {
     struct stat st;
     if (stat(path, &st)) return gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
-        if (ends_with(path, ".json")) return open_index(a, path, e);
+        if (gm_ends_with(path, ".json")) return open_index(a, path, e);
         return open_file(a, path, e) || sort_tensors(a, e) ? -1 : 0;
     }
     char *index = join_path(path, INDEX_NAME), *single = join_path(path, SINGLE_NAME);
     int rc;
-    if (is_file(index)) rc = open_index(a, index, e);
-    else if (is_file(single)) rc = open_file(a, single, e) || sort_tensors(a, e) ? -1 : 0;
+    if (gm_is_file(index)) rc = open_index(a, index, e);
+    else if (gm_is_file(single)) rc = open_file(a, single, e) || sort_tensors(a, e) ? -1 : 0;
     else rc = gm_fail(e, "%s: directory holds neither " INDEX_NAME " nor " SINGLE_NAME "; pass a safetensors checkpoint", path);
     free(index);
     free(single);

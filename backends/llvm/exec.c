@@ -21,7 +21,6 @@
 #include "runtime/threads.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 typedef struct {
     rt_engine base;
@@ -170,12 +169,6 @@ static int resolve_kernels(exec_engine *j, gm_err *e) {
     return rc;
 }
 
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const lv_resolver *r, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
@@ -185,12 +178,12 @@ rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, co
     j->resolver = *r;
     j->g = g;
     j->bound = bound;
-    double t0 = seconds();
+    double t0 = gm_now_s();
     if (resolve_kernels(j, e)) {
         exec_free(&j->base);
         return NULL;
     }
-    j->base.compile_s = seconds() - t0;
+    j->base.compile_s = gm_now_s() - t0;
     lv_plan_make(g, &j->plan);
     int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
     ir_cache_slots(g, windows, cols);
