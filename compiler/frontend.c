@@ -269,18 +269,11 @@ ir_graph *frontend_build(const cJSON *desc, const char *origin, gm_err *e) {
 }
 
 cJSON *frontend_parse(const char *path, gm_err *e) {
-    size_t len;
-    char *text = gm_read_file(path, &len, e);
-    if (!text) return NULL;
-    const char *end = NULL;
-    cJSON *desc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!desc) {
-        size_t off = end ? (size_t)(end - text) : 0, line = 1;
-        for (size_t i = 0; i < off && i < len; i++) line += text[i] == '\n';
-        gm_fail(e, "%s:%zu: malformed JSON near byte %zu; check for a missing comma, quote or brace",
-                path, line, off);
-    }
-    free(text);
+    gm_json_where bad;
+    cJSON *desc = gm_read_json(path, &bad, e);
+    if (!desc && !e->msg[0])
+        gm_fail(e, "%s:%d: malformed JSON near byte %zu; check for a missing comma, quote or brace", path,
+                bad.line, bad.byte);
     return desc;
 }
 

@@ -416,24 +416,16 @@ static int locate(const char *path, char **dir, char **cfg, gm_err *e) {
 }
 
 static cJSON *parse_json(const char *file, gm_err *e) {
-    size_t len;
-    char *text = gm_read_file(file, &len, e);
-    if (!text) return NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < at; i++, col++)
-            if (text[i] == '\n') line++, col = 0;
-        gm_fail(e, "%s: malformed JSON at line %d, column %d (is this a Hugging Face config.json?)",
-                file, line, col);
-    } else if (!cJSON_IsObject(root)) {
+    gm_json_where bad;
+    cJSON *root = gm_read_json(file, &bad, e);
+    if (!root && !e->msg[0])
+        gm_fail(e, "%s: malformed JSON at line %d, column %d (is this a Hugging Face config.json?)", file,
+                bad.line, bad.col);
+    else if (root && !cJSON_IsObject(root)) {
         gm_fail(e, "%s: expected a JSON object at the top level", file);
         cJSON_Delete(root);
         root = NULL;
     }
-    free(text);
     return root;
 }
 

@@ -2,6 +2,8 @@
  * writes, and the element types. See common.h for why errors are records. */
 #include "common.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,4 +203,20 @@ double gm_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e) {
+    size_t len;
+    char *text = gm_read_file(path, &len, e);
+    if (!text) return NULL;
+    e->msg[0] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        *bad = (gm_json_where){end && end >= text && end <= text + len ? (size_t)(end - text) : 0, 1, 1};
+        for (size_t i = 0; i < bad->byte; i++, bad->col++)
+            if (text[i] == '\n') bad->line++, bad->col = 0;
+    }
+    free(text);
+    return root;
 }

@@ -30,6 +30,18 @@ char *gm_strdup(const char *s);
 /* Reads a whole file into a NUL-terminated buffer; *len gets its size. */
 char *gm_read_file(const char *path, size_t *len, gm_err *e);
 
+/* Where a JSON text stopped parsing. */
+typedef struct {
+    size_t byte;   /* offset of the error */
+    int line, col; /* 1-based */
+} gm_json_where;
+
+/* Reads and parses a JSON file (cJSON; the caller deletes it). NULL with e set
+ * when the file cannot be read; NULL with e clear and *bad filled when it is
+ * not valid JSON, so each caller words that error for its kind of file.
+ * e must not be NULL. */
+struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
+
 /* Writes data to path atomically: a temporary file beside it, then rename.
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);

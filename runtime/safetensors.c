@@ -346,16 +346,13 @@ static int check_weight_map(const st_archive *a, const char *index, const cJSON 
 }
 
 static int open_index(st_archive *a, const char *index, gm_err *e) {
-    size_t len;
-    char *text = gm_read_file(index, &len, e);
-    if (!text) return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    gm_json_where bad;
+    cJSON *root = gm_read_json(index, &bad, e);
+    if (!root && e->msg[0]) return -1;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     int rc = 0;
     if (!root)
-        rc = gm_fail(e, "%s: not valid JSON (error near byte %lld); the index is corrupt", index,
-                     end ? (long long)(end - text) : -1LL);
+        rc = gm_fail(e, "%s: not valid JSON (error near byte %zu); the index is corrupt", index, bad.byte);
     else if (!cJSON_IsObject(map))
         rc = gm_fail(e, "%s: no \"weight_map\" object; expected a model.safetensors.index.json", index);
     else if (!map->child)
@@ -363,7 +360,6 @@ static int open_index(st_archive *a, const char *index, gm_err *e) {
     else if (!(rc = open_shards(a, index, map, e)) && !(rc = sort_tensors(a, e)))
         rc = check_weight_map(a, index, map, e);
     cJSON_Delete(root);
-    free(text);
     return rc;
 }
 
