@@ -63,6 +63,8 @@ typedef struct {
     int pin_dtype;               /* weights: 1 if the description fixes dtype */
     char *derived_from;          /* folded weights: the checkpoint tensor it is made from, else NULL */
     double derived_add, derived_mul; /* folded weights: value = (source + add) · mul, in f32 */
+    int panel;                   /* weights: 0 row-major [N][K]; P > 0: packed by pack_weights into
+                                    panels of P rows, [ceil(N/P)][K][P], the last zero-padded */
 } ir_value;
 
 typedef struct {

@@ -20,6 +20,7 @@ typedef struct {
     float *k_cache, *v_cache;  /* attention: its KV slot, [rows][kv_heads · head_dim] each */
     int64_t rows;
     float *scores;             /* attention: scratch for pos + T floats */
+    float *scratch;            /* per thread: lv_scratch_floats(kernel, T) floats, 64-byte aligned */
 } lv_call;
 
 typedef void (*lv_kernel_fn)(const lv_call *c);
