@@ -55,6 +55,14 @@ static int attr_positive(checker *c, ir_attr a) {
     return 0;
 }
 
+static int attr_nonnegative(checker *c, ir_attr a) {
+    double x = c->n->attr[a];
+    if (!(x >= 0) || isinf(x))
+        return gm_fail(c->e, "%s (%s): attribute %s: expected a number >= 0 (0: none), found %g",
+                       c->n->where, ir_ops[c->n->op].name, ir_attr_names[a], x);
+    return 0;
+}
+
 static int check_attrs_present(checker *c) {
     for (int a = 0; a < IR_ATTR_COUNT; a++)
         if ((ir_ops[c->n->op].attrs >> a & 1) && isnan(c->n->attr[a]))
@@ -71,22 +79,43 @@ static int64_t infer_embed(checker *c) {
     return input(c, 1)->dims[1];
 }
 
-static int64_t infer_rms_norm(checker *c) {
+/* The norm of rms_norm, norm_add and norm_matmul over activation input 0,
+ * with weight input w; returns the columns, or -1 after reporting. */
+static int64_t check_norm(checker *c, int w) {
     int64_t cols = act_cols(c, 0);
-    if (cols < 0 || weight_ndim(c, 1, 1) || attr_positive(c, IR_A_EPS)) return -1;
-    int64_t group = input(c, 1)->dims[0];
+    if (cols < 0 || weight_ndim(c, w, 1) || attr_positive(c, IR_A_EPS)) return -1;
+    int64_t group = input(c, w)->dims[0];
     if (group <= 0 || cols % group)
-        return gm_fail(c->e, "%s (rms_norm): weight '%s' has %lld elements, which must divide the %lld columns of '%s'",
-                       c->n->where, input(c, 1)->name, (long long)group, (long long)cols, input(c, 0)->name);
+        return gm_fail(c->e, "%s (%s): weight '%s' has %lld elements, which must divide the %lld columns of '%s'",
+                       c->n->where, ir_ops[c->n->op].name, input(c, w)->name, (long long)group, (long long)cols,
+                       input(c, 0)->name);
     return cols;
 }
 
+/* r must be an activation with the output's columns. */
+static int check_residual(checker *c, int r, int64_t cols) {
+    int64_t found = act_cols(c, r);
+    if (found < 0) return -1;
+    return found != cols ? fail_at(c, "residual columns must equal the output's", cols, found) : 0;
+}
+
+static int64_t infer_norm(checker *c) {
+    int64_t cols = check_norm(c, 1);
+    if (cols < 0 || (c->n->op == IR_NORM_ADD && check_residual(c, 2, cols))) return -1;
+    return cols;
+}
+
+/* matmul, norm_matmul (the norm spans whole rows) and matmul_add. */
 static int64_t infer_matmul(checker *c) {
-    int64_t k = act_cols(c, 0);
+    int64_t k = c->n->op == IR_NORM_MATMUL ? check_norm(c, 2) : act_cols(c, 0);
     if (k < 0 || weight_ndim(c, 1, 2)) return -1;
+    if (c->n->op == IR_NORM_MATMUL && input(c, 2)->dims[0] != k)
+        return fail_at(c, "norm weight elements must equal the input's columns", k, input(c, 2)->dims[0]);
     if (input(c, 1)->dims[1] != k)
         return fail_at(c, "weight columns (in-features) must equal the input's columns", k, input(c, 1)->dims[1]);
-    return input(c, 1)->dims[0];
+    int64_t n = input(c, 1)->dims[0];
+    if (c->n->op == IR_MATMUL_ADD) return check_residual(c, 2, n) ? -1 : n;
+    return attr_nonnegative(c, IR_A_SOFTCAP) ? -1 : n;
 }
 
 static int64_t infer_rope(checker *c) {
@@ -103,8 +132,8 @@ static int64_t infer_rope(checker *c) {
 static int64_t infer_attention(checker *c) {
     const double *a = c->n->attr;
     if (attr_int(c, IR_A_HEADS, 1) || attr_int(c, IR_A_KV_HEADS, 1) || attr_int(c, IR_A_HEAD_DIM, 1) ||
-        attr_int(c, IR_A_WINDOW, 0) || attr_positive(c, IR_A_SCALE)) return -1;
-    if (a[IR_A_SOFTCAP] < 0) return fail_at(c, "softcap must be >= 0 (0: none)", 0, (int64_t)a[IR_A_SOFTCAP]);
+        attr_int(c, IR_A_WINDOW, 0) || attr_positive(c, IR_A_SCALE) || attr_nonnegative(c, IR_A_SOFTCAP))
+        return -1;
     int64_t nh = (int64_t)a[IR_A_HEADS], nkv = (int64_t)a[IR_A_KV_HEADS], hd = (int64_t)a[IR_A_HEAD_DIM];
     if (nh % nkv) return fail_at(c, "heads must be a multiple of kv_heads; kv_heads", nh, nkv);
     int64_t want[3] = {nh * hd, nkv * hd, nkv * hd};
@@ -133,8 +162,11 @@ static int64_t infer_same_shape(checker *c) {
 static int64_t infer_cols(checker *c) {
     switch (c->n->op) {
     case IR_EMBED: return infer_embed(c);
-    case IR_RMS_NORM: return infer_rms_norm(c);
-    case IR_MATMUL: return infer_matmul(c);
+    case IR_RMS_NORM:
+    case IR_NORM_ADD: return infer_norm(c);
+    case IR_MATMUL:
+    case IR_NORM_MATMUL:
+    case IR_MATMUL_ADD: return infer_matmul(c);
     case IR_ROPE: return infer_rope(c);
     case IR_ATTENTION: return infer_attention(c);
     default: return infer_same_shape(c);

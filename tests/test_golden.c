@@ -152,10 +152,14 @@ static void run_case(const char *name, const char *backend, int full_kv, const g
     free(gd.prefill);
 }
 
-/* Every backend at every pass setting; the KV rings also against full caches. */
+/* Every backend at every pass setting; the KV rings also against full caches.
+ * The fusions run alone and together, with and without fold_constants (so
+ * with add_one still on the norms) and eliminate_dead (so with the absorbed
+ * nodes still there). */
 static const gm_pipeline_opts settings[] = {
     {.level = 0}, {.level = 2}, {.level = 1}, {.level = 2, .passes = "-eliminate_dead"},
     {.level = 0, .passes = "eliminate_dead,fuse_elementwise"},
+    {.level = 0, .passes = "fuse_elementwise"},
 };
 
 #define CASE_TEST(i) \

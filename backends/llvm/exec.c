@@ -49,8 +49,9 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
     k->n = cols_of(g, n->out);
     for (int a = 0; a < IR_ATTR_COUNT; a++)
         if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
-    if (n->op == IR_EMBED || n->op == IR_RMS_NORM || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
-    if (n->op == IR_RMS_NORM) k->k = g->values[n->in[1]].dims[0];
+    int norm = n->op == IR_RMS_NORM || n->op == IR_NORM_ADD;
+    if (n->op == IR_EMBED || norm || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
+    if (norm) k->k = g->values[n->in[1]].dims[0];
     if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
 }
 

@@ -107,11 +107,12 @@ static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
     lv_loop_end(m, &s, NULL);
 }
 
-/* ---- rms_norm: per group of G columns, x · rsqrt(mean(x²) + eps) · (w + add_one) ---- */
+/* ---- rms_norm: per group of G columns, x · rsqrt(mean(x²) + eps) · (w + add_one);
+ *      norm_add: the same with the residual r added at the store, r + that ---- */
 
 typedef struct {
     const lv_kernel *k;
-    LLVMValueRef x, w, y, base, inv;
+    LLVMValueRef x, w, r, y, base, inv; /* r: norm_add's residual, else NULL */
 } norm_ctx;
 
 static void square_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
@@ -126,12 +127,14 @@ static void normalise_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMV
     LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
     LLVMValueRef g = lv_load(m, c->w, at, c->k->wtype, w);
     if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
-    lv_store(m, c->y, lv_add(m, c->base, at), lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g));
+    LLVMValueRef y = lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g);
+    if (c->r) y = lv_fadd(m, lv_load(m, c->r, lv_add(m, c->base, at), GM_F32, w), y);
+    lv_store(m, c->y, lv_add(m, c->base, at), y);
 }
 
 static void emit_rms_norm(lv_emit *m, const lv_kernel *k) {
     int64_t G = k->k;
-    norm_ctx c = {k, input(m, 0), input(m, 1), output(m), NULL, NULL};
+    norm_ctx c = {k, input(m, 0), input(m, 1), k->op == IR_NORM_ADD ? input(m, 2) : NULL, output(m), NULL, NULL};
     lv_loop r;
     lv_loop_begin(m, &r, lv_int(m, 0), lv_muli(m, rows_T(m), k->n / G), 1, 0, NULL);
     c.base = lv_muli(m, r.i, G);
@@ -365,7 +368,8 @@ void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
     lv_kernel_begin(m, name);
     switch (k->op) {
     case IR_EMBED: emit_embed(m, k); break;
-    case IR_RMS_NORM: emit_rms_norm(m, k); break;
+    case IR_RMS_NORM:
+    case IR_NORM_ADD: emit_rms_norm(m, k); break;
     case IR_MATMUL: emit_matmul(m, k); break;
     case IR_ROPE: emit_rope(m, k); break;
     case IR_ATTENTION: emit_attention(m, k); break;

@@ -70,6 +70,31 @@ static void rms_norm(const float *x, int T, int64_t C, const st_tensor *w, doubl
     free(wf);
 }
 
+/* y = r + y: the residual add of norm_add and matmul_add, the same sum as add(r, y). */
+static void add_residual(const float *r, int64_t len, float *y) {
+    for (int64_t i = 0; i < len; i++) y[i] = r[i] + y[i];
+}
+
+static double softcap(double v, double cap) { return cap * tanh(v / cap); }
+
+/* matmul and its fused forms, step by step as the unfused ops compute them:
+ * the norm before (norm_matmul), then the residual add or the softcap after. */
+static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
+    const ir_graph *g = r->g;
+    int64_t K = cols_of(g, n->in[0]), N = cols_of(g, n->out);
+    const float *x = r->act[n->in[0]];
+    float *normed = NULL;
+    if (n->op == IR_NORM_MATMUL) {
+        x = normed = gm_malloc((size_t)T * K * sizeof(float));
+        rms_norm(r->act[n->in[0]], T, K, r->bound[n->in[2]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], normed);
+    }
+    matmul(x, T, K, r->bound[n->in[1]], N, y);
+    free(normed);
+    if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);
+    double cap = n->op == IR_MATMUL_ADD ? 0 : n->attr[IR_A_SOFTCAP];
+    for (int64_t i = 0; cap > 0 && i < T * N; i++) y[i] = (float)softcap(y[i], cap);
+}
+
 static void rope(float *x, int T, int64_t C, int pos, const double *a) {
     int hd = (int)a[IR_A_HEAD_DIM], half = hd / 2;
     for (int t = 0; t < T; t++) {
@@ -111,7 +136,7 @@ static void attend_one(const float *q, const kv_view *kv, int off, int lo, int h
         double s = 0;
         for (int d = 0; d < hd; d++) s += (double)q[d] * k[d];
         s *= a[IR_A_SCALE];
-        if (a[IR_A_SOFTCAP] > 0) s = a[IR_A_SOFTCAP] * tanh(s / a[IR_A_SOFTCAP]);
+        if (a[IR_A_SOFTCAP] > 0) s = softcap(s, a[IR_A_SOFTCAP]);
         scores[j - lo] = (float)s;
         if (s > mx) mx = s;
     }
@@ -153,7 +178,7 @@ static void elementwise(const ir_node *n, const float *x, const float *b, int64_
         case IR_SCALE: y[i] = (float)(v * a[IR_A_BY]); break;
         case IR_GELU_TANH: y[i] = gelu_tanh(v); break;
         case IR_GEGLU: y[i] = gelu_tanh(v) * b[i]; break;
-        case IR_SOFTCAP: y[i] = (float)(a[IR_A_CAP] * tanh(v / a[IR_A_CAP])); break;
+        case IR_SOFTCAP: y[i] = (float)softcap(v, a[IR_A_CAP]); break;
         case IR_MUL: y[i] = x[i] * b[i]; break;
         case IR_ADD: y[i] = x[i] + b[i]; break;
         default: abort(); /* not elementwise: the interpreter's dispatch is wrong */
@@ -168,8 +193,14 @@ static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int
     float *x = r->act[n->in[0]];
     switch (n->op) {
     case IR_EMBED: embed(tokens, T, r->bound[n->in[1]], C, y); break;
-    case IR_RMS_NORM: rms_norm(x, T, C, r->bound[n->in[1]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], y); break;
-    case IR_MATMUL: matmul(x, T, cols_of(g, n->in[0]), r->bound[n->in[1]], C, y); break;
+    case IR_RMS_NORM:
+    case IR_NORM_ADD:
+        rms_norm(x, T, C, r->bound[n->in[1]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], y);
+        if (n->op == IR_NORM_ADD) add_residual(r->act[n->in[2]], T * C, y);
+        break;
+    case IR_MATMUL:
+    case IR_NORM_MATMUL:
+    case IR_MATMUL_ADD: linear(r, n, T, y); break;
     case IR_ROPE:
         memcpy(y, x, (size_t)T * C * sizeof(float));
         rope(y, T, C, r->pos, n->attr);
