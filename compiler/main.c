@@ -2,7 +2,7 @@
  * flag helpers, and `import` / `info`, which only read descriptions.
  *
  *   gemmac import <hf dir | config.json> [-o FILE]   write a model description
- *   gemmac info <description | hf dir>               sizes, layers, parameters
+ *   gemmac info <description | hf dir> [--plan]      sizes, layers, parameters, arena
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
@@ -87,19 +87,75 @@ static void print_layers(const ir_graph *g) {
     }
 }
 
+/* One line per activation (its columns, bytes per token, arena offset, live
+ * range in node indices), then what the layout costs against a block per
+ * activation: per token, and at the model's context length. */
+static void print_plan(const ir_graph *g, const char *passes) {
+    int64_t *offset = gm_malloc(g->n_values * sizeof *offset), width = ir_arena_layout(g, offset), sum = 0;
+    int *first = gm_malloc(g->n_values * sizeof *first), *last = gm_malloc(g->n_values * sizeof *last), n = 0;
+    ir_live_ranges(g, first, last);
+    printf("arena plan (passes: %s)%s\n", *passes ? passes : "none",
+           g->arena_offset ? "" : ": plan_memory did not run, each activation has its own block");
+    printf("  %-20s %7s %11s %9s  %s\n", "activation", "columns", "bytes/token", "offset", "live (nodes)");
+    for (int v = 0; v < g->n_values; v++) {
+        if (offset[v] < 0) continue;
+        int64_t cols = ir_value_cols(g, v);
+        printf("  %-20s %7lld %11lld %9lld  %d..", g->values[v].name, (long long)cols, (long long)cols * 4,
+               (long long)offset[v], first[v]);
+        if (last[v] < g->n_nodes) printf("%d\n", last[v]);
+        else printf("end\n");
+        sum += cols, n++;
+    }
+    double ctx = (double)g->max_context * 4;
+    printf("activations: %d, %lld bytes/token one block each\n", n, (long long)sum * 4);
+    printf("arena: %lld bytes/token (%.1f%% of that, %.1f%% saved)\n", (long long)width * 4,
+           sum ? 100.0 * width / sum : 0, sum ? 100.0 - 100.0 * width / sum : 0);
+    printf("at the context of %lld tokens: arena %.1f MB, one block each %.1f MB\n", (long long)g->max_context,
+           width * ctx / 1e6, sum * ctx / 1e6);
+    free(offset);
+    free(first);
+    free(last);
+}
+
+typedef struct {
+    const char *path;
+    int ir, plan, passes_given;
+    gm_pipeline_opts po;
+} info_args;
+
+static int parse_info_args(int argc, char **argv, info_args *a) {
+    for (int i = 1; i < argc; i++) {
+        if (cli_is(argv[i], "--ir")) a->ir = 1;
+        else if (cli_is(argv[i], "--plan")) a->plan = 1;
+        else if (cli_pipeline_flag(argc, argv, &i, &a->po)) a->passes_given = 1;
+        else if (argv[i][0] == '-') return cli_usage_error("info", "unknown flag %s", argv[i]);
+        else if (!a->path) a->path = argv[i];
+        else return cli_usage_error("info", "unexpected argument %s", argv[i]);
+    }
+    return a->path ? 0 : cli_usage_error("info", "expected one model path");
+}
+
 int cmd_info(int argc, char **argv) {
     static const char usage[] =
-        "usage: gemmac info <description.json | hf checkpoint dir | config.json> [--ir]\n"
+        "usage: gemmac info <description.json | hf checkpoint dir | config.json> [--ir] [--plan] [-O0|-O1|-O2]\n"
+        "                   [--passes LIST]\n"
         "Prints the model's sizes, the kind of each layer and the exact parameter count;\n"
-        "with --ir, the unrolled tensor IR as well.\n";
+        "with --ir, the unrolled tensor IR as well. With --plan (or any pass flag) the IR\n"
+        "goes through the passes first (-O2 unless told), and --plan prints the activation\n"
+        "arena: each activation's columns, bytes per token, offset and live range, and the\n"
+        "arena's size against one block per activation.\n";
     if (help_asked(argc, argv, usage)) return 0;
-    int show_ir = argc == 3 && cli_is(argv[2], "--ir");
-    if (argc != 2 + show_ir || argv[1][0] == '-') return cli_usage_error("info", "expected one model path");
+    info_args a = {.po = {.level = GM_DEFAULT_LEVEL}};
+    int rc = parse_info_args(argc, argv, &a);
+    if (rc) return rc;
     gm_err e;
-    char *origin = NULL, *ckpt = NULL;
-    cJSON *desc = gm_description_load(argv[1], &origin, &ckpt, &e);
+    char *origin = NULL, *ckpt = NULL, applied[256] = "";
+    cJSON *desc = gm_description_load(a.path, &origin, &ckpt, &e);
     ir_graph *g = desc ? frontend_build(desc, origin, &e) : NULL;
-    int rc = 0;
+    if (g && (a.plan || a.passes_given) && pipeline_run(g, &a.po, applied, sizeof applied, &e)) {
+        ir_graph_free(g);
+        g = NULL;
+    }
     if (!g) rc = cli_error(&e);
     else {
         printf("model: %s (%s)\nconfig:\n", g->name, origin);
@@ -107,7 +163,8 @@ int cmd_info(int argc, char **argv) {
         print_layers(g);
         printf("ops: %d, kv cache slots: %d\nparameters: %lld\n", g->n_nodes, g->n_cache_slots,
                (long long)ir_param_count(g));
-        if (show_ir) ir_print(g, stdout);
+        if (a.ir) ir_print(g, stdout);
+        if (a.plan) print_plan(g, applied);
     }
     ir_graph_free(g);
     cJSON_Delete(desc);

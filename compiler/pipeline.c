@@ -14,10 +14,16 @@ static const struct {
     int level;
 } passes[] = {
     {"fold_constants", pass_fold_constants, 1},
+    {"eliminate_common", pass_eliminate_common, 1},
     {"fuse_elementwise", pass_fuse_elementwise, 2},
     {"eliminate_dead", pass_eliminate_dead, 1},
+    {"plan_memory", pass_plan_memory, 1},
 };
 #define N_PASSES (int)(sizeof passes / sizeof passes[0])
+
+int pipeline_pass_count(void) { return N_PASSES; }
+const char *pipeline_pass_name(int i) { return passes[i].name; }
+int pipeline_pass_level(int i) { return passes[i].level; }
 
 static int find_pass(const char *name, size_t len) {
     for (int i = 0; i < N_PASSES; i++)
@@ -70,6 +76,7 @@ int pipeline_run(ir_graph *g, const gm_pipeline_opts *o, char *applied, size_t l
     dump(g, o, "frontend");
     for (int i = 0; i < N_PASSES; i++) {
         if (!enabled(o, i)) continue;
+        ir_drop_plan(g); /* made for the graph as it was */
         passes[i].run(g);
         gm_err ve;
         if (ir_verify(g, &ve)) return gm_fail(e, "internal error: the IR is invalid after %s: %s", passes[i].name, ve.msg);

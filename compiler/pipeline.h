@@ -7,13 +7,19 @@
 #include <stdio.h>
 
 typedef struct {
-    int level;               /* -O level: 0 no pass, 1 fold constants and drop dead code, 2 (default) also fuse */
+    int level;               /* -O level: 0 no pass, 1 fold, merge repeats, drop dead code, plan memory; 2 (default) also fuse */
     const char *passes;      /* --passes: "name,-name,...", switches single passes on or off; may be NULL */
     const char *dump_after;  /* --dump-after: print the IR after this pass (or "frontend"); may be NULL */
     FILE *dump;              /* where dumps go (stderr when NULL) */
 } gm_pipeline_opts;
 
 #define GM_DEFAULT_LEVEL 2
+
+/* The passes in the order they run: pass i's name and the lowest -O level
+ * that runs it (for tools that walk the pipeline, e.g. bench's ablation). */
+int pipeline_pass_count(void);
+const char *pipeline_pass_name(int i);
+int pipeline_pass_level(int i);
 
 /* Checks the option strings: the names are known passes. */
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e);

@@ -62,6 +62,7 @@ void ir_graph_free(ir_graph *g) {
     free(g->values);
     free(g->nodes);
     free(g->layers);
+    free(g->arena_offset);
     free(g->name);
     free(g);
 }
@@ -159,4 +160,34 @@ int ir_head_start(const ir_graph *g) {
     for (int i = g->n_nodes - 1; i > 0; i--)
         if (g->nodes[i].layer < 0 && g->nodes[i - 1].layer >= 0) return i;
     return -1;
+}
+
+int64_t ir_value_cols(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
+
+void ir_live_ranges(const ir_graph *g, int *first, int *last) {
+    for (int v = 0; v < g->n_values; v++) first[v] = last[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) first[g->nodes[i].out] = last[g->nodes[i].out] = i;
+    for (int i = 0; i < g->n_nodes; i++) /* in execution order: the last reader wins */
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++)
+            if (first[g->nodes[i].in[k]] >= 0) last[g->nodes[i].in[k]] = i;
+    if (g->logits >= 0) last[g->logits] = g->n_nodes;
+}
+
+int64_t ir_arena_layout(const ir_graph *g, int64_t *offset) {
+    if (g->arena_offset) {
+        memcpy(offset, g->arena_offset, g->n_values * sizeof *offset);
+        return g->arena_width;
+    }
+    int64_t width = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        offset[v] = g->values[v].kind == IR_ACT ? width : -1;
+        if (offset[v] >= 0) width += ir_value_cols(g, v);
+    }
+    return width;
+}
+
+void ir_drop_plan(ir_graph *g) {
+    free(g->arena_offset);
+    g->arena_offset = NULL;
+    g->arena_width = 0;
 }

@@ -96,6 +96,16 @@ typedef struct {
     int n_cache_slots;           /* attention ops (each has a KV cache) */
     int64_t vocab, max_context;  /* from the description's config */
     int bos, eos;                /* special token ids */
+    /* The activation arena, as plan_memory lays it out (NULL until it runs).
+     * A call with room for R rows gives activation v the [R][C] block that
+     * starts at arena_offset[v] · R floats (C its columns); -1 for inputs and
+     * weights. arena_width: the arena's columns, floats per row of room.
+     * Value ids change under the passes (eliminate_dead renumbers them), so
+     * the plan is only valid for the graph it was made on: a pass that changes
+     * the graph after plan_memory must drop it (ir_drop_plan; the pipeline
+     * does so before every pass). */
+    int64_t *arena_offset;
+    int64_t arena_width;
 } ir_graph;
 
 ir_graph *ir_graph_new(const char *name);
@@ -123,6 +133,20 @@ int ir_head_start(const ir_graph *g);
  * (-1 for inputs and weights), and how many node inputs read it. */
 int *ir_producers(const ir_graph *g);
 int *ir_use_counts(const ir_graph *g);
+
+/* Each activation's live range in node indices: first[v] the node that
+ * defines it, last[v] the last node that reads it (first[v] when none; the
+ * logits live to g->n_nodes, past the end). An output and the inputs of its
+ * node share that node's index, so their ranges overlap. -1 for inputs and
+ * weights. Arrays of g->n_values. */
+void ir_live_ranges(const ir_graph *g, int *first, int *last);
+int64_t ir_value_cols(const ir_graph *g, int v);     /* last dimension: an activation's C */
+
+/* The arena layout a backend uses: the graph's plan when plan_memory made
+ * one, else the unplanned layout (each activation its own block, in id
+ * order). Fills offset (g->n_values entries); returns the arena's columns. */
+int64_t ir_arena_layout(const ir_graph *g, int64_t *offset);
+void ir_drop_plan(ir_graph *g);
 
 /* Adds a weight computed from another (by constant folding): (src + add) · mul. */
 int ir_add_derived_weight(ir_graph *g, int src, double add, double mul);

@@ -84,7 +84,8 @@ static void test_executable(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(v, "golden/tiny-gemma2\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(v, "gemmac: " GM_VERSION "\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(v, "target: x86_64"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(v, "passes: fold_constants,fuse_elementwise,eliminate_dead"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, "passes: fold_constants,eliminate_common,fuse_elementwise,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v, ",eliminate_dead,plan_memory"));
     free(v);
 }
 

@@ -159,6 +159,7 @@ static void run_case(const char *name, const char *backend, int full_kv, const g
 static const gm_pipeline_opts settings[] = {
     {.level = 0}, {.level = 2}, {.level = 1}, {.level = 2, .passes = "-eliminate_dead"},
     {.level = 0, .passes = "eliminate_dead,fuse_elementwise"},
+    {.level = 2, .passes = "-plan_memory"}, {.level = 0, .passes = "eliminate_common,plan_memory"},
     {.level = 0, .passes = "fuse_elementwise"},
 };
 

@@ -18,8 +18,6 @@
 #include "testing.h"
 
 #include "backends/llvm/jit.h"
-#include "backends/llvm/plan.h"
-#include "compiler/model.h"
 #include "runtime/kv_cache.h"
 
 #include <math.h>
@@ -391,40 +389,6 @@ static void test_attention(void) {
     lv_jit_free(j);
 }
 
-/* ---- the activation plan ---- */
-
-/* No two activations that are alive at once may share memory. */
-static void test_plan_no_overlap(void) {
-    gm_err e;
-    gm_model *m = gm_model_open(test_path("golden/tiny-gemma3"), NULL, &e);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    const ir_graph *g = m->graph;
-    lv_plan p;
-    lv_plan_make(g, &p);
-    int *born = gm_malloc(g->n_values * sizeof *born), *last = gm_malloc(g->n_values * sizeof *last);
-    for (int v = 0; v < g->n_values; v++) born[v] = last[v] = -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        born[g->nodes[i].out] = last[g->nodes[i].out] = i;
-        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) last[g->nodes[i].in[k]] = i;
-    }
-    last[g->logits] = g->n_nodes;
-    int overlaps = 0;
-    for (int a = 0; a < g->n_values; a++)
-        for (int b = a + 1; b < g->n_values; b++) {
-            if (born[a] < 0 || born[b] < 0 || last[a] < born[b] || last[b] < born[a]) continue;
-            int64_t ca = g->values[a].dims[1], cb = g->values[b].dims[1];
-            overlaps += p.offset[a] < p.offset[b] + cb && p.offset[b] < p.offset[a] + ca;
-        }
-    int64_t naive = 0;
-    for (int v = 0; v < g->n_values; v++) naive += born[v] >= 0 ? g->values[v].dims[1] : 0;
-    printf("[arena %lld floats per row, %lld without reuse] ", (long long)p.width, (long long)naive);
-    CU_ASSERT_EQUAL(overlaps, 0);
-    CU_ASSERT(p.width < naive);
-    free(born), free(last);
-    lv_plan_free(&p);
-    gm_model_free(m);
-}
-
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("llvm ops", NULL, NULL);
@@ -434,6 +398,5 @@ int main(void) {
     CU_add_test(s, "matmul", test_matmul);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);
-    CU_add_test(s, "plan", test_plan_no_overlap);
     return test_run_all();
 }

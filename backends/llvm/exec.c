@@ -7,16 +7,16 @@
  * description (a model's layers share all of theirs), has the resolver find
  * code for them and times that. A call then walks the nodes like the
  * reference interpreter, calling each node's kernel on activation blocks of
- * one arena laid out by plan.h, weights straight from the checkpoint mapping,
- * and the KV cache of runtime/kv_cache.h: an attention kernel reads the ring
- * and this call's k, v rows, then rt_kv_store appends those rows. A matmul
- * big enough to pay for it is split over the cores by output columns
- * (runtime/threads.h). As in the reference, the head (the nodes after the
- * last layer) runs on the last row only unless every row's logits are asked
- * for. */
+ * one arena laid out as the graph says (ir_arena_layout: plan_memory's plan,
+ * or a block per activation when it did not run), weights straight from the
+ * checkpoint mapping, and the KV cache of runtime/kv_cache.h: an attention
+ * kernel reads the ring and this call's k, v rows, then rt_kv_store appends
+ * those rows. A matmul big enough to pay for it is split over the cores by
+ * output columns (runtime/threads.h). As in the reference, the head (the
+ * nodes after the last layer) runs on the last row only unless every row's
+ * logits are asked for. */
 #include "exec.h"
 
-#include "plan.h"
 #include "runtime/kv_cache.h"
 #include "runtime/threads.h"
 
@@ -30,8 +30,9 @@ typedef struct {
     lv_kernel_fn *kernel;           /* per node */
     lv_resolver resolver;
     void *handle;                   /* the resolver's, released with the engine */
-    lv_plan plan;
-    float *arena;                   /* plan.width × room floats */
+    int64_t *offset;                /* per value id: columns before its arena block, -1 if none */
+    int64_t width;                  /* the arena's columns */
+    float *arena;                   /* width × room floats */
     int room;                       /* rows the arena holds */
     float *scores;                  /* attention scratch, context floats */
     rt_pool *pool;
@@ -55,12 +56,12 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
     if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
 }
 
-static float *act(const exec_engine *j, int v) { return j->arena + j->plan.offset[v] * j->room; }
+static float *act(const exec_engine *j, int v) { return j->arena + j->offset[v] * j->room; }
 
 static void reserve_rows(exec_engine *j, int T) {
     if (T <= j->room) return;
     free(j->arena);
-    j->arena = gm_malloc((size_t)j->plan.width * T * sizeof(float));
+    j->arena = gm_malloc((size_t)j->width * T * sizeof(float));
     j->room = T;
 }
 
@@ -136,7 +137,7 @@ static void exec_free(rt_engine *en) {
     exec_engine *j = (exec_engine *)en;
     if (j->handle) j->resolver.release(j->handle);
     rt_kv_free(j->kv);
-    lv_plan_free(&j->plan);
+    free(j->offset);
     free(j->kernel);
     free(j->arena);
     free(j->scores);
@@ -185,7 +186,8 @@ rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, co
         return NULL;
     }
     j->base.compile_s = gm_now_s() - t0;
-    lv_plan_make(g, &j->plan);
+    j->offset = gm_malloc(g->n_values * sizeof *j->offset);
+    j->width = ir_arena_layout(g, j->offset);
     int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
     ir_cache_slots(g, windows, cols);
     j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);

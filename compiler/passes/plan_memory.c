@@ -1,0 +1,89 @@
+/* plan_memory.c — lays the activations out in one arena, reusing memory
+ * between values that are never alive at once.
+ *
+ * Every activation is f32 [T, C] with T the tokens of the call, so a block
+ * is C columns wide (floats per row of room) and the problem is one of
+ * intervals on a line: value v occupies columns [offset, offset + C) during
+ * its live range [defining node, last reading node] (ir_live_ranges). Ranges
+ * that touch overlap, so a node's output never shares memory with its own
+ * inputs, and the logits live to the end. Values are placed greedily, widest
+ * first (ties: in definition order), each into the narrowest gap between the
+ * already placed values whose ranges overlap its own that fits it, else after
+ * the last of them: best fit by decreasing size. The result goes into the
+ * graph (arena_offset, arena_width); it runs last, after eliminate_dead has
+ * renumbered the values, since any later change to the graph drops it. */
+#include "passes.h"
+
+#include <stdlib.h>
+
+typedef struct {
+    int64_t cols;
+    int first, last, v;
+} live_value;
+
+typedef struct {
+    int64_t at, top; /* columns [at, top) */
+} block;
+
+static int wider_first(const void *a, const void *b) {
+    const live_value *x = a, *y = b;
+    if (x->cols != y->cols) return x->cols > y->cols ? -1 : 1;
+    return x->first - y->first;
+}
+
+static int lower_first(const void *a, const void *b) {
+    const block *x = a, *y = b;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+static int alive_together(const live_value *a, const live_value *b) {
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/* The offset for a block of cols columns: the narrowest gap between the
+ * blocks busy[0..n) (sorted here) that fits it, else the end of the last. */
+static int64_t best_fit(block *busy, int n, int64_t cols) {
+    qsort(busy, n, sizeof *busy, lower_first);
+    int64_t end = 0, best = -1, best_gap = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t gap = busy[i].at - end;
+        if (gap >= cols && (best < 0 || gap < best_gap)) best = end, best_gap = gap;
+        if (busy[i].top > end) end = busy[i].top;
+    }
+    return best >= 0 ? best : end;
+}
+
+/* The activations with their columns and live ranges, widest first. */
+static live_value *by_width(const ir_graph *g, int *n) {
+    int *first = gm_malloc(g->n_values * sizeof *first), *last = gm_malloc(g->n_values * sizeof *last);
+    ir_live_ranges(g, first, last);
+    live_value *vs = gm_malloc(g->n_values * sizeof *vs);
+    *n = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (first[v] >= 0) vs[(*n)++] = (live_value){ir_value_cols(g, v), first[v], last[v], v};
+    qsort(vs, *n, sizeof *vs, wider_first);
+    free(first);
+    free(last);
+    return vs;
+}
+
+void pass_plan_memory(ir_graph *g) {
+    int n;
+    live_value *vs = by_width(g, &n);
+    block *placed = gm_malloc(n * sizeof *placed), *busy = gm_malloc(n * sizeof *busy);
+    ir_drop_plan(g);
+    g->arena_offset = gm_malloc(g->n_values * sizeof *g->arena_offset);
+    for (int v = 0; v < g->n_values; v++) g->arena_offset[v] = -1;
+    for (int i = 0; i < n; i++) {
+        int n_busy = 0;
+        for (int k = 0; k < i; k++)
+            if (alive_together(&vs[k], &vs[i])) busy[n_busy++] = placed[k];
+        int64_t at = best_fit(busy, n_busy, vs[i].cols);
+        placed[i] = (block){at, at + vs[i].cols};
+        g->arena_offset[vs[i].v] = at;
+        if (placed[i].top > g->arena_width) g->arena_width = placed[i].top;
+    }
+    free(vs);
+    free(placed);
+    free(busy);
+}
