@@ -37,6 +37,7 @@ static int aot_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn
 }
 
 rt_engine *gm_aot_engine(gm_model *m, const rt_engine_opts *o, gm_err *e) {
+    if (gm_model_pack(m, o->no_cache, e)) return NULL;
     return lv_engine_create(m->graph, m->bound, o, "aot", &(lv_resolver){aot_resolve, NULL, NULL}, e);
 }
 

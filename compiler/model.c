@@ -15,6 +15,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     size_t at = snprintf(buf, len, "[");
@@ -22,17 +24,21 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     if (at < len) snprintf(buf + at, len - at, "]");
 }
 
-/* A folded weight (see passes/fold_constants.c): (source + add) · mul. A
- * BF16 source only scaled by a power of two stays BF16 (exactly); the rest
- * becomes F32, computed as the unfolded kernel would. */
-static const st_tensor *fold_weight(gm_model *m, const ir_value *w, const st_tensor *src) {
+/* The values of a folded weight (see passes/fold_constants.c), (source +
+ * add) · mul, malloc'd. A BF16 source only scaled by a power of two stays
+ * BF16 (exactly); the rest becomes F32, computed as the unfolded kernel
+ * would. *dt receives the dtype. */
+static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
     int exp;
-    int keep_bf16 = src->dtype == GM_BF16 && w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5;
+    return src == GM_BF16 && w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5 ? GM_BF16 : GM_F32;
+}
+
+static void *folded_values(const ir_value *w, const st_tensor *src, gm_dtype *dt) {
+    int keep_bf16 = folded_dtype(w, src->dtype) == GM_BF16;
     size_t n = src->nbytes / gm_dtype_size(src->dtype);
     float *f = gm_malloc(n * sizeof(float));
     gm_to_f32(src->dtype, src->data, f, n);
     for (size_t i = 0; i < n; i++) f[i] = (float)(((double)f[i] + w->derived_add) * w->derived_mul);
-    void *data = f;
     if (keep_bf16) {
         uint16_t *h = (uint16_t *)f; /* in place: each bf16 is the top half of its exact f32 */
         for (size_t i = 0; i < n; i++) {
@@ -41,13 +47,46 @@ static const st_tensor *fold_weight(gm_model *m, const ir_value *w, const st_ten
             h[i] = (uint16_t)(u >> 16);
         }
     }
-    m->folded = gm_realloc(m->folded, (m->n_folded + 1) * sizeof *m->folded);
+    *dt = keep_bf16 ? GM_BF16 : GM_F32;
+    return f;
+}
+
+static int is_identity(const ir_value *w) { return w->derived_add == 0 && w->derived_mul == 1; }
+
+void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src) {
+    gm_dtype dt;
+    (void)m;
+    return is_identity(w) ? (void *)src->data : folded_values(w, src, &dt);
+}
+
+void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
+    const st_tensor *src = st_find(m->weights, w->derived_from);
+    if (values != src->data) {
+        free(values);
+        return;
+    }
+    if (m->gguf) return; /* dequantized into memory: still the embedding's, maybe */
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)src->data + page - 1) / page * page, hi = ((uintptr_t)src->data + src->nbytes) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a file mapping: pages come back on demand */
+}
+
+/* The tensor a derived weight is bound to: folded now, or (packed) described
+ * now and filled by gm_model_pack. */
+static const st_tensor *derive_weight(gm_model *m, const ir_value *w, const st_tensor *src) {
     st_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
-    t->dtype = keep_bf16 ? GM_BF16 : GM_F32;
-    t->data = data;
-    t->nbytes = n * gm_dtype_size(t->dtype);
+    t->data = NULL;
+    if (w->panel) {
+        t->dtype = is_identity(w) ? src->dtype : folded_dtype(w, src->dtype);
+        m->packed = gm_realloc(m->packed, (m->n_packed + 1) * sizeof *m->packed);
+        m->packed[m->n_packed++] = t;
+        return t;
+    }
+    t->data = folded_values(w, src, &t->dtype);
+    t->nbytes = t->nbytes / gm_dtype_size(src->dtype) * gm_dtype_size(t->dtype);
+    m->folded = gm_realloc(m->folded, (m->n_folded + 1) * sizeof *m->folded);
     m->folded[m->n_folded++] = t;
     return t;
 }
@@ -75,7 +114,7 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
     if (t->dtype == GM_I32 || (w->pin_dtype && t->dtype != w->dtype))
         return gm_fail(e, "%s: tensor %s (%s): dtype %s expected, found %s", t->file, name, where,
                        w->pin_dtype ? gm_dtype_name(w->dtype) : "f32, bf16 or f16", gm_dtype_name(t->dtype));
-    if (w->derived_from) t = fold_weight(m, w, t);
+    if (w->derived_from) t = derive_weight(m, w, t);
     w->dtype = t->dtype;
     m->bound[v] = t;
     return 0;
@@ -169,6 +208,10 @@ void gm_model_free(gm_model *m) {
         free((void *)m->folded[i]->data);
         free(m->folded[i]);
     }
+    for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
+    free(m->packed);
+    if (m->pack_map) munmap(m->pack_map, m->pack_size);
+    free(m->pack_owned);
     free(m->folded);
     free(m->origin);
     free(m->weights_path);

@@ -24,6 +24,14 @@ typedef struct {
     char *weights_path;         /* the checkpoint file or directory */
     st_tensor **folded;         /* weights made by constant folding, owned */
     int n_folded;
+    st_tensor **packed;         /* packed weights (packed.c): owned descriptors of data in the pack region */
+    int n_packed;
+    int packed_ready;           /* gm_model_pack has filled them */
+    uint64_t pack_key;          /* what they are made from (packed.c) */
+    size_t pack_bytes;          /* the pack region's data bytes */
+    void *pack_map;             /* the cache file mapped, or NULL */
+    size_t pack_size;
+    unsigned char *pack_owned;  /* the region packed in memory, or NULL */
     char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
 } gm_model;
@@ -51,6 +59,22 @@ typedef struct {
  * .gguf when its name says so), and `run` its tokenizer from
  * gm_builtin_tokenizer unless that is NULL. */
 extern const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
+
+/* Fills the packed weights (passes/pack_weights.c; packed.c): from the
+ * executable's gm_builtin_packed, the cache file, or by packing the
+ * checkpoint (then written to the cache unless no_cache). Every backend's
+ * engine needs them; gm_model_engine calls it. */
+int gm_model_pack(gm_model *m, int no_cache, gm_err *e);
+/* Writes the packed weights as a pack file (what --embed-weights embeds). */
+int gm_model_write_pack(gm_model *m, const char *path, gm_err *e);
+/* Bytes of t packed in panels of `panel` rows. */
+size_t gm_packed_bytes(const st_tensor *t, int panel);
+/* The row-major values a packed weight is made from (the checkpoint's, or
+ * folded into a buffer), and giving them back when packed. */
+void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src);
+void gm_release_unpacked(gm_model *m, const ir_value *w, void *values);
+/* Set by an executable built with --embed-weights: its pack file. */
+extern const gm_blob *gm_builtin_packed;
 
 /* Opens with the default passes (-O2). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);

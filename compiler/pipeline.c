@@ -16,6 +16,8 @@ static const struct {
     {"fold_constants", pass_fold_constants, 1},
     {"eliminate_common", pass_eliminate_common, 1},
     {"fuse_elementwise", pass_fuse_elementwise, 2},
+    {"fuse_matmul", pass_fuse_matmul, 2},
+    {"pack_weights", pass_pack_weights, 2},
     {"eliminate_dead", pass_eliminate_dead, 1},
     {"plan_memory", pass_plan_memory, 1},
 };

@@ -123,24 +123,36 @@ void ir_cache_slots(const ir_graph *g, int *windows, int *cols) {
     }
 }
 
-int ir_add_derived_weight(ir_graph *g, int src, double add, double mul) {
-    const char *tensor = g->values[src].derived_from ? g->values[src].derived_from : g->values[src].name;
-    double base_add = g->values[src].derived_from ? g->values[src].derived_add : 0;
-    double base_mul = g->values[src].derived_from ? g->values[src].derived_mul : 1;
+/* The weight (src + add) · mul in panels of `panel` rows (0: row-major), made
+ * once: a second request for the same derivation returns the first. */
+static int add_derived(ir_graph *g, int src, double add, double mul, int panel) {
+    const ir_value *s = &g->values[src];
+    const char *tensor = s->derived_from ? s->derived_from : s->name;
+    double base_add = s->derived_from ? s->derived_add : 0, base_mul = s->derived_from ? s->derived_mul : 1;
+    double total_add = base_add + add / base_mul, total_mul = base_mul * mul;
     char name[512];
-    snprintf(name, sizeof name, "(%s+%g)*%g", tensor, base_add + add / base_mul, base_mul * mul);
+    int at = total_add == 0 && total_mul == 1 ? snprintf(name, sizeof name, "%s", tensor)
+                                              : snprintf(name, sizeof name, "(%s+%g)*%g", tensor, total_add, total_mul);
+    if (panel) snprintf(name + at, sizeof name - at, "@panel%d", panel);
     for (int v = 0; v < g->n_values; v++)
         if (!strcmp(g->values[v].name, name)) return v;
-    ir_value w = g->values[src];
+    ir_value w = *s;
     int id = ir_add_value(g, name, IR_WEIGHT, w.dtype, w.ndim, w.dims, w.layer);
     ir_value *d = &g->values[id];
     d->role = w.role ? gm_strdup(w.role) : NULL;
     d->pin_dtype = w.pin_dtype;
     d->derived_from = gm_strdup(tensor);
-    d->derived_add = base_add + add / base_mul;
-    d->derived_mul = base_mul * mul;
+    d->derived_add = total_add;
+    d->derived_mul = total_mul;
+    d->panel = panel;
     return id;
 }
+
+int ir_add_derived_weight(ir_graph *g, int src, double add, double mul) {
+    return add_derived(g, src, add, mul, g->values[src].panel);
+}
+
+int ir_add_packed_weight(ir_graph *g, int src, int panel) { return add_derived(g, src, 0, 1, panel); }
 
 int *ir_producers(const ir_graph *g) {
     int *producer = gm_malloc(g->n_values * sizeof *producer);

@@ -48,6 +48,8 @@ extern const char *const ir_attr_names[IR_ATTR_COUNT];
 extern const double ir_attr_defaults[IR_ATTR_COUNT];
 const char *ir_pattern_name(ir_pattern k);
 int ir_op_from_name(const char *name);     /* -1 when unknown */
+/* The matmul family: x · Wᵀ with W at input 1, plus a prologue or epilogue. */
+static inline int ir_is_matmul(ir_op op) { return op == IR_MATMUL || op == IR_NORM_MATMUL || op == IR_MATMUL_ADD; }
 int ir_attr_from_name(const char *name);   /* -1 when unknown */
 
 typedef enum { IR_INPUT, IR_WEIGHT, IR_ACT } ir_value_kind;
@@ -150,6 +152,11 @@ void ir_drop_plan(ir_graph *g);
 
 /* Adds a weight computed from another (by constant folding): (src + add) · mul. */
 int ir_add_derived_weight(ir_graph *g, int src, double add, double mul);
+/* Adds src repacked into panels of `panel` rows (pack_weights). */
+int ir_add_packed_weight(ir_graph *g, int src, int panel);
+/* The panel width pack_weights chooses: 32 output columns, two AVX-512
+ * vectors of f32, four of AVX2 (backends/llvm/matmul.c). */
+#define IR_PANEL 32
 
 /* Infers every activation's shape from its node and checks the graph: input
  * counts, shapes that agree, attributes in range, values defined before use.

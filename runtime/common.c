@@ -34,6 +34,7 @@ static void *check_alloc(void *p) {
 
 void *gm_malloc(size_t n) { return check_alloc(malloc(n ? n : 1)); }
 void *gm_calloc(size_t n, size_t size) { return check_alloc(calloc(n ? n : 1, size ? size : 1)); }
+void *gm_aligned64(size_t n) { return check_alloc(aligned_alloc(64, (n + 63) / 64 * 64 + 64)); }
 void *gm_realloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1)); }
 char *gm_strdup(const char *s) { return check_alloc(strdup(s)); }
 
@@ -82,6 +83,20 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
     }
     free(tmp);
     return 0;
+}
+
+int gm_cache_dir(const char *sub, char *buf, size_t len) {
+    const char *root = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
+    if (root && *root) snprintf(buf, len, "%s/%s", root, sub);
+    else if (home && *home) snprintf(buf, len, "%s/.cache/gemmac/%s", home, sub);
+    else return -1;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
 void gm_buf_put(gm_buf *b, const char *s, size_t n) {

@@ -23,6 +23,7 @@ int gm_fail(gm_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* malloc/calloc/realloc/strdup that abort on out-of-memory (an internal
  * failure, not a user error). */
 void *gm_malloc(size_t n);
+void *gm_aligned64(size_t n); /* 64-byte aligned, for vector scratch; free() it */
 void *gm_calloc(size_t n, size_t size);
 void *gm_realloc(void *p, size_t n);
 char *gm_strdup(const char *s);
@@ -45,6 +46,9 @@ struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
 /* Writes data to path atomically: a temporary file beside it, then rename.
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
+
+/* mkdir -p of ${GEMMAC_CACHE:-$HOME/.cache/gemmac}/sub, its path into buf; -1 if impossible. */
+int gm_cache_dir(const char *sub, char *buf, size_t len);
 
 /* A growable, always NUL-terminated byte string. */
 typedef struct {

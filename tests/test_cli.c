@@ -157,7 +157,7 @@ static void test_checkpoint_errors(void) {
     write_st("{\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[512,64],\"data_offsets\":[0,131072]},"
              "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[131072,131328]}}",
              131328, 0); /* valid, but the layers are missing */
-    expect_error("logits ckpt --tokens 2", 1, "ckpt: tensor model.layers.0.self_attn.k_proj.weight (role k_proj of layer 0) is missing");
+    expect_error("logits ckpt --tokens 2", 1, "of layer 0) is missing; the checkpoint does not match ckpt/config.json");
     write_st("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 2, 0); /* truncated */
     expect_error("logits ckpt --tokens 2", 1, "ckpt/model.safetensors");
 }

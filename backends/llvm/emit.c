@@ -80,11 +80,16 @@ LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w) {
     return LLVMBuildShuffleVector(m->b, one, LLVMGetPoison(vt), zeros, "");
 }
 
-static LLVMValueRef intrinsic(lv_emit *m, const char *name, LLVMTypeRef overload, LLVMValueRef *args, unsigned n) {
+static LLVMValueRef intrinsic_of(lv_emit *m, const char *name, LLVMTypeRef *overloads, size_t n_over,
+                                 LLVMValueRef *args, unsigned n) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, &overload, 1);
-    LLVMTypeRef ty = LLVMIntrinsicGetType(m->ctx, id, &overload, 1);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, overloads, n_over);
+    LLVMTypeRef ty = LLVMIntrinsicGetType(m->ctx, id, overloads, n_over);
     return LLVMBuildCall2(m->b, ty, fn, args, n, "");
+}
+
+static LLVMValueRef intrinsic(lv_emit *m, const char *name, LLVMTypeRef overload, LLVMValueRef *args, unsigned n) {
+    return intrinsic_of(m, name, &overload, 1, args, n);
 }
 
 LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
@@ -107,8 +112,10 @@ LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x) {
 
 static LLVMTypeRef of_width(LLVMTypeRef elem, int w) { return w == 1 ? elem : LLVMVectorType(elem, (unsigned)w); }
 
+LLVMTypeRef lv_elem_type(lv_emit *m, gm_dtype dt) { return dt == GM_BF16 ? m->i16 : dt == GM_F16 ? m->f16 : m->f32; }
+
 LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w) {
-    LLVMTypeRef elem = dt == GM_BF16 ? m->i16 : dt == GM_F16 ? m->f16 : m->f32;
+    LLVMTypeRef elem = lv_elem_type(m, dt);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, elem, base, &idx, 1, "");
     LLVMValueRef v = LLVMBuildLoad2(m->b, of_width(elem, w), p, "");
     LLVMSetAlignment(v, (unsigned)gm_dtype_size(dt));
@@ -125,6 +132,19 @@ LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype d
 void lv_store(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v) {
     LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, "");
     LLVMSetAlignment(LLVMBuildStore(m->b, v, p), 4);
+}
+
+LLVMValueRef lv_load_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask, int w) {
+    LLVMTypeRef types[2] = {of_width(m->f32, w), m->ptr};
+    LLVMValueRef args[4] = {LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, ""), LLVMConstInt(m->i32, 4, 0), mask,
+                            lv_real(m, 0, w)};
+    return intrinsic_of(m, "llvm.masked.load", types, 2, args, 4);
+}
+
+void lv_store_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, LLVMValueRef mask) {
+    LLVMTypeRef types[2] = {LLVMTypeOf(v), m->ptr};
+    LLVMValueRef args[4] = {v, LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, ""), LLVMConstInt(m->i32, 4, 0), mask};
+    intrinsic_of(m, "llvm.masked.store", types, 2, args, 4);
 }
 
 void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step, int n,

@@ -20,7 +20,7 @@
 
 #include <llvm-c/Core.h>
 
-#define LV_MAX_CARRY 16
+#define LV_MAX_CARRY 32
 
 typedef struct {
     LLVMContextRef ctx;
@@ -63,6 +63,11 @@ LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
 LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w);
 /* Stores the f32 scalar or vector v at base[idx]. */
 void lv_store(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+/* The same for f32 vectors, touching only the lanes where mask (<w x i1>) is set. */
+LLVMValueRef lv_load_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask, int w);
+void lv_store_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, LLVMValueRef mask);
+/* The LLVM type one element of dtype dt is stored as (bf16 as i16). */
+LLVMTypeRef lv_elem_type(lv_emit *m, gm_dtype dt);
 
 typedef struct {
     LLVMValueRef i;                 /* the induction variable; after lv_loop_end, where it stopped */
@@ -85,8 +90,10 @@ void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next);
 typedef void lv_span_fn(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms);
 void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, void *ctx, LLVMValueRef *sums);
 
-/* Emits the kernel k as the function `name` (kernels.c). */
+/* Emits the kernel k as the function `name` (kernels.c); the matmul family's
+ * body comes from matmul.c. */
 typedef struct lv_kernel lv_kernel;
 void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
+void lv_emit_matmul(lv_emit *m, const lv_kernel *k);
 
 #endif

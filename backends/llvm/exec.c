@@ -34,7 +34,10 @@ typedef struct {
     int64_t width;                  /* the arena's columns */
     float *arena;                   /* width × room floats */
     int room;                       /* rows the arena holds */
-    float *scores;                  /* attention scratch, context floats */
+    lv_kernel *ks;                  /* the distinct kernels */
+    int n_ks;
+    float *scratch;                 /* per thread: scratch_stride floats (lv_call.scratch) */
+    int64_t scratch_stride;
     rt_pool *pool;
 } exec_engine;
 
@@ -51,9 +54,20 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
     for (int a = 0; a < IR_ATTR_COUNT; a++)
         if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
     int norm = n->op == IR_RMS_NORM || n->op == IR_NORM_ADD;
-    if (n->op == IR_EMBED || norm || n->op == IR_MATMUL) k->wtype = bound[n->in[1]]->dtype;
+    if (n->op == IR_EMBED || norm || ir_is_matmul(n->op)) k->wtype = bound[n->in[1]]->dtype;
     if (norm) k->k = g->values[n->in[1]].dims[0];
-    if (n->op == IR_MATMUL) k->k = cols_of(g, n->in[0]);
+    if (ir_is_matmul(n->op)) {
+        k->k = cols_of(g, n->in[0]);
+        k->panel = g->values[n->in[1]].panel;
+    }
+    if (n->op == IR_NORM_MATMUL) k->ntype = bound[n->in[2]]->dtype;
+}
+
+static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+int64_t lv_scratch_floats(const lv_kernel *k, int64_t T) {
+    int64_t rows = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
+    return rows + (k->panel && k->wtype != GM_F32 ? (int64_t)LV_KC * LV_PANEL : 0);
 }
 
 static float *act(const exec_engine *j, int v) { return j->arena + j->offset[v] * j->room; }
@@ -63,6 +77,13 @@ static void reserve_rows(exec_engine *j, int T) {
     free(j->arena);
     j->arena = gm_malloc((size_t)j->width * T * sizeof(float));
     j->room = T;
+    j->scratch_stride = 0;
+    for (int i = 0; i < j->n_ks; i++) {
+        int64_t need = round_up16(lv_scratch_floats(&j->ks[i], T));
+        if (need > j->scratch_stride) j->scratch_stride = need;
+    }
+    free(j->scratch);
+    j->scratch = gm_aligned64((size_t)j->scratch_stride * rt_pool_threads(j->pool) * sizeof(float));
 }
 
 static const void *input_of(const exec_engine *j, int v, const int32_t *tokens) {
@@ -76,21 +97,67 @@ static const void *input_of(const exec_engine *j, int v, const int32_t *tokens) 
 typedef struct {
     lv_kernel_fn fn;
     const lv_call *call;
+    int64_t unit;              /* columns a part's range is a multiple of */
+    float *scratch;            /* part p's: scratch + p · stride */
+    int64_t stride;
 } split_job;
 
-/* Part `part` of the output columns, in multiples of the kernel's 4-column tiles. */
+/* Part `part` of the output columns, in multiples of the kernel's tiles or panels. */
 static void matmul_part(void *arg, int part, int parts) {
     const split_job *s = arg;
     lv_call c = *s->call;
-    int64_t N = c.n1, step = (N + 4 * parts - 1) / (4 * parts) * 4;
+    int64_t N = c.n1, u = s->unit, step = (N + u * parts - 1) / (u * parts) * u;
     c.n0 = part * step < N ? part * step : N;
     c.n1 = c.n0 + step < N ? c.n0 + step : N;
+    c.scratch = s->scratch + part * s->stride;
     if (c.n0 < c.n1) s->fn(&c);
 }
 
-static void run_matmul(exec_engine *j, lv_kernel_fn fn, const lv_call *c, int64_t K) {
+static void run_matmul(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
+    int64_t K = cols_of(j->g, n->in[0]), panel = j->g->values[n->in[1]].panel;
+    c->scratch = j->scratch;
     if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
-        rt_pool_run(j->pool, matmul_part, &(split_job){fn, c});
+        rt_pool_run(j->pool, matmul_part, &(split_job){fn, c, panel ? panel : 4, j->scratch, j->scratch_stride});
+    else
+        fn(c);
+}
+
+typedef struct {
+    lv_kernel_fn fn;
+    const lv_call *call;
+    int64_t window;
+} attention_job;
+
+/* Keys query row t of the call looks at. */
+static int64_t keys_of(const attention_job *s, int64_t t) {
+    int64_t n = s->call->pos + t + 1;
+    return s->window > 0 && s->window < n ? s->window : n;
+}
+
+/* The first query row of part `part`: rows go to parts by equal shares of keys. */
+static int64_t first_row(const attention_job *s, int part, int parts) {
+    int64_t T = s->call->T, total = 0, seen = 0, t = 0;
+    for (int64_t r = 0; r < T; r++) total += keys_of(s, r);
+    while (t < T && seen * parts < total * part) seen += keys_of(s, t++);
+    return t;
+}
+
+static void attention_part(void *arg, int part, int parts) {
+    const attention_job *s = arg;
+    lv_call c = *s->call;
+    c.n0 = first_row(s, part, parts), c.n1 = first_row(s, part + 1, parts);
+    if (c.n0 < c.n1) s->fn(&c);
+}
+
+/* Attention over query rows [0, T), split by rows (and so by keys) when
+ * there are several and enough work: decode's one row stays on one thread. */
+static void run_attention(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
+    attention_job s = {fn, c, (int64_t)n->attr[IR_A_WINDOW]};
+    int64_t keys = 0;
+    for (int64_t t = 0; t < c->T; t++) keys += keys_of(&s, t);
+    c->n0 = 0, c->n1 = c->T;
+    if (rt_pool_threads(j->pool) > 1 && c->T > 1 && keys * (int64_t)n->attr[IR_A_HEADS] * (int64_t)n->attr[IR_A_HEAD_DIM] * 2 >= SPLIT_MIN)
+        rt_pool_run(j->pool, attention_part, &s);
     else
         fn(c);
 }
@@ -100,11 +167,9 @@ static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int po
     lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = cols_of(j->g, n->out)};
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
     rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
-    if (slot) {
-        c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
-        c.scores = j->scores;
-    }
-    if (n->op == IR_MATMUL) run_matmul(j, j->kernel[i], &c, cols_of(j->g, n->in[0]));
+    if (slot) c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
+    if (ir_is_matmul(n->op)) run_matmul(j, j->kernel[i], &c, n);
+    else if (slot) run_attention(j, j->kernel[i], &c, n);
     else j->kernel[i](&c);
     if (slot) rt_kv_store(slot, pos, T, c.in[1], c.in[2]);
 }
@@ -140,7 +205,8 @@ static void exec_free(rt_engine *en) {
     free(j->offset);
     free(j->kernel);
     free(j->arena);
-    free(j->scores);
+    free(j->scratch);
+    free(j->ks);
     rt_pool_free(j->pool);
     free(j);
 }
@@ -165,8 +231,9 @@ static int resolve_kernels(exec_engine *j, gm_err *e) {
     int rc = j->resolver.resolve(j->resolver.ctx, ks, n, fns, &j->handle, &j->base.from_cache, e);
     j->kernel = gm_malloc(g->n_nodes * sizeof *j->kernel);
     for (int i = 0; !rc && i < g->n_nodes; i++) j->kernel[i] = fns[which[i]];
+    j->ks = ks;
+    j->n_ks = n;
     free(fns);
-    free(ks);
     free(which);
     return rc;
 }
@@ -192,7 +259,6 @@ rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, co
     ir_cache_slots(g, windows, cols);
     j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
     j->base.kv_bytes = rt_kv_bytes(j->kv);
-    j->scores = gm_malloc((size_t)o->context * sizeof(float));
     j->pool = rt_pool_new(rt_default_threads());
     free(windows);
     free(cols);

@@ -6,8 +6,10 @@
  * ownership of the one it is given. The module is always lowered to an
  * object in memory and handed to LLJIT as one; that object is also what the
  * cache stores, in ${GEMMAC_CACHE:-$HOME/.cache/gemmac}/jit/<key>.o, where
- * key hashes everything the code depends on: the kernel descriptions, the
- * target (triple, CPU, features), LLVM's version and gemmac's. A file starts
+ * key hashes everything the code depends on: the kernels' LLVM IR as
+ * emitted (before optimisation: emitting takes milliseconds, optimising and
+ * code generation the rest), so a changed emitter never meets a stale
+ * object, the target (triple, CPU, features), LLVM's version and gemmac's. A file starts
  * with a header (magic, key, size, a hash of the object) so that a stale,
  * truncated or corrupt file is recompiled rather than loaded. Files are
  * written atomically; a cache that cannot be written is silently skipped. */
@@ -96,31 +98,18 @@ LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTarget
 
 /* ---- the cache ---- */
 
-static uint64_t cache_key(const lv_target *t, const lv_kernel *ks, int n) {
+static uint64_t cache_key(const lv_target *t, LLVMModuleRef mod) {
     const char *parts[] = {t->triple, t->cpu, t->features, LLVM_VERSION_STRING, GM_VERSION};
-    uint64_t h = gm_fnv1a(GM_FNV1A_SEED, ks, n * sizeof *ks);
+    char *ir = LLVMPrintModuleToString(mod);
+    uint64_t h = gm_fnv1a(GM_FNV1A_SEED, ir, strlen(ir));
+    LLVMDisposeMessage(ir);
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) h = gm_fnv1a(h, parts[i], strlen(parts[i]) + 1);
     return h;
 }
 
-/* mkdir -p of the cache's jit directory; its path into buf, or -1. */
-static int cache_dir(char *buf, size_t len) {
-    const char *root = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
-    if (root && *root) snprintf(buf, len, "%s/jit", root);
-    else if (home && *home) snprintf(buf, len, "%s/.cache/gemmac/jit", home);
-    else return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static int cache_path(char *buf, size_t len, uint64_t key) {
     char dir[4096];
-    if (cache_dir(dir, sizeof dir)) return -1;
+    if (gm_cache_dir("jit", dir, sizeof dir)) return -1;
     snprintf(buf, len, "%s/%016llx.o", dir, (unsigned long long)key);
     return 0;
 }
@@ -159,19 +148,27 @@ static void cache_store(uint64_t key, LLVMMemoryBufferRef obj) {
 
 /* ---- compiling and linking ---- */
 
-static LLVMMemoryBufferRef compile_object(const lv_target *t, const lv_kernel *ks, int n, gm_err *e) {
+/* The object code of the kernels: from the cache when it has their key, else
+ * optimised and generated (and stored unless no_cache). */
+static LLVMMemoryBufferRef kernel_object(const lv_target *t, const lv_kernel *ks, int n, int no_cache, int *from_cache,
+                                         gm_err *e) {
     LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
     if (!tm) return NULL;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = lv_module_build(ctx, t, tm, ks, n, e);
-    LLVMMemoryBufferRef obj = NULL;
+    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n);
+    uint64_t key = cache_key(t, mod);
+    LLVMMemoryBufferRef obj = no_cache ? NULL : cache_load(key);
     char *msg = NULL;
-    if (mod && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
-        gm_fail(e, "jit: code generation failed: %s", msg);
-        LLVMDisposeMessage(msg);
-        obj = NULL;
+    *from_cache = obj != NULL;
+    if (!obj && !optimise(mod, tm, e)) {
+        if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
+            gm_fail(e, "jit: code generation failed: %s", msg);
+            LLVMDisposeMessage(msg);
+            obj = NULL;
+        }
+        if (obj && !no_cache) cache_store(key, obj);
     }
-    if (mod) LLVMDisposeModule(mod);
+    LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
     LLVMDisposeTargetMachine(tm);
     return obj;
@@ -210,10 +207,7 @@ static int link_kernels(lv_jit *j, LLVMMemoryBufferRef obj, const lv_kernel *ks,
 }
 
 static int build(lv_jit *j, const lv_target *t, const lv_kernel *ks, int no_cache, gm_err *e) {
-    uint64_t key = cache_key(t, ks, j->n);
-    LLVMMemoryBufferRef obj = no_cache ? NULL : cache_load(key);
-    j->from_cache = obj != NULL;
-    if (!obj && (obj = compile_object(t, ks, j->n, e)) && !no_cache) cache_store(key, obj);
+    LLVMMemoryBufferRef obj = kernel_object(t, ks, j->n, no_cache, &j->from_cache, e);
     if (!obj) return -1;
     if (!(j->jit = make_jit(t, e))) {
         LLVMDisposeMemoryBuffer(obj);

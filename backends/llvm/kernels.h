@@ -16,18 +16,24 @@ typedef struct {
     const void *in[IR_MAX_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
     float *out;                /* [T][C] */
     int64_t T, pos;            /* rows in this call; absolute position of the first */
-    int64_t n0, n1;            /* matmul: the output columns [n0, n1) to compute */
+    int64_t n0, n1;            /* matmul: the output columns [n0, n1) to compute; attention: the query rows */
     float *k_cache, *v_cache;  /* attention: its KV slot, [rows][kv_heads · head_dim] each */
     int64_t rows;
-    float *scores;             /* attention: scratch for pos + T floats */
     float *scratch;            /* per thread: lv_scratch_floats(kernel, T) floats, 64-byte aligned */
 } lv_call;
 
 typedef void (*lv_kernel_fn)(const lv_call *c);
 
+/* Packed weights: panels of LV_PANEL output columns (ir_value.panel), walked
+ * in blocks of LV_KC values of k (matmul.c). */
+#define LV_PANEL IR_PANEL
+#define LV_KC 2048
+
 typedef struct lv_kernel {
     ir_op op;
-    gm_dtype wtype;              /* embed, rms_norm, matmul: the weight's dtype */
+    gm_dtype wtype;              /* embed, rms_norm, matmul family: the weight's dtype */
+    gm_dtype ntype;              /* norm_matmul: the norm weight's dtype */
+    int panel;                   /* matmul family: the weight's panel width (0: row-major) */
     int64_t n;                   /* columns of the output */
     int64_t k;                   /* matmul: in-features; rms_norm: the group G */
     double attr[IR_ATTR_COUNT];  /* the op's attributes, 0 for those it does not take */
@@ -36,6 +42,11 @@ typedef struct lv_kernel {
 /* The kernel node n needs (bound[v]: the tensor of weight v). Zeroed first,
  * so nodes that can share a kernel compare equal with memcmp. */
 void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k);
+
+/* Floats of scratch one thread needs to run kernel k on T rows: the
+ * normalised rows of a norm_matmul, then (64-byte aligned) a converted block
+ * of panel weights. In exec.c (no LLVM). */
+int64_t lv_scratch_floats(const lv_kernel *k, int64_t T);
 
 /* The distinct kernels of g's nodes into ks[0..n), returning n (at most
  * n_nodes); which[i] is node i's. Both defined in exec.c (no LLVM). */

@@ -35,9 +35,20 @@ static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int
     gm_to_f32(w->dtype, (const char *)w->data + row * cols * es, dst, n_rows * cols);
 }
 
-/* y[T][N] = x[T][K] · wᵀ, w [N][K] in its checkpoint dtype. */
-static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t N, float *y) {
-    if (w->dtype == GM_F32) {
+/* Rows [row, row + n_rows) of a weight packed in panels of P rows (ir_value.panel) as f32:
+ * the panels they lie in (row is a multiple of P) converted at once, then de-interleaved. */
+static void panel_rows_f32(const st_tensor *w, int P, int64_t row, int64_t n_rows, int64_t K, float *dst) {
+    int64_t panels = (n_rows + P - 1) / P;
+    float *f = gm_malloc((size_t)panels * K * P * sizeof(float));
+    gm_to_f32(w->dtype, (const char *)w->data + row * K * gm_dtype_size(w->dtype), f, panels * K * P);
+    for (int64_t n = 0; n < n_rows; n++)
+        for (int64_t k = 0; k < K; k++) dst[n * K + k] = f[(n / P * K + k) * P + n % P];
+    free(f);
+}
+
+/* y[T][N] = x[T][K] · wᵀ, w [N][K] in its checkpoint dtype, row-major or in panels of `panel` rows. */
+static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int panel, int64_t N, float *y) {
+    if (w->dtype == GM_F32 && !panel) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
                     w->data, (int)K, 0.0f, y, (int)N);
         return;
@@ -45,7 +56,8 @@ static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t
     float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
     for (int64_t r = 0; r < N; r += ROW_BLOCK) {
         int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
-        weight_rows_f32(w, r, nr, K, block);
+        if (panel) panel_rows_f32(w, panel, r, nr, K, block);
+        else weight_rows_f32(w, r, nr, K, block);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)K, 1.0f, x, (int)K,
                     block, (int)K, 0.0f, y + r, (int)N);
     }
@@ -88,7 +100,7 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
         x = normed = gm_malloc((size_t)T * K * sizeof(float));
         rms_norm(r->act[n->in[0]], T, K, r->bound[n->in[2]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], normed);
     }
-    matmul(x, T, K, r->bound[n->in[1]], N, y);
+    matmul(x, T, K, r->bound[n->in[1]], g->values[n->in[1]].panel, N, y);
     free(normed);
     if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);
     double cap = n->op == IR_MATMUL_ADD ? 0 : n->attr[IR_A_SOFTCAP];

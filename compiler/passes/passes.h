@@ -7,10 +7,11 @@
 #include "ir/ir.h"
 
 void pass_fold_constants(ir_graph *g);
+void pass_eliminate_common(ir_graph *g);
 void pass_fuse_elementwise(ir_graph *g);
 void pass_fuse_matmul(ir_graph *g);
+void pass_pack_weights(ir_graph *g);
 void pass_eliminate_dead(ir_graph *g);
-void pass_eliminate_common(ir_graph *g);
 void pass_plan_memory(ir_graph *g);
 
 /* What the fusion passes share. A fused op replaces its last node in place

@@ -1,0 +1,305 @@
+/* matmul.c — the kernels of the matmul family: matmul, norm_matmul (an
+ * rms_norm prologue) and matmul_add (a residual epilogue), each with an
+ * optional softcap epilogue, for both weight layouts.
+ *
+ * Prologue: norm_matmul normalises the call's rows of x into the thread's
+ * scratch first (T·K floats, in cache), then multiplies those; the [T, K]
+ * activation of the unfused rms_norm never goes to memory and the kernel
+ * launch (and its barrier) disappears. Epilogues act on each finished output
+ * before it is stored: + r, then cap·tanh(y/cap).
+ *
+ * Row-major weights [N][K] (-O0, and whatever pack_weights leaves alone):
+ * prefill tiles of 4 rows of x × 4 weight rows, 16 accumulators, each weight
+ * vector converted once and used 4 times; decode takes one weight row at a
+ * time with 4 accumulators, so the weights stream from memory in order.
+ *
+ * Panel weights [N/P][K][P] (pack_weights): a panel is P output columns
+ * interleaved by k, so one pass over it reads P columns' weights
+ * contiguously. The kernel walks its panels; for each, blocks of KC values
+ * of k; for each block, the rows of x in register tiles of MR rows × P
+ * columns (MR·P/W vector accumulators, each loaded weight vector used MR
+ * times, each x value broadcast to P/W FMAs), then the leftover rows one at a
+ * time. Weights of another dtype are converted once per block into the
+ * scratch (KC·P floats, L2-resident) when there are rows enough to tile, and
+ * converted in registers otherwise — decode streams bf16 from memory as
+ * bf16. A lone row carries two accumulator chains per vector so the FMAs do
+ * not wait on each other. With K ≤ KC (every Gemma matmul but the down
+ * projection) each output is finished in registers. */
+#include "kernels.h"
+
+#include "emit.h"
+
+#include <stddef.h>
+
+#define TILE 4   /* row-major: rows of x and of w per tile */
+#define UNROLL 4 /* row-major: accumulators of a lone dot product */
+
+static LLVMValueRef field_ptr(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
+static LLVMValueRef field_int(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
+
+typedef struct {
+    const lv_kernel *k;
+    LLVMValueRef x, w, y, r, T;   /* x: the rows multiplied (the scratch after a prologue); r: residual or NULL */
+    LLVMValueRef scratch;         /* past the prologue's rows: the converted weight block */
+    int64_t K, N;
+    gm_dtype dt;
+    /* row-major tiles */
+    int rt, rn;
+    LLVMValueRef x_at[TILE], w_at[TILE];
+} mm_ctx;
+
+/* ---- epilogues ---- */
+
+/* cap · tanh(v / cap), lane by lane through libm's tanhf, like the softcap op. */
+static LLVMValueRef softcap(lv_emit *m, LLVMValueRef v, double cap, int w) {
+    LLVMValueRef c = lv_real(m, cap, 1);
+    if (w == 1) return lv_fmul(m, c, lv_libm(m, "tanhf", lv_fdiv(m, v, c)));
+    for (int j = 0; j < w; j++) {
+        LLVMValueRef lane = LLVMConstInt(m->i32, (unsigned long long)j, 0);
+        LLVMValueRef s = LLVMBuildExtractElement(m->b, v, lane, "");
+        v = LLVMBuildInsertElement(m->b, v, lv_fmul(m, c, lv_libm(m, "tanhf", lv_fdiv(m, s, c))), lane, "");
+    }
+    return v;
+}
+
+/* The finished output v (width w) of y[at..): + r[at..], then the softcap. */
+static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValueRef at, int w, LLVMValueRef mask) {
+    if (c->r) v = lv_fadd(m, v, mask ? lv_load_masked(m, c->r, at, mask, w) : lv_load(m, c->r, at, GM_F32, w));
+    double cap = c->k->attr[IR_A_SOFTCAP];
+    return cap > 0 ? softcap(m, v, cap, w) : v;
+}
+
+/* ---- prologue: x ← rms_norm(x, nw) into the scratch ---- */
+
+typedef struct {
+    const lv_kernel *k;
+    LLVMValueRef x, nw, y, base, inv;
+} norm_ctx;
+
+static void square_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    norm_ctx *c = ctx;
+    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
+    terms[0] = lv_fmul(m, x, x);
+}
+
+static void normalise_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    norm_ctx *c = ctx;
+    (void)terms;
+    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
+    LLVMValueRef g = lv_load(m, c->nw, at, c->k->ntype, w);
+    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
+    lv_store(m, c->y, lv_add(m, c->base, at), lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g));
+}
+
+static void emit_prologue(lv_emit *m, mm_ctx *mc) {
+    int64_t K = mc->K;
+    norm_ctx c = {mc->k, mc->x, lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr), mc->scratch, NULL, NULL};
+    lv_loop t;
+    lv_loop_begin(m, &t, lv_int(m, 0), mc->T, 1, 0, NULL);
+    c.base = lv_muli(m, t.i, K);
+    LLVMValueRef ss;
+    lv_span(m, K, 1, 1, square_piece, &c, &ss);
+    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)K), "");
+    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, mc->k->attr[IR_A_EPS]), ""));
+    c.inv = LLVMBuildFPTrunc(m->b, LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), root, ""), m->f32, "");
+    lv_span(m, K, 1, 0, normalise_piece, &c, NULL);
+    lv_loop_end(m, &t, NULL);
+    mc->x = mc->scratch;
+    LLVMValueRef rows = LLVMBuildAnd(m->b, lv_addi(m, lv_muli(m, mc->T, K), 15), lv_int(m, -16), ""); /* 64-byte aligned */
+    mc->scratch = LLVMBuildInBoundsGEP2(m->b, m->f32, mc->scratch, &rows, 1, "");
+}
+
+/* ---- row-major weights ---- */
+
+static void tile_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    mm_ctx *c = ctx;
+    LLVMValueRef wv[TILE], xv[TILE];
+    for (int j = 0; j < c->rn; j++) wv[j] = lv_load(m, c->w, lv_add(m, c->w_at[j], at), c->dt, w);
+    for (int i = 0; i < c->rt; i++) xv[i] = lv_load(m, c->x, lv_add(m, c->x_at[i], at), GM_F32, w);
+    for (int i = 0; i < c->rt; i++)
+        for (int j = 0; j < c->rn; j++) terms[i * c->rn + j] = lv_fmul(m, xv[i], wv[j]);
+}
+
+/* y for rows t0.. t0+rt-1 and columns n0.. n0+rn-1. */
+static void emit_tile(lv_emit *m, mm_ctx *c, LLVMValueRef t0, LLVMValueRef n0, int rt, int rn) {
+    LLVMValueRef sums[TILE * TILE];
+    c->rt = rt, c->rn = rn;
+    for (int i = 0; i < rt; i++) c->x_at[i] = lv_muli(m, lv_addi(m, t0, i), c->K);
+    for (int j = 0; j < rn; j++) c->w_at[j] = lv_muli(m, lv_addi(m, n0, j), c->K);
+    lv_span(m, c->K, rt * rn == 1 ? UNROLL : 1, rt * rn, tile_piece, c, sums);
+    for (int i = 0; i < rt; i++)
+        for (int j = 0; j < rn; j++) {
+            LLVMValueRef at = lv_add(m, lv_muli(m, lv_addi(m, t0, i), c->N), lv_addi(m, n0, j));
+            lv_store(m, c->y, at, finish(m, c, sums[i * rn + j], at, 1, NULL));
+        }
+}
+
+/* Every row of x against weight rows n0.. n0+rn-1. */
+static void emit_tile_column(lv_emit *m, mm_ctx *c, LLVMValueRef n0, int rn) {
+    lv_loop t4, t1;
+    lv_loop_begin(m, &t4, lv_int(m, 0), c->T, TILE, 0, NULL);
+    emit_tile(m, c, t4.i, n0, TILE, rn);
+    lv_loop_end(m, &t4, NULL);
+    lv_loop_begin(m, &t1, t4.i, c->T, 1, 0, NULL);
+    emit_tile(m, c, t1.i, n0, 1, rn);
+    lv_loop_end(m, &t1, NULL);
+}
+
+/* With fewer than TILE rows of x (decode), weight rows go one at a time:
+ * read as one sequential stream, they come at the full memory bandwidth,
+ * where 4 interleaved rows got half of it. */
+static void emit_row_major(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef tiled = LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, TILE), "");
+    lv_loop n4, n_1;
+    lv_loop_begin(m, &n4, n0, LLVMBuildSelect(m->b, tiled, n1, n0, ""), TILE, 0, NULL);
+    emit_tile_column(m, c, n4.i, TILE);
+    lv_loop_end(m, &n4, NULL);
+    lv_loop_begin(m, &n_1, n4.i, n1, 1, 0, NULL);
+    emit_tile_column(m, c, n_1.i, 1);
+    lv_loop_end(m, &n_1, NULL);
+}
+
+/* ---- panel weights ---- */
+
+typedef struct {
+    mm_ctx *c;
+    LLVMValueRef panel;       /* index of the panel */
+    LLVMValueRef b;           /* the block's weights, [len][P] of dtype bdt */
+    gm_dtype bdt;
+    int64_t k0, len;          /* the block: k in [k0, k0 + len) */
+    int first, last;          /* the block is the panel's first / last */
+} block_ctx;
+
+static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
+
+/* Rows of x per register tile: the accumulators of MR rows fill the vector
+ * registers but for a few (32 with AVX-512, 16 below). */
+static int tile_rows(lv_emit *m) {
+    int regs = m->target->width == 16 ? 32 : 16, mr = (regs - 4) / vectors_per_row(m);
+    return mr > 12 ? 12 : mr < 1 ? 1 : mr;
+}
+
+/* Lanes of y's row that exist in the last, zero-padded panel; NULL when N is a multiple of P. */
+static LLVMValueRef column_mask(lv_emit *m, const block_ctx *bc, int h) {
+    int W = m->target->width;
+    if (bc->c->N % LV_PANEL == 0) return NULL;
+    LLVMValueRef lanes[16];
+    for (int j = 0; j < W; j++) lanes[j] = LLVMConstInt(m->i64, (unsigned long long)j, 0);
+    LLVMValueRef col = lv_add(m, lv_splat(m, lv_addi(m, lv_muli(m, bc->panel, LV_PANEL), h * W), W),
+                              LLVMConstVector(lanes, (unsigned)W));
+    return LLVMBuildICmp(m->b, LLVMIntSLT, col, lv_splat(m, lv_int(m, bc->c->N), W), "");
+}
+
+/* Where row t's outputs for vector h of the panel start in y. */
+static LLVMValueRef out_at(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int h) {
+    return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, LV_PANEL), h * m->target->width));
+}
+
+/* Rows t0.. t0+R-1 of the block: acc[i][h] (+)= Σ_k x[t0+i][k] · b[k][h·W..]. */
+static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R) {
+    mm_ctx *c = bc->c;
+    int W = m->target->width, H = vectors_per_row(m), chains = R == 1 ? 2 : 1, n = R * H;
+    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], x_at[16], mask[LV_PANEL / 4];
+    for (int h = 0; h < H; h++) mask[h] = column_mask(m, bc, h);
+    for (int i = 0; i < R; i++) {
+        x_at[i] = lv_addi(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
+        for (int h = 0; h < H; h++) {
+            LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
+            init[i * H + h] = bc->first ? lv_real(m, 0, W)
+                              : mask[h] ? lv_load_masked(m, c->y, at, mask[h], W) : lv_load(m, c->y, at, GM_F32, W);
+        }
+    }
+    for (int s = n; s < n * chains; s++) init[s] = lv_real(m, 0, W);
+    lv_loop loops[2], *l = NULL;
+    for (int pass = 0; pass < chains; pass++) { /* the loop by `chains`, then a tail of one */
+        int step = pass ? 1 : chains;
+        l = &loops[pass];
+        lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), lv_int(m, bc->len), step, n * chains,
+                      pass ? loops[0].v : init);
+        for (int u = 0; u < step; u++) {
+            LLVMValueRef kk = lv_addi(m, l->i, u), bv[LV_PANEL / 4];
+            for (int h = 0; h < H; h++) bv[h] = lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
+            for (int i = 0; i < R; i++) {
+                LLVMValueRef a = lv_splat(m, lv_load(m, c->x, lv_add(m, x_at[i], kk), GM_F32, 1), W);
+                for (int h = 0; h < H; h++) {
+                    int s = u * n + i * H + h;
+                    next[s] = lv_fadd(m, l->v[s], lv_fmul(m, a, bv[h]));
+                }
+            }
+        }
+        for (int s = step * n; s < n * chains; s++) next[s] = l->v[s];
+        lv_loop_end(m, l, next);
+    }
+    for (int i = 0; i < R; i++)
+        for (int h = 0; h < H; h++) {
+            LLVMValueRef v = l->v[i * H + h];
+            for (int u = 1; u < chains; u++) v = lv_fadd(m, v, l->v[u * n + i * H + h]);
+            LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
+            if (bc->last) v = finish(m, c, v, at, W, mask[h]);
+            if (mask[h]) lv_store_masked(m, c->y, at, v, mask[h]);
+            else lv_store(m, c->y, at, v);
+        }
+}
+
+typedef struct {
+    LLVMValueRef src, dst;
+    gm_dtype dt;
+} convert_ctx;
+
+static void convert_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    convert_ctx *c = ctx;
+    (void)terms;
+    lv_store(m, c->dst, at, lv_load(m, c->src, at, c->dt, w));
+}
+
+/* One block of k for every row: register tiles of MR rows, then single rows. */
+static void emit_block(lv_emit *m, block_ctx *bc) {
+    mm_ctx *c = bc->c;
+    int MR = tile_rows(m);
+    LLVMValueRef direct = bc->b;
+    if (bc->bdt != GM_F32 && MR > 1) { /* tiles read a converted copy of the block */
+        LLVMBasicBlockRef convert = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "convert");
+        LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tiles");
+        LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, MR), ""), convert, tiles);
+        LLVMPositionBuilderAtEnd(m->b, convert);
+        lv_span(m, bc->len * LV_PANEL, 1, 0, convert_piece, &(convert_ctx){bc->b, c->scratch, bc->bdt}, NULL);
+        LLVMBuildBr(m->b, tiles);
+        LLVMPositionBuilderAtEnd(m->b, tiles);
+        bc->b = c->scratch, bc->bdt = GM_F32;
+    }
+    lv_loop tm, t1;
+    lv_loop_begin(m, &tm, lv_int(m, 0), c->T, MR, 0, NULL);
+    emit_register_tile(m, bc, tm.i, MR);
+    lv_loop_end(m, &tm, NULL);
+    bc->b = direct, bc->bdt = c->dt;
+    if (MR == 1) return;
+    lv_loop_begin(m, &t1, tm.i, c->T, 1, 0, NULL);
+    emit_register_tile(m, bc, t1.i, 1);
+    lv_loop_end(m, &t1, NULL);
+}
+
+static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, LV_PANEL - 1), lv_int(m, LV_PANEL), "");
+    lv_loop p;
+    lv_loop_begin(m, &p, LLVMBuildSDiv(m->b, n0, lv_int(m, LV_PANEL), ""), p1, 1, 0, NULL);
+    LLVMValueRef panel = lv_muli(m, p.i, c->K * LV_PANEL);
+    for (int64_t k0 = 0; k0 < c->K; k0 += LV_KC) {
+        LLVMValueRef at = lv_addi(m, panel, k0 * LV_PANEL);
+        block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, k0,
+                        c->K - k0 < LV_KC ? c->K - k0 : LV_KC, k0 == 0, k0 + LV_KC >= c->K};
+        emit_block(m, &bc);
+    }
+    lv_loop_end(m, &p, NULL);
+}
+
+void lv_emit_matmul(lv_emit *m, const lv_kernel *k) {
+    mm_ctx c = {.k = k, .x = lv_field(m, offsetof(lv_call, in), m->ptr),
+                .w = lv_field(m, offsetof(lv_call, in) + sizeof(void *), m->ptr),
+                .y = field_ptr(m, offsetof(lv_call, out)), .T = field_int(m, offsetof(lv_call, T)),
+                .scratch = field_ptr(m, offsetof(lv_call, scratch)), .K = k->k, .N = k->n, .dt = k->wtype};
+    if (k->op == IR_MATMUL_ADD) c.r = lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr);
+    if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
+    LLVMValueRef n0 = field_int(m, offsetof(lv_call, n0)), n1 = field_int(m, offsetof(lv_call, n1));
+    if (k->panel) emit_panels(m, &c, n0, n1);
+    else emit_row_major(m, &c, n0, n1);
+}

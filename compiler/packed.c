@@ -1,0 +1,202 @@
+/* packed.c — the packed weights of a model (passes/pack_weights.c): made
+ * once from the checkpoint, kept on disk, and handed to every backend.
+ *
+ * A packed weight W[N][K] is stored as ceil(N/P) panels of P rows
+ * interleaved by k: panel p holds W[p·P + j][k] at (p·K + k)·P + j, rows
+ * past N zero. Its dtype is the source's (bf16 stays bf16: the kernels
+ * compute on it directly), or the folded dtype when constant folding also
+ * touched it (model.c).
+ *
+ * All packed weights of a model live in one region, each at a 64-byte
+ * aligned offset, which is also a file: ${GEMMAC_CACHE}/packed/<key>.bin,
+ * a 64-byte header (magic, key, data bytes) and the region. The key hashes
+ * the checkpoint files (path, size, mtime) and every packed weight's
+ * derivation, shape and dtype, so a changed checkpoint or pass setting
+ * never reads a stale file. The first load packs (on every core) and writes
+ * the file atomically; later loads map it, so packing costs nothing and the
+ * checkpoint's own copies of those tensors are never read. An AOT executable
+ * built with --embed-weights carries the file inside itself
+ * (gm_builtin_packed). Without a cache (--no-cache, or no writable cache
+ * directory) the region is packed in memory each time. */
+#include "model.h"
+
+#include "runtime/threads.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define PACK_MAGIC "GMPACK01"
+#define PACK_HEADER 64
+
+const gm_blob *gm_builtin_packed;
+
+size_t gm_packed_bytes(const st_tensor *t, int panel) {
+    int64_t N = t->shape[0], K = t->shape[1];
+    return (size_t)((N + panel - 1) / panel * panel) * K * gm_dtype_size(t->dtype);
+}
+
+typedef struct {
+    const unsigned char *src;
+    unsigned char *dst;
+    int64_t N, K;
+    int P;
+    size_t esize;
+} pack_job;
+
+/* Panels [part·n/parts, (part+1)·n/parts) of one weight. */
+static void pack_part(void *arg, int part, int parts) {
+    const pack_job *j = arg;
+    int64_t panels = (j->N + j->P - 1) / j->P, p0 = panels * part / parts, p1 = panels * (part + 1) / parts;
+    size_t es = j->esize;
+    for (int64_t p = p0; p < p1; p++)
+        for (int r = 0; r < j->P; r++) {
+            int64_t n = p * j->P + r;
+            unsigned char *col = j->dst + ((size_t)p * j->K * j->P + r) * es;
+            for (int64_t k = 0; k < j->K; k++, col += j->P * es) {
+                if (n < j->N) memcpy(col, j->src + ((size_t)n * j->K + k) * es, es);
+                else memset(col, 0, es);
+            }
+        }
+}
+
+static uint64_t stat_key(uint64_t h, const char *file) {
+    struct stat st;
+    if (stat(file, &st)) return h;
+    int64_t facts[2] = {(int64_t)st.st_size, (int64_t)st.st_mtime};
+    return gm_fnv1a(gm_fnv1a(h, file, strlen(file) + 1), facts, sizeof facts);
+}
+
+/* The key of m's packed weights: what they are made from and how. */
+static uint64_t packed_key(const gm_model *m) {
+    uint64_t h = gm_fnv1a(GM_FNV1A_SEED, PACK_MAGIC GM_VERSION, sizeof PACK_MAGIC GM_VERSION);
+    const char *last_file = NULL;
+    for (int v = 0; v < m->graph->n_values; v++) {
+        const ir_value *w = &m->graph->values[v];
+        if (w->kind != IR_WEIGHT || !w->panel) continue;
+        const st_tensor *src = st_find(m->weights, w->derived_from);
+        if (src->file != last_file) h = stat_key(h, last_file = src->file);
+        double facts[6] = {w->derived_add, w->derived_mul, w->panel, (double)w->dims[0], (double)w->dims[1],
+                           (double)m->bound[v]->dtype};
+        h = gm_fnv1a(gm_fnv1a(h, w->derived_from, strlen(w->derived_from) + 1), facts, sizeof facts);
+    }
+    return h;
+}
+
+/* Where each packed weight goes in the region; returns the data bytes. */
+static size_t lay_out(gm_model *m, size_t *offset) {
+    size_t at = 0;
+    for (int v = 0; v < m->graph->n_values; v++) {
+        const ir_value *w = &m->graph->values[v];
+        if (w->kind != IR_WEIGHT || !w->panel) continue;
+        offset[v] = at;
+        at += (gm_packed_bytes(m->bound[v], w->panel) + 63) / 64 * 64;
+    }
+    return at;
+}
+
+static void point_into(gm_model *m, const unsigned char *data, const size_t *offset) {
+    for (int v = 0; v < m->graph->n_values; v++)
+        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel) {
+            st_tensor *t = (st_tensor *)m->bound[v];
+            t->data = data + offset[v];
+            t->nbytes = gm_packed_bytes(t, m->graph->values[v].panel);
+        }
+}
+
+static void write_header(unsigned char *region, uint64_t key, size_t bytes) {
+    memset(region, 0, PACK_HEADER);
+    memcpy(region, PACK_MAGIC, 8);
+    memcpy(region + 8, (uint64_t[2]){key, bytes}, 16);
+}
+
+/* A packed file (or blob) of the right key and size: its data, else NULL. */
+static const unsigned char *valid_pack(const unsigned char *p, size_t len, uint64_t key, size_t bytes) {
+    uint64_t head[2];
+    if (len != PACK_HEADER + bytes || memcmp(p, PACK_MAGIC, 8)) return NULL;
+    memcpy(head, p + 8, sizeof head);
+    return head[0] == key && head[1] == bytes ? p + PACK_HEADER : NULL;
+}
+
+/* Packs every packed weight into region (after its header) from the
+ * checkpoint; the sources' pages are given back to the page cache as each
+ * is done (file mappings only), so peak memory stays near one copy. */
+static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, uint64_t key, size_t bytes) {
+    rt_pool *pool = rt_pool_new(rt_default_threads());
+    write_header(region, key, bytes);
+    for (int v = 0; v < m->graph->n_values; v++) {
+        const ir_value *w = &m->graph->values[v];
+        if (w->kind != IR_WEIGHT || !w->panel) continue;
+        const st_tensor *t = m->bound[v];
+        void *unpacked = gm_unpacked_values(m, w, st_find(m->weights, w->derived_from));
+        pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel,
+                        gm_dtype_size(t->dtype)};
+        rt_pool_run(pool, pack_part, &job);
+        gm_release_unpacked(m, w, unpacked);
+    }
+    rt_pool_free(pool);
+}
+
+/* The cache file for key, or -1 when there is no cache directory. */
+static int pack_path(char *buf, size_t len, uint64_t key) {
+    char dir[4096];
+    if (gm_cache_dir("packed", dir, sizeof dir)) return -1;
+    snprintf(buf, len, "%s/%016llx.bin", dir, (unsigned long long)key);
+    return 0;
+}
+
+/* Maps path if it is a valid pack; NULL otherwise. */
+static const unsigned char *map_pack(gm_model *m, const char *path, uint64_t key, size_t bytes) {
+    void *map;
+    size_t size;
+    gm_err ignored;
+    if (gm_map_file(path, "packed weights", &map, &size, &ignored)) return NULL;
+    const unsigned char *data = valid_pack(map, size, key, bytes);
+    if (!data) {
+        munmap(map, size);
+        return NULL;
+    }
+    m->pack_map = map;
+    m->pack_size = size;
+    return data;
+}
+
+int gm_model_pack(gm_model *m, int no_cache, gm_err *e) {
+    if (m->packed_ready) return 0;
+    size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset), bytes = lay_out(m, offset);
+    uint64_t key = packed_key(m);
+    char path[4200];
+    int cached = !no_cache && pack_path(path, sizeof path, key) == 0;
+    const unsigned char *data = NULL;
+    if (gm_builtin_packed) data = valid_pack(gm_builtin_packed->data, gm_builtin_packed->size, key, bytes);
+    if (!data && cached) data = map_pack(m, path, key, bytes);
+    if (!data && bytes) {
+        m->pack_owned = gm_aligned64(PACK_HEADER + bytes);
+        pack_all(m, m->pack_owned, offset, key, bytes);
+        gm_err ignored; /* a cache that cannot be written only costs the next load a repack */
+        if (cached) gm_write_file_atomic(path, m->pack_owned, PACK_HEADER + bytes, &ignored);
+        data = m->pack_owned + PACK_HEADER;
+    }
+    if (data) point_into(m, data, offset);
+    free(offset);
+    m->packed_ready = 1;
+    m->pack_key = key;
+    m->pack_bytes = bytes;
+    (void)e;
+    return 0;
+}
+
+int gm_model_write_pack(gm_model *m, const char *path, gm_err *e) {
+    if (gm_model_pack(m, 1, e)) return -1;
+    unsigned char *region = gm_aligned64(PACK_HEADER + m->pack_bytes);
+    size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset);
+    lay_out(m, offset);
+    write_header(region, m->pack_key, m->pack_bytes);
+    for (int v = 0; v < m->graph->n_values; v++)
+        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel)
+            memcpy(region + PACK_HEADER + offset[v], m->bound[v]->data, m->bound[v]->nbytes);
+    int rc = gm_write_file_atomic(path, region, PACK_HEADER + m->pack_bytes, e);
+    free(region);
+    free(offset);
+    return rc;
+}
