@@ -6,7 +6,9 @@
  * narrow pieces and scalar tails run; T is 1 (decode), 3 and 17 (tiles and
  * their tails); weights come as f32, bf16 and f16. Attention runs a sequence
  * of calls against a KV slot of runtime/kv_cache.h, past the end of its ring,
- * with GQA, a sliding window and a softcap. Each test prints its worst error
+ * with GQA, a sliding window and a softcap, on short and long (313 keys)
+ * contexts, some calls split by query rows as the engine's threads split
+ * them. Each test prints its worst error
  * against its tolerance:
  *   embed                      exact (a dtype conversion)
  *   scale, mul, add            1e-6 relative (one f32 rounding)
@@ -308,6 +310,8 @@ static void test_rope(void) {
 typedef struct {
     int heads, kv_heads, head_dim, window;
     double softcap;
+    int parts;      /* each call's query rows split into this many kernel calls, as the engine's threads do */
+    int long_run;   /* 313 keys in 6 calls, else 53 in 11 */
 } attn_shape;
 
 /* The output of query row t (position pos + t) over every key so far. */
@@ -336,25 +340,33 @@ static void attention_ref(const attn_shape *a, const float *q, const float *keys
     free(p);
 }
 
+/* The call at pos of T rows, as `parts` kernel calls of consecutive rows. */
+static void run_attention(lv_kernel_fn fn, const attn_shape *a, lv_call c) {
+    for (int p = 0; p < a->parts; p++) {
+        c.n0 = c.T * p / a->parts, c.n1 = c.T * (p + 1) / a->parts;
+        fn(&c);
+    }
+}
+
 /* Calls of T rows at growing positions, past the ring's end more than once. */
 static void check_attention(lv_kernel_fn fn, const attn_shape *a, score *s) {
-    enum { CONTEXT = 64 };
-    static const int calls[] = {3, 1, 1, 17, 1, 1, 7, 1, 17, 1, 3};
+    static const int short_run[] = {3, 1, 1, 17, 1, 1, 7, 1, 17, 1, 3, 0}, long_run[] = {100, 1, 150, 1, 60, 1, 0};
+    const int *calls = a->long_run ? long_run : short_run;
+    int context = a->long_run ? 320 : 64;
     int kv_cols = a->kv_heads * a->head_dim, q_cols = a->heads * a->head_dim;
-    rt_kv_cache *cache = rt_kv_create(1, &a->window, &kv_cols, CONTEXT, 0);
+    rt_kv_cache *cache = rt_kv_create(1, &a->window, &kv_cols, context, 0);
     rt_kv_slot *slot = &cache->slots[0];
-    float *keys = gm_malloc(CONTEXT * kv_cols * sizeof(float)), *values = gm_malloc(CONTEXT * kv_cols * sizeof(float));
-    float *scores = gm_malloc(CONTEXT * sizeof(float));
+    float *keys = gm_malloc(context * kv_cols * sizeof(float)), *values = gm_malloc(context * kv_cols * sizeof(float));
     int pos = 0;
-    for (int c = 0; c < (int)(sizeof calls / sizeof calls[0]); c++) {
+    for (int c = 0; calls[c]; c++) {
         int T = calls[c];
         float *q = random_f32(T * q_cols, 2), *k = random_f32(T * kv_cols, 2), *v = random_f32(T * kv_cols, 1);
         float *y = gm_malloc(T * q_cols * sizeof *y);
         double *want = gm_malloc(T * q_cols * sizeof *want);
         memcpy(keys + pos * kv_cols, k, T * kv_cols * sizeof(float));
         memcpy(values + pos * kv_cols, v, T * kv_cols * sizeof(float));
-        fn(&(lv_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k, .v_cache = slot->v,
-                      .rows = slot->rows, .scores = scores});
+        run_attention(fn, a, (lv_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k,
+                                       .v_cache = slot->v, .rows = slot->rows});
         for (int t = 0; t < T; t++) attention_ref(a, q + t * q_cols, keys, values, pos + t, want + t * q_cols);
         compare(s, y, want, NULL, T * q_cols, 1e-5, 0);
         rt_kv_store(slot, pos, T, k, v);
@@ -362,13 +374,15 @@ static void check_attention(lv_kernel_fn fn, const attn_shape *a, score *s) {
         free(q), free(k), free(v), free(y), free(want);
     }
     CU_ASSERT(pos > slot->rows || !a->window);
-    free(keys), free(values), free(scores);
+    free(keys), free(values);
     rt_kv_free(cache);
 }
 
 static void test_attention(void) {
     static const attn_shape shapes[] = {
-        {4, 2, 16, 0, 0}, {4, 2, 16, 5, 0}, {4, 2, 20, 8, 50}, {2, 2, 7, 0, 5}, {4, 1, 33, 12, 0}, {1, 1, 100, 3, 30},
+        {4, 2, 16, 0, 0, 1, 0},   {4, 2, 16, 5, 0, 1, 0},  {4, 2, 20, 8, 50, 1, 0}, {2, 2, 7, 0, 5, 1, 0},
+        {4, 1, 33, 12, 0, 1, 0},  {1, 1, 100, 3, 30, 1, 0}, {6, 2, 16, 9, 0, 3, 0},  {8, 1, 24, 0, 0, 2, 0},
+        {4, 1, 64, 100, 30, 2, 1}, {8, 1, 32, 0, 50, 1, 1},
     };
     enum { N = sizeof shapes / sizeof shapes[0] };
     lv_kernel ks[N];

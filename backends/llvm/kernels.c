@@ -9,9 +9,11 @@
  *               each weight vector converted once and used 4 times; decode:
  *               one weight row at a time with 4 accumulators, so the weights
  *               stream from memory in order
- *   attention   per query row and head: scores (q·k, scale, softcap) and their
- *               max, exp and sum, then Σ p·v per head_dim piece; keys before
- *               pos come from the KV ring, the rest from this call's k and v
+ *   attention   one pass over each query row's keys, 8 at a time: scores
+ *               (q·k, scale, softcap), an online softmax (a running max and
+ *               sum; the accumulator rescaled when the max grows) and Σ p·v,
+ *               for up to 4 heads of one kv head at once; keys before pos
+ *               come from the KV ring, the rest from this call's k and v
  *   rope        cos/sin of one row's angles (f64, like the reference) once,
  *               then every head rotated with them
  *   elementwise a vector loop and a scalar tail; gelu (expf) and softcap
@@ -261,91 +263,150 @@ static void emit_rope(lv_emit *m, const lv_kernel *k) {
     lv_loop_end(m, &t, NULL);
 }
 
-/* ---- attention ---- */
+/* ---- attention: one pass over each query row's keys, with an online softmax ---- */
+
+#define KEYS 8   /* keys per block of the online softmax */
+#define HEADS 4  /* most query heads of one kv head taken together */
 
 typedef struct {
     const lv_kernel *k;
-    LLVMValueRef q, k_new, v_new, k_cache, v_cache, scores, y, pos, rows;
+    LLVMValueRef q, k_new, v_new, k_cache, v_cache, y, pos, rows, acc;
     int64_t hd, kv_cols;
-    LLVMValueRef lo, hi, ring_lo; /* keys [lo, hi) of this query row; ring row of lo */
-    LLVMValueRef q_at, kv_at;     /* this head's columns in q (and y), and in k/v */
-    LLVMValueRef row, inv_sum;    /* the key row of a dot; 1 / Σ p */
+    int heads;                            /* query heads of a tile, all on one kv head */
+    LLVMValueRef lo, hi, ring_lo;         /* keys [lo, hi) of this query row; ring row of lo */
+    LLVMValueRef q_at, kv_at;             /* the tile's first head in q (and y); its kv head in k and v */
+    LLVMValueRef key[KEYS], value[KEYS];  /* the block's rows */
+    int k0, nk;                           /* a tile of dot products: keys k0.. k0+nk-1 of the block */
+    LLVMValueRef p[HEADS][KEYS];          /* per head and key: exp(score − max) */
+    LLVMValueRef rescale[HEADS];          /* exp(old max − max), or 1 / Σ p at the end */
 } attn_ctx;
 
-/* Key (or value) row j, ring row r: the cache for j < pos, else this call's rows. */
-static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j,
-                           LLVMValueRef r) {
+/* Key (or value) row of key j: the cache for j < pos, else this call's rows.
+ * Ring row ring_lo + (j − lo) wraps at most once: the keys of a window
+ * before pos are fewer than the ring's rows. */
+static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j) {
     LLVMValueRef old = LLVMBuildICmp(m->b, LLVMIntSLT, j, a->pos, "");
+    LLVMValueRef r = lv_add(m, a->ring_lo, lv_sub(m, j, a->lo));
+    r = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, r, a->rows, ""), lv_sub(m, r, a->rows), r, "");
     LLVMValueRef row = LLVMBuildSelect(m->b, old, r, lv_sub(m, j, a->pos), "");
     LLVMValueRef at = lv_add(m, lv_muli(m, row, a->kv_cols), a->kv_at);
     return LLVMBuildInBoundsGEP2(m->b, m->f32, LLVMBuildSelect(m->b, old, cache, fresh, ""), &at, 1, "");
 }
 
-static LLVMValueRef next_ring_row(lv_emit *m, attn_ctx *a, LLVMValueRef r) {
-    LLVMValueRef r1 = lv_addi(m, r, 1);
-    return LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, r1, a->rows, ""), lv_int(m, 0), r1, "");
-}
-
 static void dot_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
     attn_ctx *a = ctx;
-    terms[0] = lv_fmul(m, lv_load(m, a->q, lv_add(m, a->q_at, at), GM_F32, w), lv_load(m, a->row, at, GM_F32, w));
+    LLVMValueRef kv[KEYS], qv[HEADS];
+    for (int b = 0; b < a->nk; b++) kv[b] = lv_load(m, a->key[a->k0 + b], at, GM_F32, w);
+    for (int h = 0; h < a->heads; h++) qv[h] = lv_load(m, a->q, lv_add(m, a->q_at, lv_addi(m, at, h * a->hd)), GM_F32, w);
+    for (int h = 0; h < a->heads; h++)
+        for (int b = 0; b < a->nk; b++) terms[h * a->nk + b] = lv_fmul(m, qv[h], kv[b]);
 }
 
-/* scores[j - lo] = softcap(q · k_j · scale); returns their max. */
-static LLVMValueRef emit_scores(lv_emit *m, attn_ctx *a) {
+/* s[h][b] = q_h · k_b for the block, in tiles of at most 16 dot products. */
+static void emit_dots(lv_emit *m, attn_ctx *a, LLVMValueRef s[HEADS][KEYS]) {
+    LLVMValueRef sums[LV_MAX_CARRY];
+    a->nk = KEYS < LV_MAX_CARRY / a->heads ? KEYS : LV_MAX_CARRY / a->heads;
+    for (a->k0 = 0; a->k0 < KEYS; a->k0 += a->nk) {
+        lv_span(m, a->hd, LV_MAX_CARRY / (a->nk * a->heads), a->nk * a->heads, dot_piece, a, sums);
+        for (int h = 0; h < a->heads; h++)
+            for (int b = 0; b < a->nk; b++) s[h][a->k0 + b] = sums[h * a->nk + b];
+    }
+}
+
+/* Folds the block's dot products, keys j0.. j0+KEYS-1 (those from hi on
+ * masked), into each head's running max and sum; sets p and rescale. */
+static void emit_online_softmax(lv_emit *m, attn_ctx *a, LLVMValueRef j0, LLVMValueRef s[HEADS][KEYS],
+                                LLVMValueRef *max, LLVMValueRef *sum) {
     double cap = a->k->attr[IR_A_SOFTCAP];
-    LLVMValueRef init[2] = {LLVMConstReal(m->f32, -INFINITY), a->ring_lo}, next[2], s;
-    lv_loop j;
-    lv_loop_begin(m, &j, a->lo, a->hi, 1, 2, init);
-    a->row = kv_row(m, a, a->k_cache, a->k_new, j.i, j.v[1]);
-    lv_span(m, a->hd, 1, 1, dot_piece, a, &s);
-    s = lv_fmul(m, s, lv_real(m, a->k->attr[IR_A_SCALE], 1));
-    if (cap > 0) s = lv_fmul(m, lv_real(m, cap, 1), lv_libm(m, "tanhf", lv_fdiv(m, s, lv_real(m, cap, 1))));
-    lv_store(m, a->scores, lv_sub(m, j.i, a->lo), s);
-    next[0] = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, s, j.v[0], ""), s, j.v[0], "");
-    next[1] = next_ring_row(m, a, j.v[1]);
-    lv_loop_end(m, &j, next);
-    return j.v[0];
+    for (int h = 0; h < a->heads; h++) {
+        LLVMValueRef top = max[h], x;
+        for (int b = 0; b < KEYS; b++) {
+            x = lv_fmul(m, s[h][b], lv_real(m, a->k->attr[IR_A_SCALE], 1));
+            if (cap > 0) x = lv_fmul(m, lv_real(m, cap, 1), lv_libm(m, "tanhf", lv_fdiv(m, x, lv_real(m, cap, 1))));
+            LLVMValueRef in = LLVMBuildICmp(m->b, LLVMIntSLT, lv_addi(m, j0, b), a->hi, "");
+            s[h][b] = x = LLVMBuildSelect(m->b, in, x, lv_real(m, -INFINITY, 1), "");
+            top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, top, ""), x, top, "");
+        }
+        a->rescale[h] = lv_libm(m, "expf", lv_fsub(m, max[h], top));
+        sum[h] = lv_fmul(m, sum[h], a->rescale[h]);
+        for (int b = 0; b < KEYS; b++) {
+            a->p[h][b] = lv_libm(m, "expf", lv_fsub(m, s[h][b], top));
+            sum[h] = lv_fadd(m, sum[h], a->p[h][b]);
+        }
+        max[h] = top;
+    }
 }
 
-/* scores become exp(score − max); returns their sum. */
-static LLVMValueRef emit_softmax_weights(lv_emit *m, attn_ctx *a, LLVMValueRef max) {
-    LLVMValueRef zero = lv_real(m, 0, 1), p;
-    lv_loop j;
-    lv_loop_begin(m, &j, lv_int(m, 0), lv_sub(m, a->hi, a->lo), 1, 1, &zero);
-    p = lv_libm(m, "expf", lv_fsub(m, lv_load(m, a->scores, j.i, GM_F32, 1), max));
-    lv_store(m, a->scores, j.i, p);
-    p = lv_fadd(m, j.v[0], p);
-    lv_loop_end(m, &j, &p);
-    return j.v[0];
+static LLVMValueRef acc_at(lv_emit *m, attn_ctx *a, int h, LLVMValueRef at) { return lv_addi(m, at, h * a->hd); }
+
+static void zero_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    (void)terms;
+    lv_store(m, ((attn_ctx *)ctx)->acc, at, lv_real(m, 0, w));
 }
 
-/* y[at.. at+w) = Σ_j p_j · v_j[at.. at+w) / Σ p. */
-static void weighted_values_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+/* acc_h = acc_h · rescale_h + Σ_b p_hb · v_b, each value vector loaded once for all heads. */
+static void value_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    attn_ctx *a = ctx;
+    LLVMValueRef acc[HEADS];
+    (void)terms;
+    for (int h = 0; h < a->heads; h++)
+        acc[h] = lv_fmul(m, lv_load(m, a->acc, acc_at(m, a, h, at), GM_F32, w), lv_splat(m, a->rescale[h], w));
+    for (int b = 0; b < KEYS; b++) {
+        LLVMValueRef v = lv_load(m, a->value[b], at, GM_F32, w);
+        for (int h = 0; h < a->heads; h++) acc[h] = lv_fadd(m, acc[h], lv_fmul(m, lv_splat(m, a->p[h][b], w), v));
+    }
+    for (int h = 0; h < a->heads; h++) lv_store(m, a->acc, acc_at(m, a, h, at), acc[h]);
+}
+
+/* y_h = acc_h / Σ p_h. */
+static void output_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
     attn_ctx *a = ctx;
     (void)terms;
-    LLVMValueRef init[2] = {lv_real(m, 0, w), a->ring_lo}, next[2];
-    lv_loop j;
-    lv_loop_begin(m, &j, a->lo, a->hi, 1, 2, init);
-    LLVMValueRef v = lv_load(m, kv_row(m, a, a->v_cache, a->v_new, j.i, j.v[1]), at, GM_F32, w);
-    LLVMValueRef p = lv_load(m, a->scores, lv_sub(m, j.i, a->lo), GM_F32, 1);
-    next[0] = lv_fadd(m, j.v[0], lv_fmul(m, lv_splat(m, p, w), v));
-    next[1] = next_ring_row(m, a, j.v[1]);
-    lv_loop_end(m, &j, next);
-    lv_store(m, a->y, lv_add(m, a->q_at, at), lv_fmul(m, j.v[0], lv_splat(m, a->inv_sum, w)));
+    for (int h = 0; h < a->heads; h++) {
+        LLVMValueRef acc = lv_load(m, a->acc, acc_at(m, a, h, at), GM_F32, w);
+        lv_store(m, a->y, lv_add(m, a->q_at, acc_at(m, a, h, at)), lv_fmul(m, acc, lv_splat(m, a->rescale[h], w)));
+    }
 }
 
+/* The tile's heads over keys [lo, hi), KEYS at a time; the last block
+ * repeats key hi − 1 for the keys past hi and masks them. */
+static void emit_heads(lv_emit *m, attn_ctx *a) {
+    LLVMValueRef init[2 * HEADS], s[HEADS][KEYS], last = lv_addi(m, a->hi, -1);
+    for (int h = 0; h < a->heads; h++) init[h] = lv_real(m, -INFINITY, 1), init[a->heads + h] = lv_real(m, 0, 1);
+    lv_span(m, a->heads * a->hd, 1, 0, zero_piece, a, NULL);
+    lv_loop j;
+    lv_loop_begin(m, &j, a->lo, lv_addi(m, a->hi, KEYS - 1), KEYS, 2 * a->heads, init);
+    for (int b = 0; b < KEYS; b++) {
+        LLVMValueRef jb = lv_addi(m, j.i, b);
+        jb = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, jb, last, ""), jb, last, "");
+        a->key[b] = kv_row(m, a, a->k_cache, a->k_new, jb);
+        a->value[b] = kv_row(m, a, a->v_cache, a->v_new, jb);
+    }
+    LLVMValueRef next[2 * HEADS];
+    memcpy(next, j.v, sizeof next);
+    emit_dots(m, a, s);
+    emit_online_softmax(m, a, j.i, s, next, next + a->heads);
+    lv_span(m, a->hd, 1, 0, value_piece, a, NULL);
+    lv_loop_end(m, &j, next);
+    for (int h = 0; h < a->heads; h++) a->rescale[h] = lv_fdiv(m, lv_real(m, 1, 1), j.v[a->heads + h]);
+    lv_span(m, a->hd, 1, 0, output_piece, a, NULL);
+}
+
+/* Query rows [n0, n1) of the call, every head; the heads of one kv head in
+ * tiles of up to HEADS, so that each key and value row is read once a tile. */
 static void emit_attention(lv_emit *m, const lv_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
-    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW];
+    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW], group = nh / nkv;
     attn_ctx a = {.k = k, .q = input(m, 0), .k_new = input(m, 1), .v_new = input(m, 2),
                   .k_cache = ptr_field(m, offsetof(lv_call, k_cache)),
-                  .v_cache = ptr_field(m, offsetof(lv_call, v_cache)),
-                  .scores = ptr_field(m, offsetof(lv_call, scores)), .y = output(m),
+                  .v_cache = ptr_field(m, offsetof(lv_call, v_cache)), .y = output(m),
                   .pos = int_field(m, offsetof(lv_call, pos)), .rows = int_field(m, offsetof(lv_call, rows)),
-                  .hd = hd, .kv_cols = nkv * hd};
+                  .hd = hd, .kv_cols = nkv * hd, .heads = HEADS};
+    while (group % a.heads) a.heads /= 2;
+    a.acc = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, a.heads * hd), "acc");
+    LLVMSetAlignment(a.acc, 64);
     lv_loop t, h;
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    lv_loop_begin(m, &t, int_field(m, offsetof(lv_call, n0)), int_field(m, offsetof(lv_call, n1)), 1, 0, NULL);
     LLVMValueRef i = lv_add(m, a.pos, t.i);
     a.hi = lv_addi(m, i, 1);
     a.lo = lv_int(m, 0);
@@ -354,12 +415,10 @@ static void emit_attention(lv_emit *m, const lv_kernel *k) {
         a.lo = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGT, first, a.lo, ""), first, a.lo, "");
     }
     a.ring_lo = LLVMBuildSRem(m->b, a.lo, a.rows, "");
-    lv_loop_begin(m, &h, lv_int(m, 0), lv_int(m, nh), 1, 0, NULL);
+    lv_loop_begin(m, &h, lv_int(m, 0), lv_int(m, nh), a.heads, 0, NULL);
     a.q_at = lv_add(m, lv_muli(m, t.i, nh * hd), lv_muli(m, h.i, hd));
-    a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h.i, lv_int(m, nh / nkv), ""), hd);
-    LLVMValueRef max = emit_scores(m, &a);
-    a.inv_sum = lv_fdiv(m, lv_real(m, 1, 1), emit_softmax_weights(m, &a, max));
-    lv_span(m, hd, 1, 0, weighted_values_piece, &a, NULL);
+    a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h.i, lv_int(m, group), ""), hd);
+    emit_heads(m, &a);
     lv_loop_end(m, &h, NULL);
     lv_loop_end(m, &t, NULL);
 }
