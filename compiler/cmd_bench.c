@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #define MAX_LENGTHS 8
+#define MAX_CONFIGS 32
 #define MAX_REPS 32
 #define BW_BYTES ((size_t)4 << 30) /* well past the shared L3 */
 
@@ -27,9 +28,10 @@ static const char usage[] =
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions; min/median/max are over them (default 3)\n"
     "  --threads N        worker threads (default: $GEMMAC_THREADS or all cores)\n"
-    "  --backend NAME     the configuration reported at the top level of --json, at its highest\n"
-    "                     -O level (default jit); the ablation table always runs: reference (the\n"
-    "                     unfused interpreter), jit -O0 (no IR passes), -O1 (folding), -O2 (fusion)\n"
+    "  --backend NAME     the configuration reported at the top level of --json, with all its passes\n"
+    "                     (default jit); the ablation table always runs: reference (the unfused\n"
+    "                     interpreter), jit -O0 (no IR passes), then the passes of -O2 added one at\n"
+    "                     a time in pipeline order (+fold_constants, ...), the last row being -O2\n"
     "  --json             one JSON object on stdout instead of the table\n"
     "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n";
 
@@ -42,21 +44,38 @@ typedef struct {
     double min, median, max;
 } stat3;
 
-/* The ablation: the unfused baseline, then each pass level of the JIT. */
-static const struct {
-    const char *backend, *label;
-    int level;
-} configs[] = {
-    {"reference", "reference", 0},
-    {"jit", "jit -O0", 0},
-    {"jit", "jit -O1", 1},
-    {"jit", "jit -O2", 2},
-};
-#define N_CONFIGS (int)(sizeof configs / sizeof configs[0])
+/* One configuration of the ablation: a backend and the passes it runs. */
+typedef struct {
+    const char *backend;
+    char label[48];
+    char passes[256];      /* for --passes at -O0: the passes switched on */
+} bench_config;
+
+/* The unfused baseline, the JIT without passes, then the JIT with the
+ * passes of -O2 switched on one more at a time, in the pipeline's order (so
+ * a pass added to the pipeline shows up here); the last one is -O2. */
+static int ablation_configs(bench_config *cs) {
+    int n = 0;
+    const char *last = NULL;
+    char on[256] = "";
+    cs[n++] = (bench_config){"reference", "reference", ""};
+    cs[n++] = (bench_config){"jit", "jit -O0", ""};
+    for (int i = 0; i < pipeline_pass_count() && n < MAX_CONFIGS; i++) {
+        if (pipeline_pass_level(i) > GM_DEFAULT_LEVEL) continue;
+        last = pipeline_pass_name(i);
+        snprintf(on + strlen(on), sizeof on - strlen(on), "%s%s", *on ? "," : "", last);
+        bench_config *c = &cs[n++];
+        *c = (bench_config){"jit", "", ""};
+        memcpy(c->passes, on, sizeof on);
+        snprintf(c->label, sizeof c->label, "jit +%s", last);
+    }
+    if (last) snprintf(cs[n - 1].label, sizeof cs[n - 1].label, "jit -O2 (+%s)", last);
+    return n;
+}
 
 typedef struct {
     const char *backend;   /* the config's label */
-    int level;
+    const char *passes;    /* the passes it ran, comma-separated */
     int prompt;
     stat3 prefill, decode;  /* tokens/s */
     double compile_s;
@@ -185,12 +204,12 @@ static void print_table(const bench_args *a, const gm_model *m, const bench_row 
                         const char *dtype, double bw, int threads) {
     printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads, read bandwidth %.1f GB/s\n",
            m->graph->name, m->origin, (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads, bw / 1e9);
-    printf("%-13s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
+    printf("%-26s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
            "decode tok/s min/med/max", "dec GB/s", "bound");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         double gbs = r->decode.median * wbytes / 1e9;
-        printf("%-13s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
+        printf("%-26s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
                r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min, r->decode.median,
                r->decode.max, gbs, 100 * gbs * 1e9 / bw);
     }
@@ -200,18 +219,17 @@ static void print_table(const bench_args *a, const gm_model *m, const bench_row 
 static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
                        const char *dtype, double bw, int threads) {
     const bench_row *main_row = NULL;
-    for (int i = 0; i < n; i++) /* the configuration asked: its backend at the highest level */
-        if (!strncmp(rows[i].backend, a->backend, strlen(a->backend)) &&
-            (!main_row || rows[i].level > main_row->level)) main_row = &rows[i];
+    for (int i = 0; i < n; i++) /* the configuration asked: its backend with all its passes, the last row */
+        if (!strncmp(rows[i].backend, a->backend, strlen(a->backend))) main_row = &rows[i];
     printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"weight_bytes\": %zu, "
            "\"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
            "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
            m->graph->name, a->backend, threads, dtype, wbytes, bw / 1e9, main_row ? main_row->prompt : 0, a->gen,
            a->reps, main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
     for (int i = 0; i < n; i++)
-        printf("%s{\"config\": \"%s\", \"level\": %d, \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
+        printf("%s{\"config\": \"%s\", \"passes\": \"%s\", \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
                "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f}",
-               i ? ", " : "", rows[i].backend, rows[i].level, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
+               i ? ", " : "", rows[i].backend, rows[i].passes, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
                rows[i].prefill.median, rows[i].prefill.max, rows[i].decode.min, rows[i].decode.median,
                rows[i].decode.max, rows[i].decode.median * wbytes / 1e9);
     printf("]}\n");
@@ -225,11 +243,11 @@ static void svg_panel(gm_buf *b, const bench_row *rows, int n, int decode, doubl
     for (int i = 0; i < n; i++) {
         double v = decode ? rows[i].decode.median : rows[i].prefill.median, y = 34 + 26 * i;
         double w = top > 0 ? 260 * v / top : 0;
-        gm_buf_printf(b, "<text x='%.0f' y='%.0f' text-anchor='end'>%s, %d</text>\n", x0 + 120, y + 14,
+        gm_buf_printf(b, "<text x='%.0f' y='%.0f' text-anchor='end'>%s, %d</text>\n", x0 + 190, y + 14,
                       rows[i].backend, rows[i].prompt);
-        gm_buf_printf(b, "<rect x='%.0f' y='%.0f' width='%.1f' height='18' fill='%s'/>\n", x0 + 128, y, w,
+        gm_buf_printf(b, "<rect x='%.0f' y='%.0f' width='%.1f' height='18' fill='%s'/>\n", x0 + 198, y, w,
                       decode ? "#d9822b" : "#3b6ea8");
-        gm_buf_printf(b, "<text x='%.1f' y='%.0f'>%.1f</text>\n", x0 + 132 + w, y + 14, v);
+        gm_buf_printf(b, "<text x='%.1f' y='%.0f'>%.1f</text>\n", x0 + 202 + w, y + 14, v);
     }
 }
 
@@ -237,10 +255,10 @@ static void svg_panel(gm_buf *b, const bench_row *rows, int n, int decode, doubl
 static int write_svg(const char *path, const gm_model *m, const bench_row *rows, int n, int threads, gm_err *e) {
     gm_buf b = {0};
     int h = 60 + 26 * n;
-    gm_buf_printf(&b, "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='%d' font-family='sans-serif' "
-                      "font-size='12'>\n<rect width='900' height='%d' fill='white'/>\n", h, h);
+    gm_buf_printf(&b, "<svg xmlns='http://www.w3.org/2000/svg' width='1060' height='%d' font-family='sans-serif' "
+                      "font-size='12'>\n<rect width='1060' height='%d' fill='white'/>\n", h, h);
     svg_panel(&b, rows, n, 0, 10, "prefill tokens/s (median)");
-    svg_panel(&b, rows, n, 1, 460, "decode tokens/s (median)");
+    svg_panel(&b, rows, n, 1, 530, "decode tokens/s (median)");
     gm_buf_printf(&b, "<text x='10' y='%d' fill='#555'>gemmac bench: %s, %d threads</text>\n</svg>\n", h - 8,
                   m->graph->name, threads);
     int rc = gm_write_file_atomic(path, b.s, b.len, e);
@@ -249,13 +267,13 @@ static int write_svg(const char *path, const gm_model *m, const bench_row *rows,
 }
 
 /* Runs one configuration at every prompt length into rows + *n. */
-static int run_config(const bench_args *a, int c, const int32_t *ids, int context, bench_row *rows, int *n,
-                      gm_err *e) {
-    gm_model *m = gm_model_open_with(a->model, a->weights, &(gm_pipeline_opts){.level = configs[c].level}, e);
-    rt_engine *en = m ? gm_model_engine(m, configs[c].backend, &(rt_engine_opts){.context = context}, e) : NULL;
+static int run_config(const bench_args *a, const bench_config *c, const int32_t *ids, int context, bench_row *rows,
+                      int *n, gm_err *e) {
+    gm_model *m = gm_model_open_with(a->model, a->weights, &(gm_pipeline_opts){.level = 0, .passes = c->passes}, e);
+    rt_engine *en = m ? gm_model_engine(m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
     int rc = en ? 0 : -1;
     for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {
-        rows[*n] = (bench_row){configs[c].label, configs[c].level, a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
+        rows[*n] = (bench_row){c->label, c->passes, a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
         rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, &rows[*n], e);
     }
     if (en) en->free(en);
@@ -264,7 +282,8 @@ static int run_config(const bench_args *a, int c, const int32_t *ids, int contex
 }
 
 /* Runs every configuration at every prompt length into rows; returns the count. */
-static int run_ablation(const bench_args *a, gm_model *m, bench_row *rows, gm_err *e) {
+static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs, int n_configs, bench_row *rows,
+                        gm_err *e) {
     int longest = 0, n = 0;
     for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
     int context = longest + a->gen;
@@ -276,7 +295,7 @@ static int run_ablation(const bench_args *a, gm_model *m, bench_row *rows, gm_er
     for (int i = 0; i < context; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, ids[i] = 3 + (int32_t)(x % (m->graph->vocab - 3));
     ids[0] = m->graph->bos;
     int rc = 0;
-    for (int c = 0; c < N_CONFIGS && !rc; c++) rc = run_config(a, c, ids, context, rows, &n, e);
+    for (int c = 0; c < n_configs && !rc; c++) rc = run_config(a, &cs[c], ids, context, rows, &n, e);
     free(ids);
     return rc ? -1 : n;
 }
@@ -301,12 +320,15 @@ int cmd_bench(int argc, char **argv) {
     int threads = rt_pool_threads(pool);
     double bw = read_bandwidth(pool);
     rt_pool_free(pool);
-    bench_row rows[N_CONFIGS * MAX_LENGTHS];
-    int n = run_ablation(&a, m, rows, &e);
+    bench_config cs[MAX_CONFIGS];
+    int n_configs = ablation_configs(cs);
+    bench_row *rows = gm_malloc(n_configs * MAX_LENGTHS * sizeof *rows);
+    int n = run_ablation(&a, m, cs, n_configs, rows, &e);
     if (n < 0) rc = cli_error(&e);
     else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, bw, threads);
     else print_table(&a, m, rows, n, wbytes, dtype, bw, threads);
     if (n >= 0 && a.svg && write_svg(a.svg, m, rows, n, threads, &e)) rc = cli_error(&e);
+    free(rows);
     gm_model_free(m);
     return rc;
 }
