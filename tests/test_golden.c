@@ -161,6 +161,9 @@ static const gm_pipeline_opts settings[] = {
     {.level = 0, .passes = "eliminate_dead,fuse_elementwise"},
     {.level = 2, .passes = "-plan_memory"}, {.level = 0, .passes = "eliminate_common,plan_memory"},
     {.level = 0, .passes = "fuse_elementwise"},
+    {.level = 0, .passes = "fuse_matmul"},
+    {.level = 0, .passes = "fuse_elementwise,fuse_matmul,eliminate_dead"},
+    {.level = 1, .passes = "fuse_matmul"},
 };
 
 #define CASE_TEST(i) \
