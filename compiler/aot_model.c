@@ -37,7 +37,7 @@ static int aot_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn
 }
 
 rt_engine *gm_aot_engine(gm_model *m, const rt_engine_opts *o, gm_err *e) {
-    if (gm_model_pack(m, o->no_cache, e)) return NULL;
+    gm_model_pack(m, o->no_cache);
     return lv_engine_create(m->graph, m->bound, o, "aot", &(lv_resolver){aot_resolve, NULL, NULL}, e);
 }
 
@@ -49,18 +49,23 @@ rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opt
     return gm_aot_engine(m, o, e);
 }
 
-/* Blob i of the table (aot.h: [0] weights, [1] tokenizer) into *b; b or NULL. */
-static const gm_blob *blob(int i, gm_blob *b) {
-    if (i >= gm_aot_n_blobs) return NULL;
-    *b = (gm_blob){gm_aot_blobs[i].name, gm_aot_blobs[i].start, (size_t)(gm_aot_blobs[i].end - gm_aot_blobs[i].start)};
-    return b;
+/* The blob whose name ends with one of the suffixes into *b; b or NULL. */
+static const gm_blob *blob(const char *suffix, const char *suffix2, gm_blob *b) {
+    for (int i = 0; i < gm_aot_n_blobs; i++) {
+        const char *name = gm_aot_blobs[i].name;
+        if (!gm_ends_with(name, suffix) && !(suffix2 && gm_ends_with(name, suffix2))) continue;
+        *b = (gm_blob){name, gm_aot_blobs[i].start, (size_t)(gm_aot_blobs[i].end - gm_aot_blobs[i].start)};
+        return b;
+    }
+    return NULL;
 }
 
 const char *gm_aot_install(void) {
-    static gm_blob weights, tokenizer;
+    static gm_blob weights, tokenizer, packed;
     gm_builtin_description = gm_aot_description;
-    gm_builtin_weights = blob(0, &weights);
-    gm_builtin_tokenizer = blob(1, &tokenizer);
+    gm_builtin_weights = blob(".safetensors", ".gguf", &weights);
+    gm_builtin_tokenizer = blob("tokenizer.model", NULL, &tokenizer);
+    gm_builtin_packed = blob("packed-weights", NULL, &packed);
     return gm_builtin_weights ? NULL : gm_aot_weights;
 }
 

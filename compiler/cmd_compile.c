@@ -196,33 +196,42 @@ static int write_header(const char *path, const compile_args *a, const char *mod
 }
 
 /* b for the file at path (made absolute in real): its size and hash. */
-static int blob_of(const char *path, const char *name, char *real, lv_aot_blob *b, gm_err *e) {
+static int blob_of(const char *path, const char *name, const char *role, char *real, lv_aot_blob *b, gm_err *e) {
     void *map;
     if (!realpath(path, real)) return gm_fail(e, "%s: cannot embed: %s", path, strerror(errno));
-    if (gm_map_file(real, "checkpoint", &map, &b->size, e)) return -1;
-    *b = (lv_aot_blob){name, real, b->size, gm_fnv1a(GM_FNV1A_SEED, map, b->size)};
+    if (gm_map_file(real, role, &map, &b->size, e)) return -1;
+    *b = (lv_aot_blob){name, role, real, b->size, gm_fnv1a(GM_FNV1A_SEED, map, b->size)};
     munmap(map, b->size);
     return 0;
 }
 
-/* The files --embed-weights puts in the executable (aot.h); their number,
- * or -1 after reporting. A sharded checkpoint (an index) is refused. */
-static int embedded_files(const gm_model *m, char real[2][PATH_MAX], lv_aot_blob b[2], gm_err *e) {
+/* The files --embed-weights puts in the executable (aot.h): the checkpoint,
+ * its tokenizer, and the packed weights (written to pack, a temporary file,
+ * when the model has any); their number, or -1 after reporting. A sharded
+ * checkpoint (an index) is refused. */
+static int embedded_files(gm_model *m, const char *pack, char real[3][PATH_MAX], lv_aot_blob b[3], gm_err *e) {
     const char *w = m->weights_path;
     char file[PATH_MAX + 40];
     struct stat st;
     int dir = !stat(w, &st) && S_ISDIR(st.st_mode);
     snprintf(file, sizeof file, dir ? "%s/model.safetensors.index.json" : "%s", w);
-    size_t n = strlen(w);
-    if (dir ? !access(file, F_OK) : n > 5 && !strcmp(w + n - 5, ".json"))
+    if (dir ? !access(file, F_OK) : gm_ends_with(w, ".json"))
         return gm_fail(e, "%s: a sharded checkpoint cannot be embedded (--embed-weights takes one .safetensors or "
                           ".gguf file); merge its shards, or compile without --embed-weights", file);
     if (dir) snprintf(file, sizeof file, "%s/model.safetensors", w);
-    if (blob_of(file, m->gguf ? "embedded:model.gguf" : "embedded:model.safetensors", real[0], &b[0], e)) return -1;
-    if (m->gguf) return 1; /* it holds its tokenizer */
+    int n = 0;
+    if (blob_of(file, m->gguf ? "embedded:model.gguf" : "embedded:model.safetensors", "weights", real[n], &b[n], e))
+        return -1;
+    n++;
     snprintf(file, sizeof file, "%.*s/tokenizer.model", (int)(strrchr(real[0], '/') - real[0]), real[0]);
-    if (access(file, R_OK)) return 1;
-    return blob_of(file, "embedded:tokenizer.model", real[1], &b[1], e) ? -1 : 2;
+    if (!m->gguf && !access(file, R_OK)) { /* a .gguf holds its tokenizer */
+        if (blob_of(file, "embedded:tokenizer.model", "tokenizer", real[n], &b[n], e)) return -1;
+        n++;
+    }
+    if (!m->n_packed) return n;
+    if (gm_model_write_pack(m, pack, e) || blob_of(pack, "embedded:packed-weights", "packed weights", real[n], &b[n], e))
+        return -1;
+    return n + 1;
 }
 
 /* The kernels of m and what the executable needs, emitted to tmp. */
@@ -234,9 +243,10 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     const ir_graph *g = m->graph;
     lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
     int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, m->bound, ks, which);
-    char real[2][PATH_MAX];
-    lv_aot_blob blobs[2];
-    int n_blobs = a->embed ? embedded_files(m, real, blobs, e) : 0;
+    char real[3][PATH_MAX], pack[PATH_MAX + 40];
+    lv_aot_blob blobs[3];
+    snprintf(pack, sizeof pack, "%s.pack.tmp.%ld", tmp, (long)getpid());
+    int n_blobs = a->embed ? embedded_files(m, pack, real, blobs, e) : 0;
     lv_aot_model am = {a->target, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     if (!rc)
@@ -248,6 +258,7 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     cJSON_Delete(desc);
     free(origin);
     free(ckpt);
+    unlink(pack); /* assembled into the object by now */
     return rc;
 }
 

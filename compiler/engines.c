@@ -9,7 +9,7 @@
 const char *const gm_backend_names[] = {"reference", "jit", NULL};
 
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e) {
-    if (gm_model_pack(m, o->no_cache, e)) return NULL;
+    gm_model_pack(m, o->no_cache);
     if (!strcmp(backend, "reference")) return ref_engine_create(m->graph, m->bound, o, e);
     if (!strcmp(backend, "jit")) return llvm_engine_create(m->graph, m->bound, o, e);
     gm_fail(e, "unknown backend \"%s\" (available: reference, jit)", backend);

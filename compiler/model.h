@@ -27,7 +27,7 @@ typedef struct {
     st_tensor **packed;         /* packed weights (packed.c): owned descriptors of data in the pack region */
     int n_packed;
     int packed_ready;           /* gm_model_pack has filled them */
-    uint64_t pack_key;          /* what they are made from (packed.c) */
+    uint64_t pack_key, pack_recipe; /* what they are made from, and how (packed.c) */
     size_t pack_bytes;          /* the pack region's data bytes */
     void *pack_map;             /* the cache file mapped, or NULL */
     size_t pack_size;
@@ -64,7 +64,7 @@ extern const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
  * executable's gm_builtin_packed, the cache file, or by packing the
  * checkpoint (then written to the cache unless no_cache). Every backend's
  * engine needs them; gm_model_engine calls it. */
-int gm_model_pack(gm_model *m, int no_cache, gm_err *e);
+void gm_model_pack(gm_model *m, int no_cache);
 /* Writes the packed weights as a pack file (what --embed-weights embeds). */
 int gm_model_write_pack(gm_model *m, const char *path, gm_err *e);
 /* Bytes of t packed in panels of `panel` rows. */

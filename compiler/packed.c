@@ -9,10 +9,11 @@
  *
  * All packed weights of a model live in one region, each at a 64-byte
  * aligned offset, which is also a file: ${GEMMAC_CACHE}/packed/<key>.bin,
- * a 64-byte header (magic, key, data bytes) and the region. The key hashes
- * the checkpoint files (path, size, mtime) and every packed weight's
- * derivation, shape and dtype, so a changed checkpoint or pass setting
- * never reads a stale file. The first load packs (on every core) and writes
+ * a 64-byte header (magic, key, data bytes, recipe) and the region. The
+ * recipe hashes every packed weight's derivation, shape and dtype; the key
+ * that and the checkpoint files (path, size, mtime), so a changed checkpoint
+ * or pass setting never reads a stale file. An embedded pack (below) comes
+ * with its own embedded checkpoint, so the recipe is all it must match. The first load packs (on every core) and writes
  * the file atomically; later loads map it, so packing costs nothing and the
  * checkpoint's own copies of those tensors are never read. An AOT executable
  * built with --embed-weights carries the file inside itself
@@ -67,15 +68,15 @@ static uint64_t stat_key(uint64_t h, const char *file) {
     return gm_fnv1a(gm_fnv1a(h, file, strlen(file) + 1), facts, sizeof facts);
 }
 
-/* The key of m's packed weights: what they are made from and how. */
-static uint64_t packed_key(const gm_model *m) {
+/* The recipe of m's packed weights, and with files, the key: what they are made from and how. */
+static uint64_t packed_key(const gm_model *m, int files) {
     uint64_t h = gm_fnv1a(GM_FNV1A_SEED, PACK_MAGIC GM_VERSION, sizeof PACK_MAGIC GM_VERSION);
     const char *last_file = NULL;
     for (int v = 0; v < m->graph->n_values; v++) {
         const ir_value *w = &m->graph->values[v];
         if (w->kind != IR_WEIGHT || !w->panel) continue;
         const st_tensor *src = st_find(m->weights, w->derived_from);
-        if (src->file != last_file) h = stat_key(h, last_file = src->file);
+        if (files && src->file != last_file) h = stat_key(h, last_file = src->file);
         double facts[6] = {w->derived_add, w->derived_mul, w->panel, (double)w->dims[0], (double)w->dims[1],
                            (double)m->bound[v]->dtype};
         h = gm_fnv1a(gm_fnv1a(h, w->derived_from, strlen(w->derived_from) + 1), facts, sizeof facts);
@@ -104,26 +105,32 @@ static void point_into(gm_model *m, const unsigned char *data, const size_t *off
         }
 }
 
-static void write_header(unsigned char *region, uint64_t key, size_t bytes) {
+typedef struct {
+    uint64_t key, bytes, recipe;
+} pack_header;
+
+static void write_header(unsigned char *region, const pack_header *h) {
     memset(region, 0, PACK_HEADER);
     memcpy(region, PACK_MAGIC, 8);
-    memcpy(region + 8, (uint64_t[2]){key, bytes}, 16);
+    memcpy(region + 8, h, sizeof *h);
 }
 
-/* A packed file (or blob) of the right key and size: its data, else NULL. */
-static const unsigned char *valid_pack(const unsigned char *p, size_t len, uint64_t key, size_t bytes) {
-    uint64_t head[2];
-    if (len != PACK_HEADER + bytes || memcmp(p, PACK_MAGIC, 8)) return NULL;
-    memcpy(head, p + 8, sizeof head);
-    return head[0] == key && head[1] == bytes ? p + PACK_HEADER : NULL;
+/* A pack file (or blob) of the right size and recipe, and key unless
+ * any_key: its data, else NULL. */
+static const unsigned char *valid_pack(const unsigned char *p, size_t len, const pack_header *want, int any_key) {
+    pack_header h;
+    if (len != PACK_HEADER + want->bytes || memcmp(p, PACK_MAGIC, 8)) return NULL;
+    memcpy(&h, p + 8, sizeof h);
+    return (any_key || h.key == want->key) && h.bytes == want->bytes && h.recipe == want->recipe ? p + PACK_HEADER
+                                                                                                : NULL;
 }
 
 /* Packs every packed weight into region (after its header) from the
  * checkpoint; the sources' pages are given back to the page cache as each
  * is done (file mappings only), so peak memory stays near one copy. */
-static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, uint64_t key, size_t bytes) {
+static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, const pack_header *h) {
     rt_pool *pool = rt_pool_new(rt_default_threads());
-    write_header(region, key, bytes);
+    write_header(region, h);
     for (int v = 0; v < m->graph->n_values; v++) {
         const ir_value *w = &m->graph->values[v];
         if (w->kind != IR_WEIGHT || !w->panel) continue;
@@ -146,12 +153,12 @@ static int pack_path(char *buf, size_t len, uint64_t key) {
 }
 
 /* Maps path if it is a valid pack; NULL otherwise. */
-static const unsigned char *map_pack(gm_model *m, const char *path, uint64_t key, size_t bytes) {
+static const unsigned char *map_pack(gm_model *m, const char *path, const pack_header *want) {
     void *map;
     size_t size;
     gm_err ignored;
     if (gm_map_file(path, "packed weights", &map, &size, &ignored)) return NULL;
-    const unsigned char *data = valid_pack(map, size, key, bytes);
+    const unsigned char *data = valid_pack(map, size, want, 0);
     if (!data) {
         munmap(map, size);
         return NULL;
@@ -161,37 +168,36 @@ static const unsigned char *map_pack(gm_model *m, const char *path, uint64_t key
     return data;
 }
 
-int gm_model_pack(gm_model *m, int no_cache, gm_err *e) {
-    if (m->packed_ready) return 0;
-    size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset), bytes = lay_out(m, offset);
-    uint64_t key = packed_key(m);
+void gm_model_pack(gm_model *m, int no_cache) {
+    if (m->packed_ready) return;
+    size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset);
+    pack_header h = {packed_key(m, 1), lay_out(m, offset), packed_key(m, 0)};
     char path[4200];
-    int cached = !no_cache && pack_path(path, sizeof path, key) == 0;
+    int cached = !no_cache && pack_path(path, sizeof path, h.key) == 0;
     const unsigned char *data = NULL;
-    if (gm_builtin_packed) data = valid_pack(gm_builtin_packed->data, gm_builtin_packed->size, key, bytes);
-    if (!data && cached) data = map_pack(m, path, key, bytes);
-    if (!data && bytes) {
-        m->pack_owned = gm_aligned64(PACK_HEADER + bytes);
-        pack_all(m, m->pack_owned, offset, key, bytes);
+    if (gm_builtin_packed) data = valid_pack(gm_builtin_packed->data, gm_builtin_packed->size, &h, 1);
+    if (!data && cached) data = map_pack(m, path, &h);
+    if (!data && h.bytes) {
+        m->pack_owned = gm_aligned64(PACK_HEADER + h.bytes);
+        pack_all(m, m->pack_owned, offset, &h);
         gm_err ignored; /* a cache that cannot be written only costs the next load a repack */
-        if (cached) gm_write_file_atomic(path, m->pack_owned, PACK_HEADER + bytes, &ignored);
+        if (cached) gm_write_file_atomic(path, m->pack_owned, PACK_HEADER + h.bytes, &ignored);
         data = m->pack_owned + PACK_HEADER;
     }
     if (data) point_into(m, data, offset);
     free(offset);
     m->packed_ready = 1;
-    m->pack_key = key;
-    m->pack_bytes = bytes;
-    (void)e;
-    return 0;
+    m->pack_key = h.key;
+    m->pack_recipe = h.recipe;
+    m->pack_bytes = h.bytes;
 }
 
 int gm_model_write_pack(gm_model *m, const char *path, gm_err *e) {
-    if (gm_model_pack(m, 1, e)) return -1;
+    gm_model_pack(m, 1);
     unsigned char *region = gm_aligned64(PACK_HEADER + m->pack_bytes);
     size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset);
     lay_out(m, offset);
-    write_header(region, m->pack_key, m->pack_bytes);
+    write_header(region, &(pack_header){m->pack_key, m->pack_bytes, m->pack_recipe});
     for (int v = 0; v < m->graph->n_values; v++)
         if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel)
             memcpy(region + PACK_HEADER + offset[v], m->bound[v]->data, m->bound[v]->nbytes);

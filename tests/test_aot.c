@@ -126,7 +126,11 @@ static void test_embedded_weights(void) {
     CU_ASSERT_EQUAL(sh("./tg2 --version%s%s", "", ""), 0);
     char *v = slurp("out.txt");
     CU_ASSERT_PTR_NOT_NULL(v && strstr(v, "weights: embedded (1385456 bytes, fnv1a-64 "));
+    CU_ASSERT_PTR_NOT_NULL(v && strstr(v, "packed weights: embedded ("));
     free(v);
+    /* the embedded packed weights are used as they are: nothing is packed into a cache */
+    CU_ASSERT_EQUAL(sh("GEMMAC_CACHE=$PWD/cache ./tg2 logits --tokens 2,710 --steps 1%s%s", "", ""), 0);
+    CU_ASSERT_EQUAL(sh("test -z \"$(ls cache/packed 2>/dev/null)\"%s%s", "", ""), 0);
 }
 
 static void test_embedded_demo(void) {

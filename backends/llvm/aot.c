@@ -23,12 +23,11 @@ static void add_text(LLVMModuleRef mod, const char *name, const char *text) {
 }
 
 static char *manifest(const lv_aot_model *m, const lv_target *t) {
-    static const char *const roles[] = {"weights", "tokenizer"};
     gm_buf b = {0};
     gm_buf_printf(&b, "model: %s\n", m->model_name);
     if (!m->n_blobs) gm_buf_printf(&b, "weights: %s\n", m->weights);
     for (int i = 0; i < m->n_blobs; i++)
-        gm_buf_printf(&b, "%s: embedded (%zu bytes, fnv1a-64 %016llx) from %s\n", roles[i], m->blobs[i].size,
+        gm_buf_printf(&b, "%s: embedded (%zu bytes, fnv1a-64 %016llx) from %s\n", m->blobs[i].role, m->blobs[i].size,
                       (unsigned long long)m->blobs[i].fnv1a, m->blobs[i].path);
     gm_buf_printf(&b, "gemmac: %s\ntarget: %s (cpu %s, features %s)\npasses: %s; kernels: LLVM O3\n", GM_VERSION,
                   t->triple, t->cpu, *t->features ? t->features : "baseline", *m->passes ? m->passes : "none");

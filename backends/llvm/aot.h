@@ -6,8 +6,9 @@
  *   gm_aot_fns      their code, in the same order
  *   gm_aot_description, gm_aot_weights, gm_aot_manifest  NUL-terminated text
  *   gm_aot_blobs    gm_aot_n_blobs files embedded whole (--embed-weights),
- *                   each {name, start, end}: [0] the checkpoint, [1] its
- *                   tokenizer.model when there is one. Their bytes are not
+ *                   each {name, start, end}: the checkpoint, its
+ *                   tokenizer.model when there is one, and the packed weights
+ *                   (compiler/packed.c), told apart by name. Their bytes are not
  *                   IR constants (models run to GBs): module-level assembly
  *                   `.incbin`s each file into .lrodata between the symbols
  *                   gm_blob_N_start and gm_blob_N_end (gm_blob_N_size holds
@@ -23,6 +24,7 @@ typedef enum { LV_EMIT_OBJ, LV_EMIT_ASM, LV_EMIT_LLVM_IR } lv_emit_kind;
 
 typedef struct {
     const char *name;         /* for messages at run time: "embedded:model.safetensors" */
+    const char *role;         /* for the manifest: weights, tokenizer, packed weights */
     const char *path;         /* absolute */
     size_t size;              /* for the manifest, with the hash */
     uint64_t fnv1a;
