@@ -12,9 +12,10 @@
  * checkpoint mapping, and the KV cache of runtime/kv_cache.h: an attention
  * kernel reads the ring and this call's k, v rows, then rt_kv_store appends
  * those rows. A matmul big enough to pay for it is split over the cores by
- * output columns (runtime/threads.h). As in the reference, the head (the
- * nodes after the last layer) runs on the last row only unless every row's
- * logits are asked for. */
+ * output columns (runtime/threads.h), a prefill's attention by query rows in
+ * equal shares of keys. As in the reference, the head (the nodes after the
+ * last layer) runs on the last row only unless every row's logits are asked
+ * for. */
 #include "exec.h"
 
 #include "runtime/kv_cache.h"
@@ -153,10 +154,11 @@ static void attention_part(void *arg, int part, int parts) {
  * there are several and enough work: decode's one row stays on one thread. */
 static void run_attention(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
     attention_job s = {fn, c, (int64_t)n->attr[IR_A_WINDOW]};
+    int64_t work = 2 * (int64_t)n->attr[IR_A_HEADS] * (int64_t)n->attr[IR_A_HEAD_DIM]; /* multiply-adds a key */
     int64_t keys = 0;
     for (int64_t t = 0; t < c->T; t++) keys += keys_of(&s, t);
     c->n0 = 0, c->n1 = c->T;
-    if (rt_pool_threads(j->pool) > 1 && c->T > 1 && keys * (int64_t)n->attr[IR_A_HEADS] * (int64_t)n->attr[IR_A_HEAD_DIM] * 2 >= SPLIT_MIN)
+    if (rt_pool_threads(j->pool) > 1 && c->T > 1 && keys * work >= SPLIT_MIN)
         rt_pool_run(j->pool, attention_part, &s);
     else
         fn(c);
