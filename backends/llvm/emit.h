@@ -96,4 +96,15 @@ typedef struct lv_kernel lv_kernel;
 void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
 void lv_emit_matmul(lv_emit *m, const lv_kernel *k);
 
+/* RMS-normalised rows of G columns (kernels.c), shared by rms_norm, norm_add
+ * and norm_matmul's prologue: y = x · rsqrt(mean(x²) + eps) · (w + add_one),
+ * plus r when r is not NULL, for `rows` rows. */
+typedef struct {
+    LLVMValueRef x, w, r, y;
+    gm_dtype wtype;
+    int64_t G;
+    double eps, add_one;
+} lv_norm_rows;
+void lv_emit_norm_rows(lv_emit *m, const lv_norm_rows *n, LLVMValueRef rows);
+
 #endif

@@ -5,10 +5,7 @@
  * walks each row in vector pieces (lv_span), so a column count that is not a
  * multiple of the vector width only adds a few narrower pieces. Sizes and
  * attributes are constants here, so LLVM folds them into the loop bounds.
- *   matmul      prefill: tiles of 4 rows of x × 4 weight rows, 16 accumulators,
- *               each weight vector converted once and used 4 times; decode:
- *               one weight row at a time with 4 accumulators, so the weights
- *               stream from memory in order
+ *   matmul      the matmul family lives in matmul.c
  *   attention   one pass over each query row's keys, 8 at a time: scores
  *               (q·k, scale, softcap), an online softmax (a running max and
  *               sum; the accumulator rescaled when the max grows) and Σ p·v,
@@ -26,9 +23,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#define TILE 4   /* rows of x and of w per matmul tile */
-#define UNROLL 4 /* accumulators of a lone dot product */
 
 static LLVMValueRef ptr_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
 static LLVMValueRef int_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
@@ -113,99 +107,46 @@ static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
  *      norm_add: the same with the residual r added at the store, r + that ---- */
 
 typedef struct {
-    const lv_kernel *k;
-    LLVMValueRef x, w, r, y, base, inv; /* r: norm_add's residual, else NULL */
+    const lv_norm_rows *n;
+    LLVMValueRef base, inv;
 } norm_ctx;
 
 static void square_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
     norm_ctx *c = ctx;
-    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
+    LLVMValueRef x = lv_load(m, c->n->x, lv_add(m, c->base, at), GM_F32, w);
     terms[0] = lv_fmul(m, x, x);
 }
 
 static void normalise_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
     norm_ctx *c = ctx;
+    const lv_norm_rows *n = c->n;
     (void)terms;
-    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
-    LLVMValueRef g = lv_load(m, c->w, at, c->k->wtype, w);
-    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
+    LLVMValueRef x = lv_load(m, n->x, lv_add(m, c->base, at), GM_F32, w);
+    LLVMValueRef g = lv_load(m, n->w, at, n->wtype, w);
+    if (n->add_one != 0) g = lv_fadd(m, g, lv_real(m, n->add_one, w));
     LLVMValueRef y = lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g);
-    if (c->r) y = lv_fadd(m, lv_load(m, c->r, lv_add(m, c->base, at), GM_F32, w), y);
-    lv_store(m, c->y, lv_add(m, c->base, at), y);
+    if (n->r) y = lv_fadd(m, lv_load(m, n->r, lv_add(m, c->base, at), GM_F32, w), y);
+    lv_store(m, n->y, lv_add(m, c->base, at), y);
 }
 
-static void emit_rms_norm(lv_emit *m, const lv_kernel *k) {
-    int64_t G = k->k;
-    norm_ctx c = {k, input(m, 0), input(m, 1), k->op == IR_NORM_ADD ? input(m, 2) : NULL, output(m), NULL, NULL};
+void lv_emit_norm_rows(lv_emit *m, const lv_norm_rows *n, LLVMValueRef rows) {
+    norm_ctx c = {n, NULL, NULL};
     lv_loop r;
-    lv_loop_begin(m, &r, lv_int(m, 0), lv_muli(m, rows_T(m), k->n / G), 1, 0, NULL);
-    c.base = lv_muli(m, r.i, G);
+    lv_loop_begin(m, &r, lv_int(m, 0), rows, 1, 0, NULL);
+    c.base = lv_muli(m, r.i, n->G);
     LLVMValueRef ss;
-    lv_span(m, G, 1, 1, square_piece, &c, &ss);
-    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)G), "");
-    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, k->attr[IR_A_EPS]), ""));
+    lv_span(m, n->G, 1, 1, square_piece, &c, &ss);
+    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)n->G), "");
+    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, n->eps), ""));
     c.inv = LLVMBuildFPTrunc(m->b, LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), root, ""), m->f32, "");
-    lv_span(m, G, 1, 0, normalise_piece, &c, NULL);
+    lv_span(m, n->G, 1, 0, normalise_piece, &c, NULL);
     lv_loop_end(m, &r, NULL);
 }
 
-/* ---- matmul: y[t][n] = x[t] · w[n] for n in [n0, n1) ---- */
-
-typedef struct {
-    LLVMValueRef x, w, y, T;
-    int64_t K, N;
-    gm_dtype dt;
-    int rt, rn;                            /* this tile: rows of x, rows of w */
-    LLVMValueRef x_at[TILE], w_at[TILE];   /* where its rows start */
-} matmul_ctx;
-
-static void tile_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
-    matmul_ctx *c = ctx;
-    LLVMValueRef wv[TILE], xv[TILE];
-    for (int j = 0; j < c->rn; j++) wv[j] = lv_load(m, c->w, lv_add(m, c->w_at[j], at), c->dt, w);
-    for (int i = 0; i < c->rt; i++) xv[i] = lv_load(m, c->x, lv_add(m, c->x_at[i], at), GM_F32, w);
-    for (int i = 0; i < c->rt; i++)
-        for (int j = 0; j < c->rn; j++) terms[i * c->rn + j] = lv_fmul(m, xv[i], wv[j]);
-}
-
-/* y for rows t0.. t0+rt-1 and columns n0.. n0+rn-1. */
-static void emit_tile(lv_emit *m, matmul_ctx *c, LLVMValueRef t0, LLVMValueRef n0, int rt, int rn) {
-    LLVMValueRef sums[TILE * TILE];
-    c->rt = rt, c->rn = rn;
-    for (int i = 0; i < rt; i++) c->x_at[i] = lv_muli(m, lv_addi(m, t0, i), c->K);
-    for (int j = 0; j < rn; j++) c->w_at[j] = lv_muli(m, lv_addi(m, n0, j), c->K);
-    lv_span(m, c->K, rt * rn == 1 ? UNROLL : 1, rt * rn, tile_piece, c, sums);
-    for (int i = 0; i < rt; i++)
-        for (int j = 0; j < rn; j++)
-            lv_store(m, c->y, lv_add(m, lv_muli(m, lv_addi(m, t0, i), c->N), lv_addi(m, n0, j)), sums[i * rn + j]);
-}
-
-/* Every row of x against weight rows n0.. n0+rn-1. */
-static void emit_tile_column(lv_emit *m, matmul_ctx *c, LLVMValueRef n0, int rn) {
-    lv_loop t4, t1;
-    lv_loop_begin(m, &t4, lv_int(m, 0), c->T, TILE, 0, NULL);
-    emit_tile(m, c, t4.i, n0, TILE, rn);
-    lv_loop_end(m, &t4, NULL);
-    lv_loop_begin(m, &t1, t4.i, c->T, 1, 0, NULL);
-    emit_tile(m, c, t1.i, n0, 1, rn);
-    lv_loop_end(m, &t1, NULL);
-}
-
-/* With fewer than TILE rows of x (decode), weight rows go one at a time:
- * read as one sequential stream, they come at the full memory bandwidth,
- * where 4 interleaved rows got half of it. */
-static void emit_matmul(lv_emit *m, const lv_kernel *k) {
-    matmul_ctx c = {.x = input(m, 0), .w = input(m, 1), .y = output(m), .T = rows_T(m), .K = k->k, .N = k->n,
-                    .dt = k->wtype};
-    LLVMValueRef n0 = int_field(m, offsetof(lv_call, n0)), n1 = int_field(m, offsetof(lv_call, n1));
-    LLVMValueRef tiled = LLVMBuildICmp(m->b, LLVMIntSGE, c.T, lv_int(m, TILE), "");
-    lv_loop n4, n_1;
-    lv_loop_begin(m, &n4, n0, LLVMBuildSelect(m->b, tiled, n1, n0, ""), TILE, 0, NULL);
-    emit_tile_column(m, &c, n4.i, TILE);
-    lv_loop_end(m, &n4, NULL);
-    lv_loop_begin(m, &n_1, n4.i, n1, 1, 0, NULL);
-    emit_tile_column(m, &c, n_1.i, 1);
-    lv_loop_end(m, &n_1, NULL);
+static void emit_rms_norm(lv_emit *m, const lv_kernel *k) {
+    lv_norm_rows n = {input(m, 0), input(m, 1), k->op == IR_NORM_ADD ? input(m, 2) : NULL, output(m), k->wtype,
+                      k->k, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
+    lv_emit_norm_rows(m, &n, lv_muli(m, rows_T(m), k->n / k->k));
 }
 
 /* ---- rope: rotate pairs (i, i + d/2) of each head by (pos / pos_scale) · θ^(−2i/d) ---- */
@@ -429,7 +370,9 @@ void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
     case IR_EMBED: emit_embed(m, k); break;
     case IR_RMS_NORM:
     case IR_NORM_ADD: emit_rms_norm(m, k); break;
-    case IR_MATMUL: emit_matmul(m, k); break;
+    case IR_MATMUL:
+    case IR_NORM_MATMUL:
+    case IR_MATMUL_ADD: lv_emit_matmul(m, k); break;
     case IR_ROPE: emit_rope(m, k); break;
     case IR_ATTENTION: emit_attention(m, k); break;
     default: emit_elementwise(m, k); break;

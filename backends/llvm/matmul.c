@@ -71,39 +71,12 @@ static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValu
 
 /* ---- prologue: x ← rms_norm(x, nw) into the scratch ---- */
 
-typedef struct {
-    const lv_kernel *k;
-    LLVMValueRef x, nw, y, base, inv;
-} norm_ctx;
-
-static void square_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
-    norm_ctx *c = ctx;
-    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
-    terms[0] = lv_fmul(m, x, x);
-}
-
-static void normalise_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
-    norm_ctx *c = ctx;
-    (void)terms;
-    LLVMValueRef x = lv_load(m, c->x, lv_add(m, c->base, at), GM_F32, w);
-    LLVMValueRef g = lv_load(m, c->nw, at, c->k->ntype, w);
-    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
-    lv_store(m, c->y, lv_add(m, c->base, at), lv_fmul(m, lv_fmul(m, x, lv_splat(m, c->inv, w)), g));
-}
-
 static void emit_prologue(lv_emit *m, mm_ctx *mc) {
     int64_t K = mc->K;
-    norm_ctx c = {mc->k, mc->x, lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr), mc->scratch, NULL, NULL};
-    lv_loop t;
-    lv_loop_begin(m, &t, lv_int(m, 0), mc->T, 1, 0, NULL);
-    c.base = lv_muli(m, t.i, K);
-    LLVMValueRef ss;
-    lv_span(m, K, 1, 1, square_piece, &c, &ss);
-    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)K), "");
-    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, mc->k->attr[IR_A_EPS]), ""));
-    c.inv = LLVMBuildFPTrunc(m->b, LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), root, ""), m->f32, "");
-    lv_span(m, K, 1, 0, normalise_piece, &c, NULL);
-    lv_loop_end(m, &t, NULL);
+    const lv_kernel *k = mc->k;
+    lv_norm_rows n = {mc->x, lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr), NULL, mc->scratch,
+                      k->ntype, K, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
+    lv_emit_norm_rows(m, &n, mc->T);
     mc->x = mc->scratch;
     LLVMValueRef rows = LLVMBuildAnd(m->b, lv_addi(m, lv_muli(m, mc->T, K), 15), lv_int(m, -16), ""); /* 64-byte aligned */
     mc->scratch = LLVMBuildInBoundsGEP2(m->b, m->f32, mc->scratch, &rows, 1, "");
