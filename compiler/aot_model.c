@@ -14,7 +14,7 @@
 extern const unsigned char gm_aot_kernels[];
 extern const int32_t gm_aot_n;
 extern const lv_kernel_fn gm_aot_fns[];
-extern const char gm_aot_description[], gm_aot_weights[], gm_aot_manifest[];
+extern const char gm_aot_description[], gm_aot_weights[], gm_aot_passes[], gm_aot_manifest[];
 extern const struct {
     const char *name;
     const unsigned char *start, *end;
@@ -63,6 +63,7 @@ static const gm_blob *blob(const char *suffix, const char *suffix2, gm_blob *b) 
 const char *gm_aot_install(void) {
     static gm_blob weights, tokenizer, packed;
     gm_builtin_description = gm_aot_description;
+    gm_builtin_passes = gm_aot_passes;
     gm_builtin_weights = blob(".safetensors", ".gguf", &weights);
     gm_builtin_tokenizer = blob("tokenizer.model", NULL, &tokenizer);
     gm_builtin_packed = blob("packed-weights", NULL, &packed);

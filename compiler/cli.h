@@ -26,9 +26,10 @@ int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
 int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
 #define CLI_PIPELINE_HELP \
     "  -O0, -O1, -O2      IR passes: none; folding, common subexpressions, dead code and the memory\n" \
-    "                     plan; and fusion (default)\n" \
+    "                     plan; and fusion and weight packing (default)\n" \
     "  --passes LIST      switch single passes on (name) or off (-name): fold_constants,\n" \
-    "                     eliminate_common, fuse_elementwise, eliminate_dead, plan_memory\n" \
+    "                     eliminate_common, fuse_elementwise, fuse_matmul, pack_weights,\n" \
+    "                     eliminate_dead, plan_memory\n" \
     "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

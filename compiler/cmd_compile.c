@@ -39,7 +39,7 @@ extern char **environ;
 
 static const char usage[] =
     "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR] [--embed-weights]\n"
-    "                      [--report]\n"
+    "                      [--report] [-O0|-O1|-O2] [--passes LIST]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
@@ -51,10 +51,11 @@ static const char usage[] =
     "                   inside NAME, which then needs neither\n"
     "  --report         list every kernel call, the ops it absorbed and the bytes it reads and\n"
     "                   writes per token (with no -o: only the report)\n"
+    CLI_PIPELINE_HELP
     "NAME takes the flags of `gemmac run` (without MODEL), `NAME logits --tokens ...` is the\n"
     "logits probe, and `NAME --version` prints what it was compiled from. It reads the\n"
     "checkpoint from the path it was compiled with (or --weights DIR) unless it embeds it,\n"
-    "and does not need LLVM.\n";
+    "and does not need LLVM. It reruns exactly the passes it was compiled after.\n";
 
 /* The static libraries an executable links, in link order (aot_main first);
  * a library (--emit lib) holds those from gm_aot_model on. */
@@ -67,6 +68,7 @@ typedef struct {
     const char *model, *out, *target, *weights;
     lv_emit_kind kind;
     int exe, lib, embed, report;
+    gm_pipeline_opts pipeline;
 } compile_args;
 
 static int parse_emit(const char *v, compile_args *a) {
@@ -89,6 +91,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--emit"))) {
             if (parse_emit(v, a)) return 2;
         } else if (cli_is(argv[i], "--report")) a->report = 1;
+        else if (cli_pipeline_flag(argc, argv, &i, &a->pipeline)) continue;
         else if (argv[i][0] == '-') return cli_usage_error("compile", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("compile", "unexpected argument %s", argv[i]);
@@ -306,12 +309,12 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
 int cmd_compile(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    compile_args a = {.target = "native", .kind = LV_EMIT_OBJ, .exe = 1};
+    compile_args a = {.target = "native", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
     double t0 = gm_now_s();
-    gm_model *m = gm_model_open(a.model, a.weights, &e);
+    gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     if (m && a.report) gm_report(m, stdout);
     rc = m && (!a.out || !compile(&a, m, &e)) ? 0 : cli_error(&e);
     struct stat st;

@@ -120,7 +120,7 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
     return 0;
 }
 
-const char *gm_builtin_description;
+const char *gm_builtin_description, *gm_builtin_passes;
 const gm_blob *gm_builtin_weights, *gm_builtin_tokenizer;
 
 cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err *e) {
@@ -172,6 +172,8 @@ gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
 gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e) {
     gm_model *m = gm_calloc(1, sizeof *m);
     char *ckpt = NULL;
+    gm_pipeline_opts builtin = {.level = 0, .passes = gm_builtin_passes, .dump_after = po->dump_after, .dump = po->dump};
+    if (gm_builtin_passes) po = &builtin;
     m->graph = open_description(path, &m->origin, &ckpt, e);
     if (m->graph && pipeline_run(m->graph, po, m->passes, sizeof m->passes, e)) {
         ir_graph_free(m->graph);

@@ -45,6 +45,10 @@ cJSON *gm_description_load(const char *path, char **origin, char **ckpt, gm_err 
  * gm_description_load parses this text for any path, which is then only the
  * origin named in messages. */
 extern const char *gm_builtin_description;
+/* When set (by an AOT executable), every model is opened with exactly these
+ * passes (comma-separated, "" for none), whatever the options say: its
+ * kernels were compiled for the graph they make. */
+extern const char *gm_builtin_passes;
 
 /* A file an AOT executable carries inside itself (compiled with
  * --embed-weights): its name for messages, and its bytes. */

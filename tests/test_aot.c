@@ -98,6 +98,17 @@ static void test_portable_target(void) {
     free(v);
 }
 
+/* -O0 (no passes: row-major weights, unfused kernels), -O1, and the SSE2
+ * baseline (panel kernels of 4-lane vectors) each match the oracle too. */
+static void test_levels_and_baseline(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-levels"));
+    const char *variants[] = {" -O0", " -O1", " --target x86_64"};
+    for (int i = 0; i < 3; i++) {
+        compile(variants[i]);
+        check_probe("tg2");
+    }
+}
+
 static void test_emit_kinds(void) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-emit"));
     const char *model = test_path("golden/tiny-gemma2");
@@ -243,6 +254,7 @@ int main(int argc, char **argv) {
     CU_pSuite s = CU_add_suite("aot", NULL, NULL);
     CU_add_test(s, "the executable matches the oracle, without LLVM, with a manifest", test_executable);
     CU_add_test(s, "an x86_64-v3 executable matches the oracle", test_portable_target);
+    CU_add_test(s, "-O0, -O1 and x86_64 (SSE2) executables match the oracle", test_levels_and_baseline);
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
     CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);

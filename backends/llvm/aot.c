@@ -92,6 +92,7 @@ static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target
     free(fns);
     add_text(mod, "gm_aot_description", m->description);
     add_text(mod, "gm_aot_weights", m->weights);
+    add_text(mod, "gm_aot_passes", m->passes);
     char *text = manifest(m, t);
     add_text(mod, "gm_aot_manifest", text);
     free(text);

@@ -4,7 +4,9 @@
  * (compiler/aot_main.c reads these symbols):
  *   gm_aot_kernels  the lv_kernel descriptions, gm_aot_n of them, as bytes
  *   gm_aot_fns      their code, in the same order
- *   gm_aot_description, gm_aot_weights, gm_aot_manifest  NUL-terminated text
+ *   gm_aot_description, gm_aot_weights, gm_aot_passes, gm_aot_manifest
+ *                   NUL-terminated text (gm_aot_passes: the passes the
+ *                   kernels were compiled after, which the executable reruns)
  *   gm_aot_blobs    gm_aot_n_blobs files embedded whole (--embed-weights),
  *                   each {name, start, end}: the checkpoint, its
  *                   tokenizer.model when there is one, and the packed weights
