@@ -265,6 +265,80 @@ static void test_matmul(void) {
     lv_jit_free(j);
 }
 
+/* ---- the matmul family on panel weights (pack_weights' layout) ---- */
+
+/* w [N][K] in panels of P rows interleaved by k, the last zero-padded: the layout as specified. */
+static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P) {
+    size_t es = gm_dtype_size(dt);
+    int64_t panels = (N + P - 1) / P;
+    unsigned char *p = gm_calloc((size_t)panels * P * K, es);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) memcpy(p + ((n / P * K + k) * P + n % P) * es, (const char *)w + (n * K + k) * es, es);
+    return p;
+}
+
+/* The family's arithmetic in double: norm prologue, x·wᵀ, residual, softcap. */
+static void family_want(const lv_kernel *k, int T, const float *x, const float *nw, const float *w, const float *r,
+                        double *want, double *mass) {
+    int64_t K = k->k, N = k->n;
+    for (int t = 0; t < T; t++) {
+        double inv = 1, ss = 0;
+        for (int64_t i = 0; i < K; i++) ss += (double)x[t * K + i] * x[t * K + i];
+        if (k->op == IR_NORM_MATMUL) inv = 1 / sqrt(ss / K + k->attr[IR_A_EPS]);
+        for (int64_t n = 0; n < N; n++) {
+            double dot = 0, abs_dot = 0;
+            for (int64_t i = 0; i < K; i++) {
+                double xi = x[t * K + i] * (k->op == IR_NORM_MATMUL ? inv * nw[i] : 1);
+                dot += xi * w[n * K + i], abs_dot += fabs(xi * w[n * K + i]);
+            }
+            if (r) dot += r[t * N + n], abs_dot += fabs(r[t * N + n]);
+            double cap = k->attr[IR_A_SOFTCAP];
+            want[t * N + n] = cap > 0 ? cap * tanh(dot / cap) : dot, mass[t * N + n] = abs_dot;
+        }
+    }
+}
+
+static void check_family(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
+    int64_t K = k->k, N = k->n;
+    weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
+    void *packed = to_panels(w.data, k->wtype, N, K, k->panel);
+    float *x = random_f32(T * K, 1), *r = random_f32(T * N, 1), *y = gm_malloc(T * N * sizeof *y);
+    float *scratch = gm_aligned64(lv_scratch_floats(k, T) * sizeof(float));
+    double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
+    const void *in2 = k->op == IR_NORM_MATMUL ? (const void *)nw.data : k->op == IR_MATMUL_ADD ? r : NULL;
+    int64_t split = N > 32 ? 32 : N; /* two calls on panel boundaries, as the engine's threads make them */
+    fn(&(lv_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = 0, .n1 = split, .scratch = scratch});
+    fn(&(lv_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
+    family_want(k, T, x, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
+    compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    free_weights(w), free_weights(nw);
+    free(packed), free(x), free(r), free(y), free(scratch), free(want), free(mass);
+}
+
+/* Rows 1 and 3 (single rows), 17 and 30 (register tiles and a tail); N not
+ * a multiple of the panel (masked columns); K past one block of LV_KC. */
+static void test_matmul_family(void) {
+    static const int64_t Ns[] = {7, 33, 64, 100};
+    static const int64_t Ks[] = {33, 100, LV_KC + 100};
+    static const int Ts[] = {1, 3, 17, 30};
+    static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
+    enum { N_K = 3, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
+    lv_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+        ks[i].panel = LV_PANEL;
+        ks[i].ntype = GM_F32;
+        if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
+        if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
+    report("matmul family, panels", &s);
+    lv_jit_free(j);
+}
+
 /* ---- rope ---- */
 
 static void test_rope(void) {
@@ -410,6 +484,7 @@ int main(void) {
     CU_add_test(s, "elementwise", test_elementwise);
     CU_add_test(s, "rms_norm", test_rms_norm);
     CU_add_test(s, "matmul", test_matmul);
+    CU_add_test(s, "matmul, norm_matmul, matmul_add on panel weights", test_matmul_family);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);
     return test_run_all();
