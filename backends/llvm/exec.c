@@ -32,9 +32,12 @@ typedef struct {
     lv_resolver resolver;
     void *handle;                   /* the resolver's, released with the engine */
     int64_t *offset;                /* per value id: columns before its arena block, -1 if none */
-    int64_t width;                  /* the arena's columns */
-    float *arena;                   /* width × room floats */
+    char *in_head;                  /* per value id: made by the head (kept in head_arena) */
+    int64_t width, head_width;      /* columns of the two arenas */
+    float *arena;                   /* width × room floats: the values before the head */
     int room;                       /* rows the arena holds */
+    float *head_arena;              /* head_width × head_rows floats: the head's values, */
+    int head_rows, head_room;       /* of one row unless every row's logits are asked for */
     lv_kernel *ks;                  /* the distinct kernels */
     int n_ks;
     float *scratch;                 /* per thread: scratch_stride floats (lv_call.scratch) */
@@ -71,9 +74,18 @@ int64_t lv_scratch_floats(const lv_kernel *k, int64_t T) {
     return rows + (k->panel && k->wtype != GM_F32 ? (int64_t)LV_KC * LV_PANEL : 0);
 }
 
-static float *act(const exec_engine *j, int v) { return j->arena + j->offset[v] * j->room; }
+static float *act(const exec_engine *j, int v) {
+    return j->in_head[v] ? j->head_arena + j->offset[v] * j->head_rows : j->arena + j->offset[v] * j->room;
+}
 
-static void reserve_rows(exec_engine *j, int T) {
+/* The two arenas (and the kernels' scratch) for calls of T rows; head_rows of them reach the head. */
+static void reserve_rows(exec_engine *j, int T, int head_rows) {
+    j->head_rows = head_rows;
+    if (head_rows > j->head_room) {
+        free(j->head_arena);
+        j->head_arena = gm_malloc((size_t)j->head_width * head_rows * sizeof(float));
+        j->head_room = head_rows;
+    }
     if (T <= j->room) return;
     free(j->arena);
     j->arena = gm_malloc((size_t)j->width * T * sizeof(float));
@@ -181,7 +193,7 @@ static int exec_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, fl
     exec_engine *j = (exec_engine *)en;
     if (rt_check_span(en, tokens, n, pos, e)) return -1;
     const ir_graph *g = j->g;
-    reserve_rows(j, n);
+    reserve_rows(j, n, all_rows ? n : 1);
     int head = ir_head_start(g);
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *nd = &g->nodes[i];
@@ -207,6 +219,8 @@ static void exec_free(rt_engine *en) {
     free(j->offset);
     free(j->kernel);
     free(j->arena);
+    free(j->head_arena);
+    free(j->in_head);
     free(j->scratch);
     free(j->ks);
     rt_pool_free(j->pool);
@@ -240,6 +254,21 @@ static int resolve_kernels(exec_engine *j, gm_err *e) {
     return rc;
 }
 
+/* The head (the nodes after the last layer) runs on one row in a normal
+ * call, so its values — the logits, vocab columns wide, above all — get an
+ * arena of their own instead of `room` rows of the shared one. */
+static void split_arena(exec_engine *j) {
+    const ir_graph *g = j->g;
+    int head = ir_head_start(g);
+    j->in_head = gm_calloc(g->n_values, 1);
+    for (int i = head < 0 ? g->n_nodes : head; i < g->n_nodes; i++) j->in_head[g->nodes[i].out] = 1;
+    for (int v = 0; v < g->n_values; v++) {
+        if (j->offset[v] < 0) continue;
+        int64_t end = j->offset[v] + cols_of(g, v), *w = j->in_head[v] ? &j->head_width : &j->width;
+        if (end > *w) *w = end;
+    }
+}
+
 rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const lv_resolver *r, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
@@ -256,7 +285,8 @@ rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, co
     }
     j->base.compile_s = gm_now_s() - t0;
     j->offset = gm_malloc(g->n_values * sizeof *j->offset);
-    j->width = ir_arena_layout(g, j->offset);
+    ir_arena_layout(g, j->offset);
+    split_arena(j);
     int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
     ir_cache_slots(g, windows, cols);
     j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
