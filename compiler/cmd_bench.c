@@ -23,7 +23,7 @@
 
 static const char usage[] =
     "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 3]\n"
-    "                    [--threads N] [--backend jit] [--json] [--weights DIR]\n"
+    "                    [--threads N] [--backend jit] [--configs LIST] [--json] [--weights DIR]\n"
     "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions; min/median/max are over them (default 3)\n"
@@ -32,11 +32,13 @@ static const char usage[] =
     "                     (default jit); the ablation table always runs: reference (the unfused\n"
     "                     interpreter), jit -O0 (no IR passes), then the passes of -O2 added one at\n"
     "                     a time in pipeline order (+fold_constants, ...), the last row being -O2\n"
+    "  --configs LIST     run only the ablation rows whose label contains one of these\n"
+    "                     (comma-separated; e.g. reference,-O0,-O2 or -O0,fuse_matmul,-O2)\n"
     "  --json             one JSON object on stdout instead of the table\n"
     "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n";
 
 typedef struct {
-    const char *model, *weights, *backend, *svg;
+    const char *model, *weights, *backend, *svg, *configs;
     int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json;
 } bench_args;
 
@@ -124,6 +126,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--reps"))) rc = parse_positive("--reps", v, &a->reps);
         else if ((v = cli_value(argc, argv, &i, "--threads"))) rc = parse_positive("--threads", v, &a->threads);
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
+        else if ((v = cli_value(argc, argv, &i, "--configs"))) a->configs = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
         else if (cli_is(argv[i], "--json")) a->json = 1;
         else if ((v = cli_value(argc, argv, &i, "--svg"))) a->svg = v;
@@ -281,7 +284,19 @@ static int run_config(const bench_args *a, const bench_config *c, const int32_t 
     return rc;
 }
 
-/* Runs every configuration at every prompt length into rows; returns the count. */
+/* Whether --configs (NULL: all) names a part of the label. */
+static int selected(const char *configs, const char *label) {
+    for (const char *p = configs; p && *p;) {
+        size_t len = strcspn(p, ",");
+        char item[64];
+        snprintf(item, sizeof item, "%.*s", (int)len, p);
+        if (len && strstr(label, item)) return 1;
+        p += len + (p[len] == ',');
+    }
+    return !configs;
+}
+
+/* Runs every selected configuration at every prompt length into rows; returns the count. */
 static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs, int n_configs, bench_row *rows,
                         gm_err *e) {
     int longest = 0, n = 0;
@@ -295,7 +310,8 @@ static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs
     for (int i = 0; i < context; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, ids[i] = 3 + (int32_t)(x % (m->graph->vocab - 3));
     ids[0] = m->graph->bos;
     int rc = 0;
-    for (int c = 0; c < n_configs && !rc; c++) rc = run_config(a, &cs[c], ids, context, rows, &n, e);
+    for (int c = 0; c < n_configs && !rc; c++)
+        if (selected(a->configs, cs[c].label)) rc = run_config(a, &cs[c], ids, context, rows, &n, e);
     free(ids);
     return rc ? -1 : n;
 }
