@@ -43,9 +43,10 @@ typedef struct lv_kernel {
  * so nodes that can share a kernel compare equal with memcmp. */
 void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k);
 
-/* Floats of scratch one thread needs to run kernel k on T rows: the
- * normalised rows of a norm_matmul, then (64-byte aligned) a converted block
- * of panel weights. In exec.c (no LLVM). */
+/* Floats of scratch one thread needs to run kernel k on T rows, each part
+ * 64-byte aligned: the normalised rows of a norm_matmul, the rows packed
+ * for a panel kernel's register tiles, a converted block of panel weights.
+ * In exec.c (no LLVM). */
 int64_t lv_scratch_floats(const lv_kernel *k, int64_t T);
 
 /* The distinct kernels of g's nodes into ks[0..n), returning n (at most

@@ -40,7 +40,8 @@ static LLVMValueRef field_int(lv_emit *m, size_t offset) { return lv_field(m, of
 typedef struct {
     const lv_kernel *k;
     LLVMValueRef x, w, y, r, T;   /* x: the rows multiplied (the scratch after a prologue); r: residual or NULL */
-    LLVMValueRef scratch;         /* past the prologue's rows: the converted weight block */
+    LLVMValueRef xp;              /* panel tiles: x's rows in tiles of MR interleaved by k, [T/MR][K][MR] */
+    LLVMValueRef scratch;         /* past the prologue's and the tiles' rows: the converted weight block */
     int64_t K, N;
     gm_dtype dt;
     /* row-major tiles */
@@ -71,6 +72,12 @@ static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValu
 
 /* ---- prologue: x ← rms_norm(x, nw) into the scratch ---- */
 
+/* The scratch after T rows of K floats, 64-byte aligned. */
+static LLVMValueRef past_rows(lv_emit *m, mm_ctx *c) {
+    LLVMValueRef rows = LLVMBuildAnd(m->b, lv_addi(m, lv_muli(m, c->T, c->K), 15), lv_int(m, -16), "");
+    return LLVMBuildInBoundsGEP2(m->b, m->f32, c->scratch, &rows, 1, "");
+}
+
 static void emit_prologue(lv_emit *m, mm_ctx *mc) {
     int64_t K = mc->K;
     const lv_kernel *k = mc->k;
@@ -78,8 +85,7 @@ static void emit_prologue(lv_emit *m, mm_ctx *mc) {
                       k->ntype, K, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
     lv_emit_norm_rows(m, &n, mc->T);
     mc->x = mc->scratch;
-    LLVMValueRef rows = LLVMBuildAnd(m->b, lv_addi(m, lv_muli(m, mc->T, K), 15), lv_int(m, -16), ""); /* 64-byte aligned */
-    mc->scratch = LLVMBuildInBoundsGEP2(m->b, m->f32, mc->scratch, &rows, 1, "");
+    mc->scratch = past_rows(m, mc);
 }
 
 /* ---- row-major weights ---- */
@@ -173,9 +179,11 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
     mm_ctx *c = bc->c;
     int W = m->target->width, H = vectors_per_row(m), chains = R == 1 ? 2 : 1, n = R * H;
     LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], x_at[16], mask[LV_PANEL / 4];
+    LLVMValueRef xs = R > 1 ? c->xp : c->x; /* a tile reads its packed rows, a lone row x itself */
     for (int h = 0; h < H; h++) mask[h] = column_mask(m, bc, h);
     for (int i = 0; i < R; i++) {
-        x_at[i] = lv_addi(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
+        x_at[i] = R > 1 ? lv_addi(m, lv_muli(m, t0, c->K), bc->k0 * R + i) /* t0 is a multiple of R */
+                        : lv_addi(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
         for (int h = 0; h < H; h++) {
             LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
             init[i * H + h] = bc->first ? lv_real(m, 0, W)
@@ -193,7 +201,7 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
             LLVMValueRef kk = lv_addi(m, l->i, u), bv[LV_PANEL / 4];
             for (int h = 0; h < H; h++) bv[h] = lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
             for (int i = 0; i < R; i++) {
-                LLVMValueRef a = lv_splat(m, lv_load(m, c->x, lv_add(m, x_at[i], kk), GM_F32, 1), W);
+                LLVMValueRef a = lv_splat(m, lv_load(m, xs, lv_add(m, x_at[i], R > 1 ? lv_muli(m, kk, R) : kk), GM_F32, 1), W);
                 for (int h = 0; h < H; h++) {
                     int s = u * n + i * H + h;
                     next[s] = lv_fadd(m, l->v[s], lv_fmul(m, a, bv[h]));
@@ -251,7 +259,24 @@ static void emit_block(lv_emit *m, block_ctx *bc) {
     lv_loop_end(m, &t1, NULL);
 }
 
+/* xp ← the rows of x that fill register tiles, each tile's MR rows
+ * interleaved by k: a tile's broadcasts then read one sequential stream,
+ * where MR rows K floats apart would fight over the same cache sets. */
+static void emit_tile_packing(lv_emit *m, mm_ctx *c, int MR) {
+    c->xp = c->scratch;
+    c->scratch = past_rows(m, c);
+    lv_loop t, k;
+    lv_loop_begin(m, &t, lv_int(m, 0), c->T, MR, 0, NULL);
+    lv_loop_begin(m, &k, lv_int(m, 0), lv_int(m, c->K), 1, 0, NULL);
+    LLVMValueRef from = lv_add(m, lv_muli(m, t.i, c->K), k.i), to = lv_add(m, lv_muli(m, t.i, c->K), lv_muli(m, k.i, MR));
+    for (int i = 0; i < MR; i++)
+        lv_store(m, c->xp, lv_addi(m, to, i), lv_load(m, c->x, lv_addi(m, from, i * c->K), GM_F32, 1));
+    lv_loop_end(m, &k, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
 static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    if (tile_rows(m) > 1) emit_tile_packing(m, c, tile_rows(m));
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, LV_PANEL - 1), lv_int(m, LV_PANEL), "");
     lv_loop p;
     lv_loop_begin(m, &p, LLVMBuildSDiv(m->b, n0, lv_int(m, LV_PANEL), ""), p1, 1, 0, NULL);
