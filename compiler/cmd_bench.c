@@ -5,9 +5,10 @@
  * after that prompt) over several repetitions and reports min / median /
  * max tokens/s. Decode reads every weight once per token, so its speed is
  * bounded by memory bandwidth: the bench measures the machine's read
- * bandwidth in the same run (a multi-threaded sum over a buffer larger than
- * the caches) and prints decode's effective bandwidth and its share of that
- * bound. Token ids are a fixed pseudo-random sequence, so runs compare. */
+ * bandwidth (a multi-threaded sum over a buffer larger than the caches)
+ * right after each repetition's decode, since a shared host's bandwidth
+ * drifts by tens of percent within a minute, and prints decode's effective
+ * bandwidth and its share of the bound measured beside it. Token ids are a fixed pseudo-random sequence, so runs compare. */
 #include "cli.h"
 #include "model.h"
 #include "runtime/threads.h"
@@ -19,7 +20,7 @@
 #define MAX_LENGTHS 8
 #define MAX_CONFIGS 32
 #define MAX_REPS 32
-#define BW_BYTES ((size_t)4 << 30) /* well past the shared L3 */
+#define BW_BYTES ((size_t)1 << 30) /* well past the L3 */
 
 static const char usage[] =
     "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 3]\n"
@@ -80,6 +81,8 @@ typedef struct {
     const char *passes;    /* the passes it ran, comma-separated */
     int prompt;
     stat3 prefill, decode;  /* tokens/s */
+    stat3 bound;            /* decode's bandwidth / the read bandwidth measured after it */
+    double bandwidth;       /* the median read bandwidth, bytes/s */
     double compile_s;
 } bench_row;
 
@@ -154,20 +157,23 @@ static void sum_part(void *arg, int part, int parts) {
     j->sums[part % 64] = acc;
 }
 
-/* Read bandwidth in bytes/s: the best of a few passes over BW_BYTES of
- * written (so really backed) memory. */
-static double read_bandwidth(rt_pool *pool) {
-    uint64_t *buf = gm_malloc(BW_BYTES);
-    memset(buf, 1, BW_BYTES);
-    sum_job j = {buf, BW_BYTES / sizeof(uint64_t), {0}};
+/* The read-bandwidth probe: a buffer past the caches, written once (so
+ * really backed), and the threads that sum it. */
+typedef struct {
+    sum_job job;
+    rt_pool *pool;
+    size_t weight_bytes;   /* what decode reads per token */
+} bw_probe;
+
+/* Read bandwidth in bytes/s: the better of two passes. */
+static double read_bandwidth(bw_probe *p) {
     double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 2; rep++) {
         double t0 = gm_now_s();
-        rt_pool_run(pool, sum_part, &j);
+        rt_pool_run(p->pool, sum_part, &p->job);
         double bw = BW_BYTES / (gm_now_s() - t0);
         if (bw > best) best = bw;
     }
-    free((void *)j.data);
     return best;
 }
 
@@ -185,9 +191,9 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
 }
 
 /* Times one backend at one prompt length, reps times. */
-static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, bench_row *row,
-                        gm_err *e) {
-    double pre[MAX_REPS], dec[MAX_REPS];
+static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, bw_probe *p,
+                        bench_row *row, gm_err *e) {
+    double pre[MAX_REPS], dec[MAX_REPS], bw[MAX_REPS], bound[MAX_REPS];
     float *logits = gm_malloc(en->vocab * sizeof(float));
     int rc = 0;
     for (int r = 0; r < reps && !rc; r++) {
@@ -197,44 +203,53 @@ static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, 
         t0 = gm_now_s();
         for (int s = 0; s < gen && !rc; s++) rc = en->decode(en, ids[prompt + s], prompt + s, logits, e);
         dec[r] = gen / (gm_now_s() - t0);
+        bw[r] = read_bandwidth(p);
+        bound[r] = dec[r] * p->weight_bytes / bw[r];
     }
     free(logits);
-    if (!rc) row->prefill = stats(pre, reps), row->decode = stats(dec, reps);
+    if (!rc) {
+        row->prefill = stats(pre, reps), row->decode = stats(dec, reps), row->bound = stats(bound, reps);
+        row->bandwidth = stats(bw, reps).median;
+    }
     return rc;
 }
 
 static void print_table(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
-                        const char *dtype, double bw, int threads) {
-    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads, read bandwidth %.1f GB/s\n",
-           m->graph->name, m->origin, (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads, bw / 1e9);
-    printf("%-26s %6s %9s | %-26s | %-26s | %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
-           "decode tok/s min/med/max", "dec GB/s", "bound");
+                        const char *dtype, int threads) {
+    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads\n", m->graph->name, m->origin,
+           (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads);
+    printf("%-26s %6s %9s | %-26s | %-26s | %7s %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
+           "decode tok/s min/med/max", "dec GB/s", "read", "bound");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         double gbs = r->decode.median * wbytes / 1e9;
-        printf("%-26s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %5.0f%%\n", r->backend, r->prompt,
-               r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min, r->decode.median,
-               r->decode.max, gbs, 100 * gbs * 1e9 / bw);
+        printf("%-26s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %7.2f %5.0f%%\n", r->backend,
+               r->prompt, r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min,
+               r->decode.median, r->decode.max, gbs, r->bandwidth / 1e9, 100 * r->bound.median);
     }
-    printf("(%d decode steps after each prompt, %d repetitions)\n", a->gen, a->reps);
+    printf("(%d decode steps after each prompt, %d repetitions; read: the read bandwidth measured after each\n"
+           "repetition's decode, GB/s, median; bound: decode GB/s / that, median over repetitions)\n", a->gen, a->reps);
 }
 
 static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
-                       const char *dtype, double bw, int threads) {
+                       const char *dtype, int threads) {
     const bench_row *main_row = NULL;
     for (int i = 0; i < n; i++) /* the configuration asked: its backend with all its passes, the last row */
         if (!strncmp(rows[i].backend, a->backend, strlen(a->backend))) main_row = &rows[i];
     printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"weight_bytes\": %zu, "
            "\"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
            "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
-           m->graph->name, a->backend, threads, dtype, wbytes, bw / 1e9, main_row ? main_row->prompt : 0, a->gen,
+           m->graph->name, a->backend, threads, dtype, wbytes, main_row ? main_row->bandwidth / 1e9 : 0,
+           main_row ? main_row->prompt : 0, a->gen,
            a->reps, main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
     for (int i = 0; i < n; i++)
         printf("%s{\"config\": \"%s\", \"passes\": \"%s\", \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
-               "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f}",
+               "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f, \"read_bandwidth_gb_s\": %.3f, "
+               "\"decode_of_bound\": %.4f}",
                i ? ", " : "", rows[i].backend, rows[i].passes, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
                rows[i].prefill.median, rows[i].prefill.max, rows[i].decode.min, rows[i].decode.median,
-               rows[i].decode.max, rows[i].decode.median * wbytes / 1e9);
+               rows[i].decode.max, rows[i].decode.median * wbytes / 1e9, rows[i].bandwidth / 1e9,
+               rows[i].bound.median);
     printf("]}\n");
 }
 
@@ -270,14 +285,14 @@ static int write_svg(const char *path, const gm_model *m, const bench_row *rows,
 }
 
 /* Runs one configuration at every prompt length into rows + *n. */
-static int run_config(const bench_args *a, const bench_config *c, const int32_t *ids, int context, bench_row *rows,
-                      int *n, gm_err *e) {
+static int run_config(const bench_args *a, const bench_config *c, const int32_t *ids, int context, bw_probe *p,
+                      bench_row *rows, int *n, gm_err *e) {
     gm_model *m = gm_model_open_with(a->model, a->weights, &(gm_pipeline_opts){.level = 0, .passes = c->passes}, e);
     rt_engine *en = m ? gm_model_engine(m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
     int rc = en ? 0 : -1;
     for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {
-        rows[*n] = (bench_row){c->label, c->passes, a->lengths[l], {0, 0, 0}, {0, 0, 0}, en->compile_s};
-        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, &rows[*n], e);
+        rows[*n] = (bench_row){.backend = c->label, .passes = c->passes, .prompt = a->lengths[l], .compile_s = en->compile_s};
+        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, p, &rows[*n], e);
     }
     if (en) en->free(en);
     gm_model_free(m);
@@ -297,8 +312,8 @@ static int selected(const char *configs, const char *label) {
 }
 
 /* Runs every selected configuration at every prompt length into rows; returns the count. */
-static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs, int n_configs, bench_row *rows,
-                        gm_err *e) {
+static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs, int n_configs, bw_probe *p,
+                        bench_row *rows, gm_err *e) {
     int longest = 0, n = 0;
     for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
     int context = longest + a->gen;
@@ -311,7 +326,7 @@ static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs
     ids[0] = m->graph->bos;
     int rc = 0;
     for (int c = 0; c < n_configs && !rc; c++)
-        if (selected(a->configs, cs[c].label)) rc = run_config(a, &cs[c], ids, context, rows, &n, e);
+        if (selected(a->configs, cs[c].label)) rc = run_config(a, &cs[c], ids, context, p, rows, &n, e);
     free(ids);
     return rc ? -1 : n;
 }
@@ -332,17 +347,18 @@ int cmd_bench(int argc, char **argv) {
     if (!m) return cli_error(&e);
     const char *dtype;
     size_t wbytes = weight_bytes(m, &dtype);
-    rt_pool *pool = rt_pool_new(rt_default_threads());
-    int threads = rt_pool_threads(pool);
-    double bw = read_bandwidth(pool);
-    rt_pool_free(pool);
+    bw_probe probe = {{gm_malloc(BW_BYTES), BW_BYTES / sizeof(uint64_t), {0}}, rt_pool_new(rt_default_threads()), wbytes};
+    memset((void *)probe.job.data, 1, BW_BYTES);
+    int threads = rt_pool_threads(probe.pool);
     bench_config cs[MAX_CONFIGS];
     int n_configs = ablation_configs(cs);
     bench_row *rows = gm_malloc(n_configs * MAX_LENGTHS * sizeof *rows);
-    int n = run_ablation(&a, m, cs, n_configs, rows, &e);
+    int n = run_ablation(&a, m, cs, n_configs, &probe, rows, &e);
+    free((void *)probe.job.data);
+    rt_pool_free(probe.pool);
     if (n < 0) rc = cli_error(&e);
-    else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, bw, threads);
-    else print_table(&a, m, rows, n, wbytes, dtype, bw, threads);
+    else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, threads);
+    else print_table(&a, m, rows, n, wbytes, dtype, threads);
     if (n >= 0 && a.svg && write_svg(a.svg, m, rows, n, threads, &e)) rc = cli_error(&e);
     free(rows);
     gm_model_free(m);
