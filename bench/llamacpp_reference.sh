@@ -58,10 +58,8 @@ GEMMAC_BUILD=${GEMMAC_BUILD:-$REPO/build}
 MIN_AVAIL_GB_F32=${MIN_AVAIL_GB_F32:-14}
 MIN_AVAIL_GB_BF16=${MIN_AVAIL_GB_BF16:-8}
 PYTHON=${PYTHON:-python3}
-HF_CONFIG=$REPO/../shared/data/hf-configs/gemma-2b/config.json
-[ -f "$HF_CONFIG" ] || HF_CONFIG=/work/shared/data/hf-configs/gemma-2b/config.json
-TOKENIZER=$REPO/../shared/data/tokenizers/gemma-tokenizer.model
-[ -f "$TOKENIZER" ] || TOKENIZER=/work/shared/data/tokenizers/gemma-tokenizer.model
+HF_CONFIG=$REPO/tests/hf-configs/gemma-2b/config.json
+TOKENIZER=$REPO/tests/tokenizers/gemma-tokenizer.model
 
 say() { echo "== $*" >&2; }
 

@@ -25,7 +25,8 @@ static const char usage[] =
     "  --backend NAME   jit (default) or reference\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --context N      KV cache positions (default: prompt + steps)\n"
-    "  --no-cache       compile the kernels afresh: neither read nor write the JIT cache\n"
+    "  --no-cache       compile the kernels and pack the weights afresh: neither read nor\n"
+    "                   write the JIT cache or the packed-weight cache\n"
     CLI_PIPELINE_HELP
     "Prints the continuation as comma-separated ids on stdout.\n";
 

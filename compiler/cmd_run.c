@@ -43,8 +43,9 @@ static const char usage[] =
     "  --weights DIR      the checkpoint, when MODEL is a description\n"
     "  --context N        KV cache positions (default: the model's, at most 4096)\n"
     "  --backend NAME     jit (default: native code through LLVM) or reference (the C interpreter)\n"
-    "  --no-cache         compile the kernels afresh: neither read nor write the JIT cache\n"
-    "                     (${GEMMAC_CACHE:-~/.cache/gemmac}/jit)\n"
+    "  --no-cache         compile the kernels and pack the weights afresh: neither read nor\n"
+    "                     write the JIT cache or the packed-weight cache\n"
+    "                     (${GEMMAC_CACHE:-~/.cache/gemmac}/jit and /packed)\n"
     "  --verbose          print the model, backend, passes, compile time and KV cache memory\n"
     CLI_PIPELINE_HELP
     "Aliases from Gemma's reference script: --path_checkpoint (MODEL), --path_tokenizer,\n"
