@@ -24,7 +24,8 @@
 
 static const char usage[] =
     "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 3]\n"
-    "                    [--threads N] [--backend jit] [--configs LIST] [--json] [--weights DIR]\n"
+    "                    [--threads N] [--backend jit] [--configs LIST] [--json] [--svg F] [--profile]\n"
+    "                    [--weights DIR]\n"
     "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions; min/median/max are over them (default 3)\n"
@@ -32,15 +33,18 @@ static const char usage[] =
     "  --backend NAME     the configuration reported at the top level of --json, with all its passes\n"
     "                     (default jit); the ablation table always runs: reference (the unfused\n"
     "                     interpreter), jit -O0 (no IR passes), then the passes of -O2 added one at\n"
-    "                     a time in pipeline order (+fold_constants, ...), the last row being -O2\n"
+    "                     a time, the cleanup passes first (+eliminate_dead, +plan_memory, then\n"
+    "                     +fold_constants, ...), the last row being -O2\n"
     "  --configs LIST     run only the ablation rows whose label contains one of these\n"
     "                     (comma-separated; e.g. reference,-O0,-O2 or -O0,fuse_matmul,-O2)\n"
     "  --json             one JSON object on stdout instead of the table\n"
-    "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n";
+    "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n"
+    "  --profile          also print where each row's time went: wall time per token by op\n"
+    "                     (compiled backends; the kernel calls are timed one by one)\n";
 
 typedef struct {
     const char *model, *weights, *backend, *svg, *configs;
-    int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json;
+    int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json, profile;
 } bench_args;
 
 typedef struct {
@@ -55,16 +59,20 @@ typedef struct {
 } bench_config;
 
 /* The unfused baseline, the JIT without passes, then the JIT with the
- * passes of -O2 switched on one more at a time, in the pipeline's order (so
- * a pass added to the pipeline shows up here); the last one is -O2. */
+ * passes of -O2 switched on one more at a time (so a pass added to the
+ * pipeline shows up here); the last one is -O2. The cleanup passes come
+ * first: a rewriting pass leaves the nodes it replaced for eliminate_dead,
+ * and without it they would still run and hide what the rewrite bought. */
 static int ablation_configs(bench_config *cs) {
     int n = 0;
     const char *last = NULL;
     char on[256] = "";
     cs[n++] = (bench_config){"reference", "reference", ""};
     cs[n++] = (bench_config){"jit", "jit -O0", ""};
-    for (int i = 0; i < pipeline_pass_count() && n < MAX_CONFIGS; i++) {
-        if (pipeline_pass_level(i) > GM_DEFAULT_LEVEL) continue;
+    for (int j = 0; j < 2 * pipeline_pass_count() && n < MAX_CONFIGS; j++) {
+        int i = j % pipeline_pass_count();
+        if (pipeline_pass_level(i) > GM_DEFAULT_LEVEL || pipeline_pass_is_cleanup(i) != (j < pipeline_pass_count()))
+            continue;
         last = pipeline_pass_name(i);
         snprintf(on + strlen(on), sizeof on - strlen(on), "%s%s", *on ? "," : "", last);
         bench_config *c = &cs[n++];
@@ -84,6 +92,7 @@ typedef struct {
     stat3 bound;            /* decode's bandwidth / the read bandwidth measured after it */
     double bandwidth;       /* the median read bandwidth, bytes/s */
     double compile_s;
+    rt_profile pre, dec;    /* --profile: seconds by op over all repetitions */
 } bench_row;
 
 static int cmp_double(const void *a, const void *b) {
@@ -132,6 +141,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--configs"))) a->configs = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
         else if (cli_is(argv[i], "--json")) a->json = 1;
+        else if (cli_is(argv[i], "--profile")) a->profile = 1;
         else if ((v = cli_value(argc, argv, &i, "--svg"))) a->svg = v;
         else if (argv[i][0] == '-') return cli_usage_error("bench", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
@@ -191,18 +201,21 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
 }
 
 /* Times one backend at one prompt length, reps times. */
-static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, bw_probe *p,
-                        bench_row *row, gm_err *e) {
+static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, int profile,
+                        bw_probe *p, bench_row *row, gm_err *e) {
     double pre[MAX_REPS], dec[MAX_REPS], bw[MAX_REPS], bound[MAX_REPS];
     float *logits = gm_malloc(en->vocab * sizeof(float));
     int rc = 0;
     for (int r = 0; r < reps && !rc; r++) {
+        en->profile = profile ? &row->pre : NULL;
         double t0 = gm_now_s();
         rc = en->prefill(en, ids, prompt, 0, logits, 0, e);
         pre[r] = prompt / (gm_now_s() - t0);
+        en->profile = profile ? &row->dec : NULL;
         t0 = gm_now_s();
         for (int s = 0; s < gen && !rc; s++) rc = en->decode(en, ids[prompt + s], prompt + s, logits, e);
         dec[r] = gen / (gm_now_s() - t0);
+        en->profile = NULL;
         bw[r] = read_bandwidth(p);
         bound[r] = dec[r] * p->weight_bytes / bw[r];
     }
@@ -229,6 +242,32 @@ static void print_table(const bench_args *a, const gm_model *m, const bench_row 
     }
     printf("(%d decode steps after each prompt, %d repetitions; read: the read bandwidth measured after each\n"
            "repetition's decode, GB/s, median; bound: decode GB/s / that, median over repetitions)\n", a->gen, a->reps);
+}
+
+static double profile_total(const rt_profile *p) {
+    double t = 0;
+    for (int i = 0; i < p->n; i++) t += p->seconds[i];
+    return t;
+}
+
+/* --profile: each row's time per token by op, prefill beside decode. */
+static void print_profiles(const bench_args *a, const bench_row *rows, int n) {
+    for (int r = 0; r < n; r++) {
+        const bench_row *w = &rows[r];
+        if (!w->pre.n) continue;
+        double tp = profile_total(&w->pre), td = profile_total(&w->dec);
+        double per_p = 1e3 / ((double)w->prompt * a->reps), per_d = 1e3 / ((double)a->gen * a->reps);
+        printf("\nprofile: %s, prompt %d (wall ms per token by op)\n%-16s | %9s %6s | %9s %6s\n", w->backend,
+               w->prompt, "op", "prefill", "share", "decode", "share");
+        for (int i = 0; i < w->pre.n; i++) {
+            double sd = 0;
+            for (int k = 0; k < w->dec.n; k++)
+                if (!strcmp(w->dec.name[k], w->pre.name[i])) sd = w->dec.seconds[k];
+            printf("%-16s | %9.3f %5.1f%% | %9.3f %5.1f%%\n", w->pre.name[i], w->pre.seconds[i] * per_p,
+                   100 * w->pre.seconds[i] / tp, sd * per_d, td > 0 ? 100 * sd / td : 0);
+        }
+        printf("%-16s | %9.3f %6s | %9.3f\n", "total", tp * per_p, "", td * per_d);
+    }
 }
 
 static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
@@ -292,7 +331,7 @@ static int run_config(const bench_args *a, const bench_config *c, const int32_t 
     int rc = en ? 0 : -1;
     for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {
         rows[*n] = (bench_row){.backend = c->label, .passes = c->passes, .prompt = a->lengths[l], .compile_s = en->compile_s};
-        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, p, &rows[*n], e);
+        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, a->profile, p, &rows[*n], e);
     }
     if (en) en->free(en);
     gm_model_free(m);
@@ -359,6 +398,7 @@ int cmd_bench(int argc, char **argv) {
     if (n < 0) rc = cli_error(&e);
     else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, threads);
     else print_table(&a, m, rows, n, wbytes, dtype, threads);
+    if (n >= 0 && !a.json && a.profile) print_profiles(&a, rows, n);
     if (n >= 0 && a.svg && write_svg(a.svg, m, rows, n, threads, &e)) rc = cli_error(&e);
     free(rows);
     gm_model_free(m);

@@ -7,25 +7,28 @@
 
 #include <stdlib.h>
 
-/* The passes, in the order they run, with the lowest -O level that runs them. */
+/* The passes, in the order they run, with the lowest -O level that runs
+ * them; cleanup passes only tidy what the graph holds (the nodes and weights
+ * other passes leave unread, the arena) and change no op. */
 static const struct {
     const char *name;
     void (*run)(ir_graph *g);
-    int level;
+    int level, cleanup;
 } passes[] = {
-    {"fold_constants", pass_fold_constants, 1},
-    {"eliminate_common", pass_eliminate_common, 1},
-    {"fuse_elementwise", pass_fuse_elementwise, 2},
-    {"fuse_matmul", pass_fuse_matmul, 2},
-    {"pack_weights", pass_pack_weights, 2},
-    {"eliminate_dead", pass_eliminate_dead, 1},
-    {"plan_memory", pass_plan_memory, 1},
+    {"fold_constants", pass_fold_constants, 1, 0},
+    {"eliminate_common", pass_eliminate_common, 1, 0},
+    {"fuse_elementwise", pass_fuse_elementwise, 2, 0},
+    {"fuse_matmul", pass_fuse_matmul, 2, 0},
+    {"pack_weights", pass_pack_weights, 2, 0},
+    {"eliminate_dead", pass_eliminate_dead, 1, 1},
+    {"plan_memory", pass_plan_memory, 1, 1},
 };
 #define N_PASSES (int)(sizeof passes / sizeof passes[0])
 
 int pipeline_pass_count(void) { return N_PASSES; }
 const char *pipeline_pass_name(int i) { return passes[i].name; }
 int pipeline_pass_level(int i) { return passes[i].level; }
+int pipeline_pass_is_cleanup(int i) { return passes[i].cleanup; }
 
 static int find_pass(const char *name, size_t len) {
     for (int i = 0; i < N_PASSES; i++)

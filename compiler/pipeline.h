@@ -15,11 +15,14 @@ typedef struct {
 
 #define GM_DEFAULT_LEVEL 2
 
-/* The passes in the order they run: pass i's name and the lowest -O level
- * that runs it (for tools that walk the pipeline, e.g. bench's ablation). */
+/* The passes in the order they run: pass i's name, the lowest -O level
+ * that runs it, and whether it is a cleanup pass, one that drops what
+ * other passes leave unread or lays out the arena and changes no op (for
+ * tools that walk the pipeline, e.g. bench's ablation). */
 int pipeline_pass_count(void);
 const char *pipeline_pass_name(int i);
 int pipeline_pass_level(int i);
+int pipeline_pass_is_cleanup(int i);
 
 /* Checks the option strings: the names are known passes. */
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e);

@@ -1,5 +1,8 @@
-/* engine.c — checks shared by every engine (see engine.h). */
+/* engine.c — checks shared by every engine (see engine.h), and the profile
+ * the compiled backends fill. */
 #include "engine.h"
+
+#include <string.h>
 
 int rt_check_span(const rt_engine *en, const int32_t *tokens, int n, int pos, gm_err *e) {
     if (n < 1) return gm_fail(e, "nothing to run: 0 tokens");
@@ -18,4 +21,12 @@ int rt_check_opts(const rt_engine_opts *o, int64_t max_context, gm_err *e) {
         return gm_fail(e, "context of %d positions: expected 1 to %lld (the model's max_context)", o->context,
                        (long long)max_context);
     return 0;
+}
+
+void rt_profile_add(rt_profile *p, const char *name, double seconds) {
+    int i = 0;
+    while (i < p->n && strcmp(p->name[i], name)) i++;
+    if (i == RT_PROFILE_MAX) return;
+    if (i == p->n) p->name[p->n++] = name, p->seconds[i] = 0;
+    p->seconds[i] += seconds;
 }

@@ -12,6 +12,17 @@
 
 typedef struct rt_engine rt_engine;
 
+/* Where a profiling caller collects each kernel's wall time, summed by op
+ * name over calls (gemmac bench --profile). */
+#define RT_PROFILE_MAX 32
+typedef struct {
+    int n;
+    const char *name[RT_PROFILE_MAX];
+    double seconds[RT_PROFILE_MAX];
+} rt_profile;
+
+void rt_profile_add(rt_profile *p, const char *name, double seconds);
+
 struct rt_engine {
     const char *backend;   /* "reference", ... */
     int64_t vocab;         /* logits per row */
@@ -26,6 +37,7 @@ struct rt_engine {
     int (*decode)(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e);
     void (*free)(rt_engine *en);
     int from_cache;        /* the compiled code came from the on-disk JIT cache */
+    rt_profile *profile;   /* when set, the compiled backends add each kernel's time to it */
 };
 
 /* How an engine is made; the same for every backend. */

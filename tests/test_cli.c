@@ -244,15 +244,17 @@ static void test_bench_json(void) {
     CU_ASSERT(n >= 8 && n % 2 == 0);
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[0].config"), "reference");
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[2].config"), "jit -O0");
-    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].config"), "jit +fold_constants");
-    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].passes"), "fold_constants");
+    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].config"), "jit +eliminate_dead"); /* cleanup passes first */
+    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].passes"), "eliminate_dead");
+    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[8].config"), "jit +fold_constants");
+    CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[8].passes"), "eliminate_dead,plan_memory,fold_constants");
     for (int i = 4; i + 2 < n; i += 2) { /* cumulative: each row's passes extend the last row's */
         const char *p = cJSON_GetObjectItem(cJSON_GetArrayItem(rows, i), "passes")->valuestring;
         const char *next = cJSON_GetObjectItem(cJSON_GetArrayItem(rows, i + 2), "passes")->valuestring;
         CU_ASSERT(!strncmp(next, p, strlen(p)) && next[strlen(p)] == ',');
     }
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, n - 1), "config")->valuestring,
-                           "jit -O2 (+plan_memory)");
+                           "jit -O2 (+pack_weights)");
     cJSON_Delete(j);
     free(out);
     char path[4200];
@@ -261,10 +263,29 @@ static void test_bench_json(void) {
     char *svg = gm_read_file(path, NULL, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
     CU_ASSERT_EQUAL(strncmp(svg, "<svg ", 5), 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "jit -O2 (+plan_memory), 16"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "jit -O2 (+pack_weights), 16"));
     CU_ASSERT_PTR_NOT_NULL(strstr(svg, "</svg>"));
     free(svg);
     expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");
+}
+
+/* --profile: each row's time by op, the ops of its graph (fused at -O2, plain at -O0). */
+static void test_bench_profile(void) {
+    fresh_ckpt();
+    CU_ASSERT_EQUAL_FATAL(run("bench '" GM_SOURCE_DIR "/models/demo' --prompt-tokens 8 --gen-tokens 4 --reps 1 "
+                              "--threads 1 --configs=-O0,-O2 --profile"), 0);
+    char *out = read_out();
+    char *o0 = strstr(out, "profile: jit -O0, prompt 8"), *o2 = strstr(out, "profile: jit -O2 (+pack_weights), prompt 8");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o2);
+    CU_ASSERT(o0 < o2);
+    o2[-1] = 0; /* the -O0 profile ends where the -O2 one starts */
+    CU_ASSERT_PTR_NOT_NULL(strstr(o0, "\ngelu_tanh "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o0, "\nattention "));
+    CU_ASSERT_PTR_NULL(strstr(o2, "\ngelu_tanh "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o2, "\nnorm_matmul "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o2, "\ntotal "));
+    free(out);
 }
 
 static void test_compile_report(void) {
@@ -301,6 +322,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "run errors", test_run_errors);
     CU_add_test(s, "run the demo", test_run_demo);
     CU_add_test(s, "bench --json", test_bench_json);
+    CU_add_test(s, "bench --profile", test_bench_profile);
     CU_add_test(s, "compile --report", test_compile_report);
     return test_run_all();
 }

@@ -13,7 +13,8 @@
  * kernel reads the ring and this call's k, v rows, then rt_kv_store appends
  * those rows. A matmul big enough to pay for it is split over the cores by
  * output columns (runtime/threads.h), a prefill's attention by query rows in
- * equal shares of keys. As in the reference, the head (the nodes after the
+ * equal shares of keys. With a profile set, each node's wall time is added
+ * to its op's entry. As in the reference, the head (the nodes after the
  * last layer) runs on the last row only unless every row's logits are asked
  * for. */
 #include "exec.h"
@@ -182,10 +183,12 @@ static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int po
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
     rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
     if (slot) c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
+    double t0 = j->base.profile ? gm_now_s() : 0;
     if (ir_is_matmul(n->op)) run_matmul(j, j->kernel[i], &c, n);
     else if (slot) run_attention(j, j->kernel[i], &c, n);
     else j->kernel[i](&c);
     if (slot) rt_kv_store(slot, pos, T, c.in[1], c.in[2]);
+    if (j->base.profile) rt_profile_add(j->base.profile, ir_ops[n->op].name, gm_now_s() - t0);
 }
 
 static int exec_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows,
