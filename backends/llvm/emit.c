@@ -100,6 +100,71 @@ LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
 
 LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x) { return intrinsic(m, "llvm.sqrt", LLVMTypeOf(x), &x, 1); }
 
+/* ---- e^x and tanh in straight-line code, so they vectorise; built
+ * without fast-math flags, since reassociation would undo the split of ln2. */
+
+static int width_of(LLVMValueRef x) {
+    LLVMTypeRef t = LLVMTypeOf(x);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 1;
+}
+
+static LLVMValueRef fma_of(lv_emit *m, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    LLVMValueRef args[3] = {a, b, c};
+    return intrinsic(m, "llvm.fma", LLVMTypeOf(a), args, 3);
+}
+
+/* c[0]·z^(n-1) + ... + c[n-1], by Horner with FMAs. */
+static LLVMValueRef polynomial(lv_emit *m, LLVMValueRef z, const double *c, int n) {
+    LLVMValueRef p = lv_real(m, c[0], width_of(z));
+    for (int i = 1; i < n; i++) p = fma_of(m, p, z, lv_real(m, c[i], width_of(z)));
+    return p;
+}
+
+static LLVMValueRef clamp(lv_emit *m, LLVMValueRef x, double lo, double hi) {
+    LLVMValueRef l = lv_real(m, lo, width_of(x)), h = lv_real(m, hi, width_of(x));
+    x = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOLT, x, l, ""), l, x, "");
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, h, ""), h, x, "");
+}
+
+/* x = n·ln2 + r, |r| ≤ ln2/2, with ln2 in two parts so that n·ln2 is exact;
+ * e^r = 1 + r + r²·P(r) with Cephes' expf coefficients (about 1 ulp); 2^n
+ * made in the exponent bits. x is clamped to [-88, 88]: from -88 down the
+ * result is 0 (e^-inf of a masked score must be), up top it stays finite. */
+LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x) {
+    static const double p[] = {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                               4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1};
+    int w = width_of(x);
+    x = clamp(m, x, -88, 88);
+    LLVMValueRef scaled = LLVMBuildFMul(m->b, x, lv_real(m, 1.44269504088896341, w), "");
+    LLVMValueRef n = intrinsic(m, "llvm.rint", LLVMTypeOf(x), &scaled, 1);
+    LLVMValueRef r = fma_of(m, n, lv_real(m, -0.693359375, w), x);
+    r = fma_of(m, n, lv_real(m, 2.12194440e-4, w), r);
+    LLVMValueRef r2 = LLVMBuildFMul(m->b, r, r, "");
+    LLVMValueRef er = fma_of(m, polynomial(m, r, p, 6), r2, LLVMBuildFAdd(m->b, r, lv_real(m, 1, w), ""));
+    LLVMTypeRef it = w == 1 ? m->i32 : LLVMVectorType(m->i32, (unsigned)w);
+    LLVMValueRef biased = LLVMBuildAdd(m->b, LLVMBuildFPToSI(m->b, n, it, ""), lv_splat(m, LLVMConstInt(m->i32, 127, 0), w), "");
+    LLVMValueRef bits = LLVMBuildShl(m->b, biased, lv_splat(m, LLVMConstInt(m->i32, 23, 0), w), "");
+    return LLVMBuildFMul(m->b, er, LLVMBuildBitCast(m->b, bits, LLVMTypeOf(x), ""), "");
+}
+
+/* tanh: for |x| < 0.625 an odd polynomial, x + x³·P(x²) (Cephes' tanhf
+ * coefficients), where 1 − 2/(e^2|x| + 1) would cancel; beyond, that with
+ * x's sign. */
+LLVMValueRef lv_tanh(lv_emit *m, LLVMValueRef x) {
+    static const double p[] = {-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                               1.33314422036e-1, -3.33332819422e-1};
+    int w = width_of(x);
+    LLVMValueRef a = intrinsic(m, "llvm.fabs", LLVMTypeOf(x), &x, 1);
+    LLVMValueRef e = lv_exp(m, LLVMBuildFAdd(m->b, a, a, ""));
+    LLVMValueRef big = LLVMBuildFSub(m->b, lv_real(m, 1, w),
+                                     LLVMBuildFDiv(m->b, lv_real(m, 2, w), LLVMBuildFAdd(m->b, e, lv_real(m, 1, w), ""), ""), "");
+    LLVMValueRef args[2] = {big, x};
+    big = intrinsic(m, "llvm.copysign", LLVMTypeOf(x), args, 2);
+    LLVMValueRef z = LLVMBuildFMul(m->b, x, x, "");
+    LLVMValueRef small = fma_of(m, LLVMBuildFMul(m->b, polynomial(m, z, p, 5), z, ""), x, x);
+    return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOLT, a, lv_real(m, 0.625, w), ""), small, big, "");
+}
+
 LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x) {
     LLVMTypeRef t = LLVMTypeOf(x), ty = LLVMFunctionType(t, &t, 1, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(m->mod, name);

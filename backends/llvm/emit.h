@@ -56,6 +56,10 @@ LLVMValueRef lv_fdiv(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w);
 LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v);            /* sum of the lanes */
 LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x);           /* llvm.sqrt, any float type */
+/* e^x and tanh(x) of f32 scalars or vectors, inline (emit.c says how; within
+ * 2 ulp of libm's expf and tanhf), so the loops around them vectorise. */
+LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x);
+LLVMValueRef lv_tanh(lv_emit *m, LLVMValueRef x);
 /* A call to the libm function `name` of x's type (float or double). */
 LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
 

@@ -70,9 +70,12 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
 
 static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
+/* The normalised rows of a norm prologue; a panel kernel's block of rows
+ * packed for its tiles and its block of weights converted to f32. */
 int64_t lv_scratch_floats(const lv_kernel *k, int64_t T) {
-    int64_t rows = (k->op == IR_NORM_MATMUL) + (k->panel != 0); /* normalised rows; rows packed for tiles */
-    return rows * round_up16(T * k->k) + (k->panel && k->wtype != GM_F32 ? (int64_t)LV_KC * LV_PANEL : 0);
+    int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
+    if (k->panel) n += round_up16(T * LV_KC) + (k->wtype != GM_F32 ? (int64_t)LV_KC * LV_PANEL : 0);
+    return n;
 }
 
 static float *act(const exec_engine *j, int v) {

@@ -13,8 +13,8 @@
  *               come from the KV ring, the rest from this call's k and v
  *   rope        cos/sin of one row's angles (f64, like the reference) once,
  *               then every head rotated with them
- *   elementwise a vector loop and a scalar tail; gelu (expf) and softcap
- *               (tanhf) stay scalar, since they call libm */
+ *   elementwise a vector loop and a scalar tail; gelu and softcap with
+ *               the inline lv_exp and lv_tanh, so they vectorise too */
 #include "kernels.h"
 
 #include "emit.h"
@@ -57,15 +57,13 @@ static void emit_embed(lv_emit *m, const lv_kernel *k) {
 
 /* ---- elementwise: scale, gelu_tanh, geglu, softcap, mul, add over T·C ---- */
 
-static int calls_libm(ir_op op) { return op == IR_GELU_TANH || op == IR_GEGLU || op == IR_SOFTCAP; }
-
-/* 0.5·x·(1 + tanh(u)) is x·σ(2u) = x / (1 + e^(−2u)): one expf, which is
- * several times cheaper than tanhf, and no cancellation for any x. */
-static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x) {
+/* 0.5·x·(1 + tanh(u)) is x·σ(2u) = x / (1 + e^(−2u)): one exp, cheaper
+ * than tanh, and no cancellation for any x. */
+static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x, int w) {
     LLVMValueRef cube = lv_fmul(m, lv_fmul(m, x, x), x);
-    LLVMValueRef u = lv_fadd(m, x, lv_fmul(m, lv_real(m, 0.044715, 1), cube));
-    LLVMValueRef e = lv_libm(m, "expf", lv_fmul(m, lv_real(m, -2 * 0.7978845608028654, 1), u));
-    return lv_fdiv(m, x, lv_fadd(m, lv_real(m, 1, 1), e));
+    LLVMValueRef u = lv_fadd(m, x, lv_fmul(m, lv_real(m, 0.044715, w), cube));
+    LLVMValueRef e = lv_exp(m, lv_fmul(m, lv_real(m, -2 * 0.7978845608028654, w), u));
+    return lv_fdiv(m, x, lv_fadd(m, lv_real(m, 1, w), e));
 }
 
 static LLVMValueRef elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
@@ -73,11 +71,11 @@ static LLVMValueRef elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueR
     case IR_SCALE: return lv_fmul(m, x, lv_real(m, k->attr[IR_A_BY], w));
     case IR_MUL: return lv_fmul(m, x, b);
     case IR_ADD: return lv_fadd(m, x, b);
-    case IR_GELU_TANH: return gelu_tanh(m, x);
-    case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x), b);
+    case IR_GELU_TANH: return gelu_tanh(m, x, w);
+    case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x, w), b);
     default: { /* softcap */
-        LLVMValueRef cap = lv_real(m, k->attr[IR_A_CAP], 1);
-        return lv_fmul(m, cap, lv_libm(m, "tanhf", lv_fdiv(m, x, cap)));
+        LLVMValueRef cap = lv_real(m, k->attr[IR_A_CAP], w);
+        return lv_fmul(m, cap, lv_tanh(m, lv_fdiv(m, x, cap)));
     }
     }
 }
@@ -89,16 +87,12 @@ static void elementwise_piece(lv_emit *m, const lv_kernel *k, LLVMValueRef at, i
 }
 
 static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
-    LLVMValueRef n = lv_muli(m, rows_T(m), k->n), at = lv_int(m, 0);
-    if (!calls_libm(k->op)) {
-        lv_loop v;
-        lv_loop_begin(m, &v, at, n, m->target->width, 0, NULL);
-        elementwise_piece(m, k, v.i, m->target->width);
-        lv_loop_end(m, &v, NULL);
-        at = v.i;
-    }
-    lv_loop s;
-    lv_loop_begin(m, &s, at, n, 1, 0, NULL);
+    LLVMValueRef n = lv_muli(m, rows_T(m), k->n);
+    lv_loop v, s;
+    lv_loop_begin(m, &v, lv_int(m, 0), n, m->target->width, 0, NULL);
+    elementwise_piece(m, k, v.i, m->target->width);
+    lv_loop_end(m, &v, NULL);
+    lv_loop_begin(m, &s, v.i, n, 1, 0, NULL);
     elementwise_piece(m, k, s.i, 1);
     lv_loop_end(m, &s, NULL);
 }
@@ -263,15 +257,15 @@ static void emit_online_softmax(lv_emit *m, attn_ctx *a, LLVMValueRef j0, LLVMVa
         LLVMValueRef top = max[h], x;
         for (int b = 0; b < KEYS; b++) {
             x = lv_fmul(m, s[h][b], lv_real(m, a->k->attr[IR_A_SCALE], 1));
-            if (cap > 0) x = lv_fmul(m, lv_real(m, cap, 1), lv_libm(m, "tanhf", lv_fdiv(m, x, lv_real(m, cap, 1))));
+            if (cap > 0) x = lv_fmul(m, lv_real(m, cap, 1), lv_tanh(m, lv_fdiv(m, x, lv_real(m, cap, 1))));
             LLVMValueRef in = LLVMBuildICmp(m->b, LLVMIntSLT, lv_addi(m, j0, b), a->hi, "");
             s[h][b] = x = LLVMBuildSelect(m->b, in, x, lv_real(m, -INFINITY, 1), "");
             top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, top, ""), x, top, "");
         }
-        a->rescale[h] = lv_libm(m, "expf", lv_fsub(m, max[h], top));
+        a->rescale[h] = lv_exp(m, lv_fsub(m, max[h], top));
         sum[h] = lv_fmul(m, sum[h], a->rescale[h]);
         for (int b = 0; b < KEYS; b++) {
-            a->p[h][b] = lv_libm(m, "expf", lv_fsub(m, s[h][b], top));
+            a->p[h][b] = lv_exp(m, lv_fsub(m, s[h][b], top));
             sum[h] = lv_fadd(m, sum[h], a->p[h][b]);
         }
         max[h] = top;

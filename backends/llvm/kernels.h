@@ -25,9 +25,10 @@ typedef struct {
 typedef void (*lv_kernel_fn)(const lv_call *c);
 
 /* Packed weights: panels of LV_PANEL output columns (ir_value.panel), walked
- * in blocks of LV_KC values of k (matmul.c). */
+ * by prefill in blocks of LV_KC values of k (matmul.c): a panel's block,
+ * KC·P floats (32 KB), stays in L1 while the register tiles pass. */
 #define LV_PANEL IR_PANEL
-#define LV_KC 2048
+#define LV_KC 256
 
 typedef struct lv_kernel {
     ir_op op;

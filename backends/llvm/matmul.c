@@ -51,16 +51,10 @@ typedef struct {
 
 /* ---- epilogues ---- */
 
-/* cap · tanh(v / cap), lane by lane through libm's tanhf, like the softcap op. */
+/* cap · tanh(v / cap), like the softcap op. */
 static LLVMValueRef softcap(lv_emit *m, LLVMValueRef v, double cap, int w) {
-    LLVMValueRef c = lv_real(m, cap, 1);
-    if (w == 1) return lv_fmul(m, c, lv_libm(m, "tanhf", lv_fdiv(m, v, c)));
-    for (int j = 0; j < w; j++) {
-        LLVMValueRef lane = LLVMConstInt(m->i32, (unsigned long long)j, 0);
-        LLVMValueRef s = LLVMBuildExtractElement(m->b, v, lane, "");
-        v = LLVMBuildInsertElement(m->b, v, lv_fmul(m, c, lv_libm(m, "tanhf", lv_fdiv(m, s, c))), lane, "");
-    }
-    return v;
+    LLVMValueRef c = lv_real(m, cap, w);
+    return lv_fmul(m, c, lv_tanh(m, lv_fdiv(m, v, c)));
 }
 
 /* The finished output v (width w) of y[at..): + r[at..], then the softcap. */
@@ -72,10 +66,10 @@ static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValu
 
 /* ---- prologue: x ← rms_norm(x, nw) into the scratch ---- */
 
-/* The scratch after T rows of K floats, 64-byte aligned. */
-static LLVMValueRef past_rows(lv_emit *m, mm_ctx *c) {
-    LLVMValueRef rows = LLVMBuildAnd(m->b, lv_addi(m, lv_muli(m, c->T, c->K), 15), lv_int(m, -16), "");
-    return LLVMBuildInBoundsGEP2(m->b, m->f32, c->scratch, &rows, 1, "");
+/* The scratch past n floats of it, 64-byte aligned. */
+static LLVMValueRef past(lv_emit *m, LLVMValueRef scratch, LLVMValueRef n) {
+    LLVMValueRef at = LLVMBuildAnd(m->b, lv_addi(m, n, 15), lv_int(m, -16), "");
+    return LLVMBuildInBoundsGEP2(m->b, m->f32, scratch, &at, 1, "");
 }
 
 static void emit_prologue(lv_emit *m, mm_ctx *mc) {
@@ -85,7 +79,7 @@ static void emit_prologue(lv_emit *m, mm_ctx *mc) {
                       k->ntype, K, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
     lv_emit_norm_rows(m, &n, mc->T);
     mc->x = mc->scratch;
-    mc->scratch = past_rows(m, mc);
+    mc->scratch = past(m, mc->scratch, lv_muli(m, mc->T, K));
 }
 
 /* ---- row-major weights ---- */
@@ -145,8 +139,8 @@ typedef struct {
     LLVMValueRef panel;       /* index of the panel */
     LLVMValueRef b;           /* the block's weights, [len][P] of dtype bdt */
     gm_dtype bdt;
-    int64_t k0, len;          /* the block: k in [k0, k0 + len) */
-    int first, last;          /* the block is the panel's first / last */
+    LLVMValueRef k0, len;     /* the block: k in [k0, k0 + len) */
+    LLVMValueRef first, last; /* i1: the block is the first / the last of k */
 } block_ctx;
 
 static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
@@ -174,6 +168,38 @@ static LLVMValueRef out_at(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int 
     return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, LV_PANEL), h * m->target->width));
 }
 
+static void store_outputs(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
+                          LLVMValueRef *mask, int finished) {
+    int H = vectors_per_row(m);
+    for (int i = 0; i < R; i++)
+        for (int h = 0; h < H; h++) {
+            LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
+            LLVMValueRef v = finished ? finish(m, bc->c, acc[i * H + h], at, m->target->width, mask[h]) : acc[i * H + h];
+            if (mask[h]) lv_store_masked(m, bc->c->y, at, v, mask[h]);
+            else lv_store(m, bc->c->y, at, v);
+        }
+}
+
+/* Stores the tile's sums, through the epilogue after the last block of k. */
+static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
+                       LLVMValueRef *mask) {
+    if (!bc->c->r && !(bc->c->k->attr[IR_A_SOFTCAP] > 0)) {
+        store_outputs(m, bc, t0, R, acc, mask, 0);
+        return;
+    }
+    LLVMBasicBlockRef fin = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "finish"),
+                      part = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "partial"),
+                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "stored");
+    LLVMBuildCondBr(m->b, bc->last, fin, part);
+    LLVMPositionBuilderAtEnd(m->b, fin);
+    store_outputs(m, bc, t0, R, acc, mask, 1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, part);
+    store_outputs(m, bc, t0, R, acc, mask, 0);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
+}
+
 /* Rows t0.. t0+R-1 of the block: acc[i][h] (+)= Σ_k x[t0+i][k] · b[k][h·W..]. */
 static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R) {
     mm_ctx *c = bc->c;
@@ -182,12 +208,12 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
     LLVMValueRef xs = R > 1 ? c->xp : c->x; /* a tile reads its packed rows, a lone row x itself */
     for (int h = 0; h < H; h++) mask[h] = column_mask(m, bc, h);
     for (int i = 0; i < R; i++) {
-        x_at[i] = R > 1 ? lv_addi(m, lv_muli(m, t0, c->K), bc->k0 * R + i) /* t0 is a multiple of R */
-                        : lv_addi(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
+        x_at[i] = R > 1 ? lv_addi(m, lv_mul(m, t0, bc->len), i) /* t0 is a multiple of R */
+                        : lv_add(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
         for (int h = 0; h < H; h++) {
             LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
-            init[i * H + h] = bc->first ? lv_real(m, 0, W)
-                              : mask[h] ? lv_load_masked(m, c->y, at, mask[h], W) : lv_load(m, c->y, at, GM_F32, W);
+            LLVMValueRef y = mask[h] ? lv_load_masked(m, c->y, at, mask[h], W) : lv_load(m, c->y, at, GM_F32, W);
+            init[i * H + h] = LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, W), y, "");
         }
     }
     for (int s = n; s < n * chains; s++) init[s] = lv_real(m, 0, W);
@@ -195,8 +221,7 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
     for (int pass = 0; pass < chains; pass++) { /* the loop by `chains`, then a tail of one */
         int step = pass ? 1 : chains;
         l = &loops[pass];
-        lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), lv_int(m, bc->len), step, n * chains,
-                      pass ? loops[0].v : init);
+        lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), bc->len, step, n * chains, pass ? loops[0].v : init);
         for (int u = 0; u < step; u++) {
             LLVMValueRef kk = lv_addi(m, l->i, u), bv[LV_PANEL / 4];
             for (int h = 0; h < H; h++) bv[h] = lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
@@ -211,83 +236,110 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
         for (int s = step * n; s < n * chains; s++) next[s] = l->v[s];
         lv_loop_end(m, l, next);
     }
-    for (int i = 0; i < R; i++)
-        for (int h = 0; h < H; h++) {
-            LLVMValueRef v = l->v[i * H + h];
-            for (int u = 1; u < chains; u++) v = lv_fadd(m, v, l->v[u * n + i * H + h]);
-            LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
-            if (bc->last) v = finish(m, c, v, at, W, mask[h]);
-            if (mask[h]) lv_store_masked(m, c->y, at, v, mask[h]);
-            else lv_store(m, c->y, at, v);
-        }
-}
-
-typedef struct {
-    LLVMValueRef src, dst;
-    gm_dtype dt;
-} convert_ctx;
-
-static void convert_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
-    convert_ctx *c = ctx;
-    (void)terms;
-    lv_store(m, c->dst, at, lv_load(m, c->src, at, c->dt, w));
-}
-
-/* One block of k for every row: register tiles of MR rows, then single rows. */
-static void emit_block(lv_emit *m, block_ctx *bc) {
-    mm_ctx *c = bc->c;
-    int MR = tile_rows(m);
-    LLVMValueRef direct = bc->b;
-    if (bc->bdt != GM_F32 && MR > 1) { /* tiles read a converted copy of the block */
-        LLVMBasicBlockRef convert = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "convert");
-        LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tiles");
-        LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, MR), ""), convert, tiles);
-        LLVMPositionBuilderAtEnd(m->b, convert);
-        lv_span(m, bc->len * LV_PANEL, 1, 0, convert_piece, &(convert_ctx){bc->b, c->scratch, bc->bdt}, NULL);
-        LLVMBuildBr(m->b, tiles);
-        LLVMPositionBuilderAtEnd(m->b, tiles);
-        bc->b = c->scratch, bc->bdt = GM_F32;
+    LLVMValueRef acc[LV_MAX_CARRY];
+    for (int s = 0; s < n; s++) {
+        acc[s] = l->v[s];
+        for (int u = 1; u < chains; u++) acc[s] = lv_fadd(m, acc[s], l->v[u * n + s]);
     }
-    lv_loop tm, t1;
-    lv_loop_begin(m, &tm, lv_int(m, 0), c->T, MR, 0, NULL);
-    emit_register_tile(m, bc, tm.i, MR);
-    lv_loop_end(m, &tm, NULL);
-    bc->b = direct, bc->bdt = c->dt;
-    if (MR == 1) return;
-    lv_loop_begin(m, &t1, tm.i, c->T, 1, 0, NULL);
-    emit_register_tile(m, bc, t1.i, 1);
-    lv_loop_end(m, &t1, NULL);
+    store_tile(m, bc, t0, R, acc, mask);
 }
 
-/* xp ← the rows of x that fill register tiles, each tile's MR rows
- * interleaved by k: a tile's broadcasts then read one sequential stream,
- * where MR rows K floats apart would fight over the same cache sets. */
-static void emit_tile_packing(lv_emit *m, mm_ctx *c, int MR) {
-    c->xp = c->scratch;
-    c->scratch = past_rows(m, c);
+/* Single rows t in [t0, t1) of the block. */
+static void emit_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, LLVMValueRef t1) {
+    lv_loop t;
+    lv_loop_begin(m, &t, t0, t1, 1, 0, NULL);
+    emit_register_tile(m, bc, t.i, 1);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* Fewer rows than a tile (decode): each panel in one block of all of k, its
+ * weights read once, in order, converted in registers. */
+static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
+    LLVMValueRef yes = LLVMConstInt(LLVMInt1TypeInContext(m->ctx), 1, 0);
+    lv_loop p;
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    LLVMValueRef at = lv_muli(m, p.i, c->K * LV_PANEL);
+    block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt,
+                    lv_int(m, 0), lv_int(m, c->K), yes, yes};
+    emit_rows(m, &bc, lv_int(m, 0), c->T);
+    lv_loop_end(m, &p, NULL);
+}
+
+/* xp ← this block of k of the rows that fill register tiles, each tile's MR
+ * rows interleaved by k ([T/MR][len][MR]): a tile's broadcasts then read
+ * one short sequential stream, where MR rows K floats apart would fight over
+ * the same cache sets. */
+static void emit_tile_packing(lv_emit *m, mm_ctx *c, int MR, LLVMValueRef t1, LLVMValueRef k0, LLVMValueRef len) {
     lv_loop t, k;
-    lv_loop_begin(m, &t, lv_int(m, 0), c->T, MR, 0, NULL);
-    lv_loop_begin(m, &k, lv_int(m, 0), lv_int(m, c->K), 1, 0, NULL);
-    LLVMValueRef from = lv_add(m, lv_muli(m, t.i, c->K), k.i), to = lv_add(m, lv_muli(m, t.i, c->K), lv_muli(m, k.i, MR));
+    lv_loop_begin(m, &t, lv_int(m, 0), t1, MR, 0, NULL);
+    lv_loop_begin(m, &k, lv_int(m, 0), len, 1, 0, NULL);
+    LLVMValueRef from = lv_add(m, lv_muli(m, t.i, c->K), lv_add(m, k0, k.i));
+    LLVMValueRef to = lv_add(m, lv_mul(m, t.i, len), lv_muli(m, k.i, MR));
     for (int i = 0; i < MR; i++)
         lv_store(m, c->xp, lv_addi(m, to, i), lv_load(m, c->x, lv_addi(m, from, i * c->K), GM_F32, 1));
     lv_loop_end(m, &k, NULL);
     lv_loop_end(m, &t, NULL);
 }
 
-static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    if (tile_rows(m) > 1) emit_tile_packing(m, c, tile_rows(m));
-    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, LV_PANEL - 1), lv_int(m, LV_PANEL), "");
-    lv_loop p;
-    lv_loop_begin(m, &p, LLVMBuildSDiv(m->b, n0, lv_int(m, LV_PANEL), ""), p1, 1, 0, NULL);
-    LLVMValueRef panel = lv_muli(m, p.i, c->K * LV_PANEL);
-    for (int64_t k0 = 0; k0 < c->K; k0 += LV_KC) {
-        LLVMValueRef at = lv_addi(m, panel, k0 * LV_PANEL);
-        block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, k0,
-                        c->K - k0 < LV_KC ? c->K - k0 : LV_KC, k0 == 0, k0 + LV_KC >= c->K};
-        emit_block(m, &bc);
-    }
+/* scratch ← the block's weights as f32, [len][P]. */
+static void emit_block_conversion(lv_emit *m, block_ctx *bc) {
+    int W = m->target->width;
+    lv_loop k;
+    lv_loop_begin(m, &k, lv_int(m, 0), lv_muli(m, bc->len, LV_PANEL), W, 0, NULL);
+    lv_store(m, bc->c->scratch, k.i, lv_load(m, bc->b, k.i, bc->bdt, W));
+    lv_loop_end(m, &k, NULL);
+    bc->b = bc->c->scratch, bc->bdt = GM_F32;
+}
+
+/* Rows enough for tiles (prefill): blocks of KC values of k outermost, so
+ * the block of x (T·KC floats, packed for the tiles) stays in L2 while
+ * every panel of the call passes by; within a block, each panel's weights
+ * (KC·P floats, converted once when stored as bf16/f16) stay in L1 while
+ * the register tiles walk down the rows, then the leftover rows. */
+static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
+    int MR = tile_rows(m);
+    LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, MR), ""));
+    lv_loop kb, p, t;
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + LV_KC - 1) / LV_KC * LV_KC), LV_KC, 0, NULL);
+    LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb.i);
+    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, LV_KC), ""), left,
+                                       lv_int(m, LV_KC), "");
+    emit_tile_packing(m, c, MR, tiled, kb.i, len);
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * LV_PANEL), lv_muli(m, kb.i, LV_PANEL));
+    block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, kb.i, len,
+                    LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
+                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, LV_KC), "")};
+    if (c->dt != GM_F32) emit_block_conversion(m, &bc);
+    lv_loop_begin(m, &t, lv_int(m, 0), tiled, MR, 0, NULL);
+    emit_register_tile(m, &bc, t.i, MR);
+    lv_loop_end(m, &t, NULL);
+    emit_rows(m, &bc, tiled, c->T);
     lv_loop_end(m, &p, NULL);
+    lv_loop_end(m, &kb, NULL);
+}
+
+static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, LV_PANEL), "");
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, LV_PANEL - 1), lv_int(m, LV_PANEL), "");
+    int MR = tile_rows(m);
+    if (MR == 1) {
+        emit_lone_rows(m, c, p0, p1);
+        return;
+    }
+    c->xp = c->scratch;
+    c->scratch = past(m, c->scratch, lv_muli(m, c->T, LV_KC));
+    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tiles"),
+                      lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "lone"),
+                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "panels_done");
+    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, MR), ""), tiles, lone);
+    LLVMPositionBuilderAtEnd(m->b, tiles);
+    emit_tiled_rows(m, c, p0, p1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, lone);
+    emit_lone_rows(m, c, p0, p1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
 }
 
 void lv_emit_matmul(lv_emit *m, const lv_kernel *k) {
