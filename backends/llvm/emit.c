@@ -100,6 +100,12 @@ LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
 
 LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x) { return intrinsic(m, "llvm.sqrt", LLVMTypeOf(x), &x, 1); }
 
+void lv_prefetch_l2(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt) {
+    LLVMValueRef args[4] = {LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, dt), base, &idx, 1, ""),
+                            LLVMConstInt(m->i32, 0, 0), LLVMConstInt(m->i32, 1, 0), LLVMConstInt(m->i32, 1, 0)};
+    intrinsic(m, "llvm.prefetch", m->ptr, args, 4);
+}
+
 /* ---- e^x and tanh in straight-line code, so they vectorise; built
  * without fast-math flags, since reassociation would undo the split of ln2. */
 

@@ -60,6 +60,8 @@ LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x);           /* llvm.sqrt, any fl
  * 2 ulp of libm's expf and tanhf), so the loops around them vectorise. */
 LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x);
 LLVMValueRef lv_tanh(lv_emit *m, LLVMValueRef x);
+/* A hint to bring the cache line of base[idx] (dtype dt) into L2; never faults. */
+void lv_prefetch_l2(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt);
 /* A call to the libm function `name` of x's type (float or double). */
 LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
 

@@ -141,6 +141,7 @@ typedef struct {
     gm_dtype bdt;
     LLVMValueRef k0, len;     /* the block: k in [k0, k0 + len) */
     LLVMValueRef first, last; /* i1: the block is the first / the last of k */
+    LLVMValueRef next;        /* tiles: the next panel's block as stored, prefetched into L2; or NULL */
 } block_ctx;
 
 static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
@@ -225,6 +226,8 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
         for (int u = 0; u < step; u++) {
             LLVMValueRef kk = lv_addi(m, l->i, u), bv[LV_PANEL / 4];
             for (int h = 0; h < H; h++) bv[h] = lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
+            for (int at = 0; R > 1 && bc->next && at < LV_PANEL; at += 64 / gm_dtype_size(c->dt))
+                lv_prefetch_l2(m, bc->next, lv_addi(m, lv_muli(m, kk, LV_PANEL), at), c->dt);
             for (int i = 0; i < R; i++) {
                 LLVMValueRef a = lv_splat(m, lv_load(m, xs, lv_add(m, x_at[i], R > 1 ? lv_muli(m, kk, R) : kk), GM_F32, 1), W);
                 for (int h = 0; h < H; h++) {
@@ -260,7 +263,7 @@ static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
     LLVMValueRef at = lv_muli(m, p.i, c->K * LV_PANEL);
     block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt,
-                    lv_int(m, 0), lv_int(m, c->K), yes, yes};
+                    lv_int(m, 0), lv_int(m, c->K), yes, yes, NULL};
     emit_rows(m, &bc, lv_int(m, 0), c->T);
     lv_loop_end(m, &p, NULL);
 }
@@ -307,9 +310,11 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
     emit_tile_packing(m, c, MR, tiled, kb.i, len);
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
     LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * LV_PANEL), lv_muli(m, kb.i, LV_PANEL));
+    LLVMValueRef next = lv_addi(m, at, c->K * LV_PANEL);
     block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, kb.i, len,
                     LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
-                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, LV_KC), "")};
+                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, LV_KC), ""),
+                    LLVMBuildGEP2(m->b, lv_elem_type(m, c->dt), c->w, &next, 1, "")};
     if (c->dt != GM_F32) emit_block_conversion(m, &bc);
     lv_loop_begin(m, &t, lv_int(m, 0), tiled, MR, 0, NULL);
     emit_register_tile(m, &bc, t.i, MR);
