@@ -5,7 +5,7 @@
  * architecture), the local RoPE base, the attention scale (1/sqrt(head_dim),
  * except for the 27B models, recognised by their layer count), the softcap
  * defaults. This file states those loader rules as one table row per
- * architecture (gemma, gemma2, gemma3; /work/shared/notes/gguf-gemma.md
+ * architecture (gemma, gemma2, gemma3; docs/gguf.md
  * §2c and §3), reads the numbers into an import_decoder and hands it to
  * import_describe, the builder import_hf uses too: the description differs
  * only in its tensor names (the file's own: token_embd.weight,

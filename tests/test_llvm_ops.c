@@ -317,13 +317,15 @@ static void check_family(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
 }
 
 /* Rows 1 and 3 (single rows), 17 and 30 (register tiles and a tail); N not
- * a multiple of the panel (masked columns); K past one block of LV_KC. */
+ * a multiple of the panel (masked columns); K within one block of LV_KC,
+ * past it, and over three blocks and a short fourth (partial sums through y,
+ * the epilogue after the last). */
 static void test_matmul_family(void) {
     static const int64_t Ns[] = {7, 33, 64, 100};
-    static const int64_t Ks[] = {33, 100, LV_KC + 100};
+    static const int64_t Ks[] = {33, 100, LV_KC + 100, 3 * LV_KC + 5};
     static const int Ts[] = {1, 3, 17, 30};
     static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
-    enum { N_K = 3, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
+    enum { N_K = 4, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
     lv_kernel ks[N];
     for (int i = 0; i < N; i++) {
         ks[i] = kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);

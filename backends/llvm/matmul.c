@@ -15,16 +15,20 @@
  *
  * Panel weights [N/P][K][P] (pack_weights): a panel is P output columns
  * interleaved by k, so one pass over it reads P columns' weights
- * contiguously. The kernel walks its panels; for each, blocks of KC values
- * of k; for each block, the rows of x in register tiles of MR rows × P
- * columns (MR·P/W vector accumulators, each loaded weight vector used MR
- * times, each x value broadcast to P/W FMAs), then the leftover rows one at a
- * time. Weights of another dtype are converted once per block into the
- * scratch (KC·P floats, L2-resident) when there are rows enough to tile, and
- * converted in registers otherwise — decode streams bf16 from memory as
- * bf16. A lone row carries two accumulator chains per vector so the FMAs do
- * not wait on each other. With K ≤ KC (every Gemma matmul but the down
- * projection) each output is finished in registers. */
+ * contiguously. Register tiles of MR rows × P columns (MR·P/W vector
+ * accumulators, each loaded weight vector used MR times, each x value
+ * broadcast to P/W FMAs) do the work. With rows enough for a tile
+ * (prefill) the loop nest is the classic one for caches: blocks of KC
+ * values of k outermost, each block's rows of x packed for the tiles
+ * (T·KC floats, L2-resident) while the call's panels pass by; for each
+ * panel the block's weights (KC·P floats, converted to f32 once when stored
+ * as bf16 or f16) stay in L1 while the tiles walk down the rows, then the
+ * leftover rows go one at a time; meanwhile the next panel's block is
+ * prefetched into L2. Partial sums go through y between blocks; the
+ * epilogue runs after the last. With fewer rows (decode) each panel is one
+ * pass over all of k, its weights streamed from memory once, in order, in
+ * their own dtype and converted in registers; a lone row carries two
+ * accumulator chains per vector so the FMAs do not wait on each other. */
 #include "kernels.h"
 
 #include "emit.h"
