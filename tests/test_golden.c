@@ -1,7 +1,8 @@
 /* test_golden.c — every oracle case (tests/golden, logits computed by Google's
  * gemma_pytorch) through every backend: prefill logits at every prompt
  * position, the KV-cache decode of the same prompt token by token, and 16
- * greedy steps, each within |Δlogit| ≤ 1e-3 and with identical greedy tokens.
+ * greedy steps, each within |Δlogit| ≤ 1e-3 and with identical greedy tokens,
+ * at a list of pass settings, and on two cases at every subset of passes.
  * A failure prints the case, prompt, row and the worst difference. */
 #include "testing.h"
 
@@ -177,9 +178,26 @@ CASE_TEST(0) CASE_TEST(1) CASE_TEST(2) CASE_TEST(3) CASE_TEST(4) CASE_TEST(5) CA
 static void (*const case_tests[N_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,
                                                   test_case_4, test_case_5, test_case_6};
 
+/* Every subset of the pipeline's passes (2^7 settings, each from -O0 with
+ * exactly those switched on), JIT, on the two cases with the most to get
+ * wrong: Gemma 2 (softcaps, sliding windows, post-norms) and Gemma 3 (q/k
+ * norms, two RoPE bases, sliding windows). */
+static void test_every_pass_combination(void) {
+    static const char *const hard[] = {"tiny-gemma2", "tiny-gemma3"};
+    int n = pipeline_pass_count();
+    for (int mask = 0; mask < 1 << n; mask++) {
+        char list[512] = "";
+        for (int i = 0; i < n; i++)
+            if (mask >> i & 1) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? "," : "", pipeline_pass_name(i));
+        gm_pipeline_opts po = {.level = 0, .passes = list};
+        for (int c = 0; c < 2; c++) run_case(hard[c], "jit", 0, &po);
+    }
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("golden", NULL, NULL);
     for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], case_tests[i]);
+    CU_add_test(s, "every pass combination", test_every_pass_combination);
     return test_run_all();
 }
