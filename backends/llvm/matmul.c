@@ -151,7 +151,9 @@ typedef struct {
 static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
 
 /* Rows of x per register tile: the accumulators of MR rows fill the vector
- * registers but for a few (32 with AVX-512, 16 below). */
+ * registers but for a few (32 with AVX-512, 16 below), those that hold the
+ * operands of one step (emit_register_tile): AVX-512 12 rows × 2 vectors,
+ * AVX2 3 rows × 4 vectors, 16 of 16 registers. */
 static int tile_rows(lv_emit *m) {
     int regs = m->target->width == 16 ? 32 : 16, mr = (regs - 4) / vectors_per_row(m);
     return mr > 12 ? 12 : mr < 1 ? 1 : mr;
@@ -205,6 +207,18 @@ static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, 
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
+/* Vector h of the block's weights at k = kk. */
+static LLVMValueRef tile_weights(lv_emit *m, const block_ctx *bc, LLVMValueRef kk, int h) {
+    int W = m->target->width;
+    return lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
+}
+
+/* A row's x at k = kk, in every lane: from the packed rows of a tile of R, else x itself. */
+static LLVMValueRef tile_x(lv_emit *m, LLVMValueRef xs, LLVMValueRef x_at, LLVMValueRef kk, int R) {
+    LLVMValueRef at = lv_add(m, x_at, R > 1 ? lv_muli(m, kk, R) : kk);
+    return lv_splat(m, lv_load(m, xs, at, GM_F32, 1), m->target->width);
+}
+
 /* Rows t0.. t0+R-1 of the block: acc[i][h] (+)= Σ_k x[t0+i][k] · b[k][h·W..]. */
 static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R) {
     mm_ctx *c = bc->c;
@@ -228,15 +242,22 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
         l = &loops[pass];
         lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), bc->len, step, n * chains, pass ? loops[0].v : init);
         for (int u = 0; u < step; u++) {
-            LLVMValueRef kk = lv_addi(m, l->i, u), bv[LV_PANEL / 4];
-            for (int h = 0; h < H; h++) bv[h] = lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
+            LLVMValueRef kk = lv_addi(m, l->i, u), b[LV_PANEL / 4], a[16];
             for (int at = 0; R > 1 && bc->next && at < LV_PANEL; at += 64 / gm_dtype_size(c->dt))
                 lv_prefetch_l2(m, bc->next, lv_addi(m, lv_muli(m, kk, LV_PANEL), at), c->dt);
-            for (int i = 0; i < R; i++) {
-                LLVMValueRef a = lv_splat(m, lv_load(m, xs, lv_add(m, x_at[i], R > 1 ? lv_muli(m, kk, R) : kk), GM_F32, 1), W);
-                for (int h = 0; h < H; h++) {
-                    int s = u * n + i * H + h;
-                    next[s] = lv_fadd(m, l->v[s], lv_fmul(m, a, bv[h]));
+            /* Hold the fewer of the two operands in registers for the whole step
+             * and load each of the others just before its FMAs: the R·H sums,
+             * min(R, H) held values and one more fit the register file. */
+            int hold_x = R <= H, outer = hold_x ? H : R, inner = hold_x ? R : H;
+            for (int q = 0; q < inner; q++)
+                if (hold_x) a[q] = tile_x(m, xs, x_at[q], kk, R);
+                else b[q] = tile_weights(m, bc, kk, q);
+            for (int o = 0; o < outer; o++) {
+                if (hold_x) b[o] = tile_weights(m, bc, kk, o);
+                else a[o] = tile_x(m, xs, x_at[o], kk, R);
+                for (int q = 0; q < inner; q++) {
+                    int i = hold_x ? q : o, h = hold_x ? o : q, s = u * n + i * H + h;
+                    next[s] = lv_fadd(m, l->v[s], lv_fmul(m, a[i], b[h]));
                 }
             }
         }
