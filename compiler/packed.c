@@ -125,15 +125,40 @@ static const unsigned char *valid_pack(const unsigned char *p, size_t len, const
                                                                                                 : NULL;
 }
 
+typedef struct {
+    size_t bytes;
+    int v;
+} pack_order;
+
+static int larger_first(const void *a, const void *b) {
+    const pack_order *x = a, *y = b;
+    return x->bytes != y->bytes ? (x->bytes < y->bytes ? 1 : -1) : x->v - y->v;
+}
+
+/* The packed weights, largest first. */
+static pack_order *packing_order(const gm_model *m, int *n) {
+    pack_order *o = gm_malloc((size_t)m->graph->n_values * sizeof *o);
+    *n = 0;
+    for (int v = 0; v < m->graph->n_values; v++)
+        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel)
+            o[(*n)++] = (pack_order){gm_packed_bytes(m->bound[v], m->graph->values[v].panel), v};
+    qsort(o, (size_t)*n, sizeof *o, larger_first);
+    return o;
+}
+
 /* Packs every packed weight into region (after its header) from the
  * checkpoint; the sources' pages are given back to the page cache as each
- * is done (file mappings only), so peak memory stays near one copy. */
+ * is done (file mappings only), and the largest go first, while the region
+ * is still mostly untouched, so peak memory stays near one copy: the region
+ * plus the smallest sources, not plus the 256k-row embedding. */
 static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, const pack_header *h) {
     rt_pool *pool = rt_pool_new(rt_default_threads());
     write_header(region, h);
-    for (int v = 0; v < m->graph->n_values; v++) {
+    int n;
+    pack_order *order = packing_order(m, &n);
+    for (int i = 0; i < n; i++) {
+        int v = order[i].v;
         const ir_value *w = &m->graph->values[v];
-        if (w->kind != IR_WEIGHT || !w->panel) continue;
         const st_tensor *t = m->bound[v];
         void *unpacked = gm_unpacked_values(m, w, st_find(m->weights, w->derived_from));
         pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel,
@@ -141,6 +166,7 @@ static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, c
         rt_pool_run(pool, pack_part, &job);
         gm_release_unpacked(m, w, unpacked);
     }
+    free(order);
     rt_pool_free(pool);
 }
 
