@@ -39,9 +39,9 @@
 #define TILE 4   /* row-major: rows of x and of w per tile */
 #define UNROLL 4 /* row-major: accumulators of a lone dot product */
 /* Decode prefetches 16-bit weights this many bytes ahead of each panel's
- * stream: on a Zen 1 host bf16 decode went from 68 % to 79–82 % of the
- * read bandwidth, while f32 (twice the bytes per instruction, which the
- * hardware prefetcher follows alone) lost 5–10 % and is left to it. */
+ * stream: on a Zen 1 host, in four alternated pairs of runs, bf16 decode
+ * read 67–81 % of the bandwidth with it and 60–68 % without, while f32
+ * lost 5–10 % with it and is left to the hardware prefetcher. */
 #define DECODE_PREFETCH 4096
 
 static LLVMValueRef field_ptr(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
@@ -225,6 +225,23 @@ static LLVMValueRef tile_x(lv_emit *m, LLVMValueRef xs, LLVMValueRef x_at, LLVMV
     return lv_splat(m, lv_load(m, xs, at, GM_F32, 1), m->target->width);
 }
 
+/* A step's prefetches, a cache line at a time: a tile's, the next panel's
+ * block at this k (stored dtype) into L2 for when this panel is done; a
+ * lone row's streaming 16-bit weights (decode), its own panel
+ * DECODE_PREFETCH bytes ahead; nothing otherwise. */
+static void prefetch_ahead(lv_emit *m, const block_ctx *bc, LLVMValueRef kk, int R) {
+    LLVMValueRef base = NULL;
+    gm_dtype dt = bc->c->dt;
+    if (R > 1 && bc->next) {
+        base = bc->next;
+    } else if (R == 1 && !bc->next && gm_dtype_size(bc->bdt) < 4) {
+        base = bc->b, dt = bc->bdt;
+        kk = lv_addi(m, kk, DECODE_PREFETCH / (LV_PANEL * (int)gm_dtype_size(dt)));
+    }
+    for (int at = 0; base && at < LV_PANEL; at += 64 / (int)gm_dtype_size(dt))
+        lv_prefetch_l2(m, base, lv_addi(m, lv_muli(m, kk, LV_PANEL), at), dt);
+}
+
 /* Rows t0.. t0+R-1 of the block: acc[i][h] (+)= Σ_k x[t0+i][k] · b[k][h·W..]. */
 static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R) {
     mm_ctx *c = bc->c;
@@ -249,11 +266,7 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
         lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), bc->len, step, n * chains, pass ? loops[0].v : init);
         for (int u = 0; u < step; u++) {
             LLVMValueRef kk = lv_addi(m, l->i, u), b[LV_PANEL / 4], a[16];
-            for (int at = 0; R > 1 && bc->next && at < LV_PANEL; at += 64 / gm_dtype_size(c->dt))
-                lv_prefetch_l2(m, bc->next, lv_addi(m, lv_muli(m, kk, LV_PANEL), at), c->dt);
-            int es = (int)gm_dtype_size(bc->bdt), ahead = DECODE_PREFETCH / (LV_PANEL * es);
-            for (int at = 0; R == 1 && !bc->next && es < 4 && at < LV_PANEL; at += 64 / es)
-                lv_prefetch_l2(m, bc->b, lv_addi(m, lv_muli(m, lv_addi(m, kk, ahead), LV_PANEL), at), bc->bdt);
+            prefetch_ahead(m, bc, kk, R);
             /* Hold the fewer of the two operands in registers for the whole step
              * and load each of the others just before its FMAs: the R·H sums,
              * min(R, H) held values and one more fit the register file. */
