@@ -61,6 +61,11 @@ static void pack_part(void *arg, int part, int parts) {
         }
 }
 
+/* Whether value v is a weight that pack_weights gave a panel layout. */
+static int is_packed(const gm_model *m, int v) {
+    return m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel;
+}
+
 static uint64_t stat_key(uint64_t h, const char *file) {
     struct stat st;
     if (stat(file, &st)) return h;
@@ -73,8 +78,8 @@ static uint64_t packed_key(const gm_model *m, int files) {
     uint64_t h = gm_fnv1a(GM_FNV1A_SEED, PACK_MAGIC GM_VERSION, sizeof PACK_MAGIC GM_VERSION);
     const char *last_file = NULL;
     for (int v = 0; v < m->graph->n_values; v++) {
+        if (!is_packed(m, v)) continue;
         const ir_value *w = &m->graph->values[v];
-        if (w->kind != IR_WEIGHT || !w->panel) continue;
         const st_tensor *src = st_find(m->weights, w->derived_from);
         if (files && src->file != last_file) h = stat_key(h, last_file = src->file);
         double facts[6] = {w->derived_add, w->derived_mul, w->panel, (double)w->dims[0], (double)w->dims[1],
@@ -88,8 +93,8 @@ static uint64_t packed_key(const gm_model *m, int files) {
 static size_t lay_out(gm_model *m, size_t *offset) {
     size_t at = 0;
     for (int v = 0; v < m->graph->n_values; v++) {
+        if (!is_packed(m, v)) continue;
         const ir_value *w = &m->graph->values[v];
-        if (w->kind != IR_WEIGHT || !w->panel) continue;
         offset[v] = at;
         at += (gm_packed_bytes(m->bound[v], w->panel) + 63) / 64 * 64;
     }
@@ -98,7 +103,7 @@ static size_t lay_out(gm_model *m, size_t *offset) {
 
 static void point_into(gm_model *m, const unsigned char *data, const size_t *offset) {
     for (int v = 0; v < m->graph->n_values; v++)
-        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel) {
+        if (is_packed(m, v)) {
             st_tensor *t = (st_tensor *)m->bound[v];
             t->data = data + offset[v];
             t->nbytes = gm_packed_bytes(t, m->graph->values[v].panel);
@@ -140,7 +145,7 @@ static pack_order *packing_order(const gm_model *m, int *n) {
     pack_order *o = gm_malloc((size_t)m->graph->n_values * sizeof *o);
     *n = 0;
     for (int v = 0; v < m->graph->n_values; v++)
-        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel)
+        if (is_packed(m, v))
             o[(*n)++] = (pack_order){gm_packed_bytes(m->bound[v], m->graph->values[v].panel), v};
     qsort(o, (size_t)*n, sizeof *o, larger_first);
     return o;
@@ -225,7 +230,7 @@ int gm_model_write_pack(gm_model *m, const char *path, gm_err *e) {
     lay_out(m, offset);
     write_header(region, &(pack_header){m->pack_key, m->pack_bytes, m->pack_recipe});
     for (int v = 0; v < m->graph->n_values; v++)
-        if (m->graph->values[v].kind == IR_WEIGHT && m->graph->values[v].panel)
+        if (is_packed(m, v))
             memcpy(region + PACK_HEADER + offset[v], m->bound[v]->data, m->bound[v]->nbytes);
     int rc = gm_write_file_atomic(path, region, PACK_HEADER + m->pack_bytes, e);
     free(region);
