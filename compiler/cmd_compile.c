@@ -22,6 +22,7 @@
 #include "json_format.h"
 #include "model.h"
 #include "report.h"
+#include "targets.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,14 +39,18 @@
 extern char **environ;
 
 static const char usage[] =
-    "usage: gemmac compile <model> -o NAME [--target T] [--emit KIND] [--weights DIR] [--embed-weights]\n"
+    "usage: gemmac compile <model> -o NAME [--target T] [--gpu SM] [--emit KIND] [--weights DIR] [--embed-weights]\n"
     "                      [--report] [-O0|-O1|-O2] [--passes LIST]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
-    "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2) or x86_64-v4 (AVX-512)\n"
+    "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2), x86_64-v4 (AVX-512)\n"
+    "                   or nvptx (NVIDIA GPUs; `gemmac targets` lists them)\n"
+    "  --gpu SM         nvptx: the PTX's architecture, sm_80 (default), sm_86, sm_89 or sm_90;\n"
+    "                   the driver compiles it for the GPU present (any as new or newer)\n"
     "  --emit KIND      exe (default): a standalone executable; lib: NAME.a and NAME.h, the model\n"
     "                   as a static library for C programs; obj, asm or llvm-ir: the kernels\n"
+    "                   (for nvptx, asm is the PTX and obj the host object that carries it)\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --embed-weights  put the checkpoint file (not a sharded one) and its tokenizer.model\n"
     "                   inside NAME, which then needs neither\n"
@@ -65,7 +70,7 @@ static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenb
 #define N_SYSTEM (int)(sizeof system_libs / sizeof *system_libs)
 
 typedef struct {
-    const char *model, *out, *target, *weights;
+    const char *model, *out, *target, *gpu, *weights;
     lv_emit_kind kind;
     int exe, lib, embed, report;
     gm_pipeline_opts pipeline;
@@ -86,6 +91,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
     for (int i = 1; i < argc; i++) {
         if ((v = cli_value(argc, argv, &i, "-o"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--target"))) a->target = v;
+        else if ((v = cli_value(argc, argv, &i, "--gpu"))) a->gpu = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
         else if (cli_is(argv[i], "--embed-weights")) a->embed = 1;
         else if ((v = cli_value(argc, argv, &i, "--emit"))) {
@@ -250,7 +256,7 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     lv_aot_blob blobs[3];
     snprintf(pack, sizeof pack, "%s.pack.tmp.%ld", tmp, (long)getpid());
     int n_blobs = a->embed ? embedded_files(m, pack, real, blobs, e) : 0;
-    lv_aot_model am = {a->target, g->name, text, weights, m->passes, blobs, n_blobs};
+    lv_aot_model am = {a->target, a->gpu, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     if (!rc)
         fprintf(stderr, "gemmac: %s: %d ops in %d kernels for %s (passes: %s)%s\n", g->name, g->n_nodes, n, a->target,
@@ -309,10 +315,15 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
 int cmd_compile(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    compile_args a = {.target = "native", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
+    compile_args a = {.target = "native", .gpu = "sm_80", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
+    if (!gm_target_find(a.target)) {
+        gm_fail(&e, "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)", a.target, gm_target_names());
+        return cli_error(&e);
+    }
+    a.pipeline.target = a.target;
     double t0 = gm_now_s();
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     if (m && a.report) gm_report(m, stdout);

@@ -22,7 +22,7 @@ static const char usage[] =
     "  --steps N        greedy steps to take (default 16)\n"
     "  --out FILE       write the logits of each step, f32 [steps][vocab]\n"
     "  --prefill-out F  write the logits of every prompt position, f32 [T][vocab]\n"
-    "  --backend NAME   jit (default) or reference\n"
+    "  --backend NAME   jit (default), reference or nvptx (an NVIDIA GPU)\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "  --context N      KV cache positions (default: prompt + steps)\n"
     "  --no-cache       compile the kernels and pack the weights afresh: neither read nor\n"
@@ -112,6 +112,7 @@ int cmd_logits(int argc, char **argv) {
         return cli_usage_error("logits", "--tokens: expected comma-separated ids, found \"%s\"", a.tokens);
     }
     gm_err e;
+    a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     int context = a.context ? a.context : n + a.steps;
     rt_engine *en = NULL;

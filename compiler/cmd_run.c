@@ -42,7 +42,8 @@ static const char usage[] =
     "                     or a .gguf model's own vocabulary)\n"
     "  --weights DIR      the checkpoint, when MODEL is a description\n"
     "  --context N        KV cache positions (default: the model's, at most 4096)\n"
-    "  --backend NAME     jit (default: native code through LLVM) or reference (the C interpreter)\n"
+    "  --backend NAME     jit (default: native code through LLVM), reference (the C interpreter)\n"
+    "                     or nvptx (PTX kernels on an NVIDIA GPU, through its driver)\n"
     "  --no-cache         compile the kernels and pack the weights afresh: neither read nor\n"
     "                     write the JIT cache or the packed-weight cache\n"
     "                     (${GEMMAC_CACHE:-~/.cache/gemmac}/jit and /packed)\n"
@@ -266,6 +267,7 @@ int cmd_run(int argc, char **argv) {
     if (!a.model && !(a.model = demo = find_demo(&e))) return cli_error(&e);
     if (demo) fprintf(stderr, "gemmac: no model given: running the embedded demo (%s), a tiny untrained "
                               "random-weight model: expect gibberish\n", demo);
+    a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     rt_tokenizer *tok = m ? open_tokenizer(&a, m, &e) : NULL;
     rc = tok && !run_session(&a, m, tok, &e) ? 0 : cli_error(&e);

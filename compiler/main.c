@@ -6,15 +6,23 @@
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
- *   gemmac compile <model> -o NAME                   an AOT executable */
+ *   gemmac compile <model> -o NAME                   an AOT executable
+ *   gemmac targets                                   the targets compile knows */
 #include "cli.h"
 #include "frontend.h"
 #include "import.h"
 #include "json_format.h"
 #include "model.h"
+#include "targets.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+static int cmd_targets(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gm_targets_print(stdout);
+    return 0;
+}
 
 static const struct {
     const char *name, *summary;
@@ -27,6 +35,7 @@ static const struct {
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},
+    {"targets", "list the targets compile knows, their weight layout and engine", cmd_targets},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

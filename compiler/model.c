@@ -9,6 +9,8 @@
  * opened from memory instead of a path. */
 #include "model.h"
 
+#include "runtime/cuda.h"
+
 #include "frontend.h"
 #include "import.h"
 
@@ -218,4 +220,13 @@ void gm_model_free(gm_model *m) {
     free(m->origin);
     free(m->weights_path);
     free(m);
+}
+
+const char *gm_backend_target(const char *backend) { return backend && !strcmp(backend, "nvptx") ? "nvptx" : NULL; }
+
+int gm_backend_available(const char *backend, gm_err *e) {
+    if (strcmp(backend, "nvptx")) return 1;
+    rt_cuda *cu = rt_cuda_open(e);
+    rt_cuda_close(cu);
+    return cu != NULL;
 }

@@ -4,6 +4,7 @@
 #include "pipeline.h"
 
 #include "passes/passes.h"
+#include "targets.h"
 
 #include <stdlib.h>
 
@@ -43,8 +44,11 @@ static int known_names(gm_err *e, const char *flag, const char *name, size_t len
     return gm_fail(e, "%s: unknown pass \"%.*s\" (passes: %s)", flag, (int)len, name, list);
 }
 
-/* Whether pass i runs: its level, then the last mention in --passes wins. */
+/* Whether pass i runs: its level, then the last mention in --passes wins;
+ * the layout pass only for a target whose kernels read packed weights. */
 static int enabled(const gm_pipeline_opts *o, int i) {
+    const gm_target_row *t = gm_target_find(o->target);
+    if (passes[i].run == pass_pack_weights && t && !t->panel) return 0;
     int on = o->level >= passes[i].level;
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");

@@ -11,6 +11,8 @@ typedef struct {
     const char *passes;      /* --passes: "name,-name,...", switches single passes on or off; may be NULL */
     const char *dump_after;  /* --dump-after: print the IR after this pass (or "frontend"); may be NULL */
     FILE *dump;              /* where dumps go (stderr when NULL) */
+    const char *target;      /* the target the graph is compiled for (compiler/targets.h); NULL: native.
+                                Its weight layout decides whether pack_weights runs. */
 } gm_pipeline_opts;
 
 #define GM_DEFAULT_LEVEL 2

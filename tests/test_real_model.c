@@ -430,6 +430,7 @@ static void test_reference_logits(void) {
     CU_ASSERT_FATAL(steps >= 32);
     for (int b = 0; gm_backend_names[b]; b++) {
         gm_err e = {{0}};
+        if (gm_backend_target(gm_backend_names[b])) continue; /* another target's graph: test_nvptx runs it */
         rt_engine *en = gm_model_engine(model, gm_backend_names[b], &(rt_engine_opts){.context = longest + steps}, &e);
         if (!en) fprintf(stderr, "\n%s\n", e.msg);
         CU_ASSERT_PTR_NOT_NULL_FATAL(en);

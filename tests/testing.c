@@ -6,16 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The build's directory, or the environment's when the tree was moved (a
+ * machine that runs test binaries built elsewhere). */
+static const char *where(const char *env, const char *built) {
+    const char *v = getenv(env);
+    return v && *v ? v : built;
+}
+
 const char *test_path(const char *rel) {
     static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/tests/%s", GM_SOURCE_DIR, rel);
+    snprintf(buf, sizeof buf, "%s/tests/%s", where("GM_TEST_SOURCE_DIR", GM_SOURCE_DIR), rel);
     return buf;
 }
 
 const char *test_tmpdir(const char *name) {
     static char buf[4096];
     char cmd[8300];
-    snprintf(buf, sizeof buf, "%s/tmp-%s", GM_BINARY_DIR, name);
+    snprintf(buf, sizeof buf, "%s/tmp-%s", where("GM_TEST_BINARY_DIR", GM_BINARY_DIR), name);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
     if (system(cmd) != 0) {
         fprintf(stderr, "cannot create %s\n", buf);

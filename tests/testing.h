@@ -8,7 +8,9 @@
 #include <cjson/cJSON.h>
 
 /* Absolute path of a file in the source tree's tests/ folder, e.g.
- * test_path("golden/tiny-gemma2"). Returns a static buffer. */
+ * test_path("golden/tiny-gemma2"). Returns a static buffer. The source and
+ * build trees are where the build was; GM_TEST_SOURCE_DIR and
+ * GM_TEST_BINARY_DIR move them (test binaries run on another machine). */
 const char *test_path(const char *rel);
 
 /* A fresh empty directory under the build tree for one test's files. */

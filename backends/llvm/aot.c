@@ -7,6 +7,7 @@
 #include "aot.h"
 
 #include "codegen.h"
+#include "backends/nvptx/ptx.h"
 
 #include <llvm-c/Core.h>
 #include <stdio.h>
@@ -22,15 +23,17 @@ static void add_text(LLVMModuleRef mod, const char *name, const char *text) {
     add_global(mod, name, LLVMConstStringInContext2(LLVMGetModuleContext(mod), text, strlen(text), 0));
 }
 
-static char *manifest(const lv_aot_model *m, const lv_target *t) {
+static char *manifest(const lv_aot_model *m, const lv_target *t, const char *ptx) {
     gm_buf b = {0};
     gm_buf_printf(&b, "model: %s\n", m->model_name);
     if (!m->n_blobs) gm_buf_printf(&b, "weights: %s\n", m->weights);
     for (int i = 0; i < m->n_blobs; i++)
         gm_buf_printf(&b, "%s: embedded (%zu bytes, fnv1a-64 %016llx) from %s\n", m->blobs[i].role, m->blobs[i].size,
                       (unsigned long long)m->blobs[i].fnv1a, m->blobs[i].path);
-    gm_buf_printf(&b, "gemmac: %s\ntarget: %s (cpu %s, features %s)\npasses: %s; kernels: LLVM O3\n", GM_VERSION,
-                  t->triple, t->cpu, *t->features ? t->features : "baseline", *m->passes ? m->passes : "none");
+    gm_buf_printf(&b, "gemmac: %s\n", GM_VERSION);
+    if (*ptx) gm_buf_printf(&b, "target: nvptx (PTX for %s, run by the CUDA driver; host %s)\n", m->gpu, t->triple);
+    else gm_buf_printf(&b, "target: %s (cpu %s, features %s)\n", t->triple, t->cpu, *t->features ? t->features : "baseline");
+    gm_buf_printf(&b, "passes: %s; kernels: LLVM O3\n", *m->passes ? m->passes : "none");
     return b.s;
 }
 
@@ -78,7 +81,9 @@ static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m) {
     if (m->n_blobs) add_blob_asm(mod, m);
 }
 
-static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t, const lv_kernel *ks, int n) {
+/* The tables of aot.h; ptx: the kernels' PTX (nvptx), where gm_aot_fns are null, or "". */
+static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t, const lv_kernel *ks, int n,
+                       const char *ptx) {
     LLVMContextRef ctx = LLVMGetModuleContext(mod);
     add_global(mod, "gm_aot_kernels", LLVMConstStringInContext2(ctx, (const char *)ks, n * sizeof *ks, 1));
     add_global(mod, "gm_aot_n", LLVMConstInt(LLVMInt32TypeInContext(ctx), n, 0));
@@ -86,14 +91,15 @@ static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target
     for (int i = 0; i < n; i++) {
         char name[64];
         lv_kernel_symbol(name, sizeof name, &ks[i], i);
-        fns[i] = LLVMGetNamedFunction(mod, name);
+        fns[i] = *ptx ? LLVMConstNull(LLVMPointerTypeInContext(ctx, 0)) : LLVMGetNamedFunction(mod, name);
     }
     add_global(mod, "gm_aot_fns", LLVMConstArray2(LLVMPointerTypeInContext(ctx, 0), fns, n));
     free(fns);
     add_text(mod, "gm_aot_description", m->description);
     add_text(mod, "gm_aot_weights", m->weights);
     add_text(mod, "gm_aot_passes", m->passes);
-    char *text = manifest(m, t);
+    add_text(mod, "gm_aot_ptx", ptx);
+    char *text = manifest(m, t, ptx);
     add_text(mod, "gm_aot_manifest", text);
     free(text);
     add_blobs(mod, m);
@@ -110,7 +116,48 @@ static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind
     return bad ? -1 : 0;
 }
 
+/* nvptx: the kernels' LLVM IR or PTX, or a host object holding the PTX and the tables. */
+static int emit_nvptx(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
+    lv_target t;
+    if (kind == LV_EMIT_LLVM_IR) {
+        if (nv_target(&t, m->gpu, e)) return -1;
+        LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
+        LLVMContextRef ctx = LLVMContextCreate();
+        LLVMModuleRef mod = tm ? nv_module_build(ctx, &t, tm, ks, n, e) : NULL;
+        int rc = mod ? write_module(tm, mod, kind, path, e) : -1;
+        if (mod) LLVMDisposeModule(mod);
+        LLVMContextDispose(ctx);
+        if (tm) LLVMDisposeTargetMachine(tm);
+        lv_target_free(&t);
+        return rc;
+    }
+    char *ptx = nv_ptx(ks, n, m->gpu, e);
+    if (!ptx) return -1;
+    int rc = kind == LV_EMIT_ASM ? gm_write_file_atomic(path, ptx, strlen(ptx), e) : -1;
+    if (kind == LV_EMIT_OBJ) {
+        lv_target_host(&t);
+        LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
+        LLVMContextRef ctx = LLVMContextCreate();
+        LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemmac-host", ctx);
+        LLVMSetTarget(mod, t.triple);
+        if (tm) {
+            LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+            LLVMSetModuleDataLayout(mod, layout);
+            LLVMDisposeTargetData(layout);
+        }
+        add_tables(mod, m, &t, ks, n, ptx);
+        rc = tm ? write_module(tm, mod, kind, path, e) : -1;
+        LLVMDisposeModule(mod);
+        LLVMContextDispose(ctx);
+        if (tm) LLVMDisposeTargetMachine(tm);
+        lv_target_free(&t);
+    }
+    free(ptx);
+    return rc;
+}
+
 int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
+    if (!strcmp(m->target, "nvptx")) return emit_nvptx(m, ks, n, kind, path, e);
     lv_target t;
     if (lv_target_named(&t, m->target, e)) return -1;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
@@ -118,7 +165,7 @@ int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind 
     LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, e) : NULL;
     int rc = -1;
     if (mod) {
-        add_tables(mod, m, &t, ks, n);
+        add_tables(mod, m, &t, ks, n, "");
         rc = write_module(tm, mod, kind, path, e);
         LLVMDisposeModule(mod);
     }

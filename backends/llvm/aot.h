@@ -3,7 +3,9 @@
  * an AOT executable needs to rebuild and run the model without LLVM
  * (compiler/aot_main.c reads these symbols):
  *   gm_aot_kernels  the lv_kernel descriptions, gm_aot_n of them, as bytes
- *   gm_aot_fns      their code, in the same order
+ *   gm_aot_fns      their code, in the same order (null for nvptx)
+ *   gm_aot_ptx      nvptx: the kernels' PTX (backends/nvptx), loaded by the
+ *                   GPU engine at start-up; "" for CPU targets
  *   gm_aot_description, gm_aot_weights, gm_aot_passes, gm_aot_manifest
  *                   NUL-terminated text (gm_aot_passes: the passes the
  *                   kernels were compiled after, which the executable reruns)
@@ -33,7 +35,8 @@ typedef struct {
 } lv_aot_blob;
 
 typedef struct {
-    const char *target;       /* native, x86_64, x86_64-v3, x86_64-v4 */
+    const char *target;       /* native, x86_64, x86_64-v3, x86_64-v4, nvptx */
+    const char *gpu;          /* nvptx: the GPU architecture of the PTX (sm_80, ...) */
     const char *model_name;   /* for the manifest */
     const char *description;  /* the description's JSON */
     const char *weights;      /* the checkpoint's path */

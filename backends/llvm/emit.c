@@ -186,10 +186,14 @@ static LLVMTypeRef of_width(LLVMTypeRef elem, int w) { return w == 1 ? elem : LL
 LLVMTypeRef lv_elem_type(lv_emit *m, gm_dtype dt) { return dt == GM_BF16 ? m->i16 : dt == GM_F16 ? m->f16 : m->f32; }
 
 LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w) {
+    return lv_load_aligned(m, base, idx, dt, w, (unsigned)gm_dtype_size(dt));
+}
+
+LLVMValueRef lv_load_aligned(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w, unsigned align) {
     LLVMTypeRef elem = lv_elem_type(m, dt);
     LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, elem, base, &idx, 1, "");
     LLVMValueRef v = LLVMBuildLoad2(m->b, of_width(elem, w), p, "");
-    LLVMSetAlignment(v, (unsigned)gm_dtype_size(dt));
+    LLVMSetAlignment(v, align);
     if (dt == GM_BF16) { /* the high half of an f32 */
         v = LLVMBuildZExt(m->b, v, of_width(m->i32, w), "");
         v = LLVMBuildShl(m->b, v, lv_splat(m, LLVMConstInt(m->i32, 16, 0), w), "");

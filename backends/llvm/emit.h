@@ -67,6 +67,8 @@ LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
 
 /* w elements of dtype dt at base[idx], as f32. */
 LLVMValueRef lv_load(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w);
+/* The same from an address known to be a multiple of align bytes (a GPU's wide loads). */
+LLVMValueRef lv_load_aligned(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt, int w, unsigned align);
 /* Stores the f32 scalar or vector v at base[idx]. */
 void lv_store(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
 /* The same for f32 vectors, touching only the lanes where mask (<w x i1>) is set. */
@@ -96,9 +98,15 @@ void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next);
 typedef void lv_span_fn(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms);
 void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, void *ctx, LLVMValueRef *sums);
 
+/* The value of elementwise op k (scale, gelu_tanh, geglu, mul, add,
+ * softcap) at x (and b for two inputs), width w; aborts on any other op.
+ * lv_softcap: cap · tanh(x / cap), for the op and the fused epilogues. */
+typedef struct lv_kernel lv_kernel;
+LLVMValueRef lv_elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w);
+LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w);
+
 /* Emits the kernel k as the function `name` (kernels.c); the matmul family's
  * body comes from matmul.c. */
-typedef struct lv_kernel lv_kernel;
 void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
 void lv_emit_matmul(lv_emit *m, const lv_kernel *k);
 

@@ -66,24 +66,27 @@ static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x, int w) {
     return lv_fdiv(m, x, lv_fadd(m, lv_real(m, 1, w), e));
 }
 
-static LLVMValueRef elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
+LLVMValueRef lv_elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
     switch (k->op) {
     case IR_SCALE: return lv_fmul(m, x, lv_real(m, k->attr[IR_A_BY], w));
     case IR_MUL: return lv_fmul(m, x, b);
     case IR_ADD: return lv_fadd(m, x, b);
     case IR_GELU_TANH: return gelu_tanh(m, x, w);
     case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x, w), b);
-    default: { /* softcap */
-        LLVMValueRef cap = lv_real(m, k->attr[IR_A_CAP], w);
-        return lv_fmul(m, cap, lv_tanh(m, lv_fdiv(m, x, cap)));
+    case IR_SOFTCAP: return lv_softcap(m, x, k->attr[IR_A_CAP], w);
+    default: fprintf(stderr, "gemmac: internal error: %s is not an elementwise op\n", ir_ops[k->op].name), abort();
     }
-    }
+}
+
+LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w) {
+    LLVMValueRef c = lv_real(m, cap, w);
+    return lv_fmul(m, c, lv_tanh(m, lv_fdiv(m, x, c)));
 }
 
 static void elementwise_piece(lv_emit *m, const lv_kernel *k, LLVMValueRef at, int w) {
     LLVMValueRef x = lv_load(m, input(m, 0), at, GM_F32, w);
     LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, input(m, 1), at, GM_F32, w) : NULL;
-    lv_store(m, output(m), at, elementwise_value(m, k, x, b, w));
+    lv_store(m, output(m), at, lv_elementwise_value(m, k, x, b, w));
 }
 
 static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
@@ -257,7 +260,7 @@ static void emit_online_softmax(lv_emit *m, attn_ctx *a, LLVMValueRef j0, LLVMVa
         LLVMValueRef top = max[h], x;
         for (int b = 0; b < KEYS; b++) {
             x = lv_fmul(m, s[h][b], lv_real(m, a->k->attr[IR_A_SCALE], 1));
-            if (cap > 0) x = lv_fmul(m, lv_real(m, cap, 1), lv_tanh(m, lv_fdiv(m, x, lv_real(m, cap, 1))));
+            if (cap > 0) x = lv_softcap(m, x, cap, 1);
             LLVMValueRef in = LLVMBuildICmp(m->b, LLVMIntSLT, lv_addi(m, j0, b), a->hi, "");
             s[h][b] = x = LLVMBuildSelect(m->b, in, x, lv_real(m, -INFINITY, 1), "");
             top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, top, ""), x, top, "");

@@ -61,17 +61,12 @@ typedef struct {
 
 /* ---- epilogues ---- */
 
-/* cap · tanh(v / cap), like the softcap op. */
-static LLVMValueRef softcap(lv_emit *m, LLVMValueRef v, double cap, int w) {
-    LLVMValueRef c = lv_real(m, cap, w);
-    return lv_fmul(m, c, lv_tanh(m, lv_fdiv(m, v, c)));
-}
 
 /* The finished output v (width w) of y[at..): + r[at..], then the softcap. */
 static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValueRef at, int w, LLVMValueRef mask) {
     if (c->r) v = lv_fadd(m, v, mask ? lv_load_masked(m, c->r, at, mask, w) : lv_load(m, c->r, at, GM_F32, w));
     double cap = c->k->attr[IR_A_SOFTCAP];
-    return cap > 0 ? softcap(m, v, cap, w) : v;
+    return cap > 0 ? lv_softcap(m, v, cap, w) : v;
 }
 
 /* ---- prologue: x ← rms_norm(x, nw) into the scratch ---- */

@@ -1,0 +1,286 @@
+/* gpu_engine.c — the engine of the NVPTX target: an rt_engine that runs a
+ * graph's PTX kernels on an NVIDIA GPU through the driver API (runtime/
+ * cuda.h, loaded with dlopen). No LLVM: the JIT backend hands it the PTX it
+ * just generated, an executable the PTX compiled into it.
+ *
+ * Creation loads the PTX into a module (the driver compiles it for the GPU
+ * present), finds each node's kernel by its description among those the PTX
+ * was made for, uploads every weight once in its checkpoint dtype, makes a
+ * KV cache in device memory (a ring of window rows for sliding layers, as
+ * runtime/kv_cache.h lays it out on the host) and, for each rope kernel, a
+ * table of cos and sin for every position of the context, computed in
+ * double on the host as the reference does. A call copies the token ids
+ * in, launches each node's kernel on one arena of activations laid out as
+ * the graph says (ir_arena_layout), stores the call's k and v rows into the
+ * cache with device-to-device copies, and copies back only the logits asked
+ * for. All of it goes to the default stream in order, so a step's launches
+ * queue back to back and the host waits once, on the logits. */
+#include "gpu_engine.h"
+
+#include "runtime/cuda.h"
+#include "runtime/kv_cache.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    int rows, cols;              /* as rt_kv_slot */
+    cu_ptr k, v;
+} gpu_slot;
+
+typedef struct {
+    rt_engine base;
+    const ir_graph *g;
+    rt_cuda *cu;
+    cu_handle module;
+    cu_handle *fn, *gemv;        /* per node: its kernel's entry, and a matmul's "_gemv" entry */
+    lv_kernel *kernel;           /* per node: its description */
+    cu_ptr *weight;              /* per value id: the weight's device copy, else 0 */
+    cu_ptr *table;               /* per node: a rope's cos/sin table, else 0 */
+    int64_t *offset, width;      /* the arena layout (ir_arena_layout) */
+    cu_ptr arena, tokens;        /* width × room floats; room token ids */
+    int room;
+    gpu_slot *slots;             /* per KV cache slot */
+    cu_ptr *owned;               /* every allocation, freed with the engine */
+    int n_owned, cap_owned;
+} gpu_engine;
+
+static int alloc(gpu_engine *j, cu_ptr *p, size_t bytes, const char *what, gm_err *e) {
+    if (rt_cuda_check(j->cu, j->cu->MemAlloc(p, bytes ? bytes : 4), what, e)) return -1;
+    if (j->n_owned == j->cap_owned) j->owned = gm_realloc(j->owned, (j->cap_owned = 2 * j->cap_owned + 16) * sizeof *j->owned);
+    j->owned[j->n_owned++] = *p;
+    return 0;
+}
+
+static void release(gpu_engine *j, cu_ptr p) {
+    for (int i = 0; i < j->n_owned; i++)
+        if (j->owned[i] == p) {
+            j->cu->MemFree(p);
+            j->owned[i] = j->owned[--j->n_owned];
+            return;
+        }
+}
+
+static int upload(gpu_engine *j, cu_ptr *p, const void *src, size_t bytes, const char *what, gm_err *e) {
+    return alloc(j, p, bytes, what, e) || rt_cuda_check(j->cu, j->cu->MemcpyHtoD(*p, src, bytes), what, e);
+}
+
+/* Every weight in its own dtype; one copy per checkpoint tensor. */
+static int upload_weights(gpu_engine *j, const st_tensor *const *bound, gm_err *e) {
+    const ir_graph *g = j->g;
+    for (int v = 0; v < g->n_values; v++) {
+        const st_tensor *t = bound[v];
+        if (g->values[v].kind != IR_WEIGHT || !t) continue;
+        if (g->values[v].panel)
+            return gm_fail(e, "nvptx: weight %s is packed in panels for a CPU target; open the model for the nvptx "
+                              "target (gemmac does this for --backend nvptx)", g->values[v].name);
+        if (t->dtype != GM_F32 && t->dtype != GM_BF16 && t->dtype != GM_F16)
+            return gm_fail(e, "nvptx: weight %s is %s; the GPU kernels read f32, bf16 and f16", g->values[v].name,
+                           gm_dtype_name(t->dtype));
+        for (int u = 0; u < v && !j->weight[v]; u++)
+            if (bound[u] == t) j->weight[v] = j->weight[u];
+        if (!j->weight[v] && upload(j, &j->weight[v], t->data, t->nbytes, g->values[v].name, e)) return -1;
+    }
+    return 0;
+}
+
+/* cos then sin of (p / pos_scale) · θ^(−2i/hd) for p < context, i < hd/2, as f32. */
+static int rope_table(gpu_engine *j, const ir_node *n, cu_ptr *p, gm_err *e) {
+    int64_t hd = (int64_t)n->attr[IR_A_HEAD_DIM], half = hd / 2, ctx = j->base.context;
+    float *t = gm_malloc((size_t)2 * ctx * half * sizeof *t);
+    for (int64_t r = 0; r < ctx; r++)
+        for (int64_t i = 0; i < half; i++) {
+            double angle = r / n->attr[IR_A_POS_SCALE] * pow(n->attr[IR_A_THETA], -2.0 * i / hd);
+            t[r * half + i] = (float)cos(angle);
+            t[(ctx + r) * half + i] = (float)sin(angle);
+        }
+    int rc = upload(j, p, t, (size_t)2 * ctx * half * sizeof *t, "rope table", e);
+    free(t);
+    return rc;
+}
+
+/* Each node's kernel among the compiled ones (their symbols: nv_kernel_symbol of their index). */
+static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const lv_kernel *compiled, int n_compiled, gm_err *e) {
+    const ir_graph *g = j->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        lv_kernel_of(g, &g->nodes[i], bound, &j->kernel[i]);
+        int k = 0;
+        while (k < n_compiled && memcmp(&compiled[k], &j->kernel[i], sizeof *compiled)) k++;
+        if (k == n_compiled)
+            return gm_fail(e, "nvptx: the checkpoint needs a %s kernel this model was not compiled with (different "
+                              "weight dtypes?); recompile it", ir_ops[g->nodes[i].op].name);
+        char name[80];
+        nv_kernel_symbol(name, sizeof name, &compiled[k], k);
+        if (rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->fn[i], j->module, name), name, e)) return -1;
+        strcat(name, "_gemv");
+        if (ir_is_matmul(g->nodes[i].op) && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->gemv[i], j->module, name), name, e))
+            return -1;
+        if (g->nodes[i].op == IR_ROPE) {
+            for (int p = 0; p < i && !j->table[i]; p++)
+                if (!memcmp(&j->kernel[p], &j->kernel[i], sizeof *j->kernel)) j->table[i] = j->table[p];
+            if (!j->table[i] && rope_table(j, &g->nodes[i], &j->table[i], e)) return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_module(gpu_engine *j, const char *ptx, gm_err *e) {
+    static char log[8192];
+    int opts[] = {5 /* CU_JIT_ERROR_LOG_BUFFER */, 6 /* CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES */};
+    void *vals[] = {log, (void *)(uintptr_t)sizeof log};
+    log[0] = 0;
+    cu_result r = j->cu->ModuleLoadDataEx(&j->module, ptx, 2, opts, vals);
+    if (r && log[0]) return gm_fail(e, "cuda: the driver refused the PTX: %.900s", log);
+    return rt_cuda_check(j->cu, r, "cuModuleLoadDataEx", e);
+}
+
+static int make_cache(gpu_engine *j, const rt_engine_opts *o, gm_err *e) {
+    const ir_graph *g = j->g;
+    int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int)), rc = 0;
+    ir_cache_slots(g, windows, cols);
+    j->slots = gm_calloc(g->n_cache_slots, sizeof *j->slots);
+    for (int s = 0; s < g->n_cache_slots && !rc; s++) {
+        gpu_slot *sl = &j->slots[s];
+        sl->rows = windows[s] > 0 && windows[s] < o->context && !o->full_kv ? windows[s] : o->context;
+        sl->cols = cols[s];
+        size_t bytes = (size_t)sl->rows * sl->cols * sizeof(float);
+        rc = alloc(j, &sl->k, bytes, "KV cache", e) || alloc(j, &sl->v, bytes, "KV cache", e);
+        j->base.kv_bytes += 2 * bytes;
+    }
+    free(windows);
+    free(cols);
+    return rc;
+}
+
+static int reserve_rows(gpu_engine *j, int T, gm_err *e) {
+    if (T <= j->room) return 0;
+    release(j, j->arena);
+    release(j, j->tokens);
+    j->room = 0;
+    if (alloc(j, &j->arena, (size_t)j->width * T * sizeof(float), "activation arena", e) ||
+        alloc(j, &j->tokens, (size_t)T * sizeof(int32_t), "token ids", e))
+        return -1;
+    j->room = T;
+    return 0;
+}
+
+static cu_ptr act(const gpu_engine *j, int v) { return j->arena + (cu_ptr)(j->offset[v] * j->room) * sizeof(float); }
+
+static cu_ptr value_ptr(const gpu_engine *j, int v, cu_ptr tokens) {
+    switch (j->g->values[v].kind) {
+    case IR_INPUT: return tokens;
+    case IR_WEIGHT: return j->weight[v];
+    default: return act(j, v);
+    }
+}
+
+/* Appends the call's k, v rows (positions pos..pos+T-1) to the slot's ring, in contiguous runs. */
+static int store_kv(gpu_engine *j, const gpu_slot *s, int pos, int T, cu_ptr k, cu_ptr v, gm_err *e) {
+    size_t row = (size_t)s->cols * sizeof(float);
+    for (int t = T > s->rows ? T - s->rows : 0; t < T;) {
+        int at = (pos + t) % s->rows, run = s->rows - at < T - t ? s->rows - at : T - t;
+        if (rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(s->k + at * row, k + t * row, run * row, NULL), "KV store", e) ||
+            rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(s->v + at * row, v + t * row, run * row, NULL), "KV store", e))
+            return -1;
+        t += run;
+    }
+    return 0;
+}
+
+static int run_node(gpu_engine *j, int i, cu_ptr tokens, int T, int pos, gm_err *e) {
+    const ir_node *n = &j->g->nodes[i];
+    nv_args a = {.out = act(j, n->out), .T = T, .pos = pos};
+    for (int k = 0; k < ir_ops[n->op].n_inputs; k++) a.in[k] = value_ptr(j, n->in[k], tokens);
+    const gpu_slot *slot = n->op == IR_ATTENTION ? &j->slots[n->cache_slot] : NULL;
+    if (slot) a.k_cache = slot->k, a.v_cache = slot->v, a.rows = slot->rows;
+    if (n->op == IR_ROPE) a.in[1] = j->table[i], a.rows = j->base.context;
+    nv_launch l;
+    nv_launch_of(&j->kernel[i], T, &l);
+    void *params[NV_N_PARAMS] = {&a.in[0], &a.in[1], &a.in[2], &a.out, &a.T, &a.pos, &a.k_cache, &a.v_cache, &a.rows};
+    cu_result r = j->cu->LaunchKernel(l.gemv ? j->gemv[i] : j->fn[i], l.grid[0], l.grid[1], l.grid[2], l.block, 1, 1,
+                                      0, NULL, params, NULL);
+    if (rt_cuda_check(j->cu, r, ir_ops[n->op].name, e)) return -1;
+    return slot ? store_kv(j, slot, pos, T, a.in[1], a.in[2], e) : 0;
+}
+
+static int gpu_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows, gm_err *e) {
+    gpu_engine *j = (gpu_engine *)en;
+    if (rt_check_span(en, tokens, n, pos, e) || reserve_rows(j, n, e)) return -1;
+    const ir_graph *g = j->g;
+    if (rt_cuda_check(j->cu, j->cu->MemcpyHtoD(j->tokens, tokens, n * sizeof *tokens), "token ids", e)) return -1;
+    cu_ptr ids = j->tokens;
+    int head = ir_head_start(g);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *nd = &g->nodes[i];
+        if (i == head && !all_rows && n > 1) { /* the head needs the last row only */
+            size_t row = (size_t)ir_value_cols(g, nd->in[0]) * sizeof(float);
+            cu_ptr x = act(j, nd->in[0]);
+            if (rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(x, x + (n - 1) * row, row, NULL), "last row", e)) return -1;
+            ids += (n - 1) * sizeof(int32_t), n = 1;
+        }
+        if (run_node(j, i, ids, n, pos, e)) return -1;
+    }
+    return rt_cuda_check(j->cu, j->cu->MemcpyDtoH(logits, act(j, g->logits), (size_t)n * g->vocab * sizeof(float)),
+                         "logits", e);
+}
+
+static int gpu_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e) {
+    return gpu_prefill(en, &token, 1, pos, logits, 0, e);
+}
+
+static void gpu_free(rt_engine *en) {
+    gpu_engine *j = (gpu_engine *)en;
+    for (int i = 0; j->cu && i < j->n_owned; i++) j->cu->MemFree(j->owned[i]);
+    if (j->module) j->cu->ModuleUnload(j->module);
+    rt_cuda_close(j->cu);
+    free(j->owned);
+    free(j->fn);
+    free(j->gemv);
+    free(j->kernel);
+    free(j->weight);
+    free(j->table);
+    free(j->offset);
+    free(j->slots);
+    free(j);
+}
+
+static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
+                 const lv_kernel *compiled, int n_compiled, gm_err *e) {
+    const ir_graph *g = j->g;
+    j->fn = gm_calloc(g->n_nodes, sizeof *j->fn);
+    j->gemv = gm_calloc(g->n_nodes, sizeof *j->gemv);
+    j->kernel = gm_calloc(g->n_nodes, sizeof *j->kernel);
+    j->table = gm_calloc(g->n_nodes, sizeof *j->table);
+    j->weight = gm_calloc(g->n_values, sizeof *j->weight);
+    j->offset = gm_malloc(g->n_values * sizeof *j->offset);
+    j->width = ir_arena_layout(g, j->offset);
+    if (!(j->cu = rt_cuda_open(e))) return -1;
+    double t0 = gm_now_s();
+    if (load_module(j, ptx, e) || find_kernels(j, bound, compiled, n_compiled, e)) return -1;
+    j->base.compile_s = gm_now_s() - t0;
+    return upload_weights(j, bound, e) || make_cache(j, o, e);
+}
+
+rt_engine *nv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
+                            const lv_kernel *compiled, int n_compiled, gm_err *e) {
+    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    gpu_engine *j = gm_calloc(1, sizeof *j);
+    j->base = (rt_engine){.backend = "nvptx", .vocab = g->vocab, .context = o->context,
+                          .prefill = gpu_prefill, .decode = gpu_decode, .free = gpu_free};
+    j->g = g;
+    if (setup(j, bound, o, ptx, compiled, n_compiled, e)) {
+        gpu_free(&j->base);
+        return NULL;
+    }
+    return &j->base;
+}
+
+int nv_host_gpu(char *buf, size_t len, gm_err *e) {
+    rt_cuda *cu = rt_cuda_open(e);
+    if (!cu) return -1;
+    int cc = cu->cc_major * 10 + cu->cc_minor, rc = 0;
+    if (cc < 80) rc = gm_fail(e, "nvptx: %s has compute capability %d.%d; the kernels need 8.0 or newer", cu->name, cu->cc_major, cu->cc_minor);
+    else snprintf(buf, len, "sm_%d", cc >= 90 ? 90 : cc >= 89 ? 89 : cc >= 86 ? 86 : 80);
+    rt_cuda_close(cu);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* launch.c — how each NVPTX kernel is launched (nvptx.h); no LLVM, so the
+ * engine of an executable links it. */
+#include "nvptx.h"
+
+#include <stdio.h>
+
+static unsigned blocks(int64_t n, int64_t per) { return (unsigned)((n + per - 1) / per); }
+
+void nv_launch_of(const lv_kernel *k, int64_t T, nv_launch *l) {
+    *l = (nv_launch){{1, 1, 1}, NV_THREADS, 0};
+    switch (k->op) {
+    case IR_EMBED: l->grid[0] = blocks(k->n, NV_THREADS), l->grid[1] = (unsigned)T; break;
+    case IR_RMS_NORM:
+    case IR_NORM_ADD: l->grid[0] = (unsigned)(T * (k->n / k->k)); break; /* a block per group */
+    case IR_ROPE: {
+        int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM];
+        l->grid[0] = (unsigned)T, l->grid[1] = (unsigned)(k->n / hd), l->block = (unsigned)(hd / 2);
+        break;
+    }
+    case IR_ATTENTION:
+        l->grid[0] = (unsigned)k->attr[IR_A_HEADS], l->grid[1] = (unsigned)T;
+        l->block = NV_ATTN_WARPS * NV_WARP;
+        break;
+    case IR_MATMUL:
+    case IR_NORM_MATMUL:
+    case IR_MATMUL_ADD:
+        if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP);
+        else l->grid[0] = blocks(k->n, NV_BN), l->grid[1] = blocks(T, NV_BM);
+        break;
+    default: l->grid[0] = blocks(T * k->n, NV_THREADS); break; /* elementwise */
+    }
+}
+
+void nv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
+    snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
+}

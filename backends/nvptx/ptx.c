@@ -1,0 +1,580 @@
+/* ptx.c — the NVPTX target's kernels: every IR op as a PTX kernel, emitted
+ * with the LLVM C API for nvptx64-nvidia-cuda and lowered to PTX text by
+ * LLVM's NVPTX backend (the driver's JIT turns that into machine code for
+ * the GPU present).
+ *
+ * Each kernel is an `.entry` (nvvm.annotations "kernel") taking nv_args'
+ * nine parameters, and reads blockIdx/threadIdx as nv_launch_of (launch.c)
+ * lays them out. Sizes, dtypes and attributes are constants, as on the CPU;
+ * the arithmetic helpers of backends/llvm/emit.h (lv_exp, lv_tanh, the
+ * elementwise ops, the bf16/f16 loads) are shared with the CPU kernels, used
+ * here on scalars.
+ *   elementwise  one thread per value
+ *   embed        one thread per column of a row, the table read as stored
+ *   rms_norm     a block per group: Σx² by warp shuffles and shared memory
+ *   rope         a thread per pair of a head; cos/sin from the engine's table
+ *   attention    a block per (query row, head), its 4 warps taking every
+ *                4th key, 4 keys a step with their loads issued together:
+ *                each lane holds ⌈hd/32⌉ dimensions of q and of the
+ *                accumulator, a key's score is a warp sum, then the online
+ *                softmax (running max and sum, the accumulator rescaled);
+ *                keys before pos come from the ring, the rest from this
+ *                call's k and v; the warps' partial results are merged
+ *                through shared memory at the end
+ *   matmul       T = 1 (decode): a warp per output column, lanes striding
+ *                over k with 16-byte loads of the weight row as stored,
+ *                then a warp sum; T > 1: 64 × 64 output tiles of a block,
+ *                k in steps of 16 through shared memory (weights converted
+ *                to f32 as they are staged), 4 × 4 outputs a thread.
+ *                norm_matmul computes each row's 1/rms first (a block or
+ *                warp sum) and normalises x as it is read; the residual add
+ *                and the softcap act on each output before it is stored. */
+#include "ptx.h"
+
+#include "backends/llvm/emit.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { P_IN0, P_IN1, P_IN2, P_OUT, P_T, P_POS, P_KC, P_VC, P_ROWS };
+
+static LLVMValueRef param(lv_emit *m, int i) { return LLVMGetParam(m->fn, (unsigned)i); }
+
+static LLVMValueRef call_intrinsic(lv_emit *m, const char *name, LLVMTypeRef *over, size_t n_over, LLVMValueRef *args,
+                                   unsigned n) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, over, n_over);
+    return LLVMBuildCall2(m->b, LLVMIntrinsicGetType(m->ctx, id, over, n_over), fn, args, n, "");
+}
+
+/* A special register (threadIdx.x, blockIdx.y, ...) as i64. */
+static LLVMValueRef sreg(lv_emit *m, const char *name) {
+    char full[64];
+    snprintf(full, sizeof full, "llvm.nvvm.read.ptx.sreg.%s", name);
+    return LLVMBuildZExt(m->b, call_intrinsic(m, full, NULL, 0, NULL, 0), m->i64, "");
+}
+
+static void barrier(lv_emit *m) { call_intrinsic(m, "llvm.nvvm.barrier0", NULL, 0, NULL, 0); }
+
+/* Σ of x over the 32 lanes of the warp, in every lane. */
+static LLVMValueRef warp_sum(lv_emit *m, LLVMValueRef x) {
+    for (int off = NV_WARP / 2; off > 0; off /= 2) {
+        LLVMValueRef args[4] = {LLVMConstInt(m->i32, 0xffffffffu, 0), x, LLVMConstInt(m->i32, off, 0),
+                                LLVMConstInt(m->i32, 31, 0)};
+        x = lv_fadd(m, x, call_intrinsic(m, "llvm.nvvm.shfl.sync.bfly.f32", NULL, 0, args, 4));
+    }
+    return x;
+}
+
+/* A __shared__ float array of n elements. */
+static LLVMValueRef shared_array(lv_emit *m, const char *what, int64_t n) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", m->name, what);
+    LLVMTypeRef ty = LLVMArrayType2(m->f32, (uint64_t)n);
+    LLVMValueRef g = LLVMAddGlobalInAddressSpace(m->mod, ty, name, 3);
+    LLVMSetInitializer(g, LLVMGetUndef(ty));
+    LLVMSetLinkage(g, LLVMInternalLinkage);
+    LLVMSetAlignment(g, 16);
+    return g;
+}
+
+static LLVMValueRef shared_at(lv_emit *m, LLVMValueRef arr, LLVMValueRef idx) {
+    return LLVMBuildInBoundsGEP2(m->b, m->f32, arr, &idx, 1, "");
+}
+static LLVMValueRef shared_load(lv_emit *m, LLVMValueRef arr, LLVMValueRef idx) {
+    return LLVMBuildLoad2(m->b, m->f32, shared_at(m, arr, idx), "");
+}
+static void shared_store(lv_emit *m, LLVMValueRef arr, LLVMValueRef idx, LLVMValueRef v) {
+    LLVMBuildStore(m->b, v, shared_at(m, arr, idx));
+}
+
+/* "if (cond) {" ... "}" */
+static LLVMBasicBlockRef if_begin(lv_emit *m, LLVMValueRef cond) {
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "then");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "endif");
+    LLVMBuildCondBr(m->b, cond, then, done);
+    LLVMPositionBuilderAtEnd(m->b, then);
+    return done;
+}
+static void if_end(lv_emit *m, LLVMBasicBlockRef done) {
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
+}
+
+static LLVMValueRef lt(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(m->b, LLVMIntSLT, a, b, ""); }
+static LLVMValueRef imin(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(m->b, lt(m, a, b), a, b, ""); }
+static LLVMValueRef imax(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(m->b, lt(m, a, b), b, a, ""); }
+
+/* "for (i = lo; i < n; i += step)" carrying k values. */
+static void strided_loop(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef n, int64_t step, int k,
+                         const LLVMValueRef *init) {
+    lv_loop_begin(m, l, lo, lv_addi(m, n, step - 1), step, k, init);
+}
+
+static void kernel_begin(lv_emit *m, const char *name, int threads) {
+    LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->i64, m->ptr, m->ptr, m->i64};
+    m->name = name;
+    m->fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(m->void_t, p, NV_N_PARAMS, 0));
+    LLVMMetadataRef md[] = {LLVMValueAsMetadata(m->fn), LLVMMDStringInContext2(m->ctx, "kernel", 6),
+                            LLVMValueAsMetadata(LLVMConstInt(m->i32, 1, 0))};
+    LLVMMetadataRef ntid[] = {md[0], LLVMMDStringInContext2(m->ctx, "maxntidx", 8),
+                              LLVMValueAsMetadata(LLVMConstInt(m->i32, (unsigned)threads, 0))};
+    LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, md, 3)));
+    LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, ntid, 3)));
+    LLVMPositionBuilderAtEnd(m->b, LLVMAppendBasicBlockInContext(m->ctx, m->fn, "entry"));
+}
+
+/* Σ x over the block's NV_THREADS threads, in every thread (red: NV_THREADS/32 floats of shared memory). */
+static LLVMValueRef block_sum(lv_emit *m, LLVMValueRef x, LLVMValueRef red) {
+    LLVMValueRef tid = sreg(m, "tid.x"), warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), "");
+    x = warp_sum(m, x);
+    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), ""), lv_int(m, 0), ""));
+    shared_store(m, red, warp, x);
+    if_end(m, done);
+    barrier(m);
+    LLVMValueRef s = shared_load(m, red, lv_int(m, 0));
+    for (int w = 1; w < NV_THREADS / NV_WARP; w++) s = lv_fadd(m, s, shared_load(m, red, lv_int(m, w)));
+    barrier(m);
+    return s;
+}
+
+/* 1 / sqrt(ss / G + eps), in f64 like the CPU kernels. */
+static LLVMValueRef inv_rms(lv_emit *m, LLVMValueRef ss, int64_t G, double eps) {
+    LLVMValueRef mean = LLVMBuildFDiv(m->b, LLVMBuildFPExt(m->b, ss, m->f64, ""), LLVMConstReal(m->f64, (double)G), "");
+    LLVMValueRef root = lv_sqrt(m, LLVMBuildFAdd(m->b, mean, LLVMConstReal(m->f64, eps), ""));
+    return LLVMBuildFPTrunc(m->b, LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), root, ""), m->f32, "");
+}
+
+/* ---- elementwise and embed ---- */
+
+static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
+    LLVMValueRef i = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
+    LLVMBasicBlockRef done = if_begin(m, lt(m, i, lv_muli(m, param(m, P_T), k->n)));
+    LLVMValueRef x = lv_load(m, param(m, P_IN0), i, GM_F32, 1);
+    LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, param(m, P_IN1), i, GM_F32, 1) : NULL;
+    lv_store(m, param(m, P_OUT), i, lv_elementwise_value(m, k, x, b, 1));
+    if_end(m, done);
+}
+
+static void emit_embed(lv_emit *m, const lv_kernel *k) {
+    LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
+    LLVMValueRef t = sreg(m, "ctaid.y");
+    LLVMBasicBlockRef done = if_begin(m, lt(m, col, lv_int(m, k->n)));
+    LLVMValueRef idp = LLVMBuildInBoundsGEP2(m->b, m->i32, param(m, P_IN0), &t, 1, "");
+    LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, idp, ""), m->i64, "");
+    LLVMValueRef v = lv_load(m, param(m, P_IN1), lv_add(m, lv_muli(m, id, k->n), col), k->wtype, 1);
+    lv_store(m, param(m, P_OUT), lv_add(m, lv_muli(m, t, k->n), col), v);
+    if_end(m, done);
+}
+
+/* ---- rms_norm and norm_add: a block per group of G values ---- */
+
+static void emit_norm(lv_emit *m, const lv_kernel *k) {
+    int64_t G = k->k;
+    LLVMValueRef x = param(m, P_IN0), w = param(m, P_IN1), tid = sreg(m, "tid.x");
+    LLVMValueRef base = lv_muli(m, sreg(m, "ctaid.x"), G), zero = lv_real(m, 0, 1);
+    lv_loop l;
+    strided_loop(m, &l, tid, lv_int(m, G), NV_THREADS, 1, &zero);
+    LLVMValueRef xv = lv_load(m, x, lv_add(m, base, l.i), GM_F32, 1), ss = lv_fadd(m, l.v[0], lv_fmul(m, xv, xv));
+    lv_loop_end(m, &l, &ss);
+    LLVMValueRef inv = inv_rms(m, block_sum(m, l.v[0], shared_array(m, "red", NV_THREADS / NV_WARP)), G, k->attr[IR_A_EPS]);
+    strided_loop(m, &l, tid, lv_int(m, G), NV_THREADS, 0, NULL);
+    LLVMValueRef at = lv_add(m, base, l.i), g = lv_load(m, w, l.i, k->wtype, 1);
+    if (k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, k->attr[IR_A_ADD_ONE], 1));
+    LLVMValueRef y = lv_fmul(m, lv_fmul(m, lv_load(m, x, at, GM_F32, 1), inv), g);
+    if (k->op == IR_NORM_ADD) y = lv_fadd(m, lv_load(m, param(m, P_IN2), at, GM_F32, 1), y);
+    lv_store(m, param(m, P_OUT), at, y);
+    lv_loop_end(m, &l, NULL);
+}
+
+/* ---- rope: thread i of block (t, head) rotates the pair (i, i + hd/2) ---- */
+
+static void emit_rope(lv_emit *m, const lv_kernel *k) {
+    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
+    LLVMValueRef t = sreg(m, "ctaid.x"), i = sreg(m, "tid.x"), tbl = param(m, P_IN1);
+    LLVMValueRef row = lv_muli(m, lv_add(m, param(m, P_POS), t), half);
+    LLVMValueRef c = lv_load(m, tbl, lv_add(m, row, i), GM_F32, 1);
+    LLVMValueRef s = lv_load(m, tbl, lv_add(m, lv_add(m, lv_muli(m, param(m, P_ROWS), half), row), i), GM_F32, 1);
+    LLVMValueRef lo = lv_add(m, lv_add(m, lv_muli(m, t, k->n), lv_muli(m, sreg(m, "ctaid.y"), hd)), i);
+    LLVMValueRef hi = lv_addi(m, lo, half);
+    LLVMValueRef x0 = lv_load(m, param(m, P_IN0), lo, GM_F32, 1), x1 = lv_load(m, param(m, P_IN0), hi, GM_F32, 1);
+    lv_store(m, param(m, P_OUT), lo, lv_fsub(m, lv_fmul(m, x0, c), lv_fmul(m, x1, s)));
+    lv_store(m, param(m, P_OUT), hi, lv_fadd(m, lv_fmul(m, x1, c), lv_fmul(m, x0, s)));
+}
+
+/* ---- attention: a block per (query row, head), its warps over the keys ---- */
+
+#define MAX_DIMS 8 /* dimensions a lane holds: head_dim up to 256 */
+#define KEYS 4     /* keys a warp takes per step, their loads issued together */
+
+typedef struct {
+    const lv_kernel *k;
+    int64_t hd, kv_cols;
+    int dims;                               /* ⌈hd / 32⌉ */
+    LLVMValueRef d[MAX_DIMS], ok[MAX_DIMS]; /* this lane's dimensions (clamped below hd) and whether real */
+    LLVMValueRef q[MAX_DIMS];               /* q at them (0 where not real) */
+    LLVMValueRef pos, rows, kv_at, hi;
+} attn_ctx;
+
+/* The key (cache) or value row of key j, with kv head offset: the ring for j < pos, else this call's rows. */
+static LLVMValueRef kv_row(lv_emit *m, const attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j) {
+    LLVMValueRef old = lt(m, j, a->pos);
+    LLVMValueRef row = LLVMBuildSelect(m->b, old, LLVMBuildSRem(m->b, j, a->rows, ""), lv_sub(m, j, a->pos), "");
+    LLVMValueRef at = lv_add(m, lv_muli(m, row, a->kv_cols), a->kv_at);
+    return LLVMBuildInBoundsGEP2(m->b, m->f32, LLVMBuildSelect(m->b, old, cache, fresh, ""), &at, 1, "");
+}
+
+/* Keys j, j + W, ... (KEYS of them, W the block's warps; those from hi on masked) into the
+ * warp's running max (v[0]), sum (v[1]) and accumulators (v[2..]). */
+static void attend_keys(lv_emit *m, const attn_ctx *a, LLVMValueRef j, const LLVMValueRef *v, LLVMValueRef *next) {
+    LLVMValueRef kd[KEYS][MAX_DIMS], vd[KEYS][MAX_DIMS], s[KEYS], valid[KEYS], last = lv_addi(m, a->hi, -1);
+    for (int u = 0; u < KEYS; u++) {
+        LLVMValueRef ju = lv_addi(m, j, u * NV_ATTN_WARPS), jc = imin(m, ju, last);
+        LLVMValueRef key = kv_row(m, a, param(m, P_KC), param(m, P_IN1), jc), val = kv_row(m, a, param(m, P_VC), param(m, P_IN2), jc);
+        valid[u] = lt(m, ju, a->hi);
+        for (int i = 0; i < a->dims; i++) kd[u][i] = lv_load(m, key, a->d[i], GM_F32, 1), vd[u][i] = lv_load(m, val, a->d[i], GM_F32, 1);
+    }
+    LLVMValueRef top = v[0];
+    for (int u = 0; u < KEYS; u++) {
+        LLVMValueRef dot = lv_real(m, 0, 1);
+        for (int i = 0; i < a->dims; i++) dot = lv_fadd(m, dot, lv_fmul(m, a->q[i], kd[u][i]));
+        s[u] = lv_fmul(m, warp_sum(m, dot), lv_real(m, a->k->attr[IR_A_SCALE], 1));
+        if (a->k->attr[IR_A_SOFTCAP] > 0) s[u] = lv_softcap(m, s[u], a->k->attr[IR_A_SOFTCAP], 1);
+        s[u] = LLVMBuildSelect(m->b, valid[u], s[u], lv_real(m, -INFINITY, 1), "");
+        top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, s[u], top, ""), s[u], top, "");
+    }
+    LLVMValueRef rescale = lv_exp(m, lv_fsub(m, v[0], top)), p[KEYS];
+    next[0] = top;
+    next[1] = lv_fmul(m, v[1], rescale);
+    for (int u = 0; u < KEYS; u++) {
+        p[u] = LLVMBuildSelect(m->b, valid[u], lv_exp(m, lv_fsub(m, s[u], top)), lv_real(m, 0, 1), "");
+        next[1] = lv_fadd(m, next[1], p[u]);
+    }
+    for (int i = 0; i < a->dims; i++) {
+        next[2 + i] = lv_fmul(m, v[2 + i], rescale);
+        for (int u = 0; u < KEYS; u++) next[2 + i] = lv_fadd(m, next[2 + i], lv_fmul(m, p[u], vd[u][i]));
+    }
+}
+
+/* The warps' (max, sum, accumulators), left in part[w] = [max, sum, acc[hd]], into the output by warp 0:
+ * each rescaled by e^(its max − the max of all). */
+static void combine_warps(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef warp, LLVMValueRef y_at) {
+    int64_t stride = a->hd + 2;
+    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, warp, lv_int(m, 0), ""));
+    LLVMValueRef top = shared_load(m, part, lv_int(m, 0)), sum = lv_real(m, 0, 1), scale[NV_ATTN_WARPS];
+    for (int w = 1; w < NV_ATTN_WARPS; w++) {
+        LLVMValueRef mw = shared_load(m, part, lv_int(m, w * stride));
+        top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, mw, top, ""), mw, top, "");
+    }
+    for (int w = 0; w < NV_ATTN_WARPS; w++) {
+        scale[w] = lv_exp(m, lv_fsub(m, shared_load(m, part, lv_int(m, w * stride)), top));
+        sum = lv_fadd(m, sum, lv_fmul(m, scale[w], shared_load(m, part, lv_int(m, w * stride + 1))));
+    }
+    LLVMValueRef inv = lv_fdiv(m, lv_real(m, 1, 1), sum);
+    for (int i = 0; i < a->dims; i++) {
+        LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
+        LLVMValueRef o = lv_real(m, 0, 1);
+        for (int w = 0; w < NV_ATTN_WARPS; w++)
+            o = lv_fadd(m, o, lv_fmul(m, scale[w], shared_load(m, part, lv_add(m, lv_int(m, w * stride + 2), a->d[i]))));
+        lv_store(m, param(m, P_OUT), lv_add(m, y_at, a->d[i]), lv_fmul(m, o, inv));
+        if_end(m, stored);
+    }
+    if_end(m, done);
+}
+
+static void emit_attention(lv_emit *m, const lv_kernel *k) {
+    int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
+    int64_t window = (int64_t)k->attr[IR_A_WINDOW];
+    attn_ctx a = {.k = k, .hd = (int64_t)k->attr[IR_A_HEAD_DIM], .pos = param(m, P_POS), .rows = param(m, P_ROWS)};
+    a.kv_cols = nkv * a.hd;
+    a.dims = (int)((a.hd + NV_WARP - 1) / NV_WARP);
+    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
+    LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), h = sreg(m, "ctaid.x"), t = sreg(m, "ctaid.y");
+    a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h, lv_int(m, nh / nkv), ""), a.hd);
+    LLVMValueRef q_at = lv_add(m, lv_muli(m, t, nh * a.hd), lv_muli(m, h, a.hd));
+    LLVMValueRef init[2 + MAX_DIMS] = {lv_real(m, -INFINITY, 1), lv_real(m, 0, 1)}, next[2 + MAX_DIMS];
+    for (int i = 0; i < a.dims; i++) {
+        LLVMValueRef d = lv_addi(m, lane, i * NV_WARP);
+        a.ok[i] = lt(m, d, lv_int(m, a.hd));
+        a.d[i] = imin(m, d, lv_int(m, a.hd - 1));
+        a.q[i] = LLVMBuildSelect(m->b, a.ok[i], lv_load(m, param(m, P_IN0), lv_add(m, q_at, a.d[i]), GM_F32, 1), lv_real(m, 0, 1), "");
+        init[2 + i] = lv_real(m, 0, 1);
+    }
+    a.hi = lv_add(m, lv_add(m, a.pos, t), lv_int(m, 1));
+    LLVMValueRef lo = lv_int(m, 0);
+    if (window > 0) lo = imax(m, lo, lv_addi(m, a.hi, -window));
+    lv_loop j;
+    strided_loop(m, &j, lv_add(m, lo, warp), a.hi, NV_ATTN_WARPS * KEYS, 2 + a.dims, init);
+    attend_keys(m, &a, j.i, j.v, next);
+    lv_loop_end(m, &j, next);
+    LLVMValueRef part = shared_array(m, "part", NV_ATTN_WARPS * (a.hd + 2)), base = lv_muli(m, warp, a.hd + 2);
+    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
+    shared_store(m, part, base, j.v[0]);
+    shared_store(m, part, lv_addi(m, base, 1), j.v[1]);
+    if_end(m, first);
+    for (int i = 0; i < a.dims; i++) {
+        LLVMBasicBlockRef stored = if_begin(m, a.ok[i]);
+        shared_store(m, part, lv_add(m, lv_addi(m, base, 2), a.d[i]), j.v[2 + i]);
+        if_end(m, stored);
+    }
+    barrier(m);
+    combine_warps(m, &a, part, warp, q_at);
+}
+
+/* ---- the matmul family ---- */
+
+typedef struct {
+    const lv_kernel *k;
+    int64_t K, N;
+    LLVMValueRef x, w, g;  /* g: norm_matmul's norm weight, else NULL */
+} mm_ctx;
+
+/* x[at..at+w) as read by the kernel: normalised (· inv · (g + add_one)) for norm_matmul. */
+static LLVMValueRef x_value(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef k, LLVMValueRef inv, int w) {
+    LLVMValueRef x = lv_load(m, c->x, at, GM_F32, w);
+    if (!c->g) return x;
+    LLVMValueRef g = lv_load(m, c->g, k, c->k->ntype, w);
+    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
+    return lv_fmul(m, lv_fmul(m, x, lv_splat(m, inv, w)), g);
+}
+
+/* The output v of y[t][n]: + r, then the softcap; stored. */
+static void epilogue(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef v) {
+    if (c->k->op == IR_MATMUL_ADD) v = lv_fadd(m, lv_load(m, param(m, P_IN2), at, GM_F32, 1), v);
+    double cap = c->k->op == IR_MATMUL_ADD ? 0 : c->k->attr[IR_A_SOFTCAP];
+    lv_store(m, param(m, P_OUT), at, cap > 0 ? lv_softcap(m, v, cap, 1) : v);
+}
+
+/* Weight row n's values [k, k + w) as f32, a 16-byte load when w > 1. */
+static LLVMValueRef w_values(lv_emit *m, const mm_ctx *c, LLVMValueRef n, LLVMValueRef k, int w) {
+    unsigned align = w > 1 ? 16 : (unsigned)gm_dtype_size(c->k->wtype);
+    return lv_load_aligned(m, c->w, lv_add(m, lv_muli(m, n, c->K), k), c->k->wtype, w, align);
+}
+
+#define GEMV_UNROLL 4 /* chunks of a weight row a lane loads at once */
+
+/* Σ over k of x·w for one output column, partial per lane: lanes take chunks
+ * of w values (16 bytes of weights), 32·w apart, GEMV_UNROLL chunks at a time
+ * with their loads issued together, then single chunks, then single values. */
+static LLVMValueRef gemv_dot(lv_emit *m, const mm_ctx *c, LLVMValueRef n, LLVMValueRef lane, LLVMValueRef inv, int w) {
+    int64_t chunk = NV_WARP * w, big = GEMV_UNROLL * chunk, bulk = c->K / chunk * chunk, unrolled = c->K / big * big;
+    LLVMValueRef acc[GEMV_UNROLL], xs[GEMV_UNROLL], ws[GEMV_UNROLL];
+    for (int u = 0; u < GEMV_UNROLL; u++) acc[u] = lv_real(m, 0, w);
+    lv_loop l;
+    strided_loop(m, &l, lv_muli(m, lane, w), lv_int(m, unrolled), big, GEMV_UNROLL, acc);
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        LLVMValueRef k = lv_addi(m, l.i, u * chunk);
+        ws[u] = w_values(m, c, n, k, w), xs[u] = x_value(m, c, k, k, inv, w);
+    }
+    for (int u = 0; u < GEMV_UNROLL; u++) acc[u] = lv_fadd(m, l.v[u], lv_fmul(m, xs[u], ws[u]));
+    lv_loop_end(m, &l, acc);
+    LLVMValueRef sum = l.v[0];
+    for (int u = 1; u < GEMV_UNROLL; u++) sum = lv_fadd(m, sum, l.v[u]);
+    strided_loop(m, &l, lv_add(m, lv_int(m, unrolled), lv_muli(m, lane, w)), lv_int(m, bulk), chunk, 1, &sum);
+    sum = lv_fadd(m, l.v[0], lv_fmul(m, x_value(m, c, l.i, l.i, inv, w), w_values(m, c, n, l.i, w)));
+    lv_loop_end(m, &l, &sum);
+    sum = lv_hsum(m, l.v[0]);
+    strided_loop(m, &l, lv_addi(m, lane, bulk), lv_int(m, c->K), NV_WARP, 1, &sum);
+    sum = lv_fadd(m, l.v[0], lv_fmul(m, x_value(m, c, l.i, l.i, inv, 1), w_values(m, c, n, l.i, 1)));
+    lv_loop_end(m, &l, &sum);
+    return l.v[0];
+}
+
+/* The "_gemv" entry: one row of x, a warp per output column. */
+static void emit_gemv(lv_emit *m, const mm_ctx *c) {
+    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), ""), inv = NULL;
+    LLVMValueRef n = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS / NV_WARP), LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""));
+    if (c->g) {
+        LLVMValueRef zero = lv_real(m, 0, 1);
+        lv_loop l;
+        strided_loop(m, &l, tid, lv_int(m, c->K), NV_THREADS, 1, &zero);
+        LLVMValueRef xv = lv_load(m, c->x, l.i, GM_F32, 1), ss = lv_fadd(m, l.v[0], lv_fmul(m, xv, xv));
+        lv_loop_end(m, &l, &ss);
+        inv = inv_rms(m, block_sum(m, l.v[0], shared_array(m, "red", NV_THREADS / NV_WARP)), c->K, c->k->attr[IR_A_EPS]);
+    }
+    LLVMBasicBlockRef done = if_begin(m, lt(m, n, lv_int(m, c->N)));
+    int w = 16 / (int)gm_dtype_size(c->k->wtype);
+    if (c->K * (int64_t)gm_dtype_size(c->k->wtype) % 16) w = 1; /* rows not 16-byte aligned */
+    LLVMValueRef dot = warp_sum(m, gemv_dot(m, c, n, lane, inv, w));
+    LLVMBasicBlockRef stored = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
+    epilogue(m, c, n, dot);
+    if_end(m, stored);
+    if_end(m, done);
+}
+
+/* norm_matmul's 1/rms of the block's NV_BM rows into inv[]: a warp per row in turn. */
+static void tile_inv_rms(lv_emit *m, const mm_ctx *c, LLVMValueRef t0, LLVMValueRef inv) {
+    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), ""), zero = lv_real(m, 0, 1);
+    lv_loop r, k;
+    strided_loop(m, &r, LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), lv_int(m, NV_BM), NV_THREADS / NV_WARP, 0, NULL);
+    LLVMValueRef t = imin(m, lv_add(m, t0, r.i), lv_addi(m, param(m, P_T), -1));
+    strided_loop(m, &k, lane, lv_int(m, c->K), NV_WARP, 1, &zero);
+    LLVMValueRef xv = lv_load(m, c->x, lv_add(m, lv_muli(m, t, c->K), k.i), GM_F32, 1);
+    LLVMValueRef ss = lv_fadd(m, k.v[0], lv_fmul(m, xv, xv));
+    lv_loop_end(m, &k, &ss);
+    shared_store(m, inv, r.i, inv_rms(m, warp_sum(m, k.v[0]), c->K, c->k->attr[IR_A_EPS]));
+    lv_loop_end(m, &r, NULL);
+    barrier(m);
+}
+
+/* Stages element e of the block's [64 rows][16 k] slices of x and w into xs, ws ([16][64], k-major). */
+static void stage(lv_emit *m, const mm_ctx *c, LLVMValueRef e, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef n0,
+                  LLVMValueRef inv, LLVMValueRef xs, LLVMValueRef ws) {
+    LLVMValueRef row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_BK), ""), kk = LLVMBuildURem(m->b, e, lv_int(m, NV_BK), "");
+    LLVMValueRef k = lv_add(m, k0, kk), k_ok = lt(m, k, lv_int(m, c->K)), kc = imin(m, k, lv_int(m, c->K - 1));
+    LLVMValueRef t = lv_add(m, t0, row), n = lv_add(m, n0, row), T = param(m, P_T), zero = lv_real(m, 0, 1);
+    LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), nc = imin(m, n, lv_int(m, c->N - 1));
+    LLVMValueRef x = x_value(m, c, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 1);
+    LLVMValueRef w = w_values(m, c, nc, kc, 1), at = lv_add(m, lv_muli(m, kk, NV_BM), row);
+    shared_store(m, xs, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, t, T), ""), x, zero, ""));
+    shared_store(m, ws, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, n, lv_int(m, c->N)), ""), w, zero, ""));
+}
+
+/* The tiled entry: block (n tile, t tile), thread (ty, tx) owns rows ty·4.. and columns tx·4.. */
+static void emit_tiled(lv_emit *m, const mm_ctx *c) {
+    LLVMValueRef tid = sreg(m, "tid.x"), tx = LLVMBuildURem(m->b, tid, lv_int(m, 16), ""), ty = LLVMBuildUDiv(m->b, tid, lv_int(m, 16), "");
+    LLVMValueRef n0 = lv_muli(m, sreg(m, "ctaid.x"), NV_BN), t0 = lv_muli(m, sreg(m, "ctaid.y"), NV_BM);
+    LLVMValueRef xs = shared_array(m, "xs", NV_BK * NV_BM), ws = shared_array(m, "ws", NV_BK * NV_BN), inv = NULL;
+    if (c->g) tile_inv_rms(m, c, t0, inv = shared_array(m, "inv", NV_BM));
+    LLVMValueRef init[16], next[16];
+    for (int i = 0; i < 16; i++) init[i] = lv_real(m, 0, 1);
+    lv_loop k;
+    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), NV_BK, 16, init);
+    for (int q = 0; q < NV_BK * NV_BM / NV_THREADS; q++) stage(m, c, lv_addi(m, tid, q * NV_THREADS), k.i, t0, n0, inv, xs, ws);
+    barrier(m);
+    memcpy(next, k.v, sizeof next);
+    for (int kk = 0; kk < NV_BK; kk++) {
+        LLVMValueRef a[4], b[4];
+        for (int i = 0; i < 4; i++) {
+            a[i] = shared_load(m, xs, lv_add(m, lv_int(m, kk * NV_BM + i), lv_muli(m, ty, 4)));
+            b[i] = shared_load(m, ws, lv_add(m, lv_int(m, kk * NV_BN + i), lv_muli(m, tx, 4)));
+        }
+        for (int i = 0; i < 16; i++) next[i] = lv_fadd(m, next[i], lv_fmul(m, a[i / 4], b[i % 4]));
+    }
+    barrier(m);
+    lv_loop_end(m, &k, next);
+    for (int i = 0; i < 16; i++) {
+        LLVMValueRef t = lv_add(m, t0, lv_addi(m, lv_muli(m, ty, 4), i / 4));
+        LLVMValueRef n = lv_add(m, n0, lv_addi(m, lv_muli(m, tx, 4), i % 4));
+        LLVMBasicBlockRef done = if_begin(m, LLVMBuildAnd(m->b, lt(m, t, param(m, P_T)), lt(m, n, lv_int(m, c->N)), ""));
+        epilogue(m, c, lv_add(m, lv_muli(m, t, c->N), n), k.v[i]);
+        if_end(m, done);
+    }
+}
+
+static void emit_matmul(lv_emit *m, const lv_kernel *k, const char *name) {
+    char gemv[80];
+    mm_ctx c = {.k = k, .K = k->k, .N = k->n};
+    snprintf(gemv, sizeof gemv, "%s_gemv", name);
+    kernel_begin(m, name, NV_THREADS);
+    c.x = param(m, P_IN0), c.w = param(m, P_IN1), c.g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL;
+    emit_tiled(m, &c);
+    LLVMBuildRetVoid(m->b);
+    kernel_begin(m, gemv, NV_THREADS);
+    c.x = param(m, P_IN0), c.w = param(m, P_IN1), c.g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL;
+    emit_gemv(m, &c);
+    LLVMBuildRetVoid(m->b);
+}
+
+static void emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
+    if (ir_is_matmul(k->op)) {
+        emit_matmul(m, k, name);
+        return;
+    }
+    nv_launch l;
+    nv_launch_of(k, 1, &l);
+    kernel_begin(m, name, (int)l.block);
+    switch (k->op) {
+    case IR_EMBED: emit_embed(m, k); break;
+    case IR_RMS_NORM:
+    case IR_NORM_ADD: emit_norm(m, k); break;
+    case IR_ROPE: emit_rope(m, k); break;
+    case IR_ATTENTION: emit_attention(m, k); break;
+    default: emit_elementwise(m, k); break; /* lv_elementwise_value refuses any other op */
+    }
+    LLVMBuildRetVoid(m->b);
+}
+
+/* ---- the module ---- */
+
+int nv_target(lv_target *t, const char *gpu, gm_err *e) {
+    static const char *const gpus[] = {"sm_80", "sm_86", "sm_89", "sm_90", NULL};
+    int i = 0;
+    while (gpus[i] && strcmp(gpus[i], gpu)) i++;
+    if (!gpus[i]) return gm_fail(e, "--gpu: unknown GPU \"%s\" (available: sm_80, sm_86, sm_89, sm_90)", gpu);
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+    t->triple = LLVMCreateMessage("nvptx64-nvidia-cuda");
+    t->cpu = LLVMCreateMessage(gpu);
+    t->features = LLVMCreateMessage("+ptx78");
+    t->width = 1;
+    t->prefer_width = NULL;
+    return 0;
+}
+
+LLVMModuleRef nv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
+                              int n, gm_err *e) {
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemmac-nvptx", ctx);
+    LLVMSetTarget(mod, t->triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, layout);
+    LLVMDisposeTargetData(layout);
+    lv_emit m;
+    lv_emit_init(&m, mod, t);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        nv_kernel_symbol(name, sizeof name, &ks[i], i);
+        emit_kernel(&m, &ks[i], name);
+    }
+    lv_emit_dispose(&m);
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        gm_fail(e, "nvptx: the emitted module is invalid (a bug in backends/nvptx): %.900s", msg);
+        LLVMDisposeMessage(msg);
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, o);
+    LLVMDisposePassBuilderOptions(o);
+    if (err) {
+        char *s = LLVMGetErrorMessage(err);
+        gm_fail(e, "nvptx: O3: %s", s);
+        LLVMDisposeErrorMessage(s);
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+char *nv_ptx(const lv_kernel *ks, int n, const char *gpu, gm_err *e) {
+    lv_target t;
+    if (nv_target(&t, gpu, e)) return NULL;
+    LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = tm ? nv_module_build(ctx, &t, tm, ks, n, e) : NULL;
+    char *text = NULL, *msg = NULL;
+    LLVMMemoryBufferRef buf;
+    if (mod && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
+        gm_fail(e, "nvptx: PTX generation failed: %s", msg);
+        LLVMDisposeMessage(msg);
+    } else if (mod) {
+        size_t len = LLVMGetBufferSize(buf);
+        text = gm_malloc(len + 1);
+        memcpy(text, LLVMGetBufferStart(buf), len);
+        text[len] = 0;
+        LLVMDisposeMemoryBuffer(buf);
+    }
+    if (mod) LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    if (tm) LLVMDisposeTargetMachine(tm);
+    lv_target_free(&t);
+    return text;
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# gpu-check.sh — the NVPTX target on a GPU machine that has no LLVM and no
+# package registry (a lent one), in one run: everything is compiled here
+# first, where gemmac builds.
+#
+#   scripts/gpu-check.sh prepare      here: fills .gpu/ (git-ignored) with the oracle
+#                                     cases compiled --target nvptx, test_nvptx, the
+#                                     benchmark linked with the 270M- and 2B-shaped
+#                                     models (--emit lib), their safetensors headers,
+#                                     and the shared libraries they need
+#   scripts/gpu-check.sh run OUT      there: the GPU tests (test_nvptx gpu --prebuilt),
+#                                     then bench/gpu_bench on both shapes, then profile;
+#                                     logs to OUT
+#   scripts/gpu-check.sh profile OUT  there: each kernel's time in a 2B decode step (ncu)
+#
+# The benchmark's checkpoints are random BF16 weights of the published shapes:
+# on the GPU machine each is written from its header with a repeated block of
+# random bf16 values (speed does not depend on the values; five GB of them take
+# minutes to synthesise, seconds to write).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+G=.gpu
+CASES="tiny-gemma1-mqa tiny-gemma1-mha tiny-gemma2 tiny-gemma2-bf16 tiny-gemma3 tiny-gemma3-1b medium-gemma1-bf16"
+SHAPES="gemma-3-270m gemma-2b"
+
+prepare() {
+  local tmp=${GM_SYNTH_DIR:-build/synth}
+  rm -rf $G && mkdir -p $G/prebuilt $G/lib $G/bin $G/headers
+  for c in $CASES; do build/gemmac compile tests/golden/$c --target nvptx -o $G/prebuilt/$c || exit 1; done
+  cp build/tests/test_nvptx $G/bin/
+  for l in libsentencepiece.so.0 libcjson.so.1 libcunit.so.1; do
+    cp -L "$(ldconfig -p | awk -v l=$l '$1 == l { print $NF; exit }')" $G/lib/ || exit 1
+  done
+  for s in $SHAPES; do
+    [ -f $tmp/$s/model.safetensors ] || build/synth_checkpoint tests/hf-configs/$s -o $tmp/$s --dtype bf16 || exit 1
+    build/gemmac compile $tmp/$s --target nvptx --gpu sm_90 --emit lib -o $G/bench-$s || exit 1
+    cc -O2 -I. bench/gpu_bench.c $G/bench-$s.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/gpu_bench-$s || exit 1
+    rm -f $G/bench-$s.a $G/bench-$s.h
+    local f=$tmp/$s/model.safetensors n
+    n=$(od -An -t u8 -N 8 $f | tr -d ' ')
+    head -c $((8 + n)) $f > $G/headers/$s.safetensors
+    stat -c %s $f > $G/headers/$s.size
+    cp $tmp/$s/config.json $G/headers/$s.config.json
+    build/gemmac compile $tmp/$s --target nvptx --report 2>/dev/null | grep -o '[0-9]* kernel calls' | grep -o '^[0-9]*' > $G/headers/$s.launches
+  done
+  du -sh $G
+}
+
+# A checkpoint of the header's tensors: the header, then a block of random bf16 values repeated.
+write_checkpoint() {
+  mkdir -p "$2" && cp $G/headers/$1.config.json "$2/config.json"
+  python3 - "$G/headers/$1.safetensors" "$(cat $G/headers/$1.size)" "$2/model.safetensors" <<'PY'
+import sys, numpy as np
+head, size, out = open(sys.argv[1], 'rb').read(), int(sys.argv[2]), sys.argv[3]
+block = (np.random.default_rng(0).standard_normal(1 << 22).astype(np.float32) * 0.02).view(np.uint32) >> 16
+block = block.astype(np.uint16).tobytes()
+with open(out, 'wb') as f:
+    f.write(head)
+    left = size - len(head)
+    while left > 0:
+        f.write(block[:left]); left -= len(block)
+PY
+}
+
+run() {
+  local out=$1
+  mkdir -p "$out"
+  export LD_LIBRARY_PATH=$PWD/$G/lib GM_TEST_SOURCE_DIR=$PWD GM_TEST_BINARY_DIR=/tmp/gm-test
+  nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+  timeout 240 $G/bin/test_nvptx gpu --prebuilt $PWD/$G/prebuilt 2>&1 | tee "$out/test_nvptx_gpu.txt"
+  for s in $SHAPES; do
+    write_checkpoint $s /tmp/ckpt-$s
+    timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 --reps 3 2>&1 | tee "$out/bench-$s.txt"
+  done
+  profile "$out"
+}
+
+# Each kernel's time in one decode step of the 2B shape (the third step after a
+# 64-token prefill), by Nsight Compute where the machine has it.
+profile() {
+  local ncu n
+  [ -f /tmp/ckpt-gemma-2b/model.safetensors ] || write_checkpoint gemma-2b /tmp/ckpt-gemma-2b
+  export LD_LIBRARY_PATH=$PWD/$G/lib
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  [ -n "$ncu" ] || { echo "no ncu: no profile" | tee "$1/profile-gemma-2b.csv"; return; }
+  n=$(cat $G/headers/gemma-2b.launches)
+  timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip $((3 * n)) \
+    --launch-count "$n" $G/bin/gpu_bench-gemma-2b /tmp/ckpt-gemma-2b/model.safetensors --prompt 64 --gen 4 --reps 1 \
+    > "$1/profile-gemma-2b.csv" 2> "$1/profile-gemma-2b.err"
+  tail -3 "$1/profile-gemma-2b.err"
+}
+
+case "${1:-}" in
+prepare) prepare ;;
+run) run "${2:?run needs an output folder}" ;;
+profile) mkdir -p "${2:?profile needs an output folder}" && profile "$2" ;;
+*) echo "usage: scripts/gpu-check.sh prepare | run OUT | profile OUT" >&2; exit 2 ;;
+esac

@@ -1,0 +1,295 @@
+/* test_nvptx.c — the NVPTX target through the real gemmac binary.
+ *
+ *   test_nvptx ptx GEMMAC     (no GPU needed) every oracle case's kernels as
+ *       PTX for sm_80 and sm_90: ptxas accepts each (skipped, exit 77, where
+ *       the CUDA toolkit's ptxas is not on PATH), no kernel spills to local
+ *       memory (ptxas -v), every kernel is an .entry of the nine parameters
+ *       of nv_args; `--emit exe` links an executable without LLVM whose
+ *       manifest names the target; where no GPU is present, --backend nvptx
+ *       and that executable fail with one line saying so.
+ *   test_nvptx gpu GEMMAC | --prebuilt DIR   (exit 77 without a GPU) every
+ *       oracle case compiled with --target nvptx --embed-weights (or taken
+ *       from DIR, where a machine without LLVM runs executables compiled
+ *       elsewhere) runs on the GPU: for every prompt, the prefill logits of
+ *       every position and 16 greedy KV-cache decode steps within |Δlogit|
+ *       ≤ 1e-3 of Google's reference, with identical greedy tokens; and the
+ *       real Gemma 3 270M (when fetched, or DIR/gemma-3-270m given) answers
+ *       " Paris" to the capital of France. */
+#include "testing.h"
+
+#include "runtime/common.h"
+#include "runtime/cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *gemmac, *prebuilt;
+static char dir[4096];
+
+static const char *const cases[] = {
+    "tiny-gemma1-mqa", "tiny-gemma1-mha", "tiny-gemma2", "tiny-gemma2-bf16",
+    "tiny-gemma3",     "tiny-gemma3-1b",  "medium-gemma1-bf16",
+};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+/* Runs a shell command in dir; stdout to out.txt, stderr to err.txt. Returns the exit status. */
+static int sh(const char *cmd) {
+    char line[24576];
+    snprintf(line, sizeof line, "cd '%s' && %s > out.txt 2> err.txt", dir, cmd);
+    int st = system(line);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gm_err e;
+    return gm_read_file(path, NULL, &e);
+}
+
+/* Whether the file holds text. */
+static int holds(const char *name, const char *text) {
+    char *s = slurp(name);
+    int found = s && strstr(s, text);
+    free(s);
+    return found;
+}
+
+static int exists(const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Lines of the file. */
+static int lines_of(const char *name) {
+    char *s = slurp(name);
+    int n = 0;
+    for (char *p = s; p && *p; p++) n += *p == '\n';
+    free(s);
+    return n;
+}
+
+/* ---- PTX ---- */
+
+/* Each ".entry name(" block of the PTX has nine ".param" lines; returns the entries seen. */
+static int check_entries(const char *ptx) {
+    int n = 0;
+    for (const char *p = strstr(ptx, ".entry "); p; p = strstr(p + 1, ".entry ")) {
+        const char *end = strchr(p, ')'), *q = p;
+        int params = 0;
+        while ((q = strstr(q + 1, ".param ")) && q < end) params++;
+        if (params != 9) printf("\n  %.60s: %d parameters, expected 9", p, params);
+        CU_ASSERT_EQUAL(params, 9);
+        n++;
+    }
+    return n;
+}
+
+static void test_ptx(void) {
+    for (int c = 0; c < N_CASES; c++)
+        for (int g = 0; g < 2; g++) {
+            const char *gpu = g ? "sm_90" : "sm_80";
+            char cmd[8192];
+            char rel[256];
+            snprintf(rel, sizeof rel, "golden/%s", cases[c]);
+            snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx --gpu %s --emit asm -o k.ptx", gemmac,
+                     test_path(rel), gpu);
+            CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+            char *ptx = slurp("k.ptx");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(ptx);
+            CU_ASSERT(check_entries(ptx) >= 8);
+            free(ptx);
+            snprintf(cmd, sizeof cmd, "ptxas -arch=%s -v k.ptx -o k.cubin", gpu);
+            int rc = sh(cmd);
+            if (rc) printf("\n  %s %s: ptxas failed:\n%s", cases[c], gpu, slurp("err.txt"));
+            CU_ASSERT_EQUAL(rc, 0);
+            /* every kernel's line says "0 bytes spill stores, 0 bytes spill loads" */
+            CU_ASSERT(holds("err.txt", "0 bytes spill stores, 0 bytes spill loads"));
+            CU_ASSERT_EQUAL(sh("grep spill err.txt | grep -v '0 bytes spill stores, 0 bytes spill loads'"), 1);
+        }
+}
+
+/* --emit exe and llvm-ir; without a GPU, the one-line refusal. */
+static void test_executable(void) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx -o tg2", gemmac, test_path("golden/tiny-gemma2"));
+    CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+    CU_ASSERT_EQUAL(sh("ldd ./tg2 | grep -ci llvm"), 1); /* grep found nothing */
+    CU_ASSERT_EQUAL(sh("./tg2 --version"), 0);
+    CU_ASSERT(holds("out.txt", "target: nvptx (PTX for sm_80"));
+    snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx --emit llvm-ir -o k.ll", gemmac, test_path("golden/tiny-gemma2"));
+    CU_ASSERT_EQUAL(sh(cmd), 0);
+    CU_ASSERT(holds("k.ll", "nvptx64-nvidia-cuda"));
+    snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx --gpu sm_70 -o bad", gemmac, test_path("golden/tiny-gemma2"));
+    CU_ASSERT_EQUAL(sh(cmd), 1);
+    CU_ASSERT(holds("err.txt", "unknown GPU \"sm_70\""));
+    CU_ASSERT(!exists("bad"));
+    gm_err e;
+    rt_cuda *cu = rt_cuda_open(&e);
+    if (cu) return rt_cuda_close(cu); /* the GPU suite runs them */
+    CU_ASSERT_EQUAL(sh("./tg2 logits --tokens 2,5"), 1);
+    CU_ASSERT(holds("err.txt", "cuda: ") && lines_of("err.txt") == 1);
+    snprintf(cmd, sizeof cmd, "'%s' logits '%s' --tokens 2,5 --backend nvptx", gemmac, test_path("golden/tiny-gemma2"));
+    CU_ASSERT_EQUAL(sh(cmd), 1);
+    CU_ASSERT(holds("err.txt", "cuda: ") && lines_of("err.txt") == 1);
+}
+
+/* ---- GPU ---- */
+
+/* The executable of an oracle case: compiled now with the weights embedded,
+ * or from --prebuilt (compiled elsewhere, so weights gets the case's --weights). */
+static void executable(const char *name, char *exe, char *weights, size_t len) {
+    char cmd[8192], rel[256];
+    snprintf(rel, sizeof rel, "golden/%s", name);
+    *weights = 0;
+    if (prebuilt) {
+        snprintf(exe, len, "%s/%s", prebuilt, name);
+        snprintf(weights, len, " --weights '%s'", test_path(rel));
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx --embed-weights -o '%s'", gemmac, test_path(rel), name);
+    CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+    snprintf(exe, len, "%s/%s", dir, name);
+}
+
+static float *read_f32(const char *path, size_t *n) {
+    gm_err e;
+    size_t len = 0;
+    float *f = (float *)gm_read_file(path, &len, &e);
+    *n = len / 4;
+    return f;
+}
+
+static double worst_diff(const float *a, const float *b, size_t n) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= w)) w = d;
+    }
+    return w;
+}
+
+/* One prompt of a case through the executable: prefill rows and greedy steps. */
+static double check_prompt(const char *exe, const char *weights, const cJSON *pr, const float *prefill,
+                           const float *steps, int64_t V) {
+    char ids[8192] = "", cont[8192] = "", cmd[16384];
+    const cJSON *x;
+    int n = 0;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(pr, "prompt")) snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d", n++ ? "," : "", x->valueint);
+    int s = 0;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(pr, "continuation")) snprintf(cont + strlen(cont), sizeof cont - strlen(cont), "%s%d", s++ ? "," : "", x->valueint);
+    snprintf(cmd, sizeof cmd, "'%s' logits --tokens %s --steps 16 --out steps.f32 --prefill-out prefill.f32%s", exe, ids,
+             weights);
+    int rc = sh(cmd);
+    if (rc) printf("\n  %s: %s", exe, slurp("err.txt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char *out = slurp("out.txt");
+    strcat(cont, "\n");
+    if (strcmp(out, cont)) printf("\n  %s tokens %s: greedy %s expected %s", exe, ids, out, cont);
+    CU_ASSERT_STRING_EQUAL(out, cont);
+    free(out);
+    size_t np, ns;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/prefill.f32", dir);
+    float *gp = read_f32(path, &np);
+    snprintf(path, sizeof path, "%s/steps.f32", dir);
+    float *gs = read_f32(path, &ns);
+    CU_ASSERT_FATAL(gp && gs && np == (size_t)n * V && ns == (size_t)16 * V);
+    double w = fmax(worst_diff(gp, prefill, np), worst_diff(gs, steps, ns));
+    if (!(w <= 1e-3)) printf("\n  %s tokens %s: max |dlogit| %.3g", exe, ids, w);
+    CU_ASSERT(w <= 1e-3);
+    free(gp);
+    free(gs);
+    return w;
+}
+
+static void check_case(const char *name) {
+    char exe[4200], weights[4200], gold[4200], path[4300];
+    executable(name, exe, weights, sizeof exe);
+    snprintf(gold, sizeof gold, "%s", test_path("golden/"));
+    strncat(gold, name, sizeof gold - strlen(gold) - 1);
+    snprintf(path, sizeof path, "%s/expected.json", gold);
+    gm_err e;
+    char *text = gm_read_file(path, NULL, &e);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    size_t np, ns;
+    snprintf(path, sizeof path, "%s/expected_prefill_logits.f32", gold);
+    float *prefill = read_f32(path, &np);
+    snprintf(path, sizeof path, "%s/expected_logits.f32", gold);
+    float *steps = read_f32(path, &ns);
+    int64_t V = (int64_t)test_json_num(j, "vocab_size");
+    const cJSON *pr;
+    size_t at = 0;
+    int p = 0;
+    double worst = 0;
+    cJSON_ArrayForEach(pr, cJSON_GetObjectItem(j, "prompts")) {
+        worst = fmax(worst, check_prompt(exe, weights, pr, prefill + at * V, steps + (size_t)p * 16 * V, V));
+        at += cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"));
+        p++;
+    }
+    printf("[%s nvptx: %d prompts, max |dlogit| %.2e] ", name, p, worst);
+    cJSON_Delete(j);
+    free(text);
+    free(prefill);
+    free(steps);
+}
+
+#define GPU_CASE(i) \
+    static void test_gpu_##i(void) { check_case(cases[i]); }
+GPU_CASE(0) GPU_CASE(1) GPU_CASE(2) GPU_CASE(3) GPU_CASE(4) GPU_CASE(5) GPU_CASE(6)
+static void (*const gpu_tests[N_CASES])(void) = {test_gpu_0, test_gpu_1, test_gpu_2, test_gpu_3,
+                                                 test_gpu_4, test_gpu_5, test_gpu_6};
+
+/* The real Gemma 3 270M: " Paris". */
+static void test_real_model(void) {
+    char exe[4200], cmd[9000], model[4096];
+    const char *cache = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
+    if (cache && *cache) snprintf(model, sizeof model, "%s/gemma-3-270m-q4_k_m.gguf", cache);
+    else snprintf(model, sizeof model, "%s/.cache/gemmac/gemma-3-270m-q4_k_m.gguf", home ? home : ".");
+    if (prebuilt) snprintf(exe, sizeof exe, "%s/gemma-3-270m", prebuilt);
+    if (access(prebuilt ? exe : model, R_OK)) {
+        printf("\n  the real Gemma 3 270M is not here (scripts/fetch-model.sh gemma-3-270m): not run ");
+        return;
+    }
+    if (!prebuilt) {
+        snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx -o g270m", gemmac, model);
+        CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+        snprintf(exe, sizeof exe, "%s/g270m", dir);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' -p \"$(printf 'Question: What is the capital of France?\\nAnswer:')\" -n 4 --temp 0%s%s",
+             exe, prebuilt ? " --weights " : "", prebuilt ? model : "");
+    CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+    char *out = slurp("out.txt");
+    printf("[270M on the GPU: \"%s\"] ", out);
+    CU_ASSERT(!strncmp(out, " Paris", 6));
+    free(out);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) return fprintf(stderr, "usage: test_nvptx ptx|gpu GEMMAC | gpu --prebuilt DIR\n"), 2;
+    int gpu = !strcmp(argv[1], "gpu");
+    if (gpu && !strcmp(argv[2], "--prebuilt") && argc > 3) prebuilt = argv[3];
+    else gemmac = argv[2];
+    gm_err e;
+    rt_cuda *cu = gpu ? rt_cuda_open(&e) : NULL;
+    if (gpu && !cu) return printf("test_nvptx: skipped, no GPU: %s\n", e.msg), 77;
+    if (gpu) printf("test_nvptx: %s, compute capability %d.%d, %.0f GiB\n", cu->name, cu->cc_major, cu->cc_minor, cu->total_mem / 1073741824.0);
+    rt_cuda_close(cu);
+    if (!gpu && system("ptxas --version > /dev/null 2>&1")) return printf("test_nvptx: skipped, no ptxas on PATH (the CUDA toolkit)\n"), 77;
+    snprintf(dir, sizeof dir, "%s", test_tmpdir(gpu ? "nvptx-gpu" : "nvptx"));
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite(gpu ? "nvptx on the GPU" : "nvptx PTX", NULL, NULL);
+    if (gpu) {
+        for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], gpu_tests[i]);
+        CU_add_test(s, "real Gemma 3 270M", test_real_model);
+    } else {
+        CU_add_test(s, "ptxas on every kernel", test_ptx);
+        CU_add_test(s, "executable", test_executable);
+    }
+    return test_run_all();
+}
