@@ -22,6 +22,11 @@ static const entry entries[] = {
     E(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"),  E(MemsetD8, "cuMemsetD8_v2"),
     E(LaunchKernel, "cuLaunchKernel"),           E(CtxSynchronize, "cuCtxSynchronize"),
     E(MemGetInfo, "cuMemGetInfo_v2"),            E(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+    E(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),  E(StreamCreate, "cuStreamCreate"),
+    E(StreamDestroy, "cuStreamDestroy_v2"),      E(StreamSynchronize, "cuStreamSynchronize"),
+    E(StreamBeginCapture, "cuStreamBeginCapture_v2"), E(StreamEndCapture, "cuStreamEndCapture"),
+    E(GraphInstantiate, "cuGraphInstantiateWithFlags"), E(GraphLaunch, "cuGraphLaunch"),
+    E(GraphExecDestroy, "cuGraphExecDestroy"),   E(GraphDestroy, "cuGraphDestroy"),
 };
 #undef E
 

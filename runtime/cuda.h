@@ -36,6 +36,16 @@ typedef struct {
     cu_result (*CtxSynchronize)(void);
     cu_result (*MemGetInfo)(size_t *, size_t *);
     cu_result (*DevicePrimaryCtxRelease)(int);
+    cu_result (*MemcpyHtoDAsync)(cu_ptr, const void *, size_t, cu_handle);
+    cu_result (*StreamCreate)(cu_handle *, unsigned);
+    cu_result (*StreamDestroy)(cu_handle);
+    cu_result (*StreamSynchronize)(cu_handle);
+    cu_result (*StreamBeginCapture)(cu_handle, int);
+    cu_result (*StreamEndCapture)(cu_handle, cu_handle *);
+    cu_result (*GraphInstantiate)(cu_handle *, cu_handle, unsigned long long);
+    cu_result (*GraphLaunch)(cu_handle, cu_handle);
+    cu_result (*GraphExecDestroy)(cu_handle);
+    cu_result (*GraphDestroy)(cu_handle);
 } rt_cuda;
 
 /* Loads the driver and makes GPU 0's primary context current; NULL after

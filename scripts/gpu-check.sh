@@ -11,7 +11,7 @@
 #   scripts/gpu-check.sh run OUT      there: the GPU tests (test_nvptx gpu --prebuilt),
 #                                     then bench/gpu_bench on both shapes, then profile;
 #                                     logs to OUT
-#   scripts/gpu-check.sh profile OUT  there: each kernel's time in a 2B decode step (ncu)
+#   scripts/gpu-check.sh profile OUT  there: each kernel's time in a decode step of both shapes (ncu)
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
 # on the GPU machine each is written from its header with a repeated block of
@@ -41,7 +41,9 @@ prepare() {
     head -c $((8 + n)) $f > $G/headers/$s.safetensors
     stat -c %s $f > $G/headers/$s.size
     cp $tmp/$s/config.json $G/headers/$s.config.json
-    build/gemmac compile $tmp/$s --target nvptx --report 2>/dev/null | grep -o '[0-9]* kernel calls' | grep -o '^[0-9]*' > $G/headers/$s.launches
+    build/gemmac compile $tmp/$s --target nvptx --report > $G/headers/$s.report 2>/dev/null
+    echo $(( $(grep -o '[0-9]* kernel calls' $G/headers/$s.report | grep -o '^[0-9]*') + \
+             $(grep -c ' attention ' $G/headers/$s.report) )) > $G/headers/$s.launches  # + each attention's store
   done
   du -sh $G
 }
@@ -71,23 +73,27 @@ run() {
   for s in $SHAPES; do
     write_checkpoint $s /tmp/ckpt-$s
     timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 --reps 3 2>&1 | tee "$out/bench-$s.txt"
+    GEMMAC_CUDA_GRAPHS=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 \
+      --reps 3 2>&1 | tee "$out/bench-$s-no-graphs.txt"
   done
   profile "$out"
 }
 
-# Each kernel's time in one decode step of the 2B shape (the third step after a
+# Each kernel's time in one decode step of each shape (the third step after a
 # 64-token prefill), by Nsight Compute where the machine has it.
 profile() {
-  local ncu n
-  [ -f /tmp/ckpt-gemma-2b/model.safetensors ] || write_checkpoint gemma-2b /tmp/ckpt-gemma-2b
+  local ncu n s
   export LD_LIBRARY_PATH=$PWD/$G/lib
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  [ -n "$ncu" ] || { echo "no ncu: no profile" | tee "$1/profile-gemma-2b.csv"; return; }
-  n=$(cat $G/headers/gemma-2b.launches)
-  timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip $((3 * n)) \
-    --launch-count "$n" $G/bin/gpu_bench-gemma-2b /tmp/ckpt-gemma-2b/model.safetensors --prompt 64 --gen 4 --reps 1 \
-    > "$1/profile-gemma-2b.csv" 2> "$1/profile-gemma-2b.err"
-  tail -3 "$1/profile-gemma-2b.err"
+  [ -n "$ncu" ] || { echo "no ncu: no profile" | tee "$1/profile.txt"; return; }
+  for s in $SHAPES; do
+    [ -f /tmp/ckpt-$s/model.safetensors ] || write_checkpoint $s /tmp/ckpt-$s
+    n=$(cat $G/headers/$s.launches)
+    timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip $((3 * n)) \
+      --launch-count "$n" $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 64 --gen 4 --reps 1 \
+      > "$1/profile-$s.csv" 2> "$1/profile-$s.err"
+    tail -2 "$1/profile-$s.err"
+  done
 }
 
 case "${1:-}" in

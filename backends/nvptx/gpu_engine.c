@@ -11,10 +11,16 @@
  * table of cos and sin for every position of the context, computed in
  * double on the host as the reference does. A call copies the token ids
  * in, launches each node's kernel on one arena of activations laid out as
- * the graph says (ir_arena_layout), stores the call's k and v rows into the
- * cache with device-to-device copies, and copies back only the logits asked
- * for. All of it goes to the default stream in order, so a step's launches
- * queue back to back and the host waits once, on the logits. */
+ * the graph says (ir_arena_layout), appends the call's k and v rows to the
+ * cache (each attention's "_store" entry), and copies back only the logits
+ * asked for. All of it goes to one stream in order, so a step's launches
+ * queue back to back and the host waits once, on the logits. The kernels
+ * read the position from a device word, so the launches of a decode step do
+ * not depend on it: the first decode captures them into a CUDA graph, and
+ * every later one uploads the token and position and launches the graph
+ * (recaptured when a longer prefill moves the arena), one launch instead of
+ * one per node. GEMMAC_CUDA_GRAPHS=0 launches the nodes one by one instead,
+ * for comparison. */
 #include "gpu_engine.h"
 
 #include "runtime/cuda.h"
@@ -33,7 +39,13 @@ typedef struct {
     const ir_graph *g;
     rt_cuda *cu;
     cu_handle module;
-    cu_handle *fn, *gemv;        /* per node: its kernel's entry, and a matmul's "_gemv" entry */
+    cu_handle *fn, *gemv;        /* per node: its kernel's entry, and a matmul's "_gemv" (an attention's "_store") */
+    cu_handle stream;            /* where everything is queued */
+    cu_handle graph, step_graph; /* the captured decode step and its executable form, or NULL */
+    cu_ptr graph_arena;          /* the arena the graph was captured with, and its room */
+    int graph_room;
+    cu_ptr pos;                  /* the device word the kernels read the position from */
+    int use_graphs;
     lv_kernel *kernel;           /* per node: its description */
     cu_ptr *weight;              /* per value id: the weight's device copy, else 0 */
     cu_ptr *table;               /* per node: a rope's cos/sin table, else 0 */
@@ -112,9 +124,9 @@ static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const lv_k
         char name[80];
         nv_kernel_symbol(name, sizeof name, &compiled[k], k);
         if (rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->fn[i], j->module, name), name, e)) return -1;
-        strcat(name, "_gemv");
-        if (ir_is_matmul(g->nodes[i].op) && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->gemv[i], j->module, name), name, e))
-            return -1;
+        strcat(name, g->nodes[i].op == IR_ATTENTION ? "_store" : "_gemv");
+        int second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;
+        if (second && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->gemv[i], j->module, name), name, e)) return -1;
         if (g->nodes[i].op == IR_ROPE) {
             for (int p = 0; p < i && !j->table[i]; p++)
                 if (!memcmp(&j->kernel[p], &j->kernel[i], sizeof *j->kernel)) j->table[i] = j->table[p];
@@ -152,8 +164,11 @@ static int make_cache(gpu_engine *j, const rt_engine_opts *o, gm_err *e) {
     return rc;
 }
 
+/* Room for T rows, rounded up to 4 so that every activation block starts on 16 bytes
+ * (the gemv kernels read x with vector loads). */
 static int reserve_rows(gpu_engine *j, int T, gm_err *e) {
     if (T <= j->room) return 0;
+    T = (T + 3) & ~3;
     release(j, j->arena);
     release(j, j->tokens);
     j->room = 0;
@@ -174,40 +189,69 @@ static cu_ptr value_ptr(const gpu_engine *j, int v, cu_ptr tokens) {
     }
 }
 
-/* Appends the call's k, v rows (positions pos..pos+T-1) to the slot's ring, in contiguous runs. */
-static int store_kv(gpu_engine *j, const gpu_slot *s, int pos, int T, cu_ptr k, cu_ptr v, gm_err *e) {
-    size_t row = (size_t)s->cols * sizeof(float);
-    for (int t = T > s->rows ? T - s->rows : 0; t < T;) {
-        int at = (pos + t) % s->rows, run = s->rows - at < T - t ? s->rows - at : T - t;
-        if (rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(s->k + at * row, k + t * row, run * row, NULL), "KV store", e) ||
-            rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(s->v + at * row, v + t * row, run * row, NULL), "KV store", e))
-            return -1;
-        t += run;
-    }
-    return 0;
+static int launch(gpu_engine *j, cu_handle fn, const nv_launch *l, nv_args *a, const char *what, gm_err *e) {
+    void *params[NV_N_PARAMS] = {&a->in[0], &a->in[1], &a->in[2], &a->out, &a->T, &a->pos, &a->k_cache, &a->v_cache, &a->rows};
+    return rt_cuda_check(j->cu, j->cu->LaunchKernel(fn, l->grid[0], l->grid[1], l->grid[2], l->block, 1, 1, 0, j->stream,
+                                                    params, NULL), what, e);
 }
 
-static int run_node(gpu_engine *j, int i, cu_ptr tokens, int T, int pos, gm_err *e) {
+static int run_node(gpu_engine *j, int i, cu_ptr tokens, int T, gm_err *e) {
     const ir_node *n = &j->g->nodes[i];
-    nv_args a = {.out = act(j, n->out), .T = T, .pos = pos};
+    nv_args a = {.out = act(j, n->out), .T = T, .pos = j->pos};
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) a.in[k] = value_ptr(j, n->in[k], tokens);
     const gpu_slot *slot = n->op == IR_ATTENTION ? &j->slots[n->cache_slot] : NULL;
     if (slot) a.k_cache = slot->k, a.v_cache = slot->v, a.rows = slot->rows;
     if (n->op == IR_ROPE) a.in[1] = j->table[i], a.rows = j->base.context;
     nv_launch l;
     nv_launch_of(&j->kernel[i], T, &l);
-    void *params[NV_N_PARAMS] = {&a.in[0], &a.in[1], &a.in[2], &a.out, &a.T, &a.pos, &a.k_cache, &a.v_cache, &a.rows};
-    cu_result r = j->cu->LaunchKernel(l.gemv ? j->gemv[i] : j->fn[i], l.grid[0], l.grid[1], l.grid[2], l.block, 1, 1,
-                                      0, NULL, params, NULL);
-    if (rt_cuda_check(j->cu, r, ir_ops[n->op].name, e)) return -1;
-    return slot ? store_kv(j, slot, pos, T, a.in[1], a.in[2], e) : 0;
+    if (launch(j, l.gemv ? j->gemv[i] : j->fn[i], &l, &a, ir_ops[n->op].name, e)) return -1;
+    if (!slot) return 0;
+    nv_args store = a;
+    store.in[0] = a.in[1], store.in[1] = a.in[2];
+    nv_store_launch(&j->kernel[i], T, &l);
+    return launch(j, j->gemv[i], &l, &store, "KV store", e);
+}
+
+/* The position (and the token ids) for the kernels to read. */
+static int upload_call(gpu_engine *j, const int32_t *tokens, int n, int pos, gm_err *e) {
+    int64_t p = pos;
+    return rt_cuda_check(j->cu, j->cu->MemcpyHtoDAsync(j->tokens, tokens, n * sizeof *tokens, j->stream), "token ids", e) ||
+           rt_cuda_check(j->cu, j->cu->MemcpyHtoDAsync(j->pos, &p, sizeof p, j->stream), "position", e);
+}
+
+static int copy_logits(gpu_engine *j, float *logits, int n, gm_err *e) {
+    size_t bytes = (size_t)n * j->g->vocab * sizeof(float);
+    return rt_cuda_check(j->cu, j->cu->StreamSynchronize(j->stream), "decode step", e) ||
+           rt_cuda_check(j->cu, j->cu->MemcpyDtoH(logits, act(j, j->g->logits), bytes), "logits", e);
+}
+
+static void drop_graph(gpu_engine *j) {
+    if (j->step_graph) j->cu->GraphExecDestroy(j->step_graph);
+    if (j->graph) j->cu->GraphDestroy(j->graph);
+    j->graph = j->step_graph = NULL;
+}
+
+/* One decode step's launches (token ids and position read from the device) as a CUDA graph. */
+static int capture_step(gpu_engine *j, gm_err *e) {
+    drop_graph(j);
+    if (rt_cuda_check(j->cu, j->cu->StreamBeginCapture(j->stream, 1 /* thread-local */), "cuStreamBeginCapture", e))
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < j->g->n_nodes && !rc; i++) rc = run_node(j, i, j->tokens, 1, e);
+    cu_result r = j->cu->StreamEndCapture(j->stream, &j->graph);
+    if (rc || rt_cuda_check(j->cu, r, "cuStreamEndCapture", e) ||
+        rt_cuda_check(j->cu, j->cu->GraphInstantiate(&j->step_graph, j->graph, 0), "cuGraphInstantiate", e)) {
+        drop_graph(j);
+        return -1;
+    }
+    j->graph_arena = j->arena, j->graph_room = j->room;
+    return 0;
 }
 
 static int gpu_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, float *logits, int all_rows, gm_err *e) {
     gpu_engine *j = (gpu_engine *)en;
-    if (rt_check_span(en, tokens, n, pos, e) || reserve_rows(j, n, e)) return -1;
+    if (rt_check_span(en, tokens, n, pos, e) || reserve_rows(j, n, e) || upload_call(j, tokens, n, pos, e)) return -1;
     const ir_graph *g = j->g;
-    if (rt_cuda_check(j->cu, j->cu->MemcpyHtoD(j->tokens, tokens, n * sizeof *tokens), "token ids", e)) return -1;
     cu_ptr ids = j->tokens;
     int head = ir_head_start(g);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -215,21 +259,29 @@ static int gpu_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, flo
         if (i == head && !all_rows && n > 1) { /* the head needs the last row only */
             size_t row = (size_t)ir_value_cols(g, nd->in[0]) * sizeof(float);
             cu_ptr x = act(j, nd->in[0]);
-            if (rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(x, x + (n - 1) * row, row, NULL), "last row", e)) return -1;
+            if (rt_cuda_check(j->cu, j->cu->MemcpyDtoDAsync(x, x + (n - 1) * row, row, j->stream), "last row", e)) return -1;
             ids += (n - 1) * sizeof(int32_t), n = 1;
         }
-        if (run_node(j, i, ids, n, pos, e)) return -1;
+        if (run_node(j, i, ids, n, e)) return -1;
     }
-    return rt_cuda_check(j->cu, j->cu->MemcpyDtoH(logits, act(j, g->logits), (size_t)n * g->vocab * sizeof(float)),
-                         "logits", e);
+    return copy_logits(j, logits, n, e);
 }
 
 static int gpu_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e) {
-    return gpu_prefill(en, &token, 1, pos, logits, 0, e);
+    gpu_engine *j = (gpu_engine *)en;
+    if (!j->use_graphs) return gpu_prefill(en, &token, 1, pos, logits, 0, e);
+    if (rt_check_span(en, &token, 1, pos, e) || reserve_rows(j, 1, e)) return -1;
+    int moved = j->graph_arena != j->arena || j->graph_room != j->room;
+    if ((!j->step_graph || moved) && capture_step(j, e)) return -1;
+    return upload_call(j, &token, 1, pos, e) ||
+           rt_cuda_check(j->cu, j->cu->GraphLaunch(j->step_graph, j->stream), "cuGraphLaunch", e) ||
+           copy_logits(j, logits, 1, e);
 }
 
 static void gpu_free(rt_engine *en) {
     gpu_engine *j = (gpu_engine *)en;
+    if (j->cu) drop_graph(j);
+    if (j->stream) j->cu->StreamDestroy(j->stream);
     for (int i = 0; j->cu && i < j->n_owned; i++) j->cu->MemFree(j->owned[i]);
     if (j->module) j->cu->ModuleUnload(j->module);
     rt_cuda_close(j->cu);
@@ -255,6 +307,11 @@ static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_o
     j->offset = gm_malloc(g->n_values * sizeof *j->offset);
     j->width = ir_arena_layout(g, j->offset);
     if (!(j->cu = rt_cuda_open(e))) return -1;
+    const char *graphs = getenv("GEMMAC_CUDA_GRAPHS");
+    j->use_graphs = !graphs || strcmp(graphs, "0");
+    if (rt_cuda_check(j->cu, j->cu->StreamCreate(&j->stream, 0), "cuStreamCreate", e) ||
+        alloc(j, &j->pos, sizeof(int64_t), "position", e))
+        return -1;
     double t0 = gm_now_s();
     if (load_module(j, ptx, e) || find_kernels(j, bound, compiled, n_compiled, e)) return -1;
     j->base.compile_s = gm_now_s() - t0;

@@ -24,11 +24,16 @@ void nv_launch_of(const lv_kernel *k, int64_t T, nv_launch *l) {
     case IR_MATMUL:
     case IR_NORM_MATMUL:
     case IR_MATMUL_ADD:
-        if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP);
+        if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP / nv_gemv_split(k->n) * nv_gemv_rows(k->n));
         else l->grid[0] = blocks(k->n, NV_BN), l->grid[1] = blocks(T, NV_BM);
         break;
     default: l->grid[0] = blocks(T * k->n, NV_THREADS); break; /* elementwise */
     }
+}
+
+void nv_store_launch(const lv_kernel *k, int64_t T, nv_launch *l) {
+    int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
+    *l = (nv_launch){{(unsigned)T, blocks(cols, NV_THREADS), 1}, NV_THREADS, 0};
 }
 
 void nv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {

@@ -20,14 +20,19 @@
  *                softmax (running max and sum, the accumulator rescaled);
  *                keys before pos come from the ring, the rest from this
  *                call's k and v; the warps' partial results are merged
- *                through shared memory at the end
- *   matmul       T = 1 (decode): a warp per output column, lanes striding
- *                over k with 16-byte loads of the weight row as stored,
- *                then a warp sum; T > 1: 64 × 64 output tiles of a block,
+ *                through shared memory at the end. Its "_store" entry then
+ *                appends the call's k and v rows to the ring.
+ *   matmul       T = 1 (decode): a warp per output column (two for wide
+ *                matrices, sharing the loads of x; for narrow ones up to 8
+ *                warps per column, each over a part of k, joined through
+ *                shared memory), lanes striding over k with 16-byte loads
+ *                of the weight rows as stored, 4 at a time, then warp sums;
+ *                norm_matmul sums x² on the way and scales the finished
+ *                sums by 1/rms; T > 1: 64 × 64 output tiles of a block,
  *                k in steps of 16 through shared memory (weights converted
  *                to f32 as they are staged), 4 × 4 outputs a thread.
- *                norm_matmul computes each row's 1/rms first (a block or
- *                warp sum) and normalises x as it is read; the residual add
+ *                norm_matmul computes each row's 1/rms first (a warp sum)
+ *                and normalises x as it is staged; the residual add
  *                and the softcap act on each output before it is stored. */
 #include "ptx.h"
 
@@ -43,6 +48,8 @@
 enum { P_IN0, P_IN1, P_IN2, P_OUT, P_T, P_POS, P_KC, P_VC, P_ROWS };
 
 static LLVMValueRef param(lv_emit *m, int i) { return LLVMGetParam(m->fn, (unsigned)i); }
+/* The call's position, read from the device word P_POS points at. */
+static LLVMValueRef call_pos(lv_emit *m) { return LLVMBuildLoad2(m->b, m->i64, param(m, P_POS), "pos"); }
 
 static LLVMValueRef call_intrinsic(lv_emit *m, const char *name, LLVMTypeRef *over, size_t n_over, LLVMValueRef *args,
                                    unsigned n) {
@@ -116,7 +123,7 @@ static void strided_loop(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef n
 }
 
 static void kernel_begin(lv_emit *m, const char *name, int threads) {
-    LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->i64, m->ptr, m->ptr, m->i64};
+    LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->ptr, m->ptr, m->ptr, m->i64};
     m->name = name;
     m->fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(m->void_t, p, NV_N_PARAMS, 0));
     LLVMMetadataRef md[] = {LLVMValueAsMetadata(m->fn), LLVMMDStringInContext2(m->ctx, "kernel", 6),
@@ -196,7 +203,7 @@ static void emit_norm(lv_emit *m, const lv_kernel *k) {
 static void emit_rope(lv_emit *m, const lv_kernel *k) {
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
     LLVMValueRef t = sreg(m, "ctaid.x"), i = sreg(m, "tid.x"), tbl = param(m, P_IN1);
-    LLVMValueRef row = lv_muli(m, lv_add(m, param(m, P_POS), t), half);
+    LLVMValueRef row = lv_muli(m, lv_add(m, call_pos(m), t), half);
     LLVMValueRef c = lv_load(m, tbl, lv_add(m, row, i), GM_F32, 1);
     LLVMValueRef s = lv_load(m, tbl, lv_add(m, lv_add(m, lv_muli(m, param(m, P_ROWS), half), row), i), GM_F32, 1);
     LLVMValueRef lo = lv_add(m, lv_add(m, lv_muli(m, t, k->n), lv_muli(m, sreg(m, "ctaid.y"), hd)), i);
@@ -289,7 +296,7 @@ static void combine_warps(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVM
 static void emit_attention(lv_emit *m, const lv_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t window = (int64_t)k->attr[IR_A_WINDOW];
-    attn_ctx a = {.k = k, .hd = (int64_t)k->attr[IR_A_HEAD_DIM], .pos = param(m, P_POS), .rows = param(m, P_ROWS)};
+    attn_ctx a = {.k = k, .hd = (int64_t)k->attr[IR_A_HEAD_DIM], .pos = call_pos(m), .rows = param(m, P_ROWS)};
     a.kv_cols = nkv * a.hd;
     a.dims = (int)((a.hd + NV_WARP - 1) / NV_WARP);
     LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
@@ -325,6 +332,21 @@ static void emit_attention(lv_emit *m, const lv_kernel *k) {
     combine_warps(m, &a, part, warp, q_at);
 }
 
+/* The "_store" entry: row t of the call's k and v (in0, in1) into the ring at (pos + t) mod rows,
+ * for the last `rows` rows only (the ring keeps no more). */
+static void emit_kv_store(lv_emit *m, const lv_kernel *k) {
+    int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
+    LLVMValueRef t = sreg(m, "ctaid.x"), c = lv_add(m, lv_muli(m, sreg(m, "ctaid.y"), NV_THREADS), sreg(m, "tid.x"));
+    LLVMValueRef T = param(m, P_T), rows = param(m, P_ROWS);
+    LLVMValueRef keep = LLVMBuildAnd(m->b, lt(m, c, lv_int(m, cols)), LLVMBuildICmp(m->b, LLVMIntSGE, t, lv_sub(m, T, rows), ""), "");
+    LLVMBasicBlockRef done = if_begin(m, keep);
+    LLVMValueRef to = lv_add(m, lv_muli(m, LLVMBuildSRem(m->b, lv_add(m, call_pos(m), t), rows, ""), cols), c);
+    LLVMValueRef from = lv_add(m, lv_muli(m, t, cols), c);
+    lv_store(m, param(m, P_KC), to, lv_load(m, param(m, P_IN0), from, GM_F32, 1));
+    lv_store(m, param(m, P_VC), to, lv_load(m, param(m, P_IN1), from, GM_F32, 1));
+    if_end(m, done);
+}
+
 /* ---- the matmul family ---- */
 
 typedef struct {
@@ -334,12 +356,16 @@ typedef struct {
 } mm_ctx;
 
 /* x[at..at+w) as read by the kernel: normalised (· inv · (g + add_one)) for norm_matmul. */
+/* With w > 1 (the gemv), at and k are multiples of w and the row starts on 16 bytes
+ * (the engine's arena blocks do), so the loads are vector loads. inv NULL: x · g
+ * (the gemv applies 1/rms to the finished sums). */
 static LLVMValueRef x_value(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef k, LLVMValueRef inv, int w) {
-    LLVMValueRef x = lv_load(m, c->x, at, GM_F32, w);
+    LLVMValueRef x = lv_load_aligned(m, c->x, at, GM_F32, w, w > 1 ? 16 : 4);
     if (!c->g) return x;
-    LLVMValueRef g = lv_load(m, c->g, k, c->k->ntype, w);
+    unsigned gsize = (unsigned)gm_dtype_size(c->k->ntype), galign = w * gsize < 16 ? w * gsize : 16;
+    LLVMValueRef g = lv_load_aligned(m, c->g, k, c->k->ntype, w, galign);
     if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
-    return lv_fmul(m, lv_fmul(m, x, lv_splat(m, inv, w)), g);
+    return lv_fmul(m, inv ? lv_fmul(m, x, lv_splat(m, inv, w)) : x, g);
 }
 
 /* The output v of y[t][n]: + r, then the softcap; stored. */
@@ -357,53 +383,103 @@ static LLVMValueRef w_values(lv_emit *m, const mm_ctx *c, LLVMValueRef n, LLVMVa
 
 #define GEMV_UNROLL 4 /* chunks of a weight row a lane loads at once */
 
-/* Σ over k of x·w for one output column, partial per lane: lanes take chunks
- * of w values (16 bytes of weights), 32·w apart, GEMV_UNROLL chunks at a time
- * with their loads issued together, then single chunks, then single values. */
-static LLVMValueRef gemv_dot(lv_emit *m, const mm_ctx *c, LLVMValueRef n, LLVMValueRef lane, LLVMValueRef inv, int w) {
-    int64_t chunk = NV_WARP * w, big = GEMV_UNROLL * chunk, bulk = c->K / chunk * chunk, unrolled = c->K / big * big;
-    LLVMValueRef acc[GEMV_UNROLL], xs[GEMV_UNROLL], ws[GEMV_UNROLL];
-    for (int u = 0; u < GEMV_UNROLL; u++) acc[u] = lv_real(m, 0, w);
-    lv_loop l;
-    strided_loop(m, &l, lv_muli(m, lane, w), lv_int(m, unrolled), big, GEMV_UNROLL, acc);
-    for (int u = 0; u < GEMV_UNROLL; u++) {
-        LLVMValueRef k = lv_addi(m, l.i, u * chunk);
-        ws[u] = w_values(m, c, n, k, w), xs[u] = x_value(m, c, k, k, inv, w);
+/* A warp's running sums over k: R output columns' x·(g)·w, and Σx² for norm_matmul's 1/rms,
+ * which is factored out of the sums (applied to each finished dot product). */
+typedef struct {
+    const mm_ctx *c;
+    int rows;                         /* R, nv_gemv_rows */
+    LLVMValueRef n[NV_GEMV_MAX_ROWS]; /* the columns (clamped below N) */
+} gemv_ctx;
+
+/* Adds the chunk at k (w values) to the scalar sums v[0..R) (dots) and v[R] (Σx²). */
+static void gemv_piece(lv_emit *m, const gemv_ctx *g, LLVMValueRef k, int w, const LLVMValueRef *v, LLVMValueRef *next) {
+    const mm_ctx *c = g->c;
+    LLVMValueRef x = x_value(m, c, k, k, NULL, w), ws[NV_GEMV_MAX_ROWS];
+    for (int r = 0; r < g->rows; r++) ws[r] = w_values(m, c, g->n[r], k, w);
+    if (c->g) {
+        LLVMValueRef raw = lv_load_aligned(m, c->x, k, GM_F32, w, w > 1 ? 16 : 4);
+        next[g->rows] = lv_fadd(m, v[g->rows], lv_hsum(m, lv_fmul(m, raw, raw)));
     }
-    for (int u = 0; u < GEMV_UNROLL; u++) acc[u] = lv_fadd(m, l.v[u], lv_fmul(m, xs[u], ws[u]));
-    lv_loop_end(m, &l, acc);
-    LLVMValueRef sum = l.v[0];
-    for (int u = 1; u < GEMV_UNROLL; u++) sum = lv_fadd(m, sum, l.v[u]);
-    strided_loop(m, &l, lv_add(m, lv_int(m, unrolled), lv_muli(m, lane, w)), lv_int(m, bulk), chunk, 1, &sum);
-    sum = lv_fadd(m, l.v[0], lv_fmul(m, x_value(m, c, l.i, l.i, inv, w), w_values(m, c, n, l.i, w)));
-    lv_loop_end(m, &l, &sum);
-    sum = lv_hsum(m, l.v[0]);
-    strided_loop(m, &l, lv_addi(m, lane, bulk), lv_int(m, c->K), NV_WARP, 1, &sum);
-    sum = lv_fadd(m, l.v[0], lv_fmul(m, x_value(m, c, l.i, l.i, inv, 1), w_values(m, c, n, l.i, 1)));
-    lv_loop_end(m, &l, &sum);
-    return l.v[0];
+    for (int r = 0; r < g->rows; r++) next[r] = lv_fadd(m, v[r], lv_hsum(m, lv_fmul(m, x, ws[r])));
 }
 
-/* The "_gemv" entry: one row of x, a warp per output column. */
-static void emit_gemv(lv_emit *m, const mm_ctx *c) {
-    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), ""), inv = NULL;
-    LLVMValueRef n = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS / NV_WARP), LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""));
-    if (c->g) {
-        LLVMValueRef zero = lv_real(m, 0, 1);
-        lv_loop l;
-        strided_loop(m, &l, tid, lv_int(m, c->K), NV_THREADS, 1, &zero);
-        LLVMValueRef xv = lv_load(m, c->x, l.i, GM_F32, 1), ss = lv_fadd(m, l.v[0], lv_fmul(m, xv, xv));
-        lv_loop_end(m, &l, &ss);
-        inv = inv_rms(m, block_sum(m, l.v[0], shared_array(m, "red", NV_THREADS / NV_WARP)), c->K, c->k->attr[IR_A_EPS]);
+/* The warp's sums (dots and Σx², partial per lane) over k in [k0, k1) into out[0..R]: lanes
+ * take chunks of w values (16 bytes of weights), 32·w apart, GEMV_UNROLL chunks at a time with
+ * their loads issued together, then single chunks, then single values. Each chunk's products
+ * are summed at once, so the loop carries scalars (few registers, more warps resident). k0 is
+ * a multiple of 32·w. */
+static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, LLVMValueRef k0, LLVMValueRef k1,
+                      LLVMValueRef *out) {
+    int64_t chunk = NV_WARP * w, big = GEMV_UNROLL * chunk;
+    int n = g->rows + 1;
+    LLVMValueRef len = lv_sub(m, k1, k0), at = lv_add(m, k0, lv_muli(m, lane, w));
+    LLVMValueRef unrolled = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, big), ""), big));
+    LLVMValueRef bulk = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, chunk), ""), chunk));
+    LLVMValueRef acc[GEMV_UNROLL * (NV_GEMV_MAX_ROWS + 1)], sum[NV_GEMV_MAX_ROWS + 1];
+    for (int i = 0; i < GEMV_UNROLL * n; i++) acc[i] = lv_real(m, 0, 1);
+    lv_loop l;
+    strided_loop(m, &l, at, unrolled, big, GEMV_UNROLL * n, acc);
+    memcpy(acc, l.v, GEMV_UNROLL * n * sizeof *acc);
+    for (int u = 0; u < GEMV_UNROLL; u++) gemv_piece(m, g, lv_addi(m, l.i, u * chunk), w, l.v + u * n, acc + u * n);
+    lv_loop_end(m, &l, acc);
+    for (int i = 0; i < n; i++) {
+        sum[i] = l.v[i];
+        for (int u = 1; u < GEMV_UNROLL; u++) sum[i] = lv_fadd(m, sum[i], l.v[u * n + i]);
     }
-    LLVMBasicBlockRef done = if_begin(m, lt(m, n, lv_int(m, c->N)));
-    int w = 16 / (int)gm_dtype_size(c->k->wtype);
+    strided_loop(m, &l, lv_add(m, unrolled, lv_muli(m, lane, w)), bulk, chunk, n, sum);
+    memcpy(sum, l.v, n * sizeof *sum);
+    gemv_piece(m, g, l.i, w, l.v, sum);
+    lv_loop_end(m, &l, sum);
+    memcpy(sum, l.v, n * sizeof *sum);
+    strided_loop(m, &l, lv_add(m, bulk, lane), k1, NV_WARP, n, sum);
+    memcpy(sum, l.v, n * sizeof *sum);
+    gemv_piece(m, g, l.i, 1, l.v, sum);
+    lv_loop_end(m, &l, sum);
+    memcpy(out, l.v, n * sizeof *out);
+}
+
+/* Each column's S parts (warps w·S .. w·S + S−1 of the block) summed by the first of them,
+ * through shared memory; its lane 0 then has the totals in sums. */
+static void gemv_join(lv_emit *m, const gemv_ctx *g, int S, LLVMValueRef warp, LLVMValueRef lane, LLVMValueRef *sums) {
+    int n = g->rows + 1;
+    LLVMValueRef part = shared_array(m, "parts", (NV_THREADS / NV_WARP) * n);
+    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
+    for (int i = 0; i < n; i++) shared_store(m, part, lv_addi(m, lv_muli(m, warp, n), i), sums[i]);
+    if_end(m, first);
+    barrier(m);
+    LLVMValueRef lead = lv_sub(m, warp, LLVMBuildURem(m->b, warp, lv_int(m, S), ""));
+    for (int i = 0; i < n; i++) {
+        sums[i] = lv_real(m, 0, 1);
+        for (int p = 0; p < S; p++) sums[i] = lv_fadd(m, sums[i], shared_load(m, part, lv_addi(m, lv_muli(m, lv_addi(m, lead, p), n), i)));
+    }
+}
+
+/* The "_gemv" entry: one row of x. Each warp takes R = nv_gemv_rows(N) output columns and a
+ * 1/S part of k, S = nv_gemv_split(N), so a small matrix still spreads over many warps. */
+static void emit_gemv(lv_emit *m, const mm_ctx *c) {
+    gemv_ctx g = {c, nv_gemv_rows(c->N), {0}};
+    int S = nv_gemv_split(c->N), w = 16 / (int)gm_dtype_size(c->k->wtype);
     if (c->K * (int64_t)gm_dtype_size(c->k->wtype) % 16) w = 1; /* rows not 16-byte aligned */
-    LLVMValueRef dot = warp_sum(m, gemv_dot(m, c, n, lane, inv, w));
-    LLVMBasicBlockRef stored = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
-    epilogue(m, c, n, dot);
-    if_end(m, stored);
-    if_end(m, done);
+    int64_t chunk = NV_WARP * w, P = (c->K / S + chunk - 1) / chunk * chunk; /* k per part */
+    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
+    LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), sums[NV_GEMV_MAX_ROWS + 1];
+    LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS / NV_WARP / S), LLVMBuildUDiv(m->b, warp, lv_int(m, S), ""));
+    LLVMValueRef n0 = lv_muli(m, col, g.rows), k0 = imin(m, lv_muli(m, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), P), lv_int(m, c->K));
+    for (int r = 0; r < g.rows; r++) g.n[r] = imin(m, lv_addi(m, n0, r), lv_int(m, c->N - 1));
+    gemv_sums(m, &g, lane, w, k0, imin(m, lv_addi(m, k0, P), lv_int(m, c->K)), sums);
+    for (int i = 0; i <= g.rows; i++) sums[i] = warp_sum(m, sums[i]);
+    if (S > 1) gemv_join(m, &g, S, warp, lane, sums);
+    LLVMValueRef inv = c->g ? inv_rms(m, sums[g.rows], c->K, c->k->attr[IR_A_EPS]) : NULL;
+    LLVMValueRef lead = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""),
+                                     LLVMBuildICmp(m->b, LLVMIntEQ, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), lv_int(m, 0), ""), "");
+    LLVMBasicBlockRef first = if_begin(m, lead);
+    for (int r = 0; r < g.rows; r++) {
+        LLVMValueRef n = lv_addi(m, n0, r);
+        LLVMBasicBlockRef stored = if_begin(m, lt(m, n, lv_int(m, c->N)));
+        epilogue(m, c, n, inv ? lv_fmul(m, sums[r], inv) : sums[r]);
+        if_end(m, stored);
+    }
+    if_end(m, first);
 }
 
 /* norm_matmul's 1/rms of the block's NV_BM rows into inv[]: a warp per row in turn. */
@@ -496,6 +572,12 @@ static void emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
     case IR_ATTENTION: emit_attention(m, k); break;
     default: emit_elementwise(m, k); break; /* lv_elementwise_value refuses any other op */
     }
+    LLVMBuildRetVoid(m->b);
+    if (k->op != IR_ATTENTION) return;
+    char store[80];
+    snprintf(store, sizeof store, "%s_store", name);
+    kernel_begin(m, store, NV_THREADS);
+    emit_kv_store(m, k);
     LLVMBuildRetVoid(m->b);
 }
 
