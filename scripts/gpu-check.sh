@@ -8,9 +8,9 @@
 #                                     benchmark linked with the 270M- and 2B-shaped
 #                                     models (--emit lib), their safetensors headers,
 #                                     and the shared libraries they need
-#   scripts/gpu-check.sh run OUT      there: the GPU tests (test_nvptx gpu --prebuilt),
-#                                     then bench/gpu_bench on both shapes, then profile;
-#                                     logs to OUT
+#   scripts/gpu-check.sh run OUT      there: the GPU tests (test_nvptx gpu --prebuilt), then
+#                                     for both shapes the GPU against the CPU (test_nvptx
+#                                     agree) and bench/gpu_bench; logs to OUT
 #   scripts/gpu-check.sh profile OUT  there: each kernel's time in a decode step of both shapes (ncu)
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
@@ -36,6 +36,8 @@ prepare() {
     build/gemmac compile $tmp/$s --target nvptx --gpu sm_90 --emit lib -o $G/bench-$s || exit 1
     cc -O2 -I. bench/gpu_bench.c $G/bench-$s.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/gpu_bench-$s || exit 1
     rm -f $G/bench-$s.a $G/bench-$s.h
+    build/gemmac compile $tmp/$s --target x86_64-v3 -o $G/bin/cpu-$s || exit 1
+    build/gemmac compile $tmp/$s --target nvptx --gpu sm_90 -o $G/bin/gpu-$s || exit 1
     local f=$tmp/$s/model.safetensors n
     n=$(od -An -t u8 -N 8 $f | tr -d ' ')
     head -c $((8 + n)) $f > $G/headers/$s.safetensors
@@ -72,15 +74,16 @@ run() {
   timeout 240 $G/bin/test_nvptx gpu --prebuilt $PWD/$G/prebuilt 2>&1 | tee "$out/test_nvptx_gpu.txt"
   for s in $SHAPES; do
     write_checkpoint $s /tmp/ckpt-$s
+    timeout 200 $G/bin/test_nvptx agree $PWD/$G/bin/cpu-$s $PWD/$G/bin/gpu-$s /tmp/ckpt-$s 2>&1 | tee "$out/agree-$s.txt"
     timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 --reps 3 2>&1 | tee "$out/bench-$s.txt"
     GEMMAC_CUDA_GRAPHS=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 \
       --reps 3 2>&1 | tee "$out/bench-$s-no-graphs.txt"
   done
-  profile "$out"
 }
 
 # Each kernel's time in one decode step of each shape (the third step after a
-# 64-token prefill), by Nsight Compute where the machine has it.
+# 64-token prefill) and in the 2B's 512-token prefill, by Nsight Compute where
+# the machine has it.
 profile() {
   local ncu n s
   export LD_LIBRARY_PATH=$PWD/$G/lib
@@ -94,6 +97,10 @@ profile() {
       > "$1/profile-$s.csv" 2> "$1/profile-$s.err"
     tail -2 "$1/profile-$s.err"
   done
+  n=$(cat $G/headers/gemma-2b.launches)  # and the 2B's 512-token prefill
+  timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-count "$n" \
+    $G/bin/gpu_bench-gemma-2b /tmp/ckpt-gemma-2b/model.safetensors --prompt 512 --gen 1 --reps 0 \
+    > "$1/profile-prefill-gemma-2b.csv" 2>&1
 }
 
 case "${1:-}" in

@@ -22,27 +22,15 @@
 static const char *gemmac;
 static char dir[4096];
 
-/* Runs a shell command in dir; stdout to out.txt, stderr to err.txt. Returns the exit status. */
+/* A shell command (fmt with a and b) in dir: test_sh. */
 static int sh(const char *fmt, const char *a, const char *b) {
-    char cmd[16384], line[12000];
+    char line[12000];
     snprintf(line, sizeof line, fmt, a, b);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s > out.txt 2> err.txt", dir, line);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_sh(dir, line);
 }
 
-static char *slurp(const char *name) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    gm_err e;
-    return gm_read_file(path, NULL, &e);
-}
-
-static int exists(const char *name) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
+static char *slurp(const char *name) { return test_slurp(dir, name); }
+static int exists(const char *name) { return test_exists(dir, name); }
 
 /* gemmac compile tiny-gemma2 -o tg2 flags */
 static void compile(const char *flags) {

@@ -14,7 +14,15 @@
  *       every position and 16 greedy KV-cache decode steps within |Δlogit|
  *       ≤ 1e-3 of Google's reference, with identical greedy tokens; and the
  *       real Gemma 3 270M (when fetched, or DIR/gemma-3-270m given) answers
- *       " Paris" to the capital of France. */
+ *       " Paris" to the capital of France.
+ *   test_nvptx agree CPU_EXE GPU_EXE WEIGHTS   (exit 77 without a GPU) the
+ *       same model compiled for a CPU and for nvptx, on the same checkpoint
+ *       (a random-weight one of a published shape, too big for the oracle):
+ *       a 24-token prefill's logits at every position and 8 greedy steps
+ *       agree within |Δlogit| ≤ 1e-4 of the largest |logit| (at least 1e-3:
+ *       the oracle's tolerance at its logits of about 10; random weights
+ *       make logits of about 100, and f32 sums in another order differ by
+ *       about 1e-6 of them per layer), with identical tokens. */
 #include "testing.h"
 
 #include "runtime/common.h"
@@ -35,20 +43,8 @@ static const char *const cases[] = {
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
-/* Runs a shell command in dir; stdout to out.txt, stderr to err.txt. Returns the exit status. */
-static int sh(const char *cmd) {
-    char line[24576];
-    snprintf(line, sizeof line, "cd '%s' && %s > out.txt 2> err.txt", dir, cmd);
-    int st = system(line);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *name) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    gm_err e;
-    return gm_read_file(path, NULL, &e);
-}
+static int sh(const char *cmd) { return test_sh(dir, cmd); }
+static char *slurp(const char *name) { return test_slurp(dir, name); }
 
 /* Whether the file holds text. */
 static int holds(const char *name, const char *text) {
@@ -58,11 +54,7 @@ static int holds(const char *name, const char *text) {
     return found;
 }
 
-static int exists(const char *name) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
+static int exists(const char *name) { return test_exists(dir, name); }
 
 /* Lines of the file. */
 static int lines_of(const char *name) {
@@ -270,9 +262,50 @@ static void test_real_model(void) {
     free(out);
 }
 
+/* ---- CPU against GPU ---- */
+
+static const char *agree_args[3]; /* CPU executable, GPU executable, weights */
+
+/* exe's 24-token prefill (every row) and 8 greedy steps into tag.prefill, tag.steps; its tokens returned. */
+static char *probe(const char *exe, const char *tag) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s' logits --tokens 2,651,9,77,1204,5,33,810,46,2,3000,71,12,600,8,940,15,203,88,7,4,1500,66,9"
+                              " --steps 8 --weights '%s' --out %s.steps --prefill-out %s.prefill", exe, agree_args[2], tag, tag);
+    int rc = sh(cmd);
+    if (rc) printf("\n  %s: %s", exe, slurp("err.txt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    return slurp("out.txt");
+}
+
+static void compare_files(const char *name) {
+    char a[4200], b[4200];
+    size_t na, nb;
+    snprintf(a, sizeof a, "%s/cpu.%s", dir, name);
+    snprintf(b, sizeof b, "%s/gpu.%s", dir, name);
+    float *x = read_f32(a, &na), *y = read_f32(b, &nb);
+    CU_ASSERT_FATAL(x && y && na == nb && na > 0);
+    double w = worst_diff(x, y, na), top = 0;
+    for (size_t i = 0; i < na; i++) top = fmax(top, fabs(x[i]));
+    printf("[%s: %zu logits up to %.1f, max |dlogit| %.2e] ", name, na, top, w);
+    CU_ASSERT(w <= 1e-4 * fmax(top, 10));
+    free(x);
+    free(y);
+}
+
+static void test_agree(void) {
+    char *cpu = probe(agree_args[0], "cpu"), *gpu = probe(agree_args[1], "gpu");
+    if (strcmp(cpu, gpu)) printf("\n  greedy tokens: cpu %s  gpu %s", cpu, gpu);
+    CU_ASSERT_STRING_EQUAL(cpu, gpu);
+    free(cpu);
+    free(gpu);
+    compare_files("prefill");
+    compare_files("steps");
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) return fprintf(stderr, "usage: test_nvptx ptx|gpu GEMMAC | gpu --prebuilt DIR\n"), 2;
-    int gpu = !strcmp(argv[1], "gpu");
+    if (argc < 3) return fprintf(stderr, "usage: test_nvptx ptx|gpu GEMMAC | gpu --prebuilt DIR | agree CPU GPU WEIGHTS\n"), 2;
+    int agree = !strcmp(argv[1], "agree") && argc == 5, gpu = !strcmp(argv[1], "gpu") || agree;
+    if (agree) agree_args[0] = argv[2], agree_args[1] = argv[3], agree_args[2] = argv[4];
     if (gpu && !strcmp(argv[2], "--prebuilt") && argc > 3) prebuilt = argv[3];
     else gemmac = argv[2];
     gm_err e;
@@ -281,10 +314,12 @@ int main(int argc, char **argv) {
     if (gpu) printf("test_nvptx: %s, compute capability %d.%d, %.0f GiB\n", cu->name, cu->cc_major, cu->cc_minor, cu->total_mem / 1073741824.0);
     rt_cuda_close(cu);
     if (!gpu && system("ptxas --version > /dev/null 2>&1")) return printf("test_nvptx: skipped, no ptxas on PATH (the CUDA toolkit)\n"), 77;
-    snprintf(dir, sizeof dir, "%s", test_tmpdir(gpu ? "nvptx-gpu" : "nvptx"));
+    snprintf(dir, sizeof dir, "%s", test_tmpdir(agree ? "nvptx-agree" : gpu ? "nvptx-gpu" : "nvptx"));
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite(gpu ? "nvptx on the GPU" : "nvptx PTX", NULL, NULL);
-    if (gpu) {
+    if (agree) {
+        CU_add_test(s, "CPU and GPU agree", test_agree);
+    } else if (gpu) {
         for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], gpu_tests[i]);
         CU_add_test(s, "real Gemma 3 270M", test_real_model);
     } else {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* The build's directory, or the environment's when the tree was moved (a
  * machine that runs test binaries built elsewhere). */
@@ -29,6 +31,36 @@ const char *test_tmpdir(const char *name) {
         exit(2);
     }
     return buf;
+}
+
+int test_sh(const char *dir, const char *cmd) {
+    size_t len = strlen(dir) + strlen(cmd) + 64;
+    char *line = malloc(len);
+    snprintf(line, len, "cd '%s' && %s > out.txt 2> err.txt", dir, cmd);
+    int st = system(line);
+    free(line);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *test_slurp(const char *dir, const char *name) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    char *s = malloc(n > 0 ? n + 1 : 1);
+    rewind(f);
+    size_t got = n > 0 ? fread(s, 1, n, f) : 0;
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+int test_exists(const char *dir, const char *name) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
 }
 
 int test_run_all(void) {

@@ -22,6 +22,13 @@ const cJSON *test_json_at(const cJSON *j, const char *path);
 double test_json_num(const cJSON *j, const char *path);
 const char *test_json_str(const cJSON *j, const char *path);
 
+/* Runs cmd with sh in dir, stdout to dir/out.txt and stderr to dir/err.txt;
+ * returns its exit status. test_slurp: dir/name read whole, NUL-terminated
+ * (malloc'd), or NULL; test_exists: whether it is there. */
+int test_sh(const char *dir, const char *cmd);
+char *test_slurp(const char *dir, const char *name);
+int test_exists(const char *dir, const char *name);
+
 /* Runs every registered suite verbosely; returns 0 only when all passed. */
 int test_run_all(void);
 

@@ -7,6 +7,7 @@
 #include "aot.h"
 
 #include "codegen.h"
+#include "emit.h"
 #include "backends/nvptx/ptx.h"
 
 #include <llvm-c/Core.h>
@@ -123,7 +124,7 @@ static int emit_nvptx(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit
         if (nv_target(&t, m->gpu, e)) return -1;
         LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
         LLVMContextRef ctx = LLVMContextCreate();
-        LLVMModuleRef mod = tm ? nv_module_build(ctx, &t, tm, ks, n, e) : NULL;
+        LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;
         int rc = mod ? write_module(tm, mod, kind, path, e) : -1;
         if (mod) LLVMDisposeModule(mod);
         LLVMContextDispose(ctx);
@@ -162,7 +163,7 @@ int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind 
     if (lv_target_named(&t, m->target, e)) return -1;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, e) : NULL;
+    LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, lv_emit_kernel, e) : NULL;
     int rc = -1;
     if (mod) {
         add_tables(mod, m, &t, ks, n, "");

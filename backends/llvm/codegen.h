@@ -9,12 +9,13 @@
 
 #include <llvm-c/Error.h>
 
-/* The symbol of kernel i, the
- * optimised module of ks[0..n) for t (NULL after reporting), and an LLVM
- * error moved into e (returns -1; 0 when err is success). */
-void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i);
+/* The optimised module of ks[0..n) for t, each kernel emitted by emit under
+ * its lv_kernel_symbol (NULL after reporting), and an LLVM error moved into
+ * e (returns -1; 0 when err is success). */
+typedef struct lv_emit lv_emit;
+typedef void lv_kernel_emitter(lv_emit *m, const lv_kernel *k, const char *name);
 LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
-                              int n, gm_err *e);
+                              int n, lv_kernel_emitter *emit, gm_err *e);
 int lv_llvm_fail(LLVMErrorRef err, const char *what, gm_err *e);
 
 #endif

@@ -22,7 +22,7 @@
 
 #define LV_MAX_CARRY 32
 
-typedef struct {
+typedef struct lv_emit {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;

@@ -68,6 +68,10 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
     if (n->op == IR_NORM_MATMUL) k->ntype = bound[n->in[2]]->dtype;
 }
 
+void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
+    snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
+}
+
 static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
 /* The normalised rows of a norm prologue; a panel kernel's block of rows

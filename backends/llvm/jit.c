@@ -49,12 +49,8 @@ int lv_llvm_fail(LLVMErrorRef err, const char *what, gm_err *e) {
     return -1;
 }
 
-void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
-    snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
-}
-
 static LLVMModuleRef emit_module(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm,
-                                 const lv_kernel *ks, int n) {
+                                 const lv_kernel *ks, int n, lv_kernel_emitter *emit) {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemmac", ctx);
     LLVMSetTarget(mod, t->triple);
     LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
@@ -65,33 +61,37 @@ static LLVMModuleRef emit_module(LLVMContextRef ctx, const lv_target *t, LLVMTar
     for (int i = 0; i < n; i++) {
         char name[64];
         lv_kernel_symbol(name, sizeof name, &ks[i], i);
-        lv_emit_kernel(&m, &ks[i], name);
+        emit(&m, &ks[i], name);
     }
     lv_emit_dispose(&m);
     return mod;
 }
 
-static int optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, gm_err *e) {
+/* Verifies and optimises mod at O3; CPU targets (vectors wider than one lane) with the
+ * loop and SLP vectorisers on, the GPU's (one thread a lane) with LLVM's defaults. */
+static int optimise(LLVMModuleRef mod, const lv_target *t, LLVMTargetMachineRef tm, gm_err *e) {
     char *msg = NULL;
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        gm_fail(e, "jit: the emitted module is invalid (a bug in backends/llvm): %.900s", msg);
+        gm_fail(e, "%s: the emitted module is invalid (a bug in its kernel emitters): %.900s", t->triple, msg);
         LLVMDisposeMessage(msg);
         return -1;
     }
     LLVMDisposeMessage(msg);
     LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
-    LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
-    LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+    if (t->width > 1) {
+        LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
+        LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
+        LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+    }
     int rc = lv_llvm_fail(LLVMRunPasses(mod, "default<O3>", tm, o), "O3", e);
     LLVMDisposePassBuilderOptions(o);
     return rc;
 }
 
 LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
-                              int n, gm_err *e) {
-    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n);
-    if (!optimise(mod, tm, e)) return mod;
+                              int n, lv_kernel_emitter *emit, gm_err *e) {
+    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n, emit);
+    if (!optimise(mod, t, tm, e)) return mod;
     LLVMDisposeModule(mod);
     return NULL;
 }
@@ -155,12 +155,12 @@ static LLVMMemoryBufferRef kernel_object(const lv_target *t, const lv_kernel *ks
     LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
     if (!tm) return NULL;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n);
+    LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n, lv_emit_kernel);
     uint64_t key = cache_key(t, mod);
     LLVMMemoryBufferRef obj = no_cache ? NULL : cache_load(key);
     char *msg = NULL;
     *from_cache = obj != NULL;
-    if (!obj && !optimise(mod, tm, e)) {
+    if (!obj && !optimise(mod, t, tm, e)) {
         if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
             gm_fail(e, "jit: code generation failed: %s", msg);
             LLVMDisposeMessage(msg);

@@ -51,7 +51,9 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
 int64_t lv_scratch_floats(const lv_kernel *k, int64_t T);
 
 /* The distinct kernels of g's nodes into ks[0..n), returning n (at most
- * n_nodes); which[i] is node i's. Both defined in exec.c (no LLVM). */
+ * n_nodes); which[i] is node i's. The symbol of kernel ks[i] in compiled
+ * code ("gm_<op>_<i>"), for every target. Both defined in exec.c (no LLVM). */
+void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i);
 int lv_kernels_of(const ir_graph *g, const st_tensor *const *bound, lv_kernel *ks, int *which);
 
 #endif

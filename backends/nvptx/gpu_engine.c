@@ -111,7 +111,7 @@ static int rope_table(gpu_engine *j, const ir_node *n, cu_ptr *p, gm_err *e) {
     return rc;
 }
 
-/* Each node's kernel among the compiled ones (their symbols: nv_kernel_symbol of their index). */
+/* Each node's kernel among the compiled ones (their symbols: lv_kernel_symbol of their index). */
 static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const lv_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -122,7 +122,7 @@ static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const lv_k
             return gm_fail(e, "nvptx: the checkpoint needs a %s kernel this model was not compiled with (different "
                               "weight dtypes?); recompile it", ir_ops[g->nodes[i].op].name);
         char name[80];
-        nv_kernel_symbol(name, sizeof name, &compiled[k], k);
+        lv_kernel_symbol(name, sizeof name, &compiled[k], k);
         if (rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->fn[i], j->module, name), name, e)) return -1;
         strcat(name, g->nodes[i].op == IR_ATTENTION ? "_store" : "_gemv");
         int second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;

@@ -35,7 +35,3 @@ void nv_store_launch(const lv_kernel *k, int64_t T, nv_launch *l) {
     int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
     *l = (nv_launch){{(unsigned)T, blocks(cols, NV_THREADS), 1}, NV_THREADS, 0};
 }
-
-void nv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
-    snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
-}

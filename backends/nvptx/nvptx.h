@@ -61,7 +61,5 @@ void nv_store_launch(const lv_kernel *k, int64_t T, nv_launch *l);
 /* The PTX text of kernels ks[0..n) for a GPU architecture ("sm_80", ...),
  * malloc'd; NULL after reporting. Defined in ptx.c, with LLVM. */
 char *nv_ptx(const lv_kernel *ks, int n, const char *gpu, gm_err *e);
-/* The symbol of kernel i's (first) entry. */
-void nv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i);
 
 #endif

@@ -30,12 +30,15 @@
  *                norm_matmul sums x² on the way and scales the finished
  *                sums by 1/rms; T > 1: 64 × 64 output tiles of a block,
  *                k in steps of 16 through shared memory (weights converted
- *                to f32 as they are staged), 4 × 4 outputs a thread.
+ *                to f32 as they are staged), 4 × 4 outputs a thread (128 ×
+ *                128 tiles of 8 × 8 were slower on an H200: 4 times fewer
+ *                blocks, too few to fill its 132 SMs at these sizes).
  *                norm_matmul computes each row's 1/rms first (a warp sum)
  *                and normalises x as it is staged; the residual add
  *                and the softcap act on each output before it is stored. */
 #include "ptx.h"
 
+#include "backends/llvm/codegen.h"
 #include "backends/llvm/emit.h"
 
 #include <llvm-c/Analysis.h>
@@ -122,16 +125,20 @@ static void strided_loop(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef n
     lv_loop_begin(m, l, lo, lv_addi(m, n, step - 1), step, k, init);
 }
 
+/* An nvvm.annotations entry {fn, key, value} of the kernel being emitted. */
+static void annotate(lv_emit *m, const char *key, int value) {
+    LLVMMetadataRef md[] = {LLVMValueAsMetadata(m->fn), LLVMMDStringInContext2(m->ctx, key, strlen(key)),
+                            LLVMValueAsMetadata(LLVMConstInt(m->i32, (unsigned)value, 0))};
+    LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, md, 3)));
+}
+
+/* A kernel entry of nv_args' parameters for blocks of `threads` threads. */
 static void kernel_begin(lv_emit *m, const char *name, int threads) {
     LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->ptr, m->ptr, m->ptr, m->i64};
     m->name = name;
     m->fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(m->void_t, p, NV_N_PARAMS, 0));
-    LLVMMetadataRef md[] = {LLVMValueAsMetadata(m->fn), LLVMMDStringInContext2(m->ctx, "kernel", 6),
-                            LLVMValueAsMetadata(LLVMConstInt(m->i32, 1, 0))};
-    LLVMMetadataRef ntid[] = {md[0], LLVMMDStringInContext2(m->ctx, "maxntidx", 8),
-                              LLVMValueAsMetadata(LLVMConstInt(m->i32, (unsigned)threads, 0))};
-    LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, md, 3)));
-    LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, ntid, 3)));
+    annotate(m, "kernel", 1);
+    annotate(m, "maxntidx", threads);
     LLVMPositionBuilderAtEnd(m->b, LLVMAppendBasicBlockInContext(m->ctx, m->fn, "entry"));
 }
 
@@ -556,7 +563,7 @@ static void emit_matmul(lv_emit *m, const lv_kernel *k, const char *name) {
     LLVMBuildRetVoid(m->b);
 }
 
-static void emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
+void nv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
     if (ir_is_matmul(k->op)) {
         emit_matmul(m, k, name);
         return;
@@ -600,48 +607,12 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     return 0;
 }
 
-LLVMModuleRef nv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
-                              int n, gm_err *e) {
-    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemmac-nvptx", ctx);
-    LLVMSetTarget(mod, t->triple);
-    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(mod, layout);
-    LLVMDisposeTargetData(layout);
-    lv_emit m;
-    lv_emit_init(&m, mod, t);
-    for (int i = 0; i < n; i++) {
-        char name[64];
-        nv_kernel_symbol(name, sizeof name, &ks[i], i);
-        emit_kernel(&m, &ks[i], name);
-    }
-    lv_emit_dispose(&m);
-    char *msg = NULL;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        gm_fail(e, "nvptx: the emitted module is invalid (a bug in backends/nvptx): %.900s", msg);
-        LLVMDisposeMessage(msg);
-        LLVMDisposeModule(mod);
-        return NULL;
-    }
-    LLVMDisposeMessage(msg);
-    LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, o);
-    LLVMDisposePassBuilderOptions(o);
-    if (err) {
-        char *s = LLVMGetErrorMessage(err);
-        gm_fail(e, "nvptx: O3: %s", s);
-        LLVMDisposeErrorMessage(s);
-        LLVMDisposeModule(mod);
-        return NULL;
-    }
-    return mod;
-}
-
 char *nv_ptx(const lv_kernel *ks, int n, const char *gpu, gm_err *e) {
     lv_target t;
     if (nv_target(&t, gpu, e)) return NULL;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = tm ? nv_module_build(ctx, &t, tm, ks, n, e) : NULL;
+    LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;
     char *text = NULL, *msg = NULL;
     LLVMMemoryBufferRef buf;
     if (mod && LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {

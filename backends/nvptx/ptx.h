@@ -9,8 +9,9 @@
 /* The target for a GPU architecture ("sm_80", "sm_90", ...); -1 after
  * reporting an unknown one. */
 int nv_target(lv_target *t, const char *gpu, gm_err *e);
-/* The optimised module of ks[0..n) (NULL after reporting). */
-LLVMModuleRef nv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
-                              int n, gm_err *e);
+/* Emits kernel k as the entry `name` (and its second entry, see nvptx.h): the
+ * emitter lv_module_build (backends/llvm/codegen.h) takes for this target. */
+typedef struct lv_emit lv_emit;
+void nv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
 
 #endif
