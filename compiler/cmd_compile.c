@@ -39,15 +39,17 @@
 extern char **environ;
 
 static const char usage[] =
-    "usage: gemmac compile <model> -o NAME [--target T] [--gpu SM] [--emit KIND] [--weights DIR] [--embed-weights]\n"
-    "                      [--report] [-O0|-O1|-O2] [--passes LIST]\n"
+    "usage: gemmac compile <model> -o NAME [--target T] [--cpu NAME] [--gpu SM] [--emit KIND] [--weights DIR]\n"
+    "                      [--embed-weights] [--report] [-O0|-O1|-O2] [--passes LIST]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf file, or a\n"
     "                   description .json with --weights\n"
     "  -o NAME          the output file\n"
-    "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2), x86_64-v4 (AVX-512)\n"
-    "                   or nvptx (NVIDIA GPUs; `gemmac targets` lists them)\n"
+    "  --target T       native (default: this CPU), x86_64, x86_64-v3 (AVX2), x86_64-v4 (AVX-512),\n"
+    "                   aarch64 (64-bit Arm Linux) or nvptx (NVIDIA GPUs; `gemmac targets` lists them)\n"
     "  --gpu SM         nvptx: the PTX's architecture, sm_80 (default), sm_86, sm_89 or sm_90;\n"
     "                   the driver compiles it for the GPU present (any as new or newer)\n"
+    "  --cpu NAME       aarch64: the Arm CPU (generic by default, neoverse-v1, cortex-a76, ...);\n"
+    "                   LLVM takes its features (bf16, fp16, dot products) from the name\n"
     "  --emit KIND      exe (default): a standalone executable; lib: NAME.a and NAME.h, the model\n"
     "                   as a static library for C programs; obj, asm or llvm-ir: the kernels\n"
     "                   (for nvptx, asm is the PTX and obj the host object that carries it)\n"
@@ -70,7 +72,8 @@ static const char *const system_libs[] = {"-lsentencepiece", "-lcjson", "-lopenb
 #define N_SYSTEM (int)(sizeof system_libs / sizeof *system_libs)
 
 typedef struct {
-    const char *model, *out, *target, *gpu, *weights;
+    const char *model, *out, *target, *gpu, *cpu, *weights;
+    const gm_target_row *row;   /* the target's row (targets.h) */
     lv_emit_kind kind;
     int exe, lib, embed, report;
     gm_pipeline_opts pipeline;
@@ -92,6 +95,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
         if ((v = cli_value(argc, argv, &i, "-o"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--target"))) a->target = v;
         else if ((v = cli_value(argc, argv, &i, "--gpu"))) a->gpu = v;
+        else if ((v = cli_value(argc, argv, &i, "--cpu"))) a->cpu = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
         else if (cli_is(argv[i], "--embed-weights")) a->embed = 1;
         else if ((v = cli_value(argc, argv, &i, "--emit"))) {
@@ -116,12 +120,15 @@ static int own_dir(char *dir, size_t len, gm_err *e) {
     return 0;
 }
 
-/* paths[i]: library i beside gemmac; -1 after reporting one missing. */
-static int library_paths(char paths[N_LIBRARIES][PATH_MAX + 32], gm_err *e) {
+/* paths[i]: library i of the target's runtime beside gemmac; -1 after reporting one missing. */
+static int library_paths(const gm_target_row *t, char paths[N_LIBRARIES][PATH_MAX + 64], gm_err *e) {
     char dir[PATH_MAX];
     if (own_dir(dir, sizeof dir, e)) return -1;
     for (int i = 0; i < N_LIBRARIES; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s/lib%s.a", dir, libraries[i]);
+        snprintf(paths[i], sizeof paths[i], "%s/%s%slib%s.a", dir, t->lib_dir, *t->lib_dir ? "/" : "", libraries[i]);
+        if (access(paths[i], R_OK) && *t->lib_dir)
+            return gm_fail(e, "%s: not found: the %s runtime is built with gemmac when its cross toolchain is installed "
+                              "(scripts/deps.sh as root, then rebuild)", paths[i], t->name);
         if (access(paths[i], R_OK)) return gm_fail(e, "%s: not found; gemmac compile needs its build tree", paths[i]);
     }
     return 0;
@@ -141,12 +148,13 @@ static int spawn(const char *const *argv, const char *in_path, const char *what,
     return 0;
 }
 
-/* cc -o exe obj <gemmac's libraries> <system libraries>; -1 after reporting. */
-static int link_exe(const char *obj, const char *exe, gm_err *e) {
-    char paths[N_LIBRARIES][PATH_MAX + 32];
-    if (library_paths(paths, e)) return -1;
-    const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {"cc", "-o", exe, obj};
+/* CC -o exe obj <the target's runtime libraries> <system libraries>; -1 after reporting. */
+static int link_exe(const gm_target_row *t, const char *obj, const char *exe, gm_err *e) {
+    char paths[N_LIBRARIES][PATH_MAX + 64], deps[PATH_MAX + 64];
+    if (library_paths(t, paths, e) || (t->deps_dir && own_dir(deps, PATH_MAX, e))) return -1;
+    const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {t->cc, "-o", exe, obj};
     int n = 4;
+    if (t->deps_dir) snprintf(deps + strlen(deps), sizeof deps - strlen(deps), "/%s", t->deps_dir), argv[n++] = "-L", argv[n++] = deps;
     for (int i = 0; i < N_LIBRARIES; i++) argv[n++] = paths[i];
     for (int i = 0; i < N_SYSTEM; i++) argv[n++] = system_libs[i];
     return spawn(argv, NULL, exe, e);
@@ -162,9 +170,9 @@ static int mri_safe(const char *path, gm_err *e) {
 
 /* The static library lib: obj and gemmac's libraries from gm_aot_model on,
  * merged by an `ar -M` script (written to script); -1 after reporting. */
-static int make_lib(const char *obj, const char *lib, const char *script, gm_err *e) {
-    char paths[N_LIBRARIES][PATH_MAX + 32];
-    if (library_paths(paths, e) || mri_safe(obj, e) || mri_safe(lib, e)) return -1;
+static int make_lib(const gm_target_row *t, const char *obj, const char *lib, const char *script, gm_err *e) {
+    char paths[N_LIBRARIES][PATH_MAX + 64];
+    if (library_paths(t, paths, e) || mri_safe(obj, e) || mri_safe(lib, e)) return -1;
     gm_buf b = {0};
     gm_buf_printf(&b, "create %s\naddmod %s\n", lib, obj);
     int rc = 0;
@@ -191,8 +199,8 @@ static int write_header(const char *path, const compile_args *a, const char *mod
     gm_buf_puts(&guard, "GM_LIB_");
     for (const char *p = base; *p; p++) gm_buf_printf(&guard, "%c", isalnum((unsigned char)*p) ? toupper((unsigned char)*p) : '_');
     gm_buf_printf(&b, "/* %s.h — the Gemma model \"%s\" compiled by gemmac %s for %s%s.\n"
-                      " * Link: cc prog.c %s.a", base, model, GM_VERSION, a->target,
-                  a->embed ? ", weights embedded" : "", base);
+                      " * Link: %s prog.c %s.a", base, model, GM_VERSION, a->target,
+                  a->embed ? ", weights embedded" : "", a->row->cc, base);
     for (int i = 0; i < N_SYSTEM; i++) gm_buf_printf(&b, " %s", system_libs[i]);
     gm_buf_printf(&b, "\n * One model per program: the names below are the same in every such library. */\n"
                       "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
@@ -256,7 +264,7 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     lv_aot_blob blobs[3];
     snprintf(pack, sizeof pack, "%s.pack.tmp.%ld", tmp, (long)getpid());
     int n_blobs = a->embed ? embedded_files(m, pack, real, blobs, e) : 0;
-    lv_aot_model am = {a->target, a->gpu, g->name, text, weights, m->passes, blobs, n_blobs};
+    lv_aot_model am = {a->target, a->gpu, a->cpu, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     if (!rc)
         fprintf(stderr, "gemmac: %s: %d ops in %d kernels for %s (passes: %s)%s\n", g->name, g->n_nodes, n, a->target,
@@ -279,7 +287,7 @@ static int emit_lib(const compile_args *a, const gm_model *m, const char *obj, c
     snprintf(hdr, len, "%s.h", a->out);
     snprintf(htmp, len, "%s.h.tmp.%ld", a->out, (long)getpid());
     snprintf(script, len, "%s.mri.tmp.%ld", a->out, (long)getpid());
-    int rc = make_lib(obj, tmp, script, e);
+    int rc = make_lib(a->row, obj, tmp, script, e);
     if (!rc) rc = write_header(htmp, a, m->graph->name, e);
     if (!rc && rename(tmp, lib)) rc = gm_fail(e, "%s: cannot write: %s", lib, strerror(errno));
     if (!rc && rename(htmp, hdr)) {
@@ -302,7 +310,7 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
     int rc = emit(a, m, a->exe || a->lib ? obj : tmp, e);
     if (!rc && a->lib) rc = emit_lib(a, m, obj, tmp, len, e);
     else {
-        if (!rc && a->exe) rc = link_exe(obj, tmp, e);
+        if (!rc && a->exe) rc = link_exe(a->row, obj, tmp, e);
         if (!rc && rename(tmp, a->out)) rc = gm_fail(e, "%s: cannot write: %s", a->out, strerror(errno));
     }
     unlink(obj);
@@ -319,7 +327,7 @@ int cmd_compile(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
-    if (!gm_target_find(a.target)) {
+    if (!(a.row = gm_target_find(a.target))) {
         gm_fail(&e, "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)", a.target, gm_target_names());
         return cli_error(&e);
     }

@@ -57,7 +57,8 @@ static int lookup(const scope *s, const char *name) {
 static const cJSON *member(frontend *f, const cJSON *obj, const char *key, const char *path, int type) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     char p[256];
-    snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
+    int n = snprintf(p, sizeof p, "%s%s", path, *path ? "." : "");
+    if (n >= 0 && (size_t)n < sizeof p) snprintf(p + n, sizeof p - n, "%s", key);
     static const char *const names[] = {[cJSON_Number] = "a number", [cJSON_String] = "a string",
                                         [cJSON_Array] = "an array", [cJSON_Object] = "an object"};
     if (!j || !(j->type & type)) {

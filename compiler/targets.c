@@ -1,8 +1,11 @@
-/* targets.c — every target gemmac knows, one row each (targets.h). The
- * x86-64 rows share the CPU kernels of backends/llvm (vector width from the
- * CPU's features); nvptx is backends/nvptx, whose kernels read row-major
- * weights (a warp per output column reads a row with coalesced loads), so
- * pack_weights leaves its weights as the checkpoint stores them. */
+/* targets.c — every target gemmac knows, one row each (targets.h). The CPU
+ * rows share the kernels of backends/llvm (vector width and registers from
+ * backends/x86_64 or backends/aarch64); aarch64 executables link with
+ * Debian's cross compiler and the runtime the build cross-compiles into
+ * build/aarch64 (scripts/deps.sh installs both). nvptx is backends/nvptx,
+ * whose kernels read row-major weights (a warp per output column reads a row
+ * with coalesced loads), so pack_weights leaves its weights as the
+ * checkpoint stores them; its executables are host programs. */
 #include "targets.h"
 
 #include "ir/ir.h"
@@ -10,11 +13,14 @@
 #include <string.h>
 
 static const gm_target_row targets[] = {
-    {"native", "this CPU (LLVM's host CPU name and features)", IR_PANEL, "jit / aot"},
-    {"x86_64", "x86-64 baseline (SSE2)", IR_PANEL, "aot"},
-    {"x86_64-v3", "x86-64-v3 (AVX2, FMA)", IR_PANEL, "aot"},
-    {"x86_64-v4", "x86-64-v4 (AVX-512)", IR_PANEL, "aot"},
-    {"nvptx", "NVIDIA GPUs: PTX for --gpu sm_80, sm_86, sm_89 or sm_90, run by the CUDA driver", 0, "nvptx"},
+    {"native", "this CPU (LLVM's host CPU name and features)", IR_PANEL, "jit / aot", "cc", "", NULL},
+    {"x86_64", "x86-64 baseline (SSE2)", IR_PANEL, "aot", "cc", "", NULL},
+    {"x86_64-v3", "x86-64-v3 (AVX2, FMA)", IR_PANEL, "aot", "cc", "", NULL},
+    {"x86_64-v4", "x86-64-v4 (AVX-512)", IR_PANEL, "aot", "cc", "", NULL},
+    {"aarch64", "64-bit Arm Linux, NEON (--cpu neoverse-v1, cortex-a76, ...; default generic)", IR_PANEL, "aot",
+     "aarch64-linux-gnu-gcc", "aarch64", "aarch64-deps/usr/lib/aarch64-linux-gnu"},
+    {"nvptx", "NVIDIA GPUs: PTX for --gpu sm_80, sm_86, sm_89 or sm_90, run by the CUDA driver", 0, "nvptx", "cc", "",
+     NULL},
 };
 #define N_TARGETS (int)(sizeof targets / sizeof *targets)
 
@@ -24,7 +30,7 @@ const gm_target_row *gm_target_find(const char *name) {
     return NULL;
 }
 
-const char *gm_target_names(void) { return "native, x86_64, x86_64-v3, x86_64-v4, nvptx"; }
+const char *gm_target_names(void) { return "native, x86_64, x86_64-v3, x86_64-v4, aarch64, nvptx"; }
 
 void gm_targets_print(FILE *out) {
     fprintf(out, "%-10s %-14s %-10s %s\n", "target", "weights", "engine", "compiles for");

@@ -1,7 +1,8 @@
 /* targets.h — the targets gemmac compiles for, one row each (targets.c):
  * what `--target` names, what the row compiles for, the weight layout its
  * matmul kernels read (which decides whether the layout pass packs weights),
- * and the engine that runs its code. `gemmac targets` prints the table. */
+ * the engine that runs its code, and how its executables are linked.
+ * `gemmac targets` prints the table. */
 #ifndef GM_TARGETS_H
 #define GM_TARGETS_H
 
@@ -12,6 +13,9 @@ typedef struct {
     const char *summary;     /* what it compiles for */
     int panel;               /* its matmul kernels read weights in panels of this many rows; 0: row-major */
     const char *engine;      /* the backend that runs its code */
+    const char *cc;          /* the compiler driver that links its executables */
+    const char *lib_dir;     /* its LLVM-free runtime libraries: this folder beside gemmac ("" the host's) */
+    const char *deps_dir;    /* more of its libraries (-L) beside gemmac, or NULL */
 } gm_target_row;
 
 /* The row of name (NULL: native); NULL when unknown. */

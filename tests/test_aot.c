@@ -145,28 +145,6 @@ static void test_embedded_demo(void) {
 }
 
 /* A C program using NAME.h: prompt 1 of expected.json, 16 greedy steps. */
-static const char lib_prog[] =
-    "#include \"tg2.h\"\n"
-    "#include <stdio.h>\n#include <stdlib.h>\n"
-    "int main(void) {\n"
-    "    char err[256];\n"
-    "    gm_lib_model *m = gm_lib_open(NULL, 24, err, sizeof err);\n"
-    "    if (!m) return fprintf(stderr, \"%s\\n\", err), 1;\n"
-    "    int32_t prompt[] = {2, 710, 584, 60, 594, 661, 284, 586}, n = 8, tok = 0;\n"
-    "    float *logits = malloc(gm_lib_vocab(m) * sizeof *logits);\n"
-    "    for (int s = 0; s < 16; s++) {\n"
-    "        if (s ? gm_lib_decode(m, tok, n + s - 1, logits) : gm_lib_prefill(m, prompt, n, 0, logits))\n"
-    "            return fprintf(stderr, \"%s\\n\", gm_lib_error(m)), 1;\n"
-    "        tok = 0;\n"
-    "        for (int i = 1; i < gm_lib_vocab(m); i++) if (logits[i] > logits[tok]) tok = i;\n"
-    "        printf(\"%d%c\", (int)tok, s < 15 ? ',' : '\\n');\n"
-    "    }\n"
-    "    if (gm_lib_decode(m, tok, 100, logits) != -1 || !*gm_lib_error(m)) return 1; /* past the context */\n"
-    "    free(logits);\n"
-    "    gm_lib_close(m);\n"
-    "    return 0;\n"
-    "}\n";
-
 static void test_library(void) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-lib"));
     CU_ASSERT_EQUAL_FATAL(sh("mkdir out && '%s' compile '%s' --emit lib -o out/tg2", gemmac, test_path("golden/tiny-gemma2")), 0);
@@ -174,14 +152,8 @@ static void test_library(void) {
     char *ls = slurp("out.txt");
     CU_ASSERT_STRING_EQUAL(ls, "tg2.a tg2.h "); /* and no temporaries */
     free(ls);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/prog.c", dir);
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(lib_prog, f);
-    fclose(f);
-    CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -Wall -Werror -Iout -o prog prog.c out/tg2.a -lsentencepiece -lcjson "
-                             "-lopenblas -lstdc++ -lm -lpthread%s%s", "", ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -Wall -Werror -Iout -o prog '%s' out/tg2.a -lsentencepiece -lcjson "
+                             "-lopenblas -lstdc++ -lm -lpthread%s", test_path("aot_lib_prog.c"), ""), 0);
     CU_ASSERT_EQUAL_FATAL(sh("./prog%s%s", "", ""), 0);
     char *out = slurp("out.txt");
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);

@@ -23,6 +23,7 @@
  *       the oracle's tolerance at its logits of about 10; random weights
  *       make logits of about 100, and f32 sums in another order differ by
  *       about 1e-6 of them per layer), with identical tokens. */
+#include "oracle_exe.h"
 #include "testing.h"
 
 #include "runtime/common.h"
@@ -148,87 +149,10 @@ static void executable(const char *name, char *exe, char *weights, size_t len) {
     snprintf(exe, len, "%s/%s", dir, name);
 }
 
-static float *read_f32(const char *path, size_t *n) {
-    gm_err e;
-    size_t len = 0;
-    float *f = (float *)gm_read_file(path, &len, &e);
-    *n = len / 4;
-    return f;
-}
-
-static double worst_diff(const float *a, const float *b, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= w)) w = d;
-    }
-    return w;
-}
-
-/* One prompt of a case through the executable: prefill rows and greedy steps. */
-static double check_prompt(const char *exe, const char *weights, const cJSON *pr, const float *prefill,
-                           const float *steps, int64_t V) {
-    char ids[8192] = "", cont[8192] = "", cmd[16384];
-    const cJSON *x;
-    int n = 0;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItem(pr, "prompt")) snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d", n++ ? "," : "", x->valueint);
-    int s = 0;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItem(pr, "continuation")) snprintf(cont + strlen(cont), sizeof cont - strlen(cont), "%s%d", s++ ? "," : "", x->valueint);
-    snprintf(cmd, sizeof cmd, "'%s' logits --tokens %s --steps 16 --out steps.f32 --prefill-out prefill.f32%s", exe, ids,
-             weights);
-    int rc = sh(cmd);
-    if (rc) printf("\n  %s: %s", exe, slurp("err.txt"));
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
-    char *out = slurp("out.txt");
-    strcat(cont, "\n");
-    if (strcmp(out, cont)) printf("\n  %s tokens %s: greedy %s expected %s", exe, ids, out, cont);
-    CU_ASSERT_STRING_EQUAL(out, cont);
-    free(out);
-    size_t np, ns;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/prefill.f32", dir);
-    float *gp = read_f32(path, &np);
-    snprintf(path, sizeof path, "%s/steps.f32", dir);
-    float *gs = read_f32(path, &ns);
-    CU_ASSERT_FATAL(gp && gs && np == (size_t)n * V && ns == (size_t)16 * V);
-    double w = fmax(worst_diff(gp, prefill, np), worst_diff(gs, steps, ns));
-    if (!(w <= 1e-3)) printf("\n  %s tokens %s: max |dlogit| %.3g", exe, ids, w);
-    CU_ASSERT(w <= 1e-3);
-    free(gp);
-    free(gs);
-    return w;
-}
-
 static void check_case(const char *name) {
-    char exe[4200], weights[4200], gold[4200], path[4300];
+    char exe[4200], weights[4200];
     executable(name, exe, weights, sizeof exe);
-    snprintf(gold, sizeof gold, "%s", test_path("golden/"));
-    strncat(gold, name, sizeof gold - strlen(gold) - 1);
-    snprintf(path, sizeof path, "%s/expected.json", gold);
-    gm_err e;
-    char *text = gm_read_file(path, NULL, &e);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    size_t np, ns;
-    snprintf(path, sizeof path, "%s/expected_prefill_logits.f32", gold);
-    float *prefill = read_f32(path, &np);
-    snprintf(path, sizeof path, "%s/expected_logits.f32", gold);
-    float *steps = read_f32(path, &ns);
-    int64_t V = (int64_t)test_json_num(j, "vocab_size");
-    const cJSON *pr;
-    size_t at = 0;
-    int p = 0;
-    double worst = 0;
-    cJSON_ArrayForEach(pr, cJSON_GetObjectItem(j, "prompts")) {
-        worst = fmax(worst, check_prompt(exe, weights, pr, prefill + at * V, steps + (size_t)p * 16 * V, V));
-        at += cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"));
-        p++;
-    }
-    printf("[%s nvptx: %d prompts, max |dlogit| %.2e] ", name, p, worst);
-    cJSON_Delete(j);
-    free(text);
-    free(prefill);
-    free(steps);
+    oracle_check_exe(dir, "", exe, weights, name, "nvptx");
 }
 
 #define GPU_CASE(i) \
@@ -278,13 +202,13 @@ static char *probe(const char *exe, const char *tag) {
 }
 
 static void compare_files(const char *name) {
-    char a[4200], b[4200];
+    char a[64], b[64];
     size_t na, nb;
-    snprintf(a, sizeof a, "%s/cpu.%s", dir, name);
-    snprintf(b, sizeof b, "%s/gpu.%s", dir, name);
-    float *x = read_f32(a, &na), *y = read_f32(b, &nb);
+    snprintf(a, sizeof a, "cpu.%s", name);
+    snprintf(b, sizeof b, "gpu.%s", name);
+    float *x = oracle_read_f32(dir, a, &na), *y = oracle_read_f32(dir, b, &nb);
     CU_ASSERT_FATAL(x && y && na == nb && na > 0);
-    double w = worst_diff(x, y, na), top = 0;
+    double w = oracle_max_diff(x, y, na), top = 0;
     for (size_t i = 0; i < na; i++) top = fmax(top, fabs(x[i]));
     printf("[%s: %zu logits up to %.1f, max |dlogit| %.2e] ", name, na, top, w);
     CU_ASSERT(w <= 1e-4 * fmax(top, 10));

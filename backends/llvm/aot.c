@@ -48,11 +48,10 @@ static void asm_string(gm_buf *b, const char *s) {
 }
 
 /* Module assembly that includes each blob's file between its symbols. */
-static void add_blob_asm(LLVMModuleRef mod, const lv_aot_model *m) {
+static void add_blob_asm(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t) {
     gm_buf b = {0};
     for (int i = 0; i < m->n_blobs; i++) {
-        gm_buf_printf(&b, ".section .lrodata,\"a\",@progbits\n.balign 64\n.globl gm_blob_%d_start\n"
-                          "gm_blob_%d_start:\n.incbin \"", i, i);
+        gm_buf_printf(&b, "%s\n.balign 64\n.globl gm_blob_%d_start\ngm_blob_%d_start:\n.incbin \"", t->blob_section, i, i);
         asm_string(&b, m->blobs[i].path);
         gm_buf_printf(&b, "\"\n.globl gm_blob_%d_end\ngm_blob_%d_end:\n.balign 8\n.globl gm_blob_%d_size\n"
                           "gm_blob_%d_size:\n.quad gm_blob_%d_end - gm_blob_%d_start\n", i, i, i, i, i, i);
@@ -62,7 +61,7 @@ static void add_blob_asm(LLVMModuleRef mod, const lv_aot_model *m) {
 }
 
 /* gm_aot_blobs: {name, start, end} of each blob, and gm_aot_n_blobs. */
-static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m) {
+static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t) {
     LLVMContextRef ctx = LLVMGetModuleContext(mod);
     LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0), i8 = LLVMInt8TypeInContext(ctx);
     LLVMTypeRef entry = LLVMStructTypeInContext(ctx, (LLVMTypeRef[]){ptr, ptr, ptr}, 3, 0);
@@ -79,7 +78,7 @@ static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m) {
     add_global(mod, "gm_aot_blobs", LLVMConstArray2(entry, rows, m->n_blobs));
     add_global(mod, "gm_aot_n_blobs", LLVMConstInt(LLVMInt32TypeInContext(ctx), m->n_blobs, 0));
     free(rows);
-    if (m->n_blobs) add_blob_asm(mod, m);
+    if (m->n_blobs) add_blob_asm(mod, m, t);
 }
 
 /* The tables of aot.h; ptx: the kernels' PTX (nvptx), where gm_aot_fns are null, or "". */
@@ -103,11 +102,14 @@ static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target
     char *text = manifest(m, t, ptx);
     add_text(mod, "gm_aot_manifest", text);
     free(text);
-    add_blobs(mod, m);
+    add_blobs(mod, m, t);
 }
 
+/* Assembly is verbose: loop headers, spills and reloads are marked, for readers and for the tests
+ * that scan the hot loops (test_spills). */
 static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind kind, const char *path, gm_err *e) {
     char *msg = NULL;
+    if (kind == LV_EMIT_ASM) LLVMSetTargetMachineAsmVerbosity(tm, 1);
     int bad = kind == LV_EMIT_LLVM_IR
                   ? LLVMPrintModuleToFile(mod, path, &msg)
                   : LLVMTargetMachineEmitToFile(tm, mod, path, kind == LV_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
@@ -160,7 +162,7 @@ static int emit_nvptx(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit
 int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
     if (!strcmp(m->target, "nvptx")) return emit_nvptx(m, ks, n, kind, path, e);
     lv_target t;
-    if (lv_target_named(&t, m->target, e)) return -1;
+    if (lv_target_named(&t, m->target, m->cpu, e)) return -1;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, lv_emit_kernel, e) : NULL;

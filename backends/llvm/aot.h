@@ -14,11 +14,10 @@
  *                   tokenizer.model when there is one, and the packed weights
  *                   (compiler/packed.c), told apart by name. Their bytes are not
  *                   IR constants (models run to GBs): module-level assembly
- *                   `.incbin`s each file into .lrodata between the symbols
+ *                   `.incbin`s each file into the target's blob section
+ *                   (target.c: .lrodata on x86-64) between the symbols
  *                   gm_blob_N_start and gm_blob_N_end (gm_blob_N_size holds
- *                   the difference); .lrodata is the x86-64 large-data
- *                   section, laid out after .bss, so a blob of GBs never
- *                   pushes the code's 32-bit references out of reach. */
+ *                   the difference). */
 #ifndef GM_LLVM_AOT_H
 #define GM_LLVM_AOT_H
 
@@ -37,6 +36,7 @@ typedef struct {
 typedef struct {
     const char *target;       /* native, x86_64, x86_64-v3, x86_64-v4, nvptx */
     const char *gpu;          /* nvptx: the GPU architecture of the PTX (sm_80, ...) */
+    const char *cpu;          /* aarch64: the Arm CPU (--cpu), or NULL */
     const char *model_name;   /* for the manifest */
     const char *description;  /* the description's JSON */
     const char *weights;      /* the checkpoint's path */

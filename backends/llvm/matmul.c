@@ -152,11 +152,11 @@ typedef struct {
 static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
 
 /* Rows of x per register tile: the accumulators of MR rows fill the vector
- * registers but for a few (32 with AVX-512, 16 below), those that hold the
- * operands of one step (emit_register_tile): AVX-512 12 rows × 2 vectors,
- * AVX2 3 rows × 4 vectors, 16 of 16 registers. */
+ * registers but for a few (the target's: 32 with AVX-512 and NEON, 16 for
+ * AVX2), those that hold the operands of one step (emit_register_tile):
+ * AVX-512 12 rows × 2 vectors, AVX2 3 rows × 4 vectors, NEON 3 rows × 8. */
 static int tile_rows(lv_emit *m) {
-    int regs = m->target->width == 16 ? 32 : 16, mr = (regs - 4) / vectors_per_row(m);
+    int mr = (m->target->regs - 4) / vectors_per_row(m);
     return mr > 12 ? 12 : mr < 1 ? 1 : mr;
 }
 

@@ -1,10 +1,27 @@
-/* target.c — the host target (see target.h): LLVM names the CPU and its
- * features, the architecture's own file picks the vector width. */
+/* target.c — the CPU targets (see target.h): LLVM names the host CPU and its
+ * features; each architecture's file picks the vector width and registers
+ * (backends/x86_64, backends/aarch64). */
 #include "target.h"
 
+#include "backends/aarch64/aarch64.h"
 #include "backends/x86_64/x86_64.h"
 
 #include <llvm-c/Core.h>
+
+/* .lrodata is the x86-64 large-data section, laid out after .bss, so a blob of
+ * GBs never pushes the code's 32-bit references out of reach; other
+ * architectures reach further and take .rodata. */
+static void tune(lv_target *t) {
+    t->width = 4;
+    t->regs = 16;
+    t->prefer_width = NULL;
+    t->blob_section = ".section .rodata,\"a\",%progbits";
+    if (!strncmp(t->triple, "x86_64", 6)) {
+        t->blob_section = ".section .lrodata,\"a\",@progbits";
+        x86_64_tune(t);
+    }
+    if (!strncmp(t->triple, "aarch64", 7)) aarch64_tune(t);
+}
 
 void lv_target_host(lv_target *t) {
     LLVMInitializeNativeTarget();
@@ -13,9 +30,7 @@ void lv_target_host(lv_target *t) {
     t->triple = LLVMGetDefaultTargetTriple();
     t->cpu = LLVMGetHostCPUName();
     t->features = LLVMGetHostCPUFeatures();
-    t->width = 4;
-    t->prefer_width = NULL;
-    if (!strncmp(t->triple, "x86_64", 6)) x86_64_tune(t);
+    tune(t);
 }
 
 static const struct {
@@ -28,7 +43,13 @@ static const struct {
      "+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"},
 };
 
-int lv_target_named(lv_target *t, const char *name, gm_err *e) {
+int lv_target_named(lv_target *t, const char *name, const char *cpu, gm_err *e) {
+    if (cpu && strcmp(name, "aarch64")) return gm_fail(e, "--cpu is for --target aarch64 (x86-64 has levels: x86_64-v3, x86_64-v4)");
+    if (!strcmp(name, "aarch64")) {
+        if (aarch64_target(t, cpu, e)) return -1;
+        tune(t);
+        return 0;
+    }
     if (!strcmp(name, "native")) return lv_target_host(t), 0;
     for (size_t i = 0; i < sizeof x86_64_levels / sizeof *x86_64_levels; i++)
         if (!strcmp(name, x86_64_levels[i].name)) {
@@ -40,11 +61,10 @@ int lv_target_named(lv_target *t, const char *name, gm_err *e) {
             t->triple = LLVMCreateMessage("x86_64-pc-linux-gnu");
             t->cpu = LLVMCreateMessage(x86_64_levels[i].cpu);
             t->features = LLVMCreateMessage(x86_64_levels[i].features);
-            t->prefer_width = NULL;
-            x86_64_tune(t);
+            tune(t);
             return 0;
         }
-    return gm_fail(e, "unknown target \"%s\" (available: native, x86_64, x86_64-v3, x86_64-v4)", name);
+    return gm_fail(e, "unknown target \"%s\" (available: native, x86_64, x86_64-v3, x86_64-v4, aarch64)", name);
 }
 
 void lv_target_free(lv_target *t) {

@@ -14,14 +14,17 @@
 typedef struct {
     char *triple, *cpu, *features; /* LLVM's strings (LLVMDisposeMessage) */
     int width;                     /* f32 lanes of the kernels' vectors: 4, 8 or 16 */
+    int regs;                      /* vector registers, which size the matmul's register tiles */
     const char *prefer_width;      /* "prefer-vector-width" attribute value, or NULL */
+    const char *blob_section;      /* the section directive of embedded files (aot.c) */
 } lv_target;
 
 /* The CPU this process runs on. */
 void lv_target_host(lv_target *t);
 /* A target by name: native (the host), x86_64 (SSE2 baseline), x86_64-v3
- * (AVX2, FMA) or x86_64-v4 (AVX-512); -1 after reporting an unknown name. */
-int lv_target_named(lv_target *t, const char *name, gm_err *e);
+ * (AVX2, FMA), x86_64-v4 (AVX-512), or aarch64 for the Arm CPU cpu (NULL:
+ * generic ARMv8-A with NEON); -1 after reporting an unknown name or CPU. */
+int lv_target_named(lv_target *t, const char *name, const char *cpu, gm_err *e);
 void lv_target_free(lv_target *t);
 
 /* A target machine for t at the highest optimisation level, with the JIT's

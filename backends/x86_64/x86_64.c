@@ -15,6 +15,7 @@ static int has_feature(const char *features, const char *name) {
 void x86_64_tune(lv_target *t) {
     if (has_feature(t->features, "avx512f")) {
         t->width = 16;
+        t->regs = 32;
         t->prefer_width = "512";
     } else if (has_feature(t->features, "avx")) {
         t->width = 8;

@@ -5,9 +5,9 @@
 
 #include "backends/llvm/target.h"
 
-/* From LLVM's feature string: AVX-512 gives 16 lanes (zmm) and asks LLVM to
- * prefer 512-bit vectors too (it defaults to 256 on these CPUs); AVX gives 8;
- * anything older keeps SSE's 4. */
+/* From LLVM's feature string: AVX-512 gives 16 lanes (zmm) in 32 registers and
+ * asks LLVM to prefer 512-bit vectors too (it defaults to 256 on these CPUs);
+ * AVX gives 8 in 16; anything older keeps SSE's 4 in 16. */
 void x86_64_tune(lv_target *t);
 
 #endif

@@ -1,0 +1,38 @@
+/* aarch64.c — the AArch64 target: 64-bit Arm Linux, NEON vectors of 4 f32
+ * lanes in 32 registers (so the matmul's register tiles are 3 rows × 8
+ * vectors). The CPU is a name LLVM knows, and LLVM derives its features from
+ * it: bf16 and fp16 arithmetic, dot products, SVE, only where that CPU has
+ * them; the kernels' own code is portable NEON either way. */
+#include "aarch64.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+
+/* The CPUs --cpu accepts: LLVM 19 knows each, from the cores of cheap boards to servers. */
+static const char *const cpus[] = {"generic",     "cortex-a53", "cortex-a55", "cortex-a72",  "cortex-a76",
+                                   "cortex-a78",  "cortex-x1",  "cortex-x2",  "neoverse-n1", "neoverse-n2",
+                                   "neoverse-v1", "neoverse-v2", "apple-m1",  "apple-m2",    "ampere1", NULL};
+
+int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
+    int i = 0;
+    if (!cpu) cpu = "generic";
+    while (cpus[i] && strcmp(cpus[i], cpu)) i++;
+    if (!cpus[i])
+        return gm_fail(e, "--cpu: unknown Arm CPU \"%s\" (available: generic, cortex-a53, cortex-a55, cortex-a72, "
+                          "cortex-a76, cortex-a78, cortex-x1, cortex-x2, neoverse-n1, neoverse-n2, neoverse-v1, "
+                          "neoverse-v2, apple-m1, apple-m2, ampere1)", cpu);
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
+    LLVMInitializeAArch64AsmParser();
+    t->triple = LLVMCreateMessage("aarch64-unknown-linux-gnu");
+    t->cpu = LLVMCreateMessage(cpu);
+    t->features = LLVMCreateMessage("+neon");
+    return 0;
+}
+
+void aarch64_tune(lv_target *t) {
+    t->width = 4;
+    t->regs = 32;
+}

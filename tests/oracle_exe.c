@@ -1,0 +1,98 @@
+/* oracle_exe.c — an executable's logits probe against an oracle case (see oracle_exe.h). */
+#include "oracle_exe.h"
+
+#include "testing.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+float *oracle_read_f32(const char *dir, const char *name, size_t *n) {
+    FILE *f;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!(f = fopen(path, "rb"))) return *n = 0, NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    float *v = malloc(len > 0 ? len : 1);
+    *n = fread(v, 1, len > 0 ? len : 0, f) / sizeof *v;
+    fclose(f);
+    return v;
+}
+
+double oracle_max_diff(const float *a, const float *b, size_t n) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= w)) w = d; /* NaN counts as the worst */
+    }
+    return w;
+}
+
+/* "a,b,c" of a JSON array of ids into buf. */
+static void ids_text(const cJSON *arr, char *buf, size_t len) {
+    const cJSON *x;
+    int n = 0;
+    buf[0] = 0;
+    cJSON_ArrayForEach(x, arr) snprintf(buf + strlen(buf), len - strlen(buf), "%s%d", n++ ? "," : "", x->valueint);
+}
+
+/* One prompt: prefill rows (n of them) and the 16 greedy steps against want_prefill, want_steps. */
+static double check_prompt(const char *dir, const char *cmd_head, const cJSON *pr, const float *want_prefill,
+                           const float *want_steps, long V) {
+    char ids[8192], cont[8200], cmd[24576];
+    ids_text(cJSON_GetObjectItem(pr, "prompt"), ids, sizeof ids);
+    ids_text(cJSON_GetObjectItem(pr, "continuation"), cont, sizeof cont - 1);
+    strcat(cont, "\n");
+    snprintf(cmd, sizeof cmd, cmd_head, ids);
+    int rc = test_sh(dir, cmd);
+    char *out = test_slurp(dir, rc ? "err.txt" : "out.txt");
+    if (rc) printf("\n  %s: %s", cmd, out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    if (strcmp(out, cont)) printf("\n  tokens %s: greedy %s expected %s", ids, out, cont);
+    CU_ASSERT_STRING_EQUAL(out, cont);
+    free(out);
+    size_t np, ns, n = cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"));
+    float *gp = oracle_read_f32(dir, "prefill.f32", &np), *gs = oracle_read_f32(dir, "steps.f32", &ns);
+    CU_ASSERT_FATAL(gp && gs && np == n * V && ns == (size_t)16 * V);
+    double w = fmax(oracle_max_diff(gp, want_prefill, np), oracle_max_diff(gs, want_steps, ns));
+    if (!(w <= 1e-3)) printf("\n  tokens %s: max |dlogit| %.3g", ids, w);
+    CU_ASSERT(w <= 1e-3);
+    free(gp);
+    free(gs);
+    return w;
+}
+
+double oracle_check_exe(const char *dir, const char *runner, const char *exe, const char *extra, const char *name,
+                        const char *label) {
+    char gold[4096], cmd_head[16384];
+    snprintf(gold, sizeof gold, "golden/%s", name);
+    snprintf(gold, sizeof gold, "%s", test_path(gold));
+    char *text = test_slurp(gold, "expected.json");
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    size_t np, ns;
+    float *prefill = oracle_read_f32(gold, "expected_prefill_logits.f32", &np), *steps = oracle_read_f32(gold, "expected_logits.f32", &ns);
+    long V = (long)test_json_num(j, "vocab_size");
+    /* %%s: the prompt's ids, filled in per prompt */
+    snprintf(cmd_head, sizeof cmd_head, "%s'%s' logits --tokens %%s --steps 16 --out steps.f32 --prefill-out prefill.f32%s",
+             runner, exe, extra);
+    const cJSON *pr;
+    size_t at = 0;
+    int p = 0;
+    double worst = 0;
+    cJSON_ArrayForEach(pr, cJSON_GetObjectItem(j, "prompts")) {
+        CU_ASSERT_FATAL((at + cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"))) * V <= np && (size_t)(p + 1) * 16 * V <= ns);
+        worst = fmax(worst, check_prompt(dir, cmd_head, pr, prefill + at * V, steps + (size_t)p * 16 * V, V));
+        at += cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"));
+        p++;
+    }
+    printf("[%s %s: %d prompts, max |dlogit| %.2e] ", name, label, p, worst);
+    cJSON_Delete(j);
+    free(text);
+    free(prefill);
+    free(steps);
+    return worst;
+}

@@ -1,0 +1,22 @@
+/* oracle_exe.h — an executable made by `gemmac compile` against an oracle
+ * case (tests/golden): for every prompt of expected.json, its logits probe
+ * (`EXE logits --tokens ... --steps 16 --out ... --prefill-out ...`) must give
+ * the prefill logits of every position and 16 greedy KV-cache steps within
+ * |Δlogit| ≤ 1e-3 of Google's reference, with identical greedy tokens. The
+ * targets' suites (test_nvptx on a GPU, test_aarch64 under qemu) share it. */
+#ifndef GM_ORACLE_EXE_H
+#define GM_ORACLE_EXE_H
+
+#include <stddef.h>
+
+/* Runs `runner exe logits ... extra` in dir (runner: "" or an emulator command;
+ * extra: more flags, e.g. " --weights DIR"); asserts as above and returns the
+ * worst |Δlogit|, printing it with the case's name and label. */
+double oracle_check_exe(const char *dir, const char *runner, const char *exe, const char *extra, const char *name,
+                        const char *label);
+
+/* dir/name as floats (malloc'd; *n of them), or NULL; the largest |a[i] − b[i]| (NaN the worst). */
+float *oracle_read_f32(const char *dir, const char *name, size_t *n);
+double oracle_max_diff(const float *a, const float *b, size_t n);
+
+#endif
