@@ -1,6 +1,7 @@
 /* import.c — Hugging Face Gemma config.json to a gemmac model description.
  *
- * This is the only code in gemmac that knows the Gemma generations. It reads
+ * This file (and import_gguf.c, which maps GGUF metadata onto the same
+ * rows) is the only code in gemmac that knows the Gemma generations. It reads
  * an HF config (model_type gemma, gemma2, gemma3_text, or the multimodal
  * gemma3, whose text decoder is described by its `text_config`), fills the
  * keys the file leaves out with the defaults of the matching transformers
@@ -74,7 +75,7 @@ static const hf_default gemma2_defaults[] = {
     {"final_logit_softcapping", 30.0}, {NULL, 0}};
 
 /* transformers Gemma3TextConfig (4.50): the published multimodal configs
- * state only what differs from these (data/hf-configs/README.md). */
+ * state only what differs from these (tests/hf-configs/README.md). */
 static const hf_default gemma3_defaults[] = {
     {"vocab_size", 262208}, {"num_attention_heads", 8}, {"num_key_value_heads", 4},
     {"head_dim", 256}, {"query_pre_attn_scalar", 256}, {"max_position_embeddings", 131072},

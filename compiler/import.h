@@ -1,6 +1,6 @@
 /* import.h — Hugging Face checkpoint config to a gemmac model description.
  *
- * This is the one place that knows the Gemma families: it reads a
+ * With import_gguf.c (GGUF metadata), the one place that knows the Gemma families: it reads a
  * config.json (model_type gemma, gemma2, gemma3_text, or the multimodal
  * gemma3's text part) and writes the sizes, layer kinds, tensor names and the
  * op graph as data (docs/model-format.md). Everything after it is generic. */

@@ -51,6 +51,9 @@ LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty) {
     return LLVMBuildLoad2(m->b, ty, p, "");
 }
 
+LLVMValueRef lv_field_ptr(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
+LLVMValueRef lv_field_i64(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
+
 LLVMValueRef lv_int(lv_emit *m, int64_t v) { return LLVMConstInt(m->i64, (unsigned long long)v, 1); }
 
 LLVMValueRef lv_real(lv_emit *m, double v, int w) { return lv_splat(m, LLVMConstReal(m->f32, v), w); }

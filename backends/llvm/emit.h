@@ -38,8 +38,10 @@ void lv_emit_dispose(lv_emit *m);
 /* A kernel `void name(const lv_call *)`; the builder is left in its entry block. */
 void lv_kernel_begin(lv_emit *m, const char *name);
 void lv_kernel_end(lv_emit *m);
-/* The field at byte offset `offset` of the kernel's lv_call. */
+/* The field at byte offset `offset` of the kernel's lv_call; a pointer one, an i64 one. */
 LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty);
+LLVMValueRef lv_field_ptr(lv_emit *m, size_t offset);
+LLVMValueRef lv_field_i64(lv_emit *m, size_t offset);
 
 LLVMValueRef lv_int(lv_emit *m, int64_t v);
 LLVMValueRef lv_real(lv_emit *m, double v, int w);          /* f32 splat of width w */

@@ -50,19 +50,17 @@ typedef struct {
  * of work, about what handing it to the pool costs. */
 #define SPLIT_MIN (1 << 17)
 
-static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
-
 void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k) {
     memset(k, 0, sizeof *k);
     k->op = n->op;
-    k->n = cols_of(g, n->out);
+    k->n = ir_value_cols(g, n->out);
     for (int a = 0; a < IR_ATTR_COUNT; a++)
         if (ir_ops[n->op].attrs >> a & 1) k->attr[a] = n->attr[a];
     int norm = n->op == IR_RMS_NORM || n->op == IR_NORM_ADD;
     if (n->op == IR_EMBED || norm || ir_is_matmul(n->op)) k->wtype = bound[n->in[1]]->dtype;
     if (norm) k->k = g->values[n->in[1]].dims[0];
     if (ir_is_matmul(n->op)) {
-        k->k = cols_of(g, n->in[0]);
+        k->k = ir_value_cols(g, n->in[0]);
         k->panel = g->values[n->in[1]].panel;
     }
     if (n->op == IR_NORM_MATMUL) k->ntype = bound[n->in[2]]->dtype;
@@ -135,7 +133,7 @@ static void matmul_part(void *arg, int part, int parts) {
 }
 
 static void run_matmul(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
-    int64_t K = cols_of(j->g, n->in[0]), panel = j->g->values[n->in[1]].panel;
+    int64_t K = ir_value_cols(j->g, n->in[0]), panel = j->g->values[n->in[1]].panel;
     c->scratch = j->scratch;
     if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
         rt_pool_run(j->pool, matmul_part, &(split_job){fn, c, panel ? panel : 4, j->scratch, j->scratch_stride});
@@ -186,7 +184,7 @@ static void run_attention(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_
 
 static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int pos) {
     const ir_node *n = &j->g->nodes[i];
-    lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = cols_of(j->g, n->out)};
+    lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = ir_value_cols(j->g, n->out)};
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
     rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
     if (slot) c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
@@ -208,7 +206,7 @@ static int exec_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, fl
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *nd = &g->nodes[i];
         if (i == head && !all_rows && n > 1) { /* the head needs the last row only */
-            int64_t C = cols_of(g, nd->in[0]);
+            int64_t C = ir_value_cols(g, nd->in[0]);
             memmove(act(j, nd->in[0]), act(j, nd->in[0]) + (n - 1) * C, C * sizeof(float));
             tokens += n - 1, n = 1;
         }
@@ -274,7 +272,7 @@ static void split_arena(exec_engine *j) {
     for (int i = head < 0 ? g->n_nodes : head; i < g->n_nodes; i++) j->in_head[g->nodes[i].out] = 1;
     for (int v = 0; v < g->n_values; v++) {
         if (j->offset[v] < 0) continue;
-        int64_t end = j->offset[v] + cols_of(g, v), *w = j->in_head[v] ? &j->head_width : &j->width;
+        int64_t end = j->offset[v] + ir_value_cols(g, v), *w = j->in_head[v] ? &j->head_width : &j->width;
         if (end > *w) *w = end;
     }
 }

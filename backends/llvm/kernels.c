@@ -24,11 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static LLVMValueRef ptr_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
-static LLVMValueRef int_field(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
-static LLVMValueRef input(lv_emit *m, int i) { return ptr_field(m, offsetof(lv_call, in) + i * sizeof(void *)); }
-static LLVMValueRef rows_T(lv_emit *m) { return int_field(m, offsetof(lv_call, T)); }
-static LLVMValueRef output(lv_emit *m) { return ptr_field(m, offsetof(lv_call, out)); }
+static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(lv_call, in) + i * sizeof(void *)); }
+static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(lv_call, T)); }
+static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(lv_call, out)); }
 
 /* ---- embed: y[t] = table[ids[t]] as f32 ---- */
 
@@ -183,7 +181,7 @@ static void emit_rope(lv_emit *m, const lv_kernel *k) {
     LLVMValueRef freq = rope_frequencies(m, hd, k->attr[IR_A_THETA]);
     rope_ctx c = {input(m, 0), output(m), NULL, LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "cos"),
                   LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "sin"), half};
-    LLVMValueRef pos = int_field(m, offsetof(lv_call, pos));
+    LLVMValueRef pos = lv_field_i64(m, offsetof(lv_call, pos));
     lv_loop t, i, h;
     lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
     LLVMValueRef p = LLVMBuildFDiv(m->b, LLVMBuildSIToFP(m->b, lv_add(m, pos, t.i), m->f64, ""),
@@ -336,15 +334,15 @@ static void emit_attention(lv_emit *m, const lv_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW], group = nh / nkv;
     attn_ctx a = {.k = k, .q = input(m, 0), .k_new = input(m, 1), .v_new = input(m, 2),
-                  .k_cache = ptr_field(m, offsetof(lv_call, k_cache)),
-                  .v_cache = ptr_field(m, offsetof(lv_call, v_cache)), .y = output(m),
-                  .pos = int_field(m, offsetof(lv_call, pos)), .rows = int_field(m, offsetof(lv_call, rows)),
+                  .k_cache = lv_field_ptr(m, offsetof(lv_call, k_cache)),
+                  .v_cache = lv_field_ptr(m, offsetof(lv_call, v_cache)), .y = output(m),
+                  .pos = lv_field_i64(m, offsetof(lv_call, pos)), .rows = lv_field_i64(m, offsetof(lv_call, rows)),
                   .hd = hd, .kv_cols = nkv * hd, .heads = HEADS};
     while (group % a.heads) a.heads /= 2;
     a.acc = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, a.heads * hd), "acc");
     LLVMSetAlignment(a.acc, 64);
     lv_loop t, h;
-    lv_loop_begin(m, &t, int_field(m, offsetof(lv_call, n0)), int_field(m, offsetof(lv_call, n1)), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_field_i64(m, offsetof(lv_call, n0)), lv_field_i64(m, offsetof(lv_call, n1)), 1, 0, NULL);
     LLVMValueRef i = lv_add(m, a.pos, t.i);
     a.hi = lv_addi(m, i, 1);
     a.lo = lv_int(m, 0);

@@ -3,7 +3,7 @@
  * A kernel is one IR op specialised for everything a node fixes: the column
  * sizes, the weight dtype and the attributes (baked in as constants). What
  * changes per call (tokens T, position, the KV slot) comes in an lv_call, the
- * one argument every kernel takes, so the engine (and, later, an AOT main)
+ * one argument every kernel takes, so the engine (the JIT's, and an AOT executable's)
  * calls them all the same way. Nodes with equal lv_kernel descriptions share
  * one compiled kernel: the layers of a model differ only in their weights. */
 #ifndef GM_LLVM_KERNELS_H

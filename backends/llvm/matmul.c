@@ -44,9 +44,6 @@
  * lost 5–10 % with it and is left to the hardware prefetcher. */
 #define DECODE_PREFETCH 4096
 
-static LLVMValueRef field_ptr(lv_emit *m, size_t offset) { return lv_field(m, offset, m->ptr); }
-static LLVMValueRef field_int(lv_emit *m, size_t offset) { return lv_field(m, offset, m->i64); }
-
 typedef struct {
     const lv_kernel *k;
     LLVMValueRef x, w, y, r, T;   /* x: the rows multiplied (the scratch after a prologue); r: residual or NULL */
@@ -80,7 +77,7 @@ static LLVMValueRef past(lv_emit *m, LLVMValueRef scratch, LLVMValueRef n) {
 static void emit_prologue(lv_emit *m, mm_ctx *mc) {
     int64_t K = mc->K;
     const lv_kernel *k = mc->k;
-    lv_norm_rows n = {mc->x, lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr), NULL, mc->scratch,
+    lv_norm_rows n = {mc->x, lv_field_ptr(m, offsetof(lv_call, in) + 2 * sizeof(void *)), NULL, mc->scratch,
                       k->ntype, K, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
     lv_emit_norm_rows(m, &n, mc->T);
     mc->x = mc->scratch;
@@ -390,13 +387,13 @@ static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1)
 }
 
 void lv_emit_matmul(lv_emit *m, const lv_kernel *k) {
-    mm_ctx c = {.k = k, .x = lv_field(m, offsetof(lv_call, in), m->ptr),
-                .w = lv_field(m, offsetof(lv_call, in) + sizeof(void *), m->ptr),
-                .y = field_ptr(m, offsetof(lv_call, out)), .T = field_int(m, offsetof(lv_call, T)),
-                .scratch = field_ptr(m, offsetof(lv_call, scratch)), .K = k->k, .N = k->n, .dt = k->wtype};
-    if (k->op == IR_MATMUL_ADD) c.r = lv_field(m, offsetof(lv_call, in) + 2 * sizeof(void *), m->ptr);
+    mm_ctx c = {.k = k, .x = lv_field_ptr(m, offsetof(lv_call, in)),
+                .w = lv_field_ptr(m, offsetof(lv_call, in) + sizeof(void *)),
+                .y = lv_field_ptr(m, offsetof(lv_call, out)), .T = lv_field_i64(m, offsetof(lv_call, T)),
+                .scratch = lv_field_ptr(m, offsetof(lv_call, scratch)), .K = k->k, .N = k->n, .dt = k->wtype};
+    if (k->op == IR_MATMUL_ADD) c.r = lv_field_ptr(m, offsetof(lv_call, in) + 2 * sizeof(void *));
     if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
-    LLVMValueRef n0 = field_int(m, offsetof(lv_call, n0)), n1 = field_int(m, offsetof(lv_call, n1));
+    LLVMValueRef n0 = lv_field_i64(m, offsetof(lv_call, n0)), n1 = lv_field_i64(m, offsetof(lv_call, n1));
     if (k->panel) emit_panels(m, &c, n0, n1);
     else emit_row_major(m, &c, n0, n1);
 }

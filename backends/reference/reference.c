@@ -28,8 +28,6 @@ typedef struct {
 
 #define ROW_BLOCK 256
 
-static int64_t cols_of(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
-
 static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
     size_t es = gm_dtype_size(w->dtype);
     gm_to_f32(w->dtype, (const char *)w->data + row * cols * es, dst, n_rows * cols);
@@ -93,7 +91,7 @@ static double softcap(double v, double cap) { return cap * tanh(v / cap); }
  * the norm before (norm_matmul), then the residual add or the softcap after. */
 static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     const ir_graph *g = r->g;
-    int64_t K = cols_of(g, n->in[0]), N = cols_of(g, n->out);
+    int64_t K = ir_value_cols(g, n->in[0]), N = ir_value_cols(g, n->out);
     const float *x = r->act[n->in[0]];
     float *normed = NULL;
     if (n->op == IR_NORM_MATMUL) {
@@ -200,7 +198,7 @@ static void elementwise(const ir_node *n, const float *x, const float *b, int64_
 
 static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int T) {
     const ir_graph *g = r->g;
-    int64_t C = cols_of(g, n->out);
+    int64_t C = ir_value_cols(g, n->out);
     float *y = r->act[n->out] = gm_malloc((size_t)T * C * sizeof(float));
     float *x = r->act[n->in[0]];
     switch (n->op) {
@@ -231,7 +229,7 @@ static int ref_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, flo
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *nd = &g->nodes[i];
         if (i == head && !all_rows && n > 1) { /* the head needs the last row only */
-            int64_t C = cols_of(g, nd->in[0]);
+            int64_t C = ir_value_cols(g, nd->in[0]);
             memmove(r->act[nd->in[0]], r->act[nd->in[0]] + (n - 1) * C, C * sizeof(float));
             tokens += n - 1, n = 1;
         }

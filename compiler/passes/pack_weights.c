@@ -1,7 +1,9 @@
 /* pack_weights.c — the layout pass: every matmul's weight is bound in the
  * panel layout its kernel reads (ir_value.panel, IR_PANEL output columns
  * interleaved by k), repacked once when the model is loaded
- * (runtime/pack.h, which also keeps the packed copy on disk). A panel
+ * (compiler/packed.c, which also keeps the packed copy on disk). It runs
+ * for the targets whose kernels read panels (compiler/targets.c: the CPU
+ * ones); the GPU's read weights row-major and the pipeline skips it there. A panel
  * kernel then reads one contiguous stream per panel, with no horizontal
  * sums, and its register tiles load each weight vector once for many rows.
  * The checkpoint's own tensor stays where something else reads it row by
