@@ -111,12 +111,16 @@ static int parse_args(int argc, char **argv, compile_args *a) {
     return 0;
 }
 
-/* The directory of the running gemmac, where its build put the libraries. */
+/* Where the runtime libraries are: beside the running gemmac in its build
+ * tree, or in ../lib/gemmac when it is installed (cmake --install). */
 static int own_dir(char *dir, size_t len, gm_err *e) {
     ssize_t n = readlink("/proc/self/exe", dir, len - 1);
     if (n <= 0) return gm_fail(e, "cannot find the gemmac executable (/proc/self/exe)");
     dir[n] = 0;
     *strrchr(dir, '/') = 0;
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/libgm_runtime.a", dir);
+    if (access(probe, R_OK) && strlen(dir) + 16 < len) strcat(dir, "/../lib/gemmac");
     return 0;
 }
 
@@ -129,7 +133,8 @@ static int library_paths(const gm_target_row *t, char paths[N_LIBRARIES][PATH_MA
         if (access(paths[i], R_OK) && *t->lib_dir)
             return gm_fail(e, "%s: not found: the %s runtime is built with gemmac when its cross toolchain is installed "
                               "(scripts/deps.sh as root, then rebuild)", paths[i], t->name);
-        if (access(paths[i], R_OK)) return gm_fail(e, "%s: not found; gemmac compile needs its build tree", paths[i]);
+        if (access(paths[i], R_OK))
+            return gm_fail(e, "%s: not found; gemmac compile needs its build tree or its installation", paths[i]);
     }
     return 0;
 }

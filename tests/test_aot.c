@@ -207,6 +207,26 @@ static void test_failures_leave_nothing(void) {
     CU_ASSERT_EQUAL(sh("ls | grep -v -e out.txt -e err.txt%s%s", "", ""), 1); /* nothing else, no temporaries */
 }
 
+/* cmake --install of this build to a prefix: the installed gemmac runs the demo (found in
+ * share/gemmac) and compiles an executable (its runtime found in lib/gemmac) that matches
+ * the oracle; a program links the --emit lib output with the installed pkg-config file. */
+static void test_install(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-install"));
+    char build[4200];
+    snprintf(build, sizeof build, "%.*s", (int)(strrchr(gemmac, '/') - gemmac), gemmac);
+    CU_ASSERT_EQUAL_FATAL(sh("cmake --install '%s' --prefix \"$PWD/prefix\"%s", build, ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("prefix/bin/gemmac run -p hello -n 4 --temp 0%s%s", "", ""), 0);
+    char *err = slurp("err.txt");
+    CU_ASSERT(strstr(err, "share/gemmac/demo") != NULL);
+    free(err);
+    CU_ASSERT_EQUAL_FATAL(sh("prefix/bin/gemmac compile '%s' -o tg2%s", test_path("golden/tiny-gemma2"), ""), 0);
+    check_probe("tg2");
+    CU_ASSERT_EQUAL_FATAL(sh("prefix/bin/gemmac compile '%s' --emit lib -o tg2%s", test_path("golden/tiny-gemma2"), ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -I. -o prog '%s' tg2.a $(PKG_CONFIG_PATH=prefix/lib/pkgconfig pkg-config --cflags "
+                             "--libs gemmac)%s", test_path("aot_lib_prog.c"), ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("./prog%s%s", "", ""), 0);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return fprintf(stderr, "usage: test_aot PATH-TO-GEMMAC\n"), 2;
     gemmac = argv[1];
@@ -220,5 +240,6 @@ int main(int argc, char **argv) {
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);
     CU_add_test(s, "--emit lib: a C program linking NAME.a matches the oracle", test_library);
     CU_add_test(s, "a failed compile leaves no output", test_failures_leave_nothing);
+    CU_add_test(s, "cmake --install: the installed gemmac runs the demo and compiles", test_install);
     return test_run_all();
 }
