@@ -354,7 +354,8 @@ static int write_svg(const char *path, const gm_model *m, const bench_row *rows,
 /* Runs one configuration at every prompt length into rows + *n. */
 static int run_config(const bench_args *a, const bench_config *c, const int32_t *ids, int context, bw_probe *p,
                       bench_row *rows, int *n, gm_err *e) {
-    gm_model *m = gm_model_open_with(a->model, a->weights, &(gm_pipeline_opts){.level = 0, .passes = c->passes}, e);
+    gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend)};
+    gm_model *m = gm_model_open_with(a->model, a->weights, &po, e);
     rt_engine *en = m ? gm_model_engine(m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
     int rc = en ? 0 : -1;
     for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {

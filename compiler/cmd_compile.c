@@ -332,7 +332,11 @@ int cmd_compile(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
-    if (!(a.row = gm_target_find(a.target))) {
+    if ((a.row = gm_target_find(a.target)) && !a.row->cc) {
+        gm_fail(&e, "--target %s: a backend of gemmac run, not a compile target (available: %s)", a.target, gm_target_names());
+        return cli_error(&e);
+    }
+    if (!a.row) {
         gm_fail(&e, "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)", a.target, gm_target_names());
         return cli_error(&e);
     }

@@ -222,7 +222,9 @@ void gm_model_free(gm_model *m) {
     free(m);
 }
 
-const char *gm_backend_target(const char *backend) { return backend && !strcmp(backend, "nvptx") ? "nvptx" : NULL; }
+const char *gm_backend_target(const char *backend) {
+    return backend && (!strcmp(backend, "nvptx") || !strcmp(backend, "reference")) ? backend : NULL;
+}
 
 int gm_backend_available(const char *backend, gm_err *e) {
     if (strcmp(backend, "nvptx")) return 1;

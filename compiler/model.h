@@ -89,7 +89,8 @@ void gm_model_free(gm_model *m);
  * (engines.c). */
 extern const char *const gm_backend_names[];
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e);
-/* The target a backend's graph is compiled for (gm_pipeline_opts.target): "nvptx" for nvptx, else NULL. */
+/* The target a backend's graph is compiled for (gm_pipeline_opts.target): "nvptx" and
+ * "reference" for theirs (row-major weights), NULL (native) for jit. */
 const char *gm_backend_target(const char *backend);
 /* Whether the backend can run here (nvptx: a GPU and its driver); 0 with the reason in e. */
 int gm_backend_available(const char *backend, gm_err *e);

@@ -5,7 +5,9 @@
  * build/aarch64 (scripts/deps.sh installs both). nvptx is backends/nvptx,
  * whose kernels read row-major weights (a warp per output column reads a row
  * with coalesced loads), so pack_weights leaves its weights as the
- * checkpoint stores them; its executables are host programs. */
+ * checkpoint stores them; its executables are host programs. The reference
+ * interpreter is a row too: it reads the checkpoint's own row-major layout,
+ * so the layout pass never runs for it, and it compiles nothing (no cc). */
 #include "targets.h"
 
 #include "ir/ir.h"
@@ -20,6 +22,8 @@ static const gm_target_row targets[] = {
     {"aarch64", "64-bit Arm Linux, NEON (--cpu neoverse-v1, cortex-a76, ...; default generic)", IR_PANEL, "aot",
      "aarch64-linux-gnu-gcc", "aarch64", "aarch64-deps/usr/lib/aarch64-linux-gnu"},
     {"nvptx", "NVIDIA GPUs: PTX for --gpu sm_80, sm_86, sm_89 or sm_90, run by the CUDA driver", 0, "nvptx", "cc", "",
+     NULL},
+    {"reference", "the C interpreter (--backend reference), the oracle; runs, never compiles", 0, "reference", NULL, "",
      NULL},
 };
 #define N_TARGETS (int)(sizeof targets / sizeof *targets)

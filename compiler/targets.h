@@ -13,7 +13,7 @@ typedef struct {
     const char *summary;     /* what it compiles for */
     int panel;               /* its matmul kernels read weights in panels of this many rows; 0: row-major */
     const char *engine;      /* the backend that runs its code */
-    const char *cc;          /* the compiler driver that links its executables */
+    const char *cc;          /* the compiler driver that links its executables; NULL: not a compile target */
     const char *lib_dir;     /* its LLVM-free runtime libraries: this folder beside gemmac ("" the host's) */
     const char *deps_dir;    /* more of its libraries (-L) beside gemmac, or NULL */
 } gm_target_row;

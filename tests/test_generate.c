@@ -243,7 +243,7 @@ int main(void) {
     gm_err e;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", test_path("../models/demo"));
-    model = gm_model_open(dir, NULL, &e);
+    model = gm_model_open_with(dir, NULL, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL, .target = "reference"}, &e);
     strncat(dir, "/tokenizer.model", sizeof dir - strlen(dir) - 1);
     tok = model ? rt_tok_load(dir, &e) : NULL;
     if (!tok) return fprintf(stderr, "cannot open the demo model: %s\n", e.msg), 1;

@@ -4,7 +4,8 @@
  *
  * Each call walks the nodes in order. Every activation gets its own [T, C]
  * buffer for the call (no memory planning, on purpose). Weights stay in the
- * checkpoint's mapping in their own dtype: matmul converts blocks of weight
+ * checkpoint's mapping, in its own row-major layout (the reference's row of
+ * compiler/targets.c keeps the layout pass away) and its own dtype: matmul converts blocks of weight
  * rows to f32 and hands them to OpenBLAS, so a BF16 model is never expanded
  * whole. Each attention op owns a slot of the KV cache (runtime/kv_cache.h):
  * a call attends over the cached positions before pos and its own fresh k, v
@@ -33,20 +34,9 @@ static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int
     gm_to_f32(w->dtype, (const char *)w->data + row * cols * es, dst, n_rows * cols);
 }
 
-/* Rows [row, row + n_rows) of a weight packed in panels of P rows (ir_value.panel) as f32:
- * the panels they lie in (row is a multiple of P) converted at once, then de-interleaved. */
-static void panel_rows_f32(const st_tensor *w, int P, int64_t row, int64_t n_rows, int64_t K, float *dst) {
-    int64_t panels = (n_rows + P - 1) / P;
-    float *f = gm_malloc((size_t)panels * K * P * sizeof(float));
-    gm_to_f32(w->dtype, (const char *)w->data + row * K * gm_dtype_size(w->dtype), f, panels * K * P);
-    for (int64_t n = 0; n < n_rows; n++)
-        for (int64_t k = 0; k < K; k++) dst[n * K + k] = f[(n / P * K + k) * P + n % P];
-    free(f);
-}
-
-/* y[T][N] = x[T][K] · wᵀ, w [N][K] in its checkpoint dtype, row-major or in panels of `panel` rows. */
-static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int panel, int64_t N, float *y) {
-    if (w->dtype == GM_F32 && !panel) {
+/* y[T][N] = x[T][K] · wᵀ, w [N][K] row-major in its checkpoint dtype. */
+static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t N, float *y) {
+    if (w->dtype == GM_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
                     w->data, (int)K, 0.0f, y, (int)N);
         return;
@@ -54,8 +44,7 @@ static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int pan
     float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
     for (int64_t r = 0; r < N; r += ROW_BLOCK) {
         int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
-        if (panel) panel_rows_f32(w, panel, r, nr, K, block);
-        else weight_rows_f32(w, r, nr, K, block);
+        weight_rows_f32(w, r, nr, K, block);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)K, 1.0f, x, (int)K,
                     block, (int)K, 0.0f, y + r, (int)N);
     }
@@ -98,7 +87,7 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
         x = normed = gm_malloc((size_t)T * K * sizeof(float));
         rms_norm(r->act[n->in[0]], T, K, r->bound[n->in[2]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], normed);
     }
-    matmul(x, T, K, r->bound[n->in[1]], g->values[n->in[1]].panel, N, y);
+    matmul(x, T, K, r->bound[n->in[1]], N, y);
     free(normed);
     if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);
     double cap = n->op == IR_MATMUL_ADD ? 0 : n->attr[IR_A_SOFTCAP];
@@ -257,6 +246,12 @@ static void ref_free(rt_engine *en) {
 rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
                              gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].panel) {
+            gm_fail(e, "reference: weight %s is packed in panels for the CPU kernels; open the model for the reference "
+                       "backend (gemmac does for --backend reference)", g->values[v].name);
+            return NULL;
+        }
     ref_engine *r = gm_calloc(1, sizeof *r);
     r->base = (rt_engine){.backend = "reference", .vocab = g->vocab, .context = o->context,
                           .prefill = ref_prefill, .decode = ref_decode, .free = ref_free};
