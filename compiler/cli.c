@@ -3,6 +3,8 @@
  * same `run` and `logits` code, link them too. */
 #include "cli.h"
 
+#include "pipeline.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,5 +44,14 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po) {
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '9' && !a[3]) return po->level = a[2] - '0', 1;
     if ((v = cli_value(argc, argv, i, "--passes"))) return po->passes = v, 1;
     if ((v = cli_value(argc, argv, i, "--dump-after"))) return po->dump_after = v, 1;
+    return 0;
+}
+
+int cli_help(const char *usage) {
+    const char *at = strstr(usage, CLI_PASS_LIST);
+    if (!at) return fputs(usage, stdout), 0;
+    fwrite(usage, 1, (size_t)(at - usage), stdout);
+    for (int i = 0; i < pipeline_pass_count(); i++) printf("%s%s", i ? ", " : "", pipeline_pass_name(i));
+    fputs(at + strlen(CLI_PASS_LIST), stdout);
     return 0;
 }

@@ -24,15 +24,18 @@ int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
  * (names switch passes on, -name off), --dump-after=PASS. Returns 1 when
  * argv[*i] was one of them (advancing *i past a value), 0 otherwise. */
 int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
+/* Where a usage text lists the pipeline's passes: cli_help prints their names there. */
+#define CLI_PASS_LIST "@PASSES@"
 #define CLI_PIPELINE_HELP \
     "  -O0, -O1, -O2      IR passes: none; folding, common subexpressions, dead code and the memory\n" \
     "                     plan; and fusion and weight packing (default)\n" \
-    "  --passes LIST      switch single passes on (name) or off (-name): fold_constants,\n" \
-    "                     eliminate_common, fuse_elementwise, fuse_matmul, pack_weights,\n" \
-    "                     eliminate_dead, plan_memory\n" \
+    "  --passes LIST      switch single passes on (name) or off (-name), of\n" \
+    "                     " CLI_PASS_LIST "\n" \
     "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */
+int cli_help(const char *usage);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */
 
 #endif

@@ -327,7 +327,7 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
 
 int cmd_compile(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return cli_help(usage);
     compile_args a = {.target = "native", .gpu = "sm_80", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;

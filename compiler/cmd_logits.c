@@ -101,7 +101,7 @@ static int run_probe(rt_engine *en, const int32_t *ids, int n, int steps, float 
 
 int cmd_logits(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return cli_help(usage);
     probe_args a = {.backend = "jit", .steps = 16, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;

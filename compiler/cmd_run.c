@@ -256,7 +256,7 @@ static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err
 
 int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
+        if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return cli_help(usage);
     run_args a = {.backend = "jit", .max_new = 256, .sampling = rt_sampler_defaults(),
                   .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
