@@ -81,6 +81,8 @@ static void dump(const ir_graph *g, const gm_pipeline_opts *o, const char *after
 
 int pipeline_run(ir_graph *g, const gm_pipeline_opts *o, char *applied, size_t len, gm_err *e) {
     if (pipeline_check(o, e)) return -1;
+    const gm_target_row *t = gm_target_find(o->target);
+    g->panel = t ? t->panel : 0;
     if (applied && len) applied[0] = 0;
     dump(g, o, "frontend");
     for (int i = 0; i < N_PASSES; i++) {

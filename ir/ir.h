@@ -98,6 +98,9 @@ typedef struct {
     int n_cache_slots;           /* attention ops (each has a KV cache) */
     int64_t vocab, max_context;  /* from the description's config */
     int bos, eos;                /* special token ids */
+    int panel;                   /* the panel width its target's matmul kernels read weights in, 0
+                                    row-major: set by the pipeline from compiler/targets.c, used by
+                                    pack_weights */
     /* The activation arena, as plan_memory lays it out (NULL until it runs).
      * A call with room for R rows gives activation v the [R][C] block that
      * starts at arena_offset[v] · R floats (C its columns); -1 for inputs and
@@ -154,9 +157,6 @@ void ir_drop_plan(ir_graph *g);
 int ir_add_derived_weight(ir_graph *g, int src, double add, double mul);
 /* Adds src repacked into panels of `panel` rows (pack_weights). */
 int ir_add_packed_weight(ir_graph *g, int src, int panel);
-/* The panel width pack_weights chooses: 32 output columns, two AVX-512
- * vectors of f32, four of AVX2 (backends/llvm/matmul.c). */
-#define IR_PANEL 32
 
 /* Infers every activation's shape from its node and checks the graph: input
  * counts, shapes that agree, attributes in range, values defined before use.

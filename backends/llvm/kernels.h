@@ -27,7 +27,7 @@ typedef void (*lv_kernel_fn)(const lv_call *c);
 /* Packed weights: panels of LV_PANEL output columns (ir_value.panel), walked
  * by prefill in blocks of LV_KC values of k (matmul.c): a panel's block,
  * KC·P floats (32 KB), stays in L1 while the register tiles pass. */
-#define LV_PANEL IR_PANEL
+#define LV_PANEL 32 /* two AVX-512 vectors of f32, four of AVX2, eight of NEON; compiler/targets.c gives it to the CPU targets */
 #define LV_KC 256
 
 typedef struct lv_kernel {

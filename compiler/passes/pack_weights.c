@@ -1,6 +1,6 @@
 /* pack_weights.c — the layout pass: every matmul's weight is bound in the
- * panel layout its kernel reads (ir_value.panel, IR_PANEL output columns
- * interleaved by k), repacked once when the model is loaded
+ * panel layout its kernel reads (ir_value.panel: g->panel output columns
+ * interleaved by k, the target's width from compiler/targets.c), repacked once when the model is loaded
  * (compiler/packed.c, which also keeps the packed copy on disk). It runs
  * for the targets whose kernels read panels (compiler/targets.c: the CPU
  * ones); the GPU's read weights row-major and the pipeline skips it there. A panel
@@ -13,8 +13,8 @@
 #include "passes.h"
 
 void pass_pack_weights(ir_graph *g) {
-    for (int i = 0; i < g->n_nodes; i++) {
+    for (int i = 0; g->panel && i < g->n_nodes; i++) {
         ir_node *n = &g->nodes[i];
-        if (ir_is_matmul(n->op) && g->values[n->in[1]].panel == 0) n->in[1] = ir_add_packed_weight(g, n->in[1], IR_PANEL);
+        if (ir_is_matmul(n->op) && g->values[n->in[1]].panel == 0) n->in[1] = ir_add_packed_weight(g, n->in[1], g->panel);
     }
 }
