@@ -5,17 +5,17 @@
  * gm_aot_install makes the description compiled into the object the builtin
  * one (model.h), and its embedded checkpoint and tokenizer, when it has them,
  * the builtin weights, so the ordinary model loading rebuilds the IR and binds
- * the weights from them. The engine is the one of backends/llvm/exec.h with
+ * the weights from them. The engine is the one of backends/exec/exec.h with
  * each kernel looked up in the linked table instead of compiled, or, for
  * the nvptx target, the GPU engine running the PTX compiled in. */
 #include "aot_model.h"
 
-#include "backends/llvm/exec.h"
+#include "backends/exec/exec.h"
 #include "backends/nvptx/gpu_engine.h"
 
 extern const unsigned char gm_aot_kernels[];
 extern const int32_t gm_aot_n;
-extern const lv_kernel_fn gm_aot_fns[];
+extern const ex_kernel_fn gm_aot_fns[];
 extern const char gm_aot_description[], gm_aot_weights[], gm_aot_passes[], gm_aot_manifest[], gm_aot_ptx[];
 extern const struct {
     const char *name;
@@ -23,7 +23,7 @@ extern const struct {
 } gm_aot_blobs[];
 extern const int32_t gm_aot_n_blobs;
 
-static int aot_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn *fns, void **handle,
+static int aot_resolve(const void *ctx, const ex_kernel *ks, int n, ex_kernel_fn *fns, void **handle,
                        int *from_cache, gm_err *e) {
     (void)ctx, (void)handle, (void)from_cache;
     for (int i = 0; i < n; i++) {
@@ -41,8 +41,8 @@ static int aot_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn
 rt_engine *gm_aot_engine(gm_model *m, const rt_engine_opts *o, gm_err *e) {
     gm_model_pack(m, o->no_cache);
     if (*gm_aot_ptx)
-        return nv_engine_create(m->graph, m->bound, o, gm_aot_ptx, (const lv_kernel *)gm_aot_kernels, gm_aot_n, e);
-    return lv_engine_create(m->graph, m->bound, o, "aot", &(lv_resolver){aot_resolve, NULL, NULL}, e);
+        return nv_engine_create(m->graph, m->bound, o, gm_aot_ptx, (const ex_kernel *)gm_aot_kernels, gm_aot_n, e);
+    return ex_engine_create(m->graph, m->bound, o, "aot", &(ex_resolver){aot_resolve, NULL, NULL}, e);
 }
 
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e) {

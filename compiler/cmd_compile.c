@@ -263,8 +263,8 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     if (!realpath(m->weights_path, weights)) snprintf(weights, sizeof weights, "%s", m->weights_path);
     char *text = desc ? json_format(desc) : NULL;
     const ir_graph *g = m->graph;
-    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
-    int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, m->bound, ks, which);
+    ex_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = ex_kernels_of(g, m->bound, ks, which);
     char real[3][PATH_MAX], pack[PATH_MAX + 40];
     lv_aot_blob blobs[3];
     snprintf(pack, sizeof pack, "%s.pack.tmp.%ld", tmp, (long)getpid());

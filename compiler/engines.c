@@ -17,8 +17,8 @@ static rt_engine *nvptx_engine(gm_model *m, const rt_engine_opts *o, gm_err *e) 
     char gpu[16];
     if (nv_host_gpu(gpu, sizeof gpu, e)) return NULL;
     const ir_graph *g = m->graph;
-    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
-    int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, m->bound, ks, which);
+    ex_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = ex_kernels_of(g, m->bound, ks, which);
     double t0 = gm_now_s();
     char *ptx = nv_ptx(ks, n, gpu, e);
     double ptx_s = gm_now_s() - t0;

@@ -10,16 +10,16 @@
  * so the layout pass never runs for it, and it compiles nothing (no cc). */
 #include "targets.h"
 
-#include "backends/llvm/kernels.h"
+#include "backends/exec/kernel.h"
 
 #include <string.h>
 
 static const gm_target_row targets[] = {
-    {"native", "this CPU (LLVM's host CPU name and features)", LV_PANEL, "jit / aot", "cc", "", NULL},
-    {"x86_64", "x86-64 baseline (SSE2)", LV_PANEL, "aot", "cc", "", NULL},
-    {"x86_64-v3", "x86-64-v3 (AVX2, FMA)", LV_PANEL, "aot", "cc", "", NULL},
-    {"x86_64-v4", "x86-64-v4 (AVX-512)", LV_PANEL, "aot", "cc", "", NULL},
-    {"aarch64", "64-bit Arm Linux, NEON (--cpu neoverse-v1, cortex-a76, ...; default generic)", LV_PANEL, "aot",
+    {"native", "this CPU (LLVM's host CPU name and features)", EX_PANEL, "jit / aot", "cc", "", NULL},
+    {"x86_64", "x86-64 baseline (SSE2)", EX_PANEL, "aot", "cc", "", NULL},
+    {"x86_64-v3", "x86-64-v3 (AVX2, FMA)", EX_PANEL, "aot", "cc", "", NULL},
+    {"x86_64-v4", "x86-64-v4 (AVX-512)", EX_PANEL, "aot", "cc", "", NULL},
+    {"aarch64", "64-bit Arm Linux, NEON (--cpu neoverse-v1, cortex-a76, ...; default generic)", EX_PANEL, "aot",
      "aarch64-linux-gnu-gcc", "aarch64", "aarch64-deps/usr/lib/aarch64-linux-gnu"},
     {"nvptx", "NVIDIA GPUs: PTX for --gpu sm_80, sm_86, sm_89 or sm_90, run by the CUDA driver", 0, "nvptx", "cc", "",
      NULL},

@@ -83,14 +83,14 @@ static void free_weights(weights w) {
 
 /* ---- kernels ---- */
 
-static lv_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
-    lv_kernel d;
+static ex_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
+    ex_kernel d;
     memset(&d, 0, sizeof d);
     d.op = op, d.wtype = wtype, d.n = n, d.k = k;
     return d;
 }
 
-static lv_jit *compile(const lv_kernel *ks, int n) {
+static lv_jit *compile(const ex_kernel *ks, int n) {
     gm_err e = {{0}};
     lv_jit *j = lv_jit_compile(ks, n, 1, &e);
     if (!j) printf("\n  %s\n", e.msg);
@@ -123,7 +123,7 @@ static void report(const char *op, const score *s) {
 
 static void test_embed(void) {
     enum { V = 11, T = 17 };
-    lv_kernel ks[N_WIDTHS * N_DTYPES];
+    ex_kernel ks[N_WIDTHS * N_DTYPES];
     for (int w = 0; w < N_WIDTHS; w++)
         for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kernel(IR_EMBED, dtypes[d], widths[w], 0);
     lv_jit *j = compile(ks, N_WIDTHS * N_DTYPES);
@@ -135,7 +135,7 @@ static void test_embed(void) {
         weights table = random_weights(ks[i].wtype, V * C, 1);
         float *y = gm_malloc(T * C * sizeof *y);
         double *want = gm_malloc(T * C * sizeof *want);
-        lv_jit_kernel(j, i)(&(lv_call){.in = {ids, table.data}, .out = y, .T = T});
+        lv_jit_kernel(j, i)(&(ex_call){.in = {ids, table.data}, .out = y, .T = T});
         for (int t = 0; t < T; t++)
             for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
         compare(&s, y, want, NULL, T * C, 0, 1e-30);
@@ -164,10 +164,10 @@ static double elementwise_ref(ir_op op, double x, double b, const double *a) {
 }
 
 static void test_elementwise(void) {
-    lv_kernel ks[N_ELEMENTWISE * N_WIDTHS];
+    ex_kernel ks[N_ELEMENTWISE * N_WIDTHS];
     for (int o = 0; o < N_ELEMENTWISE; o++)
         for (int w = 0; w < N_WIDTHS; w++) {
-            lv_kernel *k = &ks[o * N_WIDTHS + w];
+            ex_kernel *k = &ks[o * N_WIDTHS + w];
             *k = kernel(elementwise_ops[o], GM_F32, widths[w], 0);
             k->attr[IR_A_BY] = 11.3137;
             k->attr[IR_A_CAP] = 3.5;
@@ -178,11 +178,11 @@ static void test_elementwise(void) {
         int libm = elementwise_ops[o] == IR_GELU_TANH || elementwise_ops[o] == IR_GEGLU || elementwise_ops[o] == IR_SOFTCAP;
         for (int w = 0; w < N_WIDTHS; w++)
             for (int r = 0; r < N_ROWS; r++) {
-                const lv_kernel *k = &ks[o * N_WIDTHS + w];
+                const ex_kernel *k = &ks[o * N_WIDTHS + w];
                 int64_t n = k->n * rows_per_call[r];
                 float *x = random_f32(n, r % 2 ? 100 : 8), *b = random_f32(n, 2), *y = gm_malloc(n * sizeof *y);
                 double *want = gm_malloc(n * sizeof *want);
-                lv_jit_kernel(j, o * N_WIDTHS + w)(&(lv_call){.in = {x, b}, .out = y, .T = rows_per_call[r]});
+                lv_jit_kernel(j, o * N_WIDTHS + w)(&(ex_call){.in = {x, b}, .out = y, .T = rows_per_call[r]});
                 for (int64_t i = 0; i < n; i++) want[i] = elementwise_ref(k->op, x[i], b[i], k->attr);
                 compare(&s, y, want, NULL, n, libm ? 1e-6 : 1e-30, 1e-6);
                 free(x), free(b), free(y), free(want);
@@ -197,7 +197,7 @@ static void test_elementwise(void) {
 static void test_rms_norm(void) {
     static const int64_t shapes[][2] = {{1, 1}, {7, 7}, {33, 33}, {100, 100}, {64, 16}, {96, 32}, {1000, 1000}};
     enum { N_SHAPES = 7, N = N_SHAPES * N_DTYPES };
-    lv_kernel ks[N];
+    ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         ks[i] = kernel(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
         ks[i].attr[IR_A_EPS] = 1e-6;
@@ -211,7 +211,7 @@ static void test_rms_norm(void) {
             weights w = random_weights(ks[i].wtype, G, 0.5);
             float *x = random_f32(T * C, 3), *y = gm_malloc(T * C * sizeof *y);
             double *want = gm_malloc(T * C * sizeof *want);
-            lv_jit_kernel(j, i)(&(lv_call){.in = {x, w.data}, .out = y, .T = T});
+            lv_jit_kernel(j, i)(&(ex_call){.in = {x, w.data}, .out = y, .T = T});
             for (int64_t g = 0; g < T * C / G; g++) {
                 double ss = 0;
                 for (int64_t c = 0; c < G; c++) ss += (double)x[g * G + c] * x[g * G + c];
@@ -229,14 +229,14 @@ static void test_rms_norm(void) {
 
 /* ---- matmul ---- */
 
-static void check_matmul(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
+static void check_matmul(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t K = k->k, N = k->n;
     weights w = random_weights(k->wtype, N * K, 1);
     float *x = random_f32(T * K, 1), *y = gm_malloc(T * N * sizeof *y);
     double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
     int64_t split = N / 8 * 4; /* two calls, as the engine's threads make them */
-    fn(&(lv_call){.in = {x, w.data}, .out = y, .T = T, .n0 = 0, .n1 = split});
-    fn(&(lv_call){.in = {x, w.data}, .out = y, .T = T, .n0 = split, .n1 = N});
+    fn(&(ex_call){.in = {x, w.data}, .out = y, .T = T, .n0 = 0, .n1 = split});
+    fn(&(ex_call){.in = {x, w.data}, .out = y, .T = T, .n0 = split, .n1 = N});
     for (int t = 0; t < T; t++)
         for (int64_t n = 0; n < N; n++) {
             double dot = 0, abs_dot = 0;
@@ -255,7 +255,7 @@ static void test_matmul(void) {
     static const int64_t Ns[] = {1, 7, 33, 100};
     static const int64_t Ks[] = {1, 7, 33, 100, 1000};
     enum { N_K = 5, N_N = 4, N = N_K * N_N * N_DTYPES };
-    lv_kernel ks[N];
+    ex_kernel ks[N];
     for (int i = 0; i < N; i++)
         ks[i] = kernel(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
     lv_jit *j = compile(ks, N);
@@ -279,7 +279,7 @@ static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P) 
 }
 
 /* The family's arithmetic in double: norm prologue, x·wᵀ, residual, softcap. */
-static void family_want(const lv_kernel *k, int T, const float *x, const float *nw, const float *w, const float *r,
+static void family_want(const ex_kernel *k, int T, const float *x, const float *nw, const float *w, const float *r,
                         double *want, double *mass) {
     int64_t K = k->k, N = k->n;
     for (int t = 0; t < T; t++) {
@@ -299,17 +299,17 @@ static void family_want(const lv_kernel *k, int T, const float *x, const float *
     }
 }
 
-static void check_family(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
+static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t K = k->k, N = k->n;
     weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
     void *packed = to_panels(w.data, k->wtype, N, K, k->panel);
     float *x = random_f32(T * K, 1), *r = random_f32(T * N, 1), *y = gm_malloc(T * N * sizeof *y);
-    float *scratch = gm_aligned64(lv_scratch_floats(k, T) * sizeof(float));
+    float *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
     double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
     const void *in2 = k->op == IR_NORM_MATMUL ? (const void *)nw.data : k->op == IR_MATMUL_ADD ? r : NULL;
     int64_t split = N > 32 ? 32 : N; /* two calls on panel boundaries, as the engine's threads make them */
-    fn(&(lv_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = 0, .n1 = split, .scratch = scratch});
-    fn(&(lv_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
+    fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = 0, .n1 = split, .scratch = scratch});
+    fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
     family_want(k, T, x, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
     compare(s, y, want, mass, T * N, 1e-30, 1e-5);
     free_weights(w), free_weights(nw);
@@ -317,19 +317,19 @@ static void check_family(lv_kernel_fn fn, const lv_kernel *k, int T, score *s) {
 }
 
 /* Rows 1 and 3 (single rows), 17 and 30 (register tiles and a tail); N not
- * a multiple of the panel (masked columns); K within one block of LV_KC,
+ * a multiple of the panel (masked columns); K within one block of EX_KC,
  * past it, and over three blocks and a short fourth (partial sums through y,
  * the epilogue after the last). */
 static void test_matmul_family(void) {
     static const int64_t Ns[] = {7, 33, 64, 100};
-    static const int64_t Ks[] = {33, 100, LV_KC + 100, 3 * LV_KC + 5};
+    static const int64_t Ks[] = {33, 100, EX_KC + 100, 3 * EX_KC + 5};
     static const int Ts[] = {1, 3, 17, 30};
     static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
     enum { N_K = 4, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
-    lv_kernel ks[N];
+    ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         ks[i] = kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
-        ks[i].panel = LV_PANEL;
+        ks[i].panel = EX_PANEL;
         ks[i].ntype = GM_F32;
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
         if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -349,7 +349,7 @@ static void test_rope(void) {
     static const double pos_scales[] = {1, 8};
     static const int positions[] = {0, 5, 1000};
     enum { N = 4 * 2 };
-    lv_kernel ks[N];
+    ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         int64_t hd = head_dims[i / 2];
         ks[i] = kernel(IR_ROPE, GM_F32, hd * 3, 0);
@@ -366,7 +366,7 @@ static void test_rope(void) {
                 int64_t C = ks[i].n, hd = (int64_t)a[IR_A_HEAD_DIM], half = hd / 2, T = rows_per_call[r];
                 float *x = random_f32(T * C, 1), *y = gm_malloc(T * C * sizeof *y);
                 double *want = gm_malloc(T * C * sizeof *want);
-                lv_jit_kernel(j, i)(&(lv_call){.in = {x}, .out = y, .T = T, .pos = positions[p]});
+                lv_jit_kernel(j, i)(&(ex_call){.in = {x}, .out = y, .T = T, .pos = positions[p]});
                 for (int64_t t = 0; t < T; t++)
                     for (int64_t h = 0; h < C; h += hd)
                         for (int64_t q = 0; q < half; q++) {
@@ -418,7 +418,7 @@ static void attention_ref(const attn_shape *a, const float *q, const float *keys
 }
 
 /* The call at pos of T rows, as `parts` kernel calls of consecutive rows. */
-static void run_attention(lv_kernel_fn fn, const attn_shape *a, lv_call c) {
+static void run_attention(ex_kernel_fn fn, const attn_shape *a, ex_call c) {
     for (int p = 0; p < a->parts; p++) {
         c.n0 = c.T * p / a->parts, c.n1 = c.T * (p + 1) / a->parts;
         fn(&c);
@@ -426,7 +426,7 @@ static void run_attention(lv_kernel_fn fn, const attn_shape *a, lv_call c) {
 }
 
 /* Calls of T rows at growing positions, past the ring's end more than once. */
-static void check_attention(lv_kernel_fn fn, const attn_shape *a, score *s) {
+static void check_attention(ex_kernel_fn fn, const attn_shape *a, score *s) {
     static const int short_run[] = {3, 1, 1, 17, 1, 1, 7, 1, 17, 1, 3, 0}, long_run[] = {100, 1, 150, 1, 60, 1, 0};
     const int *calls = a->long_run ? long_run : short_run;
     int context = a->long_run ? 320 : 64;
@@ -442,7 +442,7 @@ static void check_attention(lv_kernel_fn fn, const attn_shape *a, score *s) {
         double *want = gm_malloc(T * q_cols * sizeof *want);
         memcpy(keys + pos * kv_cols, k, T * kv_cols * sizeof(float));
         memcpy(values + pos * kv_cols, v, T * kv_cols * sizeof(float));
-        run_attention(fn, a, (lv_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k,
+        run_attention(fn, a, (ex_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k,
                                        .v_cache = slot->v, .rows = slot->rows});
         for (int t = 0; t < T; t++) attention_ref(a, q + t * q_cols, keys, values, pos + t, want + t * q_cols);
         compare(s, y, want, NULL, T * q_cols, 1e-5, 0);
@@ -462,7 +462,7 @@ static void test_attention(void) {
         {4, 1, 64, 100, 30, 2, 1}, {8, 1, 32, 0, 50, 1, 1},
     };
     enum { N = sizeof shapes / sizeof shapes[0] };
-    lv_kernel ks[N];
+    ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         const attn_shape *a = &shapes[i];
         ks[i] = kernel(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);

@@ -82,7 +82,7 @@ static void add_blobs(LLVMModuleRef mod, const lv_aot_model *m, const lv_target 
 }
 
 /* The tables of aot.h; ptx: the kernels' PTX (nvptx), where gm_aot_fns are null, or "". */
-static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t, const lv_kernel *ks, int n,
+static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target *t, const ex_kernel *ks, int n,
                        const char *ptx) {
     LLVMContextRef ctx = LLVMGetModuleContext(mod);
     add_global(mod, "gm_aot_kernels", LLVMConstStringInContext2(ctx, (const char *)ks, n * sizeof *ks, 1));
@@ -90,7 +90,7 @@ static void add_tables(LLVMModuleRef mod, const lv_aot_model *m, const lv_target
     LLVMValueRef *fns = gm_malloc(n * sizeof *fns);
     for (int i = 0; i < n; i++) {
         char name[64];
-        lv_kernel_symbol(name, sizeof name, &ks[i], i);
+        ex_kernel_symbol(name, sizeof name, &ks[i], i);
         fns[i] = *ptx ? LLVMConstNull(LLVMPointerTypeInContext(ctx, 0)) : LLVMGetNamedFunction(mod, name);
     }
     add_global(mod, "gm_aot_fns", LLVMConstArray2(LLVMPointerTypeInContext(ctx, 0), fns, n));
@@ -120,7 +120,7 @@ static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind
 }
 
 /* nvptx: the kernels' LLVM IR or PTX, or a host object holding the PTX and the tables. */
-static int emit_nvptx(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
+static int emit_nvptx(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
     lv_target t;
     if (kind == LV_EMIT_LLVM_IR) {
         if (nv_target(&t, m->gpu, e)) return -1;
@@ -159,7 +159,7 @@ static int emit_nvptx(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit
     return rc;
 }
 
-int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
+int lv_aot_emit(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
     if (!strcmp(m->target, "nvptx")) return emit_nvptx(m, ks, n, kind, path, e);
     lv_target t;
     if (lv_target_named(&t, m->target, m->cpu, e)) return -1;

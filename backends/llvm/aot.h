@@ -2,7 +2,7 @@
  * written as one object (or its assembly, or its LLVM IR) together with what
  * an AOT executable needs to rebuild and run the model without LLVM
  * (compiler/aot_main.c reads these symbols):
- *   gm_aot_kernels  the lv_kernel descriptions, gm_aot_n of them, as bytes
+ *   gm_aot_kernels  the ex_kernel descriptions, gm_aot_n of them, as bytes
  *   gm_aot_fns      their code, in the same order (null for nvptx)
  *   gm_aot_ptx      nvptx: the kernels' PTX (backends/nvptx), loaded by the
  *                   GPU engine at start-up; "" for CPU targets
@@ -21,7 +21,7 @@
 #ifndef GM_LLVM_AOT_H
 #define GM_LLVM_AOT_H
 
-#include "kernels.h"
+#include "backends/exec/kernel.h"
 
 typedef enum { LV_EMIT_OBJ, LV_EMIT_ASM, LV_EMIT_LLVM_IR } lv_emit_kind;
 
@@ -47,6 +47,6 @@ typedef struct {
 
 /* Writes ks[0..n) and the model's data to path (not atomically: the caller
  * writes a temporary and renames it); -1 after reporting. */
-int lv_aot_emit(const lv_aot_model *m, const lv_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e);
+int lv_aot_emit(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e);
 
 #endif

@@ -27,7 +27,7 @@ typedef struct lv_emit {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     const lv_target *target;
-    LLVMValueRef fn, call;   /* the kernel being emitted and its lv_call * argument */
+    LLVMValueRef fn, call;   /* the kernel being emitted and its ex_call * argument */
     const char *name;        /* its symbol, a prefix for its globals */
     LLVMTypeRef f32, f64, f16, i16, i32, i64, ptr, void_t;
 } lv_emit;
@@ -35,10 +35,10 @@ typedef struct lv_emit {
 void lv_emit_init(lv_emit *m, LLVMModuleRef mod, const lv_target *t);
 void lv_emit_dispose(lv_emit *m);
 
-/* A kernel `void name(const lv_call *)`; the builder is left in its entry block. */
+/* A kernel `void name(const ex_call *)`; the builder is left in its entry block. */
 void lv_kernel_begin(lv_emit *m, const char *name);
 void lv_kernel_end(lv_emit *m);
-/* The field at byte offset `offset` of the kernel's lv_call; a pointer one, an i64 one. */
+/* The field at byte offset `offset` of the kernel's ex_call; a pointer one, an i64 one. */
 LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty);
 LLVMValueRef lv_field_ptr(lv_emit *m, size_t offset);
 LLVMValueRef lv_field_i64(lv_emit *m, size_t offset);
@@ -103,14 +103,14 @@ void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, vo
 /* The value of elementwise op k (scale, gelu_tanh, geglu, mul, add,
  * softcap) at x (and b for two inputs), width w; aborts on any other op.
  * lv_softcap: cap · tanh(x / cap), for the op and the fused epilogues. */
-typedef struct lv_kernel lv_kernel;
-LLVMValueRef lv_elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w);
+typedef struct ex_kernel ex_kernel;
+LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x, LLVMValueRef b, int w);
 LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w);
 
 /* Emits the kernel k as the function `name` (kernels.c); the matmul family's
  * body comes from matmul.c. */
-void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
-void lv_emit_matmul(lv_emit *m, const lv_kernel *k);
+void lv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name);
+void lv_emit_matmul(lv_emit *m, const ex_kernel *k);
 
 /* RMS-normalised rows of G columns (kernels.c), shared by rms_norm, norm_add
  * and norm_matmul's prologue: y = x · rsqrt(mean(x²) + eps) · (w + add_one),

@@ -30,7 +30,7 @@
 
 struct lv_jit {
     LLVMOrcLLJITRef jit;
-    lv_kernel_fn *fns;
+    ex_kernel_fn *fns;
     int n;
     int from_cache;
 };
@@ -50,7 +50,7 @@ int lv_llvm_fail(LLVMErrorRef err, const char *what, gm_err *e) {
 }
 
 static LLVMModuleRef emit_module(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm,
-                                 const lv_kernel *ks, int n, lv_kernel_emitter *emit) {
+                                 const ex_kernel *ks, int n, lv_kernel_emitter *emit) {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("gemmac", ctx);
     LLVMSetTarget(mod, t->triple);
     LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
@@ -60,7 +60,7 @@ static LLVMModuleRef emit_module(LLVMContextRef ctx, const lv_target *t, LLVMTar
     lv_emit_init(&m, mod, t);
     for (int i = 0; i < n; i++) {
         char name[64];
-        lv_kernel_symbol(name, sizeof name, &ks[i], i);
+        ex_kernel_symbol(name, sizeof name, &ks[i], i);
         emit(&m, &ks[i], name);
     }
     lv_emit_dispose(&m);
@@ -88,7 +88,7 @@ static int optimise(LLVMModuleRef mod, const lv_target *t, LLVMTargetMachineRef 
     return rc;
 }
 
-LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const lv_kernel *ks,
+LLVMModuleRef lv_module_build(LLVMContextRef ctx, const lv_target *t, LLVMTargetMachineRef tm, const ex_kernel *ks,
                               int n, lv_kernel_emitter *emit, gm_err *e) {
     LLVMModuleRef mod = emit_module(ctx, t, tm, ks, n, emit);
     if (!optimise(mod, t, tm, e)) return mod;
@@ -150,7 +150,7 @@ static void cache_store(uint64_t key, LLVMMemoryBufferRef obj) {
 
 /* The object code of the kernels: from the cache when it has their key, else
  * optimised and generated (and stored unless no_cache). */
-static LLVMMemoryBufferRef kernel_object(const lv_target *t, const lv_kernel *ks, int n, int no_cache, int *from_cache,
+static LLVMMemoryBufferRef kernel_object(const lv_target *t, const ex_kernel *ks, int n, int no_cache, int *from_cache,
                                          gm_err *e) {
     LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
     if (!tm) return NULL;
@@ -193,20 +193,20 @@ static LLVMOrcLLJITRef make_jit(const lv_target *t, gm_err *e) {
 }
 
 /* Adds the object to the JIT (which takes it) and looks every kernel up. */
-static int link_kernels(lv_jit *j, LLVMMemoryBufferRef obj, const lv_kernel *ks, gm_err *e) {
+static int link_kernels(lv_jit *j, LLVMMemoryBufferRef obj, const ex_kernel *ks, gm_err *e) {
     LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(j->jit);
     if (lv_llvm_fail(LLVMOrcLLJITAddObjectFile(j->jit, main, obj), "adding the object", e)) return -1;
     for (int i = 0; i < j->n; i++) {
         char name[64];
         LLVMOrcExecutorAddress addr;
-        lv_kernel_symbol(name, sizeof name, &ks[i], i);
+        ex_kernel_symbol(name, sizeof name, &ks[i], i);
         if (lv_llvm_fail(LLVMOrcLLJITLookup(j->jit, &addr, name), name, e)) return -1;
-        j->fns[i] = (lv_kernel_fn)(uintptr_t)addr;
+        j->fns[i] = (ex_kernel_fn)(uintptr_t)addr;
     }
     return 0;
 }
 
-static int build(lv_jit *j, const lv_target *t, const lv_kernel *ks, int no_cache, gm_err *e) {
+static int build(lv_jit *j, const lv_target *t, const ex_kernel *ks, int no_cache, gm_err *e) {
     LLVMMemoryBufferRef obj = kernel_object(t, ks, j->n, no_cache, &j->from_cache, e);
     if (!obj) return -1;
     if (!(j->jit = make_jit(t, e))) {
@@ -216,7 +216,7 @@ static int build(lv_jit *j, const lv_target *t, const lv_kernel *ks, int no_cach
     return link_kernels(j, obj, ks, e);
 }
 
-lv_jit *lv_jit_compile(const lv_kernel *ks, int n, int no_cache, gm_err *e) {
+lv_jit *lv_jit_compile(const ex_kernel *ks, int n, int no_cache, gm_err *e) {
     lv_target t;
     lv_target_host(&t);
     lv_jit *j = gm_calloc(1, sizeof *j);
@@ -231,7 +231,7 @@ lv_jit *lv_jit_compile(const lv_kernel *ks, int n, int no_cache, gm_err *e) {
     return j;
 }
 
-lv_kernel_fn lv_jit_kernel(const lv_jit *j, int i) { return j->fns[i]; }
+ex_kernel_fn lv_jit_kernel(const lv_jit *j, int i) { return j->fns[i]; }
 
 int lv_jit_from_cache(const lv_jit *j) { return j->from_cache; }
 

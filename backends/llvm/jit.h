@@ -9,14 +9,14 @@
 #ifndef GM_LLVM_JIT_H
 #define GM_LLVM_JIT_H
 
-#include "kernels.h"
+#include "backends/exec/kernel.h"
 
 typedef struct lv_jit lv_jit;
 
 /* Compiles ks[0..n), or loads them from the cache unless no_cache (which
  * neither reads nor writes it); NULL after reporting when LLVM fails. */
-lv_jit *lv_jit_compile(const lv_kernel *ks, int n, int no_cache, gm_err *e);
-lv_kernel_fn lv_jit_kernel(const lv_jit *j, int i);
+lv_jit *lv_jit_compile(const ex_kernel *ks, int n, int no_cache, gm_err *e);
+ex_kernel_fn lv_jit_kernel(const lv_jit *j, int i);
 int lv_jit_from_cache(const lv_jit *j);   /* 1 when the code came from the cache */
 void lv_jit_free(lv_jit *j);
 

@@ -1,7 +1,7 @@
 /* kernels.c — one emitter per IR op (docs/model-format.md gives the
  * semantics, backends/reference/reference.c the oracle).
  *
- * Every kernel reads its lv_call, loops over the T rows of the call, and
+ * Every kernel reads its ex_call, loops over the T rows of the call, and
  * walks each row in vector pieces (lv_span), so a column count that is not a
  * multiple of the vector width only adds a few narrower pieces. Sizes and
  * attributes are constants here, so LLVM folds them into the loop bounds.
@@ -15,7 +15,7 @@
  *               then every head rotated with them
  *   elementwise a vector loop and a scalar tail; gelu and softcap with
  *               the inline lv_exp and lv_tanh, so they vectorise too */
-#include "kernels.h"
+#include "backends/exec/kernel.h"
 
 #include "emit.h"
 
@@ -24,9 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(lv_call, in) + i * sizeof(void *)); }
-static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(lv_call, T)); }
-static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(lv_call, out)); }
+static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
+static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
+static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
 
 /* ---- embed: y[t] = table[ids[t]] as f32 ---- */
 
@@ -41,7 +41,7 @@ static void copy_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueR
     lv_store(m, c->dst, lv_add(m, c->dst_at, at), lv_load(m, c->src, lv_add(m, c->src_at, at), c->dt, w));
 }
 
-static void emit_embed(lv_emit *m, const lv_kernel *k) {
+static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef ids = input(m, 0);
     copy_ctx c = {input(m, 1), NULL, output(m), NULL, k->wtype};
     lv_loop t;
@@ -64,7 +64,7 @@ static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x, int w) {
     return lv_fdiv(m, x, lv_fadd(m, lv_real(m, 1, w), e));
 }
 
-LLVMValueRef lv_elementwise_value(lv_emit *m, const lv_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
+LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
     switch (k->op) {
     case IR_SCALE: return lv_fmul(m, x, lv_real(m, k->attr[IR_A_BY], w));
     case IR_MUL: return lv_fmul(m, x, b);
@@ -81,13 +81,13 @@ LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w) {
     return lv_fmul(m, c, lv_tanh(m, lv_fdiv(m, x, c)));
 }
 
-static void elementwise_piece(lv_emit *m, const lv_kernel *k, LLVMValueRef at, int w) {
+static void elementwise_piece(lv_emit *m, const ex_kernel *k, LLVMValueRef at, int w) {
     LLVMValueRef x = lv_load(m, input(m, 0), at, GM_F32, w);
     LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, input(m, 1), at, GM_F32, w) : NULL;
     lv_store(m, output(m), at, lv_elementwise_value(m, k, x, b, w));
 }
 
-static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
+static void emit_elementwise(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef n = lv_muli(m, rows_T(m), k->n);
     lv_loop v, s;
     lv_loop_begin(m, &v, lv_int(m, 0), n, m->target->width, 0, NULL);
@@ -138,7 +138,7 @@ void lv_emit_norm_rows(lv_emit *m, const lv_norm_rows *n, LLVMValueRef rows) {
     lv_loop_end(m, &r, NULL);
 }
 
-static void emit_rms_norm(lv_emit *m, const lv_kernel *k) {
+static void emit_rms_norm(lv_emit *m, const ex_kernel *k) {
     lv_norm_rows n = {input(m, 0), input(m, 1), k->op == IR_NORM_ADD ? input(m, 2) : NULL, output(m), k->wtype,
                       k->k, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
     lv_emit_norm_rows(m, &n, lv_muli(m, rows_T(m), k->n / k->k));
@@ -176,12 +176,12 @@ static LLVMValueRef rope_frequencies(lv_emit *m, int64_t hd, double theta) {
     return g;
 }
 
-static void emit_rope(lv_emit *m, const lv_kernel *k) {
+static void emit_rope(lv_emit *m, const ex_kernel *k) {
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
     LLVMValueRef freq = rope_frequencies(m, hd, k->attr[IR_A_THETA]);
     rope_ctx c = {input(m, 0), output(m), NULL, LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "cos"),
                   LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "sin"), half};
-    LLVMValueRef pos = lv_field_i64(m, offsetof(lv_call, pos));
+    LLVMValueRef pos = lv_field_i64(m, offsetof(ex_call, pos));
     lv_loop t, i, h;
     lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
     LLVMValueRef p = LLVMBuildFDiv(m->b, LLVMBuildSIToFP(m->b, lv_add(m, pos, t.i), m->f64, ""),
@@ -205,7 +205,7 @@ static void emit_rope(lv_emit *m, const lv_kernel *k) {
 #define HEADS 4  /* most query heads of one kv head taken together */
 
 typedef struct {
-    const lv_kernel *k;
+    const ex_kernel *k;
     LLVMValueRef q, k_new, v_new, k_cache, v_cache, y, pos, rows, acc;
     int64_t hd, kv_cols;
     int heads;                            /* query heads of a tile, all on one kv head */
@@ -330,19 +330,19 @@ static void emit_heads(lv_emit *m, attn_ctx *a) {
 
 /* Query rows [n0, n1) of the call, every head; the heads of one kv head in
  * tiles of up to HEADS, so that each key and value row is read once a tile. */
-static void emit_attention(lv_emit *m, const lv_kernel *k) {
+static void emit_attention(lv_emit *m, const ex_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW], group = nh / nkv;
     attn_ctx a = {.k = k, .q = input(m, 0), .k_new = input(m, 1), .v_new = input(m, 2),
-                  .k_cache = lv_field_ptr(m, offsetof(lv_call, k_cache)),
-                  .v_cache = lv_field_ptr(m, offsetof(lv_call, v_cache)), .y = output(m),
-                  .pos = lv_field_i64(m, offsetof(lv_call, pos)), .rows = lv_field_i64(m, offsetof(lv_call, rows)),
+                  .k_cache = lv_field_ptr(m, offsetof(ex_call, k_cache)),
+                  .v_cache = lv_field_ptr(m, offsetof(ex_call, v_cache)), .y = output(m),
+                  .pos = lv_field_i64(m, offsetof(ex_call, pos)), .rows = lv_field_i64(m, offsetof(ex_call, rows)),
                   .hd = hd, .kv_cols = nkv * hd, .heads = HEADS};
     while (group % a.heads) a.heads /= 2;
     a.acc = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, a.heads * hd), "acc");
     LLVMSetAlignment(a.acc, 64);
     lv_loop t, h;
-    lv_loop_begin(m, &t, lv_field_i64(m, offsetof(lv_call, n0)), lv_field_i64(m, offsetof(lv_call, n1)), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_field_i64(m, offsetof(ex_call, n0)), lv_field_i64(m, offsetof(ex_call, n1)), 1, 0, NULL);
     LLVMValueRef i = lv_add(m, a.pos, t.i);
     a.hi = lv_addi(m, i, 1);
     a.lo = lv_int(m, 0);
@@ -359,7 +359,7 @@ static void emit_attention(lv_emit *m, const lv_kernel *k) {
     lv_loop_end(m, &t, NULL);
 }
 
-void lv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
+void lv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
     lv_kernel_begin(m, name);
     switch (k->op) {
     case IR_EMBED: emit_embed(m, k); break;

@@ -2,10 +2,10 @@
  * compiled by LLVM (jit.h) when it is made, or loaded from the JIT cache. */
 #include "llvm_engine.h"
 
-#include "exec.h"
+#include "backends/exec/exec.h"
 #include "jit.h"
 
-static int jit_resolve(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn *fns, void **handle, int *from_cache,
+static int jit_resolve(const void *ctx, const ex_kernel *ks, int n, ex_kernel_fn *fns, void **handle, int *from_cache,
                        gm_err *e) {
     const rt_engine_opts *o = ctx;
     lv_jit *j = lv_jit_compile(ks, n, o->no_cache, e);
@@ -20,5 +20,5 @@ static void jit_release(void *handle) { lv_jit_free(handle); }
 
 rt_engine *llvm_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
                               gm_err *e) {
-    return lv_engine_create(g, bound, o, "jit", &(lv_resolver){jit_resolve, jit_release, o}, e);
+    return ex_engine_create(g, bound, o, "jit", &(ex_resolver){jit_resolve, jit_release, o}, e);
 }

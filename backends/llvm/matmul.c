@@ -30,7 +30,7 @@
  * their own dtype and converted in registers (16-bit ones prefetched a few
  * KB ahead); a lone row carries two accumulator chains per vector so the
  * FMAs do not wait on each other. */
-#include "kernels.h"
+#include "backends/exec/kernel.h"
 
 #include "emit.h"
 
@@ -45,7 +45,7 @@
 #define DECODE_PREFETCH 4096
 
 typedef struct {
-    const lv_kernel *k;
+    const ex_kernel *k;
     LLVMValueRef x, w, y, r, T;   /* x: the rows multiplied (the scratch after a prologue); r: residual or NULL */
     LLVMValueRef xp;              /* panel tiles: x's rows in tiles of MR interleaved by k, [T/MR][K][MR] */
     LLVMValueRef scratch;         /* past the prologue's and the tiles' rows: the converted weight block */
@@ -76,8 +76,8 @@ static LLVMValueRef past(lv_emit *m, LLVMValueRef scratch, LLVMValueRef n) {
 
 static void emit_prologue(lv_emit *m, mm_ctx *mc) {
     int64_t K = mc->K;
-    const lv_kernel *k = mc->k;
-    lv_norm_rows n = {mc->x, lv_field_ptr(m, offsetof(lv_call, in) + 2 * sizeof(void *)), NULL, mc->scratch,
+    const ex_kernel *k = mc->k;
+    lv_norm_rows n = {mc->x, lv_field_ptr(m, offsetof(ex_call, in) + 2 * sizeof(void *)), NULL, mc->scratch,
                       k->ntype, K, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
     lv_emit_norm_rows(m, &n, mc->T);
     mc->x = mc->scratch;
@@ -146,7 +146,7 @@ typedef struct {
     LLVMValueRef next;        /* tiles: the next panel's block as stored, prefetched into L2; or NULL */
 } block_ctx;
 
-static int vectors_per_row(lv_emit *m) { return LV_PANEL / m->target->width; }
+static int vectors_per_row(lv_emit *m) { return EX_PANEL / m->target->width; }
 
 /* Rows of x per register tile: the accumulators of MR rows fill the vector
  * registers but for a few (the target's: 32 with AVX-512 and NEON, 16 for
@@ -160,17 +160,17 @@ static int tile_rows(lv_emit *m) {
 /* Lanes of y's row that exist in the last, zero-padded panel; NULL when N is a multiple of P. */
 static LLVMValueRef column_mask(lv_emit *m, const block_ctx *bc, int h) {
     int W = m->target->width;
-    if (bc->c->N % LV_PANEL == 0) return NULL;
+    if (bc->c->N % EX_PANEL == 0) return NULL;
     LLVMValueRef lanes[16];
     for (int j = 0; j < W; j++) lanes[j] = LLVMConstInt(m->i64, (unsigned long long)j, 0);
-    LLVMValueRef col = lv_add(m, lv_splat(m, lv_addi(m, lv_muli(m, bc->panel, LV_PANEL), h * W), W),
+    LLVMValueRef col = lv_add(m, lv_splat(m, lv_addi(m, lv_muli(m, bc->panel, EX_PANEL), h * W), W),
                               LLVMConstVector(lanes, (unsigned)W));
     return LLVMBuildICmp(m->b, LLVMIntSLT, col, lv_splat(m, lv_int(m, bc->c->N), W), "");
 }
 
 /* Where row t's outputs for vector h of the panel start in y. */
 static LLVMValueRef out_at(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int h) {
-    return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, LV_PANEL), h * m->target->width));
+    return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, EX_PANEL), h * m->target->width));
 }
 
 static void store_outputs(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
@@ -208,7 +208,7 @@ static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, 
 /* Vector h of the block's weights at k = kk. */
 static LLVMValueRef tile_weights(lv_emit *m, const block_ctx *bc, LLVMValueRef kk, int h) {
     int W = m->target->width;
-    return lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, LV_PANEL), h * W), bc->bdt, W);
+    return lv_load(m, bc->b, lv_addi(m, lv_muli(m, kk, EX_PANEL), h * W), bc->bdt, W);
 }
 
 /* A row's x at k = kk, in every lane: from the packed rows of a tile of R, else x itself. */
@@ -228,17 +228,17 @@ static void prefetch_ahead(lv_emit *m, const block_ctx *bc, LLVMValueRef kk, int
         base = bc->next;
     } else if (R == 1 && !bc->next && gm_dtype_size(bc->bdt) < 4) {
         base = bc->b, dt = bc->bdt;
-        kk = lv_addi(m, kk, DECODE_PREFETCH / (LV_PANEL * (int)gm_dtype_size(dt)));
+        kk = lv_addi(m, kk, DECODE_PREFETCH / (EX_PANEL * (int)gm_dtype_size(dt)));
     }
-    for (int at = 0; base && at < LV_PANEL; at += 64 / (int)gm_dtype_size(dt))
-        lv_prefetch_l2(m, base, lv_addi(m, lv_muli(m, kk, LV_PANEL), at), dt);
+    for (int at = 0; base && at < EX_PANEL; at += 64 / (int)gm_dtype_size(dt))
+        lv_prefetch_l2(m, base, lv_addi(m, lv_muli(m, kk, EX_PANEL), at), dt);
 }
 
 /* Rows t0.. t0+R-1 of the block: acc[i][h] (+)= Σ_k x[t0+i][k] · b[k][h·W..]. */
 static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R) {
     mm_ctx *c = bc->c;
     int W = m->target->width, H = vectors_per_row(m), chains = R == 1 ? 2 : 1, n = R * H;
-    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], x_at[16], mask[LV_PANEL / 4];
+    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], x_at[16], mask[EX_PANEL / 4];
     LLVMValueRef xs = R > 1 ? c->xp : c->x; /* a tile reads its packed rows, a lone row x itself */
     for (int h = 0; h < H; h++) mask[h] = column_mask(m, bc, h);
     for (int i = 0; i < R; i++) {
@@ -257,7 +257,7 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
         l = &loops[pass];
         lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), bc->len, step, n * chains, pass ? loops[0].v : init);
         for (int u = 0; u < step; u++) {
-            LLVMValueRef kk = lv_addi(m, l->i, u), b[LV_PANEL / 4], a[16];
+            LLVMValueRef kk = lv_addi(m, l->i, u), b[EX_PANEL / 4], a[16];
             prefetch_ahead(m, bc, kk, R);
             /* Hold the fewer of the two operands in registers for the whole step
              * and load each of the others just before its FMAs: the R·H sums,
@@ -300,7 +300,7 @@ static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
     LLVMValueRef yes = LLVMConstInt(LLVMInt1TypeInContext(m->ctx), 1, 0);
     lv_loop p;
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    LLVMValueRef at = lv_muli(m, p.i, c->K * LV_PANEL);
+    LLVMValueRef at = lv_muli(m, p.i, c->K * EX_PANEL);
     block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt,
                     lv_int(m, 0), lv_int(m, c->K), yes, yes, NULL};
     emit_rows(m, &bc, lv_int(m, 0), c->T);
@@ -327,7 +327,7 @@ static void emit_tile_packing(lv_emit *m, mm_ctx *c, int MR, LLVMValueRef t1, LL
 static void emit_block_conversion(lv_emit *m, block_ctx *bc) {
     int W = m->target->width;
     lv_loop k;
-    lv_loop_begin(m, &k, lv_int(m, 0), lv_muli(m, bc->len, LV_PANEL), W, 0, NULL);
+    lv_loop_begin(m, &k, lv_int(m, 0), lv_muli(m, bc->len, EX_PANEL), W, 0, NULL);
     lv_store(m, bc->c->scratch, k.i, lv_load(m, bc->b, k.i, bc->bdt, W));
     lv_loop_end(m, &k, NULL);
     bc->b = bc->c->scratch, bc->bdt = GM_F32;
@@ -342,17 +342,17 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
     int MR = tile_rows(m);
     LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, MR), ""));
     lv_loop kb, p, t;
-    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + LV_KC - 1) / LV_KC * LV_KC), LV_KC, 0, NULL);
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
     LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb.i);
-    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, LV_KC), ""), left,
-                                       lv_int(m, LV_KC), "");
+    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, EX_KC), ""), left,
+                                       lv_int(m, EX_KC), "");
     emit_tile_packing(m, c, MR, tiled, kb.i, len);
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * LV_PANEL), lv_muli(m, kb.i, LV_PANEL));
-    LLVMValueRef next = lv_addi(m, at, c->K * LV_PANEL);
+    LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * EX_PANEL), lv_muli(m, kb.i, EX_PANEL));
+    LLVMValueRef next = lv_addi(m, at, c->K * EX_PANEL);
     block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, kb.i, len,
                     LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
-                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, LV_KC), ""),
+                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""),
                     LLVMBuildGEP2(m->b, lv_elem_type(m, c->dt), c->w, &next, 1, "")};
     if (c->dt != GM_F32) emit_block_conversion(m, &bc);
     lv_loop_begin(m, &t, lv_int(m, 0), tiled, MR, 0, NULL);
@@ -364,15 +364,15 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
 }
 
 static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, LV_PANEL), "");
-    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, LV_PANEL - 1), lv_int(m, LV_PANEL), "");
+    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
     int MR = tile_rows(m);
     if (MR == 1) {
         emit_lone_rows(m, c, p0, p1);
         return;
     }
     c->xp = c->scratch;
-    c->scratch = past(m, c->scratch, lv_muli(m, c->T, LV_KC));
+    c->scratch = past(m, c->scratch, lv_muli(m, c->T, EX_KC));
     LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tiles"),
                       lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "lone"),
                       done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "panels_done");
@@ -386,14 +386,14 @@ static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1)
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
-void lv_emit_matmul(lv_emit *m, const lv_kernel *k) {
-    mm_ctx c = {.k = k, .x = lv_field_ptr(m, offsetof(lv_call, in)),
-                .w = lv_field_ptr(m, offsetof(lv_call, in) + sizeof(void *)),
-                .y = lv_field_ptr(m, offsetof(lv_call, out)), .T = lv_field_i64(m, offsetof(lv_call, T)),
-                .scratch = lv_field_ptr(m, offsetof(lv_call, scratch)), .K = k->k, .N = k->n, .dt = k->wtype};
-    if (k->op == IR_MATMUL_ADD) c.r = lv_field_ptr(m, offsetof(lv_call, in) + 2 * sizeof(void *));
+void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
+    mm_ctx c = {.k = k, .x = lv_field_ptr(m, offsetof(ex_call, in)),
+                .w = lv_field_ptr(m, offsetof(ex_call, in) + sizeof(void *)),
+                .y = lv_field_ptr(m, offsetof(ex_call, out)), .T = lv_field_i64(m, offsetof(ex_call, T)),
+                .scratch = lv_field_ptr(m, offsetof(ex_call, scratch)), .K = k->k, .N = k->n, .dt = k->wtype};
+    if (k->op == IR_MATMUL_ADD) c.r = lv_field_ptr(m, offsetof(ex_call, in) + 2 * sizeof(void *));
     if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
-    LLVMValueRef n0 = lv_field_i64(m, offsetof(lv_call, n0)), n1 = lv_field_i64(m, offsetof(lv_call, n1));
+    LLVMValueRef n0 = lv_field_i64(m, offsetof(ex_call, n0)), n1 = lv_field_i64(m, offsetof(ex_call, n1));
     if (k->panel) emit_panels(m, &c, n0, n1);
     else emit_row_major(m, &c, n0, n1);
 }

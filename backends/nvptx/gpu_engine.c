@@ -46,7 +46,7 @@ typedef struct {
     int graph_room;
     cu_ptr pos;                  /* the device word the kernels read the position from */
     int use_graphs;
-    lv_kernel *kernel;           /* per node: its description */
+    ex_kernel *kernel;           /* per node: its description */
     cu_ptr *weight;              /* per value id: the weight's device copy, else 0 */
     cu_ptr *table;               /* per node: a rope's cos/sin table, else 0 */
     int64_t *offset, width;      /* the arena layout (ir_arena_layout) */
@@ -111,18 +111,18 @@ static int rope_table(gpu_engine *j, const ir_node *n, cu_ptr *p, gm_err *e) {
     return rc;
 }
 
-/* Each node's kernel among the compiled ones (their symbols: lv_kernel_symbol of their index). */
-static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const lv_kernel *compiled, int n_compiled, gm_err *e) {
+/* Each node's kernel among the compiled ones (their symbols: ex_kernel_symbol of their index). */
+static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     for (int i = 0; i < g->n_nodes; i++) {
-        lv_kernel_of(g, &g->nodes[i], bound, &j->kernel[i]);
+        ex_kernel_of(g, &g->nodes[i], bound, &j->kernel[i]);
         int k = 0;
         while (k < n_compiled && memcmp(&compiled[k], &j->kernel[i], sizeof *compiled)) k++;
         if (k == n_compiled)
             return gm_fail(e, "nvptx: the checkpoint needs a %s kernel this model was not compiled with (different "
                               "weight dtypes?); recompile it", ir_ops[g->nodes[i].op].name);
         char name[80];
-        lv_kernel_symbol(name, sizeof name, &compiled[k], k);
+        ex_kernel_symbol(name, sizeof name, &compiled[k], k);
         if (rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->fn[i], j->module, name), name, e)) return -1;
         strcat(name, g->nodes[i].op == IR_ATTENTION ? "_store" : "_gemv");
         int second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;
@@ -297,7 +297,7 @@ static void gpu_free(rt_engine *en) {
 }
 
 static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
-                 const lv_kernel *compiled, int n_compiled, gm_err *e) {
+                 const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     j->fn = gm_calloc(g->n_nodes, sizeof *j->fn);
     j->gemv = gm_calloc(g->n_nodes, sizeof *j->gemv);
@@ -319,7 +319,7 @@ static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_o
 }
 
 rt_engine *nv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
-                            const lv_kernel *compiled, int n_compiled, gm_err *e) {
+                            const ex_kernel *compiled, int n_compiled, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     gpu_engine *j = gm_calloc(1, sizeof *j);
     j->base = (rt_engine){.backend = "nvptx", .vocab = g->vocab, .context = o->context,

@@ -6,7 +6,7 @@
 
 static unsigned blocks(int64_t n, int64_t per) { return (unsigned)((n + per - 1) / per); }
 
-void nv_launch_of(const lv_kernel *k, int64_t T, nv_launch *l) {
+void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l) {
     *l = (nv_launch){{1, 1, 1}, NV_THREADS, 0};
     switch (k->op) {
     case IR_EMBED: l->grid[0] = blocks(k->n, NV_THREADS), l->grid[1] = (unsigned)T; break;
@@ -31,7 +31,7 @@ void nv_launch_of(const lv_kernel *k, int64_t T, nv_launch *l) {
     }
 }
 
-void nv_store_launch(const lv_kernel *k, int64_t T, nv_launch *l) {
+void nv_store_launch(const ex_kernel *k, int64_t T, nv_launch *l) {
     int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
     *l = (nv_launch){{(unsigned)T, blocks(cols, NV_THREADS), 1}, NV_THREADS, 0};
 }

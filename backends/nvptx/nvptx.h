@@ -15,7 +15,7 @@
 #ifndef GM_NVPTX_H
 #define GM_NVPTX_H
 
-#include "backends/llvm/kernels.h"
+#include "backends/exec/kernel.h"
 
 #include <stdint.h>
 
@@ -56,10 +56,10 @@ typedef struct {
 } nv_launch;
 
 /* How kernel k is launched for a call of T rows; nv_store_launch: an attention's "_store". */
-void nv_launch_of(const lv_kernel *k, int64_t T, nv_launch *l);
-void nv_store_launch(const lv_kernel *k, int64_t T, nv_launch *l);
+void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l);
+void nv_store_launch(const ex_kernel *k, int64_t T, nv_launch *l);
 /* The PTX text of kernels ks[0..n) for a GPU architecture ("sm_80", ...),
  * malloc'd; NULL after reporting. Defined in ptx.c, with LLVM. */
-char *nv_ptx(const lv_kernel *ks, int n, const char *gpu, gm_err *e);
+char *nv_ptx(const ex_kernel *ks, int n, const char *gpu, gm_err *e);
 
 #endif

@@ -165,7 +165,7 @@ static LLVMValueRef inv_rms(lv_emit *m, LLVMValueRef ss, int64_t G, double eps) 
 
 /* ---- elementwise and embed ---- */
 
-static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
+static void emit_elementwise(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef i = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
     LLVMBasicBlockRef done = if_begin(m, lt(m, i, lv_muli(m, param(m, P_T), k->n)));
     LLVMValueRef x = lv_load(m, param(m, P_IN0), i, GM_F32, 1);
@@ -174,7 +174,7 @@ static void emit_elementwise(lv_emit *m, const lv_kernel *k) {
     if_end(m, done);
 }
 
-static void emit_embed(lv_emit *m, const lv_kernel *k) {
+static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
     LLVMValueRef t = sreg(m, "ctaid.y");
     LLVMBasicBlockRef done = if_begin(m, lt(m, col, lv_int(m, k->n)));
@@ -187,7 +187,7 @@ static void emit_embed(lv_emit *m, const lv_kernel *k) {
 
 /* ---- rms_norm and norm_add: a block per group of G values ---- */
 
-static void emit_norm(lv_emit *m, const lv_kernel *k) {
+static void emit_norm(lv_emit *m, const ex_kernel *k) {
     int64_t G = k->k;
     LLVMValueRef x = param(m, P_IN0), w = param(m, P_IN1), tid = sreg(m, "tid.x");
     LLVMValueRef base = lv_muli(m, sreg(m, "ctaid.x"), G), zero = lv_real(m, 0, 1);
@@ -207,7 +207,7 @@ static void emit_norm(lv_emit *m, const lv_kernel *k) {
 
 /* ---- rope: thread i of block (t, head) rotates the pair (i, i + hd/2) ---- */
 
-static void emit_rope(lv_emit *m, const lv_kernel *k) {
+static void emit_rope(lv_emit *m, const ex_kernel *k) {
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
     LLVMValueRef t = sreg(m, "ctaid.x"), i = sreg(m, "tid.x"), tbl = param(m, P_IN1);
     LLVMValueRef row = lv_muli(m, lv_add(m, call_pos(m), t), half);
@@ -226,7 +226,7 @@ static void emit_rope(lv_emit *m, const lv_kernel *k) {
 #define KEYS 4     /* keys a warp takes per step, their loads issued together */
 
 typedef struct {
-    const lv_kernel *k;
+    const ex_kernel *k;
     int64_t hd, kv_cols;
     int dims;                               /* ⌈hd / 32⌉ */
     LLVMValueRef d[MAX_DIMS], ok[MAX_DIMS]; /* this lane's dimensions (clamped below hd) and whether real */
@@ -300,7 +300,7 @@ static void combine_warps(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVM
     if_end(m, done);
 }
 
-static void emit_attention(lv_emit *m, const lv_kernel *k) {
+static void emit_attention(lv_emit *m, const ex_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t window = (int64_t)k->attr[IR_A_WINDOW];
     attn_ctx a = {.k = k, .hd = (int64_t)k->attr[IR_A_HEAD_DIM], .pos = call_pos(m), .rows = param(m, P_ROWS)};
@@ -341,7 +341,7 @@ static void emit_attention(lv_emit *m, const lv_kernel *k) {
 
 /* The "_store" entry: row t of the call's k and v (in0, in1) into the ring at (pos + t) mod rows,
  * for the last `rows` rows only (the ring keeps no more). */
-static void emit_kv_store(lv_emit *m, const lv_kernel *k) {
+static void emit_kv_store(lv_emit *m, const ex_kernel *k) {
     int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
     LLVMValueRef t = sreg(m, "ctaid.x"), c = lv_add(m, lv_muli(m, sreg(m, "ctaid.y"), NV_THREADS), sreg(m, "tid.x"));
     LLVMValueRef T = param(m, P_T), rows = param(m, P_ROWS);
@@ -357,7 +357,7 @@ static void emit_kv_store(lv_emit *m, const lv_kernel *k) {
 /* ---- the matmul family ---- */
 
 typedef struct {
-    const lv_kernel *k;
+    const ex_kernel *k;
     int64_t K, N;
     LLVMValueRef x, w, g;  /* g: norm_matmul's norm weight, else NULL */
 } mm_ctx;
@@ -549,7 +549,7 @@ static void emit_tiled(lv_emit *m, const mm_ctx *c) {
     }
 }
 
-static void emit_matmul(lv_emit *m, const lv_kernel *k, const char *name) {
+static void emit_matmul(lv_emit *m, const ex_kernel *k, const char *name) {
     char gemv[80];
     mm_ctx c = {.k = k, .K = k->k, .N = k->n};
     snprintf(gemv, sizeof gemv, "%s_gemv", name);
@@ -563,7 +563,7 @@ static void emit_matmul(lv_emit *m, const lv_kernel *k, const char *name) {
     LLVMBuildRetVoid(m->b);
 }
 
-void nv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name) {
+void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
     if (ir_is_matmul(k->op)) {
         emit_matmul(m, k, name);
         return;
@@ -607,7 +607,7 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     return 0;
 }
 
-char *nv_ptx(const lv_kernel *ks, int n, const char *gpu, gm_err *e) {
+char *nv_ptx(const ex_kernel *ks, int n, const char *gpu, gm_err *e) {
     lv_target t;
     if (nv_target(&t, gpu, e)) return NULL;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);

@@ -12,6 +12,6 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e);
 /* Emits kernel k as the entry `name` (and its second entry, see nvptx.h): the
  * emitter lv_module_build (backends/llvm/codegen.h) takes for this target. */
 typedef struct lv_emit lv_emit;
-void nv_emit_kernel(lv_emit *m, const lv_kernel *k, const char *name);
+void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name);
 
 #endif

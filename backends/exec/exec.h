@@ -1,24 +1,24 @@
 /* exec.h — an engine that runs a graph on compiled kernels (exec.c), with
  * the code supplied by a resolver: the JIT's, or the table an AOT executable
  * links. No LLVM here. */
-#ifndef GM_LLVM_EXEC_H
-#define GM_LLVM_EXEC_H
+#ifndef GM_EXEC_EXEC_H
+#define GM_EXEC_EXEC_H
 
-#include "kernels.h"
+#include "kernel.h"
 #include "runtime/engine.h"
 
 typedef struct {
     /* Fills fns[0..n) with code for ks[0..n) and sets *from_cache; *handle
      * (may stay NULL) is released with the engine. -1 after reporting. */
-    int (*resolve)(const void *ctx, const lv_kernel *ks, int n, lv_kernel_fn *fns, void **handle, int *from_cache,
+    int (*resolve)(const void *ctx, const ex_kernel *ks, int n, ex_kernel_fn *fns, void **handle, int *from_cache,
                    gm_err *e);
     void (*release)(void *handle);
     const void *ctx;
-} lv_resolver;
+} ex_resolver;
 
 /* bound[v] is the checkpoint tensor of weight value v (NULL for others).
  * The graph and the tensors must outlive the engine. name: its backend. */
-rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
-                            const char *name, const lv_resolver *r, gm_err *e);
+rt_engine *ex_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+                            const char *name, const ex_resolver *r, gm_err *e);
 
 #endif

@@ -3,7 +3,7 @@
  * no LLVM, so the JIT backend (llvm_engine.c, kernels from LLJIT) and AOT
  * executables (kernels linked in) share it.
  *
- * Creation describes each node's kernel (kernels.h), keeps one per distinct
+ * Creation describes each node's kernel (kernel.h), keeps one per distinct
  * description (a model's layers share all of theirs), has the resolver find
  * code for them and times that. A call then walks the nodes like the
  * reference interpreter, calling each node's kernel on activation blocks of
@@ -29,8 +29,8 @@ typedef struct {
     const ir_graph *g;
     const st_tensor *const *bound;  /* per value id */
     rt_kv_cache *kv;                /* one slot per attention op */
-    lv_kernel_fn *kernel;           /* per node */
-    lv_resolver resolver;
+    ex_kernel_fn *kernel;           /* per node */
+    ex_resolver resolver;
     void *handle;                   /* the resolver's, released with the engine */
     int64_t *offset;                /* per value id: columns before its arena block, -1 if none */
     char *in_head;                  /* per value id: made by the head (kept in head_arena) */
@@ -39,9 +39,9 @@ typedef struct {
     int room;                       /* rows the arena holds */
     float *head_arena;              /* head_width × head_rows floats: the head's values, */
     int head_rows, head_room;       /* of one row unless every row's logits are asked for */
-    lv_kernel *ks;                  /* the distinct kernels */
+    ex_kernel *ks;                  /* the distinct kernels */
     int n_ks;
-    float *scratch;                 /* per thread: scratch_stride floats (lv_call.scratch) */
+    float *scratch;                 /* per thread: scratch_stride floats (ex_call.scratch) */
     int64_t scratch_stride;
     rt_pool *pool;
 } exec_engine;
@@ -50,7 +50,7 @@ typedef struct {
  * of work, about what handing it to the pool costs. */
 #define SPLIT_MIN (1 << 17)
 
-void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, lv_kernel *k) {
+void ex_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, ex_kernel *k) {
     memset(k, 0, sizeof *k);
     k->op = n->op;
     k->n = ir_value_cols(g, n->out);
@@ -66,7 +66,7 @@ void lv_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *b
     if (n->op == IR_NORM_MATMUL) k->ntype = bound[n->in[2]]->dtype;
 }
 
-void lv_kernel_symbol(char *buf, size_t len, const lv_kernel *k, int i) {
+void ex_kernel_symbol(char *buf, size_t len, const ex_kernel *k, int i) {
     snprintf(buf, len, "gm_%s_%d", ir_ops[k->op].name, i);
 }
 
@@ -74,9 +74,9 @@ static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
 /* The normalised rows of a norm prologue; a panel kernel's block of rows
  * packed for its tiles and its block of weights converted to f32. */
-int64_t lv_scratch_floats(const lv_kernel *k, int64_t T) {
+int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
-    if (k->panel) n += round_up16(T * LV_KC) + (k->wtype != GM_F32 ? (int64_t)LV_KC * LV_PANEL : 0);
+    if (k->panel) n += round_up16(T * EX_KC) + (k->wtype != GM_F32 ? (int64_t)EX_KC * EX_PANEL : 0);
     return n;
 }
 
@@ -98,7 +98,7 @@ static void reserve_rows(exec_engine *j, int T, int head_rows) {
     j->room = T;
     j->scratch_stride = 0;
     for (int i = 0; i < j->n_ks; i++) {
-        int64_t need = round_up16(lv_scratch_floats(&j->ks[i], T));
+        int64_t need = round_up16(ex_scratch_floats(&j->ks[i], T));
         if (need > j->scratch_stride) j->scratch_stride = need;
     }
     free(j->scratch);
@@ -114,8 +114,8 @@ static const void *input_of(const exec_engine *j, int v, const int32_t *tokens) 
 }
 
 typedef struct {
-    lv_kernel_fn fn;
-    const lv_call *call;
+    ex_kernel_fn fn;
+    const ex_call *call;
     int64_t unit;              /* columns a part's range is a multiple of */
     float *scratch;            /* part p's: scratch + p · stride */
     int64_t stride;
@@ -124,7 +124,7 @@ typedef struct {
 /* Part `part` of the output columns, in multiples of the kernel's tiles or panels. */
 static void matmul_part(void *arg, int part, int parts) {
     const split_job *s = arg;
-    lv_call c = *s->call;
+    ex_call c = *s->call;
     int64_t N = c.n1, u = s->unit, step = (N + u * parts - 1) / (u * parts) * u;
     c.n0 = part * step < N ? part * step : N;
     c.n1 = c.n0 + step < N ? c.n0 + step : N;
@@ -132,7 +132,7 @@ static void matmul_part(void *arg, int part, int parts) {
     if (c.n0 < c.n1) s->fn(&c);
 }
 
-static void run_matmul(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
+static void run_matmul(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_node *n) {
     int64_t K = ir_value_cols(j->g, n->in[0]), panel = j->g->values[n->in[1]].panel;
     c->scratch = j->scratch;
     if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
@@ -142,8 +142,8 @@ static void run_matmul(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_nod
 }
 
 typedef struct {
-    lv_kernel_fn fn;
-    const lv_call *call;
+    ex_kernel_fn fn;
+    const ex_call *call;
     int64_t window;
 } attention_job;
 
@@ -163,14 +163,14 @@ static int64_t first_row(const attention_job *s, int part, int parts) {
 
 static void attention_part(void *arg, int part, int parts) {
     const attention_job *s = arg;
-    lv_call c = *s->call;
+    ex_call c = *s->call;
     c.n0 = first_row(s, part, parts), c.n1 = first_row(s, part + 1, parts);
     if (c.n0 < c.n1) s->fn(&c);
 }
 
 /* Attention over query rows [0, T), split by rows (and so by keys) when
  * there are several and enough work: decode's one row stays on one thread. */
-static void run_attention(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_node *n) {
+static void run_attention(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_node *n) {
     attention_job s = {fn, c, (int64_t)n->attr[IR_A_WINDOW]};
     int64_t work = 2 * (int64_t)n->attr[IR_A_HEADS] * (int64_t)n->attr[IR_A_HEAD_DIM]; /* multiply-adds a key */
     int64_t keys = 0;
@@ -184,7 +184,7 @@ static void run_attention(exec_engine *j, lv_kernel_fn fn, lv_call *c, const ir_
 
 static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int pos) {
     const ir_node *n = &j->g->nodes[i];
-    lv_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = ir_value_cols(j->g, n->out)};
+    ex_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = ir_value_cols(j->g, n->out)};
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
     rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
     if (slot) c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
@@ -235,10 +235,10 @@ static void exec_free(rt_engine *en) {
     free(j);
 }
 
-int lv_kernels_of(const ir_graph *g, const st_tensor *const *bound, lv_kernel *ks, int *which) {
+int ex_kernels_of(const ir_graph *g, const st_tensor *const *bound, ex_kernel *ks, int *which) {
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
-        lv_kernel_of(g, &g->nodes[i], bound, &ks[n]);
+        ex_kernel_of(g, &g->nodes[i], bound, &ks[n]);
         which[i] = 0;
         while (which[i] < n && memcmp(&ks[which[i]], &ks[n], sizeof *ks)) which[i]++;
         if (which[i] == n) n++;
@@ -249,9 +249,9 @@ int lv_kernels_of(const ir_graph *g, const st_tensor *const *bound, lv_kernel *k
 /* One kernel per distinct description: resolves them and points every node at its own. */
 static int resolve_kernels(exec_engine *j, gm_err *e) {
     const ir_graph *g = j->g;
-    lv_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
-    int *which = gm_malloc(g->n_nodes * sizeof *which), n = lv_kernels_of(g, j->bound, ks, which);
-    lv_kernel_fn *fns = gm_calloc(n, sizeof *fns);
+    ex_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = ex_kernels_of(g, j->bound, ks, which);
+    ex_kernel_fn *fns = gm_calloc(n, sizeof *fns);
     int rc = j->resolver.resolve(j->resolver.ctx, ks, n, fns, &j->handle, &j->base.from_cache, e);
     j->kernel = gm_malloc(g->n_nodes * sizeof *j->kernel);
     for (int i = 0; !rc && i < g->n_nodes; i++) j->kernel[i] = fns[which[i]];
@@ -277,8 +277,8 @@ static void split_arena(exec_engine *j) {
     }
 }
 
-rt_engine *lv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
-                            const char *name, const lv_resolver *r, gm_err *e) {
+rt_engine *ex_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+                            const char *name, const ex_resolver *r, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     exec_engine *j = gm_calloc(1, sizeof *j);
     j->base = (rt_engine){.backend = name, .vocab = g->vocab, .context = o->context,
