@@ -30,11 +30,9 @@ typedef struct {
     cu_result (*MemcpyHtoD)(cu_ptr, const void *, size_t);
     cu_result (*MemcpyDtoH)(void *, cu_ptr, size_t);
     cu_result (*MemcpyDtoDAsync)(cu_ptr, cu_ptr, size_t, cu_handle);
-    cu_result (*MemsetD8)(cu_ptr, unsigned char, size_t);
     cu_result (*LaunchKernel)(cu_handle, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                               cu_handle, void **, void **);
     cu_result (*CtxSynchronize)(void);
-    cu_result (*MemGetInfo)(size_t *, size_t *);
     cu_result (*DevicePrimaryCtxRelease)(int);
     cu_result (*MemcpyHtoDAsync)(cu_ptr, const void *, size_t, cu_handle);
     cu_result (*StreamCreate)(cu_handle *, unsigned);

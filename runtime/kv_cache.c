@@ -4,13 +4,13 @@
 
 #include <stdlib.h>
 
-static int slot_rows(int window, int context, int full_length) {
+int rt_kv_slot_rows(int window, int context, int full_length) {
     return window > 0 && window < context && !full_length ? window : context;
 }
 
 size_t rt_kv_plan_bytes(int n_slots, const int *windows, const int *cols, int context, int full_length) {
     size_t n = 0;
-    for (int s = 0; s < n_slots; s++) n += 2 * (size_t)slot_rows(windows[s], context, full_length) * cols[s] * sizeof(float);
+    for (int s = 0; s < n_slots; s++) n += 2 * (size_t)rt_kv_slot_rows(windows[s], context, full_length) * cols[s] * sizeof(float);
     return n;
 }
 
@@ -22,7 +22,7 @@ rt_kv_cache *rt_kv_create(int n_slots, const int *windows, const int *cols, int 
     for (int s = 0; s < n_slots; s++) {
         rt_kv_slot *sl = &c->slots[s];
         sl->window = windows[s];
-        sl->rows = slot_rows(windows[s], context, full_length);
+        sl->rows = rt_kv_slot_rows(windows[s], context, full_length);
         sl->cols = cols[s];
         sl->k = gm_calloc((size_t)sl->rows * sl->cols, sizeof(float));
         sl->v = gm_calloc((size_t)sl->rows * sl->cols, sizeof(float));

@@ -26,6 +26,10 @@ typedef struct {
     int context;     /* positions a sequence may reach */
 } rt_kv_cache;
 
+/* Rows a slot keeps: the window for a sliding layer shorter than the context
+ * (unless full_length), else the context. Also the GPU engine's rule. */
+int rt_kv_slot_rows(int window, int context, int full_length);
+
 /* windows[s] and cols[s] describe slot s; full_length keeps every position
  * even for sliding layers (for tests that compare the two). */
 rt_kv_cache *rt_kv_create(int n_slots, const int *windows, const int *cols, int context, int full_length);

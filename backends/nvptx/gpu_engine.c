@@ -39,7 +39,7 @@ typedef struct {
     const ir_graph *g;
     rt_cuda *cu;
     cu_handle module;
-    cu_handle *fn, *gemv;        /* per node: its kernel's entry, and a matmul's "_gemv" (an attention's "_store") */
+    cu_handle *fn, *second;      /* per node: its kernel's entry, and a matmul's "_gemv" or an attention's "_store" */
     cu_handle stream;            /* where everything is queued */
     cu_handle graph, step_graph; /* the captured decode step and its executable form, or NULL */
     cu_ptr graph_arena;          /* the arena the graph was captured with, and its room */
@@ -125,8 +125,8 @@ static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const ex_k
         ex_kernel_symbol(name, sizeof name, &compiled[k], k);
         if (rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->fn[i], j->module, name), name, e)) return -1;
         strcat(name, g->nodes[i].op == IR_ATTENTION ? "_store" : "_gemv");
-        int second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;
-        if (second && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->gemv[i], j->module, name), name, e)) return -1;
+        int has_second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;
+        if (has_second && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->second[i], j->module, name), name, e)) return -1;
         if (g->nodes[i].op == IR_ROPE) {
             for (int p = 0; p < i && !j->table[i]; p++)
                 if (!memcmp(&j->kernel[p], &j->kernel[i], sizeof *j->kernel)) j->table[i] = j->table[p];
@@ -153,7 +153,7 @@ static int make_cache(gpu_engine *j, const rt_engine_opts *o, gm_err *e) {
     j->slots = gm_calloc(g->n_cache_slots, sizeof *j->slots);
     for (int s = 0; s < g->n_cache_slots && !rc; s++) {
         gpu_slot *sl = &j->slots[s];
-        sl->rows = windows[s] > 0 && windows[s] < o->context && !o->full_kv ? windows[s] : o->context;
+        sl->rows = rt_kv_slot_rows(windows[s], o->context, o->full_kv);
         sl->cols = cols[s];
         size_t bytes = (size_t)sl->rows * sl->cols * sizeof(float);
         rc = alloc(j, &sl->k, bytes, "KV cache", e) || alloc(j, &sl->v, bytes, "KV cache", e);
@@ -204,12 +204,12 @@ static int run_node(gpu_engine *j, int i, cu_ptr tokens, int T, gm_err *e) {
     if (n->op == IR_ROPE) a.in[1] = j->table[i], a.rows = j->base.context;
     nv_launch l;
     nv_launch_of(&j->kernel[i], T, &l);
-    if (launch(j, l.gemv ? j->gemv[i] : j->fn[i], &l, &a, ir_ops[n->op].name, e)) return -1;
+    if (launch(j, l.gemv ? j->second[i] : j->fn[i], &l, &a, ir_ops[n->op].name, e)) return -1;
     if (!slot) return 0;
     nv_args store = a;
     store.in[0] = a.in[1], store.in[1] = a.in[2];
     nv_store_launch(&j->kernel[i], T, &l);
-    return launch(j, j->gemv[i], &l, &store, "KV store", e);
+    return launch(j, j->second[i], &l, &store, "KV store", e);
 }
 
 /* The position (and the token ids) for the kernels to read. */
@@ -287,7 +287,7 @@ static void gpu_free(rt_engine *en) {
     rt_cuda_close(j->cu);
     free(j->owned);
     free(j->fn);
-    free(j->gemv);
+    free(j->second);
     free(j->kernel);
     free(j->weight);
     free(j->table);
@@ -300,7 +300,7 @@ static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_o
                  const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     j->fn = gm_calloc(g->n_nodes, sizeof *j->fn);
-    j->gemv = gm_calloc(g->n_nodes, sizeof *j->gemv);
+    j->second = gm_calloc(g->n_nodes, sizeof *j->second);
     j->kernel = gm_calloc(g->n_nodes, sizeof *j->kernel);
     j->table = gm_calloc(g->n_nodes, sizeof *j->table);
     j->weight = gm_calloc(g->n_values, sizeof *j->weight);

@@ -41,9 +41,7 @@
 #include "backends/llvm/codegen.h"
 #include "backends/llvm/emit.h"
 
-#include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
-#include <llvm-c/Transforms/PassBuilder.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
