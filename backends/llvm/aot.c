@@ -119,25 +119,15 @@ static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind
     return bad ? -1 : 0;
 }
 
-/* nvptx: the kernels' LLVM IR or PTX, or a host object holding the PTX and the tables. */
-static int emit_nvptx(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
-    lv_target t;
-    if (kind == LV_EMIT_LLVM_IR) {
-        if (nv_target(&t, m->gpu, e)) return -1;
-        LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
-        LLVMContextRef ctx = LLVMContextCreate();
-        LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;
-        int rc = mod ? write_module(tm, mod, kind, path, e) : -1;
-        if (mod) LLVMDisposeModule(mod);
-        LLVMContextDispose(ctx);
-        if (tm) LLVMDisposeTargetMachine(tm);
-        lv_target_free(&t);
-        return rc;
-    }
+/* nvptx's PTX: the text itself (asm), or a host object holding it and the tables (obj). */
+static int emit_ptx(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
     char *ptx = nv_ptx(ks, n, m->gpu, e);
     if (!ptx) return -1;
-    int rc = kind == LV_EMIT_ASM ? gm_write_file_atomic(path, ptx, strlen(ptx), e) : -1;
-    if (kind == LV_EMIT_OBJ) {
+    int rc = -1;
+    if (kind == LV_EMIT_ASM) {
+        rc = gm_write_file_atomic(path, ptx, strlen(ptx), e);
+    } else {
+        lv_target t;
         lv_target_host(&t);
         LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
         LLVMContextRef ctx = LLVMContextCreate();
@@ -147,28 +137,32 @@ static int emit_nvptx(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit
             LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
             LLVMSetModuleDataLayout(mod, layout);
             LLVMDisposeTargetData(layout);
+            add_tables(mod, m, &t, ks, n, ptx);
+            rc = write_module(tm, mod, kind, path, e);
+            LLVMDisposeTargetMachine(tm);
         }
-        add_tables(mod, m, &t, ks, n, ptx);
-        rc = tm ? write_module(tm, mod, kind, path, e) : -1;
         LLVMDisposeModule(mod);
         LLVMContextDispose(ctx);
-        if (tm) LLVMDisposeTargetMachine(tm);
         lv_target_free(&t);
     }
     free(ptx);
     return rc;
 }
 
+/* The kernels as an object with the tables, assembly or LLVM IR for a CPU target; for
+ * nvptx, LLVM IR of its kernels here (no tables: they go in the host object), the rest
+ * through emit_ptx. */
 int lv_aot_emit(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e) {
-    if (!strcmp(m->target, "nvptx")) return emit_nvptx(m, ks, n, kind, path, e);
+    int gpu = !strcmp(m->target, "nvptx");
+    if (gpu && kind != LV_EMIT_LLVM_IR) return emit_ptx(m, ks, n, kind, path, e);
     lv_target t;
-    if (lv_target_named(&t, m->target, m->cpu, e)) return -1;
+    if (gpu ? nv_target(&t, m->gpu, e) : lv_target_named(&t, m->target, m->cpu, e)) return -1;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, lv_emit_kernel, e) : NULL;
+    LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, gpu ? nv_emit_kernel : lv_emit_kernel, e) : NULL;
     int rc = -1;
     if (mod) {
-        add_tables(mod, m, &t, ks, n, "");
+        if (!gpu) add_tables(mod, m, &t, ks, n, "");
         rc = write_module(tm, mod, kind, path, e);
         LLVMDisposeModule(mod);
     }
