@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const oracle_cases[ORACLE_CASES] = {
+    "tiny-gemma1-mqa", "tiny-gemma1-mha", "tiny-gemma2", "tiny-gemma2-bf16",
+    "tiny-gemma3",     "tiny-gemma3-1b",  "medium-gemma1-bf16",
+};
+
 float *oracle_read_f32(const char *dir, const char *name, size_t *n) {
     FILE *f;
     char path[8192];

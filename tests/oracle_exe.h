@@ -9,6 +9,10 @@
 
 #include <stddef.h>
 
+/* The oracle cases in tests/golden, by name. */
+#define ORACLE_CASES 7
+extern const char *const oracle_cases[ORACLE_CASES];
+
 /* Runs `runner exe logits ... extra` in dir (runner: "" or an emulator command;
  * extra: more flags, e.g. " --weights DIR"); asserts as above and returns the
  * worst |Δlogit|, printing it with the case's name and label. */

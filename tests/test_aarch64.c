@@ -27,11 +27,6 @@
 static const char *gemmac;
 static char dir[4096], runner[8192], libs[4200];
 
-static const char *const cases[] = {
-    "tiny-gemma1-mqa", "tiny-gemma1-mha", "tiny-gemma2", "tiny-gemma2-bf16",
-    "tiny-gemma3",     "tiny-gemma3-1b",  "medium-gemma1-bf16",
-};
-#define N_CASES (int)(sizeof cases / sizeof cases[0])
 
 static int sh(const char *cmd) { return test_sh(dir, cmd); }
 
@@ -56,9 +51,9 @@ static void check_levels(const char *name) {
 }
 
 #define ARM_CASE(i) \
-    static void test_case_##i(void) { check_levels(cases[i]); }
+    static void test_case_##i(void) { check_levels(oracle_cases[i]); }
 ARM_CASE(0) ARM_CASE(1) ARM_CASE(2) ARM_CASE(3) ARM_CASE(4) ARM_CASE(5) ARM_CASE(6)
-static void (*const case_tests[N_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,
+static void (*const case_tests[ORACLE_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,
                                                   test_case_4, test_case_5, test_case_6};
 
 /* An ELF for EM_AARCH64, whose manifest names the target and CPU. */
@@ -99,9 +94,7 @@ static void test_library(void) {
 
 static void test_real_model(void) {
     char model[4096], cmd[16384];
-    const char *cache = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(model, sizeof model, "%s/gemma-3-270m-q4_k_m.gguf", cache);
-    else snprintf(model, sizeof model, "%s/.cache/gemmac/gemma-3-270m-q4_k_m.gguf", home ? home : ".");
+    snprintf(model, sizeof model, "%s", test_real_model_path());
     if (access(model, R_OK)) {
         printf("\n  the real Gemma 3 270M is not here (scripts/fetch-model.sh gemma-3-270m): not run ");
         return;
@@ -134,7 +127,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aarch64"));
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("aarch64 under qemu", NULL, NULL);
-    for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], case_tests[i]);
+    for (int i = 0; i < ORACLE_CASES; i++) CU_add_test(s, oracle_cases[i], case_tests[i]);
     CU_add_test(s, "executable and manifest", test_executable);
     CU_add_test(s, "library", test_library);
     CU_add_test(s, "real Gemma 3 270M", test_real_model);

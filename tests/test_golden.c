@@ -4,6 +4,7 @@
  * greedy steps, each within |Δlogit| ≤ 1e-3 and with identical greedy tokens,
  * at a list of pass settings, and on two cases at every subset of passes.
  * A failure prints the case, prompt, row and the worst difference. */
+#include "oracle_exe.h"
 #include "testing.h"
 
 #include "compiler/model.h"
@@ -16,11 +17,6 @@
 
 #define TOL 1e-3
 
-static const char *const cases[] = {
-    "tiny-gemma1-mqa", "tiny-gemma1-mha", "tiny-gemma2", "tiny-gemma2-bf16",
-    "tiny-gemma3",     "tiny-gemma3-1b",  "medium-gemma1-bf16",
-};
-#define N_CASES (int)(sizeof cases / sizeof cases[0])
 
 typedef struct {
     cJSON *expected;      /* expected.json */
@@ -184,10 +180,10 @@ static int available(int b) {
             if (available(b)) \
             for (size_t p = 0; p < sizeof settings / sizeof settings[0]; p++) \
                 for (int full_kv = 0; full_kv < 2; full_kv++) \
-                    if (!full_kv || p == 1) run_case(cases[i], gm_backend_names[b], full_kv, &settings[p]); \
+                    if (!full_kv || p == 1) run_case(oracle_cases[i], gm_backend_names[b], full_kv, &settings[p]); \
     }
 CASE_TEST(0) CASE_TEST(1) CASE_TEST(2) CASE_TEST(3) CASE_TEST(4) CASE_TEST(5) CASE_TEST(6)
-static void (*const case_tests[N_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,
+static void (*const case_tests[ORACLE_CASES])(void) = {test_case_0, test_case_1, test_case_2, test_case_3,
                                                   test_case_4, test_case_5, test_case_6};
 
 /* Every subset of the pipeline's passes (2^7 settings, each from -O0 with
@@ -209,7 +205,7 @@ static void test_every_pass_combination(void) {
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("golden", NULL, NULL);
-    for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], case_tests[i]);
+    for (int i = 0; i < ORACLE_CASES; i++) CU_add_test(s, oracle_cases[i], case_tests[i]);
     CU_add_test(s, "every pass combination", test_every_pass_combination);
     return test_run_all();
 }

@@ -38,11 +38,6 @@
 static const char *gemmac, *prebuilt;
 static char dir[4096];
 
-static const char *const cases[] = {
-    "tiny-gemma1-mqa", "tiny-gemma1-mha", "tiny-gemma2", "tiny-gemma2-bf16",
-    "tiny-gemma3",     "tiny-gemma3-1b",  "medium-gemma1-bf16",
-};
-#define N_CASES (int)(sizeof cases / sizeof cases[0])
 
 static int sh(const char *cmd) { return test_sh(dir, cmd); }
 static char *slurp(const char *name) { return test_slurp(dir, name); }
@@ -83,12 +78,12 @@ static int check_entries(const char *ptx) {
 }
 
 static void test_ptx(void) {
-    for (int c = 0; c < N_CASES; c++)
+    for (int c = 0; c < ORACLE_CASES; c++)
         for (int g = 0; g < 2; g++) {
             const char *gpu = g ? "sm_90" : "sm_80";
             char cmd[8192];
             char rel[256];
-            snprintf(rel, sizeof rel, "golden/%s", cases[c]);
+            snprintf(rel, sizeof rel, "golden/%s", oracle_cases[c]);
             snprintf(cmd, sizeof cmd, "'%s' compile '%s' --target nvptx --gpu %s --emit asm -o k.ptx", gemmac,
                      test_path(rel), gpu);
             CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
@@ -98,7 +93,7 @@ static void test_ptx(void) {
             free(ptx);
             snprintf(cmd, sizeof cmd, "ptxas -arch=%s -v k.ptx -o k.cubin", gpu);
             int rc = sh(cmd);
-            if (rc) printf("\n  %s %s: ptxas failed:\n%s", cases[c], gpu, slurp("err.txt"));
+            if (rc) printf("\n  %s %s: ptxas failed:\n%s", oracle_cases[c], gpu, slurp("err.txt"));
             CU_ASSERT_EQUAL(rc, 0);
             /* every kernel's line says "0 bytes spill stores, 0 bytes spill loads" */
             CU_ASSERT(holds("err.txt", "0 bytes spill stores, 0 bytes spill loads"));
@@ -156,17 +151,15 @@ static void check_case(const char *name) {
 }
 
 #define GPU_CASE(i) \
-    static void test_gpu_##i(void) { check_case(cases[i]); }
+    static void test_gpu_##i(void) { check_case(oracle_cases[i]); }
 GPU_CASE(0) GPU_CASE(1) GPU_CASE(2) GPU_CASE(3) GPU_CASE(4) GPU_CASE(5) GPU_CASE(6)
-static void (*const gpu_tests[N_CASES])(void) = {test_gpu_0, test_gpu_1, test_gpu_2, test_gpu_3,
+static void (*const gpu_tests[ORACLE_CASES])(void) = {test_gpu_0, test_gpu_1, test_gpu_2, test_gpu_3,
                                                  test_gpu_4, test_gpu_5, test_gpu_6};
 
 /* The real Gemma 3 270M: " Paris". */
 static void test_real_model(void) {
     char exe[4200], cmd[9000], model[4096];
-    const char *cache = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(model, sizeof model, "%s/gemma-3-270m-q4_k_m.gguf", cache);
-    else snprintf(model, sizeof model, "%s/.cache/gemmac/gemma-3-270m-q4_k_m.gguf", home ? home : ".");
+    snprintf(model, sizeof model, "%s", test_real_model_path());
     if (prebuilt) snprintf(exe, sizeof exe, "%s/gemma-3-270m", prebuilt);
     if (access(prebuilt ? exe : model, R_OK)) {
         printf("\n  the real Gemma 3 270M is not here (scripts/fetch-model.sh gemma-3-270m): not run ");
@@ -244,7 +237,7 @@ int main(int argc, char **argv) {
     if (agree) {
         CU_add_test(s, "CPU and GPU agree", test_agree);
     } else if (gpu) {
-        for (int i = 0; i < N_CASES; i++) CU_add_test(s, cases[i], gpu_tests[i]);
+        for (int i = 0; i < ORACLE_CASES; i++) CU_add_test(s, oracle_cases[i], gpu_tests[i]);
         CU_add_test(s, "real Gemma 3 270M", test_real_model);
     } else {
         CU_add_test(s, "ptxas on every kernel", test_ptx);

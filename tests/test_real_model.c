@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MODEL_FILE "gemma-3-270m-q4_k_m.gguf"
 /* max |Δ| of a logit vs the reference; observed 1.0e-4 (README.md) */
 #define LOGIT_TOL 1e-3
 
@@ -244,20 +243,13 @@ static gm_model *model;
 static rt_tokenizer *tok;
 static cJSON *expected;
 
-static const char *model_path(void) {
-    static char path[4200];
-    const char *cache = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(path, sizeof path, "%s/%s", cache, MODEL_FILE);
-    else snprintf(path, sizeof path, "%s/.cache/gemmac/%s", home ? home : ".", MODEL_FILE);
-    return path;
-}
 
 static void test_import_real(void) {
     const ir_graph *g = model->graph;
     CU_ASSERT_EQUAL(g->n_layers, 18);
     CU_ASSERT_EQUAL(g->vocab, 262144);
     gm_err e = {{0}};
-    cJSON *d = import_gguf(model->gguf, model_path(), &e);
+    cJSON *d = import_gguf(model->gguf, test_real_model_path(), &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     for (int i = 0; i < 18; i++) {
         char p[32];
@@ -435,7 +427,7 @@ static void test_reference_logits(void) {
             continue;
         }
         const char *target = gm_backend_target(gm_backend_names[b]);
-        gm_model *own = target ? gm_model_open_with(model_path(), NULL, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL,
+        gm_model *own = target ? gm_model_open_with(test_real_model_path(), NULL, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL,
                                                                                          .target = target}, &e) : NULL;
         CU_ASSERT_FATAL(!target || own);
         rt_engine *en = gm_model_engine(own ? own : model, gm_backend_names[b], &(rt_engine_opts){.context = longest + steps}, &e);
@@ -467,12 +459,12 @@ static cJSON *read_json(const char *path, gm_err *e) {
 
 static int open_real(void) {
     struct stat st;
-    if (stat(model_path(), &st) != 0) {
-        printf("skipped: %s not found (scripts/fetch-model.sh gemma-3-270m fetches it)\n", model_path());
+    if (stat(test_real_model_path(), &st) != 0) {
+        printf("skipped: %s not found (scripts/fetch-model.sh gemma-3-270m fetches it)\n", test_real_model_path());
         return 77;
     }
     gm_err e = {{0}};
-    if (!(model = gm_model_open(model_path(), NULL, &e)) || !(tok = gguf_tokenizer(model->gguf, &e)) ||
+    if (!(model = gm_model_open(test_real_model_path(), NULL, &e)) || !(tok = gguf_tokenizer(model->gguf, &e)) ||
         !(expected = read_json(test_path("real-model/expected.json"), &e))) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;

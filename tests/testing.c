@@ -33,6 +33,14 @@ const char *test_tmpdir(const char *name) {
     return buf;
 }
 
+const char *test_real_model_path(void) {
+    static char path[4200];
+    const char *cache = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
+    if (cache && *cache) snprintf(path, sizeof path, "%s/gemma-3-270m-q4_k_m.gguf", cache);
+    else snprintf(path, sizeof path, "%s/.cache/gemmac/gemma-3-270m-q4_k_m.gguf", home ? home : ".");
+    return path;
+}
+
 int test_sh(const char *dir, const char *cmd) {
     size_t len = strlen(dir) + strlen(cmd) + 64;
     char *line = malloc(len);

@@ -22,6 +22,10 @@ const cJSON *test_json_at(const cJSON *j, const char *path);
 double test_json_num(const cJSON *j, const char *path);
 const char *test_json_str(const cJSON *j, const char *path);
 
+/* Where scripts/fetch-model.sh puts the real Gemma 3 270M:
+ * ${GEMMAC_CACHE:-$HOME/.cache/gemmac}/gemma-3-270m-q4_k_m.gguf (a static buffer). */
+const char *test_real_model_path(void);
+
 /* Runs cmd with sh in dir, stdout to dir/out.txt and stderr to dir/err.txt;
  * returns its exit status. test_slurp: dir/name read whole, NUL-terminated
  * (malloc'd), or NULL; test_exists: whether it is there. */
