@@ -62,6 +62,8 @@ static int load(rt_cuda *cu, opening *o, gm_err *e) {
         if (!f) return gm_fail(e, "cuda: libcuda.so.1 has no %s (driver too old?)", entries[i].name);
         memcpy((char *)cu + entries[i].offset, &f, sizeof f);
     }
+    void *ex = dlsym(cu->lib, "cuLaunchKernelEx"); /* optional */
+    memcpy(&cu->LaunchKernelEx, &ex, sizeof ex);
     return 0;
 }
 

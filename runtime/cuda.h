@@ -14,6 +14,25 @@ typedef int cu_result;             /* CUresult: 0 is success */
 typedef unsigned long long cu_ptr; /* CUdeviceptr */
 typedef void *cu_handle;           /* CUcontext, CUmodule, CUfunction, CUstream, CUevent */
 
+/* cuLaunchKernelEx's CUlaunchConfig and CUlaunchAttribute (a 64-byte value union), for the
+ * one attribute the engine sets: programmatic stream serialization (6), which lets a kernel
+ * start while the one before it finishes (Hopper's programmatic dependent launch). */
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int value;
+    } v;
+} cu_launch_attr;
+#define CU_LAUNCH_ATTR_PROGRAMMATIC 6
+typedef struct {
+    unsigned grid[3], block[3], shared_bytes;
+    cu_handle stream;
+    cu_launch_attr *attrs;
+    unsigned n_attrs;
+} cu_launch_config;
+
 typedef struct {
     void *lib;                     /* the dlopen handle */
     int device;                    /* CUdevice 0 */
@@ -44,6 +63,7 @@ typedef struct {
     cu_result (*GraphLaunch)(cu_handle, cu_handle);
     cu_result (*GraphExecDestroy)(cu_handle);
     cu_result (*GraphDestroy)(cu_handle);
+    cu_result (*LaunchKernelEx)(const cu_launch_config *, cu_handle, void **, void **); /* NULL before CUDA 11.8 */
 } rt_cuda;
 
 /* Loads the driver and makes GPU 0's primary context current; NULL after

@@ -8,9 +8,10 @@
 #                                     benchmark linked with the 270M- and 2B-shaped
 #                                     models (--emit lib), their safetensors headers,
 #                                     and the shared libraries they need
-#   scripts/gpu-check.sh run OUT      there: the GPU tests (test_nvptx gpu --prebuilt), then
-#                                     for both shapes the GPU against the CPU (test_nvptx
-#                                     agree) and bench/gpu_bench; logs to OUT
+#   scripts/gpu-check.sh run OUT      there: the GPU's bf16 matrix rate (PyTorch), the GPU
+#                                     tests (test_nvptx gpu --prebuilt), then for both
+#                                     shapes the GPU against the CPU (test_nvptx agree) and
+#                                     bench/gpu_bench; logs to OUT
 #   scripts/gpu-check.sh profile OUT  there: each kernel's time in a decode step of both shapes (ncu)
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
@@ -44,8 +45,10 @@ prepare() {
     stat -c %s $f > $G/headers/$s.size
     cp $tmp/$s/config.json $G/headers/$s.config.json
     build/gemmac compile $tmp/$s --target nvptx --report > $G/headers/$s.report 2>/dev/null
-    echo $(( $(grep -o '[0-9]* kernel calls' $G/headers/$s.report | grep -o '^[0-9]*') + \
-             $(grep -c ' attention ' $G/headers/$s.report) )) > $G/headers/$s.launches  # + each attention's store
+    n=$(grep -o '[0-9]* kernel calls' $G/headers/$s.report | grep -o '^[0-9]*')
+    # prefill: each node, and each attention's store; decode fuses some, so a step has at most n
+    echo $((n + $(grep -c ' attention ' $G/headers/$s.report))) > $G/headers/$s.prefill-launches
+    echo $n > $G/headers/$s.launches
   done
   du -sh $G
 }
@@ -66,24 +69,47 @@ with open(out, 'wb') as f:
 PY
 }
 
+# The GPU's bf16 matrix rate as its own library reaches it (the ceiling that prefill's share is
+# taken of): an 8192³ product through PyTorch, where the machine has it, random operands.
+tensor_rate() {
+  python3 - <<'PY' 2>&1 || echo "no PyTorch: no tensor-core rate"
+import torch
+a, b = (torch.randn(8192, 8192, dtype=torch.bfloat16, device='cuda') for _ in range(2))
+for _ in range(3): a @ b
+start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+rates = []
+for _ in range(5):
+    start.record()
+    for _ in range(10): a @ b
+    end.record(); torch.cuda.synchronize()
+    rates.append(2 * 8192**3 * 10 / (start.elapsed_time(end) / 1e3) / 1e12)
+print("bf16 8192^3 matmul (PyTorch %s): %s TFLOP/s, median %.0f" % (torch.__version__, " ".join("%.0f" % r for r in rates), sorted(rates)[2]))
+PY
+}
+
 run() {
   local out=$1
   mkdir -p "$out"
   export LD_LIBRARY_PATH=$PWD/$G/lib GM_TEST_SOURCE_DIR=$PWD GM_TEST_BINARY_DIR=/tmp/gm-test
   nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+  tensor_rate | tee "$out/tensor-rate.txt"
   timeout 240 $G/bin/test_nvptx gpu --prebuilt $PWD/$G/prebuilt 2>&1 | tee "$out/test_nvptx_gpu.txt"
   for s in $SHAPES; do
     write_checkpoint $s /tmp/ckpt-$s
     timeout 200 $G/bin/test_nvptx agree $PWD/$G/bin/cpu-$s $PWD/$G/bin/gpu-$s /tmp/ckpt-$s 2>&1 | tee "$out/agree-$s.txt"
+    # as shipped (graphs and programmatic launch), without programmatic launch, without either
     timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 --reps 3 2>&1 | tee "$out/bench-$s.txt"
-    GEMMAC_CUDA_GRAPHS=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 \
-      --reps 3 2>&1 | tee "$out/bench-$s-no-graphs.txt"
+    GEMMAC_CUDA_PDL=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 \
+      --reps 3 2>&1 | tee "$out/bench-$s-no-pdl.txt"
+    GEMMAC_CUDA_PDL=0 GEMMAC_CUDA_GRAPHS=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 \
+      --gen 128 --reps 3 2>&1 | tee "$out/bench-$s-plain.txt"
   done
 }
 
-# Each kernel's time in one decode step of each shape (the third step after a
-# 64-token prefill) and in the 2B's 512-token prefill, by Nsight Compute where
-# the machine has it.
+# Each kernel's time in decode steps of each shape (from the third step after a
+# 64-token prefill on, at least one whole step: each begins with the embed
+# kernel) and in the 2B's 512-token prefill, by Nsight Compute where the machine
+# has it.
 profile() {
   local ncu n s
   export LD_LIBRARY_PATH=$PWD/$G/lib
@@ -93,11 +119,11 @@ profile() {
     [ -f /tmp/ckpt-$s/model.safetensors ] || write_checkpoint $s /tmp/ckpt-$s
     n=$(cat $G/headers/$s.launches)
     timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip $((3 * n)) \
-      --launch-count "$n" $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 64 --gen 4 --reps 1 \
+      --launch-count $((2 * n)) $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 64 --gen 4 --reps 1 \
       > "$1/profile-$s.csv" 2> "$1/profile-$s.err"
     tail -2 "$1/profile-$s.err"
   done
-  n=$(cat $G/headers/gemma-2b.launches)  # and the 2B's 512-token prefill
+  n=$(cat $G/headers/gemma-2b.prefill-launches)  # and the 2B's 512-token prefill
   timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-count "$n" \
     $G/bin/gpu_bench-gemma-2b /tmp/ckpt-gemma-2b/model.safetensors --prompt 512 --gen 1 --reps 0 \
     > "$1/profile-prefill-gemma-2b.csv" 2>&1

@@ -3,8 +3,9 @@
  *   test_nvptx ptx GEMMAC     (no GPU needed) every oracle case's kernels as
  *       PTX for sm_80 and sm_90: ptxas accepts each (skipped, exit 77, where
  *       the CUDA toolkit's ptxas is not on PATH), no kernel spills to local
- *       memory (ptxas -v), every kernel is an .entry of the nine parameters
- *       of nv_args; `--emit exe` links an executable without LLVM whose
+ *       memory (ptxas -v), every kernel is an .entry of nv_args'
+ *       parameters, the matmuls have "_gemv_geglu" entries, and only
+ *       sm_90's kernels wait with griddepcontrol; `--emit exe` links an executable without LLVM whose
  *       manifest names the target; where no GPU is present, --backend nvptx
  *       and that executable fail with one line saying so.
  *   test_nvptx gpu GEMMAC | --prebuilt DIR   (exit 77 without a GPU) every
@@ -26,6 +27,7 @@
 #include "oracle_exe.h"
 #include "testing.h"
 
+#include "backends/nvptx/nvptx.h"
 #include "runtime/common.h"
 #include "runtime/cuda.h"
 
@@ -63,15 +65,15 @@ static int lines_of(const char *name) {
 
 /* ---- PTX ---- */
 
-/* Each ".entry name(" block of the PTX has nine ".param" lines; returns the entries seen. */
+/* Each ".entry name(" block of the PTX has NV_N_PARAMS ".param" lines; returns the entries seen. */
 static int check_entries(const char *ptx) {
     int n = 0;
     for (const char *p = strstr(ptx, ".entry "); p; p = strstr(p + 1, ".entry ")) {
         const char *end = strchr(p, ')'), *q = p;
         int params = 0;
         while ((q = strstr(q + 1, ".param ")) && q < end) params++;
-        if (params != 9) printf("\n  %.60s: %d parameters, expected 9", p, params);
-        CU_ASSERT_EQUAL(params, 9);
+        if (params != NV_N_PARAMS) printf("\n  %.60s: %d parameters, expected %d", p, params, NV_N_PARAMS);
+        CU_ASSERT_EQUAL(params, NV_N_PARAMS);
         n++;
     }
     return n;
@@ -90,6 +92,9 @@ static void test_ptx(void) {
             char *ptx = slurp("k.ptx");
             CU_ASSERT_PTR_NOT_NULL_FATAL(ptx);
             CU_ASSERT(check_entries(ptx) >= 8);
+            CU_ASSERT(strstr(ptx, "_gemv_geglu(") != NULL);
+            /* programmatic dependent launch on Hopper only */
+            CU_ASSERT_EQUAL(strstr(ptx, "griddepcontrol.wait;") != NULL, g == 1);
             free(ptx);
             snprintf(cmd, sizeof cmd, "ptxas -arch=%s -v k.ptx -o k.cubin", gpu);
             int rc = sh(cmd);

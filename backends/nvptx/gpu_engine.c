@@ -12,7 +12,8 @@
  * double on the host as the reference does. A call copies the token ids
  * in, launches each node's kernel on one arena of activations laid out as
  * the graph says (ir_arena_layout), appends the call's k and v rows to the
- * cache (each attention's "_store" entry), and copies back only the logits
+ * cache (each attention's "_store" entry in prefill; decode's attention
+ * does it itself), and copies back only the logits
  * asked for. All of it goes to one stream in order, so a step's launches
  * queue back to back and the host waits once, on the logits. The kernels
  * read the position from a device word, so the launches of a decode step do
@@ -20,7 +21,12 @@
  * every later one uploads the token and position and launches the graph
  * (recaptured when a longer prefill moves the arena), one launch instead of
  * one per node. GEMMAC_CUDA_GRAPHS=0 launches the nodes one by one instead,
- * for comparison. */
+ * for comparison. On Hopper each decode launch is a programmatic dependent
+ * one (nvptx.h, NV_PDL_GPU; GEMMAC_CUDA_PDL=0 turns it off).
+ *
+ * Decode runs some neighbouring nodes as one launch (plan_fusion): the
+ * feed-forward's gate, up and geglu; an attention's k and v projections;
+ * its q and k ropes. Prefill launches every node. */
 #include "gpu_engine.h"
 
 #include "runtime/cuda.h"
@@ -40,12 +46,18 @@ typedef struct {
     rt_cuda *cu;
     cu_handle module;
     cu_handle *fn, *second;      /* per node: its kernel's entry, and a matmul's "_gemv" or an attention's "_store" */
+    cu_handle *geglu_fn;         /* per node: a matmul's "_gemv_geglu" entry, else NULL */
+    int *geglu_of;               /* per node: for a geglu that decode fuses, its gate node, else -1 */
+    int *twin;                   /* per node: the matmul or rope decode runs with it in one launch, else -1 */
+    char *fused;                 /* per node: decode runs it inside a later node's launch */
     cu_handle stream;            /* where everything is queued */
     cu_handle graph, step_graph; /* the captured decode step and its executable form, or NULL */
     cu_ptr graph_arena;          /* the arena the graph was captured with, and its room */
     int graph_room;
     cu_ptr pos;                  /* the device word the kernels read the position from */
+    cu_ptr scratch;              /* decode attention's partial results and counters (nv_attn_scratch_floats) */
     int use_graphs;
+    int use_pdl;                 /* launch with programmatic dependent launch (nvptx.h's NV_PDL_GPU) */
     ex_kernel *kernel;           /* per node: its description */
     cu_ptr *weight;              /* per value id: the weight's device copy, else 0 */
     cu_ptr *table;               /* per node: a rope's cos/sin table, else 0 */
@@ -111,6 +123,12 @@ static int rope_table(gpu_engine *j, const ir_node *n, cu_ptr *p, gm_err *e) {
     return rc;
 }
 
+/* Whether two rope kernels turn by the same angles (one cos/sin table serves both). */
+static int same_angles(const ex_kernel *a, const ex_kernel *b) {
+    return a->attr[IR_A_HEAD_DIM] == b->attr[IR_A_HEAD_DIM] && a->attr[IR_A_THETA] == b->attr[IR_A_THETA] &&
+           a->attr[IR_A_POS_SCALE] == b->attr[IR_A_POS_SCALE];
+}
+
 /* Each node's kernel among the compiled ones (their symbols: ex_kernel_symbol of their index). */
 static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
@@ -127,13 +145,73 @@ static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const ex_k
         strcat(name, g->nodes[i].op == IR_ATTENTION ? "_store" : "_gemv");
         int has_second = ir_is_matmul(g->nodes[i].op) || g->nodes[i].op == IR_ATTENTION;
         if (has_second && rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->second[i], j->module, name), name, e)) return -1;
+        strcat(name, "_geglu");
+        if (nv_has_geglu_entry(&j->kernel[i]) &&
+            rt_cuda_check(j->cu, j->cu->ModuleGetFunction(&j->geglu_fn[i], j->module, name), name, e))
+            return -1;
         if (g->nodes[i].op == IR_ROPE) {
             for (int p = 0; p < i && !j->table[i]; p++)
-                if (!memcmp(&j->kernel[p], &j->kernel[i], sizeof *j->kernel)) j->table[i] = j->table[p];
+                if (j->table[p] && same_angles(&j->kernel[p], &j->kernel[i])) j->table[i] = j->table[p];
             if (!j->table[i] && rope_table(j, &g->nodes[i], &j->table[i], e)) return -1;
         }
     }
     return 0;
+}
+
+/* How many nodes (and the graph's output) read value v. */
+static int readers(const ir_graph *g, int v) {
+    int n = v == g->logits;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) n += g->nodes[i].in[k] == v;
+    return n;
+}
+
+/* Whether activations a and b share arena columns. */
+static int overlap(const gpu_engine *j, int a, int b) {
+    int64_t a0 = j->offset[a], b0 = j->offset[b];
+    return a0 < b0 + ir_value_cols(j->g, b) && b0 < a0 + ir_value_cols(j->g, a);
+}
+
+/* Whether nodes a and b are matmuls of one kernel over the same input (and norm weight), so
+ * that one launch can compute both. */
+static int same_matmul(const gpu_engine *j, int a, int b) {
+    const ir_node *na = &j->g->nodes[a], *nb = &j->g->nodes[b];
+    return ir_is_matmul(na->op) && !memcmp(&j->kernel[a], &j->kernel[b], sizeof *j->kernel) && na->in[0] == nb->in[0] &&
+           (na->op != IR_NORM_MATMUL || na->in[2] == nb->in[2]);
+}
+
+/* Whether decode can run node i + 1 as node i's twin, in one launch: matmuls of the same kernel
+ * over the same input (and norm weight), no residual (node i's gemv with grid.y = 2), or ropes
+ * by the same angles (node i's blocks, then i + 1's); each output apart from the other node's
+ * output and input; neither fused otherwise. */
+static int twin_of(const gpu_engine *j, int i) {
+    const ir_node *a = &j->g->nodes[i], *b = a + 1;
+    if (j->fused[i] || j->fused[i + 1] || a->op != b->op || overlap(j, a->out, b->out) || overlap(j, a->out, b->in[0]) ||
+        overlap(j, b->out, a->in[0]))
+        return 0;
+    if (a->op == IR_ROPE) return j->table[i] == j->table[i + 1];
+    return a->op != IR_MATMUL_ADD && same_matmul(j, i, i + 1);
+}
+
+/* Decode's fusions. The feed-forward's gate, up and geglu (nodes r − 2, r − 1, r) run as one
+ * launch of the gate's "_gemv_geglu" entry, where the two are same_matmul, only r reads them,
+ * and r's output leaves their input intact. Then each pair of twins (twin_of: an attention's
+ * k and v projections, its q and k ropes) runs as one. */
+static void plan_fusion(gpu_engine *j) {
+    const ir_graph *g = j->g;
+    for (int r = 0; r < g->n_nodes; r++) j->geglu_of[r] = -1;
+    for (int r = 2; r < g->n_nodes; r++) {
+        const ir_node *n = &g->nodes[r], *gate = &g->nodes[r - 2], *up = &g->nodes[r - 1];
+        if (n->op != IR_GEGLU || !j->geglu_fn[r - 2] || gate->out != n->in[0] || up->out != n->in[1] ||
+            !same_matmul(j, r - 2, r - 1) || readers(g, gate->out) != 1 || readers(g, up->out) != 1 ||
+            overlap(j, n->out, gate->in[0]))
+            continue;
+        j->geglu_of[r] = r - 2;
+        j->fused[r - 2] = j->fused[r - 1] = 1;
+    }
+    for (int i = 0; i < g->n_nodes; i++) j->twin[i] = i + 1 < g->n_nodes && twin_of(j, i) ? i + 1 : -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (j->twin[i] >= 0) j->fused[i + 1] = 1, j->twin[i + 1] = -1;
 }
 
 static int load_module(gpu_engine *j, const char *ptx, gm_err *e) {
@@ -144,6 +222,18 @@ static int load_module(gpu_engine *j, const char *ptx, gm_err *e) {
     cu_result r = j->cu->ModuleLoadDataEx(&j->module, ptx, 2, opts, vals);
     if (r && log[0]) return gm_fail(e, "cuda: the driver refused the PTX: %.900s", log);
     return rt_cuda_check(j->cu, r, "cuModuleLoadDataEx", e);
+}
+
+/* The largest scratch any attention kernel needs, zeroed (its counters must start at 0). */
+static int make_scratch(gpu_engine *j, gm_err *e) {
+    int64_t floats = 1;
+    for (int i = 0; i < j->g->n_nodes; i++)
+        if (j->kernel[i].op == IR_ATTENTION && nv_attn_scratch_floats(&j->kernel[i]) > floats)
+            floats = nv_attn_scratch_floats(&j->kernel[i]);
+    float *zeros = gm_calloc((size_t)floats, sizeof *zeros);
+    int rc = upload(j, &j->scratch, zeros, (size_t)floats * sizeof *zeros, "attention scratch", e);
+    free(zeros);
+    return rc;
 }
 
 static int make_cache(gpu_engine *j, const rt_engine_opts *o, gm_err *e) {
@@ -189,23 +279,63 @@ static cu_ptr value_ptr(const gpu_engine *j, int v, cu_ptr tokens) {
     }
 }
 
+/* Launches fn on the stream; decode's launches (T = 1) are programmatic dependent ones where
+ * the engine uses them (prefill's many-block kernels ran slower so on an H200). */
 static int launch(gpu_engine *j, cu_handle fn, const nv_launch *l, nv_args *a, const char *what, gm_err *e) {
-    void *params[NV_N_PARAMS] = {&a->in[0], &a->in[1], &a->in[2], &a->out, &a->T, &a->pos, &a->k_cache, &a->v_cache, &a->rows};
-    return rt_cuda_check(j->cu, j->cu->LaunchKernel(fn, l->grid[0], l->grid[1], l->grid[2], l->block, 1, 1, 0, j->stream,
-                                                    params, NULL), what, e);
+    void *params[NV_N_PARAMS] = {&a->in[0], &a->in[1], &a->in[2], &a->out, &a->T, &a->pos, &a->k_cache, &a->v_cache, &a->rows,
+                                 &a->scratch};
+    if (!j->use_pdl || a->T != 1)
+        return rt_cuda_check(j->cu, j->cu->LaunchKernel(fn, l->grid[0], l->grid[1], l->grid[2], l->block, 1, 1, 0, j->stream,
+                                                        params, NULL), what, e);
+    cu_launch_attr pdl = {.id = CU_LAUNCH_ATTR_PROGRAMMATIC, .v.value = 1};
+    cu_launch_config c = {{l->grid[0], l->grid[1], l->grid[2]}, {l->block, 1, 1}, 0, j->stream, &pdl, 1};
+    return rt_cuda_check(j->cu, j->cu->LaunchKernelEx(&c, fn, params, NULL), what, e);
+}
+
+/* Decode's gate, up and geglu: geglu node r's launch of its gate's "_gemv_geglu" (plan_fusion). */
+static int run_geglu(gpu_engine *j, int r, cu_ptr tokens, gm_err *e) {
+    int p = j->geglu_of[r];
+    const ir_node *gate = &j->g->nodes[p], *up = &j->g->nodes[p + 1];
+    nv_args a = {.out = act(j, j->g->nodes[r].out), .T = 1, .pos = j->pos, .scratch = j->scratch};
+    for (int k = 0; k < ir_ops[gate->op].n_inputs; k++) a.in[k] = value_ptr(j, gate->in[k], tokens);
+    a.k_cache = value_ptr(j, up->in[1], tokens);
+    nv_launch l;
+    nv_geglu_launch(&j->kernel[p], &l);
+    return launch(j, j->geglu_fn[p], &l, &a, "gate, up and geglu", e);
+}
+
+/* Node i's launch (a, l) made to run its twin too (nvptx.h): a matmul's second matrix and output
+ * at k_cache and v_cache, grid.y = 2; a rope's second input at in[2], its output at v_cache,
+ * its heads' blocks after node i's. */
+static void pair_twin(gpu_engine *j, int twin, cu_ptr tokens, nv_args *a, nv_launch *l) {
+    const ir_node *b = &j->g->nodes[twin];
+    a->v_cache = act(j, b->out);
+    if (b->op == IR_ROPE) {
+        nv_launch own;
+        nv_launch_of(&j->kernel[twin], 1, &own);
+        a->in[2] = act(j, b->in[0]);
+        l->grid[1] += own.grid[1];
+    } else {
+        a->k_cache = value_ptr(j, b->in[1], tokens);
+        l->grid[1] = 2;
+    }
 }
 
 static int run_node(gpu_engine *j, int i, cu_ptr tokens, int T, gm_err *e) {
+    if (T == 1 && j->fused[i]) return 0;
+    if (T == 1 && j->geglu_of[i] >= 0) return run_geglu(j, i, tokens, e);
     const ir_node *n = &j->g->nodes[i];
-    nv_args a = {.out = act(j, n->out), .T = T, .pos = j->pos};
+    int twin = T == 1 ? j->twin[i] : -1;
+    nv_args a = {.out = act(j, n->out), .T = T, .pos = j->pos, .scratch = j->scratch};
     for (int k = 0; k < ir_ops[n->op].n_inputs; k++) a.in[k] = value_ptr(j, n->in[k], tokens);
     const gpu_slot *slot = n->op == IR_ATTENTION ? &j->slots[n->cache_slot] : NULL;
     if (slot) a.k_cache = slot->k, a.v_cache = slot->v, a.rows = slot->rows;
     if (n->op == IR_ROPE) a.in[1] = j->table[i], a.rows = j->base.context;
     nv_launch l;
     nv_launch_of(&j->kernel[i], T, &l);
+    if (twin >= 0) pair_twin(j, twin, tokens, &a, &l);
     if (launch(j, l.gemv ? j->second[i] : j->fn[i], &l, &a, ir_ops[n->op].name, e)) return -1;
-    if (!slot) return 0;
+    if (!slot || T == 1) return 0; /* decode's attention stores its own row */
     nv_args store = a;
     store.in[0] = a.in[1], store.in[1] = a.in[2];
     nv_store_launch(&j->kernel[i], T, &l);
@@ -288,6 +418,10 @@ static void gpu_free(rt_engine *en) {
     free(j->owned);
     free(j->fn);
     free(j->second);
+    free(j->geglu_fn);
+    free(j->geglu_of);
+    free(j->twin);
+    free(j->fused);
     free(j->kernel);
     free(j->weight);
     free(j->table);
@@ -301,21 +435,28 @@ static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_o
     const ir_graph *g = j->g;
     j->fn = gm_calloc(g->n_nodes, sizeof *j->fn);
     j->second = gm_calloc(g->n_nodes, sizeof *j->second);
+    j->geglu_fn = gm_calloc(g->n_nodes, sizeof *j->geglu_fn);
+    j->geglu_of = gm_calloc(g->n_nodes, sizeof *j->geglu_of);
+    j->twin = gm_calloc(g->n_nodes, sizeof *j->twin);
+    j->fused = gm_calloc(g->n_nodes, sizeof *j->fused);
     j->kernel = gm_calloc(g->n_nodes, sizeof *j->kernel);
     j->table = gm_calloc(g->n_nodes, sizeof *j->table);
     j->weight = gm_calloc(g->n_values, sizeof *j->weight);
     j->offset = gm_malloc(g->n_values * sizeof *j->offset);
     j->width = ir_arena_layout(g, j->offset);
     if (!(j->cu = rt_cuda_open(e))) return -1;
-    const char *graphs = getenv("GEMMAC_CUDA_GRAPHS");
+    const char *graphs = getenv("GEMMAC_CUDA_GRAPHS"), *pdl = getenv("GEMMAC_CUDA_PDL");
     j->use_graphs = !graphs || strcmp(graphs, "0");
+    j->use_pdl = (!pdl || strcmp(pdl, "0")) && j->cu->LaunchKernelEx && j->cu->cc_major >= 9 &&
+                 strstr(ptx, ".target " NV_PDL_GPU);
     if (rt_cuda_check(j->cu, j->cu->StreamCreate(&j->stream, 0), "cuStreamCreate", e) ||
         alloc(j, &j->pos, sizeof(int64_t), "position", e))
         return -1;
     double t0 = gm_now_s();
     if (load_module(j, ptx, e) || find_kernels(j, bound, compiled, n_compiled, e)) return -1;
     j->base.compile_s = gm_now_s() - t0;
-    return upload_weights(j, bound, e) || make_cache(j, o, e);
+    plan_fusion(j);
+    return upload_weights(j, bound, e) || make_cache(j, o, e) || make_scratch(j, e);
 }
 
 rt_engine *nv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,

@@ -18,13 +18,13 @@ void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l) {
         break;
     }
     case IR_ATTENTION:
-        l->grid[0] = (unsigned)k->attr[IR_A_HEADS], l->grid[1] = (unsigned)T;
+        l->grid[0] = (unsigned)k->attr[IR_A_HEADS], l->grid[1] = T == 1 ? (unsigned)nv_attn_splits(k->attr[IR_A_HEADS]) : (unsigned)T;
         l->block = NV_ATTN_WARPS * NV_WARP;
         break;
     case IR_MATMUL:
     case IR_NORM_MATMUL:
     case IR_MATMUL_ADD:
-        if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP / nv_gemv_split(k->n) * nv_gemv_rows(k->n));
+        if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP / nv_gemv_split(k) * nv_gemv_rows(k->n));
         else l->grid[0] = blocks(k->n, NV_BN), l->grid[1] = blocks(T, NV_BM);
         break;
     default: l->grid[0] = blocks(T * k->n, NV_THREADS); break; /* elementwise */
@@ -34,4 +34,8 @@ void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l) {
 void nv_store_launch(const ex_kernel *k, int64_t T, nv_launch *l) {
     int64_t cols = (int64_t)(k->attr[IR_A_KV_HEADS] * k->attr[IR_A_HEAD_DIM]);
     *l = (nv_launch){{(unsigned)T, blocks(cols, NV_THREADS), 1}, NV_THREADS, 0};
+}
+
+void nv_geglu_launch(const ex_kernel *k, nv_launch *l) {
+    *l = (nv_launch){{blocks(k->n, NV_THREADS / NV_WARP / nv_gemv_split(k)), 1, 1}, NV_THREADS, 1};
 }

@@ -4,8 +4,9 @@
  * the GPU present).
  *
  * Each kernel is an `.entry` (nvvm.annotations "kernel") taking nv_args'
- * nine parameters, and reads blockIdx/threadIdx as nv_launch_of (launch.c)
- * lays them out. Sizes, dtypes and attributes are constants, as on the CPU;
+ * ten parameters, and reads blockIdx/threadIdx as nv_launch_of (launch.c)
+ * lays them out; on sm_90 each opens with programmatic dependent launch
+ * (nvptx.h). Sizes, dtypes and attributes are constants, as on the CPU;
  * the arithmetic helpers of backends/llvm/emit.h (lv_exp, lv_tanh, the
  * elementwise ops, the bf16/f16 loads) are shared with the CPU kernels, used
  * here on scalars.
@@ -13,22 +14,30 @@
  *   embed        one thread per column of a row, the table read as stored
  *   rms_norm     a block per group: Σx² by warp shuffles and shared memory
  *   rope         a thread per pair of a head; cos/sin from the engine's table
- *   attention    a block per (query row, head), its 4 warps taking every
- *                4th key, 4 keys a step with their loads issued together:
- *                each lane holds ⌈hd/32⌉ dimensions of q and of the
- *                accumulator, a key's score is a warp sum, then the online
- *                softmax (running max and sum, the accumulator rescaled);
- *                keys before pos come from the ring, the rest from this
- *                call's k and v; the warps' partial results are merged
- *                through shared memory at the end. Its "_store" entry then
- *                appends the call's k and v rows to the ring.
+ *                (in decode, a second rope's heads may ride along)
+ *   attention    a block per (query row, head) in prefill; in decode a
+ *                block per (head, part of the keys), the parts merged by
+ *                the head's last block through the engine's scratch. Its
+ *                8 warps take every 8th key, 4 keys a step with their
+ *                loads issued together: each lane holds ⌈hd/32⌉ dimensions
+ *                of q and of the accumulator, a key's score is a warp sum,
+ *                then the online softmax (running max and sum, the
+ *                accumulator rescaled); keys before pos come from the
+ *                ring, the rest from this call's k and v; the warps'
+ *                partial results are merged through shared memory at the
+ *                end. Decode appends the call's k and v rows to the ring
+ *                itself; in prefill its "_store" entry does, afterwards.
  *   matmul       T = 1 (decode): a warp per output column (two for wide
  *                matrices, sharing the loads of x; for narrow ones up to 8
  *                warps per column, each over a part of k, joined through
  *                shared memory), lanes striding over k with 16-byte loads
- *                of the weight rows as stored, 4 at a time, then warp sums;
- *                norm_matmul sums x² on the way and scales the finished
- *                sums by 1/rms; T > 1: 64 × 64 output tiles of a block,
+ *                of the weight rows as stored, up to 8 at a time, then
+ *                warp sums; norm_matmul first stages x · (g + 1) in shared
+ *                memory and scales the finished sums by 1/rms. Small
+ *                matrices are prefetched into L2 before the kernel waits
+ *                for the one before it. A second matrix may ride along
+ *                (grid.y = 2), and "_gemv_geglu" computes gate and up for
+ *                gelu(gate) · up. T > 1: 64 × 64 output tiles of a block,
  *                k in steps of 16 through shared memory (weights converted
  *                to f32 as they are staged), 4 × 4 outputs a thread (128 ×
  *                128 tiles of 8 × 8 were slower on an H200: 4 times fewer
@@ -46,7 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum { P_IN0, P_IN1, P_IN2, P_OUT, P_T, P_POS, P_KC, P_VC, P_ROWS };
+enum { P_IN0, P_IN1, P_IN2, P_OUT, P_T, P_POS, P_KC, P_VC, P_ROWS, P_SCRATCH };
 
 static LLVMValueRef param(lv_emit *m, int i) { return LLVMGetParam(m->fn, (unsigned)i); }
 /* The call's position, read from the device word P_POS points at. */
@@ -68,14 +77,23 @@ static LLVMValueRef sreg(lv_emit *m, const char *name) {
 
 static void barrier(lv_emit *m) { call_intrinsic(m, "llvm.nvvm.barrier0", NULL, 0, NULL, 0); }
 
-/* Σ of x over the 32 lanes of the warp, in every lane. */
-static LLVMValueRef warp_sum(lv_emit *m, LLVMValueRef x) {
+/* Σ (or the max) of x over the 32 lanes of the warp, in every lane. */
+static LLVMValueRef warp_reduce(lv_emit *m, LLVMValueRef x, int max) {
     for (int off = NV_WARP / 2; off > 0; off /= 2) {
         LLVMValueRef args[4] = {LLVMConstInt(m->i32, 0xffffffffu, 0), x, LLVMConstInt(m->i32, off, 0),
                                 LLVMConstInt(m->i32, 31, 0)};
-        x = lv_fadd(m, x, call_intrinsic(m, "llvm.nvvm.shfl.sync.bfly.f32", NULL, 0, args, 4));
+        LLVMValueRef y = call_intrinsic(m, "llvm.nvvm.shfl.sync.bfly.f32", NULL, 0, args, 4);
+        x = max ? LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, y, x, ""), y, x, "") : lv_fadd(m, x, y);
     }
     return x;
+}
+static LLVMValueRef warp_sum(lv_emit *m, LLVMValueRef x) { return warp_reduce(m, x, 0); }
+
+/* x of lane `from` (a constant), in every lane. */
+static LLVMValueRef lane_value(lv_emit *m, LLVMValueRef x, int from) {
+    LLVMValueRef args[4] = {LLVMConstInt(m->i32, 0xffffffffu, 0), x, LLVMConstInt(m->i32, (unsigned)from, 0),
+                            LLVMConstInt(m->i32, 31, 0)};
+    return call_intrinsic(m, "llvm.nvvm.shfl.sync.idx.f32", NULL, 0, args, 4);
 }
 
 /* A __shared__ float array of n elements. */
@@ -130,14 +148,32 @@ static void annotate(lv_emit *m, const char *key, int value) {
     LLVMAddNamedMetadataOperand(m->mod, "nvvm.annotations", LLVMMetadataAsValue(m->ctx, LLVMMDNodeInContext2(m->ctx, md, 3)));
 }
 
-/* A kernel entry of nv_args' parameters for blocks of `threads` threads. */
-static void kernel_begin(lv_emit *m, const char *name, int threads) {
-    LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->ptr, m->ptr, m->ptr, m->i64};
+/* A PTX instruction with no operands, which the compiler moves nothing across. */
+static void ptx_instruction(lv_emit *m, const char *text) {
+    LLVMTypeRef ty = LLVMFunctionType(m->void_t, NULL, 0, 0);
+    LLVMValueRef as = LLVMGetInlineAsm(ty, (char *)text, strlen(text), "~{memory}", 9, 1, 0, LLVMInlineAsmDialectATT, 0);
+    LLVMBuildCall2(m->b, ty, as, NULL, 0, "");
+}
+
+/* Programmatic dependent launch (nvptx.h), on sm_90: waits for the kernel before this one to
+ * finish (its outputs visible), then lets the next one be launched, whose blocks wait in turn.
+ * Nothing before it may read an activation or write anything. */
+static void wait_for_previous(lv_emit *m) {
+    if (strcmp(m->target->cpu, NV_PDL_GPU)) return;
+    ptx_instruction(m, "griddepcontrol.wait;");
+    ptx_instruction(m, "griddepcontrol.launch_dependents;");
+}
+
+/* A kernel entry of nv_args' parameters for blocks of `threads` threads; unless the emitter
+ * waits for the previous kernel itself (after work that reads only weights), it waits first. */
+static void kernel_begin(lv_emit *m, const char *name, int threads, int waits_itself) {
+    LLVMTypeRef p[NV_N_PARAMS] = {m->ptr, m->ptr, m->ptr, m->ptr, m->i64, m->ptr, m->ptr, m->ptr, m->i64, m->ptr};
     m->name = name;
     m->fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(m->void_t, p, NV_N_PARAMS, 0));
     annotate(m, "kernel", 1);
     annotate(m, "maxntidx", threads);
     LLVMPositionBuilderAtEnd(m->b, LLVMAppendBasicBlockInContext(m->ctx, m->fn, "entry"));
+    if (!waits_itself) wait_for_previous(m);
 }
 
 /* Σ x over the block's NV_THREADS threads, in every thread (red: NV_THREADS/32 floats of shared memory). */
@@ -205,17 +241,23 @@ static void emit_norm(lv_emit *m, const ex_kernel *k) {
 
 /* ---- rope: thread i of block (t, head) rotates the pair (i, i + hd/2) ---- */
 
+/* In decode (T = 1) the blocks of head y ≥ n/hd rotate a twin launched with it, head y − n/hd
+ * of its rows at in[2] into v_cache: an attention's k beside its q (the engine pairs them). */
 static void emit_rope(lv_emit *m, const ex_kernel *k) {
-    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
-    LLVMValueRef t = sreg(m, "ctaid.x"), i = sreg(m, "tid.x"), tbl = param(m, P_IN1);
+    int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2, heads = k->n / hd;
+    LLVMValueRef t = sreg(m, "ctaid.x"), i = sreg(m, "tid.x"), tbl = param(m, P_IN1), y = sreg(m, "ctaid.y");
+    LLVMValueRef twin = LLVMBuildICmp(m->b, LLVMIntSGE, y, lv_int(m, heads), "");
+    LLVMValueRef head = LLVMBuildSelect(m->b, twin, lv_addi(m, y, -heads), y, "");
+    LLVMValueRef x = LLVMBuildSelect(m->b, twin, param(m, P_IN2), param(m, P_IN0), "");
+    LLVMValueRef out = LLVMBuildSelect(m->b, twin, param(m, P_VC), param(m, P_OUT), "");
     LLVMValueRef row = lv_muli(m, lv_add(m, call_pos(m), t), half);
     LLVMValueRef c = lv_load(m, tbl, lv_add(m, row, i), GM_F32, 1);
     LLVMValueRef s = lv_load(m, tbl, lv_add(m, lv_add(m, lv_muli(m, param(m, P_ROWS), half), row), i), GM_F32, 1);
-    LLVMValueRef lo = lv_add(m, lv_add(m, lv_muli(m, t, k->n), lv_muli(m, sreg(m, "ctaid.y"), hd)), i);
+    LLVMValueRef lo = lv_add(m, lv_add(m, lv_muli(m, t, k->n), lv_muli(m, head, hd)), i);
     LLVMValueRef hi = lv_addi(m, lo, half);
-    LLVMValueRef x0 = lv_load(m, param(m, P_IN0), lo, GM_F32, 1), x1 = lv_load(m, param(m, P_IN0), hi, GM_F32, 1);
-    lv_store(m, param(m, P_OUT), lo, lv_fsub(m, lv_fmul(m, x0, c), lv_fmul(m, x1, s)));
-    lv_store(m, param(m, P_OUT), hi, lv_fadd(m, lv_fmul(m, x1, c), lv_fmul(m, x0, s)));
+    LLVMValueRef x0 = lv_load(m, x, lo, GM_F32, 1), x1 = lv_load(m, x, hi, GM_F32, 1);
+    lv_store(m, out, lo, lv_fsub(m, lv_fmul(m, x0, c), lv_fmul(m, x1, s)));
+    lv_store(m, out, hi, lv_fadd(m, lv_fmul(m, x1, c), lv_fmul(m, x0, s)));
 }
 
 /* ---- attention: a block per (query row, head), its warps over the keys ---- */
@@ -272,40 +314,157 @@ static void attend_keys(lv_emit *m, const attn_ctx *a, LLVMValueRef j, const LLV
     }
 }
 
-/* The warps' (max, sum, accumulators), left in part[w] = [max, sum, acc[hd]], into the output by warp 0:
- * each rescaled by e^(its max − the max of all). */
-static void combine_warps(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef warp, LLVMValueRef y_at) {
-    int64_t stride = a->hd + 2;
-    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, warp, lv_int(m, 0), ""));
-    LLVMValueRef top = shared_load(m, part, lv_int(m, 0)), sum = lv_real(m, 0, 1), scale[NV_ATTN_WARPS];
-    for (int w = 1; w < NV_ATTN_WARPS; w++) {
-        LLVMValueRef mw = shared_load(m, part, lv_int(m, w * stride));
-        top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, mw, top, ""), mw, top, "");
-    }
-    for (int w = 0; w < NV_ATTN_WARPS; w++) {
-        scale[w] = lv_exp(m, lv_fsub(m, shared_load(m, part, lv_int(m, w * stride)), top));
-        sum = lv_fadd(m, sum, lv_fmul(m, scale[w], shared_load(m, part, lv_int(m, w * stride + 1))));
-    }
-    LLVMValueRef inv = lv_fdiv(m, lv_real(m, 1, 1), sum);
+/* Folds one partial result (its max mw, sum sw and this lane's accumulators aw) into the running
+ * merge r = [max, sum, acc[dims]], each side rescaled by e^(its max − the larger); a part with
+ * no keys (max −∞) adds nothing, and no e^(−∞ + ∞) is taken. */
+static void merge_step(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLVMValueRef mw, LLVMValueRef sw,
+                       const LLVMValueRef *aw, LLVMValueRef *next) {
+    LLVMValueRef bigger = LLVMBuildFCmp(m->b, LLVMRealOGT, mw, r[0], ""), one = lv_real(m, 1, 1);
+    LLVMValueRef some = LLVMBuildFCmp(m->b, LLVMRealOGT, mw, lv_real(m, -INFINITY, 1), "");
+    LLVMValueRef keep = LLVMBuildSelect(m->b, bigger, lv_exp(m, lv_fsub(m, r[0], mw)), one, "");
+    LLVMValueRef add = LLVMBuildSelect(m->b, bigger, one, lv_exp(m, lv_fsub(m, mw, r[0])), "");
+    add = LLVMBuildSelect(m->b, some, add, lv_real(m, 0, 1), "");
+    next[0] = LLVMBuildSelect(m->b, bigger, mw, r[0], "");
+    next[1] = lv_fadd(m, lv_fmul(m, r[1], keep), lv_fmul(m, sw, add));
+    for (int i = 0; i < a->dims; i++) next[2 + i] = lv_fadd(m, lv_fmul(m, r[2 + i], keep), lv_fmul(m, aw[i], add));
+}
+
+/* A partial result's value i (0: max, 1: sum, 2 + d: accumulator d) at base + at: shared memory, or the
+ * engine's scratch in global memory, read volatile (other blocks wrote it; L1 may hold an old copy). */
+static LLVMValueRef part_value(lv_emit *m, LLVMValueRef base, LLVMValueRef at, int from_global) {
+    LLVMValueRef v = LLVMBuildLoad2(m->b, m->f32, LLVMBuildInBoundsGEP2(m->b, m->f32, base, &at, 1, ""), "");
+    if (from_global) LLVMSetVolatile(v, 1);
+    return v;
+}
+
+/* The warp's partial result in shared memory at part + at ([max, sum, acc[hd]]) folded into r. */
+static void merge_part(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef at, LLVMValueRef *r) {
+    LLVMValueRef aw[MAX_DIMS], next[2 + MAX_DIMS];
+    for (int i = 0; i < a->dims; i++) aw[i] = part_value(m, part, lv_add(m, lv_addi(m, at, 2), a->d[i]), 0);
+    merge_step(m, a, r, part_value(m, part, at, 0), part_value(m, part, lv_addi(m, at, 1), 0), aw, next);
+    memcpy(r, next, (2 + a->dims) * sizeof *r);
+}
+
+/* This lane's dimensions of the merged accumulators over the merged sum, stored at out + y_at. */
+static void store_output(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLVMValueRef y_at) {
+    LLVMValueRef inv = lv_fdiv(m, lv_real(m, 1, 1), r[1]);
     for (int i = 0; i < a->dims; i++) {
         LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
-        LLVMValueRef o = lv_real(m, 0, 1);
-        for (int w = 0; w < NV_ATTN_WARPS; w++)
-            o = lv_fadd(m, o, lv_fmul(m, scale[w], shared_load(m, part, lv_add(m, lv_int(m, w * stride + 2), a->d[i]))));
-        lv_store(m, param(m, P_OUT), lv_add(m, y_at, a->d[i]), lv_fmul(m, o, inv));
+        lv_store(m, param(m, P_OUT), lv_add(m, y_at, a->d[i]), lv_fmul(m, r[2 + i], inv));
         if_end(m, stored);
     }
+}
+
+/* The warp's running max (v[0]), sum (v[1]) and accumulators (v[2..]) into part[w] = [max, sum, acc[hd]]. */
+static void leave_part(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef base, LLVMValueRef lane, const LLVMValueRef *v) {
+    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
+    LLVMBuildStore(m->b, v[0], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &base, 1, ""));
+    LLVMValueRef at1 = lv_addi(m, base, 1);
+    LLVMBuildStore(m->b, v[1], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &at1, 1, ""));
+    if_end(m, first);
+    for (int i = 0; i < a->dims; i++) {
+        LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
+        LLVMValueRef at = lv_add(m, lv_addi(m, base, 2), a->d[i]);
+        LLVMBuildStore(m->b, v[2 + i], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &at, 1, ""));
+        if_end(m, stored);
+    }
+}
+
+static LLVMValueRef is_zero(lv_emit *m, LLVMValueRef x) { return LLVMBuildICmp(m->b, LLVMIntEQ, x, lv_int(m, 0), ""); }
+
+/* The head's P partial results in the scratch from slots on, merged by the warp: lane p < P reads
+ * part p's max and sum, so that the max of all and each part's factor e^(its max − that) take a
+ * warp reduction; each lane then sums its dimensions of the parts' accumulators, every load
+ * issued at once. All parts' values are read volatile (other blocks wrote them). */
+static void merge_all_parts(lv_emit *m, const attn_ctx *a, LLVMValueRef slots, int P, LLVMValueRef lane, LLVMValueRef y_at) {
+    int64_t stride = a->hd + 2;
+    LLVMValueRef scratch = param(m, P_SCRATCH), mine = lv_add(m, slots, lv_muli(m, imin(m, lane, lv_int(m, P - 1)), stride));
+    LLVMValueRef real = lt(m, lane, lv_int(m, P)), r[2 + MAX_DIMS];
+    LLVMValueRef mp = LLVMBuildSelect(m->b, real, part_value(m, scratch, mine, 1), lv_real(m, -INFINITY, 1), "");
+    LLVMValueRef sp = LLVMBuildSelect(m->b, real, part_value(m, scratch, lv_addi(m, mine, 1), 1), lv_real(m, 0, 1), "");
+    r[0] = warp_reduce(m, mp, 1);
+    LLVMValueRef some = LLVMBuildFCmp(m->b, LLVMRealOGT, mp, lv_real(m, -INFINITY, 1), "");
+    LLVMValueRef scale = LLVMBuildSelect(m->b, some, lv_exp(m, lv_fsub(m, mp, r[0])), lv_real(m, 0, 1), "");
+    r[1] = warp_sum(m, lv_fmul(m, scale, sp));
+    for (int i = 0; i < a->dims; i++) r[2 + i] = lv_real(m, 0, 1);
+    for (int p = 0; p < P; p++) {
+        LLVMValueRef f = lane_value(m, scale, p), at = lv_addi(m, slots, p * stride + 2);
+        for (int i = 0; i < a->dims; i++)
+            r[2 + i] = lv_fadd(m, r[2 + i], lv_fmul(m, f, part_value(m, scratch, lv_add(m, at, a->d[i]), 1)));
+    }
+    store_output(m, a, r, y_at);
+}
+
+/* Decode's split: this block (part p of P) publishes its result r in the scratch slot of (head, p);
+ * the last of the head's P blocks to do so (a counter per head, after a fence) merges all P, stores
+ * the output and resets the counter for the next call. Run by warp 0. */
+static void meet_parts(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLVMValueRef h, LLVMValueRef p, int P,
+                       LLVMValueRef lane, LLVMValueRef y_at) {
+    int64_t stride = a->hd + 2, nh = (int64_t)a->k->attr[IR_A_HEADS];
+    LLVMValueRef scratch = param(m, P_SCRATCH), slots = lv_muli(m, h, P * stride);
+    leave_part(m, a, scratch, lv_add(m, slots, lv_muli(m, p, stride)), lane, r);
+    call_intrinsic(m, "llvm.nvvm.membar.gl", NULL, 0, NULL, 0);
+    LLVMValueRef all = LLVMConstInt(m->i32, 0xffffffffu, 0);
+    call_intrinsic(m, "llvm.nvvm.bar.warp.sync", NULL, 0, &all, 1);
+    LLVMValueRef at = lv_add(m, lv_int(m, nh * P * stride), h);
+    LLVMValueRef counter = LLVMBuildInBoundsGEP2(m->b, m->i32, scratch, &at, 1, "");
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(m->b), counted = if_begin(m, is_zero(m, lane));
+    LLVMValueRef old = LLVMBuildAtomicRMW(m->b, LLVMAtomicRMWBinOpAdd, counter, LLVMConstInt(m->i32, 1, 0),
+                                          LLVMAtomicOrderingMonotonic, 0);
+    LLVMBasicBlockRef added = LLVMGetInsertBlock(m->b);
+    if_end(m, counted);
+    LLVMValueRef phi = LLVMBuildPhi(m->b, m->i32, "");
+    LLVMValueRef in[2] = {LLVMConstInt(m->i32, 0, 0), old};
+    LLVMBasicBlockRef from[2] = {entry, added};
+    LLVMAddIncoming(phi, in, from, 2);
+    LLVMValueRef args[4] = {all, phi, LLVMConstInt(m->i32, 0, 0), LLVMConstInt(m->i32, 31, 0)};
+    LLVMValueRef seen = call_intrinsic(m, "llvm.nvvm.shfl.sync.idx.i32", NULL, 0, args, 4);
+    LLVMBasicBlockRef last = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, seen, LLVMConstInt(m->i32, P - 1, 0), ""));
+    call_intrinsic(m, "llvm.nvvm.membar.gl", NULL, 0, NULL, 0);
+    merge_all_parts(m, a, slots, P, lane, y_at);
+    LLVMBasicBlockRef reset = if_begin(m, is_zero(m, lane));
+    LLVMSetVolatile(LLVMBuildStore(m->b, LLVMConstInt(m->i32, 0, 0), counter), 1);
+    if_end(m, reset);
+    if_end(m, last);
+}
+
+/* Decode appends the call's k and v row to the ring itself, at pos mod rows: a row no block of
+ * this call reads (keys before pos lie in the ring's other rows, the key at pos is read from the
+ * call's row). The first query head of each kv head's group writes, in its part 0. */
+static void store_kv_row(lv_emit *m, const attn_ctx *a, LLVMValueRef h, LLVMValueRef p, LLVMValueRef tid) {
+    int64_t group = (int64_t)(a->k->attr[IR_A_HEADS] / a->k->attr[IR_A_KV_HEADS]);
+    LLVMValueRef mine = LLVMBuildAnd(m->b, is_zero(m, LLVMBuildURem(m->b, h, lv_int(m, group), "")), is_zero(m, p), "");
+    lv_loop l;
+    LLVMBasicBlockRef done = if_begin(m, mine);
+    LLVMValueRef to = lv_add(m, lv_muli(m, LLVMBuildSRem(m->b, a->pos, a->rows, ""), a->kv_cols), a->kv_at);
+    strided_loop(m, &l, tid, lv_int(m, a->hd), NV_ATTN_WARPS * NV_WARP, 0, NULL);
+    lv_store(m, param(m, P_KC), lv_add(m, to, l.i), lv_load(m, param(m, P_IN1), lv_add(m, a->kv_at, l.i), GM_F32, 1));
+    lv_store(m, param(m, P_VC), lv_add(m, to, l.i), lv_load(m, param(m, P_IN2), lv_add(m, a->kv_at, l.i), GM_F32, 1));
+    lv_loop_end(m, &l, NULL);
     if_end(m, done);
+}
+
+/* Keys [lo, hi) of the block: all of them in prefill (a block per query row), part p of P in
+ * decode (T = 1: a block per part, grid.y). */
+static void block_keys(lv_emit *m, LLVMValueRef decode, LLVMValueRef p, int P, LLVMValueRef *lo, LLVMValueRef *hi) {
+    if (P == 1) return;
+    LLVMValueRef per = LLVMBuildSDiv(m->b, lv_addi(m, lv_sub(m, *hi, *lo), P - 1), lv_int(m, P), "");
+    LLVMValueRef from = imin(m, lv_add(m, *lo, lv_mul(m, p, per)), *hi);
+    *hi = LLVMBuildSelect(m->b, decode, imin(m, lv_add(m, from, per), *hi), *hi, "");
+    *lo = LLVMBuildSelect(m->b, decode, from, *lo, "");
 }
 
 static void emit_attention(lv_emit *m, const ex_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t window = (int64_t)k->attr[IR_A_WINDOW];
+    int P = nv_attn_splits(nh);
     attn_ctx a = {.k = k, .hd = (int64_t)k->attr[IR_A_HEAD_DIM], .pos = call_pos(m), .rows = param(m, P_ROWS)};
     a.kv_cols = nkv * a.hd;
     a.dims = (int)((a.hd + NV_WARP - 1) / NV_WARP);
     LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
-    LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), h = sreg(m, "ctaid.x"), t = sreg(m, "ctaid.y");
+    LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), h = sreg(m, "ctaid.x"), y = sreg(m, "ctaid.y");
+    LLVMValueRef decode = LLVMBuildICmp(m->b, LLVMIntEQ, param(m, P_T), lv_int(m, 1), "");
+    LLVMValueRef t = LLVMBuildSelect(m->b, decode, lv_int(m, 0), y, ""), p = LLVMBuildSelect(m->b, decode, y, lv_int(m, 0), "");
     a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h, lv_int(m, nh / nkv), ""), a.hd);
     LLVMValueRef q_at = lv_add(m, lv_muli(m, t, nh * a.hd), lv_muli(m, h, a.hd));
     LLVMValueRef init[2 + MAX_DIMS] = {lv_real(m, -INFINITY, 1), lv_real(m, 0, 1)}, next[2 + MAX_DIMS];
@@ -316,25 +475,35 @@ static void emit_attention(lv_emit *m, const ex_kernel *k) {
         a.q[i] = LLVMBuildSelect(m->b, a.ok[i], lv_load(m, param(m, P_IN0), lv_add(m, q_at, a.d[i]), GM_F32, 1), lv_real(m, 0, 1), "");
         init[2 + i] = lv_real(m, 0, 1);
     }
-    a.hi = lv_add(m, lv_add(m, a.pos, t), lv_int(m, 1));
-    LLVMValueRef lo = lv_int(m, 0);
-    if (window > 0) lo = imax(m, lo, lv_addi(m, a.hi, -window));
+    LLVMValueRef hi = lv_add(m, lv_add(m, a.pos, t), lv_int(m, 1)), lo = lv_int(m, 0);
+    if (window > 0) lo = imax(m, lo, lv_addi(m, hi, -window));
+    block_keys(m, decode, p, P, &lo, &hi);
+    a.hi = hi;
     lv_loop j;
     strided_loop(m, &j, lv_add(m, lo, warp), a.hi, NV_ATTN_WARPS * KEYS, 2 + a.dims, init);
     attend_keys(m, &a, j.i, j.v, next);
     lv_loop_end(m, &j, next);
-    LLVMValueRef part = shared_array(m, "part", NV_ATTN_WARPS * (a.hd + 2)), base = lv_muli(m, warp, a.hd + 2);
-    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
-    shared_store(m, part, base, j.v[0]);
-    shared_store(m, part, lv_addi(m, base, 1), j.v[1]);
-    if_end(m, first);
-    for (int i = 0; i < a.dims; i++) {
-        LLVMBasicBlockRef stored = if_begin(m, a.ok[i]);
-        shared_store(m, part, lv_add(m, lv_addi(m, base, 2), a.d[i]), j.v[2 + i]);
-        if_end(m, stored);
-    }
+    LLVMValueRef part = shared_array(m, "part", NV_ATTN_WARPS * (a.hd + 2));
+    leave_part(m, &a, part, lv_muli(m, warp, a.hd + 2), lane, j.v);
     barrier(m);
-    combine_warps(m, &a, part, warp, q_at);
+    LLVMBasicBlockRef store = if_begin(m, decode);
+    store_kv_row(m, &a, h, p, tid);
+    if_end(m, store);
+    LLVMBasicBlockRef done = if_begin(m, is_zero(m, warp));
+    LLVMValueRef r[2 + MAX_DIMS];
+    memcpy(r, init, sizeof r);
+    for (int w = 0; w < NV_ATTN_WARPS; w++) merge_part(m, &a, part, lv_int(m, w * (a.hd + 2)), r);
+    if (P > 1) {
+        LLVMBasicBlockRef whole = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "whole");
+        LLVMBasicBlockRef split = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "split");
+        LLVMBuildCondBr(m->b, decode, split, whole);
+        LLVMPositionBuilderAtEnd(m->b, split);
+        meet_parts(m, &a, r, h, p, P, lane, q_at);
+        LLVMBuildBr(m->b, done);
+        LLVMPositionBuilderAtEnd(m->b, whole);
+    }
+    store_output(m, &a, r, q_at);
+    if_end(m, done);
 }
 
 /* The "_store" entry: row t of the call's k and v (in0, in1) into the ring at (pos + t) mod rows,
@@ -358,6 +527,7 @@ typedef struct {
     const ex_kernel *k;
     int64_t K, N;
     LLVMValueRef x, w, g;  /* g: norm_matmul's norm weight, else NULL */
+    LLVMValueRef out;      /* where the outputs go */
 } mm_ctx;
 
 /* x[at..at+w) as read by the kernel: normalised (· inv · (g + add_one)) for norm_matmul. */
@@ -377,30 +547,32 @@ static LLVMValueRef x_value(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMVa
 static void epilogue(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef v) {
     if (c->k->op == IR_MATMUL_ADD) v = lv_fadd(m, lv_load(m, param(m, P_IN2), at, GM_F32, 1), v);
     double cap = c->k->op == IR_MATMUL_ADD ? 0 : c->k->attr[IR_A_SOFTCAP];
-    lv_store(m, param(m, P_OUT), at, cap > 0 ? lv_softcap(m, v, cap, 1) : v);
+    lv_store(m, c->out, at, cap > 0 ? lv_softcap(m, v, cap, 1) : v);
 }
 
-/* Weight row n's values [k, k + w) as f32, a 16-byte load when w > 1. */
-static LLVMValueRef w_values(lv_emit *m, const mm_ctx *c, LLVMValueRef n, LLVMValueRef k, int w) {
+/* Row n's values [k, k + w) of the weights at base as f32, a 16-byte load when w > 1. */
+static LLVMValueRef w_values(lv_emit *m, const mm_ctx *c, LLVMValueRef base, LLVMValueRef n, LLVMValueRef k, int w) {
     unsigned align = w > 1 ? 16 : (unsigned)gm_dtype_size(c->k->wtype);
-    return lv_load_aligned(m, c->w, lv_add(m, lv_muli(m, n, c->K), k), c->k->wtype, w, align);
+    return lv_load_aligned(m, base, lv_add(m, lv_muli(m, n, c->K), k), c->k->wtype, w, align);
 }
 
-#define GEMV_UNROLL 4 /* chunks of a weight row a lane loads at once */
+#define GEMV_UNROLL 8 /* at most, chunks of a weight row a lane loads at once */
 
-/* A warp's running sums over k: R output columns' x·(g)·w, and Σx² for norm_matmul's 1/rms,
- * which is factored out of the sums (applied to each finished dot product). */
+/* A warp's running sums over k: R dot products of x·(g) with weight rows, and Σx² for
+ * norm_matmul's 1/rms, which is factored out of the sums (applied to each finished one). */
 typedef struct {
     const mm_ctx *c;
-    int rows;                         /* R, nv_gemv_rows */
-    LLVMValueRef n[NV_GEMV_MAX_ROWS]; /* the columns (clamped below N) */
+    int rows;                         /* R: nv_gemv_rows, or 2 for "_gemv_geglu" */
+    int unroll;                       /* chunks a lane loads at once: GEMV_UNROLL, or a part's if fewer */
+    LLVMValueRef w[NV_GEMV_MAX_ROWS]; /* each dot product's matrix */
+    LLVMValueRef n[NV_GEMV_MAX_ROWS]; /* and its row there (clamped below N) */
 } gemv_ctx;
 
 /* Adds the chunk at k (w values) to the scalar sums v[0..R) (dots) and v[R] (Σx²). */
 static void gemv_piece(lv_emit *m, const gemv_ctx *g, LLVMValueRef k, int w, const LLVMValueRef *v, LLVMValueRef *next) {
     const mm_ctx *c = g->c;
     LLVMValueRef x = x_value(m, c, k, k, NULL, w), ws[NV_GEMV_MAX_ROWS];
-    for (int r = 0; r < g->rows; r++) ws[r] = w_values(m, c, g->n[r], k, w);
+    for (int r = 0; r < g->rows; r++) ws[r] = w_values(m, c, g->w[r], g->n[r], k, w);
     if (c->g) {
         LLVMValueRef raw = lv_load_aligned(m, c->x, k, GM_F32, w, w > 1 ? 16 : 4);
         next[g->rows] = lv_fadd(m, v[g->rows], lv_hsum(m, lv_fmul(m, raw, raw)));
@@ -409,27 +581,27 @@ static void gemv_piece(lv_emit *m, const gemv_ctx *g, LLVMValueRef k, int w, con
 }
 
 /* The warp's sums (dots and Σx², partial per lane) over k in [k0, k1) into out[0..R]: lanes
- * take chunks of w values (16 bytes of weights), 32·w apart, GEMV_UNROLL chunks at a time with
+ * take chunks of w values (16 bytes of weights), 32·w apart, g->unroll chunks at a time with
  * their loads issued together, then single chunks, then single values. Each chunk's products
  * are summed at once, so the loop carries scalars (few registers, more warps resident). k0 is
  * a multiple of 32·w. */
 static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, LLVMValueRef k0, LLVMValueRef k1,
                       LLVMValueRef *out) {
-    int64_t chunk = NV_WARP * w, big = GEMV_UNROLL * chunk;
-    int n = g->rows + 1;
+    int64_t chunk = NV_WARP * w, big = g->unroll * chunk;
+    int n = g->rows + 1, U = g->unroll;
     LLVMValueRef len = lv_sub(m, k1, k0), at = lv_add(m, k0, lv_muli(m, lane, w));
     LLVMValueRef unrolled = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, big), ""), big));
     LLVMValueRef bulk = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, chunk), ""), chunk));
     LLVMValueRef acc[GEMV_UNROLL * (NV_GEMV_MAX_ROWS + 1)], sum[NV_GEMV_MAX_ROWS + 1];
-    for (int i = 0; i < GEMV_UNROLL * n; i++) acc[i] = lv_real(m, 0, 1);
+    for (int i = 0; i < U * n; i++) acc[i] = lv_real(m, 0, 1);
     lv_loop l;
-    strided_loop(m, &l, at, unrolled, big, GEMV_UNROLL * n, acc);
-    memcpy(acc, l.v, GEMV_UNROLL * n * sizeof *acc);
-    for (int u = 0; u < GEMV_UNROLL; u++) gemv_piece(m, g, lv_addi(m, l.i, u * chunk), w, l.v + u * n, acc + u * n);
+    strided_loop(m, &l, at, unrolled, big, U * n, acc);
+    memcpy(acc, l.v, U * n * sizeof *acc);
+    for (int u = 0; u < U; u++) gemv_piece(m, g, lv_addi(m, l.i, u * chunk), w, l.v + u * n, acc + u * n);
     lv_loop_end(m, &l, acc);
     for (int i = 0; i < n; i++) {
         sum[i] = l.v[i];
-        for (int u = 1; u < GEMV_UNROLL; u++) sum[i] = lv_fadd(m, sum[i], l.v[u * n + i]);
+        for (int u = 1; u < U; u++) sum[i] = lv_fadd(m, sum[i], l.v[u * n + i]);
     }
     strided_loop(m, &l, lv_add(m, unrolled, lv_muli(m, lane, w)), bulk, chunk, n, sum);
     memcpy(sum, l.v, n * sizeof *sum);
@@ -459,29 +631,108 @@ static void gemv_join(lv_emit *m, const gemv_ctx *g, int S, LLVMValueRef warp, L
     }
 }
 
+#define GEMV_STAGE 8192 /* norm_matmul's normalised x in shared memory for K up to this (32 KB) */
+
+/* norm_matmul's x · (g + add_one) into shared memory, once per block, and 1/rms of x (a block
+ * sum): the warps then read x as a plain matmul does, with no Σx² or norm weight in their loops
+ * (an H200 streamed gate/up at 3.2 TB/s with them there, the plain head at 4.0). */
+static LLVMValueRef stage_normalised(lv_emit *m, mm_ctx *c) {
+    LLVMValueRef xs = shared_array(m, "xn", c->K), tid = sreg(m, "tid.x"), zero = lv_real(m, 0, 1);
+    lv_loop l;
+    strided_loop(m, &l, tid, lv_int(m, c->K), NV_THREADS, 1, &zero);
+    LLVMValueRef xv = lv_load(m, c->x, l.i, GM_F32, 1), ss = lv_fadd(m, l.v[0], lv_fmul(m, xv, xv));
+    shared_store(m, xs, l.i, x_value(m, c, l.i, l.i, NULL, 1));
+    lv_loop_end(m, &l, &ss);
+    LLVMValueRef inv = inv_rms(m, block_sum(m, l.v[0], shared_array(m, "red", NV_THREADS / NV_WARP)), c->K,
+                               c->k->attr[IR_A_EPS]);
+    c->x = xs, c->g = NULL;
+    return inv;
+}
+
+/* Asks L2 for the bytes [0, len) from p on (len < lines · 4096), a 128-byte line per lane. */
+static void prefetch_l2(lv_emit *m, LLVMValueRef p, LLVMValueRef len, int lines, LLVMValueRef lane) {
+    LLVMTypeRef ty = LLVMFunctionType(m->void_t, &m->i64, 1, 0);
+    LLVMValueRef as = LLVMGetInlineAsm(ty, "prefetch.L2 [$0];", 17, "l", 1, 1, 0, LLVMInlineAsmDialectATT, 0);
+    for (int i = 0; i < lines; i++) {
+        LLVMValueRef off = lv_muli(m, lv_addi(m, lane, i * NV_WARP), 128);
+        LLVMBasicBlockRef done = if_begin(m, lt(m, off, len));
+        LLVMValueRef at = LLVMBuildAdd(m->b, LLVMBuildPtrToInt(m->b, p, m->i64, ""), off, "");
+        LLVMBuildCall2(m->b, ty, as, &at, 1, "");
+        if_end(m, done);
+    }
+}
+
+#define GEMV_PREFETCH (4 << 20) /* matrices up to this many bytes are prefetched */
+
+/* Before a small matrix's gemv waits for the kernel before it (wait_for_previous), it has L2
+ * fetch the warp's part of its weight rows, which no kernel writes, a line per lane per
+ * instruction. Measured on an H200 (each kernel alone): the 270M's matrices of 0.3-2.6 MB
+ * took 0.5 µs less, and the 2B's 8 MB q and o up to 1 µs more; its 64 MB ones twice as long
+ * (their prefetched lines left L2 before they were read). */
+static void prefetch_rows(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, LLVMValueRef k0, LLVMValueRef k1, int64_t P) {
+    int64_t size = (int64_t)gm_dtype_size(g->c->k->wtype);
+    if (g->c->N * g->c->K * size > GEMV_PREFETCH) return;
+    int lines = (int)((P * size + NV_WARP * 128 - 1) / (NV_WARP * 128));
+    LLVMValueRef len = lv_muli(m, lv_sub(m, k1, k0), size);
+    for (int r = 0; r < g->rows; r++) {
+        LLVMValueRef at = lv_add(m, lv_muli(m, g->n[r], g->c->K), k0);
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, g->c->k->wtype), g->w[r], &at, 1, "");
+        prefetch_l2(m, p, len, lines, lane);
+    }
+}
+
+/* Output column n of the gemv from its finished dot products d[0..): the "_gemv" entry's d[0]
+ * through the epilogue; "_gemv_geglu"'s gelu_tanh(d[0]) · d[1]. */
+static void gemv_store(lv_emit *m, const mm_ctx *c, int geglu, LLVMValueRef n, const LLVMValueRef *d) {
+    static const ex_kernel geglu_op = {.op = IR_GEGLU};
+    if (geglu) lv_store(m, c->out, n, lv_elementwise_value(m, &geglu_op, d[0], d[1], 1));
+    else epilogue(m, c, n, d[0]);
+}
+
 /* The "_gemv" entry: one row of x. Each warp takes R = nv_gemv_rows(N) output columns and a
- * 1/S part of k, S = nv_gemv_split(N), so a small matrix still spreads over many warps. */
-static void emit_gemv(lv_emit *m, const mm_ctx *c) {
-    gemv_ctx g = {c, nv_gemv_rows(c->N), {0}};
-    int S = nv_gemv_split(c->N), w = 16 / (int)gm_dtype_size(c->k->wtype);
+ * 1/S part of k, S = nv_gemv_split, so a small matrix still spreads over many warps. With
+ * grid.y = 2 its blocks of y = 1 compute a twin: the matrix at k_cache into v_cache. The
+ * "_gemv_geglu" entry takes one column n of two matrices, the gate (in[1]) and the up
+ * projection (k_cache), for the output gelu_tanh(gate) · up: decode's feed-forward in one
+ * launch (nvptx.h). */
+static void emit_gemv(lv_emit *m, const mm_ctx *matmul, int geglu) {
+    mm_ctx staged = *matmul, *c = &staged;
+    if (!geglu && c->k->op != IR_MATMUL_ADD) { /* twins have no residual */
+        LLVMValueRef twin = LLVMBuildICmp(m->b, LLVMIntNE, sreg(m, "ctaid.y"), lv_int(m, 0), "");
+        c->w = LLVMBuildSelect(m->b, twin, param(m, P_KC), c->w, "");
+        c->out = LLVMBuildSelect(m->b, twin, param(m, P_VC), c->out, "");
+    }
+    int cols = geglu ? 1 : nv_gemv_rows(c->N);
+    gemv_ctx g = {c, geglu ? 2 : cols, GEMV_UNROLL, {0}, {0}};
+    int S = nv_gemv_split(c->k), w = 16 / (int)gm_dtype_size(c->k->wtype);
     if (c->K * (int64_t)gm_dtype_size(c->k->wtype) % 16) w = 1; /* rows not 16-byte aligned */
     int64_t chunk = NV_WARP * w, P = (c->K / S + chunk - 1) / chunk * chunk; /* k per part */
     LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
     LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), sums[NV_GEMV_MAX_ROWS + 1];
     LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS / NV_WARP / S), LLVMBuildUDiv(m->b, warp, lv_int(m, S), ""));
-    LLVMValueRef n0 = lv_muli(m, col, g.rows), k0 = imin(m, lv_muli(m, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), P), lv_int(m, c->K));
-    for (int r = 0; r < g.rows; r++) g.n[r] = imin(m, lv_addi(m, n0, r), lv_int(m, c->N - 1));
-    gemv_sums(m, &g, lane, w, k0, imin(m, lv_addi(m, k0, P), lv_int(m, c->K)), sums);
+    LLVMValueRef n0 = lv_muli(m, col, cols), k0 = imin(m, lv_muli(m, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), P), lv_int(m, c->K));
+    int64_t part_chunks = (P < c->K ? P : c->K) / chunk;
+    g.unroll = part_chunks < 1 ? 1 : part_chunks < GEMV_UNROLL ? (int)part_chunks : GEMV_UNROLL;
+    for (int r = 0; r < g.rows; r++) {
+        g.w[r] = geglu && r ? param(m, P_KC) : c->w;
+        g.n[r] = imin(m, geglu ? n0 : lv_addi(m, n0, r), lv_int(m, c->N - 1));
+    }
+    LLVMValueRef k1 = imin(m, lv_addi(m, k0, P), lv_int(m, c->K));
+    prefetch_rows(m, &g, lane, k0, k1, P);
+    wait_for_previous(m);
+    LLVMValueRef inv = c->g && c->K <= GEMV_STAGE ? stage_normalised(m, c) : NULL;
+    gemv_sums(m, &g, lane, w, k0, k1, sums);
     for (int i = 0; i <= g.rows; i++) sums[i] = warp_sum(m, sums[i]);
     if (S > 1) gemv_join(m, &g, S, warp, lane, sums);
-    LLVMValueRef inv = c->g ? inv_rms(m, sums[g.rows], c->K, c->k->attr[IR_A_EPS]) : NULL;
+    if (c->g) inv = inv_rms(m, sums[g.rows], c->K, c->k->attr[IR_A_EPS]);
+    for (int r = 0; r < g.rows; r++) sums[r] = inv ? lv_fmul(m, sums[r], inv) : sums[r];
     LLVMValueRef lead = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""),
                                      LLVMBuildICmp(m->b, LLVMIntEQ, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), lv_int(m, 0), ""), "");
     LLVMBasicBlockRef first = if_begin(m, lead);
-    for (int r = 0; r < g.rows; r++) {
+    for (int r = 0; r < cols; r++) {
         LLVMValueRef n = lv_addi(m, n0, r);
         LLVMBasicBlockRef stored = if_begin(m, lt(m, n, lv_int(m, c->N)));
-        epilogue(m, c, n, inv ? lv_fmul(m, sums[r], inv) : sums[r]);
+        gemv_store(m, c, geglu, n, sums + r);
         if_end(m, stored);
     }
     if_end(m, first);
@@ -510,7 +761,7 @@ static void stage(lv_emit *m, const mm_ctx *c, LLVMValueRef e, LLVMValueRef k0, 
     LLVMValueRef t = lv_add(m, t0, row), n = lv_add(m, n0, row), T = param(m, P_T), zero = lv_real(m, 0, 1);
     LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), nc = imin(m, n, lv_int(m, c->N - 1));
     LLVMValueRef x = x_value(m, c, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 1);
-    LLVMValueRef w = w_values(m, c, nc, kc, 1), at = lv_add(m, lv_muli(m, kk, NV_BM), row);
+    LLVMValueRef w = w_values(m, c, c->w, nc, kc, 1), at = lv_add(m, lv_muli(m, kk, NV_BM), row);
     shared_store(m, xs, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, t, T), ""), x, zero, ""));
     shared_store(m, ws, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, n, lv_int(m, c->N)), ""), w, zero, ""));
 }
@@ -547,18 +798,22 @@ static void emit_tiled(lv_emit *m, const mm_ctx *c) {
     }
 }
 
+/* A matmul kernel's entry: the tiled one (suffix ""), or the gemv, plain or geglu. */
+static void matmul_entry(lv_emit *m, const ex_kernel *k, const char *name, const char *suffix, int gemv, int geglu) {
+    char full[96];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    kernel_begin(m, full, NV_THREADS, gemv);
+    mm_ctx c = {.k = k, .K = k->k, .N = k->n, .x = param(m, P_IN0), .w = param(m, P_IN1),
+                .g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL, .out = param(m, P_OUT)};
+    if (gemv) emit_gemv(m, &c, geglu);
+    else emit_tiled(m, &c);
+    LLVMBuildRetVoid(m->b);
+}
+
 static void emit_matmul(lv_emit *m, const ex_kernel *k, const char *name) {
-    char gemv[80];
-    mm_ctx c = {.k = k, .K = k->k, .N = k->n};
-    snprintf(gemv, sizeof gemv, "%s_gemv", name);
-    kernel_begin(m, name, NV_THREADS);
-    c.x = param(m, P_IN0), c.w = param(m, P_IN1), c.g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL;
-    emit_tiled(m, &c);
-    LLVMBuildRetVoid(m->b);
-    kernel_begin(m, gemv, NV_THREADS);
-    c.x = param(m, P_IN0), c.w = param(m, P_IN1), c.g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL;
-    emit_gemv(m, &c);
-    LLVMBuildRetVoid(m->b);
+    matmul_entry(m, k, name, "", 0, 0);
+    matmul_entry(m, k, name, "_gemv", 1, 0);
+    if (nv_has_geglu_entry(k)) matmul_entry(m, k, name, "_gemv_geglu", 1, 1);
 }
 
 void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
@@ -568,7 +823,7 @@ void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
     }
     nv_launch l;
     nv_launch_of(k, 1, &l);
-    kernel_begin(m, name, (int)l.block);
+    kernel_begin(m, name, (int)l.block, 0);
     switch (k->op) {
     case IR_EMBED: emit_embed(m, k); break;
     case IR_RMS_NORM:
@@ -581,7 +836,7 @@ void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
     if (k->op != IR_ATTENTION) return;
     char store[80];
     snprintf(store, sizeof store, "%s_store", name);
-    kernel_begin(m, store, NV_THREADS);
+    kernel_begin(m, store, NV_THREADS, 0);
     emit_kv_store(m, k);
     LLVMBuildRetVoid(m->b);
 }
