@@ -1,16 +1,25 @@
 /* cmd_bench.c — `gemmac bench`: how fast a model runs, measured, not claimed.
  *
- * For each backend of the ablation and each prompt length it times prefill
- * (the whole prompt in one call) and decode (gen-tokens single-token calls
- * after that prompt) over several repetitions and reports min / median /
- * max tokens/s. Decode reads every weight once per token, so its speed is
- * bounded by memory bandwidth: the bench measures the machine's read
- * bandwidth (a multi-threaded sum over a buffer larger than the caches,
- * on huge pages where the kernel gives them) before each repetition's
- * decode and every few steps within it, untimed, and takes the highest,
- * since a shared host's bandwidth swings by tens of percent within seconds;
- * it prints decode's effective bandwidth and its share of that bound. Token ids are a fixed pseudo-random sequence, so runs compare. */
+ * The ablation's configurations (the unfused reference, jit -O0, then the
+ * passes of -O2 one more at a time, and -O2 a second time as an A/A row) are
+ * all opened, compiled, packed and warmed up first, sharing one copy of the
+ * checkpoint; then each repetition times every (configuration, prompt
+ * length) row once, prefill (the whole prompt in one call) and decode
+ * (gen-tokens single-token calls after it), in an order rotated from one
+ * repetition to the next, so that a shared host's drift falls on all rows
+ * alike. Each row reports its median with a 95 % interval, and each pass
+ * its effect, against the row before it and against -O0, from the pairs of
+ * samples of the same repetition (bench_stats.h): "within noise" when that
+ * interval contains zero, which the A/A row shows the rate of. `--reps auto`
+ * repeats until every effect is known to a stated precision or a time
+ * budget is spent. Decode reads every weight once per token, so its speed
+ * is bounded by memory bandwidth: the bench measures the machine's read
+ * bandwidth (a multi-threaded sum over a buffer larger than the caches, on
+ * huge pages where the kernel gives them) before each decode and every few
+ * steps within it, untimed, takes the highest, and reports decode's share
+ * of it. Token ids are a fixed pseudo-random sequence, so runs compare. */
 #include "cli.h"
+#include "bench_stats.h"
 #include "model.h"
 #include "runtime/threads.h"
 
@@ -21,43 +30,48 @@
 
 #define MAX_LENGTHS 8
 #define MAX_CONFIGS 32
-#define MAX_REPS 32
+#define MAX_REPS 64
+#define AUTO_MIN_REPS 5             /* --reps auto judges the intervals from this many on */
 #define BW_BYTES ((size_t)1 << 30) /* well past the L3 */
 #define PROBE_EVERY 8              /* decode steps between two bandwidth probes */
 
 static const char usage[] =
-    "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 3]\n"
-    "                    [--threads N] [--backend jit] [--configs LIST] [--json] [--svg F] [--profile]\n"
-    "                    [--weights DIR]\n"
+    "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 5|auto]\n"
+    "                    [--precision 2] [--budget 600] [--threads N] [--backend jit] [--configs LIST]\n"
+    "                    [--json] [--svg F] [--profile] [--weights DIR]\n"
     "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
-    "  --reps N           repetitions; min/median/max are over them (default 3)\n"
+    "  --reps N           repetitions (default 5, at most 64); each runs every row once, in an order\n"
+    "                     rotated from the last; medians and 95 % intervals are over them\n"
+    "  --reps auto        repeat until every pass's effect is known within ±precision % (95 %), or\n"
+    "                     the budget is spent, and say which happened\n"
+    "  --precision P      --reps auto: the half-width to reach, in percent (default 2)\n"
+    "  --budget S         --reps auto: seconds of timing at most (default 600)\n"
     "  --threads N        worker threads (default: $GEMMAC_THREADS or all cores)\n"
     "  --backend NAME     the configuration reported at the top level of --json, with all its passes\n"
     "                     (default jit); the ablation table always runs: reference (the unfused\n"
     "                     interpreter), jit -O0 (no IR passes), then the passes of -O2 added one at\n"
     "                     a time, the cleanup passes first (+eliminate_dead, +plan_memory, then\n"
-    "                     +fold_constants, ...), the last row being -O2\n"
+    "                     +fold_constants, ...), the last being -O2, and that last one again as an\n"
+    "                     A/A row: the same configuration twice, so its effect shows the noise\n"
     "  --configs LIST     run only the ablation rows whose label contains one of these\n"
     "                     (comma-separated; e.g. reference,-O0,-O2 or -O0,fuse_matmul,-O2)\n"
     "  --json             one JSON object on stdout instead of the table\n"
-    "  --svg FILE         also draw the ablation (median prefill and decode tokens/s) as a chart\n"
+    "  --svg FILE         also draw the ablation as a chart: median prefill and decode tokens/s and\n"
+    "                     decode's share of the bandwidth bound, with their intervals\n"
     "  --profile          also print where each row's time went: wall time per token by op\n"
     "                     (compiled backends; the kernel calls are timed one by one)\n";
 
 typedef struct {
     const char *model, *weights, *backend, *svg, *configs;
     int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json, profile;
+    int auto_reps, precision, budget;
 } bench_args;
-
-typedef struct {
-    double min, median, max;
-} stat3;
 
 /* One configuration of the ablation: a backend and the passes it runs. */
 typedef struct {
     const char *backend;
-    char label[48];
+    char label[64];
     char passes[256];      /* for --passes at -O0: the passes switched on */
 } bench_config;
 
@@ -87,27 +101,6 @@ static int ablation_configs(bench_config *cs) {
     return n;
 }
 
-typedef struct {
-    const char *backend;   /* the config's label */
-    const char *passes;    /* the passes it ran, comma-separated */
-    int prompt;
-    stat3 prefill, decode;  /* tokens/s */
-    stat3 bound;            /* decode's bandwidth / the read bandwidth measured after it */
-    double bandwidth;       /* the median read bandwidth, bytes/s */
-    double compile_s;
-    rt_profile pre, dec;    /* --profile: seconds by op over all repetitions */
-} bench_row;
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static stat3 stats(double *v, int n) {
-    qsort(v, n, sizeof *v, cmp_double);
-    return (stat3){v[0], n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[n - 1]};
-}
-
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
     while (*s && n < max) {
@@ -129,6 +122,14 @@ static int parse_positive(const char *flag, const char *v, int *out) {
     return 0;
 }
 
+/* --reps N, or auto: repeat until precise (--precision) or out of time (--budget). */
+static int parse_reps(const char *v, bench_args *a) {
+    a->auto_reps = !strcmp(v, "auto");
+    if (a->auto_reps) return a->reps = MAX_REPS, 0;
+    if (parse_positive("--reps", v, &a->reps)) return 2;
+    return a->reps > MAX_REPS ? cli_usage_error("bench", "--reps: at most %d", MAX_REPS) : 0;
+}
+
 static int parse_args(int argc, char **argv, bench_args *a) {
     const char *v;
     for (int i = 1; i < argc; i++) {
@@ -138,7 +139,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
                 return cli_usage_error("bench", "--prompt-tokens: expected up to %d comma-separated lengths, found \"%s\"",
                                        MAX_LENGTHS, v);
         } else if ((v = cli_value(argc, argv, &i, "--gen-tokens"))) rc = parse_positive("--gen-tokens", v, &a->gen);
-        else if ((v = cli_value(argc, argv, &i, "--reps"))) rc = parse_positive("--reps", v, &a->reps);
+        else if ((v = cli_value(argc, argv, &i, "--reps"))) rc = parse_reps(v, a);
+        else if ((v = cli_value(argc, argv, &i, "--precision"))) rc = parse_positive("--precision", v, &a->precision);
+        else if ((v = cli_value(argc, argv, &i, "--budget"))) rc = parse_positive("--budget", v, &a->budget);
         else if ((v = cli_value(argc, argv, &i, "--threads"))) rc = parse_positive("--threads", v, &a->threads);
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
         else if ((v = cli_value(argc, argv, &i, "--configs"))) a->configs = v;
@@ -151,7 +154,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else return cli_usage_error("bench", "unexpected argument %s", argv[i]);
         if (rc) return rc;
     }
-    if (a->reps > MAX_REPS) return cli_usage_error("bench", "--reps: at most %d", MAX_REPS);
     return a->model ? 0 : cli_usage_error("bench", "no model given");
 }
 
@@ -220,151 +222,131 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
     return n;
 }
 
-/* Times one backend at one prompt length, reps times. */
-static int time_backend(rt_engine *en, const int32_t *ids, int prompt, int gen, int reps, int profile,
-                        bw_probe *p, bench_row *row, gm_err *e) {
-    double pre[MAX_REPS], dec[MAX_REPS], bw[MAX_REPS], bound[MAX_REPS];
+/* A configuration opened once for the whole run: its model (sharing the first one's
+ * checkpoint) and engine. */
+typedef struct {
+    const bench_config *config;
+    char label[80];        /* the config's, or the A/A row's */
+    gm_model *m;
+    rt_engine *en;
+} bench_unit;
+
+/* One (configuration, prompt length) of the table, its samples one per repetition. */
+typedef struct {
+    bench_unit *unit;
+    int prompt;
+    int previous, base;    /* the rows its effects are taken against (same prompt): the one before, -O0; or -1 */
+    int n;                 /* repetitions so far */
+    double pre[MAX_REPS], dec[MAX_REPS], bound[MAX_REPS], bw[MAX_REPS]; /* tok/s, tok/s, share, bytes/s */
+    bs_interval prefill, decode, share;
+    double bandwidth;      /* the median read bandwidth, bytes/s */
+    bs_effect eff_prev[2], eff_base[2]; /* prefill, decode */
+    rt_profile pre_prof, dec_prof;      /* --profile: seconds by op over all repetitions */
+} bench_row;
+
+typedef struct {
+    const bench_args *a;
+    const int32_t *ids;
+    bw_probe *probe;
+    bench_row *rows;
+    int n_rows;
+    double seconds;        /* of timing */
+    const char *stop;      /* why --reps auto stopped */
+} bench_run;
+
+/* One repetition of row r: a prefill of its prompt, then gen decode steps with bandwidth probes. */
+static int time_row(bench_run *b, bench_row *r, gm_err *e) {
+    rt_engine *en = r->unit->en;
     float *logits = gm_malloc(en->vocab * sizeof(float));
-    /* warm-up: a short call reads every weight once, so no repetition pays for page faults */
-    int rc = en->prefill(en, ids, prompt < 8 ? prompt : 8, 0, logits, 0, e);
-    for (int r = 0; r < reps && !rc; r++) {
-        en->profile = profile ? &row->pre : NULL;
-        double t0 = gm_now_s();
-        rc = en->prefill(en, ids, prompt, 0, logits, 0, e);
-        pre[r] = prompt / (gm_now_s() - t0);
-        bw[r] = read_bandwidth(p);
-        double spent = 0;
-        for (int s = 0; s < gen && !rc; s++) {
-            en->profile = profile ? &row->dec : NULL;
-            t0 = gm_now_s();
-            rc = en->decode(en, ids[prompt + s], prompt + s, logits, e);
-            spent += gm_now_s() - t0;
-            en->profile = NULL;
-            if (s % PROBE_EVERY == PROBE_EVERY - 1 || s == gen - 1) bw[r] = fmax(bw[r], read_bandwidth(p));
-        }
-        dec[r] = gen / spent;
-        bound[r] = dec[r] * p->weight_bytes / bw[r];
+    int gen = b->a->gen, i = r->n;
+    en->profile = b->a->profile ? &r->pre_prof : NULL;
+    double t0 = gm_now_s();
+    int rc = en->prefill(en, b->ids, r->prompt, 0, logits, 0, e);
+    r->pre[i] = r->prompt / (gm_now_s() - t0);
+    r->bw[i] = read_bandwidth(b->probe);
+    double spent = 0;
+    for (int s = 0; s < gen && !rc; s++) {
+        en->profile = b->a->profile ? &r->dec_prof : NULL;
+        t0 = gm_now_s();
+        rc = en->decode(en, b->ids[r->prompt + s], r->prompt + s, logits, e);
+        spent += gm_now_s() - t0;
+        if (s % PROBE_EVERY == PROBE_EVERY - 1 || s == gen - 1) r->bw[i] = fmax(r->bw[i], read_bandwidth(b->probe));
     }
+    en->profile = NULL;
+    r->dec[i] = gen / spent;
+    r->bound[i] = r->dec[i] * b->probe->weight_bytes / r->bw[i];
+    r->n += !rc;
     free(logits);
-    if (!rc) {
-        row->prefill = stats(pre, reps), row->decode = stats(dec, reps), row->bound = stats(bound, reps);
-        row->bandwidth = stats(bw, reps).median;
+    return rc;
+}
+
+/* Untimed: a whole prefill and a few decode steps of every row, so no repetition pays for
+ * page faults or first-call work. */
+static int warm_up(bench_run *b, gm_err *e) {
+    int rc = 0;
+    for (int i = 0; i < b->n_rows && !rc; i++) {
+        rt_engine *en = b->rows[i].unit->en;
+        float *logits = gm_malloc(en->vocab * sizeof(float));
+        rc = en->prefill(en, b->ids, b->rows[i].prompt, 0, logits, 0, e);
+        for (int s = 0; s < 2 && !rc; s++) rc = en->decode(en, b->ids[b->rows[i].prompt + s], b->rows[i].prompt + s, logits, e);
+        free(logits);
     }
     return rc;
 }
 
-static void print_table(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
-                        const char *dtype, int threads) {
-    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads\n", m->graph->name, m->origin,
-           (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads);
-    printf("%-26s %6s %9s | %-26s | %-26s | %7s %7s %6s\n", "backend", "prompt", "compile", "prefill tok/s min/med/max",
-           "decode tok/s min/med/max", "dec GB/s", "read", "bound");
-    for (int i = 0; i < n; i++) {
-        const bench_row *r = &rows[i];
-        double gbs = r->decode.median * wbytes / 1e9;
-        printf("%-26s %6d %8.2fs | %8.1f %8.1f %8.1f | %8.2f %8.2f %8.2f | %7.2f %7.2f %5.0f%%\n", r->backend,
-               r->prompt, r->compile_s, r->prefill.min, r->prefill.median, r->prefill.max, r->decode.min,
-               r->decode.median, r->decode.max, gbs, r->bandwidth / 1e9, 100 * r->bound.median);
+/* The median of x[0..n) and its interval, x left as it is (paired effects need its order). */
+static void median_of(const double *x, int n, bs_interval *out) {
+    double tmp[MAX_REPS];
+    memcpy(tmp, x, n * sizeof *tmp);
+    bs_median_interval(tmp, n, out);
+}
+
+/* Each row's medians and intervals, and its effects against the rows it is compared with. */
+static void summarise(bench_run *b) {
+    for (int i = 0; i < b->n_rows; i++) {
+        bench_row *r = &b->rows[i];
+        bs_interval bw;
+        median_of(r->pre, r->n, &r->prefill), median_of(r->dec, r->n, &r->decode);
+        median_of(r->bound, r->n, &r->share), median_of(r->bw, r->n, &bw);
+        r->bandwidth = bw.median;
+        if (r->n < 2) continue;
+        const bench_row *p = r->previous >= 0 ? &b->rows[r->previous] : NULL, *o = r->base >= 0 ? &b->rows[r->base] : NULL;
+        if (p) bs_paired_effect(p->pre, r->pre, r->n, &r->eff_prev[0]), bs_paired_effect(p->dec, r->dec, r->n, &r->eff_prev[1]);
+        if (o) bs_paired_effect(o->pre, r->pre, r->n, &r->eff_base[0]), bs_paired_effect(o->dec, r->dec, r->n, &r->eff_base[1]);
     }
-    printf("(%d decode steps after each prompt, %d repetitions after an untimed warm-up; read: the read bandwidth,\n"
-           "the highest of the probes taken before each repetition's decode and every %d steps of it (untimed),\n"
-           "GB/s, median over repetitions; bound: decode GB/s / that, median over repetitions)\n", a->gen, a->reps,
-           PROBE_EVERY);
 }
 
-static double profile_total(const rt_profile *p) {
-    double t = 0;
-    for (int i = 0; i < p->n; i++) t += p->seconds[i];
-    return t;
+/* The widest half-width, in percent, of the effects against the row before. */
+static double widest_effect(const bench_run *b) {
+    double w = 0;
+    for (int i = 0; i < b->n_rows; i++)
+        for (int k = 0; k < 2 && b->rows[i].previous >= 0; k++)
+            w = fmax(w, 50 * (b->rows[i].eff_prev[k].hi - b->rows[i].eff_prev[k].lo));
+    return w;
 }
 
-/* --profile: each row's time per token by op, prefill beside decode. */
-static void print_profiles(const bench_args *a, const bench_row *rows, int n) {
-    for (int r = 0; r < n; r++) {
-        const bench_row *w = &rows[r];
-        if (!w->pre.n) continue;
-        double tp = profile_total(&w->pre), td = profile_total(&w->dec);
-        double per_p = 1e3 / ((double)w->prompt * a->reps), per_d = 1e3 / ((double)a->gen * a->reps);
-        printf("\nprofile: %s, prompt %d (wall ms per token by op)\n%-16s | %9s %6s | %9s %6s\n", w->backend,
-               w->prompt, "op", "prefill", "share", "decode", "share");
-        for (int i = 0; i < w->pre.n; i++) {
-            double sd = 0;
-            for (int k = 0; k < w->dec.n; k++)
-                if (!strcmp(w->dec.name[k], w->pre.name[i])) sd = w->dec.seconds[k];
-            printf("%-16s | %9.3f %5.1f%% | %9.3f %5.1f%%\n", w->pre.name[i], w->pre.seconds[i] * per_p,
-                   100 * w->pre.seconds[i] / tp, sd * per_d, td > 0 ? 100 * sd / td : 0);
+/* Repetitions: each times every row once, in the order rotated by its index. */
+static int run_repetitions(bench_run *b, gm_err *e) {
+    static char why[160];
+    const bench_args *a = b->a;
+    double t0 = gm_now_s();
+    for (int rep = 0; rep < a->reps; rep++) {
+        for (int slot = 0; slot < b->n_rows; slot++)
+            if (time_row(b, &b->rows[bs_rotation(rep, slot, b->n_rows)], e)) return -1;
+        b->seconds = gm_now_s() - t0;
+        if (!a->auto_reps || rep + 1 < AUTO_MIN_REPS) continue;
+        summarise(b);
+        double w = widest_effect(b);
+        if (w <= a->precision || b->seconds >= a->budget || rep + 1 == MAX_REPS) {
+            snprintf(why, sizeof why, "%s after %d repetitions: the widest effect interval is ±%.1f %%",
+                     w <= a->precision ? "precise" : b->seconds >= a->budget ? "budget spent" : "repetition limit",
+                     rep + 1, w);
+            b->stop = why;
+            break;
         }
-        printf("%-16s | %9.3f %6s | %9.3f\n", "total", tp * per_p, "", td * per_d);
     }
-}
-
-static void print_json(const bench_args *a, const gm_model *m, const bench_row *rows, int n, size_t wbytes,
-                       const char *dtype, int threads) {
-    const bench_row *main_row = NULL;
-    for (int i = 0; i < n; i++) /* the configuration asked: its backend with all its passes, the last row */
-        if (!strncmp(rows[i].backend, a->backend, strlen(a->backend))) main_row = &rows[i];
-    printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"weight_bytes\": %zu, "
-           "\"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"reps\": %d, "
-           "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
-           m->graph->name, a->backend, threads, dtype, wbytes, main_row ? main_row->bandwidth / 1e9 : 0,
-           main_row ? main_row->prompt : 0, a->gen,
-           a->reps, main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
-    for (int i = 0; i < n; i++)
-        printf("%s{\"config\": \"%s\", \"passes\": \"%s\", \"prompt_tokens\": %d, \"compile_s\": %.3f, \"prefill_tok_s\": [%.3f, %.3f, %.3f], "
-               "\"decode_tok_s\": [%.3f, %.3f, %.3f], \"decode_gb_s\": %.3f, \"read_bandwidth_gb_s\": %.3f, "
-               "\"decode_of_bound\": %.4f}",
-               i ? ", " : "", rows[i].backend, rows[i].passes, rows[i].prompt, rows[i].compile_s, rows[i].prefill.min,
-               rows[i].prefill.median, rows[i].prefill.max, rows[i].decode.min, rows[i].decode.median,
-               rows[i].decode.max, rows[i].decode.median * wbytes / 1e9, rows[i].bandwidth / 1e9,
-               rows[i].bound.median);
-    printf("]}\n");
-}
-
-/* One panel of the chart: horizontal bars of one measure, scaled to its max. */
-static void svg_panel(gm_buf *b, const bench_row *rows, int n, int decode, double x0, const char *title) {
-    double top = 0;
-    for (int i = 0; i < n; i++) top = fmax(top, decode ? rows[i].decode.median : rows[i].prefill.median);
-    gm_buf_printf(b, "<text x='%.0f' y='20' font-weight='bold'>%s</text>\n", x0, title);
-    for (int i = 0; i < n; i++) {
-        double v = decode ? rows[i].decode.median : rows[i].prefill.median, y = 34 + 26 * i;
-        double w = top > 0 ? 260 * v / top : 0;
-        gm_buf_printf(b, "<text x='%.0f' y='%.0f' text-anchor='end'>%s, %d</text>\n", x0 + 190, y + 14,
-                      rows[i].backend, rows[i].prompt);
-        gm_buf_printf(b, "<rect x='%.0f' y='%.0f' width='%.1f' height='18' fill='%s'/>\n", x0 + 198, y, w,
-                      decode ? "#d9822b" : "#3b6ea8");
-        gm_buf_printf(b, "<text x='%.1f' y='%.0f'>%.1f</text>\n", x0 + 202 + w, y + 14, v);
-    }
-}
-
-/* The ablation as an SVG chart, written atomically. */
-static int write_svg(const char *path, const gm_model *m, const bench_row *rows, int n, int threads, gm_err *e) {
-    gm_buf b = {0};
-    int h = 60 + 26 * n;
-    gm_buf_printf(&b, "<svg xmlns='http://www.w3.org/2000/svg' width='1060' height='%d' font-family='sans-serif' "
-                      "font-size='12'>\n<rect width='1060' height='%d' fill='white'/>\n", h, h);
-    svg_panel(&b, rows, n, 0, 10, "prefill tokens/s (median)");
-    svg_panel(&b, rows, n, 1, 530, "decode tokens/s (median)");
-    gm_buf_printf(&b, "<text x='10' y='%d' fill='#555'>gemmac bench: %s, %d threads</text>\n</svg>\n", h - 8,
-                  m->graph->name, threads);
-    int rc = gm_write_file_atomic(path, b.s, b.len, e);
-    free(b.s);
-    return rc;
-}
-
-/* Runs one configuration at every prompt length into rows + *n. */
-static int run_config(const bench_args *a, const bench_config *c, const int32_t *ids, int context, bw_probe *p,
-                      bench_row *rows, int *n, gm_err *e) {
-    gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend)};
-    gm_model *m = gm_model_open_with(a->model, a->weights, &po, e);
-    rt_engine *en = m ? gm_model_engine(m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
-    int rc = en ? 0 : -1;
-    for (int l = 0; en && l < a->n_lengths && !rc; l++, (*n)++) {
-        rows[*n] = (bench_row){.backend = c->label, .passes = c->passes, .prompt = a->lengths[l], .compile_s = en->compile_s};
-        rc = time_backend(en, ids, a->lengths[l], a->gen, a->reps, a->profile, p, &rows[*n], e);
-    }
-    if (en) en->free(en);
-    gm_model_free(m);
-    return rc;
+    summarise(b);
+    return 0;
 }
 
 /* Whether --configs (NULL: all) names a part of the label. */
@@ -379,30 +361,250 @@ static int selected(const char *configs, const char *label) {
     return !configs;
 }
 
-/* Runs every selected configuration at every prompt length into rows; returns the count. */
-static int run_ablation(const bench_args *a, gm_model *m, const bench_config *cs, int n_configs, bw_probe *p,
-                        bench_row *rows, gm_err *e) {
-    int longest = 0, n = 0;
-    for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
-    int context = longest + a->gen;
-    if (context > m->graph->max_context)
-        return gm_fail(e, "prompt %d + %d steps exceed the model's context of %lld", longest, a->gen,
-                       (long long)m->graph->max_context);
+/* The selected configurations, each opened once over the first one's checkpoint, then the last
+ * one again as the A/A row. */
+static int open_units(const bench_args *a, gm_model *first, const bench_config *cs, int n_configs, int context,
+                      bench_unit *units, gm_err *e) {
+    int n = 0;
+    for (int c = 0; c < n_configs; c++)
+        if (selected(a->configs, cs[c].label)) {
+            units[n].config = &cs[c];
+            snprintf(units[n].label, sizeof units->label, "%s", cs[c].label);
+            n++;
+        }
+    if (n) {
+        units[n].config = units[n - 1].config;
+        snprintf(units[n].label, sizeof units->label, "%s, again (A/A)", units[n - 1].config->label);
+        n++;
+    }
+    for (int u = 0; u < n; u++) {
+        const bench_config *c = units[u].config;
+        gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend)};
+        units[u].m = gm_model_open_sharing(a->model, a->weights, &po, first, e);
+        units[u].en = units[u].m ? gm_model_engine(units[u].m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
+        if (!units[u].en) return -1;
+    }
+    return n;
+}
+
+static void close_units(bench_unit *units, int n) {
+    for (int u = 0; u < n; u++) {
+        if (units[u].en) units[u].en->free(units[u].en);
+        gm_model_free(units[u].m);
+    }
+}
+
+/* The rows, unit-major: for each unit its prompt lengths; each compared with the unit before
+ * (same length) and with jit -O0's row of that length. */
+static int make_rows(const bench_args *a, bench_unit *units, int n_units, bench_row *rows) {
+    int base = -1, n = 0;
+    for (int u = 0; u < n_units; u++)
+        if (!strcmp(units[u].label, "jit -O0")) base = u;
+    for (int u = 0; u < n_units; u++)
+        for (int l = 0; l < a->n_lengths; l++, n++) {
+            rows[n] = (bench_row){.unit = &units[u], .prompt = a->lengths[l], .previous = u ? n - a->n_lengths : -1,
+                                  .base = base >= 0 && base != u ? base * a->n_lengths + l : -1};
+        }
+    return n;
+}
+
+/* "+3.1 % [+1.0, +5.2]", with " ~" where within noise; "" without a comparison. */
+static const char *effect_text(char *buf, size_t len, const bs_effect *e, int has) {
+    if (!has) return "";
+    snprintf(buf, len, "%+6.1f%% [%+5.1f,%+5.1f]%s", 100 * e->effect, 100 * e->lo, 100 * e->hi, e->significant ? "  " : " ~");
+    return buf;
+}
+
+static void print_table(const bench_run *b, const gm_model *m, size_t wbytes, const char *dtype, int threads) {
+    const bench_args *a = b->a;
+    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads\n", m->graph->name, m->origin,
+           (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads);
+    int w = 13; /* "configuration" */
+    for (int i = 0; i < b->n_rows; i++)
+        if ((int)strlen(b->rows[i].unit->label) > w) w = (int)strlen(b->rows[i].unit->label);
+    printf("%-*s %6s %8s | %-27s | %-25s | %7s | %-15s\n", w, "configuration", "prompt", "compile",
+           "prefill tok/s median [95%]", "decode tok/s median [95%]", "read", "bound [95%]");
+    for (int i = 0; i < b->n_rows; i++) {
+        const bench_row *r = &b->rows[i];
+        printf("%-*s %6d %7.2fs | %9.1f [%7.1f,%7.1f] | %8.2f [%6.2f,%6.2f] | %7.2f | %3.0f%% [%3.0f,%3.0f]\n", w,
+               r->unit->label, r->prompt, r->unit->en->compile_s, r->prefill.median, r->prefill.lo, r->prefill.hi,
+               r->decode.median, r->decode.lo, r->decode.hi, r->bandwidth / 1e9, 100 * r->share.median,
+               100 * r->share.lo, 100 * r->share.hi);
+    }
+    printf("\neffects, from the pairs of samples of each repetition (95 %% intervals; ~ within noise):\n");
+    printf("%-*s %6s | %-26s | %-26s | %-26s | %-26s\n", w, "configuration", "prompt", "prefill vs the row above",
+           "decode vs the row above", "prefill vs jit -O0", "decode vs jit -O0");
+    for (int i = 0; i < b->n_rows; i++) {
+        const bench_row *r = &b->rows[i];
+        char t[4][64];
+        int p = r->previous >= 0 && r->n > 1, o = r->base >= 0 && r->n > 1;
+        printf("%-*s %6d | %-26s | %-26s | %-26s | %-26s\n", w, r->unit->label, r->prompt,
+               effect_text(t[0], 64, &r->eff_prev[0], p), effect_text(t[1], 64, &r->eff_prev[1], p),
+               effect_text(t[2], 64, &r->eff_base[0], o), effect_text(t[3], 64, &r->eff_base[1], o));
+    }
+    printf("(%d repetitions of %d decode steps after each prompt, rows in a rotated order, after an untimed warm-up;\n"
+           "intervals of the median: order statistics, coverage %.1f %%; read: the read bandwidth, GB/s, the highest\n"
+           "probe before and every %d steps of each decode, median; bound: decode's bytes per second over it)\n",
+           b->rows[0].n, a->gen, 100 * b->rows[0].prefill.coverage, PROBE_EVERY);
+    if (b->stop) printf("--reps auto: %s (precision ±%d %%, budget %d s, %.0f s spent)\n", b->stop, a->precision,
+                        a->budget, b->seconds);
+}
+
+static double profile_total(const rt_profile *p) {
+    double t = 0;
+    for (int i = 0; i < p->n; i++) t += p->seconds[i];
+    return t;
+}
+
+/* --profile: each row's time per token by op, prefill beside decode. */
+static void print_profiles(const bench_run *b) {
+    for (int r = 0; r < b->n_rows; r++) {
+        const bench_row *w = &b->rows[r];
+        if (!w->pre_prof.n) continue;
+        double tp = profile_total(&w->pre_prof), td = profile_total(&w->dec_prof);
+        double per_p = 1e3 / ((double)w->prompt * w->n), per_d = 1e3 / ((double)b->a->gen * w->n);
+        printf("\nprofile: %s, prompt %d (wall ms per token by op)\n%-16s | %9s %6s | %9s %6s\n", w->unit->label,
+               w->prompt, "op", "prefill", "share", "decode", "share");
+        for (int i = 0; i < w->pre_prof.n; i++) {
+            double sd = 0;
+            for (int k = 0; k < w->dec_prof.n; k++)
+                if (!strcmp(w->dec_prof.name[k], w->pre_prof.name[i])) sd = w->dec_prof.seconds[k];
+            printf("%-16s | %9.3f %5.1f%% | %9.3f %5.1f%%\n", w->pre_prof.name[i], w->pre_prof.seconds[i] * per_p,
+                   100 * w->pre_prof.seconds[i] / tp, sd * per_d, td > 0 ? 100 * sd / td : 0);
+        }
+        printf("%-16s | %9.3f %6s | %9.3f\n", "total", tp * per_p, "", td * per_d);
+    }
+}
+
+/* "[min, median, max]" of x[0..n). */
+static void json_spread(gm_buf *j, const char *key, const double *x, int n, const bs_interval *iv) {
+    double lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
+    gm_buf_printf(j, ", \"%s\": [%.3f, %.3f, %.3f], \"%s_ci\": [%.3f, %.3f]", key, lo, iv->median, hi, key, iv->lo, iv->hi);
+}
+
+static void json_effect(gm_buf *j, const char *key, const bench_row *against, const bs_effect *e) {
+    if (!against) return;
+    gm_buf_printf(j, ", \"%s\": {\"config\": \"%s\", \"prompt_tokens\": %d", key, against->unit->label, against->prompt);
+    for (int k = 0; k < 2; k++)
+        gm_buf_printf(j, ", \"%s\": {\"effect\": %.5f, \"ci\": [%.5f, %.5f], \"within_noise\": %s}", k ? "decode" : "prefill",
+                      e[k].effect, e[k].lo, e[k].hi, e[k].significant ? "false" : "true");
+    gm_buf_puts(j, "}");
+}
+
+static void json_row(gm_buf *j, const bench_run *b, const bench_row *r, size_t wbytes) {
+    gm_buf_printf(j, "{\"config\": \"%s\", \"passes\": \"%s\", \"aa\": %s, \"prompt_tokens\": %d, \"compile_s\": %.3f",
+                  r->unit->label, r->unit->config->passes, strstr(r->unit->label, "(A/A)") ? "true" : "false", r->prompt,
+                  r->unit->en->compile_s);
+    json_spread(j, "prefill_tok_s", r->pre, r->n, &r->prefill);
+    json_spread(j, "decode_tok_s", r->dec, r->n, &r->decode);
+    json_spread(j, "decode_of_bound", r->bound, r->n, &r->share);
+    gm_buf_printf(j, ", \"decode_gb_s\": %.3f, \"read_bandwidth_gb_s\": %.3f", r->decode.median * wbytes / 1e9, r->bandwidth / 1e9);
+    if (r->n > 1) json_effect(j, "vs_previous", r->previous >= 0 ? &b->rows[r->previous] : NULL, r->eff_prev);
+    if (r->n > 1) json_effect(j, "vs_O0", r->base >= 0 ? &b->rows[r->base] : NULL, r->eff_base);
+    gm_buf_puts(j, "}");
+}
+
+static void print_json(const bench_run *b, const gm_model *m, size_t wbytes, const char *dtype, int threads) {
+    const bench_args *a = b->a;
+    const bench_row *main_row = NULL;
+    for (int i = 0; i < b->n_rows; i++) /* the configuration asked: its backend with all its passes, not the A/A row */
+        if (!strncmp(b->rows[i].unit->label, a->backend, strlen(a->backend)) && !strstr(b->rows[i].unit->label, "(A/A)"))
+            main_row = &b->rows[i];
+    gm_buf j = {0};
+    gm_buf_printf(&j, "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", "
+                      "\"weight_bytes\": %zu, \"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, "
+                      "\"reps\": %d, \"median_coverage\": %.4f, \"timing_s\": %.1f, \"auto_stop\": ",
+                  m->graph->name, a->backend, threads, dtype, wbytes, main_row ? main_row->bandwidth / 1e9 : 0,
+                  main_row ? main_row->prompt : 0, a->gen, b->rows[0].n, b->rows[0].prefill.coverage, b->seconds);
+    if (b->stop) gm_buf_printf(&j, "\"%s\"", b->stop);
+    else gm_buf_puts(&j, "null");
+    gm_buf_printf(&j, ", \"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
+                  main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
+    for (int i = 0; i < b->n_rows; i++) {
+        if (i) gm_buf_puts(&j, ", ");
+        json_row(&j, b, &b->rows[i], wbytes);
+    }
+    gm_buf_puts(&j, "]}\n");
+    fputs(j.s, stdout);
+    free(j.s);
+}
+
+/* One panel of the chart: horizontal bars of one measure (0 prefill, 1 decode tok/s, 2 decode's
+ * share of the bound), scaled to the largest upper end, each with its interval as an error bar;
+ * a bar whose change from the row above is within noise is pale and marked "~". */
+static void svg_panel(gm_buf *s, const bench_run *b, int what, double x0, const char *title) {
+    static const char *const fill[3] = {"#3b6ea8", "#d9822b", "#5a9e4b"}, *const pale[3] = {"#b9cbe2", "#f0d0ae", "#c4dfbd"};
+    double top = 0;
+    for (int i = 0; i < b->n_rows; i++) top = fmax(top, (what == 0 ? &b->rows[i].prefill : what == 1 ? &b->rows[i].decode : &b->rows[i].share)->hi);
+    gm_buf_printf(s, "<text x='%.0f' y='20' font-weight='bold'>%s</text>\n", x0, title);
+    for (int i = 0; i < b->n_rows; i++) {
+        const bench_row *r = &b->rows[i];
+        const bs_interval *v = what == 0 ? &r->prefill : what == 1 ? &r->decode : &r->share;
+        int noise = what < 2 && r->previous >= 0 && r->n > 1 && !r->eff_prev[what].significant;
+        double k = top > 0 ? 220 / top : 0, y = 34 + 26 * i, scale = what == 2 ? 100 : 1;
+        if (x0 == 10)
+            gm_buf_printf(s, "<text x='200' y='%.0f' text-anchor='end'>%s, %d</text>\n", y + 14, r->unit->label, r->prompt);
+        gm_buf_printf(s, "<rect x='%.0f' y='%.0f' width='%.1f' height='18' fill='%s'/>\n", x0 + 198, y, k * v->median,
+                      noise ? pale[what] : fill[what]);
+        gm_buf_printf(s, "<line x1='%.1f' x2='%.1f' y1='%.0f' y2='%.0f' stroke='black'/>\n", x0 + 198 + k * v->lo,
+                      x0 + 198 + k * v->hi, y + 9, y + 9);
+        gm_buf_printf(s, "<text x='%.1f' y='%.0f'>%.1f%s%s</text>\n", x0 + 204 + k * v->hi, y + 14, scale * v->median,
+                      what == 2 ? "%" : "", noise ? " ~" : "");
+    }
+}
+
+/* The ablation as an SVG chart, written atomically. */
+static int write_svg(const char *path, const bench_run *b, const gm_model *m, int threads, gm_err *e) {
+    gm_buf s = {0};
+    int h = 76 + 26 * b->n_rows;
+    gm_buf_printf(&s, "<svg xmlns='http://www.w3.org/2000/svg' width='1560' height='%d' font-family='sans-serif' "
+                      "font-size='12'>\n<rect width='1560' height='%d' fill='white'/>\n", h, h);
+    svg_panel(&s, b, 0, 10, "prefill tokens/s (median, 95 % interval)");
+    svg_panel(&s, b, 1, 520, "decode tokens/s (median, 95 % interval)");
+    svg_panel(&s, b, 2, 1030, "decode, share of the bandwidth bound");
+    gm_buf_printf(&s, "<text x='10' y='%d' fill='#555'>gemmac bench: %s, %d threads, %d repetitions in rotated order; pale "
+                      "bars, ~: the change from the row above is within noise (its 95 %% interval holds 0)</text>\n</svg>\n",
+                  h - 8, m->graph->name, threads, b->rows[0].n);
+    int rc = gm_write_file_atomic(path, s.s, s.len, e);
+    free(s.s);
+    return rc;
+}
+
+/* The token ids every row is timed with: BOS, then a fixed pseudo-random sequence. */
+static int32_t *bench_tokens(const gm_model *m, int context) {
     int32_t *ids = gm_malloc(context * sizeof *ids);
     uint64_t x = 88172645463325252ull;
     for (int i = 0; i < context; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, ids[i] = 3 + (int32_t)(x % (m->graph->vocab - 3));
     ids[0] = m->graph->bos;
-    int rc = 0;
-    for (int c = 0; c < n_configs && !rc; c++)
-        if (selected(a->configs, cs[c].label)) rc = run_config(a, &cs[c], ids, context, p, rows, &n, e);
+    return ids;
+}
+
+/* Opens every configuration, warms each row up, then runs the repetitions into b. */
+static int run_bench(bench_run *b, gm_model *m, bench_unit *units, int *n_units, gm_err *e) {
+    const bench_args *a = b->a;
+    int longest = 0;
+    for (int i = 0; i < a->n_lengths; i++) longest = a->lengths[i] > longest ? a->lengths[i] : longest;
+    int context = longest + a->gen + 2; /* the warm-up decodes 2 steps */
+    if (context > m->graph->max_context)
+        return gm_fail(e, "prompt %d + %d steps exceed the model's context of %lld", longest, a->gen,
+                       (long long)m->graph->max_context);
+    static bench_config cs[MAX_CONFIGS];
+    *n_units = open_units(a, m, cs, ablation_configs(cs), context, units, e);
+    if (*n_units < 0) return -1;
+    if (!*n_units) return gm_fail(e, "--configs %s: no configuration of the ablation matches", a->configs);
+    b->n_rows = make_rows(a, units, *n_units, b->rows);
+    int32_t *ids = bench_tokens(m, context);
+    b->ids = ids;
+    int rc = warm_up(b, e) || run_repetitions(b, e);
     free(ids);
-    return rc ? -1 : n;
+    return rc ? -1 : 0;
 }
 
 int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return fputs(usage, stdout), 0;
-    bench_args a = {.backend = "jit", .lengths = {128, 512}, .n_lengths = 2, .gen = 64, .reps = 3};
+    bench_args a = {.backend = "jit", .lengths = {128, 512}, .n_lengths = 2, .gen = 64, .reps = 5, .precision = 2, .budget = 600};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (a.threads) {
@@ -416,19 +618,19 @@ int cmd_bench(int argc, char **argv) {
     const char *dtype;
     size_t wbytes = weight_bytes(m, &dtype);
     bw_probe probe = {{probe_buffer(), BW_BYTES / sizeof(uint64_t), {0}}, rt_pool_new(rt_default_threads()), wbytes};
-    int threads = rt_pool_threads(probe.pool);
-    bench_config cs[MAX_CONFIGS];
-    int n_configs = ablation_configs(cs);
-    bench_row *rows = gm_malloc(n_configs * MAX_LENGTHS * sizeof *rows);
-    int n = run_ablation(&a, m, cs, n_configs, &probe, rows, &e);
+    int threads = rt_pool_threads(probe.pool), n_units = 0;
+    bench_unit *units = gm_calloc(MAX_CONFIGS + 1, sizeof *units);
+    bench_run b = {.a = &a, .probe = &probe, .rows = gm_calloc((MAX_CONFIGS + 1) * MAX_LENGTHS, sizeof *b.rows)};
+    if (run_bench(&b, m, units, &n_units, &e)) rc = cli_error(&e);
+    else if (a.json) print_json(&b, m, wbytes, dtype, threads);
+    else print_table(&b, m, wbytes, dtype, threads);
+    if (!rc && !a.json && a.profile) print_profiles(&b);
+    if (!rc && a.svg && write_svg(a.svg, &b, m, threads, &e)) rc = cli_error(&e);
+    close_units(units, n_units);
     free((void *)probe.job.data);
     rt_pool_free(probe.pool);
-    if (n < 0) rc = cli_error(&e);
-    else if (a.json) print_json(&a, m, rows, n, wbytes, dtype, threads);
-    else print_table(&a, m, rows, n, wbytes, dtype, threads);
-    if (n >= 0 && !a.json && a.profile) print_profiles(&a, rows, n);
-    if (n >= 0 && a.svg && write_svg(a.svg, m, rows, n, threads, &e)) rc = cli_error(&e);
-    free(rows);
+    free(units);
+    free(b.rows);
     gm_model_free(m);
     return rc;
 }

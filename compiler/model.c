@@ -171,7 +171,9 @@ gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
     return gm_model_open_with(path, weights, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL}, e);
 }
 
-gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e) {
+/* The model at path through the passes of po, over its checkpoint, or over share's when given. */
+static gm_model *open_model(const char *path, const char *weights, const gm_pipeline_opts *po, const gm_model *share,
+                            gm_err *e) {
     gm_model *m = gm_calloc(1, sizeof *m);
     char *ckpt = NULL;
     gm_pipeline_opts builtin = {.level = 0, .passes = gm_builtin_passes, .dump_after = po->dump_after, .dump = po->dump};
@@ -186,7 +188,8 @@ gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pip
         gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint, or a .gguf file)", path);
     else if (m->graph) {
         m->weights_path = gm_strdup(blob ? blob->name : weights ? weights : ckpt);
-        open_weights(m, blob, e);
+        if (share) m->weights = share->weights, m->shares_weights = 1;
+        else open_weights(m, blob, e);
     }
     free(ckpt);
     if (!m->weights) {
@@ -202,10 +205,19 @@ gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pip
     return m;
 }
 
+gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e) {
+    return open_model(path, weights, po, NULL, e);
+}
+
+gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_pipeline_opts *po, const gm_model *share,
+                                gm_err *e) {
+    return open_model(path, weights, po, share, e);
+}
+
 void gm_model_free(gm_model *m) {
     if (!m) return;
     ir_graph_free(m->graph);
-    st_close(m->weights);
+    if (!m->shares_weights) st_close(m->weights);
     gguf_close(m->gguf);
     free(m->bound);
     for (int i = 0; i < m->n_folded; i++) {

@@ -34,6 +34,7 @@ typedef struct {
     unsigned char *pack_owned;  /* the region packed in memory, or NULL */
     char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
+    int shares_weights;         /* weights belong to another model (gm_model_open_sharing) */
 } gm_model;
 
 /* The description behind path as JSON: read, or imported from a HF config.
@@ -83,6 +84,11 @@ extern const gm_blob *gm_builtin_packed;
 /* Opens with the default passes (-O2). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
 gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e);
+/* The same model through other passes over share's checkpoint (its weights,
+ * dequantized once for a .gguf, are not read again): share must outlive it.
+ * The bench keeps one engine per configuration open this way. */
+gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_pipeline_opts *po, const gm_model *share,
+                                gm_err *e);
 void gm_model_free(gm_model *m);
 
 /* Names of the backends, NULL-terminated, and an engine from one of them

@@ -238,23 +238,40 @@ static void test_bench_json(void) {
     CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "threads")->valueint, 1);
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "weights_dtype")->valuestring, "f32");
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "backend")->valuestring, "jit");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "reps")->valueint, 2);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(j, "median_coverage")->valuedouble, 0.5, 1e-9); /* the range of 2 */
     const cJSON *rows = cJSON_GetObjectItem(j, "ablation");
-    /* reference, jit -O0, then one more pass each up to -O2, at two prompt lengths */
+    /* reference, jit -O0, then one more pass each up to -O2, and -O2 again (A/A), at two prompt lengths */
     int n = cJSON_GetArraySize(rows);
-    CU_ASSERT(n >= 8 && n % 2 == 0);
+    CU_ASSERT_FATAL(n >= 10 && n % 2 == 0);
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[0].config"), "reference");
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[2].config"), "jit -O0");
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].config"), "jit +eliminate_dead"); /* cleanup passes first */
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[4].passes"), "eliminate_dead");
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[8].config"), "jit +fold_constants");
     CU_ASSERT_STRING_EQUAL(test_json_str(rows, "[8].passes"), "eliminate_dead,plan_memory,fold_constants");
-    for (int i = 4; i + 2 < n; i += 2) { /* cumulative: each row's passes extend the last row's */
+    for (int i = 4; i + 4 < n; i += 2) { /* cumulative up to -O2: each row's passes extend the last row's */
         const char *p = cJSON_GetObjectItem(cJSON_GetArrayItem(rows, i), "passes")->valuestring;
         const char *next = cJSON_GetObjectItem(cJSON_GetArrayItem(rows, i + 2), "passes")->valuestring;
         CU_ASSERT(!strncmp(next, p, strlen(p)) && next[strlen(p)] == ',');
     }
-    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, n - 1), "config")->valuestring,
-                           "jit -O2 (+pack_weights)");
+    const cJSON *o2 = cJSON_GetArrayItem(rows, n - 3), *aa = cJSON_GetArrayItem(rows, n - 1);
+    CU_ASSERT_STRING_EQUAL(test_json_str(o2, "config"), "jit -O2 (+pack_weights)");
+    CU_ASSERT_STRING_EQUAL(test_json_str(aa, "config"), "jit -O2 (+pack_weights), again (A/A)");
+    CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(aa, "aa")) && cJSON_IsFalse(cJSON_GetObjectItem(o2, "aa")));
+    CU_ASSERT_STRING_EQUAL(test_json_str(aa, "passes"), test_json_str(o2, "passes"));
+    CU_ASSERT_STRING_EQUAL(test_json_str(aa, "vs_previous.config"), "jit -O2 (+pack_weights)"); /* same prompt, 16 */
+    CU_ASSERT_EQUAL(test_json_num(aa, "vs_previous.prompt_tokens"), 16);
+    CU_ASSERT_STRING_EQUAL(test_json_str(o2, "vs_O0.config"), "jit -O0");
+    CU_ASSERT_PTR_NULL(test_json_at(rows, "[2].vs_O0")); /* -O0 is not compared with itself */
+    for (int i = 0; i < n; i++) { /* each median inside its interval, each effect inside its own */
+        const cJSON *r = cJSON_GetArrayItem(rows, i);
+        CU_ASSERT(test_json_num(r, "decode_tok_s_ci[0]") <= test_json_num(r, "decode_tok_s[1]"));
+        CU_ASSERT(test_json_num(r, "decode_tok_s[1]") <= test_json_num(r, "decode_tok_s_ci[1]"));
+        if (i < 2) continue;
+        CU_ASSERT(test_json_num(r, "vs_previous.decode.ci[0]") <= test_json_num(r, "vs_previous.decode.effect"));
+        CU_ASSERT(test_json_num(r, "vs_previous.decode.effect") <= test_json_num(r, "vs_previous.decode.ci[1]"));
+    }
     cJSON_Delete(j);
     free(out);
     char path[4200];
@@ -264,9 +281,42 @@ static void test_bench_json(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
     CU_ASSERT_EQUAL(strncmp(svg, "<svg ", 5), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(svg, "jit -O2 (+pack_weights), 16"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "(A/A), 16"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "<line ")); /* the intervals */
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "share of the bandwidth bound"));
     CU_ASSERT_PTR_NOT_NULL(strstr(svg, "</svg>"));
     free(svg);
     expect_error("bench ckpt --prompt-tokens 8,x", 2, "--prompt-tokens: expected");
+    expect_error("bench ckpt --reps 65", 2, "--reps: at most 64");
+    expect_error("bench '" GM_SOURCE_DIR "/models/demo' --configs nothing", 1, "no configuration of the ablation matches");
+}
+
+/* --reps auto stops when every effect is known to the precision asked, or at the budget, and says which. */
+static void test_bench_auto(void) {
+    const char *base = "bench '" GM_SOURCE_DIR "/models/demo' --prompt-tokens 8 --gen-tokens 2 --threads 1 "
+                       "--configs=-O0,-O2 --json --reps auto ";
+    char cmd[1024];
+    fresh_ckpt();
+    snprintf(cmd, sizeof cmd, "%s --precision 50 --budget 120", base);
+    CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+    char *out = read_out();
+    cJSON *j = cJSON_Parse(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    int reps = cJSON_GetObjectItem(j, "reps")->valueint;
+    char expect[64];
+    snprintf(expect, sizeof expect, "precise after %d repetitions", reps); /* judged from 5 repetitions on */
+    CU_ASSERT(reps >= 5 && !strncmp(test_json_str(j, "auto_stop"), expect, strlen(expect)));
+    cJSON_Delete(j);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --precision 1 --budget 1", base);
+    CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+    out = read_out();
+    j = cJSON_Parse(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const char *why = test_json_str(j, "auto_stop");
+    CU_ASSERT(!strncmp(why, "budget spent after 5", 20) || !strncmp(why, "precise after 5", 15));
+    cJSON_Delete(j);
+    free(out);
 }
 
 /* --profile: each row's time by op, the ops of its graph (fused at -O2, plain at -O0). */
@@ -323,6 +373,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "run the demo", test_run_demo);
     CU_add_test(s, "bench --json", test_bench_json);
     CU_add_test(s, "bench --profile", test_bench_profile);
+    CU_add_test(s, "bench --reps auto", test_bench_auto);
     CU_add_test(s, "compile --report", test_compile_report);
     return test_run_all();
 }
