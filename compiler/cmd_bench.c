@@ -325,7 +325,7 @@ static double widest_effect(const bench_run *b) {
     return w;
 }
 
-/* Repetitions: each times every row once, in the order rotated by its index. */
+/* Repetitions: each times every row once, in its balanced rotated order (bs_rotation). */
 static int run_repetitions(bench_run *b, gm_err *e) {
     static char why[160];
     const bench_args *a = b->a;
