@@ -2,8 +2,8 @@
  *
  * The ablation's configurations (the unfused reference, jit -O0, then the
  * passes of -O2 one more at a time, and -O2 a second time as an A/A row) are
- * all opened, compiled, packed and warmed up first, sharing one copy of the
- * checkpoint; then each repetition times every (configuration, prompt
+ * all opened, compiled, packed and warmed up first, two engines each taking
+ * the repetitions in turn, sharing one copy of the checkpoint; then each repetition times every (configuration, prompt
  * length) row once, prefill (the whole prompt in one call) and decode
  * (gen-tokens single-token calls after it), in an order rotated from one
  * repetition to the next, so that a shared host's drift falls on all rows
@@ -223,12 +223,16 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
 }
 
 /* A configuration opened once for the whole run: its model (sharing the first one's
- * checkpoint) and engine. */
+ * checkpoint) and two engines of it, which take the repetitions in turn. An engine instance
+ * has a speed of its own within a run (where its activations and threads landed): with one
+ * engine a row, the real 270M's A/A decode came out −2.3 % [−3.3, −1.3] in one run and
+ * +1.4 % [+0.5, +2.3] in another of ten; alternating two puts that spread into the intervals. */
+#define INSTANCES 2
 typedef struct {
     const bench_config *config;
     char label[80];        /* the config's, or the A/A row's */
     gm_model *m;
-    rt_engine *en;
+    rt_engine *en[INSTANCES];
 } bench_unit;
 
 /* One (configuration, prompt length) of the table, its samples one per repetition. */
@@ -256,7 +260,7 @@ typedef struct {
 
 /* One repetition of row r: a prefill of its prompt, then gen decode steps with bandwidth probes. */
 static int time_row(bench_run *b, bench_row *r, gm_err *e) {
-    rt_engine *en = r->unit->en;
+    rt_engine *en = r->unit->en[r->n % INSTANCES];
     float *logits = gm_malloc(en->vocab * sizeof(float));
     int gen = b->a->gen, i = r->n;
     en->profile = b->a->profile ? &r->pre_prof : NULL;
@@ -280,15 +284,16 @@ static int time_row(bench_run *b, bench_row *r, gm_err *e) {
     return rc;
 }
 
-/* Untimed: a whole prefill and a few decode steps of every row, so no repetition pays for
- * page faults or first-call work. */
+/* Untimed: a whole prefill and a few decode steps of every row on each engine, so no
+ * repetition pays for page faults or first-call work. */
 static int warm_up(bench_run *b, gm_err *e) {
     int rc = 0;
-    for (int i = 0; i < b->n_rows && !rc; i++) {
-        rt_engine *en = b->rows[i].unit->en;
+    for (int i = 0; i < b->n_rows * INSTANCES && !rc; i++) {
+        const bench_row *r = &b->rows[i / INSTANCES];
+        rt_engine *en = r->unit->en[i % INSTANCES];
         float *logits = gm_malloc(en->vocab * sizeof(float));
-        rc = en->prefill(en, b->ids, b->rows[i].prompt, 0, logits, 0, e);
-        for (int s = 0; s < 2 && !rc; s++) rc = en->decode(en, b->ids[b->rows[i].prompt + s], b->rows[i].prompt + s, logits, e);
+        rc = en->prefill(en, b->ids, r->prompt, 0, logits, 0, e);
+        for (int s = 0; s < 2 && !rc; s++) rc = en->decode(en, b->ids[r->prompt + s], r->prompt + s, logits, e);
         free(logits);
     }
     return rc;
@@ -361,6 +366,14 @@ static int selected(const char *configs, const char *label) {
     return !configs;
 }
 
+static void close_units(bench_unit *units, int n) {
+    for (int u = 0; u < n; u++) {
+        for (int k = 0; k < INSTANCES; k++)
+            if (units[u].en[k]) units[u].en[k]->free(units[u].en[k]);
+        gm_model_free(units[u].m);
+    }
+}
+
 /* The selected configurations, each opened once over the first one's checkpoint, then the last
  * one again as the A/A row. */
 static int open_units(const bench_args *a, gm_model *first, const bench_config *cs, int n_configs, int context,
@@ -381,17 +394,11 @@ static int open_units(const bench_args *a, gm_model *first, const bench_config *
         const bench_config *c = units[u].config;
         gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend)};
         units[u].m = gm_model_open_sharing(a->model, a->weights, &po, first, e);
-        units[u].en = units[u].m ? gm_model_engine(units[u].m, c->backend, &(rt_engine_opts){.context = context}, e) : NULL;
-        if (!units[u].en) return -1;
+        for (int k = 0; k < INSTANCES && units[u].m; k++)
+            units[u].en[k] = gm_model_engine(units[u].m, c->backend, &(rt_engine_opts){.context = context}, e);
+        if (!units[u].en[INSTANCES - 1]) return close_units(units, u + 1), -1;
     }
     return n;
-}
-
-static void close_units(bench_unit *units, int n) {
-    for (int u = 0; u < n; u++) {
-        if (units[u].en) units[u].en->free(units[u].en);
-        gm_model_free(units[u].m);
-    }
 }
 
 /* The rows, unit-major: for each unit its prompt lengths; each compared with the unit before
@@ -427,7 +434,7 @@ static void print_table(const bench_run *b, const gm_model *m, size_t wbytes, co
     for (int i = 0; i < b->n_rows; i++) {
         const bench_row *r = &b->rows[i];
         printf("%-*s %6d %7.2fs | %9.1f [%7.1f,%7.1f] | %8.2f [%6.2f,%6.2f] | %7.2f | %3.0f%% [%3.0f,%3.0f]\n", w,
-               r->unit->label, r->prompt, r->unit->en->compile_s, r->prefill.median, r->prefill.lo, r->prefill.hi,
+               r->unit->label, r->prompt, r->unit->en[0]->compile_s, r->prefill.median, r->prefill.lo, r->prefill.hi,
                r->decode.median, r->decode.lo, r->decode.hi, r->bandwidth / 1e9, 100 * r->share.median,
                100 * r->share.lo, 100 * r->share.hi);
     }
@@ -495,7 +502,7 @@ static void json_effect(gm_buf *j, const char *key, const bench_row *against, co
 static void json_row(gm_buf *j, const bench_run *b, const bench_row *r, size_t wbytes) {
     gm_buf_printf(j, "{\"config\": \"%s\", \"passes\": \"%s\", \"aa\": %s, \"prompt_tokens\": %d, \"compile_s\": %.3f",
                   r->unit->label, r->unit->config->passes, strstr(r->unit->label, "(A/A)") ? "true" : "false", r->prompt,
-                  r->unit->en->compile_s);
+                  r->unit->en[0]->compile_s);
     json_spread(j, "prefill_tok_s", r->pre, r->n, &r->prefill);
     json_spread(j, "decode_tok_s", r->dec, r->n, &r->decode);
     json_spread(j, "decode_of_bound", r->bound, r->n, &r->share);
