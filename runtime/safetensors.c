@@ -249,7 +249,8 @@ static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
         if (!rc) a->n_tensors++;
     }
     cJSON_Delete(h);
-    if (!rc) rc = check_overlap(f->path, p + 8 + n, a->tensors + first, a->n_tensors - first, e);
+    if (!rc && a->n_tensors > first) /* a header of metadata alone has no tensors (and a->tensors may be NULL) */
+        rc = check_overlap(f->path, p + 8 + n, a->tensors + first, a->n_tensors - first, e);
     return rc;
 }
 
