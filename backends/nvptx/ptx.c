@@ -131,6 +131,7 @@ static void if_end(lv_emit *m, LLVMBasicBlockRef done) {
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
+static LLVMValueRef is_zero(lv_emit *m, LLVMValueRef x) { return LLVMBuildICmp(m->b, LLVMIntEQ, x, lv_int(m, 0), ""); }
 static LLVMValueRef lt(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(m->b, LLVMIntSLT, a, b, ""); }
 static LLVMValueRef imin(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(m->b, lt(m, a, b), a, b, ""); }
 static LLVMValueRef imax(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(m->b, lt(m, a, b), b, a, ""); }
@@ -180,7 +181,7 @@ static void kernel_begin(lv_emit *m, const char *name, int threads, int waits_it
 static LLVMValueRef block_sum(lv_emit *m, LLVMValueRef x, LLVMValueRef red) {
     LLVMValueRef tid = sreg(m, "tid.x"), warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), "");
     x = warp_sum(m, x);
-    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), ""), lv_int(m, 0), ""));
+    LLVMBasicBlockRef done = if_begin(m, is_zero(m, LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "")));
     shared_store(m, red, warp, x);
     if_end(m, done);
     barrier(m);
@@ -332,7 +333,7 @@ static void merge_step(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLV
 /* A partial result's value i (0: max, 1: sum, 2 + d: accumulator d) at base + at: shared memory, or the
  * engine's scratch in global memory, read volatile (other blocks wrote it; L1 may hold an old copy). */
 static LLVMValueRef part_value(lv_emit *m, LLVMValueRef base, LLVMValueRef at, int from_global) {
-    LLVMValueRef v = LLVMBuildLoad2(m->b, m->f32, LLVMBuildInBoundsGEP2(m->b, m->f32, base, &at, 1, ""), "");
+    LLVMValueRef v = lv_load(m, base, at, GM_F32, 1);
     if (from_global) LLVMSetVolatile(v, 1);
     return v;
 }
@@ -357,20 +358,16 @@ static void store_output(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, L
 
 /* The warp's running max (v[0]), sum (v[1]) and accumulators (v[2..]) into part[w] = [max, sum, acc[hd]]. */
 static void leave_part(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef base, LLVMValueRef lane, const LLVMValueRef *v) {
-    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
-    LLVMBuildStore(m->b, v[0], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &base, 1, ""));
-    LLVMValueRef at1 = lv_addi(m, base, 1);
-    LLVMBuildStore(m->b, v[1], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &at1, 1, ""));
+    LLVMBasicBlockRef first = if_begin(m, is_zero(m, lane));
+    lv_store(m, part, base, v[0]);
+    lv_store(m, part, lv_addi(m, base, 1), v[1]);
     if_end(m, first);
     for (int i = 0; i < a->dims; i++) {
         LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
-        LLVMValueRef at = lv_add(m, lv_addi(m, base, 2), a->d[i]);
-        LLVMBuildStore(m->b, v[2 + i], LLVMBuildInBoundsGEP2(m->b, m->f32, part, &at, 1, ""));
+        lv_store(m, part, lv_add(m, lv_addi(m, base, 2), a->d[i]), v[2 + i]);
         if_end(m, stored);
     }
 }
-
-static LLVMValueRef is_zero(lv_emit *m, LLVMValueRef x) { return LLVMBuildICmp(m->b, LLVMIntEQ, x, lv_int(m, 0), ""); }
 
 /* The head's P partial results in the scratch from slots on, merged by the warp: lane p < P reads
  * part p's max and sum, so that the max of all and each part's factor e^(its max − that) take a
@@ -620,7 +617,7 @@ static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, L
 static void gemv_join(lv_emit *m, const gemv_ctx *g, int S, LLVMValueRef warp, LLVMValueRef lane, LLVMValueRef *sums) {
     int n = g->rows + 1;
     LLVMValueRef part = shared_array(m, "parts", (NV_THREADS / NV_WARP) * n);
-    LLVMBasicBlockRef first = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""));
+    LLVMBasicBlockRef first = if_begin(m, is_zero(m, lane));
     for (int i = 0; i < n; i++) shared_store(m, part, lv_addi(m, lv_muli(m, warp, n), i), sums[i]);
     if_end(m, first);
     barrier(m);
@@ -727,8 +724,8 @@ static void emit_gemv(lv_emit *m, const mm_ctx *matmul, int geglu) {
     if (S > 1) gemv_join(m, &g, S, warp, lane, sums);
     if (c->g) inv = inv_rms(m, sums[g.rows], c->K, c->k->attr[IR_A_EPS]);
     for (int r = 0; r < g.rows; r++) sums[r] = inv ? lv_fmul(m, sums[r], inv) : sums[r];
-    LLVMValueRef lead = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, lane, lv_int(m, 0), ""),
-                                     LLVMBuildICmp(m->b, LLVMIntEQ, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), lv_int(m, 0), ""), "");
+    LLVMValueRef lead = LLVMBuildAnd(m->b, is_zero(m, lane),
+                                     is_zero(m, LLVMBuildURem(m->b, warp, lv_int(m, S), "")), "");
     LLVMBasicBlockRef first = if_begin(m, lead);
     for (int r = 0; r < cols; r++) {
         LLVMValueRef n = lv_addi(m, n0, r);
