@@ -27,11 +27,11 @@ for i in $(seq 1 "$runs"); do
   build/gemmac bench "$model" --prompt-tokens 128 --gen-tokens 16 --reps 10 --json --svg "$out/run-$i.svg" > "$out/run-$i.json"
 done
 
-# One line per (run, row, measure): config, measure, effect, lo, hi, within_noise.
+# One line per (run, row, measure): config, measure, effect, lo, hi, within_noise, aa.
 effects() {
   jq -r '.ablation[] | select(.vs_previous) | . as $r | ["prefill", "decode"][] as $m
          | [$r.config, $m, $r.vs_previous[$m].effect, $r.vs_previous[$m].ci[0], $r.vs_previous[$m].ci[1],
-            $r.vs_previous[$m].within_noise] | @tsv' "$out"/run-*.json
+            $r.vs_previous[$m].within_noise, $r.aa] | @tsv' "$out"/run-*.json
 }
 
 {
@@ -39,11 +39,11 @@ effects() {
   echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%Y-%m-%d)"
   echo
   echo "A/A row (-O2 again against -O2): runs within noise"
-  effects | awk -F'\t' '$1 ~ /\(A\/A\)/ { n[$2]++; w[$2] += ($6 == "true") }
+  effects | awk -F'\t' '$7 == "true" { n[$2]++; w[$2] += ($6 == "true") }
                         END { for (m in n) printf "  %-8s %d of %d\n", m, w[m], n[m] }'
   echo
   echo "each pass against the row above: runs where significant, and the signs of those effects"
-  effects | awk -F'\t' '$1 !~ /\(A\/A\)/ {
+  effects | awk -F'\t' '$7 != "true" {
       k = $1 " | " $2; if (!(k in n)) order[++count] = k; n[k]++
       if ($6 == "false") { s[k]++; if ($3 > 0) up[k]++; else down[k]++; sum[k] += $3 }
     }

@@ -231,6 +231,7 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
 typedef struct {
     const bench_config *config;
     char label[80];        /* the config's, or the A/A row's */
+    int aa;                /* the A/A row: the last configuration again */
     gm_model *m;
     rt_engine *en[INSTANCES];
 } bench_unit;
@@ -386,7 +387,7 @@ static int open_units(const bench_args *a, gm_model *first, const bench_config *
             n++;
         }
     if (n) {
-        units[n].config = units[n - 1].config;
+        units[n].config = units[n - 1].config, units[n].aa = 1;
         snprintf(units[n].label, sizeof units->label, "%s, again (A/A)", units[n - 1].config->label);
         n++;
     }
@@ -501,7 +502,7 @@ static void json_effect(gm_buf *j, const char *key, const bench_row *against, co
 
 static void json_row(gm_buf *j, const bench_run *b, const bench_row *r, size_t wbytes) {
     gm_buf_printf(j, "{\"config\": \"%s\", \"passes\": \"%s\", \"aa\": %s, \"prompt_tokens\": %d, \"compile_s\": %.3f",
-                  r->unit->label, r->unit->config->passes, strstr(r->unit->label, "(A/A)") ? "true" : "false", r->prompt,
+                  r->unit->label, r->unit->config->passes, r->unit->aa ? "true" : "false", r->prompt,
                   r->unit->en[0]->compile_s);
     json_spread(j, "prefill_tok_s", r->pre, r->n, &r->prefill);
     json_spread(j, "decode_tok_s", r->dec, r->n, &r->decode);
@@ -516,7 +517,7 @@ static void print_json(const bench_run *b, const gm_model *m, size_t wbytes, con
     const bench_args *a = b->a;
     const bench_row *main_row = NULL;
     for (int i = 0; i < b->n_rows; i++) /* the configuration asked: its backend with all its passes, not the A/A row */
-        if (!strncmp(b->rows[i].unit->label, a->backend, strlen(a->backend)) && !strstr(b->rows[i].unit->label, "(A/A)"))
+        if (!strncmp(b->rows[i].unit->label, a->backend, strlen(a->backend)) && !b->rows[i].unit->aa)
             main_row = &b->rows[i];
     gm_buf j = {0};
     gm_buf_printf(&j, "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", "
