@@ -4,7 +4,8 @@
  * tensor and its role, expected vs found, so a wrong or transposed
  * checkpoint is caught before any arithmetic runs. A .gguf file is both:
  * its metadata imports to a description (import_gguf.c) and its tensors,
- * dequantized at load, are the weights; the file stays open in gm_model.
+ * mapped as stored (block-quantized ones too), are the weights; the file
+ * stays open in gm_model.
  * An AOT executable with embedded weights hands them over as a gm_blob,
  * opened from memory instead of a path. */
 #include "model.h"
@@ -13,6 +14,8 @@
 
 #include "frontend.h"
 #include "import.h"
+
+#include "runtime/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -27,17 +30,40 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
 }
 
 /* The values of a folded weight (see passes/fold_constants.c), (source +
- * add) · mul, malloc'd. A BF16 source only scaled by a power of two stays
- * BF16 (exactly); the rest becomes F32, computed as the unfolded kernel
- * would. *dt receives the dtype. */
-static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
+ * add) · mul, malloc'd, and their dtype. A BF16 source only scaled by a
+ * power of two stays BF16 (exactly); a block-quantized one stays quantized
+ * (its f16 block scales scaled, exactly: quant.h) unless a scale would
+ * leave f16's normal range; the rest becomes F32, computed as the unfolded
+ * kernel would. */
+static int64_t elements(const st_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+static int is_pow2_scale(const ir_value *w) {
     int exp;
-    return src == GM_BF16 && w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5 ? GM_BF16 : GM_F32;
+    return w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5;
+}
+
+static void *scaled_blocks(const ir_value *w, const st_tensor *src) {
+    void *q = gm_malloc(src->nbytes);
+    memcpy(q, src->data, src->nbytes);
+    if (is_pow2_scale(w) && !gm_quant_scale_pow2(src->dtype, q, elements(src), w->derived_mul)) return q;
+    free(q);
+    return NULL;
+}
+
+/* The dtype a folded unquantized weight gets. */
+static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
+    return src == GM_BF16 && is_pow2_scale(w) ? GM_BF16 : GM_F32;
 }
 
 static void *folded_values(const ir_value *w, const st_tensor *src, gm_dtype *dt) {
+    void *q = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
+    if (q) return *dt = src->dtype, q;
     int keep_bf16 = folded_dtype(w, src->dtype) == GM_BF16;
-    size_t n = src->nbytes / gm_dtype_size(src->dtype);
+    size_t n = (size_t)elements(src);
     float *f = gm_malloc(n * sizeof(float));
     gm_to_f32(src->dtype, src->data, f, n);
     for (size_t i = 0; i < n; i++) f[i] = (float)(((double)f[i] + w->derived_add) * w->derived_mul);
@@ -74,8 +100,12 @@ void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
 }
 
 /* The tensor a derived weight is bound to: folded now, or (packed) described
- * now and filled by gm_model_pack. */
-static const st_tensor *derive_weight(gm_model *m, const ir_value *w, const st_tensor *src) {
+ * now and filled by gm_model_pack. A block-quantized weight is never packed:
+ * its kernels read it as stored (row-major blocks), so its value's panel
+ * goes back to 0 and, unless folded, it is the checkpoint's own tensor. */
+static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor *src) {
+    if (gm_dtype_quantized(src->dtype)) w->panel = 0;
+    if (is_identity(w) && !w->panel) return src;
     st_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
@@ -87,7 +117,7 @@ static const st_tensor *derive_weight(gm_model *m, const ir_value *w, const st_t
         return t;
     }
     t->data = folded_values(w, src, &t->dtype);
-    t->nbytes = t->nbytes / gm_dtype_size(src->dtype) * gm_dtype_size(t->dtype);
+    t->nbytes = gm_dtype_bytes(t->dtype, elements(src));
     m->folded = gm_realloc(m->folded, (m->n_folded + 1) * sizeof *m->folded);
     m->folded[m->n_folded++] = t;
     return t;
@@ -115,7 +145,10 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
     }
     if (t->dtype == GM_I32 || (w->pin_dtype && t->dtype != w->dtype))
         return gm_fail(e, "%s: tensor %s (%s): dtype %s expected, found %s", t->file, name, where,
-                       w->pin_dtype ? gm_dtype_name(w->dtype) : "f32, bf16 or f16", gm_dtype_name(t->dtype));
+                       w->pin_dtype ? gm_dtype_name(w->dtype) : "a float or GGUF block type", gm_dtype_name(t->dtype));
+    if (gm_dtype_quantized(t->dtype) && w->ndim != 2)
+        return gm_fail(e, "%s: tensor %s (%s): dtype %s on a vector; block formats are read for matrices only (embedding and "
+                       "projections): store it as F32", t->file, name, where, gm_dtype_name(t->dtype));
     if (w->derived_from) t = derive_weight(m, w, t);
     w->dtype = t->dtype;
     m->bound[v] = t;

@@ -1,6 +1,7 @@
 /* common.c — error records, checked allocation, whole-file I/O with atomic
  * writes, and the element types. See common.h for why errors are records. */
 #include "common.h"
+#include "quant.h"
 
 #include <cjson/cJSON.h>
 
@@ -124,15 +125,20 @@ void gm_buf_printf(gm_buf *b, const char *fmt, ...) {
 
 static const struct {
     const char *name, *upper;
-    size_t size;
+    size_t size;  /* bytes of a block */
+    int block;    /* elements of a block */
 } dtypes[GM_DTYPE_COUNT] = {
-    [GM_F32] = {"f32", "F32", 4},
-    [GM_BF16] = {"bf16", "BF16", 2},
-    [GM_F16] = {"f16", "F16", 2},
-    [GM_I32] = {"i32", "I32", 4},
+    [GM_F32] = {"f32", "F32", 4, 1},       [GM_BF16] = {"bf16", "BF16", 2, 1},
+    [GM_F16] = {"f16", "F16", 2, 1},       [GM_I32] = {"i32", "I32", 4, 1},
+    [GM_Q8_0] = {"q8_0", "Q8_0", 34, 32},  [GM_Q4_0] = {"q4_0", "Q4_0", 18, 32},
+    [GM_Q4_1] = {"q4_1", "Q4_1", 20, 32},  [GM_Q5_0] = {"q5_0", "Q5_0", 22, 32},
+    [GM_Q5_1] = {"q5_1", "Q5_1", 24, 32},  [GM_Q4_K] = {"q4_k", "Q4_K", 144, 256},
+    [GM_Q5_K] = {"q5_k", "Q5_K", 176, 256}, [GM_Q6_K] = {"q6_k", "Q6_K", 210, 256},
 };
 
 size_t gm_dtype_size(gm_dtype t) { return dtypes[t].size; }
+int gm_dtype_block(gm_dtype t) { return dtypes[t].block; }
+size_t gm_dtype_bytes(gm_dtype t, int64_t n) { return (size_t)(n / dtypes[t].block) * dtypes[t].size; }
 const char *gm_dtype_name(gm_dtype t) { return dtypes[t].name; }
 
 int gm_dtype_from_name(const char *s, gm_dtype *t) {
@@ -171,7 +177,7 @@ void gm_to_f32(gm_dtype t, const void *src, float *dst, size_t n) {
     case GM_BF16: for (size_t i = 0; i < n; i++) dst[i] = gm_bf16_to_f32(h[i]); break;
     case GM_F16: for (size_t i = 0; i < n; i++) dst[i] = gm_f16_to_f32(h[i]); break;
     case GM_I32: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int32_t *)src)[i]; break;
-    default: break;
+    default: gm_dequantize(t, src, dst, (int64_t)n); break;
     }
 }
 

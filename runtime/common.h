@@ -75,17 +75,33 @@ int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm
 #define GM_FNV1A_SEED 0xcbf29ce484222325ull
 uint64_t gm_fnv1a(uint64_t h, const void *data, size_t len);
 
+/* Element types. The block-quantized ones are GGUF's (runtime/quant.h):
+ * a block of gm_dtype_block(t) elements is stored in gm_dtype_size(t)
+ * bytes (its scales and its quants), so a row's bytes come from
+ * gm_dtype_bytes, never from elements × a size. */
 typedef enum {
     GM_F32,
     GM_BF16,
     GM_F16,
     GM_I32,
+    GM_Q8_0,
+    GM_Q4_0,
+    GM_Q4_1,
+    GM_Q5_0,
+    GM_Q5_1,
+    GM_Q4_K,
+    GM_Q5_K,
+    GM_Q6_K,
     GM_DTYPE_COUNT
 } gm_dtype;
 
-size_t gm_dtype_size(gm_dtype t);
-const char *gm_dtype_name(gm_dtype t);          /* "f32", "bf16", ... */
-int gm_dtype_from_name(const char *s, gm_dtype *t); /* accepts f32/F32/bf16/BF16/... */
+size_t gm_dtype_size(gm_dtype t);               /* bytes of one block (one element unless quantized) */
+int gm_dtype_block(gm_dtype t);                 /* elements of one block: 1, 32 or 256 */
+static inline int gm_dtype_quantized(gm_dtype t) { return t >= GM_Q8_0; }
+/* Bytes of n elements (a whole number of blocks). */
+size_t gm_dtype_bytes(gm_dtype t, int64_t n);
+const char *gm_dtype_name(gm_dtype t);          /* "f32", "bf16", "q4_k", ... */
+int gm_dtype_from_name(const char *s, gm_dtype *t); /* accepts f32/F32/bf16/BF16/q4_k/Q4_K/... */
 
 static inline float gm_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -96,7 +112,8 @@ static inline float gm_bf16_to_f32(uint16_t h) {
 
 float gm_f16_to_f32(uint16_t h);
 
-/* Converts n elements of type t starting at src into f32. */
+/* Converts n elements of type t starting at src into f32 (quantized: n a
+ * whole number of blocks, decoded by runtime/quant.c). */
 void gm_to_f32(gm_dtype t, const void *src, float *dst, size_t n);
 
 #endif

@@ -15,10 +15,12 @@
  * Values and tensor data stay in the read-only mapping.
  *
  * Quantized types are decoded from their published block layouts (the table
- * TYPES: elements per block, bytes per block, decoder). gguf_weights turns the
- * file into an st_archive: float tensors point into the mapping, quantized
- * ones are dequantized once into owned f32 buffers, split into chunks that
- * the worker pool (runtime/threads.h) decodes in parallel. */
+ * TYPES: elements per block, bytes per block, the dtype gemmac holds them as;
+ * the decoders are runtime/quant.c's). gguf_weights turns the file into an
+ * st_archive: float tensors and the block formats the kernels read point
+ * into the mapping as stored; Q2_K and Q3_K, which no kernel reads, are
+ * dequantized once into owned f32 buffers, split into chunks that the worker
+ * pool (runtime/threads.h) decodes in parallel. */
 #include "gguf.h"
 
 #include "threads.h"
@@ -66,78 +68,6 @@ static double f64_at(const uint8_t *p) {
 
 typedef void dequant_fn(const uint8_t *src, float *dst, int64_t n_blocks);
 
-static void dq_f32(const uint8_t *b, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = f32_at(b + 4 * i);
-}
-
-static void dq_f16(const uint8_t *b, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = f16_at(b + 2 * i);
-}
-
-static void dq_bf16(const uint8_t *b, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = gm_bf16_to_f32(le16(b + 2 * i));
-}
-
-/* Q4_0: f16 d, 16 bytes of nibbles; byte j holds element j (low) and j+16 (high). */
-static void dq_q4_0(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 18, y += 32) {
-        float d = f16_at(b);
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)((b[2 + j] & 15) - 8) * d;
-            y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
-        }
-    }
-}
-
-/* Q4_1: as Q4_0 without the -8, plus an f16 min. */
-static void dq_q4_1(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 20, y += 32) {
-        float d = f16_at(b), m = f16_at(b + 2);
-        for (int j = 0; j < 16; j++) {
-            y[j] = (float)(b[4 + j] & 15) * d + m;
-            y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
-        }
-    }
-}
-
-/* Q5_0: as Q4_0 with a fifth bit per element in a 32-bit mask; offset -16. */
-static void dq_q5_0(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 22, y += 32) {
-        float d = f16_at(b);
-        uint32_t high = le32(b + 2);
-        const uint8_t *qs = b + 6;
-        for (int j = 0; j < 16; j++) {
-            int lo = (qs[j] & 15) | (int)((high >> j) & 1) << 4;
-            int hi = (qs[j] >> 4) | (int)((high >> (j + 16)) & 1) << 4;
-            y[j] = (float)(lo - 16) * d;
-            y[j + 16] = (float)(hi - 16) * d;
-        }
-    }
-}
-
-/* Q5_1: as Q5_0 without the -16, plus an f16 min. */
-static void dq_q5_1(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 24, y += 32) {
-        float d = f16_at(b), m = f16_at(b + 2);
-        uint32_t high = le32(b + 4);
-        const uint8_t *qs = b + 8;
-        for (int j = 0; j < 16; j++) {
-            int lo = (qs[j] & 15) | (int)((high >> j) & 1) << 4;
-            int hi = (qs[j] >> 4) | (int)((high >> (j + 16)) & 1) << 4;
-            y[j] = (float)lo * d + m;
-            y[j + 16] = (float)hi * d + m;
-        }
-    }
-}
-
-/* Q8_0: f16 d, 32 signed bytes. */
-static void dq_q8_0(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 34, y += 32) {
-        float d = f16_at(b);
-        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
-    }
-}
-
 /* Q2_K: 16 scale/min nibble pairs, 64 bytes of 2-bit quants, f16 d and dmin
  * at the end. Each 128-element half reads 32 quant bytes four times, two bits
  * further each time; every 16 elements take the next scale byte. */
@@ -179,102 +109,27 @@ static void dq_q3_k(const uint8_t *b, float *y, int64_t n) {
     }
 }
 
-/* Q4_K/Q5_K: the 6-bit scale and min of sub-block j from the 12 packed bytes. */
-static void scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
-        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
-
-/* Q4_K: f16 d and dmin, 12 scale bytes, 128 quant bytes; each 64-element
- * chunk takes 32 bytes, low nibbles first, then high nibbles. */
-static void dq_q4_k(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 144, y += 256) {
-        float d = f16_at(b), dmin = f16_at(b + 2);
-        const uint8_t *s = b + 4, *qs = b + 16;
-        for (int c = 0; c < 4; c++) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(s, 2 * c, &sc1, &m1);
-            scale_min_k4(s, 2 * c + 1, &sc2, &m2);
-            float d1 = d * (float)sc1, o1 = dmin * (float)m1, d2 = d * (float)sc2, o2 = dmin * (float)m2;
-            const uint8_t *q = qs + 32 * c;
-            float *out = y + 64 * c;
-            for (int l = 0; l < 32; l++) {
-                out[l] = d1 * (float)(q[l] & 15) - o1;
-                out[l + 32] = d2 * (float)(q[l] >> 4) - o2;
-            }
-        }
-    }
-}
-
-/* Q5_K: Q4_K plus a fifth bit; bit j of qh[l] belongs to sub-block j. */
-static void dq_q5_k(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 176, y += 256) {
-        float d = f16_at(b), dmin = f16_at(b + 2);
-        const uint8_t *s = b + 4, *qh = b + 16, *qs = b + 48;
-        for (int c = 0; c < 4; c++) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(s, 2 * c, &sc1, &m1);
-            scale_min_k4(s, 2 * c + 1, &sc2, &m2);
-            float d1 = d * (float)sc1, o1 = dmin * (float)m1, d2 = d * (float)sc2, o2 = dmin * (float)m2;
-            const uint8_t *q = qs + 32 * c;
-            float *out = y + 64 * c;
-            for (int l = 0; l < 32; l++) {
-                int lo = (q[l] & 15) | ((qh[l] >> (2 * c)) & 1) << 4;
-                int hi = (q[l] >> 4) | ((qh[l] >> (2 * c + 1)) & 1) << 4;
-                out[l] = d1 * (float)lo - o1;
-                out[l + 32] = d2 * (float)hi - o2;
-            }
-        }
-    }
-}
-
-/* Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 int8 scales,
- * f16 d. Per 128-element half, each ql byte feeds two elements 64 apart and
- * each qh byte four elements 32 apart. */
-static void dq_q6_k(const uint8_t *b, float *y, int64_t n) {
-    for (; n--; b += 210, y += 256) {
-        float d = f16_at(b + 208);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
-            const int8_t *sc = (const int8_t *)(b + 192 + 8 * h);
-            float *out = y + 128 * h;
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q2 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                out[l] = d * (float)sc[is] * (float)q1;
-                out[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                out[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                out[l + 96] = d * (float)sc[is + 6] * (float)q4;
-            }
-        }
-    }
-}
-
 /* ---- the type table ---- */
 
+/* A type this reader knows is held in gemmac as `dtype`: the float types
+ * and the block formats of runtime/quant.h as stored, mapped; Q2_K and Q3_K,
+ * which no kernel reads, are decoded into f32 at load by `expand`. */
 typedef struct {
     const char *name;
     int block_elems, block_bytes; /* 0 when this reader does not decode the type */
-    dequant_fn *dequant;
+    gm_dtype dtype;
+    dequant_fn *expand;           /* the decoder of a type held as f32 that is stored otherwise, else NULL */
 } type_info;
 
 static const type_info TYPES[] = {
-    [0] = {"F32", 1, 4, dq_f32},        [1] = {"F16", 1, 2, dq_f16},
-    [2] = {"Q4_0", 32, 18, dq_q4_0},    [3] = {"Q4_1", 32, 20, dq_q4_1},
+    [0] = {"F32", 1, 4, GM_F32, 0},        [1] = {"F16", 1, 2, GM_F16, 0},
+    [2] = {"Q4_0", 32, 18, GM_Q4_0, 0},    [3] = {"Q4_1", 32, 20, GM_Q4_1, 0},
     [4] = {"Q4_2 (removed)", 0, 0, 0},  [5] = {"Q4_3 (removed)", 0, 0, 0},
-    [6] = {"Q5_0", 32, 22, dq_q5_0},    [7] = {"Q5_1", 32, 24, dq_q5_1},
-    [8] = {"Q8_0", 32, 34, dq_q8_0},    [9] = {"Q8_1", 0, 0, 0},
-    [10] = {"Q2_K", 256, 84, dq_q2_k},  [11] = {"Q3_K", 256, 110, dq_q3_k},
-    [12] = {"Q4_K", 256, 144, dq_q4_k}, [13] = {"Q5_K", 256, 176, dq_q5_k},
-    [14] = {"Q6_K", 256, 210, dq_q6_k}, [15] = {"Q8_K", 0, 0, 0},
+    [6] = {"Q5_0", 32, 22, GM_Q5_0, 0},    [7] = {"Q5_1", 32, 24, GM_Q5_1, 0},
+    [8] = {"Q8_0", 32, 34, GM_Q8_0, 0},    [9] = {"Q8_1", 0, 0, 0},
+    [10] = {"Q2_K", 256, 84, GM_F32, dq_q2_k},  [11] = {"Q3_K", 256, 110, GM_F32, dq_q3_k},
+    [12] = {"Q4_K", 256, 144, GM_Q4_K, 0}, [13] = {"Q5_K", 256, 176, GM_Q5_K, 0},
+    [14] = {"Q6_K", 256, 210, GM_Q6_K, 0}, [15] = {"Q8_K", 0, 0, 0},
     [16] = {"IQ2_XXS", 0, 0, 0},        [17] = {"IQ2_XS", 0, 0, 0},
     [18] = {"IQ3_XXS", 0, 0, 0},        [19] = {"IQ1_S", 0, 0, 0},
     [20] = {"IQ4_NL", 0, 0, 0},         [21] = {"IQ3_S", 0, 0, 0},
@@ -282,7 +137,7 @@ static const type_info TYPES[] = {
     [24] = {"I8", 0, 0, 0},             [25] = {"I16", 0, 0, 0},
     [26] = {"I32", 0, 0, 0},            [27] = {"I64", 0, 0, 0},
     [28] = {"F64", 0, 0, 0},            [29] = {"IQ1_M", 0, 0, 0},
-    [30] = {"BF16", 1, 2, dq_bf16},     [31] = {"Q4_0_4_4 (removed)", 0, 0, 0},
+    [30] = {"BF16", 1, 2, GM_BF16, 0},     [31] = {"Q4_0_4_4 (removed)", 0, 0, 0},
     [32] = {"Q4_0_4_8 (removed)", 0, 0, 0}, [33] = {"Q4_0_8_8 (removed)", 0, 0, 0},
     [34] = {"TQ1_0", 0, 0, 0},          [35] = {"TQ2_0", 0, 0, 0},
     [36] = {"IQ4_NL_4_4 (removed)", 0, 0, 0}, [37] = {"IQ4_NL_4_8 (removed)", 0, 0, 0},
@@ -295,7 +150,7 @@ static const type_info TYPES[] = {
 
 /* The table entry of a type this reader decodes, else NULL. */
 static const type_info *decodable(uint32_t type) {
-    return type < N_TYPES && TYPES[type].dequant ? &TYPES[type] : NULL;
+    return type < N_TYPES && TYPES[type].block_elems ? &TYPES[type] : NULL;
 }
 
 const char *gguf_type_name(uint32_t type) { return type < N_TYPES ? TYPES[type].name : "unknown"; }
@@ -303,7 +158,8 @@ const char *gguf_type_name(uint32_t type) { return type < N_TYPES ? TYPES[type].
 int gguf_dequantize(uint32_t type, const void *src, float *dst, int64_t n) {
     const type_info *t = decodable(type);
     if (!t || n < 0 || n % t->block_elems) return -1;
-    t->dequant(src, dst, n / t->block_elems);
+    if (t->expand) t->expand(src, dst, n / t->block_elems);
+    else gm_to_f32(t->dtype, src, dst, (size_t)n);
     return 0;
 }
 
@@ -868,7 +724,7 @@ static void decode_chunks(void *arg, int part, int parts) {
     chunk_queue *q = arg;
     for (int i; (i = atomic_fetch_add(&q->next, 1)) < q->n_chunks;) {
         const chunk *c = &q->chunks[i];
-        c->type->dequant(c->src, c->dst, c->n_blocks);
+        c->type->expand(c->src, c->dst, c->n_blocks);
     }
 }
 
@@ -902,28 +758,25 @@ static int64_t element_count(const gguf_tensor *t) {
     return n;
 }
 
-/* The st_tensor for t: float types point into the mapping; quantized ones
- * get an f32 buffer (returned in *owned) to be decoded later. */
+/* The st_tensor for t: float and block-quantized types point into the
+ * mapping as stored; Q2_K and Q3_K get an f32 buffer (returned in *owned)
+ * to be decoded later. */
 static int weight_entry(const gguf_file *g, const gguf_tensor *t, st_tensor *s, float **owned, gm_err *e) {
     s->name = gm_strdup(t->name);
     s->ndim = t->ndim;
     for (int i = 0; i < t->ndim; i++) s->shape[i] = t->ne[t->ndim - 1 - i];
     s->file = g->path;
     *owned = NULL;
-    switch (t->ggml_type) {
-    case 0: s->dtype = GM_F32; break;
-    case 1: s->dtype = GM_F16; break;
-    case 30: s->dtype = GM_BF16; break;
-    default: {
+    const type_info *ti = decodable(t->ggml_type);
+    s->dtype = ti->dtype;
+    if (ti->expand) {
         int64_t n = element_count(t);
         if ((uint64_t)n > SIZE_MAX / sizeof(float) || !(*owned = malloc((size_t)n * sizeof(float) + 1)))
             return gm_fail(e, "%s: tensor %s: cannot allocate %lld f32 values to dequantize its %s data; the model is too large for f32 in memory",
                            g->path, t->name, (long long)n, gguf_type_name(t->ggml_type));
-        s->dtype = GM_F32;
         s->data = *owned;
         s->nbytes = (size_t)n * sizeof(float);
         return 0;
-    }
     }
     s->data = t->data;
     s->nbytes = t->nbytes;

@@ -7,8 +7,9 @@
  * Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) are decoded by the
  * published block layouts; gguf_weights() turns the file into a weight
  * archive the rest of gemmac reads like a safetensors checkpoint: float
- * tensors point into the mapping, quantized ones are dequantized once, at
- * load, into owned f32 buffers. */
+ * tensors and those of the block formats the kernels read (runtime/quant.h)
+ * point into the mapping, as stored; only Q2_K and Q3_K are dequantized
+ * once, at load, into owned f32 buffers. */
 #ifndef GM_GGUF_H
 #define GM_GGUF_H
 
@@ -77,7 +78,8 @@ const char *gguf_type_name(uint32_t ggml_type);   /* "Q4_K", ...; "unknown" */
 int gguf_dequantize(uint32_t ggml_type, const void *src, float *dst, int64_t n);
 
 /* A weight archive over the file's tensors, named as in the file, shapes in
- * row-major order (ne reversed). The archive owns the dequantized buffers;
+ * row-major order (ne reversed), dtypes as stored but for Q2_K and Q3_K
+ * (f32). The archive owns those dequantized buffers;
  * the gguf_file must outlive it. */
 st_archive *gguf_weights(const gguf_file *g, gm_err *e);
 

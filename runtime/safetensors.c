@@ -94,7 +94,7 @@ static int parse_dtype(const char *file, const char *name, const cJSON *j, st_te
     if (!cJSON_IsString(j))
         return gm_fail(e, "%s: tensor %s: dtype is %s, expected a string such as \"F32\"; the header is malformed",
                        file, name, json_text(j, buf, sizeof buf));
-    if (gm_dtype_from_name(j->valuestring, &t->dtype))
+    if (gm_dtype_from_name(j->valuestring, &t->dtype) || gm_dtype_quantized(t->dtype))
         return gm_fail(e, "%s: tensor %s: unknown dtype \"%.40s\" (supported: " SUPPORTED_DTYPES
                        "); convert the checkpoint to one of these", file, name, j->valuestring);
     return 0;

@@ -16,7 +16,7 @@ harnesses=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_\(.*\)\.c|\1|')}
 cc=clang-19
 command -v $cc >/dev/null || { echo "fuzz.sh: needs clang-19 and libclang-rt-19-dev (apt-get install clang-19 libclang-rt-19-dev)" >&2; exit 1; }
 mkdir -p build/fuzz
-runtime="runtime/common.c runtime/safetensors.c runtime/gguf.c runtime/threads.c"
+runtime="runtime/common.c runtime/safetensors.c runtime/gguf.c runtime/quant.c runtime/threads.c"
 status=0
 for h in $harnesses; do
   $cc -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -Iruntime \

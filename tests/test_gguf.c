@@ -268,6 +268,16 @@ static const quant QUANTS[] = {
 };
 #define N_QUANTS (int)(sizeof QUANTS / sizeof QUANTS[0])
 
+/* gemmac's name of a GGUF type: "q4_k" for Q4_K. */
+static const char *lower_name(uint32_t type) {
+    static char buf[16];
+    const char *n = gguf_type_name(type);
+    size_t i = 0;
+    for (; n[i] && i + 1 < sizeof buf; i++) buf[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
+    buf[i] = 0;
+    return buf;
+}
+
 static const quant *quant_of(uint32_t type) {
     for (int i = 0; i < N_QUANTS; i++)
         if (QUANTS[i].type == type) return &QUANTS[i];
@@ -520,7 +530,7 @@ static void test_float_tensors(void) {
     CU_ASSERT(sh->dtype == GM_F16 && sh->ndim == 1 && sh->shape[0] == 6 && sh->nbytes == 12);
     CU_ASSERT(sb->dtype == GM_BF16 && sb->ndim == 3 && sb->shape[0] == 1 && sb->shape[1] == 2 && sb->shape[2] == 3);
     CU_ASSERT(sc->ndim == 4 && sc->shape[0] == 2 && sc->shape[1] == 2 && sc->shape[2] == 3 && sc->shape[3] == 2);
-    CU_ASSERT(sn->dtype == GM_F32 && sn->ndim == 2 && sn->shape[0] == 3 && sn->shape[1] == 0 && sn->nbytes == 0);
+    CU_ASSERT(sn->dtype == GM_Q8_0 && sn->ndim == 2 && sn->shape[0] == 3 && sn->shape[1] == 0 && sn->nbytes == 0);
     float got[6];
     gm_to_f32(sh->dtype, sh->data, got, 6);
     for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(got[i], half[i]);
@@ -697,9 +707,11 @@ static void test_dequantize_refuses(void) {
     CU_ASSERT_STRING_EQUAL(gguf_type_name(99), "unknown");
 }
 
-/* A file of quantized tensors: gguf_weights gives owned f32 buffers holding
- * the formula's values, rows and all; a tensor above a million elements is
- * decoded in several chunks. */
+/* A file of quantized tensors: gguf_weights keeps the block formats that
+ * kernels read as stored (the mapping itself, their dtype), and gm_to_f32
+ * (runtime/quant.c) decodes them to the formula's values; Q2_K and Q3_K
+ * become owned f32 buffers holding the formula's values, rows and all, a
+ * tensor above a million elements decoded in several chunks. */
 static void test_quantized_weights(void) {
     uint32_t seed = 12345;
     static const uint32_t types[] = {8, 2, 3, 6, 7, 10, 11, 12, 13, 14};
@@ -734,10 +746,14 @@ static void test_quantized_weights(void) {
         CU_ASSERT_EQUAL(t->nbytes, ts[i].nbytes);
         CU_ASSERT_EQUAL(memcmp(t->data, data[i], ts[i].nbytes), 0);
         int64_t cols = (int64_t)ts[i].ne[0], rows = (int64_t)ts[i].ne[1];
-        CU_ASSERT(s->dtype == GM_F32 && s->ndim == 2 && s->shape[0] == rows && s->shape[1] == cols);
-        CU_ASSERT_EQUAL(s->nbytes, (size_t)(rows * cols) * sizeof(float));
-        CU_ASSERT_PTR_NOT_EQUAL(s->data, t->data); /* an owned buffer, not the mapping */
-        const float *y = s->data;
+        int expanded = ts[i].type == 10 || ts[i].type == 11; /* Q2_K, Q3_K */
+        CU_ASSERT(s->ndim == 2 && s->shape[0] == rows && s->shape[1] == cols);
+        CU_ASSERT_EQUAL(s->dtype == GM_F32, expanded);
+        if (!expanded) CU_ASSERT_STRING_EQUAL(gm_dtype_name(s->dtype), lower_name(ts[i].type));
+        CU_ASSERT_EQUAL(s->nbytes, expanded ? (size_t)(rows * cols) * sizeof(float) : t->nbytes);
+        CU_ASSERT_EQUAL(s->data != t->data, expanded); /* an owned buffer, else the mapping */
+        float *y = malloc((size_t)(rows * cols) * sizeof(float));
+        gm_to_f32(s->dtype, s->data, y, (size_t)(rows * cols));
         int bad = 0;
         for (int64_t k = 0; k < rows * cols; k++) {
             float want = q->ref(data[i] + (k / q->elems) * q->bytes, (int)(k % q->elems));
@@ -745,6 +761,7 @@ static void test_quantized_weights(void) {
                 printf("\n  %s element %lld: got %g, formula %g\n", ts[i].name, (long long)k, y[k], want);
         }
         CU_ASSERT_EQUAL(bad, 0);
+        free(y);
         free(data[i]);
     }
     st_close(a);

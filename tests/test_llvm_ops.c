@@ -4,13 +4,15 @@
  *
  * Sizes are chosen to miss the vector width (1, 7, 33, 100 columns) so the
  * narrow pieces and scalar tails run; T is 1 (decode), 3 and 17 (tiles and
- * their tails); weights come as f32, bf16 and f16. Attention runs a sequence
+ * their tails); weights come as f32, bf16 and f16, and the matmul family and
+ * embed also in GGUF's eight block formats (against the values runtime/quant.c
+ * decodes, which test_gguf holds against the formulas). Attention runs a sequence
  * of calls against a KV slot of runtime/kv_cache.h, past the end of its ring,
  * with GQA, a sliding window and a softcap, on short and long (313 keys)
  * contexts, some calls split by query rows as the engine's threads split
  * them. Each test prints its worst error
  * against its tolerance:
- *   embed                      exact (a dtype conversion)
+ *   embed                      exact (a dtype conversion); quantized 2e-7 relative (one rounding)
  *   scale, mul, add            1e-6 relative (one f32 rounding)
  *   gelu_tanh, geglu, softcap  1e-6 absolute + 1e-6 relative (the inline exp and tanh),
  *                              on inputs up to 8 and, every other call, up to 100 (exp's clamp)
@@ -63,7 +65,30 @@ typedef struct {
     float *value;
 } weights;
 
+/* Block-quantized: random quants, and scales of about scale / 16 (Q8_0:
+ * / 128) at the f16 fields of each block (-1 past the last). */
+static const int scale_fields[GM_DTYPE_COUNT][3] = {
+    [GM_Q8_0] = {0, -1}, [GM_Q4_0] = {0, -1}, [GM_Q5_0] = {0, -1}, [GM_Q4_1] = {0, 2, -1},
+    [GM_Q5_1] = {0, 2, -1}, [GM_Q4_K] = {0, 2, -1}, [GM_Q5_K] = {0, 2, -1}, [GM_Q6_K] = {208, -1},
+};
+
+static weights random_blocks(gm_dtype dt, int64_t n, double scale) {
+    size_t size = gm_dtype_size(dt);
+    weights w = {gm_malloc(gm_dtype_bytes(dt, n)), gm_malloc(n * sizeof(float))};
+    unsigned char *b = w.data;
+    for (size_t i = 0; i < gm_dtype_bytes(dt, n); i++)
+        b[i] = (unsigned char)((rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+    for (int64_t blk = 0; blk < n / gm_dtype_block(dt); blk++)
+        for (const int *f = scale_fields[dt]; *f >= 0; f++) {
+            uint16_t h = to_f16((float)(scale * (dt == GM_Q8_0 ? 1.0 / 128 : 1.0 / 16) * (0.25 + fabs(uniform()))));
+            memcpy(b + blk * size + *f, &h, 2);
+        }
+    gm_to_f32(dt, w.data, w.value, n);
+    return w;
+}
+
 static weights random_weights(gm_dtype dt, int64_t n, double scale) {
+    if (gm_dtype_quantized(dt)) return random_blocks(dt, n, scale);
     weights w = {gm_malloc(n * gm_dtype_size(dt)), random_f32(n, scale)};
     for (int64_t i = 0; i < n; i++) {
         uint32_t u;
@@ -302,7 +327,7 @@ static void family_want(const ex_kernel *k, int T, const float *x, const float *
 static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t K = k->k, N = k->n;
     weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
-    void *packed = to_panels(w.data, k->wtype, N, K, k->panel);
+    void *packed = k->panel ? to_panels(w.data, k->wtype, N, K, k->panel) : w.data;
     float *x = random_f32(T * K, 1), *r = random_f32(T * N, 1), *y = gm_malloc(T * N * sizeof *y);
     float *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
     double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
@@ -312,8 +337,9 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
     family_want(k, T, x, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
     compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    if (packed != w.data) free(packed);
     free_weights(w), free_weights(nw);
-    free(packed), free(x), free(r), free(y), free(scratch), free(want), free(mass);
+    free(x), free(r), free(y), free(scratch), free(want), free(mass);
 }
 
 /* Rows 1 and 3 (single rows), 17 and 30 (register tiles and a tail); N not
@@ -339,6 +365,64 @@ static void test_matmul_family(void) {
     for (int i = 0; i < N; i++)
         for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
     report("matmul family, panels", &s);
+    lv_jit_free(j);
+}
+
+/* ---- the matmul family and embed on block-quantized weights (quant.c) ---- */
+
+static const gm_dtype qtypes[] = {GM_Q8_0, GM_Q4_0, GM_Q4_1, GM_Q5_0, GM_Q5_1, GM_Q4_K, GM_Q5_K, GM_Q6_K};
+#define N_QTYPES 8
+
+/* Every format against its values decoded by runtime/quant.c: rows 1 and 3
+ * (decode: each weight row's blocks decoded in registers), 17 and 30 (the
+ * prefill tiles over blocks decoded into panels, and a tail); N past a
+ * multiple of 32 (masked columns); K of one block, and of several blocks of
+ * EX_KC with a short last one for the 32-element formats. */
+static void test_matmul_quantized(void) {
+    static const int64_t Ns[] = {7, 33, 100};
+    static const int Ts[] = {1, 3, 17, 30};
+    static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
+    enum { N_N = 3, N_K = 2, N = N_QTYPES * N_N * N_K };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        gm_dtype dt = qtypes[i % N_QTYPES];
+        int64_t B = gm_dtype_block(dt), K = i / N_QTYPES / N_N ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : B;
+        ks[i] = kernel(ops[i % 3], dt, Ns[i / N_QTYPES % N_N], K);
+        ks[i].ntype = GM_F32;
+        if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
+        if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
+    report("matmul family, quantized", &s);
+    lv_jit_free(j);
+}
+
+/* Rows of quantized tables: the decoded values, within one f32 rounding
+ * (the kernel may fuse d·q + min, or round the product of three factors once). */
+static void test_embed_quantized(void) {
+    enum { V = 11, T = 17 };
+    ex_kernel ks[N_QTYPES];
+    for (int i = 0; i < N_QTYPES; i++) ks[i] = kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+    lv_jit *j = compile(ks, N_QTYPES);
+    int32_t ids[T];
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((uniform() + 1) / 2 * V);
+    score s = {0, 0};
+    for (int i = 0; i < N_QTYPES; i++) {
+        int64_t C = ks[i].n;
+        weights table = random_weights(ks[i].wtype, V * C, 1);
+        float *y = gm_malloc(T * C * sizeof *y);
+        double *want = gm_malloc(T * C * sizeof *want);
+        lv_jit_kernel(j, i)(&(ex_call){.in = {ids, table.data}, .out = y, .T = T});
+        for (int t = 0; t < T; t++)
+            for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
+        compare(&s, y, want, NULL, T * C, 1e-30, 2e-7);
+        free_weights(table);
+        free(y), free(want);
+    }
+    report("embed, quantized", &s);
     lv_jit_free(j);
 }
 
@@ -488,6 +572,8 @@ int main(void) {
     CU_add_test(s, "rms_norm", test_rms_norm);
     CU_add_test(s, "matmul", test_matmul);
     CU_add_test(s, "matmul, norm_matmul, matmul_add on panel weights", test_matmul_family);
+    CU_add_test(s, "matmul family on block-quantized weights", test_matmul_quantized);
+    CU_add_test(s, "embed of block-quantized tables", test_embed_quantized);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);
     return test_run_all();

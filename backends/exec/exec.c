@@ -76,7 +76,8 @@ static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
  * packed for its tiles and its block of weights converted to f32. */
 int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
-    if (k->panel) n += round_up16(T * EX_KC) + (k->wtype != GM_F32 ? (int64_t)EX_KC * EX_PANEL : 0);
+    if (k->panel || gm_dtype_quantized(k->wtype))
+        n += round_up16(T * EX_KC) + (k->wtype != GM_F32 ? (int64_t)EX_KC * EX_PANEL : 0);
     return n;
 }
 
@@ -134,6 +135,7 @@ static void matmul_part(void *arg, int part, int parts) {
 
 static void run_matmul(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_node *n) {
     int64_t K = ir_value_cols(j->g, n->in[0]), panel = j->g->values[n->in[1]].panel;
+    if (gm_dtype_quantized(j->bound[n->in[1]]->dtype)) panel = EX_PANEL; /* prefill decodes them into panels */
     c->scratch = j->scratch;
     if (rt_pool_threads(j->pool) > 1 && c->T * K * c->n1 >= SPLIT_MIN)
         rt_pool_run(j->pool, matmul_part, &(split_job){fn, c, panel ? panel : 4, j->scratch, j->scratch_stride});

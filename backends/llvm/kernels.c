@@ -18,6 +18,7 @@
 #include "backends/exec/kernel.h"
 
 #include "emit.h"
+#include "quant.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -41,15 +42,31 @@ static void copy_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueR
     lv_store(m, c->dst, lv_add(m, c->dst_at, at), lv_load(m, c->src, lv_add(m, c->src_at, at), c->dt, w));
 }
 
+/* A quantized table's row `row` decoded block by block into y[dst_at..). */
+static void embed_quant_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table, LLVMValueRef row, LLVMValueRef dst_at) {
+    int B = gm_dtype_block(k->wtype);
+    lv_loop kb;
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, k->n), B, 0, NULL);
+    LLVMValueRef blk = lv_quant_block(m, k->wtype, table, row, k->n, kb.i);
+    for (int s = 0; s < B / LV_QSUB; s++)
+        lv_store(m, output(m), lv_add(m, dst_at, lv_addi(m, kb.i, s * LV_QSUB)), lv_quant_decode(m, k->wtype, blk, s));
+    lv_loop_end(m, &kb, NULL);
+}
+
 static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef ids = input(m, 0);
     copy_ctx c = {input(m, 1), NULL, output(m), NULL, k->wtype};
     lv_loop t;
     lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
-    LLVMValueRef id = LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), "");
-    c.src_at = lv_muli(m, LLVMBuildSExt(m->b, id, m->i64, ""), k->n);
+    LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), ""),
+                                    m->i64, "");
     c.dst_at = lv_muli(m, t.i, k->n);
-    lv_span(m, k->n, 1, 0, copy_piece, &c, NULL);
+    if (gm_dtype_quantized(k->wtype)) {
+        embed_quant_row(m, k, c.src, id, c.dst_at);
+    } else {
+        c.src_at = lv_muli(m, id, k->n);
+        lv_span(m, k->n, 1, 0, copy_piece, &c, NULL);
+    }
     lv_loop_end(m, &t, NULL);
 }
 

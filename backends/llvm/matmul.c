@@ -33,6 +33,7 @@
 #include "backends/exec/kernel.h"
 
 #include "emit.h"
+#include "quant.h"
 
 #include <stddef.h>
 
@@ -307,6 +308,52 @@ static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
     lv_loop_end(m, &p, NULL);
 }
 
+/* ---- block-quantized weights, row-major blocks as stored (quant.c) ---- */
+
+/* Fewer rows than a tile (decode): each row of x against weight rows
+ * n0.. n1-1, each weight row's blocks streamed once, in order, and decoded
+ * in registers, 32 elements at a time. */
+static void emit_quant_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    int B = gm_dtype_block(c->dt);
+    LLVMValueRef zero = lv_real(m, 0, LV_QSUB);
+    lv_loop t, n, kb;
+    lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
+    lv_loop_begin(m, &n, n0, n1, 1, 0, NULL);
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, c->K), B, 1, &zero);
+    LLVMValueRef blk = lv_quant_block(m, c->dt, c->w, n.i, c->K, kb.i), acc = kb.v[0];
+    for (int s = 0; s < B / LV_QSUB; s++) {
+        LLVMValueRef x = lv_load(m, c->x, lv_add(m, lv_muli(m, t.i, c->K), lv_addi(m, kb.i, s * LV_QSUB)), GM_F32, LV_QSUB);
+        acc = lv_fadd(m, acc, lv_fmul(m, lv_quant_decode(m, c->dt, blk, s), x));
+    }
+    lv_loop_end(m, &kb, &acc);
+    LLVMValueRef at = lv_add(m, lv_muli(m, t.i, c->N), n.i);
+    lv_store(m, c->y, at, finish(m, c, lv_hsum(m, kb.v[0]), at, 1, NULL));
+    lv_loop_end(m, &n, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* scratch ← the block's weights decoded to f32 in the panel layout,
+ * [len][P]: column j from weight row p·P + j (past N, the last row again:
+ * those outputs are masked at the store). */
+static void emit_quant_conversion(lv_emit *m, block_ctx *bc) {
+    mm_ctx *c = bc->c;
+    int B = gm_dtype_block(c->dt);
+    lv_loop j, kb;
+    lv_loop_begin(m, &j, lv_int(m, 0), lv_int(m, EX_PANEL), 1, 0, NULL);
+    LLVMValueRef n = lv_add(m, lv_muli(m, bc->panel, EX_PANEL), j.i);
+    n = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, n, lv_int(m, c->N), ""), n, lv_int(m, c->N - 1), "");
+    lv_loop_begin(m, &kb, lv_int(m, 0), bc->len, B, 0, NULL);
+    LLVMValueRef blk = lv_quant_block(m, c->dt, c->w, n, c->K, lv_add(m, bc->k0, kb.i));
+    for (int s = 0; s < B / LV_QSUB; s++) {
+        LLVMValueRef v = lv_quant_decode(m, c->dt, blk, s);
+        LLVMValueRef at = lv_add(m, lv_muli(m, lv_addi(m, kb.i, s * LV_QSUB), EX_PANEL), j.i);
+        for (int i = 0; i < LV_QSUB; i++) lv_store(m, c->scratch, lv_addi(m, at, i * EX_PANEL), lv_slice(m, v, i, 1));
+    }
+    lv_loop_end(m, &kb, NULL);
+    lv_loop_end(m, &j, NULL);
+    bc->b = c->scratch, bc->bdt = GM_F32;
+}
+
 /* xp ← this block of k of the rows that fill register tiles, each tile's MR
  * rows interleaved by k ([T/MR][len][MR]): a tile's broadcasts then read
  * one short sequential stream, where MR rows K floats apart would fight over
@@ -348,13 +395,17 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
                                        lv_int(m, EX_KC), "");
     emit_tile_packing(m, c, MR, tiled, kb.i, len);
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * EX_PANEL), lv_muli(m, kb.i, EX_PANEL));
-    LLVMValueRef next = lv_addi(m, at, c->K * EX_PANEL);
-    block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt, kb.i, len,
-                    LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
-                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""),
-                    LLVMBuildGEP2(m->b, lv_elem_type(m, c->dt), c->w, &next, 1, "")};
-    if (c->dt != GM_F32) emit_block_conversion(m, &bc);
+    block_ctx bc = {c, p.i, NULL, c->dt, kb.i, len, LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
+                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""), NULL};
+    if (gm_dtype_quantized(c->dt)) {
+        emit_quant_conversion(m, &bc);
+    } else {
+        LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * EX_PANEL), lv_muli(m, kb.i, EX_PANEL));
+        LLVMValueRef next = lv_addi(m, at, c->K * EX_PANEL);
+        bc.b = LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, "");
+        bc.next = LLVMBuildGEP2(m->b, lv_elem_type(m, c->dt), c->w, &next, 1, "");
+        if (c->dt != GM_F32) emit_block_conversion(m, &bc);
+    }
     lv_loop_begin(m, &t, lv_int(m, 0), tiled, MR, 0, NULL);
     emit_register_tile(m, &bc, t.i, MR);
     lv_loop_end(m, &t, NULL);
@@ -363,12 +414,20 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
     lv_loop_end(m, &kb, NULL);
 }
 
+/* Fewer rows than a tile: panels streamed once, or a quantized weight's rows. */
+static void emit_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1, LLVMValueRef p0, LLVMValueRef p1) {
+    if (gm_dtype_quantized(c->dt)) emit_quant_rows(m, c, n0, n1);
+    else emit_lone_rows(m, c, p0, p1);
+}
+
+/* Panel weights, and quantized ones, which prefill decodes into panels
+ * (n0 a multiple of the panel: exec.c splits their columns so). */
 static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
     int MR = tile_rows(m);
     if (MR == 1) {
-        emit_lone_rows(m, c, p0, p1);
+        emit_lone(m, c, n0, n1, p0, p1);
         return;
     }
     c->xp = c->scratch;
@@ -381,7 +440,7 @@ static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1)
     emit_tiled_rows(m, c, p0, p1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, lone);
-    emit_lone_rows(m, c, p0, p1);
+    emit_lone(m, c, n0, n1, p0, p1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, done);
 }
@@ -394,6 +453,6 @@ void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     if (k->op == IR_MATMUL_ADD) c.r = lv_field_ptr(m, offsetof(ex_call, in) + 2 * sizeof(void *));
     if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
     LLVMValueRef n0 = lv_field_i64(m, offsetof(ex_call, n0)), n1 = lv_field_i64(m, offsetof(ex_call, n1));
-    if (k->panel) emit_panels(m, &c, n0, n1);
+    if (k->panel || gm_dtype_quantized(k->wtype)) emit_panels(m, &c, n0, n1);
     else emit_row_major(m, &c, n0, n1);
 }

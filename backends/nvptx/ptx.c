@@ -858,9 +858,19 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     return 0;
 }
 
+/* The GPU kernels read f32, bf16 and f16 weights; GGUF's block formats are for the CPU targets. */
+static int float_weights(const ex_kernel *ks, int n, gm_err *e) {
+    for (int i = 0; i < n; i++)
+        if (gm_dtype_quantized(ks[i].wtype))
+            return gm_fail(e, "nvptx: the %s kernels read %s weights; the GPU's read f32, bf16 and f16 (convert the "
+                              "checkpoint with `gemmac quantize --to bf16`, or compile for a CPU target)",
+                           ir_ops[ks[i].op].name, gm_dtype_name(ks[i].wtype));
+    return 0;
+}
+
 char *nv_ptx(const ex_kernel *ks, int n, const char *gpu, gm_err *e) {
     lv_target t;
-    if (nv_target(&t, gpu, e)) return NULL;
+    if (float_weights(ks, n, e) || nv_target(&t, gpu, e)) return NULL;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;

@@ -6,8 +6,8 @@
  * buffer for the call (no memory planning, on purpose). Weights stay in the
  * checkpoint's mapping, in its own row-major layout (the reference's row of
  * compiler/targets.c keeps the layout pass away) and its own dtype: matmul converts blocks of weight
- * rows to f32 and hands them to OpenBLAS, so a BF16 model is never expanded
- * whole. Each attention op owns a slot of the KV cache (runtime/kv_cache.h):
+ * rows to f32 (decoding GGUF's block formats by runtime/quant.c) and hands
+ * them to OpenBLAS, so a BF16 or quantized model is never expanded whole. Each attention op owns a slot of the KV cache (runtime/kv_cache.h):
  * a call attends over the cached positions before pos and its own fresh k, v
  * rows under the causal and sliding-window mask, then stores those rows.
  * Reductions accumulate in double. */
@@ -30,8 +30,7 @@ typedef struct {
 #define ROW_BLOCK 256
 
 static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
-    size_t es = gm_dtype_size(w->dtype);
-    gm_to_f32(w->dtype, (const char *)w->data + row * cols * es, dst, n_rows * cols);
+    gm_to_f32(w->dtype, (const char *)w->data + gm_dtype_bytes(w->dtype, row * cols), dst, n_rows * cols);
 }
 
 /* y[T][N] = x[T][K] · wᵀ, w [N][K] row-major in its checkpoint dtype. */

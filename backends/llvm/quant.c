@@ -1,0 +1,172 @@
+/* quant.c — GGUF's block-quantized weights decoded in registers.
+ *
+ * A quantized weight stays as the checkpoint stores it: each row of K
+ * elements is K/B blocks of gm_dtype_size bytes (B = 32 or 256), and a
+ * block is scales plus small integers (runtime/quant.c decodes the same
+ * layouts in plain C, which the tests hold these against). The kernels never
+ * expand a weight in memory: they decode one sub-block of 32 elements at a
+ * time into a <32 x float> (LLVM splits it into the target's vectors) from
+ * byte loads, nibble masks and shifts, an integer-to-float conversion and
+ * the block's scales, and use it at once: matmul multiplies it into its
+ * accumulators or into a panel of its scratch, embed stores it. Every
+ * field is loaded with alignment 1, as blocks of 18 or 22 bytes leave the
+ * 16- and 32-bit fields anywhere. */
+#include "quant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static LLVMTypeRef i8(lv_emit *m) { return LLVMInt8TypeInContext(m->ctx); }
+static LLVMTypeRef vec(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
+
+/* The byte at blk + off, as an i8* */
+static LLVMValueRef at_byte(lv_emit *m, LLVMValueRef blk, int off) {
+    LLVMValueRef o = lv_int(m, off);
+    return LLVMBuildInBoundsGEP2(m->b, i8(m), blk, &o, 1, "");
+}
+
+static LLVMValueRef load_as(lv_emit *m, LLVMTypeRef ty, LLVMValueRef blk, int off) {
+    LLVMValueRef v = LLVMBuildLoad2(m->b, ty, at_byte(m, blk, off), "");
+    LLVMSetAlignment(v, 1);
+    return v;
+}
+
+/* n bytes at blk + off as <n x i8>. */
+static LLVMValueRef bytes(lv_emit *m, LLVMValueRef blk, int off, int n) { return load_as(m, vec(i8(m), n), blk, off); }
+
+/* The f16 at blk + off, as an f32 scalar. */
+static LLVMValueRef half_at(lv_emit *m, LLVMValueRef blk, int off) {
+    LLVMValueRef h = LLVMBuildBitCast(m->b, load_as(m, m->i16, blk, off), m->f16, "");
+    return LLVMBuildFPExt(m->b, h, m->f32, "");
+}
+
+/* The byte at blk + off, zero-extended to i32. */
+static LLVMValueRef byte_at(lv_emit *m, LLVMValueRef blk, int off) {
+    return LLVMBuildZExt(m->b, load_as(m, i8(m), blk, off), m->i32, "");
+}
+
+static LLVMValueRef splat_i(lv_emit *m, LLVMTypeRef t, int n, long long v) {
+    return lv_splat(m, LLVMConstInt(t, (unsigned long long)v, 1), n);
+}
+
+/* <n x i8> v with each byte masked to its low nibble, or shifted down to its high one. */
+static LLVMValueRef nibbles(lv_emit *m, LLVMValueRef v, int n, int high) {
+    return high ? LLVMBuildLShr(m->b, v, splat_i(m, i8(m), n, 4), "") : LLVMBuildAnd(m->b, v, splat_i(m, i8(m), n, 15), "");
+}
+
+/* a ++ b, two <16 x i8> into <32 x i8>. */
+static LLVMValueRef concat16(lv_emit *m, LLVMValueRef a, LLVMValueRef b) {
+    LLVMValueRef idx[32];
+    for (int i = 0; i < 32; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)i, 0);
+    return LLVMBuildShuffleVector(m->b, a, b, LLVMConstVector(idx, 32), "");
+}
+
+/* Q4_0/Q4_1/Q5_0/Q5_1: 16 bytes at off, element j the low nibble of byte j
+ * and element j + 16 its high one. */
+static LLVMValueRef split_nibbles(lv_emit *m, LLVMValueRef blk, int off) {
+    LLVMValueRef q = bytes(m, blk, off, 16);
+    return concat16(m, nibbles(m, q, 16, 0), nibbles(m, q, 16, 1));
+}
+
+/* q | (bit `shift + i` of the 32-bit mask at off) << 4, for lanes i of 32: the fifth bit of Q5_0/Q5_1. */
+static LLVMValueRef fifth_bits(lv_emit *m, LLVMValueRef q, LLVMValueRef blk, int off) {
+    LLVMValueRef lanes[32];
+    for (int i = 0; i < 32; i++) lanes[i] = LLVMConstInt(m->i32, (unsigned long long)i, 0);
+    LLVMValueRef h = lv_splat(m, load_as(m, m->i32, blk, off), 32);
+    h = LLVMBuildAnd(m->b, LLVMBuildLShr(m->b, h, LLVMConstVector(lanes, 32), ""), splat_i(m, m->i32, 32, 1), "");
+    h = LLVMBuildShl(m->b, LLVMBuildTrunc(m->b, h, vec(i8(m), 32), ""), splat_i(m, i8(m), 32, 4), "");
+    return LLVMBuildOr(m->b, q, h, "");
+}
+
+/* <32 x float> of signed or unsigned bytes q, minus offset. */
+static LLVMValueRef to_float(lv_emit *m, LLVMValueRef q, int is_signed, int offset) {
+    if (offset) q = LLVMBuildSub(m->b, q, splat_i(m, i8(m), 32, offset), "");
+    return is_signed || offset ? LLVMBuildSIToFP(m->b, q, vec(m->f32, 32), "")
+                               : LLVMBuildUIToFP(m->b, q, vec(m->f32, 32), "");
+}
+
+/* d · v + min (min may be NULL), d and min scalars. */
+static LLVMValueRef scaled(lv_emit *m, LLVMValueRef v, LLVMValueRef d, LLVMValueRef min) {
+    v = lv_fmul(m, v, lv_splat(m, d, 32));
+    return min ? lv_fadd(m, v, lv_splat(m, min, 32)) : v;
+}
+
+/* The 6-bit scale (min = 0) or min (min = 1) of sub-block j of Q4_K/Q5_K,
+ * from the 12 bytes at blk + 4, as f32. */
+static LLVMValueRef k4_scale(lv_emit *m, LLVMValueRef blk, int j, int min) {
+    LLVMValueRef v;
+    if (j < 4) {
+        v = LLVMBuildAnd(m->b, byte_at(m, blk, 4 + j + 4 * min), LLVMConstInt(m->i32, 63, 0), "");
+    } else {
+        LLVMValueRef lo = byte_at(m, blk, 4 + j + 4), hi = byte_at(m, blk, 4 + j - 4 * !min);
+        lo = min ? LLVMBuildLShr(m->b, lo, LLVMConstInt(m->i32, 4, 0), "") : LLVMBuildAnd(m->b, lo, LLVMConstInt(m->i32, 15, 0), "");
+        hi = LLVMBuildShl(m->b, LLVMBuildLShr(m->b, hi, LLVMConstInt(m->i32, 6, 0), ""), LLVMConstInt(m->i32, 4, 0), "");
+        v = LLVMBuildOr(m->b, lo, hi, "");
+    }
+    return LLVMBuildUIToFP(m->b, v, m->f32, "");
+}
+
+/* Q4_K (144 bytes) and Q5_K (176): d, dmin, 12 scale bytes, [Q5_K: 32 bytes
+ * of fifth bits,] 128 bytes of nibbles; sub-block j takes the low (j even)
+ * or high nibbles of bytes 32·(j/2).. of the quants. */
+static LLVMValueRef decode_k4(lv_emit *m, LLVMValueRef blk, int j, int five) {
+    LLVMValueRef q = nibbles(m, bytes(m, blk, (five ? 48 : 16) + 32 * (j / 2), 32), 32, j & 1);
+    if (five) {
+        LLVMValueRef h = LLVMBuildLShr(m->b, bytes(m, blk, 16, 32), splat_i(m, i8(m), 32, j), "");
+        h = LLVMBuildAnd(m->b, h, splat_i(m, i8(m), 32, 1), "");
+        q = LLVMBuildOr(m->b, q, LLVMBuildShl(m->b, h, splat_i(m, i8(m), 32, 4), ""), "");
+    }
+    LLVMValueRef d = lv_fmul(m, half_at(m, blk, 0), k4_scale(m, blk, j, 0));
+    LLVMValueRef dmin = lv_fmul(m, half_at(m, blk, 2), k4_scale(m, blk, j, 1));
+    return scaled(m, to_float(m, q, 0, 0), d, LLVMBuildFNeg(m->b, dmin, ""));
+}
+
+/* Q6_K (210 bytes): 128 bytes of low nibbles, 64 of 2-bit highs, 16 int8
+ * scales, f16 d. Sub-block j: half h = j/4 and group g = j%4 of it; its 32
+ * elements take nibbles of ql[64h + 32(g&1)..] (low for g < 2), bits 2g of
+ * qh[128 + 32h..], and the scales 8h + 2g (first 16) and 8h + 2g + 1. */
+static LLVMValueRef decode_q6_k(lv_emit *m, LLVMValueRef blk, int j) {
+    int h = j / 4, g = j % 4;
+    LLVMValueRef q = nibbles(m, bytes(m, blk, 64 * h + 32 * (g & 1), 32), 32, g >= 2);
+    LLVMValueRef hi = LLVMBuildLShr(m->b, bytes(m, blk, 128 + 32 * h, 32), splat_i(m, i8(m), 32, 2 * g), "");
+    hi = LLVMBuildShl(m->b, LLVMBuildAnd(m->b, hi, splat_i(m, i8(m), 32, 3), ""), splat_i(m, i8(m), 32, 4), "");
+    LLVMValueRef v = to_float(m, LLVMBuildOr(m->b, q, hi, ""), 1, 32);
+    LLVMValueRef two = LLVMGetUndef(vec(m->f32, 2)), mask[32];
+    for (int s = 0; s < 2; s++) {
+        LLVMValueRef sc = LLVMBuildSIToFP(m->b, load_as(m, i8(m), blk, 192 + 8 * h + 2 * g + s), m->f32, "");
+        two = LLVMBuildInsertElement(m->b, two, sc, LLVMConstInt(m->i32, (unsigned long long)s, 0), "");
+    }
+    for (int i = 0; i < 32; i++) mask[i] = LLVMConstInt(m->i32, i >= 16, 0);
+    LLVMValueRef scales = LLVMBuildShuffleVector(m->b, two, two, LLVMConstVector(mask, 32), "");
+    return lv_fmul(m, lv_fmul(m, v, scales), lv_splat(m, half_at(m, blk, 208), 32));
+}
+
+LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub) {
+    switch (dt) {
+    case GM_Q8_0: return scaled(m, to_float(m, bytes(m, blk, 2, 32), 1, 0), half_at(m, blk, 0), NULL);
+    case GM_Q4_0: return scaled(m, to_float(m, split_nibbles(m, blk, 2), 1, 8), half_at(m, blk, 0), NULL);
+    case GM_Q4_1: return scaled(m, to_float(m, split_nibbles(m, blk, 4), 0, 0), half_at(m, blk, 0), half_at(m, blk, 2));
+    case GM_Q5_0:
+        return scaled(m, to_float(m, fifth_bits(m, split_nibbles(m, blk, 6), blk, 2), 1, 16), half_at(m, blk, 0), NULL);
+    case GM_Q5_1:
+        return scaled(m, to_float(m, fifth_bits(m, split_nibbles(m, blk, 8), blk, 4), 0, 0), half_at(m, blk, 0),
+                      half_at(m, blk, 2));
+    case GM_Q4_K: return decode_k4(m, blk, sub, 0);
+    case GM_Q5_K: return decode_k4(m, blk, sub, 1);
+    case GM_Q6_K: return decode_q6_k(m, blk, sub);
+    default: fprintf(stderr, "gemmac: internal error: %s is not a block-quantized dtype\n", gm_dtype_name(dt)), abort();
+    }
+}
+
+LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k) {
+    int64_t B = gm_dtype_block(dt), size = (int64_t)gm_dtype_size(dt);
+    LLVMValueRef at = lv_add(m, lv_muli(m, row, K / B * size), lv_muli(m, LLVMBuildSDiv(m->b, k, lv_int(m, B), ""), size));
+    return LLVMBuildInBoundsGEP2(m->b, i8(m), w, &at, 1, "");
+}
+
+LLVMValueRef lv_slice(lv_emit *m, LLVMValueRef v, int at, int w) {
+    if (w == 1) return LLVMBuildExtractElement(m->b, v, LLVMConstInt(m->i32, (unsigned long long)at, 0), "");
+    LLVMValueRef idx[64];
+    for (int i = 0; i < w; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(at + i), 0);
+    return LLVMBuildShuffleVector(m->b, v, v, LLVMConstVector(idx, (unsigned)w), "");
+}
