@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 const char *cli_value(int argc, char **argv, int *i, const char *flag) {
     const char *a = argv[*i];
@@ -44,6 +45,7 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po) {
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '9' && !a[3]) return po->level = a[2] - '0', 1;
     if ((v = cli_value(argc, argv, i, "--passes"))) return po->passes = v, 1;
     if ((v = cli_value(argc, argv, i, "--dump-after"))) return po->dump_after = v, 1;
+    if ((v = cli_value(argc, argv, i, "--activations"))) return po->activations = v, 1;
     return 0;
 }
 
@@ -54,4 +56,34 @@ int cli_help(const char *usage) {
     for (int i = 0; i < pipeline_pass_count(); i++) printf("%s%s", i ? ", " : "", pipeline_pass_name(i));
     fputs(at + strlen(CLI_PASS_LIST), stdout);
     return 0;
+}
+
+rt_tokenizer *cli_open_tokenizer(const gm_model *m, const char *tokenizer, const char *weights, gm_err *e) {
+    char path[4200];
+    const gm_blob *blob = tokenizer || weights || m->gguf ? NULL : gm_builtin_tokenizer;
+    if (tokenizer) snprintf(path, sizeof path, "%s", tokenizer);
+    else if (m->gguf) snprintf(path, sizeof path, "%s", m->weights_path); /* the vocabulary inside it */
+    else if (blob) snprintf(path, sizeof path, "%s", blob->name);
+    else {
+        char *dir = gm_strdup(weights ? weights : m->origin);
+        char *slash = strrchr(dir, '/');
+        if (!gm_is_dir(dir)) slash ? (void)(*slash = 0) : (void)strcpy(dir, ".");
+        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+        free(dir);
+        if (access(path, R_OK)) {
+            gm_fail(e, "no tokenizer: %s not found; pass --tokenizer FILE", path);
+            return NULL;
+        }
+    }
+    rt_tokenizer *t = !tokenizer && m->gguf ? gguf_tokenizer(m->gguf, e)
+                      : blob                ? rt_tok_load_from_memory(blob->data, blob->size, path, e)
+                                            : rt_tok_load(path, e);
+    int64_t tv = t ? rt_tok_vocab_size(t) : 0, mv = m->graph->vocab;
+    if (t && (tv > mv || mv - tv > 128)) {
+        gm_fail(e, "%s: the tokenizer has %lld pieces but the model has %lld logits; they do not belong together "
+                "(pass the model's own --tokenizer)", path, (long long)tv, (long long)mv);
+        rt_tok_free(t);
+        return NULL;
+    }
+    return t;
 }

@@ -4,8 +4,10 @@
 #ifndef GM_CLI_H
 #define GM_CLI_H
 
+#include "model.h"
 #include "pipeline.h"
 #include "runtime/common.h"
+#include "runtime/tokenizer.h"
 
 int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -14,6 +16,7 @@ int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i
  * past it; NULL otherwise. A flag missing its value is a usage error. */
@@ -21,7 +24,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *flag);
 int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
 
 /* The pass flags every model-opening command takes: -O0 / -O1, --passes=LIST
- * (names switch passes on, -name off), --dump-after=PASS. Returns 1 when
+ * (names switch passes on, -name off), --dump-after=PASS, --activations. Returns 1 when
  * argv[*i] was one of them (advancing *i past a value), 0 otherwise. */
 int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
 /* Where a usage text lists the pipeline's passes: cli_help prints their names there. */
@@ -31,7 +34,15 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
     "                     plan; and fusion and weight packing (default)\n" \
     "  --passes LIST      switch single passes on (name) or off (-name), of\n" \
     "                     " CLI_PASS_LIST "\n" \
-    "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n"
+    "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n" \
+    "  --activations A    f32 (default, exact) or int8: the matmuls of block-quantized weights\n" \
+    "                     round their input rows to 8 bits per block of 32 (int8 dot products)\n"
+
+/* The tokenizer of model m: the file `tokenizer` when given, else the vocabulary
+ * inside a .gguf, the executable's embedded one, or tokenizer.model beside the
+ * checkpoint (`weights`, else the description). Refused when its size does not
+ * fit the model's logits. */
+rt_tokenizer *cli_open_tokenizer(const gm_model *m, const char *tokenizer, const char *weights, gm_err *e);
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */

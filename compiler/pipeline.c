@@ -9,7 +9,8 @@
 #include <stdlib.h>
 
 /* The passes, in the order they run, with the lowest -O level that runs
- * them; cleanup passes only tidy what the graph holds (the nodes and weights
+ * them (3: none; a pass that changes the numbers runs only when asked);
+ * cleanup passes only tidy what the graph holds (the nodes and weights
  * other passes leave unread, the arena) and change no op. */
 static const struct {
     const char *name;
@@ -21,6 +22,7 @@ static const struct {
     {"fuse_elementwise", pass_fuse_elementwise, 2, 0},
     {"fuse_matmul", pass_fuse_matmul, 2, 0},
     {"pack_weights", pass_pack_weights, 2, 0},
+    {"quantize_activations", pass_quantize_activations, 3, 0}, /* reduced precision: --activations int8 only */
     {"eliminate_dead", pass_eliminate_dead, 1, 1},
     {"plan_memory", pass_plan_memory, 1, 1},
 };
@@ -50,6 +52,7 @@ static int enabled(const gm_pipeline_opts *o, int i) {
     const gm_target_row *t = gm_target_find(o->target);
     if (passes[i].run == pass_pack_weights && t && !t->panel) return 0;
     int on = o->level >= passes[i].level;
+    if (passes[i].run == pass_quantize_activations) on = o->activations && !strcmp(o->activations, "int8");
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");
         int off = *p == '-';
@@ -61,6 +64,9 @@ static int enabled(const gm_pipeline_opts *o, int i) {
 
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e) {
     if (o->level < 0 || o->level > 2) return gm_fail(e, "-O%d: levels are -O0, -O1 and -O2", o->level);
+    if (o->activations && strcmp(o->activations, "f32") && strcmp(o->activations, "int8"))
+        return gm_fail(e, "--activations %.40s: expected f32 (exact, the default) or int8 (quantized weights' matmuls on "
+                          "activations rounded to 8 bits)", o->activations);
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");
         int off = *p == '-';

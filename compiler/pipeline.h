@@ -13,6 +13,7 @@ typedef struct {
     FILE *dump;              /* where dumps go (stderr when NULL) */
     const char *target;      /* the target the graph is compiled for (compiler/targets.h); NULL: native.
                                 Its weight layout decides whether pack_weights runs. */
+    const char *activations; /* --activations: "f32" (NULL: the same; exact) or "int8" (quantize_activations) */
 } gm_pipeline_opts;
 
 #define GM_DEFAULT_LEVEL 2

@@ -324,6 +324,18 @@ static void family_want(const ex_kernel *k, int T, const float *x, const float *
     }
 }
 
+/* x as --activations int8 rounds it (per block of 32: d = max|x| / 127, d · round(x / d)). */
+static float *rounded_to_int8(const float *x, int64_t n) {
+    float *r = gm_malloc(n * sizeof *r);
+    for (int64_t b = 0; b < n; b += 32) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        for (int i = 0; i < 32; i++) r[b + i] = d * rintf(x[b + i] * id);
+    }
+    return r;
+}
+
 static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t K = k->k, N = k->n;
     weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
@@ -335,8 +347,10 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t split = N > 32 ? 32 : N; /* two calls on panel boundaries, as the engine's threads make them */
     fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = 0, .n1 = split, .scratch = scratch});
     fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
-    family_want(k, T, x, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
+    float *xr = k->attr[IR_A_X_INT8] ? rounded_to_int8(x, T * K) : x;
+    family_want(k, T, xr, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
     compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    if (xr != x) free(xr);
     if (packed != w.data) free(packed);
     free_weights(w), free_weights(nw);
     free(x), free(r), free(y), free(scratch), free(want), free(mass);
@@ -397,6 +411,32 @@ static void test_matmul_quantized(void) {
     for (int i = 0; i < N; i++)
         for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
     report("matmul family, quantized", &s);
+    lv_jit_free(j);
+}
+
+/* --activations int8: matmul and matmul_add against x rounded as the
+ * reference rounds it (norm_matmul rounds its normalised rows, which the
+ * kernel and a test compute with different f32 roundings: the golden tests
+ * hold it against the reference backend). Rows 1 and 3 take the integer dot
+ * products (K a multiple of 64), 17 and 30 and K = 64·k + 32 the rounded
+ * rows through the f32 kernels. */
+static void test_matmul_int8(void) {
+    static const int Ts[] = {1, 3, 17, 30};
+    enum { N = N_QTYPES * 2 * 3 };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        gm_dtype dt = qtypes[i % N_QTYPES];
+        int64_t B = gm_dtype_block(dt), shape = i / N_QTYPES % 3;
+        int64_t K = shape == 0 ? (B == 32 ? 64 : B) : shape == 1 ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 96 : B);
+        ks[i] = kernel(i / N_QTYPES / 3 ? IR_MATMUL_ADD : IR_MATMUL, dt, shape == 1 ? 100 : 33, K);
+        ks[i].attr[IR_A_X_INT8] = 1;
+        if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
+    }
+    lv_jit *j = compile(ks, N);
+    score s = {0, 0};
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
+    report("matmul, int8 activations", &s);
     lv_jit_free(j);
 }
 
@@ -573,6 +613,7 @@ int main(void) {
     CU_add_test(s, "matmul", test_matmul);
     CU_add_test(s, "matmul, norm_matmul, matmul_add on panel weights", test_matmul_family);
     CU_add_test(s, "matmul family on block-quantized weights", test_matmul_quantized);
+    CU_add_test(s, "matmul on block-quantized weights, int8 activations", test_matmul_int8);
     CU_add_test(s, "embed of block-quantized tables", test_embed_quantized);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);

@@ -76,6 +76,7 @@ static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
  * packed for its tiles and its block of weights converted to f32. */
 int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
+    if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) n += round_up16(T * k->k); /* x rounded to 8 bits */
     if (k->panel || gm_dtype_quantized(k->wtype))
         n += round_up16(T * EX_KC) + (k->wtype != GM_F32 ? (int64_t)EX_KC * EX_PANEL : 0);
     return n;

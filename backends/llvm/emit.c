@@ -83,7 +83,7 @@ LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w) {
     return LLVMBuildShuffleVector(m->b, one, LLVMGetPoison(vt), zeros, "");
 }
 
-static LLVMValueRef intrinsic_of(lv_emit *m, const char *name, LLVMTypeRef *overloads, size_t n_over,
+LLVMValueRef lv_intrinsic(lv_emit *m, const char *name, LLVMTypeRef *overloads, size_t n_over,
                                  LLVMValueRef *args, unsigned n) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     LLVMValueRef fn = LLVMGetIntrinsicDeclaration(m->mod, id, overloads, n_over);
@@ -92,7 +92,7 @@ static LLVMValueRef intrinsic_of(lv_emit *m, const char *name, LLVMTypeRef *over
 }
 
 static LLVMValueRef intrinsic(lv_emit *m, const char *name, LLVMTypeRef overload, LLVMValueRef *args, unsigned n) {
-    return intrinsic_of(m, name, &overload, 1, args, n);
+    return lv_intrinsic(m, name, &overload, 1, args, n);
 }
 
 LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
@@ -216,13 +216,13 @@ LLVMValueRef lv_load_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLV
     LLVMTypeRef types[2] = {of_width(m->f32, w), m->ptr};
     LLVMValueRef args[4] = {LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, ""), LLVMConstInt(m->i32, 4, 0), mask,
                             lv_real(m, 0, w)};
-    return intrinsic_of(m, "llvm.masked.load", types, 2, args, 4);
+    return lv_intrinsic(m, "llvm.masked.load", types, 2, args, 4);
 }
 
 void lv_store_masked(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v, LLVMValueRef mask) {
     LLVMTypeRef types[2] = {LLVMTypeOf(v), m->ptr};
     LLVMValueRef args[4] = {v, LLVMBuildInBoundsGEP2(m->b, m->f32, base, &idx, 1, ""), LLVMConstInt(m->i32, 4, 0), mask};
-    intrinsic_of(m, "llvm.masked.store", types, 2, args, 4);
+    lv_intrinsic(m, "llvm.masked.store", types, 2, args, 4);
 }
 
 void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step, int n,

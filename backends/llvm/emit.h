@@ -64,6 +64,9 @@ LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x);
 LLVMValueRef lv_tanh(lv_emit *m, LLVMValueRef x);
 /* A hint to bring the cache line of base[idx] (dtype dt) into L2; never faults. */
 void lv_prefetch_l2(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt);
+/* A call to the LLVM intrinsic `name` with its n_over overloaded types. */
+LLVMValueRef lv_intrinsic(lv_emit *m, const char *name, LLVMTypeRef *overloads, size_t n_over, LLVMValueRef *args,
+                          unsigned n);
 /* A call to the libm function `name` of x's type (float or double). */
 LLVMValueRef lv_libm(lv_emit *m, const char *name, LLVMValueRef x);
 

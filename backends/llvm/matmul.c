@@ -445,6 +445,54 @@ static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1)
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
+/* --activations int8 with fewer rows than a tile: x's rows quantized into
+ * the scratch, then integer dot products against each weight row (int8.c). */
+static void emit_int8_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef q = c->scratch;
+    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
+    int64_t row_bytes = (int64_t)gm_dtype_bytes(c->dt, c->K);
+    lv_loop t, n;
+    lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
+    LLVMValueRef qt = lv_muli(m, t.i, c->K / 64 * LV_Q8_GROUP);
+    qt = LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), q, &qt, 1, "");
+    lv_loop_begin(m, &n, n0, n1, 1, 0, NULL);
+    LLVMValueRef wb = lv_muli(m, n.i, row_bytes);
+    LLVMValueRef dot = lv_int8_dot(m, c->dt, LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), c->w, &wb, 1, ""), qt, c->K);
+    LLVMValueRef at = lv_add(m, lv_muli(m, t.i, c->N), n.i);
+    lv_store(m, c->y, at, finish(m, c, dot, at, 1, NULL));
+    lv_loop_end(m, &n, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* The matmul of a quantized weight under --activations int8: with fewer
+ * rows than a tile and K a multiple of 64, integer dot products; otherwise
+ * x's rows rounded to 8 bits and back into the scratch, then the f32 kernels
+ * (the same numbers up to the order of the f32 sums). */
+static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef f = c->scratch;
+    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, f);
+    c->x = f;
+    c->scratch = past(m, c->scratch, lv_muli(m, c->T, c->K));
+    emit_panels(m, c, n0, n1);
+}
+
+static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    if (c->K % 64) return emit_rounded(m, c, n0, n1);
+    LLVMBasicBlockRef ints = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_dots"),
+                      rounded = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "rounded"),
+                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_done");
+    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, c->T, lv_int(m, tile_rows(m) > 1 ? tile_rows(m) : 2), ""), ints,
+                    rounded);
+    LLVMPositionBuilderAtEnd(m->b, ints);
+    mm_ctx ci = *c;
+    emit_int8_rows(m, &ci, n0, n1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, rounded);
+    emit_rounded(m, c, n0, n1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
+}
+
 void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     mm_ctx c = {.k = k, .x = lv_field_ptr(m, offsetof(ex_call, in)),
                 .w = lv_field_ptr(m, offsetof(ex_call, in) + sizeof(void *)),
@@ -453,6 +501,7 @@ void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     if (k->op == IR_MATMUL_ADD) c.r = lv_field_ptr(m, offsetof(ex_call, in) + 2 * sizeof(void *));
     if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
     LLVMValueRef n0 = lv_field_i64(m, offsetof(ex_call, n0)), n1 = lv_field_i64(m, offsetof(ex_call, n1));
-    if (k->panel || gm_dtype_quantized(k->wtype)) emit_panels(m, &c, n0, n1);
+    if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) emit_int8(m, &c, n0, n1);
+    else if (k->panel || gm_dtype_quantized(k->wtype)) emit_panels(m, &c, n0, n1);
     else emit_row_major(m, &c, n0, n1);
 }

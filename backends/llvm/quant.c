@@ -78,19 +78,6 @@ static LLVMValueRef fifth_bits(lv_emit *m, LLVMValueRef q, LLVMValueRef blk, int
     return LLVMBuildOr(m->b, q, h, "");
 }
 
-/* <32 x float> of signed or unsigned bytes q, minus offset. */
-static LLVMValueRef to_float(lv_emit *m, LLVMValueRef q, int is_signed, int offset) {
-    if (offset) q = LLVMBuildSub(m->b, q, splat_i(m, i8(m), 32, offset), "");
-    return is_signed || offset ? LLVMBuildSIToFP(m->b, q, vec(m->f32, 32), "")
-                               : LLVMBuildUIToFP(m->b, q, vec(m->f32, 32), "");
-}
-
-/* d · v + min (min may be NULL), d and min scalars. */
-static LLVMValueRef scaled(lv_emit *m, LLVMValueRef v, LLVMValueRef d, LLVMValueRef min) {
-    v = lv_fmul(m, v, lv_splat(m, d, 32));
-    return min ? lv_fadd(m, v, lv_splat(m, min, 32)) : v;
-}
-
 /* The 6-bit scale (min = 0) or min (min = 1) of sub-block j of Q4_K/Q5_K,
  * from the 12 bytes at blk + 4, as f32. */
 static LLVMValueRef k4_scale(lv_emit *m, LLVMValueRef blk, int j, int min) {
@@ -108,8 +95,8 @@ static LLVMValueRef k4_scale(lv_emit *m, LLVMValueRef blk, int j, int min) {
 
 /* Q4_K (144 bytes) and Q5_K (176): d, dmin, 12 scale bytes, [Q5_K: 32 bytes
  * of fifth bits,] 128 bytes of nibbles; sub-block j takes the low (j even)
- * or high nibbles of bytes 32·(j/2).. of the quants. */
-static LLVMValueRef decode_k4(lv_emit *m, LLVMValueRef blk, int j, int five) {
+ * or high nibbles of bytes 32·(j/2).. of the quants; value d·sc·q − dmin·m. */
+static void sub_k4(lv_emit *m, LLVMValueRef blk, int j, int five, lv_qsub *s) {
     LLVMValueRef q = nibbles(m, bytes(m, blk, (five ? 48 : 16) + 32 * (j / 2), 32), 32, j & 1);
     if (five) {
         LLVMValueRef h = LLVMBuildLShr(m->b, bytes(m, blk, 16, 32), splat_i(m, i8(m), 32, j), "");
@@ -118,44 +105,61 @@ static LLVMValueRef decode_k4(lv_emit *m, LLVMValueRef blk, int j, int five) {
     }
     LLVMValueRef d = lv_fmul(m, half_at(m, blk, 0), k4_scale(m, blk, j, 0));
     LLVMValueRef dmin = lv_fmul(m, half_at(m, blk, 2), k4_scale(m, blk, j, 1));
-    return scaled(m, to_float(m, q, 0, 0), d, LLVMBuildFNeg(m->b, dmin, ""));
+    *s = (lv_qsub){q, 0, 0, {d, d}, LLVMBuildFNeg(m->b, dmin, "")};
 }
 
 /* Q6_K (210 bytes): 128 bytes of low nibbles, 64 of 2-bit highs, 16 int8
  * scales, f16 d. Sub-block j: half h = j/4 and group g = j%4 of it; its 32
  * elements take nibbles of ql[64h + 32(g&1)..] (low for g < 2), bits 2g of
- * qh[128 + 32h..], and the scales 8h + 2g (first 16) and 8h + 2g + 1. */
-static LLVMValueRef decode_q6_k(lv_emit *m, LLVMValueRef blk, int j) {
+ * qh[128 + 32h..], and the scales 8h + 2g (first 16) and 8h + 2g + 1;
+ * value d·sc·(q − 32). */
+static void sub_q6_k(lv_emit *m, LLVMValueRef blk, int j, lv_qsub *s) {
     int h = j / 4, g = j % 4;
     LLVMValueRef q = nibbles(m, bytes(m, blk, 64 * h + 32 * (g & 1), 32), 32, g >= 2);
     LLVMValueRef hi = LLVMBuildLShr(m->b, bytes(m, blk, 128 + 32 * h, 32), splat_i(m, i8(m), 32, 2 * g), "");
     hi = LLVMBuildShl(m->b, LLVMBuildAnd(m->b, hi, splat_i(m, i8(m), 32, 3), ""), splat_i(m, i8(m), 32, 4), "");
-    LLVMValueRef v = to_float(m, LLVMBuildOr(m->b, q, hi, ""), 1, 32);
-    LLVMValueRef two = LLVMGetUndef(vec(m->f32, 2)), mask[32];
-    for (int s = 0; s < 2; s++) {
-        LLVMValueRef sc = LLVMBuildSIToFP(m->b, load_as(m, i8(m), blk, 192 + 8 * h + 2 * g + s), m->f32, "");
-        two = LLVMBuildInsertElement(m->b, two, sc, LLVMConstInt(m->i32, (unsigned long long)s, 0), "");
+    *s = (lv_qsub){LLVMBuildOr(m->b, q, hi, ""), 0, 32, {NULL, NULL}, NULL};
+    LLVMValueRef d = half_at(m, blk, 208);
+    for (int k = 0; k < 2; k++)
+        s->scale[k] = lv_fmul(m, d, LLVMBuildSIToFP(m->b, load_as(m, i8(m), blk, 192 + 8 * h + 2 * g + k), m->f32, ""));
+}
+
+void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s) {
+    LLVMValueRef d = NULL, min = NULL;
+    switch (dt) {
+    case GM_Q8_0: *s = (lv_qsub){bytes(m, blk, 2, 32), 1, 0, {d = half_at(m, blk, 0), d}, NULL}; break;
+    case GM_Q4_0: *s = (lv_qsub){split_nibbles(m, blk, 2), 0, 8, {d = half_at(m, blk, 0), d}, NULL}; break;
+    case GM_Q4_1:
+        *s = (lv_qsub){split_nibbles(m, blk, 4), 0, 0, {d = half_at(m, blk, 0), d}, min = half_at(m, blk, 2)};
+        break;
+    case GM_Q5_0: *s = (lv_qsub){fifth_bits(m, split_nibbles(m, blk, 6), blk, 2), 0, 16, {d = half_at(m, blk, 0), d}, NULL}; break;
+    case GM_Q5_1:
+        *s = (lv_qsub){fifth_bits(m, split_nibbles(m, blk, 8), blk, 4), 0, 0, {d = half_at(m, blk, 0), d},
+                       min = half_at(m, blk, 2)};
+        break;
+    case GM_Q4_K: sub_k4(m, blk, sub, 0, s); break;
+    case GM_Q5_K: sub_k4(m, blk, sub, 1, s); break;
+    case GM_Q6_K: sub_q6_k(m, blk, sub, s); break;
+    default: fprintf(stderr, "gemmac: internal error: %s is not a block-quantized dtype\n", gm_dtype_name(dt)), abort();
     }
-    for (int i = 0; i < 32; i++) mask[i] = LLVMConstInt(m->i32, i >= 16, 0);
-    LLVMValueRef scales = LLVMBuildShuffleVector(m->b, two, two, LLVMConstVector(mask, 32), "");
-    return lv_fmul(m, lv_fmul(m, v, scales), lv_splat(m, half_at(m, blk, 208), 32));
+}
+
+/* <n x float> of lanes [0, n/2) a and [n/2, n) b. */
+LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
+    LLVMValueRef two = LLVMGetUndef(vec(LLVMTypeOf(a), 2)), mask[64];
+    two = LLVMBuildInsertElement(m->b, two, a, LLVMConstInt(m->i32, 0, 0), "");
+    two = LLVMBuildInsertElement(m->b, two, b, LLVMConstInt(m->i32, 1, 0), "");
+    for (int i = 0; i < n; i++) mask[i] = LLVMConstInt(m->i32, i >= n / 2, 0);
+    return LLVMBuildShuffleVector(m->b, two, two, LLVMConstVector(mask, (unsigned)n), "");
 }
 
 LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub) {
-    switch (dt) {
-    case GM_Q8_0: return scaled(m, to_float(m, bytes(m, blk, 2, 32), 1, 0), half_at(m, blk, 0), NULL);
-    case GM_Q4_0: return scaled(m, to_float(m, split_nibbles(m, blk, 2), 1, 8), half_at(m, blk, 0), NULL);
-    case GM_Q4_1: return scaled(m, to_float(m, split_nibbles(m, blk, 4), 0, 0), half_at(m, blk, 0), half_at(m, blk, 2));
-    case GM_Q5_0:
-        return scaled(m, to_float(m, fifth_bits(m, split_nibbles(m, blk, 6), blk, 2), 1, 16), half_at(m, blk, 0), NULL);
-    case GM_Q5_1:
-        return scaled(m, to_float(m, fifth_bits(m, split_nibbles(m, blk, 8), blk, 4), 0, 0), half_at(m, blk, 0),
-                      half_at(m, blk, 2));
-    case GM_Q4_K: return decode_k4(m, blk, sub, 0);
-    case GM_Q5_K: return decode_k4(m, blk, sub, 1);
-    case GM_Q6_K: return decode_q6_k(m, blk, sub);
-    default: fprintf(stderr, "gemmac: internal error: %s is not a block-quantized dtype\n", gm_dtype_name(dt)), abort();
-    }
+    lv_qsub s;
+    lv_quant_sub(m, dt, blk, sub, &s);
+    LLVMValueRef q = s.offset ? LLVMBuildSub(m->b, s.q, splat_i(m, i8(m), 32, s.offset), "") : s.q;
+    q = s.is_signed || s.offset ? LLVMBuildSIToFP(m->b, q, vec(m->f32, 32), "") : LLVMBuildUIToFP(m->b, q, vec(m->f32, 32), "");
+    LLVMValueRef v = lv_fmul(m, q, s.scale[0] == s.scale[1] ? lv_splat(m, s.scale[0], 32) : lv_halves(m, s.scale[0], s.scale[1], 32));
+    return s.min ? lv_fadd(m, v, lv_splat(m, s.min, 32)) : v;
 }
 
 LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k) {

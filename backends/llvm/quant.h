@@ -7,13 +7,40 @@
 
 #define LV_QSUB 32 /* elements of one decoded sub-block: a block of 32, or an eighth of 256 */
 
-/* The elements [32·sub, 32·sub + 32) of the block of dtype dt at byte
- * address blk, as <32 x float>; sub < gm_dtype_block(dt) / 32. */
+/* Sub-block `sub` (elements [32·sub, 32·sub + 32), sub < gm_dtype_block / 32)
+ * of the block of dtype dt at byte address blk, as its integers and scales:
+ * element i is scale[i / 16] · (q[i] − offset) + min. */
+typedef struct {
+    LLVMValueRef q;         /* <32 x i8>: the quants, signed when is_signed (Q8_0), else unsigned */
+    int is_signed, offset;
+    LLVMValueRef scale[2];  /* f32: of elements 0–15 and 16–31 (one value but for Q6_K) */
+    LLVMValueRef min;       /* f32, or NULL */
+} lv_qsub;
+void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s);
+/* The same as <32 x float> values. */
 LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub);
 /* The address of the block holding element k (i64, a multiple of the block
  * size) of row `row` of a row-major weight with K columns at w. */
 LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k);
+/* <n x T> of a in lanes [0, n/2) and b in [n/2, n), a and b scalars of type T. */
+LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n);
 /* Lanes [at, at + w) of the vector v (w = 1: the scalar). */
 LLVMValueRef lv_slice(lv_emit *m, LLVMValueRef v, int at, int w);
+
+/* --activations int8 (int8.c). A row of x quantized for the integer dot
+ * products is K/64 groups of LV_Q8_GROUP bytes: 64 int8 quants (two blocks of
+ * 32, each d = max|x| / 127, q = round(x / d)), the two d as <16 x float>
+ * (lanes 0–7 the first block's), and <16 x i32> holding in lanes 0, 4, 8 and
+ * 12 the sums of the quants of each 16 elements, times −offset of the weight
+ * format dt (raw sums for the formats with a min, which need them). */
+#define LV_Q8_GROUP 192
+/* Rows [0, rows) of x (K columns, K a multiple of 32): into q (groups as
+ * above, K a multiple of 64) and/or, rounded back to f32 (d · q), into f;
+ * either may be NULL. */
+void lv_emit_x_int8(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef rows, int64_t K, LLVMValueRef q, LLVMValueRef f);
+/* Σ_k w[k] · x[k] of one weight row (dtype dt, K columns, at byte address
+ * wrow) and one quantized row of x (at qrow): integer dot products of 64
+ * quants at a time (vpdpbusd with AVX-512 VNNI), scaled in f32; a scalar. */
+LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRef qrow, int64_t K);
 
 #endif

@@ -75,17 +75,33 @@ static void add_residual(const float *r, int64_t len, float *y) {
 
 static double softcap(double v, double cap) { return cap * tanh(v / cap); }
 
+/* x as --activations int8 gives it to a quantized weight's matmul
+ * (passes/quantize_activations.c): per block of 32, d = max|x| / 127 and
+ * each value d · round(x / d), ties to even. */
+static void round_to_int8(float *x, int64_t n) {
+    for (int64_t b = 0; b < n; b += 32) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        for (int i = 0; i < 32; i++) x[b + i] = d * rintf(x[b + i] * id);
+    }
+}
+
 /* matmul and its fused forms, step by step as the unfused ops compute them:
- * the norm before (norm_matmul), then the residual add or the softcap after. */
+ * the norm before (norm_matmul), x rounded to 8 bits (x_int8), then the
+ * residual add or the softcap after. */
 static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     const ir_graph *g = r->g;
     int64_t K = ir_value_cols(g, n->in[0]), N = ir_value_cols(g, n->out);
     const float *x = r->act[n->in[0]];
     float *normed = NULL;
-    if (n->op == IR_NORM_MATMUL) {
-        x = normed = gm_malloc((size_t)T * K * sizeof(float));
+    int int8 = n->attr[IR_A_X_INT8] && gm_dtype_quantized(r->bound[n->in[1]]->dtype);
+    if (n->op == IR_NORM_MATMUL || int8) x = normed = gm_malloc((size_t)T * K * sizeof(float));
+    if (n->op == IR_NORM_MATMUL)
         rms_norm(r->act[n->in[0]], T, K, r->bound[n->in[2]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], normed);
-    }
+    else if (int8)
+        memcpy(normed, r->act[n->in[0]], (size_t)T * K * sizeof(float));
+    if (int8) round_to_int8(normed, T * K);
     matmul(x, T, K, r->bound[n->in[1]], N, y);
     free(normed);
     if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);

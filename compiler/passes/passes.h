@@ -11,6 +11,7 @@ void pass_eliminate_common(ir_graph *g);
 void pass_fuse_elementwise(ir_graph *g);
 void pass_fuse_matmul(ir_graph *g);
 void pass_pack_weights(ir_graph *g);
+void pass_quantize_activations(ir_graph *g);
 void pass_eliminate_dead(ir_graph *g);
 void pass_plan_memory(ir_graph *g);
 

@@ -1,0 +1,189 @@
+/* int8.c — the integer dot products of --activations int8
+ * (passes/quantize_activations.c): a row of x rounded to 8 bits per block
+ * of 32, against a block-quantized weight row as stored.
+ *
+ * The weight's quants are small unsigned integers (or Q8_0's signed ones),
+ * so Σ w·x over a sub-block of 32 is d_w · d_x · Σ (q_w − offset) · q_x
+ * (+ min · d_x · Σ q_x for the formats with a min): an exact integer sum and
+ * a few f32 products. Sixty-four quants go at once: one vpdpbusd (AVX-512
+ * VNNI: unsigned bytes × signed bytes, four products summed into each of 16
+ * i32 lanes) where the CPU has it, widened multiplies elsewhere. Lane i of
+ * the sum holds elements 4i..4i+3, so lanes 0–3 and 4–7 are the two halves
+ * of the first sub-block, 8–15 the second: one <16 x float> of per-lane
+ * scales (d_w of each half, 16 elements, for Q6_K; times d_x of the block)
+ * turns it into f32, with no horizontal sum until the row is done. The
+ * offset enters as the i32 accumulator the dot product starts from: −offset
+ * times the sums of x's quants, which the quantizer stores beside them. For
+ * Q8_0's signed weights, the weight's sign moves onto x (|w| · ±x). */
+#include "quant.h"
+
+#include <string.h>
+
+static LLVMTypeRef vec(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
+static LLVMTypeRef i8(lv_emit *m) { return LLVMInt8TypeInContext(m->ctx); }
+
+static LLVMValueRef at_offset(lv_emit *m, LLVMValueRef p, LLVMValueRef bytes) {
+    return LLVMBuildInBoundsGEP2(m->b, i8(m), p, &bytes, 1, "");
+}
+
+static LLVMValueRef load_vec(lv_emit *m, LLVMTypeRef ty, LLVMValueRef p, LLVMValueRef bytes, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(m->b, ty, at_offset(m, p, bytes), "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static void store_vec(lv_emit *m, LLVMValueRef v, LLVMValueRef p, LLVMValueRef bytes, unsigned align) {
+    LLVMSetAlignment(LLVMBuildStore(m->b, v, at_offset(m, p, bytes)), align);
+}
+
+/* The intrinsic named for vector type ty (one overload). */
+static LLVMValueRef call1(lv_emit *m, const char *name, LLVMTypeRef ty, LLVMValueRef *args, unsigned n) {
+    return lv_intrinsic(m, name, &ty, 1, args, n);
+}
+
+static LLVMValueRef lane_mask(lv_emit *m, int n, int (*lane)(int)) {
+    LLVMValueRef idx[64];
+    for (int i = 0; i < n; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)lane(i), 0);
+    return LLVMConstVector(idx, (unsigned)n);
+}
+
+static int identity(int i) { return i; }
+
+/* a ++ b, two <n x T> into <2n x T>. */
+static LLVMValueRef concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
+    return LLVMBuildShuffleVector(m->b, a, b, lane_mask(m, 2 * n, identity), "");
+}
+
+/* ---- the quantizer ---- */
+
+/* The sum of lanes [at, at + 16) of the <32 x i32> q. */
+static LLVMValueRef sum16(lv_emit *m, LLVMValueRef q, int at) {
+    LLVMValueRef idx[16];
+    for (int i = 0; i < 16; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(at + i), 0);
+    LLVMValueRef h = LLVMBuildShuffleVector(m->b, q, q, LLVMConstVector(idx, 16), "");
+    return call1(m, "llvm.vector.reduce.add", vec(m->i32, 16), &h, 1);
+}
+
+/* One block of 32 at x[at..]: its quants (<32 x i32>), d, and the quants as f32. */
+static LLVMValueRef quantize_block(lv_emit *m, LLVMValueRef x, LLVMValueRef at, LLVMValueRef *d, LLVMValueRef *qf) {
+    LLVMValueRef v = lv_load(m, x, at, GM_F32, 32);
+    LLVMValueRef a = call1(m, "llvm.fabs", vec(m->f32, 32), &v, 1);
+    LLVMValueRef amax = call1(m, "llvm.vector.reduce.fmax", vec(m->f32, 32), &a, 1);
+    *d = LLVMBuildFDiv(m->b, amax, LLVMConstReal(m->f32, 127), "");
+    LLVMValueRef zero = LLVMConstReal(m->f32, 0);
+    LLVMValueRef id = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealONE, *d, zero, ""),
+                                      LLVMBuildFDiv(m->b, LLVMConstReal(m->f32, 1), *d, ""), zero, "");
+    LLVMValueRef scaled = LLVMBuildFMul(m->b, v, lv_splat(m, id, 32), "");
+    *qf = call1(m, "llvm.rint", vec(m->f32, 32), &scaled, 1);
+    return LLVMBuildFPToSI(m->b, *qf, vec(m->i32, 32), "");
+}
+
+/* The i32 the integer dot products start from, per 16 quants of x: −offset
+ * times their sum, or the sum itself for a format with a min. */
+static int64_t sum_factor(gm_dtype dt) {
+    switch (dt) {
+    case GM_Q4_0: return -8;
+    case GM_Q5_0: return -16;
+    case GM_Q6_K: return -32;
+    default: return 1;
+    }
+}
+
+/* Group g of row t: quants, d's and sums into q; f32 values into f. */
+static void quantize_group(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef xt, LLVMValueRef g, LLVMValueRef q,
+                           LLVMValueRef qt, LLVMValueRef f) {
+    LLVMValueRef d[2], sums = LLVMConstNull(vec(m->i32, 16)), q8[2];
+    for (int h = 0; h < 2; h++) {
+        LLVMValueRef at = lv_add(m, xt, lv_addi(m, lv_muli(m, g, 64), 32 * h)), qf;
+        LLVMValueRef qi = quantize_block(m, x, at, &d[h], &qf);
+        if (f) lv_store(m, f, at, LLVMBuildFMul(m->b, qf, lv_splat(m, d[h], 32), ""));
+        q8[h] = LLVMBuildTrunc(m->b, qi, vec(i8(m), 32), "");
+        for (int s = 0; s < 2; s++) {
+            LLVMValueRef sum = LLVMBuildMul(m->b, sum16(m, qi, 16 * s), LLVMConstInt(m->i32, (unsigned long long)sum_factor(dt), 1), "");
+            sums = LLVMBuildInsertElement(m->b, sums, sum, LLVMConstInt(m->i32, (unsigned long long)(8 * h + 4 * s), 0), "");
+        }
+    }
+    if (!q) return;
+    LLVMValueRef base = lv_add(m, qt, lv_muli(m, g, LV_Q8_GROUP));
+    store_vec(m, concat(m, q8[0], q8[1], 32), q, base, 16);
+    store_vec(m, lv_halves(m, d[0], d[1], 16), q, lv_addi(m, base, 64), 16);
+    store_vec(m, sums, q, lv_addi(m, base, 128), 16);
+}
+
+void lv_emit_x_int8(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef rows, int64_t K, LLVMValueRef q, LLVMValueRef f) {
+    lv_loop t, g;
+    lv_loop_begin(m, &t, lv_int(m, 0), rows, 1, 0, NULL);
+    LLVMValueRef xt = lv_muli(m, t.i, K), qt = lv_muli(m, t.i, K / 64 * LV_Q8_GROUP);
+    lv_loop_begin(m, &g, lv_int(m, 0), lv_int(m, K / 64), 1, 0, NULL);
+    quantize_group(m, dt, x, xt, g.i, q, qt, f);
+    lv_loop_end(m, &g, NULL);
+    if (K % 64) { /* a last block of 32: only rounded back (q needs K a multiple of 64) */
+        LLVMValueRef at = lv_addi(m, xt, K - 32), d, qf;
+        quantize_block(m, x, at, &d, &qf);
+        lv_store(m, f, at, LLVMBuildFMul(m->b, qf, lv_splat(m, d, 32), ""));
+    }
+    lv_loop_end(m, &t, NULL);
+}
+
+/* ---- the dot products ---- */
+
+/* acc + Σ over each 4 lanes of a (unsigned) · b (signed), <64 x i8> into <16 x i32>. */
+static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b) {
+    if (m->target->features && strstr(m->target->features, "+avx512vnni")) {
+        LLVMValueRef args[3] = {acc, LLVMBuildBitCast(m->b, a, vec(m->i32, 16), ""),
+                                LLVMBuildBitCast(m->b, b, vec(m->i32, 16), "")};
+        LLVMTypeRef v16 = vec(m->i32, 16), params[3] = {v16, v16, v16};
+        LLVMValueRef fn = LLVMGetNamedFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512");
+        if (!fn) fn = LLVMAddFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512", LLVMFunctionType(v16, params, 3, 0));
+        return LLVMBuildCall2(m->b, LLVMFunctionType(v16, params, 3, 0), fn, args, 3, "");
+    }
+    LLVMValueRef p = LLVMBuildMul(m->b, LLVMBuildZExt(m->b, a, vec(m->i32, 64), ""), LLVMBuildSExt(m->b, b, vec(m->i32, 64), ""), "");
+    for (int j = 0; j < 4; j++) {
+        LLVMValueRef idx[16];
+        for (int i = 0; i < 16; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(4 * i + j), 0);
+        acc = LLVMBuildAdd(m->b, acc, LLVMBuildShuffleVector(m->b, p, p, LLVMConstVector(idx, 16), ""), "");
+    }
+    return acc;
+}
+
+/* <16 x float> of the two sub-blocks' per-half scales, four lanes each. */
+static LLVMValueRef lane_scales(lv_emit *m, const lv_qsub *s) {
+    return concat(m, lv_halves(m, s[0].scale[0], s[0].scale[1], 8), lv_halves(m, s[1].scale[0], s[1].scale[1], 8), 8);
+}
+
+/* acc + the group of 64 (sub-blocks s[0], s[1]) against x's group at xg. */
+static LLVMValueRef group_dot(lv_emit *m, const lv_qsub *s, LLVMValueRef qrow, LLVMValueRef xg, LLVMValueRef acc) {
+    LLVMValueRef w = concat(m, s[0].q, s[1].q, 32);
+    LLVMValueRef x = load_vec(m, vec(i8(m), 64), qrow, xg, 16);
+    LLVMValueRef dx = load_vec(m, vec(m->f32, 16), qrow, lv_addi(m, xg, 64), 16);
+    LLVMValueRef sums = load_vec(m, vec(m->i32, 16), qrow, lv_addi(m, xg, 128), 16);
+    LLVMValueRef p, zero = LLVMConstNull(vec(m->i32, 16));
+    if (s[0].is_signed) { /* |w| · (x with w's sign): |−128| is 128 unsigned, and −x fits as x is within ±127 */
+        LLVMValueRef neg = LLVMBuildICmp(m->b, LLVMIntSLT, w, LLVMConstNull(vec(i8(m), 64)), "");
+        LLVMValueRef aw = LLVMBuildSelect(m->b, neg, LLVMBuildNeg(m->b, w, ""), w, "");
+        p = dot4(m, zero, aw, LLVMBuildSelect(m->b, neg, LLVMBuildNeg(m->b, x, ""), x, ""));
+    } else {
+        p = dot4(m, s[0].offset ? sums : zero, w, x);
+    }
+    acc = lv_fadd(m, acc, lv_fmul(m, LLVMBuildSIToFP(m->b, p, vec(m->f32, 16), ""), lv_fmul(m, lane_scales(m, s), dx)));
+    if (!s[0].min) return acc;
+    LLVMValueRef xs = lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sums, vec(m->f32, 16), ""));
+    return lv_fadd(m, acc, lv_fmul(m, lv_halves(m, s[0].min, s[1].min, 16), xs));
+}
+
+LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRef qrow, int64_t K) {
+    int B = gm_dtype_block(dt), step = B > 64 ? B : 64, size = (int)gm_dtype_size(dt);
+    LLVMValueRef zero = lv_real(m, 0, 16);
+    lv_loop k;
+    lv_loop_begin(m, &k, lv_int(m, 0), lv_int(m, K), step, 1, &zero);
+    LLVMValueRef blk = at_offset(m, wrow, lv_muli(m, LLVMBuildSDiv(m->b, k.i, lv_int(m, B), ""), size)), acc = k.v[0];
+    for (int g = 0; g < step / 64; g++) {
+        lv_qsub s[2];
+        for (int h = 0; h < 2; h++) /* a block of 32 each, or two sub-blocks of one block */
+            lv_quant_sub(m, dt, B == 32 ? at_offset(m, blk, lv_int(m, h * size)) : blk, B == 32 ? 0 : 2 * g + h, &s[h]);
+        LLVMValueRef xg = lv_muli(m, LLVMBuildSDiv(m->b, lv_addi(m, k.i, 64 * g), lv_int(m, 64), ""), LV_Q8_GROUP);
+        acc = group_dot(m, s, qrow, xg, acc);
+    }
+    lv_loop_end(m, &k, &acc);
+    return lv_hsum(m, k.v[0]);
+}
