@@ -68,14 +68,12 @@ static LLVMValueRef split_nibbles(lv_emit *m, LLVMValueRef blk, int off) {
     return concat16(m, nibbles(m, q, 16, 0), nibbles(m, q, 16, 1));
 }
 
-/* q | (bit `shift + i` of the 32-bit mask at off) << 4, for lanes i of 32: the fifth bit of Q5_0/Q5_1. */
+/* q | (bit i of the 32-bit mask at off) << 4, for lanes i of 32: the fifth
+ * bit of Q5_0/Q5_1. The mask read as <32 x i1> is one mask register on
+ * AVX-512, so this is a masked or. */
 static LLVMValueRef fifth_bits(lv_emit *m, LLVMValueRef q, LLVMValueRef blk, int off) {
-    LLVMValueRef lanes[32];
-    for (int i = 0; i < 32; i++) lanes[i] = LLVMConstInt(m->i32, (unsigned long long)i, 0);
-    LLVMValueRef h = lv_splat(m, load_as(m, m->i32, blk, off), 32);
-    h = LLVMBuildAnd(m->b, LLVMBuildLShr(m->b, h, LLVMConstVector(lanes, 32), ""), splat_i(m, m->i32, 32, 1), "");
-    h = LLVMBuildShl(m->b, LLVMBuildTrunc(m->b, h, vec(i8(m), 32), ""), splat_i(m, i8(m), 32, 4), "");
-    return LLVMBuildOr(m->b, q, h, "");
+    LLVMValueRef bits = LLVMBuildBitCast(m->b, load_as(m, m->i32, blk, off), vec(LLVMInt1TypeInContext(m->ctx), 32), "");
+    return LLVMBuildOr(m->b, q, LLVMBuildSelect(m->b, bits, splat_i(m, i8(m), 32, 16), LLVMConstNull(vec(i8(m), 32)), ""), "");
 }
 
 /* The 6-bit scale (min = 0) or min (min = 1) of sub-block j of Q4_K/Q5_K,
