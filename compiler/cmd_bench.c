@@ -38,7 +38,7 @@
 static const char usage[] =
     "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 5|auto]\n"
     "                    [--precision 2] [--budget 600] [--threads N] [--backend jit] [--configs LIST]\n"
-    "                    [--json] [--svg F] [--profile] [--weights DIR]\n"
+    "                    [--json] [--svg F] [--profile] [--weights DIR] [--activations f32|int8]\n"
     "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions (default 5, at most 64); each runs every row once, in an order\n"
@@ -60,10 +60,12 @@ static const char usage[] =
     "  --svg FILE         also draw the ablation as a chart: median prefill and decode tokens/s and\n"
     "                     decode's share of the bandwidth bound, with their intervals\n"
     "  --profile          also print where each row's time went: wall time per token by op\n"
-    "                     (compiled backends; the kernel calls are timed one by one)\n";
+    "                     (compiled backends; the kernel calls are timed one by one)\n"
+    "  --activations A    every row's: f32 (default, exact) or int8 (quantized weights' matmuls on\n"
+    "                     inputs rounded to 8 bits; see gemmac run --help)\n";
 
 typedef struct {
-    const char *model, *weights, *backend, *svg, *configs;
+    const char *model, *weights, *backend, *svg, *configs, *activations;
     int lengths[MAX_LENGTHS], n_lengths, gen, reps, threads, json, profile;
     int auto_reps, precision, budget;
 } bench_args;
@@ -146,6 +148,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
         else if ((v = cli_value(argc, argv, &i, "--configs"))) a->configs = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if ((v = cli_value(argc, argv, &i, "--activations"))) a->activations = v;
         else if (cli_is(argv[i], "--json")) a->json = 1;
         else if (cli_is(argv[i], "--profile")) a->profile = 1;
         else if ((v = cli_value(argc, argv, &i, "--svg"))) a->svg = v;
@@ -393,7 +396,8 @@ static int open_units(const bench_args *a, gm_model *first, const bench_config *
     }
     for (int u = 0; u < n; u++) {
         const bench_config *c = units[u].config;
-        gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend)};
+        gm_pipeline_opts po = {.level = 0, .passes = c->passes, .target = gm_backend_target(c->backend),
+                               .activations = a->activations};
         units[u].m = gm_model_open_sharing(a->model, a->weights, &po, first, e);
         for (int k = 0; k < INSTANCES && units[u].m; k++)
             units[u].en[k] = gm_model_engine(units[u].m, c->backend, &(rt_engine_opts){.context = context}, e);
@@ -425,8 +429,9 @@ static const char *effect_text(char *buf, size_t len, const bs_effect *e, int ha
 
 static void print_table(const bench_run *b, const gm_model *m, size_t wbytes, const char *dtype, int threads) {
     const bench_args *a = b->a;
-    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %d threads\n", m->graph->name, m->origin,
-           (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, threads);
+    printf("gemmac bench: %s (%s), %lld parameters, weights %s %.1f MB, %s activations, %d threads\n", m->graph->name,
+           m->origin, (long long)ir_param_count(m->graph), dtype, wbytes / 1e6, a->activations ? a->activations : "f32",
+           threads);
     int w = 13; /* "configuration" */
     for (int i = 0; i < b->n_rows; i++)
         if ((int)strlen(b->rows[i].unit->label) > w) w = (int)strlen(b->rows[i].unit->label);
@@ -520,10 +525,10 @@ static void print_json(const bench_run *b, const gm_model *m, size_t wbytes, con
         if (!strncmp(b->rows[i].unit->label, a->backend, strlen(a->backend)) && !b->rows[i].unit->aa)
             main_row = &b->rows[i];
     gm_buf j = {0};
-    gm_buf_printf(&j, "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", "
+    gm_buf_printf(&j, "{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"weights_dtype\": \"%s\", \"activations\": \"%s\", "
                       "\"weight_bytes\": %zu, \"read_bandwidth_gb_s\": %.3f, \"prompt_tokens\": %d, \"gen_tokens\": %d, "
                       "\"reps\": %d, \"median_coverage\": %.4f, \"timing_s\": %.1f, \"auto_stop\": ",
-                  m->graph->name, a->backend, threads, dtype, wbytes, main_row ? main_row->bandwidth / 1e9 : 0,
+                  m->graph->name, a->backend, threads, dtype, a->activations ? a->activations : "f32", wbytes, main_row ? main_row->bandwidth / 1e9 : 0,
                   main_row ? main_row->prompt : 0, a->gen, b->rows[0].n, b->rows[0].prefill.coverage, b->seconds);
     if (b->stop) gm_buf_printf(&j, "\"%s\"", b->stop);
     else gm_buf_puts(&j, "null");

@@ -148,36 +148,6 @@ static char *find_demo(gm_err *e) {
     return NULL;
 }
 
-static rt_tokenizer *open_tokenizer(const run_args *a, const gm_model *m, gm_err *e) {
-    char path[4200];
-    const gm_blob *blob = a->tokenizer || a->weights || m->gguf ? NULL : gm_builtin_tokenizer;
-    if (a->tokenizer) snprintf(path, sizeof path, "%s", a->tokenizer);
-    else if (m->gguf) snprintf(path, sizeof path, "%s", m->weights_path); /* the vocabulary inside it */
-    else if (blob) snprintf(path, sizeof path, "%s", blob->name);
-    else {
-        char *dir = gm_strdup(a->weights ? a->weights : m->origin);
-        char *slash = strrchr(dir, '/');
-        if (!gm_is_dir(dir)) slash ? (void)(*slash = 0) : (void)strcpy(dir, ".");
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        free(dir);
-        if (access(path, R_OK)) {
-            gm_fail(e, "no tokenizer: %s not found; pass --tokenizer FILE", path);
-            return NULL;
-        }
-    }
-    rt_tokenizer *t = !a->tokenizer && m->gguf ? gguf_tokenizer(m->gguf, e)
-                      : blob                   ? rt_tok_load_from_memory(blob->data, blob->size, path, e)
-                                               : rt_tok_load(path, e);
-    int64_t tv = t ? rt_tok_vocab_size(t) : 0, mv = m->graph->vocab;
-    if (t && (tv > mv || mv - tv > 128)) {
-        gm_fail(e, "%s: the tokenizer has %lld pieces but the model has %lld logits; they do not belong together "
-                "(pass the model's own --tokenizer)", path, (long long)tv, (long long)mv);
-        rt_tok_free(t);
-        return NULL;
-    }
-    return t;
-}
-
 static void emit_stdout(void *user, const char *text, size_t len) {
     (void)user;
     fwrite(text, 1, len, stdout);
@@ -269,7 +239,7 @@ int cmd_run(int argc, char **argv) {
                               "random-weight model: expect gibberish\n", demo);
     a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
-    rt_tokenizer *tok = m ? open_tokenizer(&a, m, &e) : NULL;
+    rt_tokenizer *tok = m ? cli_open_tokenizer(m, a.tokenizer, a.weights, &e) : NULL;
     rc = tok && !run_session(&a, m, tok, &e) ? 0 : cli_error(&e);
     rt_tok_free(tok);
     gm_model_free(m);

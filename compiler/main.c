@@ -5,6 +5,8 @@
  *   gemmac info <description | hf dir> [--plan]      sizes, layers, parameters, arena
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
+ *   gemmac perplexity <model> <text>                 perplexity, and KL against --base (cmd_perplexity.c)
+ *   gemmac bench <model>                             tokens/s, the pass ablation (cmd_bench.c)
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
  *   gemmac compile <model> -o NAME                   an AOT executable
  *   gemmac targets                                   the targets compile knows */
@@ -32,6 +34,7 @@ static const struct {
     {"info", "print a model's sizes, layer kinds and parameter count", cmd_info},
     {"run", "generate text from a prompt, or chat (the embedded demo without a model)", cmd_run},
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
+    {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},

@@ -91,6 +91,16 @@ gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_
                                 gm_err *e);
 void gm_model_free(gm_model *m);
 
+/* The bytes m needs in memory to run with a KV cache of `context`
+ * positions: every weight as bound (the checkpoint's tensors it reads,
+ * folded and packed copies) and the cache; code and activations come on
+ * top. gm_model_check_memory refuses, with what it needs and what there is,
+ * a model that needs more than the machine has available (MemAvailable of
+ * /proc/meminfo, or $GEMMAC_MEMORY_LIMIT bytes; "off": no check), before
+ * anything is packed or allocated: never an OOM kill halfway (memory.c). */
+size_t gm_model_memory(const gm_model *m, int context, size_t *weights, size_t *cache);
+int gm_model_check_memory(const gm_model *m, int context, gm_err *e);
+
 /* Names of the backends, NULL-terminated, and an engine from one of them
  * (engines.c). */
 extern const char *const gm_backend_names[];

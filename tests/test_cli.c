@@ -1,5 +1,6 @@
 /* test_cli.c — the gemmac command line as a user meets it: the logits probe
- * reproduces the oracle through the real binary and files, and every kind of
+ * reproduces the oracle through the real binary and files, `perplexity`
+ * scores a text and compares a model with a base, and every kind of
  * bad input (a truncated or lying checkpoint, a missing tensor, a wrong shape
  * or dtype, malformed JSON, a bad flag, a prompt too long) ends with exactly
  * one `gemmac: ...` line naming the problem and a non-zero exit, never a
@@ -208,6 +209,16 @@ static void test_run_errors(void) {
     expect_error("run ckpt -p hi --frobnicate", 2, "unknown flag --frobnicate");
     expect_error("run ckpt", 2, "no prompt: pass -p TEXT, or --chat");
     expect_error("run ckpt -p hi -n x", 2, "-n: expected an integer >= 1, found \"x\"");
+    /* A model that needs more memory than there is: refused before loading, with both numbers. */
+    snprintf(args, sizeof args, "run '%s' -p hi -n 1", demo);
+    setenv("GEMMAC_MEMORY_LIMIT", "1000", 1);
+    expect_error(args, 1, "0.00 GB allowed by GEMMAC_MEMORY_LIMIT; use a quantized checkpoint");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "KV cache"));
+    setenv("GEMMAC_MEMORY_LIMIT", "lots", 1);
+    expect_error(args, 1, "GEMMAC_MEMORY_LIMIT=lots: expected a number of bytes or \"off\"");
+    setenv("GEMMAC_MEMORY_LIMIT", "off", 1);
+    CU_ASSERT_EQUAL(run(args), 0);
+    unsetenv("GEMMAC_MEMORY_LIMIT");
 }
 
 static void test_run_demo(void) {
@@ -356,6 +367,69 @@ static void test_compile_report(void) {
     free(out);
 }
 
+#define DEMO "'" GM_SOURCE_DIR "/models/demo'"
+#define TICO "'" GM_SOURCE_DIR "/bench/text/tico19-en.txt'"
+
+/* The JSON that a `perplexity ... --json` run printed. */
+static cJSON *perplexity_json(const char *args) {
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    char *out = read_out();
+    cJSON *j = cJSON_Parse(out);
+    free(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    return j;
+}
+
+/* llama.cpp's protocol on the demo: 2 chunks of 32 score 15 positions each
+ * (i in [16, 31)); a random model's perplexity is finite and above 1. */
+static void test_perplexity(void) {
+    fresh_ckpt();
+    CU_ASSERT_EQUAL_FATAL(run("perplexity " DEMO " " TICO " --context 32 --chunks 2 --threads 1"), 0);
+    char *out = read_out(), *line = strstr(out, "\nperplexity: ");
+    double ppl = 0, se = -1;
+    int tokens = 0, chunks = 0, context = 0;
+    CU_ASSERT_EQUAL(strncmp(out, "[1]", 3), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, ",[2]"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+    CU_ASSERT_EQUAL(sscanf(line, "\nperplexity: %lf ± %lf over %d tokens (%d chunks of %d)", &ppl, &se, &tokens, &chunks,
+                           &context), 5);
+    CU_ASSERT(isfinite(ppl) && ppl > 1 && se > 0);
+    CU_ASSERT(tokens == 30 && chunks == 2 && context == 32);
+    free(out);
+}
+
+/* The same model as its own base: no divergence at all, the same argmax everywhere. */
+static void test_perplexity_base(void) {
+    fresh_ckpt();
+    cJSON *j = perplexity_json("perplexity " DEMO " " TICO " --context 32 --chunks 2 --threads 1 --base " DEMO " --json");
+    CU_ASSERT(fabs(test_json_num(j, "kl_mean")) < 1e-9);
+    CU_ASSERT(fabs(test_json_num(j, "kl_max")) < 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(test_json_num(j, "top1_percent"), 100, 0);
+    CU_ASSERT_DOUBLE_EQUAL(test_json_num(j, "ppl"), test_json_num(j, "base_ppl"), 0);
+    CU_ASSERT_EQUAL(test_json_num(j, "tokens"), 30);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(j, "chunk_ppl")), 2);
+    cJSON_Delete(j);
+    /* the JIT against the reference interpreter: the same distributions to f32 rounding */
+    j = perplexity_json("perplexity " DEMO " " TICO " --context 32 --chunks 2 --threads 1 --base " DEMO
+                        " --base-backend reference --json");
+    CU_ASSERT(test_json_num(j, "kl_mean") < 1e-6 && test_json_num(j, "kl_max") < 1e-6);
+    CU_ASSERT_STRING_EQUAL(test_json_str(j, "base_backend"), "reference");
+    cJSON_Delete(j);
+}
+
+static void test_perplexity_errors(void) {
+    fresh_ckpt();
+    char args[8192];
+    write_text("short.txt", "Hello world, this is short.");
+    expect_error("perplexity " DEMO " short.txt", 1,
+                 "short.txt: the text is 10 tokens (with BOS) but one chunk of --context 512 needs 512");
+    expect_error("perplexity " DEMO " missing.txt", 1, "missing.txt");
+    expect_error("perplexity " DEMO " " TICO " --context 8", 2, "--context: expected an integer >= 16, found \"8\"");
+    expect_error("perplexity " DEMO " " TICO " --context 4096", 1, "--context 4096 exceeds");
+    snprintf(args, sizeof args, "perplexity " DEMO " " TICO " --context 16 --base '%s'", test_path("golden/tiny-gemma2"));
+    expect_error(args, 1, "the base has a vocabulary of 768 ids but");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return fprintf(stderr, "usage: test_cli PATH-TO-GEMMAC\n"), 2;
     static char exe[4096];
@@ -375,5 +449,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "bench --profile", test_bench_profile);
     CU_add_test(s, "bench --reps auto", test_bench_auto);
     CU_add_test(s, "compile --report", test_compile_report);
+    CU_add_test(s, "perplexity", test_perplexity);
+    CU_add_test(s, "perplexity --base", test_perplexity_base);
+    CU_add_test(s, "perplexity errors", test_perplexity_errors);
     return test_run_all();
 }
