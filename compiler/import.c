@@ -693,24 +693,38 @@ static int decoder_source(const char *file, const cJSON *root, const family *f, 
     return 0;
 }
 
-cJSON *import_hf(const char *path, gm_err *e) {
-    char *dir = NULL, *file = NULL;
-    cJSON *root = NULL, *desc = NULL;
-    hf_model m = {0};
+int import_hf_decoder(const char *path, import_decoder *d, const char **model_type, char **dir, gm_err *e) {
+    char *file = NULL;
+    cJSON *root = NULL;
     hf_src src;
-    if (locate(path, &dir, &file, e)) return NULL;
     const family *f = NULL;
-    if ((root = parse_json(file, e)) && (f = find_family(file, root, e)) &&
-        !decoder_source(file, root, f, &src, e) && !read_sizes(&src, &m) &&
-        !read_attention(&src, &m) && !read_layer_kinds(&src, &m) &&
-        !read_checkpoint(dir, f, &m, e)) {
-        char *name = dir_name(dir);
-        desc = describe(name, f, &m);
-        free(name);
+    *d = (import_decoder){0};
+    *dir = NULL;
+    int rc = locate(path, dir, &file, e) || !(root = parse_json(file, e)) || !(f = find_family(file, root, e)) ||
+                     decoder_source(file, root, f, &src, e) || read_sizes(&src, d) || read_attention(&src, d) ||
+                     read_layer_kinds(&src, d) || read_checkpoint(*dir, f, d, e)
+                 ? -1
+                 : 0;
+    if (rc) {
+        free(d->global), free(*dir);
+        d->global = NULL, *dir = NULL;
+    } else {
+        *model_type = f->model_type;
     }
-    free(m.global);
     cJSON_Delete(root);
-    free(dir);
     free(file);
+    return rc;
+}
+
+cJSON *import_hf(const char *path, gm_err *e) {
+    import_decoder m;
+    const char *model_type;
+    char *dir;
+    if (import_hf_decoder(path, &m, &model_type, &dir, e)) return NULL;
+    char *name = dir_name(dir);
+    cJSON *desc = import_describe(name, model_type, &m);
+    free(name);
+    free(m.global);
+    free(dir);
     return desc;
 }

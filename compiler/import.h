@@ -36,6 +36,12 @@ typedef struct {
  * an unknown family. */
 cJSON *import_describe(const char *name, const char *model_type, const import_decoder *d);
 
+/* What import_hf reads before it writes the description: the decoder's
+ * numbers (d->global malloc'd), its family (*model_type: "gemma",
+ * "gemma2", "gemma3_text" or "gemma3", for import_describe) and the
+ * checkpoint directory (*dir, malloc'd). 0, or -1 with e set. */
+int import_hf_decoder(const char *path, import_decoder *d, const char **model_type, char **dir, gm_err *e);
+
 /* A llama.cpp GGUF file (general.architecture gemma, gemma2 or gemma3) to a
  * description whose tensor names are the file's. origin names the file in
  * messages. NULL with e set for any other architecture or a missing key. */

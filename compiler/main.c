@@ -9,12 +9,14 @@
  *   gemmac bench <model>                             tokens/s, the pass ablation (cmd_bench.c)
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
  *   gemmac compile <model> -o NAME                   an AOT executable
+ *   gemmac quantize <model> --to TYPE -o OUT.gguf    a GGUF of another type (cmd_quantize.c)
  *   gemmac targets                                   the targets compile knows */
 #include "cli.h"
 #include "frontend.h"
 #include "import.h"
 #include "json_format.h"
 #include "model.h"
+#include "quantize.h"
 #include "targets.h"
 
 #include <stdio.h>
@@ -37,6 +39,7 @@ static const struct {
     {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
+    {"quantize", "write a model as a llama.cpp GGUF of another type (q4_k_m, q8_0, ...)", cmd_quantize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},
     {"targets", "list the targets compile knows, their weight layout and engine", cmd_targets},
 };

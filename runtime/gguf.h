@@ -1,4 +1,5 @@
-/* gguf.h — read-only access to llama.cpp's GGUF files (format v3).
+/* gguf.h — llama.cpp's GGUF files (format v3): reading them, and writing
+ * them (gguf_write.c, at the end of this header).
  *
  * The file is mmapped and validated at open the way safetensors are (magic,
  * version, counts, strings and arrays inside the file, tensor types known,
@@ -82,6 +83,49 @@ int gguf_dequantize(uint32_t ggml_type, const void *src, float *dst, int64_t n);
  * (f32). The archive owns those dequantized buffers;
  * the gguf_file must outlive it. */
 st_archive *gguf_weights(const gguf_file *g, gm_err *e);
+
+/* ---- writing (gguf_write.c) ----
+ *
+ * A writer takes the metadata and the tensor infos first, then the tensors'
+ * bytes in the order they were added (in pieces of any size), and writes
+ * version 3 to a temporary file beside `path`, renamed when complete:
+ *
+ *   gguf_out *w = gguf_out_new();
+ *   gguf_set_string(w, "general.architecture", "gemma3");
+ *   gguf_add_tensor(w, "token_embd.weight", 2, ne, GM_Q8_0, e);
+ *   gguf_write_begin(w, path, e);  gguf_write_data(w, bytes, n, e); ...
+ *   gguf_write_finish(w, e);       gguf_out_free(w);
+ *
+ * Setting a key that is there removes it and appends the new value (llama.cpp
+ * does the same). Tensor data is aligned to general.alignment (default 32). */
+typedef struct gguf_out gguf_out;
+
+gguf_out *gguf_out_new(void);
+/* Frees w; an unfinished file's temporary is removed, nothing is left at path. */
+void gguf_out_free(gguf_out *w);
+
+void gguf_set_int(gguf_out *w, const char *key, gguf_value_type t, int64_t v);   /* integer types, bool */
+void gguf_set_float(gguf_out *w, const char *key, gguf_value_type t, double v);  /* FLOAT32, FLOAT64 */
+void gguf_set_string(gguf_out *w, const char *key, const char *s);
+/* n values of type elem: a native C array (uint8_t for bool, float for
+ * FLOAT32, ...), or const char *const * for strings. */
+void gguf_set_array(gguf_out *w, const char *key, gguf_value_type elem, uint64_t n, const void *values);
+/* A reader's pair (gguf_kv_at / gguf_find), copied byte for byte. */
+void gguf_set_kv(gguf_out *w, const gguf_kv *kv);
+void gguf_remove(gguf_out *w, const char *key);
+
+/* ggml's type id of t (F32 0, F16 1, BF16 30, Q8_0 8, Q4_K 12, ...). */
+int gguf_ggml_type(gm_dtype t);
+/* A tensor of ggml dimensions ne[0..ndim) (ne[0] contiguous, a multiple of
+ * t's block) stored as t. -1 with e set for a bad shape or a name added twice. */
+int gguf_add_tensor(gguf_out *w, const char *name, int ndim, const int64_t *ne, gm_dtype t, gm_err *e);
+
+/* Creates the temporary file and writes the header, metadata and infos. */
+int gguf_write_begin(gguf_out *w, const char *path, gm_err *e);
+/* The next n bytes of the tensors' data, in the order they were added. */
+int gguf_write_data(gguf_out *w, const void *data, size_t n, gm_err *e);
+/* Checks that every tensor's bytes were written, then renames the file to path. */
+int gguf_write_finish(gguf_out *w, gm_err *e);
 
 /* The file's SentencePiece vocabulary (tokenizer.ggml.model "llama") as the
  * bytes of a serialized ModelProto, malloc'd, *len its size (gguf_vocab.c). */

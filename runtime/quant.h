@@ -1,6 +1,6 @@
 /* quant.h — GGUF's block-quantized weight formats, as stored: decoding
  * them to f32 (the reference backend, the embedding's rows, folding) and
- * encoding f32 into them (activations for the int8 kernels, the tests).
+ * encoding f32 into them as llama.cpp does (`gemmac quantize`, the tests).
  *
  * Every format stores a block of 32 or 256 elements as scales plus small
  * integers; gm_dtype_block / gm_dtype_size (common.h) give its elements and
@@ -17,8 +17,17 @@
 /* Decodes n elements (a whole number of blocks) of quantized type t. */
 void gm_dequantize(gm_dtype t, const void *src, float *dst, int64_t n);
 
-/* Encodes n elements (a multiple of 32) as Q8_0 the way llama.cpp's
- * quantize_row_q8_0_ref does: d = max|x| / 127 (as f16), q = round(x / d). */
+/* Encodes n finite f32 values as type t, byte for byte as llama.cpp's
+ * reference quantizers do (ggml-quants.c: quantize_row_q8_0_ref,
+ * _q4_0_ref, _q4_1_ref, _q5_0_ref, _q5_1_ref, _q4_K_ref, _q5_K_ref,
+ * _q6_K_ref; what llama-quantize runs without an importance matrix), and
+ * F16 / BF16 rounded to nearest even as ggml does (F32: copied). n must be
+ * a multiple of the block. Returns -1 for a type it does not encode (I32)
+ * or an n that is not a whole number of blocks. docs/gguf.md ("The
+ * encoders") states the rules. */
+int gm_quantize(gm_dtype t, const float *x, void *dst, int64_t n);
+
+/* gm_quantize(GM_Q8_0, ...): d = max|x| / 127 (as f16), q = roundf(x / d). */
 void gm_quantize_q8_0(const float *x, void *dst, int64_t n);
 
 /* Multiplies every block's f16 scales (d, and dmin or m) by s, a power of
