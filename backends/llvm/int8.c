@@ -13,9 +13,18 @@
  * scales (d_w of each half, 16 elements, for Q6_K; times d_x of the block)
  * turns it into f32, with no horizontal sum until the row is done. The
  * offset enters as the i32 accumulator the dot product starts from: −offset
- * times the sums of x's quants, which the quantizer stores beside them. For
- * Q8_0's signed weights, the weight's sign moves onto x (|w| · ±x). */
+ * times the sums of x's quants, which the quantizer stores beside them.
+ * Q8_0's signed quants become unsigned with an offset of 128 (q ^ 0x80).
+ *
+ * Prefill (lv_int8_panel_fill, lv_int8_tile) decodes each block of KC
+ * values of k of a panel of EX_PANEL weight rows once into the scratch, as
+ * those unsigned quants interleaved four k at a time ([KC/4][P][4] bytes: a
+ * 64-byte load is four k of 16 rows, what vpdpbusd multiplies by four bytes
+ * of x broadcast) with their scales beside ([groups][P] f32); register tiles
+ * of rows of x then take a group of 16 or 32 k in i32 and scale it once. */
 #include "quant.h"
+
+#include "backends/exec/kernel.h"
 
 #include <string.h>
 
@@ -82,6 +91,7 @@ static LLVMValueRef quantize_block(lv_emit *m, LLVMValueRef x, LLVMValueRef at, 
  * times their sum, or the sum itself for a format with a min. */
 static int64_t sum_factor(gm_dtype dt) {
     switch (dt) {
+    case GM_Q8_0: return -128;
     case GM_Q4_0: return -8;
     case GM_Q5_0: return -16;
     case GM_Q6_K: return -32;
@@ -151,20 +161,21 @@ static LLVMValueRef lane_scales(lv_emit *m, const lv_qsub *s) {
     return concat(m, lv_halves(m, s[0].scale[0], s[0].scale[1], 8), lv_halves(m, s[1].scale[0], s[1].scale[1], 8), 8);
 }
 
+/* A sub-block's quants as unsigned bytes, and their offset: Q8_0's signed
+ * ones flipped by 128. */
+static LLVMValueRef unsigned_quants(lv_emit *m, const lv_qsub *s, int *offset) {
+    *offset = s->is_signed ? 128 : s->offset;
+    return s->is_signed ? LLVMBuildXor(m->b, s->q, lv_splat(m, LLVMConstInt(i8(m), 0x80, 0), 32), "") : s->q;
+}
+
 /* acc + the group of 64 (sub-blocks s[0], s[1]) against x's group at xg. */
 static LLVMValueRef group_dot(lv_emit *m, const lv_qsub *s, LLVMValueRef qrow, LLVMValueRef xg, LLVMValueRef acc) {
-    LLVMValueRef w = concat(m, s[0].q, s[1].q, 32);
+    int offset;
+    LLVMValueRef w0 = unsigned_quants(m, &s[0], &offset), w = concat(m, w0, unsigned_quants(m, &s[1], &offset), 32);
     LLVMValueRef x = load_vec(m, vec(i8(m), 64), qrow, xg, 16);
     LLVMValueRef dx = load_vec(m, vec(m->f32, 16), qrow, lv_addi(m, xg, 64), 16);
     LLVMValueRef sums = load_vec(m, vec(m->i32, 16), qrow, lv_addi(m, xg, 128), 16);
-    LLVMValueRef p, zero = LLVMConstNull(vec(m->i32, 16));
-    if (s[0].is_signed) { /* |w| · (x with w's sign): |−128| is 128 unsigned, and −x fits as x is within ±127 */
-        LLVMValueRef neg = LLVMBuildICmp(m->b, LLVMIntSLT, w, LLVMConstNull(vec(i8(m), 64)), "");
-        LLVMValueRef aw = LLVMBuildSelect(m->b, neg, LLVMBuildNeg(m->b, w, ""), w, "");
-        p = dot4(m, zero, aw, LLVMBuildSelect(m->b, neg, LLVMBuildNeg(m->b, x, ""), x, ""));
-    } else {
-        p = dot4(m, s[0].offset ? sums : zero, w, x);
-    }
+    LLVMValueRef p = dot4(m, offset ? sums : LLVMConstNull(vec(m->i32, 16)), w, x);
     acc = lv_fadd(m, acc, lv_fmul(m, LLVMBuildSIToFP(m->b, p, vec(m->f32, 16), ""), lv_fmul(m, lane_scales(m, s), dx)));
     if (!s[0].min) return acc;
     LLVMValueRef xs = lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sums, vec(m->f32, 16), ""));
@@ -186,4 +197,115 @@ LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRe
     }
     lv_loop_end(m, &k, &acc);
     return lv_hsum(m, k.v[0]);
+}
+
+/* ---- prefill: panels of unsigned quants and register tiles ---- */
+
+#define PANEL_SCALES (EX_KC * EX_PANEL)                  /* bytes: after [KC/4][P][4] quants */
+#define PANEL_MINS (PANEL_SCALES + EX_KC / 16 * EX_PANEL * 4) /* after [KC/16 at most][P] f32 scales */
+
+int lv_int8_scale_group(gm_dtype dt) { return dt == GM_Q6_K ? 16 : 32; }
+
+/* The 4-byte v (an i32 or an f32) at byte `at` of p. */
+static void store4(lv_emit *m, LLVMValueRef v, LLVMValueRef p, LLVMValueRef at) { store_vec(m, v, p, at, 4); }
+
+/* Column j's sub-block at kk (from the block's start k0) into the panel. */
+static void fill_sub(lv_emit *m, const lv_qsub *s, LLVMValueRef dst, LLVMValueRef j, LLVMValueRef kk, int S) {
+    int offset;
+    LLVMValueRef q = LLVMBuildBitCast(m->b, unsigned_quants(m, s, &offset), vec(m->i32, 8), "");
+    LLVMValueRef k4 = LLVMBuildSDiv(m->b, kk, lv_int(m, 4), "");
+    for (int i = 0; i < 8; i++)
+        store4(m, LLVMBuildExtractElement(m->b, q, LLVMConstInt(m->i32, (unsigned long long)i, 0), ""), dst,
+                  lv_muli(m, lv_add(m, lv_muli(m, lv_addi(m, k4, i), EX_PANEL), j), 4));
+    LLVMValueRef g = LLVMBuildSDiv(m->b, kk, lv_int(m, S), "");
+    for (int h = 0; h < 32 / S; h++)
+        store4(m, s->scale[h], dst, lv_addi(m, lv_muli(m, lv_add(m, lv_muli(m, lv_addi(m, g, h), EX_PANEL), j), 4), PANEL_SCALES));
+    if (s->min) {
+        LLVMValueRef b = LLVMBuildSDiv(m->b, kk, lv_int(m, 32), "");
+        store4(m, s->min, dst, lv_addi(m, lv_muli(m, lv_add(m, lv_muli(m, b, EX_PANEL), j), 4), PANEL_MINS));
+    }
+}
+
+void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
+                        LLVMValueRef len, LLVMValueRef dst) {
+    int B = gm_dtype_block(dt), S = lv_int8_scale_group(dt);
+    lv_loop j, kb;
+    lv_loop_begin(m, &j, lv_int(m, 0), lv_int(m, EX_PANEL), 1, 0, NULL);
+    LLVMValueRef n = lv_add(m, lv_muli(m, panel, EX_PANEL), j.i); /* past N: the last row again, masked at the store */
+    n = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, n, lv_int(m, N), ""), n, lv_int(m, N - 1), "");
+    lv_loop_begin(m, &kb, lv_int(m, 0), len, B, 0, NULL);
+    LLVMValueRef blk = lv_quant_block(m, dt, w, n, K, lv_add(m, k0, kb.i));
+    for (int s = 0; s < B / 32; s++) {
+        lv_qsub q;
+        lv_quant_sub(m, dt, blk, s, &q);
+        fill_sub(m, &q, dst, j.i, lv_addi(m, kb.i, 32 * s), S);
+    }
+    lv_loop_end(m, &kb, NULL);
+    lv_loop_end(m, &j, NULL);
+}
+
+static LLVMValueRef quot(lv_emit *m, LLVMValueRef a, int64_t b) { return LLVMBuildSDiv(m->b, a, lv_int(m, b), ""); }
+static LLVMValueRef rem(lv_emit *m, LLVMValueRef a, int64_t b) { return LLVMBuildSRem(m->b, a, lv_int(m, b), ""); }
+
+/* Where x's quantized row holds quant k; the sum of quants k.. k+15 (lanes
+ * 0, 4, 8, 12 of the group's sums: 16 bytes apart); d of k's block. */
+static LLVMValueRef x_byte(lv_emit *m, LLVMValueRef k) {
+    return lv_add(m, lv_muli(m, quot(m, k, 64), LV_Q8_GROUP), rem(m, k, 64));
+}
+
+static LLVMValueRef x_sum16(lv_emit *m, LLVMValueRef row, LLVMValueRef k) {
+    LLVMValueRef at = lv_add(m, lv_muli(m, quot(m, k, 64), LV_Q8_GROUP), lv_muli(m, quot(m, rem(m, k, 64), 16), 16));
+    return load_vec(m, m->i32, row, lv_addi(m, at, 128), 4);
+}
+
+static LLVMValueRef x_d(lv_emit *m, LLVMValueRef row, LLVMValueRef k) {
+    LLVMValueRef at = lv_add(m, lv_muli(m, quot(m, k, 64), LV_Q8_GROUP), lv_muli(m, quot(m, rem(m, k, 64), 32), 32));
+    return load_vec(m, m->f32, row, lv_addi(m, at, 64), 4);
+}
+
+/* One scale group of S values of k at kk (from k0) for R rows: i32 dot
+ * products from the offset terms, then scaled into acc. */
+static void tile_group(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,
+                       LLVMValueRef kk, LLVMValueRef *acc) {
+    int S = lv_int8_scale_group(dt), has_min = dt == GM_Q4_1 || dt == GM_Q5_1 || dt == GM_Q4_K || dt == GM_Q5_K;
+    LLVMValueRef k = lv_add(m, k0, kk), ai[2 * LV_INT8_TILE], dx[LV_INT8_TILE], sum[LV_INT8_TILE];
+    for (int r = 0; r < R; r++) {
+        sum[r] = x_sum16(m, rows[r], k);
+        if (S == 32) sum[r] = LLVMBuildAdd(m->b, sum[r], x_sum16(m, rows[r], lv_addi(m, k, 16)), "");
+        dx[r] = x_d(m, rows[r], k);
+        for (int h = 0; h < 2; h++) ai[2 * r + h] = has_min ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum[r], 16);
+    }
+    for (int k4 = 0; k4 < S / 4; k4++) {
+        LLVMValueRef at = lv_muli(m, lv_addi(m, LLVMBuildSDiv(m->b, kk, lv_int(m, 4), ""), k4), EX_PANEL * 4), w[2];
+        for (int h = 0; h < 2; h++) w[h] = load_vec(m, vec(i8(m), 64), panel, lv_addi(m, at, 64 * h), 64);
+        for (int r = 0; r < R; r++) {
+            LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, rows[r], x_byte(m, lv_addi(m, k, 4 * k4)), 4), 16);
+            xb = LLVMBuildBitCast(m->b, xb, vec(i8(m), 64), "");
+            for (int h = 0; h < 2; h++) ai[2 * r + h] = dot4(m, ai[2 * r + h], w[h], xb);
+        }
+    }
+    LLVMValueRef g = LLVMBuildSDiv(m->b, kk, lv_int(m, S), ""), b = LLVMBuildSDiv(m->b, kk, lv_int(m, 32), "");
+    for (int h = 0; h < 2; h++) {
+        LLVMValueRef dw = load_vec(m, vec(m->f32, 16), panel, lv_addi(m, lv_muli(m, lv_addi(m, lv_muli(m, g, EX_PANEL), 16 * h), 4), PANEL_SCALES), 64);
+        LLVMValueRef mw = has_min ? load_vec(m, vec(m->f32, 16), panel, lv_addi(m, lv_muli(m, lv_addi(m, lv_muli(m, b, EX_PANEL), 16 * h), 4), PANEL_MINS), 64) : NULL;
+        for (int r = 0; r < R; r++) {
+            LLVMValueRef s = LLVMBuildSIToFP(m->b, ai[2 * r + h], vec(m->f32, 16), "");
+            acc[2 * r + h] = lv_fadd(m, acc[2 * r + h], lv_fmul(m, s, lv_fmul(m, dw, lv_splat(m, dx[r], 16))));
+            if (mw) {
+                LLVMValueRef xs = lv_fmul(m, dx[r], LLVMBuildSIToFP(m->b, sum[r], m->f32, ""));
+                acc[2 * r + h] = lv_fadd(m, acc[2 * r + h], lv_fmul(m, mw, lv_splat(m, xs, 16)));
+            }
+        }
+    }
+}
+
+void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,
+                  LLVMValueRef len, LLVMValueRef *acc) {
+    lv_loop g;
+    lv_loop_begin(m, &g, lv_int(m, 0), len, lv_int8_scale_group(dt), 2 * R, acc);
+    LLVMValueRef next[2 * LV_INT8_TILE];
+    memcpy(next, g.v, 2 * R * sizeof *next);
+    tile_group(m, dt, panel, rows, R, k0, g.i, next);
+    lv_loop_end(m, &g, next);
+    memcpy(acc, g.v, 2 * R * sizeof *acc);
 }

@@ -468,6 +468,55 @@ static void emit_int8_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef 
  * rows than a tile and K a multiple of 64, integer dot products; otherwise
  * x's rows rounded to 8 bits and back into the scratch, then the f32 kernels
  * (the same numbers up to the order of the f32 sums). */
+/* Rows t0.. t0+R-1 of the int8 tile over one panel's block: the partial
+ * sums from y (none for the first block of k), the block's products, then
+ * stored (through the epilogue after the last block). */
+static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, LLVMValueRef q, LLVMValueRef t0, int R) {
+    mm_ctx *c = bc->c;
+    LLVMValueRef rows[LV_INT8_TILE], acc[2 * LV_INT8_TILE], mask[2];
+    for (int h = 0; h < 2; h++) mask[h] = column_mask(m, bc, h);
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef at = lv_muli(m, lv_addi(m, t0, r), c->K / 64 * LV_Q8_GROUP);
+        rows[r] = LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), q, &at, 1, "");
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef at_y = out_at(m, bc, lv_addi(m, t0, r), h);
+            LLVMValueRef y = mask[h] ? lv_load_masked(m, c->y, at_y, mask[h], 16) : lv_load(m, c->y, at_y, GM_F32, 16);
+            acc[2 * r + h] = LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, 16), y, "");
+        }
+    }
+    lv_int8_tile(m, c->dt, panel, rows, R, bc->k0, bc->len, acc);
+    store_tile(m, bc, t0, R, acc, mask);
+}
+
+/* Prefill under --activations int8 on AVX-512 VNNI: x's rows quantized into
+ * the scratch; for each block of EX_KC values of k, each panel of the call
+ * decoded once into unsigned quants (int8.c), then register tiles of
+ * LV_INT8_TILE rows and the leftover rows one at a time. */
+static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K));
+    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
+    LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, LV_INT8_TILE), ""));
+    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
+    lv_loop kb, p, t, t1;
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
+    LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb.i);
+    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, EX_KC), ""), left,
+                                       lv_int(m, EX_KC), "");
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    lv_int8_panel_fill(m, c->dt, c->w, c->N, c->K, p.i, kb.i, len, panel);
+    block_ctx bc = {c, p.i, NULL, c->dt, kb.i, len, LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
+                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""), NULL};
+    lv_loop_begin(m, &t, lv_int(m, 0), tiled, LV_INT8_TILE, 0, NULL);
+    int8_tile_rows(m, &bc, panel, q, t.i, LV_INT8_TILE);
+    lv_loop_end(m, &t, NULL);
+    lv_loop_begin(m, &t1, tiled, c->T, 1, 0, NULL);
+    int8_tile_rows(m, &bc, panel, q, t1.i, 1);
+    lv_loop_end(m, &t1, NULL);
+    lv_loop_end(m, &p, NULL);
+    lv_loop_end(m, &kb, NULL);
+}
+
 static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMValueRef f = c->scratch;
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, f);
@@ -488,7 +537,10 @@ static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     emit_int8_rows(m, &ci, n0, n1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, rounded);
-    emit_rounded(m, c, n0, n1);
+    if (m->target->width == 16 && m->target->features && strstr(m->target->features, "+avx512vnni"))
+        emit_int8_tiled(m, c, n0, n1);
+    else
+        emit_rounded(m, c, n0, n1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, done);
 }

@@ -43,4 +43,17 @@ void lv_emit_x_int8(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef rows, 
  * quants at a time (vpdpbusd with AVX-512 VNNI), scaled in f32; a scalar. */
 LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRef qrow, int64_t K);
 
+/* Prefill under --activations int8 (AVX-512 VNNI): panel `panel`'s block of
+ * k [k0, k0 + len) decoded once into dst (EX_KC · EX_PANEL bytes of quants,
+ * then their scales and mins: LV_INT8_PANEL_FLOATS floats in all), and
+ * acc[2r + h] (<16 x float>: outputs 16h.. of the panel) += the block's
+ * products for rows[r] (R ≤ LV_INT8_TILE quantized rows of x). */
+#define LV_INT8_TILE 6
+#define LV_INT8_PANEL_FLOATS (EX_KC * EX_PANEL / 4 + EX_KC / 16 * EX_PANEL + EX_KC / 32 * EX_PANEL)
+int lv_int8_scale_group(gm_dtype dt); /* k per scale: 16 for Q6_K, else 32 */
+void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
+                        LLVMValueRef len, LLVMValueRef dst);
+void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,
+                  LLVMValueRef len, LLVMValueRef *acc);
+
 #endif
