@@ -43,12 +43,6 @@ mkdir -p "$1"
 W=$(cd "$1" && pwd)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-LLAMACPP_PY_VERSION=${LLAMACPP_PY_VERSION:-0.3.36}
-if [ "$LLAMACPP_PY_VERSION" = 0.3.36 ]; then
-    LLAMACPP_SDIST_SHA256=${LLAMACPP_SDIST_SHA256-832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e}
-else
-    LLAMACPP_SDIST_SHA256=${LLAMACPP_SDIST_SHA256-}
-fi
 DTYPES=${DTYPES-"bf16 f32"}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-2}
@@ -63,36 +57,11 @@ TOKENIZER=$REPO/tests/tokenizers/gemma-tokenizer.model
 
 say() { echo "== $*" >&2; }
 
-# 1. llama.cpp source from PyPI
-SDIST=$W/sdist/llama_cpp_python-$LLAMACPP_PY_VERSION.tar.gz
-SRC_PARENT=$W/llama_cpp_python-$LLAMACPP_PY_VERSION
-LLAMA=$SRC_PARENT/vendor/llama.cpp
-if [ ! -f "$SDIST" ]; then
-    say "downloading llama-cpp-python==$LLAMACPP_PY_VERSION sdist from PyPI"
-    "$PYTHON" -m pip download --no-binary :all: --no-deps -d "$W/sdist" \
-        "llama-cpp-python==$LLAMACPP_PY_VERSION"
-fi
-if [ -n "$LLAMACPP_SDIST_SHA256" ]; then
-    echo "$LLAMACPP_SDIST_SHA256  $SDIST" | sha256sum -c --quiet - || { echo "sdist checksum differs" >&2; exit 1; }
-fi
-if [ ! -f "$LLAMA/convert_hf_to_gguf.py" ]; then
-    say "unpacking $SDIST"
-    tar -xzf "$SDIST" -C "$W"
-fi
-LLAMA_COMMIT=$(git -C "$LLAMA" rev-parse HEAD 2>/dev/null || echo unknown)
+# 1. + 2. llama.cpp from PyPI's sdist, and llama-bench
+. "$REPO/bench/llamacpp_build.sh"
+llamacpp_build "$W" llama-bench
+BENCH=$LLAMA_BIN/llama-bench
 say "llama.cpp commit $LLAMA_COMMIT"
-
-# 2. llama-bench
-BENCH=$W/build/bin/llama-bench
-if [ ! -x "$BENCH" ]; then
-    say "building llama-bench (Release, GGML_NATIVE=ON, CPU only, $JOBS jobs)"
-    GEN=()
-    command -v ninja >/dev/null && GEN=(-G Ninja)
-    cmake -S "$LLAMA" -B "$W/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
-        -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
-    cmake --build "$W/build" --target llama-bench -j "$JOBS"
-fi
 
 # 3. converter venv
 VENV=$W/venv

@@ -46,6 +46,7 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po) {
     if ((v = cli_value(argc, argv, i, "--passes"))) return po->passes = v, 1;
     if ((v = cli_value(argc, argv, i, "--dump-after"))) return po->dump_after = v, 1;
     if ((v = cli_value(argc, argv, i, "--activations"))) return po->activations = v, 1;
+    if ((v = cli_value(argc, argv, i, "--weights-dtype"))) return po->weights_dtype = v, 1;
     return 0;
 }
 

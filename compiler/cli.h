@@ -24,7 +24,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *flag);
 int cli_is(const char *arg, const char *flag);   /* argv entry is this switch */
 
 /* The pass flags every model-opening command takes: -O0 / -O1, --passes=LIST
- * (names switch passes on, -name off), --dump-after=PASS, --activations. Returns 1 when
+ * (names switch passes on, -name off), --dump-after=PASS, --activations, --weights-dtype. Returns 1 when
  * argv[*i] was one of them (advancing *i past a value), 0 otherwise. */
 int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
 /* Where a usage text lists the pipeline's passes: cli_help prints their names there. */
@@ -36,7 +36,9 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
     "                     " CLI_PASS_LIST "\n" \
     "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n" \
     "  --activations A    f32 (default, exact) or int8: the matmuls of block-quantized weights\n" \
-    "                     round their input rows to 8 bits per block of 32 (int8 dot products)\n"
+    "                     round their input rows to 8 bits per block of 32 (int8 dot products)\n" \
+    "  --weights-dtype T  quantize a float checkpoint's matrices at load to T (q8_0, q4_0, q4_1,\n" \
+    "                     q5_0, q5_1, q4_k, q5_k, q6_k), as gemmac quantize --to T would\n"
 
 /* The tokenizer of model m: the file `tokenizer` when given, else the vocabulary
  * inside a .gguf, the executable's embedded one, or tokenizer.model beside the

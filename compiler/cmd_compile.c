@@ -107,6 +107,10 @@ static int parse_args(int argc, char **argv, compile_args *a) {
         else return cli_usage_error("compile", "unexpected argument %s", argv[i]);
     }
     if (!a->model) return cli_usage_error("compile", "no model given");
+    if (a->pipeline.weights_dtype)
+        return cli_usage_error("compile", "--weights-dtype: an executable carries its weights as stored; quantize the "
+                                          "checkpoint first (gemmac quantize CKPT --to %s -o m.gguf) and compile that",
+                               a->pipeline.weights_dtype);
     if (!a->out && !a->report) return cli_usage_error("compile", "-o NAME is required");
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "import.h"
 
 #include "runtime/quant.h"
+#include "runtime/threads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -200,6 +201,56 @@ static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
         m->weights = gguf_weights(m->gguf, e);
 }
 
+/* --weights-dtype: rows [part·N/parts, ..) of a float matrix into its quantized copy. */
+typedef struct {
+    const st_tensor *src;
+    gm_dtype dt;
+    unsigned char *dst;
+} quantize_job;
+
+static void quantize_part(void *arg, int part, int parts) {
+    const quantize_job *j = arg;
+    int64_t N = j->src->shape[0], K = j->src->shape[1];
+    size_t in = gm_dtype_bytes(j->src->dtype, K), out = gm_dtype_bytes(j->dt, K);
+    float *row = gm_malloc(K * sizeof *row);
+    for (int64_t r = N * part / parts; r < N * (part + 1) / parts; r++) {
+        gm_to_f32(j->src->dtype, (const unsigned char *)j->src->data + r * in, row, (size_t)K);
+        gm_quantize(j->dt, row, j->dst + r * out, K);
+    }
+    free(row);
+}
+
+/* The checkpoint with its float matrices (the 2-D tensors whose rows the
+ * block divides: embedding and projections) quantized to the dtype named,
+ * as `gemmac quantize --to NAME` would encode them; the rest as they are.
+ * The new archive owns the copies; the original stays open under it. */
+static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
+    gm_dtype dt;
+    if (gm_dtype_from_name(name, &dt) || !gm_dtype_quantized(dt))
+        return gm_fail(e, "--weights-dtype %.40s: expected a GGUF block type: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k",
+                       name);
+    int n = st_count(m->weights), n_owned = 0;
+    st_tensor *ts = gm_calloc((size_t)n + 1, sizeof *ts);
+    void **owned = gm_calloc((size_t)n + 1, sizeof *owned);
+    rt_pool *pool = rt_pool_new(rt_default_threads());
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = st_get(m->weights, i);
+        ts[i] = *t;
+        ts[i].name = gm_strdup(t->name);
+        if (t->ndim != 2 || gm_dtype_quantized(t->dtype) || t->dtype == GM_I32 || t->shape[1] % gm_dtype_block(dt)) continue;
+        ts[i].dtype = dt;
+        ts[i].nbytes = gm_dtype_bytes(dt, t->shape[0] * t->shape[1]);
+        ts[i].data = owned[n_owned++] = gm_malloc(ts[i].nbytes);
+        rt_pool_run(pool, quantize_part, &(quantize_job){t, dt, owned[n_owned - 1]});
+    }
+    rt_pool_free(pool);
+    st_archive *q = st_archive_from(ts, n, owned, n_owned, e);
+    if (!q) return -1;
+    m->source_weights = m->weights;
+    m->weights = q;
+    return 0;
+}
+
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e) {
     return gm_model_open_with(path, weights, &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL}, e);
 }
@@ -223,6 +274,10 @@ static gm_model *open_model(const char *path, const char *weights, const gm_pipe
         m->weights_path = gm_strdup(blob ? blob->name : weights ? weights : ckpt);
         if (share) m->weights = share->weights, m->shares_weights = 1;
         else open_weights(m, blob, e);
+        if (m->weights && !share && po->weights_dtype && quantize_weights(m, po->weights_dtype, e)) {
+            st_close(m->weights);
+            m->weights = NULL;
+        }
     }
     free(ckpt);
     if (!m->weights) {
@@ -251,6 +306,7 @@ void gm_model_free(gm_model *m) {
     if (!m) return;
     ir_graph_free(m->graph);
     if (!m->shares_weights) st_close(m->weights);
+    st_close(m->source_weights);
     gguf_close(m->gguf);
     free(m->bound);
     for (int i = 0; i < m->n_folded; i++) {

@@ -35,6 +35,7 @@ typedef struct {
     char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
     int shares_weights;         /* weights belong to another model (gm_model_open_sharing) */
+    st_archive *source_weights; /* --weights-dtype: the checkpoint under `weights`, its quantized copy; else NULL */
 } gm_model;
 
 /* The description behind path as JSON: read, or imported from a HF config.

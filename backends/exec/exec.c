@@ -72,8 +72,10 @@ void ex_kernel_symbol(char *buf, size_t len, const ex_kernel *k, int i) {
 
 static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
-/* The normalised rows of a norm prologue; a panel kernel's block of rows
- * packed for its tiles and its block of weights converted to f32. */
+/* The normalised rows of a norm prologue; x's rows rounded to 8 bits
+ * (--activations int8: as f32, or as quants, which take less); a panel
+ * kernel's block of rows packed for its tiles and its block of weights
+ * converted to f32 (a quantized weight's decoded, or its int8 panel). */
 int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
     if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) n += round_up16(T * k->k); /* x rounded to 8 bits */

@@ -29,7 +29,16 @@
  * pass over all of k, its weights streamed from memory once, in order, in
  * their own dtype and converted in registers (16-bit ones prefetched a few
  * KB ahead); a lone row carries two accumulator chains per vector so the
- * FMAs do not wait on each other. */
+ * FMAs do not wait on each other.
+ *
+ * Block-quantized weights (GGUF's formats, row-major blocks as stored;
+ * quant.c decodes them): prefill decodes each panel's block of k into the
+ * same f32 scratch the bf16 panels convert into, then the same tiles run;
+ * decode streams each weight row once, decoding 32 elements at a time in
+ * registers. Under --activations int8 (x_int8) x's rows are rounded to 8
+ * bits per block of 32 first; decode then takes integer dot products
+ * (int8.c), and prefill on AVX-512 VNNI register tiles of int8 panels
+ * (int8.c), elsewhere the rounded rows through the f32 tiles. */
 #include "backends/exec/kernel.h"
 
 #include "emit.h"
