@@ -33,8 +33,9 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
 /* The values of a folded weight (see passes/fold_constants.c), (source +
  * add) · mul, malloc'd, and their dtype. A BF16 source only scaled by a
  * power of two stays BF16 (exactly); a block-quantized one stays quantized
- * (its f16 block scales scaled, exactly: quant.h) unless a scale would
- * leave f16's normal range; the rest becomes F32, computed as the unfolded
+ * (scaled_blocks: its f16 block scales scaled, exactly, quant.h), or, when
+ * a scale would leave f16's normal range, as stored with the factor on the
+ * outputs (scale_outputs); the rest becomes F32, computed as the unfolded
  * kernel would. */
 static int64_t elements(const st_tensor *t) {
     int64_t n = 1;
@@ -61,8 +62,6 @@ static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
 }
 
 static void *folded_values(const ir_value *w, const st_tensor *src, gm_dtype *dt) {
-    void *q = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
-    if (q) return *dt = src->dtype, q;
     int keep_bf16 = folded_dtype(w, src->dtype) == GM_BF16;
     size_t n = (size_t)elements(src);
     float *f = gm_malloc(n * sizeof(float));
@@ -100,6 +99,19 @@ void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a file mapping: pages come back on demand */
 }
 
+/* A power-of-two factor folded into a quantized weight whose block scales
+ * cannot take it exactly (they would leave f16's normal range: Q8_0's and
+ * Q4_K's small d): the weight stays as stored and the matmuls that read it
+ * scale their outputs instead, the same exact product (out_scale). */
+static int scale_outputs(gm_model *m, const ir_value *w) {
+    int v = (int)(w - m->graph->values), found = 0;
+    for (int i = 0; i < m->graph->n_nodes; i++) {
+        ir_node *n = &m->graph->nodes[i];
+        if (ir_is_matmul(n->op) && n->in[1] == v) n->attr[IR_A_OUT_SCALE] *= w->derived_mul, found = 1;
+    }
+    return found;
+}
+
 /* The tensor a derived weight is bound to: folded now, or (packed) described
  * now and filled by gm_model_pack. A block-quantized weight is never packed:
  * its kernels read it as stored (row-major blocks), so its value's panel
@@ -107,6 +119,8 @@ void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
 static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor *src) {
     if (gm_dtype_quantized(src->dtype)) w->panel = 0;
     if (is_identity(w) && !w->panel) return src;
+    void *scaled = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
+    if (gm_dtype_quantized(src->dtype) && !scaled && scale_outputs(m, w)) return src;
     st_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
@@ -117,7 +131,7 @@ static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor 
         m->packed[m->n_packed++] = t;
         return t;
     }
-    t->data = folded_values(w, src, &t->dtype);
+    t->data = scaled ? scaled : folded_values(w, src, &t->dtype);
     t->nbytes = gm_dtype_bytes(t->dtype, elements(src));
     m->folded = gm_realloc(m->folded, (m->n_folded + 1) * sizeof *m->folded);
     m->folded[m->n_folded++] = t;

@@ -69,8 +69,9 @@ typedef struct {
 /* ---- epilogues ---- */
 
 
-/* The finished output v (width w) of y[at..): + r[at..], then the softcap. */
+/* The finished output v (width w) of y[at..): · out_scale, + r[at..], then the softcap. */
 static LLVMValueRef finish(lv_emit *m, const mm_ctx *c, LLVMValueRef v, LLVMValueRef at, int w, LLVMValueRef mask) {
+    if (c->k->attr[IR_A_OUT_SCALE] != 1) v = lv_fmul(m, v, lv_real(m, c->k->attr[IR_A_OUT_SCALE], w));
     if (c->r) v = lv_fadd(m, v, mask ? lv_load_masked(m, c->r, at, mask, w) : lv_load(m, c->r, at, GM_F32, w));
     double cap = c->k->attr[IR_A_SOFTCAP];
     return cap > 0 ? lv_softcap(m, v, cap, w) : v;
@@ -198,7 +199,7 @@ static void store_outputs(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int 
 /* Stores the tile's sums, through the epilogue after the last block of k. */
 static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
                        LLVMValueRef *mask) {
-    if (!bc->c->r && !(bc->c->k->attr[IR_A_SOFTCAP] > 0)) {
+    if (!bc->c->r && !(bc->c->k->attr[IR_A_SOFTCAP] > 0) && bc->c->k->attr[IR_A_OUT_SCALE] == 1) {
         store_outputs(m, bc, t0, R, acc, mask, 0);
         return;
     }

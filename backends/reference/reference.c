@@ -89,7 +89,7 @@ static void round_to_int8(float *x, int64_t n) {
 
 /* matmul and its fused forms, step by step as the unfused ops compute them:
  * the norm before (norm_matmul), x rounded to 8 bits (x_int8), then the
- * residual add or the softcap after. */
+ * output scale, the residual add or the softcap after. */
 static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     const ir_graph *g = r->g;
     int64_t K = ir_value_cols(g, n->in[0]), N = ir_value_cols(g, n->out);
@@ -104,6 +104,7 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     if (int8) round_to_int8(normed, T * K);
     matmul(x, T, K, r->bound[n->in[1]], N, y);
     free(normed);
+    for (int64_t i = 0; n->attr[IR_A_OUT_SCALE] != 1 && i < T * N; i++) y[i] = (float)(y[i] * n->attr[IR_A_OUT_SCALE]);
     if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);
     double cap = n->op == IR_MATMUL_ADD ? 0 : n->attr[IR_A_SOFTCAP];
     for (int64_t i = 0; cap > 0 && i < T * N; i++) y[i] = (float)softcap(y[i], cap);
