@@ -24,6 +24,7 @@
 #
 # Environment (defaults): ROUNDS=2 REPS=5 THREADS=2 CHUNKS=8 JOBS=2
 #   GEMMAC_BUILD=<repo>/build (gemmac, synth_checkpoint)   SKIP_SPEED=  SKIP_ACCURACY=
+#   ONLY=  a grep -E pattern: time only the files whose names match (e.g. 'q8_0|q4_k_m')
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -64,6 +65,9 @@ for t in bf16 q8_0 q4_0 q4_k_m; do
     quantize "$ck" "$t" "$W/gguf/gemma-2b-$t.gguf"
     FILES+=("$W/gguf/gemma-2b-$t.gguf")
 done
+if [ -n "${ONLY:-}" ]; then
+    mapfile -t FILES < <(printf '%s\n' "${FILES[@]}" | grep -E "$ONLY")
+fi
 
 # 3. speed
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; } # FILE EXPR

@@ -30,13 +30,6 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     if (at < len) snprintf(buf + at, len - at, "]");
 }
 
-/* The values of a folded weight (see passes/fold_constants.c), (source +
- * add) · mul, malloc'd, and their dtype. A BF16 source only scaled by a
- * power of two stays BF16 (exactly); a block-quantized one stays quantized
- * (scaled_blocks: its f16 block scales scaled, exactly, quant.h), or, when
- * a scale would leave f16's normal range, as stored with the factor on the
- * outputs (scale_outputs); the rest becomes F32, computed as the unfolded
- * kernel would. */
 static int64_t elements(const st_tensor *t) {
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
@@ -48,6 +41,8 @@ static int is_pow2_scale(const ir_value *w) {
     return w->derived_add == 0 && frexp(w->derived_mul, &exp) == 0.5;
 }
 
+/* A quantized weight's blocks with the folded power of two in their f16
+ * scales (exact), malloc'd; NULL when a scale would leave f16's normal range. */
 static void *scaled_blocks(const ir_value *w, const st_tensor *src) {
     void *q = gm_malloc(src->nbytes);
     memcpy(q, src->data, src->nbytes);
@@ -56,7 +51,13 @@ static void *scaled_blocks(const ir_value *w, const st_tensor *src) {
     return NULL;
 }
 
-/* The dtype a folded unquantized weight gets. */
+/* The values of a folded weight (see passes/fold_constants.c), (source +
+ * add) · mul, malloc'd, and their dtype. A BF16 source only scaled by a
+ * power of two stays BF16 (exactly); a block-quantized one stays quantized
+ * (scaled_blocks: its f16 block scales scaled, exactly, quant.h), or, when
+ * a scale would leave f16's normal range, as stored with the factor on the
+ * outputs (scale_outputs); the rest becomes F32, computed as the unfolded
+ * kernel would. folded_dtype: the dtype an unquantized one gets. */
 static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
     return src == GM_BF16 && is_pow2_scale(w) ? GM_BF16 : GM_F32;
 }
@@ -120,7 +121,7 @@ static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor 
     if (gm_dtype_quantized(src->dtype)) w->panel = 0;
     if (is_identity(w) && !w->panel) return src;
     void *scaled = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
-    if (gm_dtype_quantized(src->dtype) && !scaled && scale_outputs(m, w)) return src;
+    if (gm_dtype_quantized(src->dtype) && !scaled && is_pow2_scale(w) && scale_outputs(m, w)) return src;
     st_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
