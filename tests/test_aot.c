@@ -7,7 +7,9 @@
  * tiny-gemma2 and of the demo (its tokenizer too) run after the copy of the
  * checkpoint they were compiled from is deleted. --emit lib makes a static
  * library and its header that a C program links, reproducing the oracle's
- * greedy tokens through the header's API. */
+ * greedy tokens through the header's API. Quantized weights run in the
+ * executables of every x86 target as in the reference backend. */
+#include "oracle_exe.h"
 #include "testing.h"
 
 #include "runtime/common.h"
@@ -94,6 +96,66 @@ static void test_levels_and_baseline(void) {
     for (int i = 0; i < 3; i++) {
         compile(variants[i]);
         check_probe("tg2");
+    }
+}
+
+/* Prefill logits of a fixed prompt by `cmd logits` (gemmac or an
+ * executable) into name; 0 on success. */
+static int quant_logits(const char *cmd, const char *model, const char *flags, const char *name) {
+    char line[16384];
+    snprintf(line, sizeof line, "%s logits %s --tokens 2,710,584,60,594,661,284,586 --steps 1 --prefill-out %s%s", cmd,
+             model, name, flags);
+    return test_sh(dir, line);
+}
+
+/* The largest |Δ| between two logit files of dir (1e9 when one is missing). */
+static double logits_diff(const char *a, const char *b) {
+    size_t na, nb;
+    float *x = oracle_read_f32(dir, a, &na), *y = oracle_read_f32(dir, b, &nb);
+    double d = x && y && na == nb && na ? oracle_max_diff(x, y, na) : 1e9;
+    free(x), free(y);
+    return d;
+}
+
+/* Block-quantized weights in executables of every x86 target (the SSE2
+ * baseline, AVX2, AVX-512, this CPU: decode's integer dots through widened
+ * multiplies where there is no VNNI): tiny-gemma2 written as Q8_0 and as
+ * Q4_0 by gemmac quantize, each executable's prefill logits against the
+ * reference backend's on the same file. f32 activations: the oracle's 1e-3.
+ * int8 activations: the reference rounds the same way, but a value within
+ * an f32 rounding of a rounding boundary (the sums before it are ordered
+ * differently on every target) may round the other way and move the
+ * logits as much as the rounding itself does; measured here, flips of 0.27
+ * and 0.67 where int8 moves the logits by up to `effect` from f32. So an
+ * int8 executable must stay within 2 · effect of the reference: a wrong
+ * scale, offset or order moves them by the logits' own size. */
+static void test_quantized_targets(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-quant"));
+    static const char *types[] = {"q8_0", "q4_0"}, *targets[] = {"x86_64", "x86_64-v3", "x86_64-v4", "native"};
+    static const char *acts[] = {"f32", "int8"};
+    char gg[64], line[8400], cmd[4200];
+    snprintf(cmd, sizeof cmd, "'%s'", gemmac);
+    for (int q = 0; q < 2; q++) {
+        snprintf(gg, sizeof gg, "tg2-%s.gguf", types[q]);
+        snprintf(line, sizeof line, "%s quantize '%s' --to %s -o %s 2>/dev/null", cmd, test_path("golden/tiny-gemma2"),
+                 types[q], gg);
+        CU_ASSERT_EQUAL_FATAL(test_sh(dir, line), 0);
+        double effect = 0;
+        for (int a = 0; a < 2; a++) {
+            snprintf(line, sizeof line, " --activations %s --backend reference", acts[a]);
+            CU_ASSERT_EQUAL_FATAL(quant_logits(cmd, gg, line, a ? "ref.f32" : "ref32.f32"), 0);
+            if (a) effect = logits_diff("ref32.f32", "ref.f32");
+            if (!a) CU_ASSERT_EQUAL_FATAL(test_sh(dir, "cp ref32.f32 ref.f32"), 0);
+            for (int t = 0; t < 4; t++) {
+                snprintf(line, sizeof line, "%s compile %s -o q --target %s --activations %s", cmd, gg, targets[t], acts[a]);
+                CU_ASSERT_EQUAL_FATAL(test_sh(dir, line), 0);
+                CU_ASSERT_EQUAL_FATAL(quant_logits("./q", "", "", "exe.f32"), 0);
+                double d = logits_diff("ref.f32", "exe.f32");
+                printf("[%s %s %s: %.2g", types[q], targets[t], acts[a], d);
+                printf(a ? ", effect %.2g] " : "] ", effect);
+                CU_ASSERT(d <= (a ? 2 * effect : 1e-3));
+            }
+        }
     }
 }
 
@@ -235,6 +297,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "the executable matches the oracle, without LLVM, with a manifest", test_executable);
     CU_add_test(s, "an x86_64-v3 executable matches the oracle", test_portable_target);
     CU_add_test(s, "-O0, -O1 and x86_64 (SSE2) executables match the oracle", test_levels_and_baseline);
+    CU_add_test(s, "Q8_0 and Q4_0 executables of every x86 target, f32 and int8 activations", test_quantized_targets);
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
     CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);
