@@ -474,10 +474,6 @@ static void emit_int8_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef 
     lv_loop_end(m, &t, NULL);
 }
 
-/* The matmul of a quantized weight under --activations int8: with fewer
- * rows than a tile and K a multiple of 64, integer dot products; otherwise
- * x's rows rounded to 8 bits and back into the scratch, then the f32 kernels
- * (the same numbers up to the order of the f32 sums). */
 /* Rows t0.. t0+R-1 of the int8 tile over one panel's block: the partial
  * sums from y (none for the first block of k), the block's products, then
  * stored (through the epilogue after the last block). */
@@ -527,6 +523,7 @@ static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef
     lv_loop_end(m, &kb, NULL);
 }
 
+/* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
 static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMValueRef f = c->scratch;
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, f);
@@ -535,6 +532,11 @@ static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1
     emit_panels(m, c, n0, n1);
 }
 
+/* The matmul of a quantized weight under --activations int8: with fewer
+ * rows than a tile and K a multiple of 64, integer dot products; otherwise,
+ * on AVX-512 VNNI, the int8 tiles; elsewhere x's rows rounded to 8 bits and
+ * back into the scratch (emit_rounded), then the f32 kernels (the same
+ * numbers up to the order of the f32 sums). */
 static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     if (c->K % 64) return emit_rounded(m, c, n0, n1);
     LLVMBasicBlockRef ints = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_dots"),
