@@ -23,6 +23,7 @@
 #include "runtime/quant.h"
 #include "runtime/threads.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -165,17 +166,19 @@ typedef struct {
     float *f32;               /* rows × ne[0] scratch */
     int64_t rows;
     gm_dtype to;
+    atomic_llong bad_row;     /* a row holding a NaN or an infinity (not encoded), or -1 */
 } slab;
 
 static void convert_rows(void *arg, int part, int parts) {
-    const slab *s = arg;
+    slab *s = arg;
     int64_t cols = s->t->ne[0], first = s->rows * part / parts, last = s->rows * (part + 1) / parts;
     for (int64_t r = first; r < last; r++) {
         float *x = s->f32 + r * cols;
         gguf_dequantize(s->t->src_type, s->src + r * s->src_row, x, cols);
         if (s->t->add_one)
             for (int64_t j = 0; j < cols; j++) x[j] += 1.0f;
-        gm_quantize(s->to, x, s->dst + r * s->dst_row, cols);
+        if (gm_all_finite(x, cols)) gm_quantize(s->to, x, s->dst + r * s->dst_row, cols);
+        else atomic_store(&s->bad_row, r);
     }
 }
 
@@ -184,7 +187,7 @@ static int convert(rt_pool *pool, const gm_quant_input *t, gm_dtype to, gguf_out
     if ((gguf_ggml_type(to) == (int)t->src_type && !t->add_one) || !elements(t))
         return gguf_write_data(w, t->data, t->nbytes, e);
     int64_t cols = t->ne[0], rows = elements(t) / cols, step = SLAB_ELEMS / cols > 0 ? SLAB_ELEMS / cols : 1;
-    slab s = {.t = t, .src_row = t->nbytes / (size_t)rows, .dst_row = gm_dtype_bytes(to, cols), .to = to};
+    slab s = {.t = t, .src_row = t->nbytes / (size_t)rows, .dst_row = gm_dtype_bytes(to, cols), .to = to, .bad_row = -1};
     int64_t most = rows < step ? rows : step;
     s.f32 = gm_malloc((size_t)(most * cols) * sizeof *s.f32);
     s.dst = gm_malloc((size_t)most * s.dst_row);
@@ -193,7 +196,10 @@ static int convert(rt_pool *pool, const gm_quant_input *t, gm_dtype to, gguf_out
         s.src = (const uint8_t *)t->data + (size_t)r * s.src_row;
         s.rows = rows - r < step ? rows - r : step;
         rt_pool_run(pool, convert_rows, &s);
-        rc = gguf_write_data(w, s.dst, (size_t)s.rows * s.dst_row, e);
+        long long bad = atomic_load(&s.bad_row);
+        rc = bad >= 0 ? gm_fail(e, "tensor %s: row %lld holds a NaN or an infinity; only finite weights can be "
+                                   "quantized (is the checkpoint damaged?)", t->name, r + bad)
+                      : gguf_write_data(w, s.dst, (size_t)s.rows * s.dst_row, e);
     }
     free(s.f32);
     free(s.dst);

@@ -19,6 +19,7 @@
 #include "runtime/threads.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -221,6 +222,7 @@ typedef struct {
     const st_tensor *src;
     gm_dtype dt;
     unsigned char *dst;
+    atomic_llong bad_row;  /* a row holding a NaN or an infinity (not encoded), or -1 */
 } quantize_job;
 
 static void quantize_part(void *arg, int part, int parts) {
@@ -230,7 +232,8 @@ static void quantize_part(void *arg, int part, int parts) {
     float *row = gm_malloc(K * sizeof *row);
     for (int64_t r = N * part / parts; r < N * (part + 1) / parts; r++) {
         gm_to_f32(j->src->dtype, (const unsigned char *)j->src->data + r * in, row, (size_t)K);
-        gm_quantize(j->dt, row, j->dst + r * out, K);
+        if (gm_all_finite(row, K)) gm_quantize(j->dt, row, j->dst + r * out, K);
+        else atomic_store(&j->bad_row, r);
     }
     free(row);
 }
@@ -248,7 +251,9 @@ static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
     st_tensor *ts = gm_calloc((size_t)n + 1, sizeof *ts);
     void **owned = gm_calloc((size_t)n + 1, sizeof *owned);
     rt_pool *pool = rt_pool_new(rt_default_threads());
-    for (int i = 0; i < n; i++) {
+    long long bad = -1;
+    int i = 0;
+    for (; i < n && bad < 0; i++) {
         const st_tensor *t = st_get(m->weights, i);
         ts[i] = *t;
         ts[i].name = gm_strdup(t->name);
@@ -256,10 +261,15 @@ static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
         ts[i].dtype = dt;
         ts[i].nbytes = gm_dtype_bytes(dt, t->shape[0] * t->shape[1]);
         ts[i].data = owned[n_owned++] = gm_malloc(ts[i].nbytes);
-        rt_pool_run(pool, quantize_part, &(quantize_job){t, dt, owned[n_owned - 1]});
+        quantize_job job = {t, dt, owned[n_owned - 1], -1};
+        rt_pool_run(pool, quantize_part, &job);
+        if ((bad = atomic_load(&job.bad_row)) >= 0)
+            gm_fail(e, "%s: tensor %s: row %lld holds a NaN or an infinity; --weights-dtype %s encodes finite weights only "
+                       "(is the checkpoint damaged?)", t->file, t->name, bad, name);
     }
     rt_pool_free(pool);
-    st_archive *q = st_archive_from(ts, n, owned, n_owned, e);
+    st_archive *q = st_archive_from(ts, i, owned, n_owned, e);
+    if (q && bad >= 0) st_close(q), q = NULL;
     if (!q) return -1;
     m->source_weights = m->weights;
     m->weights = q;

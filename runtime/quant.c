@@ -562,3 +562,9 @@ int gm_quant_scale_pow2(gm_dtype t, void *data, int64_t n, double s) {
         }
     return 0;
 }
+
+int gm_all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}

@@ -27,6 +27,10 @@ void gm_dequantize(gm_dtype t, const void *src, float *dst, int64_t n);
  * encoders") states the rules. */
 int gm_quantize(gm_dtype t, const float *x, void *dst, int64_t n);
 
+/* Whether all n values are finite: what gm_quantize needs (a NaN or an
+ * infinity has no block scale; the callers refuse the tensor by name). */
+int gm_all_finite(const float *x, int64_t n);
+
 /* gm_quantize(GM_Q8_0, ...): d = max|x| / 127 (as f16), q = roundf(x / d). */
 void gm_quantize_q8_0(const float *x, void *dst, int64_t n);
 

@@ -149,6 +149,16 @@ static void test_weights_dtype(void) {
     expect_error(args, 1, "--weights-dtype q3: expected a GGUF block type");
     snprintf(args, sizeof args, "compile '%s' -o x --weights-dtype q8_0", test_path("golden/tiny-gemma2"));
     expect_error(args, 2, "quantize the checkpoint first (gemmac quantize");
+    /* A weight that is not a number has no block scale: refused by name and row. */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt/model.safetensors", dir);
+    FILE *st = fopen(path, "wb");
+    const char *hdr = "{\"model.embed_tokens.weight\":{\"dtype\":\"F32\",\"shape\":[512,64],\"data_offsets\":[0,131072]}}";
+    uint64_t n = strlen(hdr);
+    fwrite(&n, 8, 1, st), fwrite(hdr, 1, n, st);
+    for (int i = 0; i < 131072; i++) fputc(i >= 3 * 256 && i < 3 * 256 + 4 ? 0xff : 0, st); /* row 3's first value: NaN */
+    fclose(st);
+    expect_error("logits ckpt --tokens 2 --weights-dtype q4_0", 1, "tensor model.embed_tokens.weight: row 3 holds a NaN");
 }
 
 static void test_usage_errors(void) {
