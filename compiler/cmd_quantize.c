@@ -182,8 +182,8 @@ static void convert_rows(void *arg, int part, int parts) {
     }
 }
 
-/* One tensor's bytes as type `to`, written to w slab by slab. */
-static int convert(rt_pool *pool, const gm_quant_input *t, gm_dtype to, gguf_out *w, gm_err *e) {
+/* One tensor's bytes as type `to`, written to w slab by slab; `input` names the file in messages. */
+static int convert(rt_pool *pool, const char *input, const gm_quant_input *t, gm_dtype to, gguf_out *w, gm_err *e) {
     if ((gguf_ggml_type(to) == (int)t->src_type && !t->add_one) || !elements(t))
         return gguf_write_data(w, t->data, t->nbytes, e);
     int64_t cols = t->ne[0], rows = elements(t) / cols, step = SLAB_ELEMS / cols > 0 ? SLAB_ELEMS / cols : 1;
@@ -197,8 +197,8 @@ static int convert(rt_pool *pool, const gm_quant_input *t, gm_dtype to, gguf_out
         s.rows = rows - r < step ? rows - r : step;
         rt_pool_run(pool, convert_rows, &s);
         long long bad = atomic_load(&s.bad_row);
-        rc = bad >= 0 ? gm_fail(e, "tensor %s: row %lld holds a NaN or an infinity; only finite weights can be "
-                                   "quantized (is the checkpoint damaged?)", t->name, r + bad)
+        rc = bad >= 0 ? gm_fail(e, "%s: tensor %s: row %lld holds a NaN or an infinity; only finite weights can be "
+                                   "quantized (is the checkpoint damaged?)", input, t->name, r + bad)
                       : gguf_write_data(w, s.dst, (size_t)s.rows * s.dst_row, e);
     }
     free(s.f32);
@@ -221,7 +221,7 @@ static int write_all(const quant_args *a, gm_quant_input *t, int n, gguf_out *w,
                shape_text(&t[i], shape, sizeof shape), gguf_type_name(t[i].src_type),
                gguf_type_name((uint32_t)gguf_ggml_type(to[i])), t[i].nbytes / 1048576.0, bytes / 1048576.0);
         fflush(stdout);
-        rc = convert(pool, &t[i], to[i], w, e);
+        rc = convert(pool, a->input, &t[i], to[i], w, e);
         in += (double)t[i].nbytes, out += (double)bytes;
     }
     if (!rc) rc = gguf_write_finish(w, e);
