@@ -85,8 +85,8 @@ extern const gm_blob *gm_builtin_packed;
 /* Opens with the default passes (-O2). */
 gm_model *gm_model_open(const char *path, const char *weights, gm_err *e);
 gm_model *gm_model_open_with(const char *path, const char *weights, const gm_pipeline_opts *po, gm_err *e);
-/* The same model through other passes over share's checkpoint (its weights,
- * dequantized once for a .gguf, are not read again): share must outlive it.
+/* The same model through other passes over share's checkpoint (opened, and
+ * for --weights-dtype quantized, once): share must outlive it.
  * The bench keeps one engine per configuration open this way. */
 gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_pipeline_opts *po, const gm_model *share,
                                 gm_err *e);

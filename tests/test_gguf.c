@@ -5,7 +5,9 @@
  * tensors decode to the worked examples of the format notes and, block for
  * block, to values this file computes itself from the published per-element
  * formulas (random blocks, constant blocks, ramps, scale and min extremes);
- * gguf_weights gives the same values as owned f32 buffers. Every malformed
+ * gguf_weights keeps the block formats the kernels read as stored (decoded
+ * by gm_to_f32 to the same values) and gives Q2_K and Q3_K as owned f32
+ * buffers. Every malformed
  * input — truncated in the keys, the tensor infos or the data, bad magic or
  * version, lying counts and lengths, unknown value or tensor types, bad
  * alignment, misaligned, overlapping or out-of-file tensor data, duplicate
