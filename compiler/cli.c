@@ -50,6 +50,13 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po) {
     return 0;
 }
 
+void cli_use_threads(int n) {
+    if (!n) return;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", n);
+    setenv("GEMMAC_THREADS", buf, 1);
+}
+
 int cli_help(const char *usage) {
     const char *at = strstr(usage, CLI_PASS_LIST);
     if (!at) return fputs(usage, stdout), 0;

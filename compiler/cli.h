@@ -50,5 +50,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */
 int cli_help(const char *usage);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */
+/* --threads N: the worker pools this process makes get n threads (0: leave $GEMMAC_THREADS as it is). */
+void cli_use_threads(int n);
 
 #endif

@@ -620,11 +620,7 @@ int cmd_bench(int argc, char **argv) {
     bench_args a = {.backend = "jit", .lengths = {128, 512}, .n_lengths = 2, .gen = 64, .reps = 5, .precision = 2, .budget = 600};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    if (a.threads) {
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", a.threads);
-        setenv("GEMMAC_THREADS", buf, 1);
-    }
+    cli_use_threads(a.threads);
     gm_err e;
     gm_model *m = gm_model_open_with(a.model, a.weights, &(gm_pipeline_opts){.level = 0}, &e);
     if (!m) return cli_error(&e);

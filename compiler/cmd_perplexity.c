@@ -319,11 +319,7 @@ int cmd_perplexity(int argc, char **argv) {
     ppl_args a = {.backend = "jit", .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    if (a.threads) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", a.threads);
-        setenv("GEMMAC_THREADS", n, 1);
-    }
+    cli_use_threads(a.threads);
     gm_err e;
     ppl_run r = {0};
     if (prepare(&a, &r, &e) || evaluate(&a, &r, &e)) rc = cli_error(&e);
