@@ -148,16 +148,15 @@ static void report(const char *op, const score *s) {
 
 /* ---- embed ---- */
 
-static void test_embed(void) {
+/* Every embed kernel of ks on T rows of a V-row random table, compared with
+ * the table's values within abs_tol + rel_tol·|value|. */
+static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_tol, const char *label) {
     enum { V = 11, T = 17 };
-    ex_kernel ks[N_WIDTHS * N_DTYPES];
-    for (int w = 0; w < N_WIDTHS; w++)
-        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kernel(IR_EMBED, dtypes[d], widths[w], 0);
-    lv_jit *j = compile(ks, N_WIDTHS * N_DTYPES);
+    lv_jit *j = compile(ks, n);
     int32_t ids[T];
     for (int t = 0; t < T; t++) ids[t] = (int32_t)((uniform() + 1) / 2 * V);
     score s = {0, 0};
-    for (int i = 0; i < N_WIDTHS * N_DTYPES; i++) {
+    for (int i = 0; i < n; i++) {
         int64_t C = ks[i].n;
         weights table = random_weights(ks[i].wtype, V * C, 1);
         float *y = gm_malloc(T * C * sizeof *y);
@@ -165,13 +164,19 @@ static void test_embed(void) {
         lv_jit_kernel(j, i)(&(ex_call){.in = {ids, table.data}, .out = y, .T = T});
         for (int t = 0; t < T; t++)
             for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
-        compare(&s, y, want, NULL, T * C, 0, 1e-30);
+        compare(&s, y, want, NULL, T * C, abs_tol, rel_tol);
         free_weights(table);
-        free(y);
-        free(want);
+        free(y), free(want);
     }
-    report("embed", &s);
+    report(label, &s);
     lv_jit_free(j);
+}
+
+static void test_embed(void) {
+    ex_kernel ks[N_WIDTHS * N_DTYPES];
+    for (int w = 0; w < N_WIDTHS; w++)
+        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kernel(IR_EMBED, dtypes[d], widths[w], 0);
+    check_embeds(ks, N_WIDTHS * N_DTYPES, 0, 1e-30, "embed");
 }
 
 /* ---- elementwise ---- */
@@ -359,6 +364,18 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     free(x), free(r), free(y), free(scratch), free(want), free(mass);
 }
 
+/* Every kernel of ks on rows 1 and 3 (single rows), 17 and 30 (register
+ * tiles and a tail), reported under label. */
+static void check_families(const ex_kernel *ks, int n, const char *label) {
+    static const int Ts[] = {1, 3, 17, 30};
+    lv_jit *j = compile(ks, n);
+    score s = {0, 0};
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
+    report(label, &s);
+    lv_jit_free(j);
+}
+
 /* Rows 1 and 3 (single rows), 17 and 30 (register tiles and a tail); N not
  * a multiple of the panel (masked columns); K within one block of EX_KC,
  * past it, and over three blocks and a short fourth (partial sums through y,
@@ -366,7 +383,6 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
 static void test_matmul_family(void) {
     static const int64_t Ns[] = {7, 33, 64, 100};
     static const int64_t Ks[] = {33, 100, EX_KC + 100, 3 * EX_KC + 5};
-    static const int Ts[] = {1, 3, 17, 30};
     static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
     enum { N_K = 4, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
     ex_kernel ks[N];
@@ -377,12 +393,7 @@ static void test_matmul_family(void) {
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
         if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
-    for (int i = 0; i < N; i++)
-        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
-    report("matmul family, panels", &s);
-    lv_jit_free(j);
+    check_families(ks, N, "matmul family, panels");
 }
 
 /* ---- the matmul family and embed on block-quantized weights (quant.c) ---- */
@@ -397,7 +408,6 @@ static const gm_dtype qtypes[] = {GM_Q8_0, GM_Q4_0, GM_Q4_1, GM_Q5_0, GM_Q5_1, G
  * EX_KC with a short last one for the 32-element formats. */
 static void test_matmul_quantized(void) {
     static const int64_t Ns[] = {7, 33, 100};
-    static const int Ts[] = {1, 3, 17, 30};
     static const ir_op ops[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
     enum { N_N = 3, N_K = 2, N = N_QTYPES * N_N * N_K };
     ex_kernel ks[N];
@@ -410,12 +420,7 @@ static void test_matmul_quantized(void) {
         if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
         if (i % 5 == 0) ks[i].attr[IR_A_OUT_SCALE] = 0.0625; /* a folded query scale the blocks could not take */
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
-    for (int i = 0; i < N; i++)
-        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
-    report("matmul family, quantized", &s);
-    lv_jit_free(j);
+    check_families(ks, N, "matmul family, quantized");
 }
 
 /* --activations int8: matmul and matmul_add against x rounded as the
@@ -425,7 +430,6 @@ static void test_matmul_quantized(void) {
  * products (K a multiple of 64), 17 and 30 and K = 64·k + 32 the rounded
  * rows through the f32 kernels. */
 static void test_matmul_int8(void) {
-    static const int Ts[] = {1, 3, 17, 30};
     enum { N = N_QTYPES * 2 * 3 };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
@@ -436,38 +440,15 @@ static void test_matmul_int8(void) {
         ks[i].attr[IR_A_X_INT8] = 1;
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
-    for (int i = 0; i < N; i++)
-        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
-    report("matmul, int8 activations", &s);
-    lv_jit_free(j);
+    check_families(ks, N, "matmul, int8 activations");
 }
 
 /* Rows of quantized tables: the decoded values, within one f32 rounding
  * (the kernel may fuse d·q + min, or round the product of three factors once). */
 static void test_embed_quantized(void) {
-    enum { V = 11, T = 17 };
     ex_kernel ks[N_QTYPES];
     for (int i = 0; i < N_QTYPES; i++) ks[i] = kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
-    lv_jit *j = compile(ks, N_QTYPES);
-    int32_t ids[T];
-    for (int t = 0; t < T; t++) ids[t] = (int32_t)((uniform() + 1) / 2 * V);
-    score s = {0, 0};
-    for (int i = 0; i < N_QTYPES; i++) {
-        int64_t C = ks[i].n;
-        weights table = random_weights(ks[i].wtype, V * C, 1);
-        float *y = gm_malloc(T * C * sizeof *y);
-        double *want = gm_malloc(T * C * sizeof *want);
-        lv_jit_kernel(j, i)(&(ex_call){.in = {ids, table.data}, .out = y, .T = T});
-        for (int t = 0; t < T; t++)
-            for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
-        compare(&s, y, want, NULL, T * C, 1e-30, 2e-7);
-        free_weights(table);
-        free(y), free(want);
-    }
-    report("embed, quantized", &s);
-    lv_jit_free(j);
+    check_embeds(ks, N_QTYPES, 1e-30, 2e-7, "embed, quantized");
 }
 
 /* ---- rope ---- */

@@ -50,19 +50,6 @@ static LLVMValueRef call1(lv_emit *m, const char *name, LLVMTypeRef ty, LLVMValu
     return lv_intrinsic(m, name, &ty, 1, args, n);
 }
 
-static LLVMValueRef lane_mask(lv_emit *m, int n, int (*lane)(int)) {
-    LLVMValueRef idx[64];
-    for (int i = 0; i < n; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)lane(i), 0);
-    return LLVMConstVector(idx, (unsigned)n);
-}
-
-static int identity(int i) { return i; }
-
-/* a ++ b, two <n x T> into <2n x T>. */
-static LLVMValueRef concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
-    return LLVMBuildShuffleVector(m->b, a, b, lane_mask(m, 2 * n, identity), "");
-}
-
 /* ---- the quantizer ---- */
 
 /* The sum of lanes [at, at + 16) of the <32 x i32> q. */
@@ -115,7 +102,7 @@ static void quantize_group(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef
     }
     if (!q) return;
     LLVMValueRef base = lv_add(m, qt, lv_muli(m, g, LV_Q8_GROUP));
-    store_vec(m, concat(m, q8[0], q8[1], 32), q, base, 16);
+    store_vec(m, lv_concat(m, q8[0], q8[1], 32), q, base, 16);
     store_vec(m, lv_halves(m, d[0], d[1], 16), q, lv_addi(m, base, 64), 16);
     store_vec(m, sums, q, lv_addi(m, base, 128), 16);
 }
@@ -158,7 +145,7 @@ static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValue
 
 /* <16 x float> of the two sub-blocks' per-half scales, four lanes each. */
 static LLVMValueRef lane_scales(lv_emit *m, const lv_qsub *s) {
-    return concat(m, lv_halves(m, s[0].scale[0], s[0].scale[1], 8), lv_halves(m, s[1].scale[0], s[1].scale[1], 8), 8);
+    return lv_concat(m, lv_halves(m, s[0].scale[0], s[0].scale[1], 8), lv_halves(m, s[1].scale[0], s[1].scale[1], 8), 8);
 }
 
 /* A sub-block's quants as unsigned bytes, and their offset: Q8_0's signed
@@ -171,7 +158,7 @@ static LLVMValueRef unsigned_quants(lv_emit *m, const lv_qsub *s, int *offset) {
 /* acc + the group of 64 (sub-blocks s[0], s[1]) against x's group at xg. */
 static LLVMValueRef group_dot(lv_emit *m, const lv_qsub *s, LLVMValueRef qrow, LLVMValueRef xg, LLVMValueRef acc) {
     int offset;
-    LLVMValueRef w0 = unsigned_quants(m, &s[0], &offset), w = concat(m, w0, unsigned_quants(m, &s[1], &offset), 32);
+    LLVMValueRef w0 = unsigned_quants(m, &s[0], &offset), w = lv_concat(m, w0, unsigned_quants(m, &s[1], &offset), 32);
     LLVMValueRef x = load_vec(m, vec(i8(m), 64), qrow, xg, 16);
     LLVMValueRef dx = load_vec(m, vec(m->f32, 16), qrow, lv_addi(m, xg, 64), 16);
     LLVMValueRef sums = load_vec(m, vec(m->i32, 16), qrow, lv_addi(m, xg, 128), 16);

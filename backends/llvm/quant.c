@@ -54,18 +54,17 @@ static LLVMValueRef nibbles(lv_emit *m, LLVMValueRef v, int n, int high) {
     return high ? LLVMBuildLShr(m->b, v, splat_i(m, i8(m), n, 4), "") : LLVMBuildAnd(m->b, v, splat_i(m, i8(m), n, 15), "");
 }
 
-/* a ++ b, two <16 x i8> into <32 x i8>. */
-static LLVMValueRef concat16(lv_emit *m, LLVMValueRef a, LLVMValueRef b) {
-    LLVMValueRef idx[32];
-    for (int i = 0; i < 32; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)i, 0);
-    return LLVMBuildShuffleVector(m->b, a, b, LLVMConstVector(idx, 32), "");
+LLVMValueRef lv_concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
+    LLVMValueRef idx[64];
+    for (int i = 0; i < 2 * n; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)i, 0);
+    return LLVMBuildShuffleVector(m->b, a, b, LLVMConstVector(idx, (unsigned)(2 * n)), "");
 }
 
 /* Q4_0/Q4_1/Q5_0/Q5_1: 16 bytes at off, element j the low nibble of byte j
  * and element j + 16 its high one. */
 static LLVMValueRef split_nibbles(lv_emit *m, LLVMValueRef blk, int off) {
     LLVMValueRef q = bytes(m, blk, off, 16);
-    return concat16(m, nibbles(m, q, 16, 0), nibbles(m, q, 16, 1));
+    return lv_concat(m, nibbles(m, q, 16, 0), nibbles(m, q, 16, 1), 16);
 }
 
 /* q | (bit i of the 32-bit mask at off) << 4, for lanes i of 32: the fifth

@@ -24,6 +24,8 @@ LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub)
 LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k);
 /* <n x T> of a in lanes [0, n/2) and b in [n/2, n), a and b scalars of type T. */
 LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n);
+/* a ++ b: two <n x T> into one <2n x T> (n ≤ 32). */
+LLVMValueRef lv_concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n);
 /* Lanes [at, at + w) of the vector v (w = 1: the scalar). */
 LLVMValueRef lv_slice(lv_emit *m, LLVMValueRef v, int at, int w);
 
