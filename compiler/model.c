@@ -86,7 +86,8 @@ static int is_identity(const ir_value *w) { return w->derived_add == 0 && w->der
 void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src) {
     gm_dtype dt;
     (void)m;
-    return is_identity(w) ? (void *)src->data : folded_values(w, src, &dt);
+    if (is_identity(w)) return (void *)src->data;
+    return gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : folded_values(w, src, &dt);
 }
 
 void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
@@ -114,12 +115,38 @@ static int scale_outputs(gm_model *m, const ir_value *w) {
     return found;
 }
 
+/* Whether only matmuls under --activations int8 read weight w, with K a
+ * multiple of 64: what the int8 tiles over repacked panels take. */
+static int int8_only(const gm_model *m, const ir_value *w) {
+    int v = (int)(w - m->graph->values), found = 0;
+    for (int i = 0; i < m->graph->n_nodes; i++) {
+        const ir_node *n = &m->graph->nodes[i];
+        if (ir_is_matmul(n->op) && n->in[1] == v && !n->attr[IR_A_X_INT8]) return 0;
+        found |= ir_is_matmul(n->op) && n->in[1] == v;
+    }
+    return found && w->dims[1] % 64 == 0;
+}
+
+/* Whether a block-quantized weight keeps the panel layout pack_weights gave
+ * it: repacked for the int8 tiles (runtime/qpanel.h) when they alone read
+ * it, and a folded factor, if any, is a power of two that its block scales
+ * take, or else the outputs (scale_outputs; the weight is then the source). */
+static int keeps_qpanel(gm_model *m, ir_value *w, const st_tensor *src) {
+    if (!w->panel || !int8_only(m, w) || (!is_identity(w) && !is_pow2_scale(w))) return 0;
+    void *scaled = is_identity(w) ? NULL : scaled_blocks(w, src);
+    int in_scales = scaled != NULL;
+    free(scaled);
+    if (!is_identity(w) && !in_scales && scale_outputs(m, w)) w->derived_mul = 1;
+    return is_identity(w) || in_scales;
+}
+
 /* The tensor a derived weight is bound to: folded now, or (packed) described
- * now and filled by gm_model_pack. A block-quantized weight is never packed:
- * its kernels read it as stored (row-major blocks), so its value's panel
- * goes back to 0 and, unless folded, it is the checkpoint's own tensor. */
+ * now and filled by gm_model_pack. A block-quantized weight is packed only
+ * for the int8 tiles (keeps_qpanel); the other kernels read it as stored
+ * (row-major blocks), so its value's panel goes back to 0 and, unless
+ * folded, it is the checkpoint's own tensor. */
 static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor *src) {
-    if (gm_dtype_quantized(src->dtype)) w->panel = 0;
+    if (gm_dtype_quantized(src->dtype) && !keeps_qpanel(m, w, src)) w->panel = 0;
     if (is_identity(w) && !w->panel) return src;
     void *scaled = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
     if (gm_dtype_quantized(src->dtype) && !scaled && is_pow2_scale(w) && scale_outputs(m, w)) return src;
@@ -128,7 +155,7 @@ static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor 
     t->name = w->name;
     t->data = NULL;
     if (w->panel) {
-        t->dtype = is_identity(w) ? src->dtype : folded_dtype(w, src->dtype);
+        t->dtype = is_identity(w) || gm_dtype_quantized(src->dtype) ? src->dtype : folded_dtype(w, src->dtype);
         m->packed = gm_realloc(m->packed, (m->n_packed + 1) * sizeof *m->packed);
         m->packed[m->n_packed++] = t;
         return t;

@@ -3,7 +3,7 @@
  *
  * A packed weight W[N][K] is stored as ceil(N/P) panels of P rows
  * interleaved by k: panel p holds W[p·P + j][k] at (p·K + k)·P + j, rows
- * past N zero. Its dtype is the source's (bf16 stays bf16: the kernels
+ * past N zero; a block-quantized one as runtime/qpanel.h lays it out. Its dtype is the source's (bf16 stays bf16: the kernels
  * compute on it directly), or the folded dtype when constant folding also
  * touched it (model.c).
  *
@@ -21,6 +21,7 @@
  * directory) the region is packed in memory each time. */
 #include "model.h"
 
+#include "runtime/qpanel.h"
 #include "runtime/threads.h"
 
 #include <stdlib.h>
@@ -34,6 +35,7 @@ const gm_blob *gm_builtin_packed;
 
 size_t gm_packed_bytes(const st_tensor *t, int panel) {
     int64_t N = t->shape[0], K = t->shape[1];
+    if (gm_dtype_quantized(t->dtype)) return gm_qpanel_bytes(t->dtype, N, K);
     return (size_t)((N + panel - 1) / panel * panel) * K * gm_dtype_size(t->dtype);
 }
 
@@ -42,14 +44,20 @@ typedef struct {
     unsigned char *dst;
     int64_t N, K;
     int P;
-    size_t esize;
+    gm_dtype dtype;
 } pack_job;
 
 /* Panels [part·n/parts, (part+1)·n/parts) of one weight. */
 static void pack_part(void *arg, int part, int parts) {
     const pack_job *j = arg;
     int64_t panels = (j->N + j->P - 1) / j->P, p0 = panels * part / parts, p1 = panels * (part + 1) / parts;
-    size_t es = j->esize;
+    size_t es = gm_dtype_size(j->dtype);
+    if (gm_dtype_quantized(j->dtype)) { /* runtime/qpanel.h: panels of GM_QPANEL_ROWS = EX_PANEL rows */
+        size_t panel_bytes = gm_qpanel_bytes(j->dtype, j->P, j->K);
+        memset(j->dst + p0 * panel_bytes, 0, (size_t)(p1 - p0) * panel_bytes);
+        gm_qpanel_pack(j->dtype, j->src, j->N, j->K, p0, p1, j->dst);
+        return;
+    }
     for (int64_t p = p0; p < p1; p++)
         for (int r = 0; r < j->P; r++) {
             int64_t n = p * j->P + r;
@@ -166,8 +174,7 @@ static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, c
         const ir_value *w = &m->graph->values[v];
         const st_tensor *t = m->bound[v];
         void *unpacked = gm_unpacked_values(m, w, st_find(m->weights, w->derived_from));
-        pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel,
-                        gm_dtype_size(t->dtype)};
+        pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel, t->dtype};
         rt_pool_run(pool, pack_part, &job);
         gm_release_unpacked(m, w, unpacked);
     }

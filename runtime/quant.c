@@ -11,6 +11,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
@@ -165,6 +166,51 @@ static dequant_fn *const decoders[GM_DTYPE_COUNT] = {
 
 void gm_dequantize(gm_dtype t, const void *src, float *dst, int64_t n) {
     decoders[t](src, dst, n / gm_dtype_block(t));
+}
+
+/* The fifth (or fifth and sixth) bits of element e: Q5_0/Q5_1 keep them in a
+ * 32-bit mask, Q5_K in bit e/32 of qh[e%32], Q6_K two bits of qh. */
+static int q5_bit(const uint8_t *mask, int e) { return (int)(le32(mask) >> e & 1) << 4; }
+
+static void ints_q6_k(const uint8_t *b, uint8_t *q, gm_block_ints *h) {
+    for (int e = 0; e < 256; e++) {
+        int half = e / 128, c = e % 128 / 32, l = e % 32;
+        int lo = b[64 * half + 32 * (c & 1) + l] >> 4 * (c >> 1) & 15;
+        q[e] = (uint8_t)(lo | (b[128 + 32 * half + l] >> 2 * c & 3) << 4);
+    }
+    for (int j = 0; j < 16; j++) h->sc[j] = b[192 + j];
+    h->d = le16(b + 208);
+}
+
+static void ints_k4(const uint8_t *b, int five, uint8_t *q, gm_block_ints *h) {
+    const uint8_t *qs = b + (five ? 48 : 16);
+    for (int e = 0; e < 256; e++) {
+        int j = e / 32, l = e % 32;
+        q[e] = (uint8_t)(qs[32 * (j / 2) + l] >> 4 * (j & 1) & 15);
+        if (five) q[e] |= (uint8_t)((b[16 + l] >> j & 1) << 4);
+    }
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(b + 4, j, &sc, &m);
+        h->sc[j] = (uint8_t)sc, h->mn[j] = (uint8_t)m;
+    }
+    h->d = le16(b), h->d2 = le16(b + 2);
+}
+
+void gm_quant_ints(gm_dtype t, const void *block, uint8_t *q, gm_block_ints *h) {
+    const uint8_t *b = block;
+    int min = t == GM_Q4_1 || t == GM_Q5_1, five = t == GM_Q5_0 || t == GM_Q5_1;
+    memset(h, 0, sizeof *h);
+    if (t == GM_Q4_K || t == GM_Q5_K) return ints_k4(b, t == GM_Q5_K, q, h);
+    if (t == GM_Q6_K) return ints_q6_k(b, q, h);
+    h->d = le16(b);
+    if (min) h->d2 = le16(b + 2);
+    if (t == GM_Q8_0) {
+        for (int e = 0; e < 32; e++) q[e] = b[2 + e] ^ 0x80;
+        return;
+    }
+    const uint8_t *qs = b + 2 + 2 * min + 4 * five;
+    for (int e = 0; e < 32; e++) q[e] = (uint8_t)((qs[e % 16] >> 4 * (e / 16) & 15) | (five ? q5_bit(b + 2 + 2 * min, e) : 0));
 }
 
 /* ---- encoders ----------------------------------------------------------

@@ -17,6 +17,18 @@
 /* Decodes n elements (a whole number of blocks) of quantized type t. */
 void gm_dequantize(gm_dtype t, const void *src, float *dst, int64_t n);
 
+/* One block's integers, for repacking (runtime/qpanel.c): its quants as
+ * unsigned values (Q8_0's signed ones + 128, the rest as stored: 4, 5 or 6
+ * bits) and its scales as stored. Element e is then
+ *   Q8_0, Q4_0, Q5_0: d · (q[e] − 128, 8 or 16)     Q4_1, Q5_1: d · q[e] + d2
+ *   Q4_K, Q5_K: d · sc[e/32] · q[e] − d2 · mn[e/32]  Q6_K: d · (int8)sc[e/16] · (q[e] − 32)
+ * with d and d2 f16 bits. */
+typedef struct {
+    uint16_t d, d2;
+    uint8_t sc[16], mn[8];
+} gm_block_ints;
+void gm_quant_ints(gm_dtype t, const void *block, uint8_t *q, gm_block_ints *h);
+
 /* Encodes n finite f32 values as type t, byte for byte as llama.cpp's
  * reference quantizers do (ggml-quants.c: quantize_row_q8_0_ref,
  * _q4_0_ref, _q4_1_ref, _q5_0_ref, _q5_1_ref, _q4_K_ref, _q5_K_ref,

@@ -24,6 +24,7 @@
 
 #include "backends/llvm/jit.h"
 #include "runtime/kv_cache.h"
+#include "runtime/qpanel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -300,8 +301,14 @@ static void test_matmul(void) {
 
 /* ---- the matmul family on panel weights (pack_weights' layout) ---- */
 
-/* w [N][K] in panels of P rows interleaved by k, the last zero-padded: the layout as specified. */
+/* w [N][K] in panels of P rows interleaved by k, the last zero-padded: the
+ * layout as specified; a block-quantized w repacked by runtime/qpanel.c. */
 static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P) {
+    if (gm_dtype_quantized(dt)) {
+        void *q = memset(gm_aligned64(gm_qpanel_bytes(dt, N, K)), 0, gm_qpanel_bytes(dt, N, K));
+        gm_qpanel_pack(dt, w, N, K, 0, (N + P - 1) / P, q);
+        return q;
+    }
     size_t es = gm_dtype_size(dt);
     int64_t panels = (N + P - 1) / P;
     unsigned char *p = gm_calloc((size_t)panels * P * K, es);
@@ -441,6 +448,26 @@ static void test_matmul_int8(void) {
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
     }
     check_families(ks, N, "matmul, int8 activations");
+}
+
+/* The same on weights repacked into panels for the int8 tiles
+ * (runtime/qpanel.h), every format: rows 1 and 3 (each panel streamed once,
+ * as decode does), 17 and 30 (the tiles and a tail); N past a multiple of 32;
+ * K of 64 (or a block of 256) and of several blocks of EX_KC with a short last. */
+static void test_matmul_int8_repacked(void) {
+    enum { N = N_QTYPES * 2 * 2 };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        gm_dtype dt = qtypes[i % N_QTYPES];
+        int64_t B = gm_dtype_block(dt), longer = i / N_QTYPES % 2;
+        int64_t K = longer ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 64 : B);
+        ks[i] = kernel(i / N_QTYPES / 2 ? IR_MATMUL_ADD : IR_MATMUL, dt, longer ? 100 : 33, K);
+        ks[i].attr[IR_A_X_INT8] = 1;
+        ks[i].panel = EX_PANEL;
+        if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
+        if (i % 3 == 0) ks[i].attr[IR_A_OUT_SCALE] = 0.0625;
+    }
+    check_families(ks, N, "matmul, int8 activations, repacked");
 }
 
 /* Rows of quantized tables: the decoded values, within one f32 rounding
@@ -599,6 +626,7 @@ int main(void) {
     CU_add_test(s, "matmul, norm_matmul, matmul_add on panel weights", test_matmul_family);
     CU_add_test(s, "matmul family on block-quantized weights", test_matmul_quantized);
     CU_add_test(s, "matmul on block-quantized weights, int8 activations", test_matmul_int8);
+    CU_add_test(s, "matmul on repacked block-quantized weights, int8 activations", test_matmul_int8_repacked);
     CU_add_test(s, "embed of block-quantized tables", test_embed_quantized);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);

@@ -25,6 +25,7 @@
 #include "quant.h"
 
 #include "backends/exec/kernel.h"
+#include "runtime/qpanel.h"
 
 #include <string.h>
 
@@ -229,6 +230,79 @@ void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int6
     }
     lv_loop_end(m, &kb, NULL);
     lv_loop_end(m, &j, NULL);
+}
+
+/* ---- the same from repacked panels (runtime/qpanel.h) ---- */
+
+/* <n x T> at byte `off` of the unit. */
+static LLVMValueRef unit_vec(lv_emit *m, LLVMTypeRef t, int n, LLVMValueRef unit, int off) {
+    return load_vec(m, vec(t, n), unit, lv_int(m, off), 64);
+}
+
+/* The 32 rows' f16 at `off` of the unit, as f32. */
+static LLVMValueRef unit_halves(lv_emit *m, LLVMValueRef unit, int off) {
+    LLVMValueRef h = LLVMBuildBitCast(m->b, unit_vec(m, m->i16, 32, unit, off), vec(m->f16, 32), "");
+    return LLVMBuildFPExt(m->b, h, vec(m->f32, 32), "");
+}
+
+/* d · the 32 rows' u8 (or i8) multipliers at `off`, as the stored-block path computes them. */
+static LLVMValueRef scaled(lv_emit *m, LLVMValueRef d, LLVMValueRef unit, int off, int is_signed) {
+    LLVMValueRef v = unit_vec(m, i8(m), 32, unit, off);
+    v = is_signed ? LLVMBuildSIToFP(m->b, v, vec(m->f32, 32), "") : LLVMBuildUIToFP(m->b, v, vec(m->f32, 32), "");
+    return lv_fmul(m, d, v);
+}
+
+/* The unit's scales (and mins) into the panel scratch, its k from kk. */
+static void qpanel_scales(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef dst, LLVMValueRef kk) {
+    int S = lv_int8_scale_group(dt), groups = gm_dtype_block(dt) / S;
+    LLVMValueRef d = unit_halves(m, unit, 0), g0 = LLVMBuildSDiv(m->b, kk, lv_int(m, S), "");
+    LLVMValueRef b0 = LLVMBuildSDiv(m->b, kk, lv_int(m, 32), "");
+    for (int g = 0; g < groups; g++) {
+        LLVMValueRef s = l->sc >= 0 ? scaled(m, d, unit, l->sc + 32 * g, dt == GM_Q6_K) : d;
+        store_vec(m, s, dst, lv_addi(m, lv_muli(m, lv_addi(m, g0, g), EX_PANEL * 4), PANEL_SCALES), 64);
+        if (l->d2 < 0) continue;
+        LLVMValueRef min = l->mn >= 0 ? LLVMBuildFNeg(m->b, scaled(m, unit_halves(m, unit, l->d2), unit, l->mn + 32 * g, 0), "")
+                                      : unit_halves(m, unit, l->d2);
+        store_vec(m, min, dst, lv_addi(m, lv_muli(m, lv_addi(m, b0, g), EX_PANEL * 4), PANEL_MINS), 64);
+    }
+}
+
+/* Bits [shift, shift + n) of the bytes of v, moved to bits 4.. (the fifth and sixth bits of a quant). */
+static LLVMValueRef high_bits(lv_emit *m, LLVMValueRef v, int shift, int n) {
+    LLVMValueRef b = LLVMBuildLShr(m->b, v, lv_splat(m, LLVMConstInt(i8(m), (unsigned long long)shift, 0), 64), "");
+    b = LLVMBuildAnd(m->b, b, lv_splat(m, LLVMConstInt(i8(m), (1ull << n) - 1, 0), 64), "");
+    return LLVMBuildShl(m->b, b, lv_splat(m, LLVMConstInt(i8(m), 4, 0), 64), "");
+}
+
+/* Quad `quad` (k 4·quad.. of the sub-block) of rows 16·half.. as <64 x i8>. */
+static LLVMValueRef qpanel_quad(lv_emit *m, const gm_qpanel *l, LLVMValueRef sub, int quad, int half) {
+    if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, (quad * 32 + 16 * half) * 4);
+    LLVMValueRef v = unit_vec(m, i8(m), 64, sub, (quad / 2 * 2 + half) * 64);
+    v = quad & 1 ? LLVMBuildLShr(m->b, v, lv_splat(m, LLVMConstInt(i8(m), 4, 0), 64), "")
+                 : LLVMBuildAnd(m->b, v, lv_splat(m, LLVMConstInt(i8(m), 15, 0), 64), "");
+    if (l->bits == 5) v = LLVMBuildOr(m->b, v, high_bits(m, unit_vec(m, i8(m), 64, sub, 512 + 64 * half), quad, 1), "");
+    if (l->bits == 6)
+        v = LLVMBuildOr(m->b, v, high_bits(m, unit_vec(m, i8(m), 64, sub, 512 + (quad / 4 * 2 + half) * 64), 2 * (quad % 4), 2), "");
+    return v;
+}
+
+void lv_int8_qpanel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
+                         LLVMValueRef len, LLVMValueRef dst) {
+    gm_qpanel l = gm_qpanel_of(dt);
+    int B = gm_dtype_block(dt);
+    lv_loop kb;
+    lv_loop_begin(m, &kb, lv_int(m, 0), len, B, 0, NULL);
+    LLVMValueRef u = lv_add(m, lv_muli(m, panel, K / B), LLVMBuildSDiv(m->b, lv_add(m, k0, kb.i), lv_int(m, B), ""));
+    LLVMValueRef unit = at_offset(m, w, lv_muli(m, u, l.unit));
+    qpanel_scales(m, dt, &l, unit, dst, kb.i);
+    for (int s = 0; s < B / 32; s++) {
+        LLVMValueRef sub = at_offset(m, unit, lv_int(m, l.head + s * l.sub));
+        LLVMValueRef k4 = LLVMBuildSDiv(m->b, lv_addi(m, kb.i, 32 * s), lv_int(m, 4), "");
+        for (int quad = 0; quad < 8; quad++)
+            for (int half = 0; half < 2; half++)
+                store_vec(m, qpanel_quad(m, &l, sub, quad, half), dst, lv_addi(m, lv_muli(m, lv_addi(m, k4, quad), EX_PANEL * 4), 64 * half), 64);
+    }
+    lv_loop_end(m, &kb, NULL);
 }
 
 static LLVMValueRef quot(lv_emit *m, LLVMValueRef a, int64_t b) { return LLVMBuildSDiv(m->b, a, lv_int(m, b), ""); }

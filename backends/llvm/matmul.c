@@ -155,9 +155,19 @@ typedef struct {
     LLVMValueRef k0, len;     /* the block: k in [k0, k0 + len) */
     LLVMValueRef first, last; /* i1: the block is the first / the last of k */
     LLVMValueRef next;        /* tiles: the next panel's block as stored, prefetched into L2; or NULL */
+    int W;                    /* lanes of the accumulators: the target's f32 vector, 16 for the int8 tiles */
 } block_ctx;
 
 static int vectors_per_row(lv_emit *m) { return EX_PANEL / m->target->width; }
+
+/* The block of k from kb (EX_KC values, fewer at the end of k), its panel still to set. */
+static block_ctx block_at(lv_emit *m, mm_ctx *c, LLVMValueRef kb, int W) {
+    LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb);
+    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, EX_KC), ""), left,
+                                       lv_int(m, EX_KC), "");
+    return (block_ctx){c, NULL, NULL, c->dt, kb, len, LLVMBuildICmp(m->b, LLVMIntEQ, kb, lv_int(m, 0), ""),
+                       LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""), NULL, W};
+}
 
 /* Rows of x per register tile: the accumulators of MR rows fill the vector
  * registers but for a few (the target's: 32 with AVX-512 and NEON, 16 for
@@ -170,7 +180,7 @@ static int tile_rows(lv_emit *m) {
 
 /* Lanes of y's row that exist in the last, zero-padded panel; NULL when N is a multiple of P. */
 static LLVMValueRef column_mask(lv_emit *m, const block_ctx *bc, int h) {
-    int W = m->target->width;
+    int W = bc->W;
     if (bc->c->N % EX_PANEL == 0) return NULL;
     LLVMValueRef lanes[16];
     for (int j = 0; j < W; j++) lanes[j] = LLVMConstInt(m->i64, (unsigned long long)j, 0);
@@ -181,16 +191,16 @@ static LLVMValueRef column_mask(lv_emit *m, const block_ctx *bc, int h) {
 
 /* Where row t's outputs for vector h of the panel start in y. */
 static LLVMValueRef out_at(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int h) {
-    return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, EX_PANEL), h * m->target->width));
+    return lv_add(m, lv_muli(m, t, bc->c->N), lv_addi(m, lv_muli(m, bc->panel, EX_PANEL), h * bc->W));
 }
 
 static void store_outputs(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
                           LLVMValueRef *mask, int finished) {
-    int H = vectors_per_row(m);
+    int H = EX_PANEL / bc->W;
     for (int i = 0; i < R; i++)
         for (int h = 0; h < H; h++) {
             LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
-            LLVMValueRef v = finished ? finish(m, bc->c, acc[i * H + h], at, m->target->width, mask[h]) : acc[i * H + h];
+            LLVMValueRef v = finished ? finish(m, bc->c, acc[i * H + h], at, bc->W, mask[h]) : acc[i * H + h];
             if (mask[h]) lv_store_masked(m, bc->c->y, at, v, mask[h]);
             else lv_store(m, bc->c->y, at, v);
         }
@@ -313,7 +323,7 @@ static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
     LLVMValueRef at = lv_muli(m, p.i, c->K * EX_PANEL);
     block_ctx bc = {c, p.i, LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, c->dt), c->w, &at, 1, ""), c->dt,
-                    lv_int(m, 0), lv_int(m, c->K), yes, yes, NULL};
+                    lv_int(m, 0), lv_int(m, c->K), yes, yes, NULL, m->target->width};
     emit_rows(m, &bc, lv_int(m, 0), c->T);
     lv_loop_end(m, &p, NULL);
 }
@@ -400,13 +410,10 @@ static void emit_tiled_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef
     LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, MR), ""));
     lv_loop kb, p, t;
     lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
-    LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb.i);
-    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, EX_KC), ""), left,
-                                       lv_int(m, EX_KC), "");
-    emit_tile_packing(m, c, MR, tiled, kb.i, len);
+    block_ctx bc = block_at(m, c, kb.i, m->target->width);
+    emit_tile_packing(m, c, MR, tiled, kb.i, bc.len);
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    block_ctx bc = {c, p.i, NULL, c->dt, kb.i, len, LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
-                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""), NULL};
+    bc.panel = p.i;
     if (gm_dtype_quantized(c->dt)) {
         emit_quant_conversion(m, &bc);
     } else {
@@ -494,33 +501,44 @@ static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, 
     store_tile(m, bc, t0, R, acc, mask);
 }
 
-/* Prefill under --activations int8 on AVX-512 VNNI: x's rows quantized into
- * the scratch; for each block of EX_KC values of k, each panel of the call
- * decoded once into unsigned quants (int8.c), then register tiles of
- * LV_INT8_TILE rows and the leftover rows one at a time. */
-static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+/* One panel's block of k under --activations int8: decoded once into
+ * unsigned quants in the panel scratch (int8.c; from the repacked panel, or
+ * from the blocks as stored), then register tiles of LV_INT8_TILE rows and
+ * the leftover rows one at a time. */
+static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValueRef panel, LLVMValueRef tiled) {
+    mm_ctx *c = bc->c;
+    if (c->k->panel) lv_int8_qpanel_fill(m, c->dt, c->w, c->K, bc->panel, bc->k0, bc->len, panel);
+    else lv_int8_panel_fill(m, c->dt, c->w, c->N, c->K, bc->panel, bc->k0, bc->len, panel);
+    lv_loop t, t1;
+    lv_loop_begin(m, &t, lv_int(m, 0), tiled, LV_INT8_TILE, 0, NULL);
+    int8_tile_rows(m, bc, panel, q, t.i, LV_INT8_TILE);
+    lv_loop_end(m, &t, NULL);
+    lv_loop_begin(m, &t1, tiled, c->T, 1, 0, NULL);
+    int8_tile_rows(m, bc, panel, q, t1.i, 1);
+    lv_loop_end(m, &t1, NULL);
+}
+
+/* The int8 tiles: x's rows quantized into the scratch, then each panel's
+ * blocks of EX_KC values of k. Prefill walks the blocks outermost, so a
+ * block of x's rows stays in cache while the panels pass; with panels_first
+ * (decode) each panel goes in one sequential stream. */
+static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1, int panels_first) {
     LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K));
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
     LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, LV_INT8_TILE), ""));
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
-    lv_loop kb, p, t, t1;
-    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
-    LLVMValueRef left = lv_sub(m, lv_int(m, c->K), kb.i);
-    LLVMValueRef len = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, left, lv_int(m, EX_KC), ""), left,
-                                       lv_int(m, EX_KC), "");
-    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    lv_int8_panel_fill(m, c->dt, c->w, c->N, c->K, p.i, kb.i, len, panel);
-    block_ctx bc = {c, p.i, NULL, c->dt, kb.i, len, LLVMBuildICmp(m->b, LLVMIntEQ, kb.i, lv_int(m, 0), ""),
-                    LLVMBuildICmp(m->b, LLVMIntSLE, left, lv_int(m, EX_KC), ""), NULL};
-    lv_loop_begin(m, &t, lv_int(m, 0), tiled, LV_INT8_TILE, 0, NULL);
-    int8_tile_rows(m, &bc, panel, q, t.i, LV_INT8_TILE);
-    lv_loop_end(m, &t, NULL);
-    lv_loop_begin(m, &t1, tiled, c->T, 1, 0, NULL);
-    int8_tile_rows(m, &bc, panel, q, t1.i, 1);
-    lv_loop_end(m, &t1, NULL);
-    lv_loop_end(m, &p, NULL);
-    lv_loop_end(m, &kb, NULL);
+    LLVMValueRef k1 = lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC);
+    lv_loop outer, inner;
+    if (panels_first) lv_loop_begin(m, &outer, p0, p1, 1, 0, NULL);
+    else lv_loop_begin(m, &outer, lv_int(m, 0), k1, EX_KC, 0, NULL);
+    if (panels_first) lv_loop_begin(m, &inner, lv_int(m, 0), k1, EX_KC, 0, NULL);
+    else lv_loop_begin(m, &inner, p0, p1, 1, 0, NULL);
+    block_ctx bc = block_at(m, c, panels_first ? inner.i : outer.i, 16);
+    bc.panel = panels_first ? outer.i : inner.i;
+    int8_panel_block(m, &bc, q, panel, tiled);
+    lv_loop_end(m, &inner, NULL);
+    lv_loop_end(m, &outer, NULL);
 }
 
 /* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
@@ -532,27 +550,30 @@ static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1
     emit_panels(m, c, n0, n1);
 }
 
-/* The matmul of a quantized weight under --activations int8: with fewer
- * rows than a tile and K a multiple of 64, integer dot products; otherwise,
- * on AVX-512 VNNI, the int8 tiles; elsewhere x's rows rounded to 8 bits and
- * back into the scratch (emit_rounded), then the f32 kernels (the same
- * numbers up to the order of the f32 sums). */
+/* The matmul of a quantized weight under --activations int8. Repacked
+ * (runtime/qpanel.h): the int8 tiles, each panel in one stream for fewer
+ * rows than a tile (decode). As stored: with fewer rows than a tile and K a
+ * multiple of 64, integer dot products row by row; otherwise, on AVX-512
+ * VNNI, the int8 tiles; elsewhere x's rows rounded to 8 bits and back into
+ * the scratch (emit_rounded), then the f32 kernels (the same numbers up to
+ * the order of the f32 sums). */
 static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    if (c->K % 64) return emit_rounded(m, c, n0, n1);
-    LLVMBasicBlockRef ints = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_dots"),
-                      rounded = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "rounded"),
+    int repacked = c->k->panel != 0, vnni = m->target->width == 16 && m->target->features &&
+                                                strstr(m->target->features, "+avx512vnni");
+    if (!repacked && c->K % 64) return emit_rounded(m, c, n0, n1);
+    LLVMBasicBlockRef few = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_few_rows"),
+                      many = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_many_rows"),
                       done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, c->T, lv_int(m, tile_rows(m) > 1 ? tile_rows(m) : 2), ""), ints,
-                    rounded);
-    LLVMPositionBuilderAtEnd(m->b, ints);
+    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, c->T, lv_int(m, tile_rows(m) > 1 ? tile_rows(m) : 2), ""), few,
+                    many);
+    LLVMPositionBuilderAtEnd(m->b, few);
     mm_ctx ci = *c;
-    emit_int8_rows(m, &ci, n0, n1);
+    if (repacked) emit_int8_tiled(m, &ci, n0, n1, 1);
+    else emit_int8_rows(m, &ci, n0, n1);
     LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, rounded);
-    if (m->target->width == 16 && m->target->features && strstr(m->target->features, "+avx512vnni"))
-        emit_int8_tiled(m, c, n0, n1);
-    else
-        emit_rounded(m, c, n0, n1);
+    LLVMPositionBuilderAtEnd(m->b, many);
+    if (repacked || vnni) emit_int8_tiled(m, c, n0, n1, 0);
+    else emit_rounded(m, c, n0, n1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, done);
 }

@@ -55,6 +55,9 @@ LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRe
 int lv_int8_scale_group(gm_dtype dt); /* k per scale: 16 for Q6_K, else 32 */
 void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
                         LLVMValueRef len, LLVMValueRef dst);
+/* The same panel block from the weight repacked into panels (runtime/qpanel.h). */
+void lv_int8_qpanel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
+                         LLVMValueRef len, LLVMValueRef dst);
 void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,
                   LLVMValueRef len, LLVMValueRef *acc);
 

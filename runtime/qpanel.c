@@ -1,0 +1,72 @@
+/* qpanel.c — repacking block-quantized weights into the int8 kernels'
+ * panels (qpanel.h states the layout): each block's integers
+ * (gm_quant_ints) scattered to where the kernels read them. */
+#include "qpanel.h"
+
+#include "quant.h"
+
+gm_qpanel gm_qpanel_of(gm_dtype t) {
+    gm_qpanel q = {4, 0, 64, 512, 0, -1, -1, -1};
+    switch (t) {
+    case GM_Q8_0: q.bits = 8, q.offset = 128, q.sub = 1024; break;
+    case GM_Q4_0: q.offset = 8; break;
+    case GM_Q5_0: q.bits = 5, q.offset = 16, q.sub = 640; break;
+    case GM_Q4_1: q.head = 128, q.d2 = 64; break;
+    case GM_Q5_1: q.bits = 5, q.head = 128, q.d2 = 64, q.sub = 640; break;
+    case GM_Q4_K: q.head = 640, q.d2 = 64, q.sc = 128, q.mn = 384; break;
+    case GM_Q5_K: q.bits = 5, q.head = 640, q.d2 = 64, q.sc = 128, q.mn = 384, q.sub = 640; break;
+    case GM_Q6_K: q.bits = 6, q.offset = 32, q.head = 576, q.sc = 64, q.sub = 768; break;
+    default: break;
+    }
+    q.unit = q.head + gm_dtype_block(t) / 32 * q.sub;
+    return q;
+}
+
+size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K) {
+    int64_t panels = (N + GM_QPANEL_ROWS - 1) / GM_QPANEL_ROWS;
+    return (size_t)(panels * (K / gm_dtype_block(t)) * gm_qpanel_of(t).unit);
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+
+/* Row r's header fields into the unit. */
+static void put_head(const gm_qpanel *l, uint8_t *unit, int r, const gm_block_ints *h) {
+    put16(unit + 2 * r, h->d);
+    if (l->d2 >= 0) put16(unit + l->d2 + 2 * r, h->d2);
+    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) unit[l->sc + 32 * j + r] = h->sc[j];
+    for (int j = 0; l->mn >= 0 && j < 8; j++) unit[l->mn + 32 * j + r] = h->mn[j];
+}
+
+/* Row r's 32 quants q of one sub-block into its planes at s. */
+static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
+    int half = r / 16, rr = r % 16;
+    for (int k = 0; k < 32; k++) {
+        int quad = k / 4, i = k % 4;
+        if (l->bits == 8) {
+            s[(quad * 32 + r) * 4 + i] = q[k];
+            continue;
+        }
+        s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
+        if (l->bits == 5) s[512 + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
+        if (l->bits == 6) s[512 + (quad / 4 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 3) << 2 * (quad % 4));
+    }
+}
+
+void gm_qpanel_pack(gm_dtype t, const void *src, int64_t N, int64_t K, int64_t p0, int64_t p1, void *dst) {
+    gm_qpanel l = gm_qpanel_of(t);
+    int B = gm_dtype_block(t);
+    int64_t blocks = K / B;
+    size_t row_bytes = (size_t)blocks * gm_dtype_size(t);
+    uint8_t q[256];
+    gm_block_ints h;
+    for (int64_t p = p0; p < p1; p++)
+        for (int r = 0; r < GM_QPANEL_ROWS && p * GM_QPANEL_ROWS + r < N; r++) {
+            const uint8_t *row = (const uint8_t *)src + (size_t)(p * GM_QPANEL_ROWS + r) * row_bytes;
+            for (int64_t b = 0; b < blocks; b++) {
+                uint8_t *unit = (uint8_t *)dst + (size_t)(p * blocks + b) * l.unit;
+                gm_quant_ints(t, row + b * gm_dtype_size(t), q, &h);
+                put_head(&l, unit, r, &h);
+                for (int s = 0; s < B / 32; s++) put_sub(&l, unit + l.head + s * l.sub, r, q + 32 * s);
+            }
+        }
+}

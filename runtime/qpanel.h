@@ -1,0 +1,51 @@
+/* qpanel.h — block-quantized weights repacked for the int8 kernels
+ * (--activations int8): the layout pass's form of a Q8_0 … Q6_K weight, made
+ * once at load (compiler/packed.c) and cached like the f32 panels.
+ *
+ * As stored, a row's blocks put each element's bits where that format's
+ * encoder found room, and a kernel spends more instructions unpacking them
+ * than two cores retire at memory speed. Repacked, GM_QPANEL_ROWS rows go
+ * together (a panel, as EX_PANEL) in the order the integer dot products
+ * read them: four consecutive k of one row in four bytes, sixteen rows in a
+ * 64-byte vector, so one vpdpbusd multiplies them by four bytes of x. A
+ * panel is K/B units, one per block of B = 32 or 256 k, each:
+ *
+ *   header  d: f16[32] at 0 (the block's d; a K-quant's super-block d)
+ *           d2: f16[32] at 64 (Q4_1/Q5_1: m; Q4_K/Q5_K: dmin)
+ *           Q4_K/Q5_K: sc u8[8][32] at 128, mn u8[8][32] at 384
+ *           Q6_K: sc i8[16][32] at 64
+ *   then, per sub-block of 32 k, its quants (unsigned, gm_block_ints):
+ *     8 bits (Q8_0): [8 quads][32 rows][4 k] bytes
+ *     else 512 bytes of nibbles, chunk c = 2·pair + half at 64·c: byte
+ *       4·r + i holds k = 8·pair + i (low) and 8·pair + 4 + i (high) of
+ *       row 16·half + r; then for 5 bits 128 bytes (chunk half: bit j of
+ *       byte 4·r + i is bit 4 of k = 4·j + i), for 6 bits 256 bytes (chunk
+ *       2·part + half: bits 2j, 2j+1 are bits 4, 5 of k = 16·part + 4·j + i).
+ *
+ * Every unit is a whole number of 64-byte lines, as large as the 32 rows'
+ * blocks as stored (Q4_K and Q5_K: 128 bytes more, their scales unpacked).
+ * Rows past N are zero. */
+#ifndef GM_QPANEL_H
+#define GM_QPANEL_H
+
+#include "common.h"
+
+#define GM_QPANEL_ROWS 32
+
+typedef struct {
+    int bits;      /* of a quant: 4, 5, 6 or 8 */
+    int offset;    /* subtracted from each quant (0 with a min) */
+    int head;      /* bytes of a unit's header */
+    int sub;       /* bytes of one sub-block's quants */
+    int unit;      /* bytes of a unit: head + B/32 · sub */
+    int d2, sc, mn; /* offsets in the header, -1 where absent */
+} gm_qpanel;
+
+gm_qpanel gm_qpanel_of(gm_dtype t);
+/* Bytes of a repacked [N][K] weight of type t. */
+size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K);
+/* Panels [p0, p1) of src (row-major blocks as stored) into dst, a buffer of
+ * gm_qpanel_bytes, zeroed beforehand. */
+void gm_qpanel_pack(gm_dtype t, const void *src, int64_t N, int64_t K, int64_t p0, int64_t p1, void *dst);
+
+#endif
