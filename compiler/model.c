@@ -146,16 +146,17 @@ static int keeps_qpanel(gm_model *m, ir_value *w, const st_tensor *src) {
  * (row-major blocks), so its value's panel goes back to 0 and, unless
  * folded, it is the checkpoint's own tensor. */
 static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor *src) {
-    if (gm_dtype_quantized(src->dtype) && !keeps_qpanel(m, w, src)) w->panel = 0;
+    int quantized = gm_dtype_quantized(src->dtype);
+    if (quantized && !keeps_qpanel(m, w, src)) w->panel = 0;
     if (is_identity(w) && !w->panel) return src;
-    void *scaled = gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : NULL;
-    if (gm_dtype_quantized(src->dtype) && !scaled && is_pow2_scale(w) && scale_outputs(m, w)) return src;
+    void *scaled = quantized && !w->panel ? scaled_blocks(w, src) : NULL;
+    if (quantized && !w->panel && !scaled && is_pow2_scale(w) && scale_outputs(m, w)) return src;
     st_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
     t->data = NULL;
     if (w->panel) {
-        t->dtype = is_identity(w) || gm_dtype_quantized(src->dtype) ? src->dtype : folded_dtype(w, src->dtype);
+        t->dtype = is_identity(w) || quantized ? src->dtype : folded_dtype(w, src->dtype);
         m->packed = gm_realloc(m->packed, (m->n_packed + 1) * sizeof *m->packed);
         m->packed[m->n_packed++] = t;
         return t;
