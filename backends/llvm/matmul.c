@@ -518,27 +518,43 @@ static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValu
     lv_loop_end(m, &t1, NULL);
 }
 
-/* The int8 tiles: x's rows quantized into the scratch, then each panel's
- * blocks of EX_KC values of k. Prefill walks the blocks outermost, so a
- * block of x's rows stays in cache while the panels pass; with panels_first
- * (decode) each panel goes in one sequential stream. */
-static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1, int panels_first) {
+/* The int8 tiles: x's rows quantized into the scratch, then for each
+ * block of EX_KC values of k (outermost, so a block of x's rows stays in
+ * cache), each panel of the call's. */
+static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K));
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
     LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, LV_INT8_TILE), ""));
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
-    LLVMValueRef k1 = lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC);
-    lv_loop outer, inner;
-    if (panels_first) lv_loop_begin(m, &outer, p0, p1, 1, 0, NULL);
-    else lv_loop_begin(m, &outer, lv_int(m, 0), k1, EX_KC, 0, NULL);
-    if (panels_first) lv_loop_begin(m, &inner, lv_int(m, 0), k1, EX_KC, 0, NULL);
-    else lv_loop_begin(m, &inner, p0, p1, 1, 0, NULL);
-    block_ctx bc = block_at(m, c, panels_first ? inner.i : outer.i, 16);
-    bc.panel = panels_first ? outer.i : inner.i;
+    lv_loop kb, p;
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
+    block_ctx bc = block_at(m, c, kb.i, 16);
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    bc.panel = p.i;
     int8_panel_block(m, &bc, q, panel, tiled);
-    lv_loop_end(m, &inner, NULL);
-    lv_loop_end(m, &outer, NULL);
+    lv_loop_end(m, &p, NULL);
+    lv_loop_end(m, &kb, NULL);
+}
+
+/* Fewer rows than a tile over a repacked weight (decode): x's rows
+ * quantized, then each panel in one sequential stream over all of k per
+ * row, its quads unpacked in registers and multiplied at once (int8.c). */
+static void emit_int8_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef q = c->scratch, yes = LLVMConstInt(LLVMInt1TypeInContext(m->ctx), 1, 0);
+    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
+    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
+    lv_loop p, t;
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    block_ctx bc = {c, p.i, NULL, c->dt, lv_int(m, 0), lv_int(m, c->K), yes, yes, NULL, 16};
+    LLVMValueRef mask[2] = {column_mask(m, &bc, 0), column_mask(m, &bc, 1)};
+    lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
+    LLVMValueRef at = lv_muli(m, t.i, c->K / 64 * LV_Q8_GROUP), acc[2] = {lv_real(m, 0, 16), lv_real(m, 0, 16)};
+    lv_int8_qpanel_row(m, c->dt, c->w, c->K, p.i, LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), q, &at, 1, ""), acc);
+    store_tile(m, &bc, t.i, 1, acc, mask);
+    lv_loop_end(m, &t, NULL);
+    lv_loop_end(m, &p, NULL);
 }
 
 /* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
@@ -551,8 +567,8 @@ static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1
 }
 
 /* The matmul of a quantized weight under --activations int8. Repacked
- * (runtime/qpanel.h): the int8 tiles, each panel in one stream for fewer
- * rows than a tile (decode). As stored: with fewer rows than a tile and K a
+ * (runtime/qpanel.h): the int8 tiles, or with fewer rows than a tile
+ * (decode) each panel streamed once through registers. As stored: with fewer rows than a tile and K a
  * multiple of 64, integer dot products row by row; otherwise, on AVX-512
  * VNNI, the int8 tiles; elsewhere x's rows rounded to 8 bits and back into
  * the scratch (emit_rounded), then the f32 kernels (the same numbers up to
@@ -568,11 +584,11 @@ static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
                     many);
     LLVMPositionBuilderAtEnd(m->b, few);
     mm_ctx ci = *c;
-    if (repacked) emit_int8_tiled(m, &ci, n0, n1, 1);
+    if (repacked) emit_int8_lone(m, &ci, n0, n1);
     else emit_int8_rows(m, &ci, n0, n1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, many);
-    if (repacked || vnni) emit_int8_tiled(m, c, n0, n1, 0);
+    if (repacked || vnni) emit_int8_tiled(m, c, n0, n1);
     else emit_rounded(m, c, n0, n1);
     LLVMBuildBr(m->b, done);
     LLVMPositionBuilderAtEnd(m->b, done);

@@ -58,6 +58,11 @@ void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int6
 /* The same panel block from the weight repacked into panels (runtime/qpanel.h). */
 void lv_int8_qpanel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef k0,
                          LLVMValueRef len, LLVMValueRef dst);
+/* Decode over the repacked weight: acc[h] (<16 x float>, outputs 16h.. of
+ * panel `panel`) += Σ over all of k of it times x's quantized row `row`,
+ * each weight vector unpacked in registers and multiplied at once. */
+void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row,
+                        LLVMValueRef *acc);
 void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,
                   LLVMValueRef len, LLVMValueRef *acc);
 
