@@ -14,12 +14,13 @@
 #      its own;
 #   3. speed, ROUNDS times in turn for each file: llama-bench -p 128 -n 64 -r REPS -t THREADS,
 #      then gemmac bench --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps REPS with
-#      f32 activations and with --activations int8; the read bandwidth is gemmac bench's probe;
+#      f32 activations and with the reduced ones (--activations bf16 for a BF16 file, int8 for
+#      the others); the read bandwidth is gemmac bench's probe;
 #      then gemmac's peak RSS and start-up (run -n 1, warm: its second run);
 #   4. accuracy on bench/text/tico19-en.txt (context 512, CHUNKS chunks): the real 270M decoded
 #      to F32 by gemmac quantize, and BF16, Q8_0, Q4_0 and Q4_K_M made from that F32; each
 #      scored by llama-perplexity, and by gemmac perplexity --base the F32 file (KL and top-1
-#      against it), with f32 and with int8 activations.
+#      against it), with f32 activations and with the reduced ones (bf16 or int8, as above).
 # Output: markdown tables on stdout; raw JSON and logs under WORKDIR/results.
 #
 # Environment (defaults): ROUNDS=2 REPS=5 THREADS=2 CHUNKS=8 JOBS=2
@@ -44,6 +45,7 @@ TEXT=$REPO/bench/text/tico19-en.txt
 R=$W/results
 mkdir -p "$R" "$W/gguf"
 say() { echo "== $*" >&2; }
+reduced() { case $1 in *bf16*) echo bf16 ;; *) echo int8 ;; esac; } # FILE: its reduced-precision activations
 
 . "$REPO/bench/llamacpp_build.sh"
 llamacpp_build "$W" llama-bench llama-perplexity
@@ -79,26 +81,26 @@ speed_row() { # FILE ROUND
     "$GEMMAC" bench "$f" --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps "$REPS" --threads "$THREADS" \
         --json > "$name-f32.json" 2>/dev/null
     "$GEMMAC" bench "$f" --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps "$REPS" --threads "$THREADS" \
-        --activations int8 --json > "$name-int8.json" 2>/dev/null
+        --activations "$(reduced "$f")" --json > "$name-reduced.json" 2>/dev/null
     python3 - "$name" "$base" <<'EOF'
 import json, sys
 n, base = sys.argv[1], sys.argv[2]
 ll = {("pp" if r["n_prompt"] else "tg"): r["avg_ts"] for r in json.load(open(n + "-llama.json"))}
-g = {a: json.load(open(f"{n}-{a}.json")) for a in ("f32", "int8")}
+g = {a: json.load(open(f"{n}-{a}.json")) for a in ("f32", "reduced")}
 bw = g["f32"]["read_bandwidth_gb_s"]
 mb = g["f32"]["weight_bytes"] / 1e6
 cells = []
-for a in ("f32", "int8"):
+for a in ("f32", "reduced"):
     cells += [f"{g[a]['prefill_tok_s']:.1f} ({g[a]['prefill_tok_s'] / ll['pp']:.2f}x)",
               f"{g[a]['decode_tok_s']:.2f} ({g[a]['decode_tok_s'] / ll['tg']:.2f}x, {g[a]['decode_tok_s'] * mb / 1e3 / bw:.2f} of bound)"]
-print(f"| {base} | {mb:.0f} | {bw:.1f} | {ll['pp']:.1f} | {ll['tg']:.2f} | " + " | ".join(cells) + " |")
+print(f"| {base} | {mb:.0f} | {bw:.1f} | {ll['pp']:.1f} | {ll['tg']:.2f} | " + " | ".join(cells) + f" | {g['reduced']['activations']} |")
 EOF
 }
 if [ -z "${SKIP_SPEED:-}" ]; then
     say "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(uptime | sed 's/.*average: //')"
     echo
-    echo "| file | weights MB | read GB/s | llama.cpp pp128 | llama.cpp tg64 | gemmac f32 pp128 | gemmac f32 tg64 | gemmac int8 pp128 | gemmac int8 tg64 |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| file | weights MB | read GB/s | llama.cpp pp128 | llama.cpp tg64 | gemmac f32 pp128 | gemmac f32 tg64 | gemmac reduced pp128 | gemmac reduced tg64 | reduced |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for round in $(seq "$ROUNDS"); do
         for f in "${FILES[@]}"; do speed_row "$f" "$round"; done
     done
@@ -120,7 +122,7 @@ if [ -z "${SKIP_ACCURACY:-}" ]; then
     echo
     echo "Gemma 3 270M (the real Q4_K_M decoded to F32, then requantized by gemmac quantize), $(basename "$TEXT"), context 512, $CHUNKS chunks:"
     echo
-    echo "| file | llama.cpp PPL | gemmac f32 PPL | KL vs F32 | top-1 | gemmac int8 PPL | KL vs F32 | top-1 |"
+    echo "| file | llama.cpp PPL | gemmac f32 PPL | KL vs F32 | top-1 | gemmac reduced PPL | KL vs F32 | top-1 |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for t in f32 bf16 q8_0 q4_0 q4_k_m; do
         f=$W/gguf/270m-$t.gguf
@@ -128,7 +130,7 @@ if [ -z "${SKIP_ACCURACY:-}" ]; then
         "$LLAMA_BIN/llama-perplexity" -m "$f" -f "$TEXT" -c 512 --chunks "$CHUNKS" -t "$THREADS" > "$R/ppl-$t-llama.txt" 2>&1
         lp=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$R/ppl-$t-llama.txt" | head -1)
         cells=""
-        for a in f32 int8; do
+        for a in f32 "$(reduced "$f")"; do
             "$GEMMAC" perplexity "$f" "$TEXT" --context 512 --chunks "$CHUNKS" --threads "$THREADS" \
                 --activations "$a" --base "$base" --json > "$R/ppl-$t-$a.json" 2>/dev/null
             cells+=$(json "$R/ppl-$t-$a.json" "'| %.4f | %.5f | %.1f %%' % (d['ppl'], d['kl_mean'], d['top1_percent'])")" "

@@ -35,10 +35,12 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
     "  --passes LIST      switch single passes on (name) or off (-name), of\n" \
     "                     " CLI_PASS_LIST "\n" \
     "  --dump-after PASS  print the IR after PASS (or after \"frontend\") on stderr\n" \
-    "  --activations A    f32 (default, exact) or int8: the matmuls of block-quantized weights\n" \
-    "                     round their input rows to 8 bits per block of 32 (int8 dot products)\n" \
+    "  --activations A    f32 (default, exact); int8: the matmuls of block-quantized weights\n" \
+    "                     round their input rows to 8 bits per block of 32 (int8 dot products);\n" \
+    "                     bf16: those of bf16 weights round them to bf16 (bf16 dot products)\n" \
     "  --weights-dtype T  quantize a float checkpoint's matrices at load to T (q8_0, q4_0, q4_1,\n" \
-    "                     q5_0, q5_1, q4_k, q5_k, q6_k), as gemmac quantize --to T would\n"
+    "                     q5_0, q5_1, q4_k, q5_k, q6_k), as gemmac quantize --to T would; or\n" \
+    "                     convert any checkpoint's matrices to bf16 or f16\n"
 
 /* The tokenizer of model m: the file `tokenizer` when given, else the vocabulary
  * inside a .gguf, the executable's embedded one, or tokenizer.model beside the

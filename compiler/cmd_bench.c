@@ -38,7 +38,7 @@
 static const char usage[] =
     "usage: gemmac bench <model> [--prompt-tokens 128,512] [--gen-tokens 64] [--reps 5|auto]\n"
     "                    [--precision 2] [--budget 600] [--threads N] [--backend jit] [--configs LIST]\n"
-    "                    [--json] [--svg F] [--profile] [--weights DIR] [--activations f32|int8]\n"
+    "                    [--json] [--svg F] [--profile] [--weights DIR] [--activations f32|int8|bf16]\n"
     "  --prompt-tokens L  prompt lengths to time prefill with (comma-separated)\n"
     "  --gen-tokens N     decode steps timed after each prompt (default 64)\n"
     "  --reps N           repetitions (default 5, at most 64); each runs every row once, in an order\n"
@@ -61,8 +61,9 @@ static const char usage[] =
     "                     decode's share of the bandwidth bound, with their intervals\n"
     "  --profile          also print where each row's time went: wall time per token by op\n"
     "                     (compiled backends; the kernel calls are timed one by one)\n"
-    "  --activations A    every row's: f32 (default, exact) or int8 (quantized weights' matmuls on\n"
-    "                     inputs rounded to 8 bits; see gemmac run --help)\n";
+    "  --activations A    every row's: f32 (default, exact), int8 (quantized weights' matmuls on\n"
+    "                     inputs rounded to 8 bits) or bf16 (bf16 weights' matmuls on inputs\n"
+    "                     rounded to bf16; see gemmac run --help)\n";
 
 typedef struct {
     const char *model, *weights, *backend, *svg, *configs, *activations;

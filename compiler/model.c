@@ -245,7 +245,7 @@ static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
         m->weights = gguf_weights(m->gguf, e);
 }
 
-/* --weights-dtype: rows [part·N/parts, ..) of a float matrix into its quantized copy. */
+/* --weights-dtype: rows [part·N/parts, ..) of a matrix into its copy of the new dtype. */
 typedef struct {
     const st_tensor *src;
     gm_dtype dt;
@@ -268,13 +268,14 @@ static void quantize_part(void *arg, int part, int parts) {
 
 /* The checkpoint with its float matrices (the 2-D tensors whose rows the
  * block divides: embedding and projections) quantized to the dtype named,
- * as `gemmac quantize --to NAME` would encode them; the rest as they are.
+ * as `gemmac quantize --to NAME` would encode them, or converted to bf16 or
+ * f16 (block-quantized ones too: expanded); the rest as they are.
  * The new archive owns the copies; the original stays open under it. */
 static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
     gm_dtype dt;
-    if (gm_dtype_from_name(name, &dt) || !gm_dtype_quantized(dt))
-        return gm_fail(e, "--weights-dtype %.40s: expected a GGUF block type: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k",
-                       name);
+    if (gm_dtype_from_name(name, &dt) || !(gm_dtype_quantized(dt) || dt == GM_BF16 || dt == GM_F16))
+        return gm_fail(e, "--weights-dtype %.40s: expected bf16, f16 or a GGUF block type: q8_0, q4_0, q4_1, q5_0, q5_1, "
+                          "q4_k, q5_k or q6_k", name);
     int n = st_count(m->weights), n_owned = 0;
     st_tensor *ts = gm_calloc((size_t)n + 1, sizeof *ts);
     void **owned = gm_calloc((size_t)n + 1, sizeof *owned);
@@ -285,7 +286,9 @@ static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
         const st_tensor *t = st_get(m->weights, i);
         ts[i] = *t;
         ts[i].name = gm_strdup(t->name);
-        if (t->ndim != 2 || gm_dtype_quantized(t->dtype) || t->dtype == GM_I32 || t->shape[1] % gm_dtype_block(dt)) continue;
+        if (t->ndim != 2 || t->dtype == GM_I32 || t->dtype == dt || (gm_dtype_quantized(t->dtype) && gm_dtype_quantized(dt)) ||
+            t->shape[1] % gm_dtype_block(dt))
+            continue;
         ts[i].dtype = dt;
         ts[i].nbytes = gm_dtype_bytes(dt, t->shape[0] * t->shape[1]);
         ts[i].data = owned[n_owned++] = gm_malloc(ts[i].nbytes);

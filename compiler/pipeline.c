@@ -23,6 +23,7 @@ static const struct {
     {"fuse_matmul", pass_fuse_matmul, 2, 0},
     {"pack_weights", pass_pack_weights, 2, 0},
     {"quantize_activations", pass_quantize_activations, 3, 0}, /* reduced precision: --activations int8 only */
+    {"round_activations", pass_round_activations, 3, 0},       /* reduced precision: --activations bf16 only */
     {"eliminate_dead", pass_eliminate_dead, 1, 1},
     {"plan_memory", pass_plan_memory, 1, 1},
 };
@@ -53,6 +54,7 @@ static int enabled(const gm_pipeline_opts *o, int i) {
     if (passes[i].run == pass_pack_weights && t && !t->panel) return 0;
     int on = o->level >= passes[i].level;
     if (passes[i].run == pass_quantize_activations) on = o->activations && !strcmp(o->activations, "int8");
+    if (passes[i].run == pass_round_activations) on = o->activations && !strcmp(o->activations, "bf16");
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");
         int off = *p == '-';
@@ -64,9 +66,10 @@ static int enabled(const gm_pipeline_opts *o, int i) {
 
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e) {
     if (o->level < 0 || o->level > 2) return gm_fail(e, "-O%d: levels are -O0, -O1 and -O2", o->level);
-    if (o->activations && strcmp(o->activations, "f32") && strcmp(o->activations, "int8"))
-        return gm_fail(e, "--activations %.40s: expected f32 (exact, the default) or int8 (quantized weights' matmuls on "
-                          "activations rounded to 8 bits)", o->activations);
+    if (o->activations && strcmp(o->activations, "f32") && strcmp(o->activations, "int8") && strcmp(o->activations, "bf16"))
+        return gm_fail(e, "--activations %.40s: expected f32 (exact, the default), int8 (quantized weights' matmuls on "
+                          "activations rounded to 8 bits) or bf16 (bf16 weights' matmuls on activations rounded to bf16)",
+                       o->activations);
     for (const char *p = o->passes; p && *p;) {
         size_t len = strcspn(p, ",");
         int off = *p == '-';

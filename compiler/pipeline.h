@@ -13,7 +13,7 @@ typedef struct {
     FILE *dump;              /* where dumps go (stderr when NULL) */
     const char *target;      /* the target the graph is compiled for (compiler/targets.h); NULL: native.
                                 Its weight layout decides whether pack_weights runs. */
-    const char *activations; /* --activations: "f32" (NULL: the same; exact) or "int8" (quantize_activations) */
+    const char *activations; /* --activations: "f32" (NULL: the same; exact), "int8" (quantize_activations) or "bf16" (round_activations) */
     const char *weights_dtype; /* --weights-dtype: a float checkpoint's matrices quantized at load (model.c); NULL: as stored */
 } gm_pipeline_opts;
 

@@ -110,6 +110,14 @@ static inline float gm_bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* GGML_FP32_TO_BF16: the top half of f rounded to nearest even; NaN quiet. */
+static inline uint16_t gm_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 64);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
 float gm_f16_to_f32(uint16_t h);
 
 /* Converts n elements of type t starting at src into f32 (quantized: n a

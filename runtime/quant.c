@@ -239,14 +239,6 @@ static uint16_t f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-/* GGML_FP32_TO_BF16: the top half of f rounded to nearest even; NaN quiet. */
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 64);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v), put16(p + 2, (uint16_t)(v >> 16)); }
 static float f16_round(float f) { return gm_f16_to_f32(f32_to_f16(f)); }
@@ -578,7 +570,7 @@ int gm_quantize(gm_dtype t, const float *x, void *dst, int64_t n) {
     switch (t) {
     case GM_F32: memcpy(dst, x, (size_t)n * 4); return 0;
     case GM_F16: for (int64_t i = 0; i < n; i++) put16(b + 2 * i, f32_to_f16(x[i])); return 0;
-    case GM_BF16: for (int64_t i = 0; i < n; i++) put16(b + 2 * i, f32_to_bf16(x[i])); return 0;
+    case GM_BF16: for (int64_t i = 0; i < n; i++) put16(b + 2 * i, gm_f32_to_bf16(x[i])); return 0;
     default: break;
     }
     if ((unsigned)t >= GM_DTYPE_COUNT || !encoders[t] || n % gm_dtype_block(t)) return -1;

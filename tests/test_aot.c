@@ -117,12 +117,13 @@ static double logits_diff(const char *a, const char *b) {
     return d;
 }
 
-/* Block-quantized weights in executables of every x86 target (the SSE2
- * baseline, AVX2, AVX-512, this CPU: decode's integer dots through widened
- * multiplies where there is no VNNI): tiny-gemma2 written as Q8_0 and as
- * Q4_0 by gemmac quantize, each executable's prefill logits against the
- * reference backend's on the same file. f32 activations: the oracle's 1e-3.
- * int8 activations: the reference rounds the same way, but a value within
+/* Block-quantized and bf16 weights in executables of every x86 target (the
+ * SSE2 baseline, AVX2, AVX-512, this CPU: decode's integer dots through
+ * widened multiplies where there is no VNNI, bf16 dot products only where
+ * it has AVX512_BF16): tiny-gemma2 written as Q8_0, Q4_0 and BF16 by gemmac
+ * quantize, each executable's prefill logits against the reference
+ * backend's on the same file. f32 activations: the oracle's 1e-3. int8
+ * activations (bf16 for the BF16 file): the reference rounds the same way, but a value within
  * an f32 rounding of a rounding boundary (the sums before it are ordered
  * differently on every target) may round the other way and move the
  * logits as much as the rounding itself does; measured here, flips of 0.27
@@ -131,11 +132,11 @@ static double logits_diff(const char *a, const char *b) {
  * scale, offset or order moves them by the logits' own size. */
 static void test_quantized_targets(void) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-quant"));
-    static const char *types[] = {"q8_0", "q4_0"}, *targets[] = {"x86_64", "x86_64-v3", "x86_64-v4", "native"};
-    static const char *acts[] = {"f32", "int8"};
+    static const char *types[] = {"q8_0", "q4_0", "bf16"}, *targets[] = {"x86_64", "x86_64-v3", "x86_64-v4", "native"};
     char gg[64], line[8400], cmd[4200];
     snprintf(cmd, sizeof cmd, "'%s'", gemmac);
-    for (int q = 0; q < 2; q++) {
+    for (int q = 0; q < 3; q++) {
+        const char *acts[] = {"f32", q == 2 ? "bf16" : "int8"};
         snprintf(gg, sizeof gg, "tg2-%s.gguf", types[q]);
         snprintf(line, sizeof line, "%s quantize '%s' --to %s -o %s 2>/dev/null", cmd, test_path("golden/tiny-gemma2"),
                  types[q], gg);
@@ -297,7 +298,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "the executable matches the oracle, without LLVM, with a manifest", test_executable);
     CU_add_test(s, "an x86_64-v3 executable matches the oracle", test_portable_target);
     CU_add_test(s, "-O0, -O1 and x86_64 (SSE2) executables match the oracle", test_levels_and_baseline);
-    CU_add_test(s, "Q8_0 and Q4_0 executables of every x86 target, f32 and int8 activations", test_quantized_targets);
+    CU_add_test(s, "Q8_0, Q4_0 and BF16 executables of every x86 target, f32 and int8 or bf16 activations", test_quantized_targets);
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
     CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);

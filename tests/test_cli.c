@@ -146,7 +146,7 @@ static void test_weights_dtype(void) {
     free(f), free(q), free(r);
     char args[4096];
     snprintf(args, sizeof args, "logits '%s' --tokens 2,3 --weights-dtype q3", test_path("golden/tiny-gemma2"));
-    expect_error(args, 1, "--weights-dtype q3: expected a GGUF block type");
+    expect_error(args, 1, "--weights-dtype q3: expected bf16, f16 or a GGUF block type");
     snprintf(args, sizeof args, "compile '%s' -o x --weights-dtype q8_0", test_path("golden/tiny-gemma2"));
     expect_error(args, 2, "quantize the checkpoint first (gemmac quantize");
     /* A weight that is not a number has no block scale: refused by name and row. */

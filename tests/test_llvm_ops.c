@@ -351,6 +351,13 @@ static float *rounded_to_int8(const float *x, int64_t n) {
     return r;
 }
 
+/* x as --activations bf16 rounds it for a bf16 weight (to nearest, ties to even). */
+static float *rounded_to_bf16(const float *x, int64_t n) {
+    float *r = gm_malloc(n * sizeof *r);
+    for (int64_t i = 0; i < n; i++) r[i] = gm_bf16_to_f32(gm_f32_to_bf16(x[i]));
+    return r;
+}
+
 static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t K = k->k, N = k->n;
     weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
@@ -362,7 +369,8 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     int64_t split = N > 32 ? 32 : N; /* two calls on panel boundaries, as the engine's threads make them */
     fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = 0, .n1 = split, .scratch = scratch});
     fn(&(ex_call){.in = {x, packed, in2}, .out = y, .T = T, .n0 = split, .n1 = N, .scratch = scratch});
-    float *xr = k->attr[IR_A_X_INT8] ? rounded_to_int8(x, T * K) : x;
+    float *xr = k->attr[IR_A_X_INT8] ? rounded_to_int8(x, T * K)
+              : k->attr[IR_A_X_BF16] && k->wtype == GM_BF16 ? rounded_to_bf16(x, T * K) : x;
     family_want(k, T, xr, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
     compare(s, y, want, mass, T * N, 1e-30, 1e-5);
     if (xr != x) free(xr);
@@ -468,6 +476,28 @@ static void test_matmul_int8_repacked(void) {
         if (i % 3 == 0) ks[i].attr[IR_A_OUT_SCALE] = 0.0625;
     }
     check_families(ks, N, "matmul, int8 activations, repacked");
+}
+
+/* --activations bf16: matmul and matmul_add (norm_matmul rounds rows that
+ * the test normalises in double: see test_matmul_int8) against x rounded
+ * to bf16, on panels (bf16 dot products where the CPU has AVX512_BF16:
+ * rows 1 and 3 stream each panel, 17 and 30 take the tiles and a tail; K
+ * odd or row-major: the rounded rows through the f32 kernels); K within a
+ * block of EX_KC, past it, over three blocks and a short fourth; N past a
+ * multiple of 32. The products of bf16 values are exact in f32, so only the
+ * order of the sums differs: the f32 tolerance holds. */
+static void test_matmul_bf16(void) {
+    static const int64_t Ks[] = {64, 100, EX_KC + 34, 3 * EX_KC + 6, 33};
+    enum { N_K = 5, N = N_K * 2 * 2 * 2 };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = kernel(i % 2 ? IR_MATMUL_ADD : IR_MATMUL, GM_BF16, i / 2 % 2 ? 100 : 33, Ks[i / 8]);
+        ks[i].attr[IR_A_X_BF16] = 1;
+        ks[i].panel = i / 4 % 2 ? 0 : EX_PANEL;
+        if (ks[i].op == IR_MATMUL && i % 3 == 0) ks[i].attr[IR_A_SOFTCAP] = 2;
+        if (i % 5 == 0) ks[i].attr[IR_A_OUT_SCALE] = 0.0625;
+    }
+    check_families(ks, N, "matmul, bf16 activations");
 }
 
 /* Rows of quantized tables: the decoded values, within one f32 rounding
@@ -627,6 +657,7 @@ int main(void) {
     CU_add_test(s, "matmul family on block-quantized weights", test_matmul_quantized);
     CU_add_test(s, "matmul on block-quantized weights, int8 activations", test_matmul_int8);
     CU_add_test(s, "matmul on repacked block-quantized weights, int8 activations", test_matmul_int8_repacked);
+    CU_add_test(s, "matmul on bf16 weights, bf16 activations", test_matmul_bf16);
     CU_add_test(s, "embed of block-quantized tables", test_embed_quantized);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);

@@ -73,12 +73,14 @@ void ex_kernel_symbol(char *buf, size_t len, const ex_kernel *k, int i) {
 static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
 /* The normalised rows of a norm prologue; x's rows rounded to 8 bits
- * (--activations int8: as f32, or as quants, which take less); a panel
+ * (--activations int8: as f32, or as quants, which take less), or to bf16
+ * (as f32, or as bf16 pairs); a panel
  * kernel's block of rows packed for its tiles and its block of weights
  * converted to f32 (a quantized weight's decoded, or its int8 panel). */
 int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;
     if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) n += round_up16(T * k->k); /* x rounded to 8 bits */
+    if (k->attr[IR_A_X_BF16] && k->wtype == GM_BF16) n += round_up16(T * k->k); /* x rounded to bf16 */
     if (k->panel || gm_dtype_quantized(k->wtype))
         n += round_up16(T * EX_KC) + (k->wtype != GM_F32 ? (int64_t)EX_KC * EX_PANEL : 0);
     return n;

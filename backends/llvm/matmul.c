@@ -594,6 +594,219 @@ static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
+/* ---- --activations bf16: bf16 weights on x rounded to bf16 ---- */
+
+/* A bf16 dot product takes pairs of k: lane j of acc gains
+ * w[2j]·x[2j] + w[2j+1]·x[2j+1], <32 x bfloat> operands (vdpbf16ps). */
+static int has_bf16_dot(lv_emit *m) {
+    return m->target->width == 16 && m->target->features && strstr(m->target->features, "+avx512bf16");
+}
+
+static LLVMTypeRef bf16_vec(lv_emit *m, int n) { return LLVMVectorType(LLVMBFloatTypeInContext(m->ctx), (unsigned)n); }
+
+static LLVMValueRef bf16_dot(lv_emit *m, LLVMValueRef acc, LLVMValueRef w, LLVMValueRef x) {
+    LLVMValueRef args[3] = {acc, w, x};
+    return lv_intrinsic(m, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+}
+
+/* <n x float> v (a float when n = 1) rounded to bf16 (to nearest even, NaN kept quiet: as
+ * gm_f32_to_bf16), <n x i16>, in integer operations any target has. */
+static LLVMValueRef bf16_bits(lv_emit *m, LLVMValueRef v, int n) {
+    LLVMTypeRef i32v = n == 1 ? m->i32 : LLVMVectorType(m->i32, (unsigned)n);
+#define K32(c) lv_splat(m, LLVMConstInt(m->i32, (c), 0), n)
+    LLVMValueRef u = LLVMBuildBitCast(m->b, v, i32v, "");
+    LLVMValueRef odd = LLVMBuildAnd(m->b, LLVMBuildLShr(m->b, u, K32(16), ""), K32(1), "");
+    LLVMValueRef rounded = LLVMBuildLShr(m->b, LLVMBuildAdd(m->b, u, LLVMBuildAdd(m->b, odd, K32(0x7fff), ""), ""), K32(16), "");
+    LLVMValueRef nan = LLVMBuildICmp(m->b, LLVMIntUGT, LLVMBuildAnd(m->b, u, K32(0x7fffffff), ""), K32(0x7f800000), "");
+    LLVMValueRef quiet = LLVMBuildOr(m->b, LLVMBuildLShr(m->b, u, K32(16), ""), K32(64), "");
+#undef K32
+    return LLVMBuildTrunc(m->b, LLVMBuildSelect(m->b, nan, quiet, rounded, ""), n == 1 ? m->i16 : LLVMVectorType(m->i16, (unsigned)n), "");
+}
+
+static LLVMValueRef bf16_at(lv_emit *m, LLVMValueRef base, LLVMValueRef idx) {
+    return LLVMBuildInBoundsGEP2(m->b, m->i16, base, &idx, 1, "");
+}
+
+/* xs ← rows [t0, t1) of x's block [k0, k0 + len) rounded to bf16 (to
+ * nearest even), in tiles of R rows interleaved by pairs of k: row t0 + i's
+ * pair j at t0·len + (j·R + i)·2, so a tile's broadcasts read one short
+ * stream (R = 1: each row's block as it is). */
+static void emit_bf16_pairs(lv_emit *m, mm_ctx *c, LLVMValueRef xs, int R, LLVMValueRef t0, LLVMValueRef t1,
+                            LLVMValueRef k0, LLVMValueRef len) {
+    lv_loop t, j;
+    lv_loop_begin(m, &t, t0, t1, R, 0, NULL);
+    lv_loop_begin(m, &j, lv_int(m, 0), LLVMBuildSDiv(m->b, len, lv_int(m, 2), ""), 1, 0, NULL);
+    LLVMValueRef from = lv_add(m, lv_muli(m, t.i, c->K), lv_add(m, k0, lv_muli(m, j.i, 2)));
+    LLVMValueRef to = lv_add(m, lv_mul(m, t.i, len), lv_muli(m, j.i, 2 * R));
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef pair = bf16_bits(m, lv_load(m, c->x, lv_addi(m, from, i * c->K), GM_F32, 2), 2);
+        LLVMSetAlignment(LLVMBuildStore(m->b, pair, bf16_at(m, xs, lv_addi(m, to, 2 * i))), 4);
+    }
+    lv_loop_end(m, &j, NULL);
+    lv_loop_end(m, &t, NULL);
+}
+
+/* Outputs 16h.. of the panel's weights at pair j: rows 2j and 2j+1 of the
+ * stored panel block ([len][P] bf16) interleaved; or from the block
+ * already interleaved ([len/2][P][2], emit_bf16_block). */
+static LLVMValueRef bf16_weights(lv_emit *m, const block_ctx *bc, LLVMValueRef j, int h, int interleaved) {
+    LLVMTypeRef v32 = LLVMVectorType(m->i16, 32);
+    if (interleaved) {
+        LLVMValueRef p = bf16_at(m, bc->b, lv_addi(m, lv_muli(m, j, 2 * EX_PANEL), 32 * h));
+        LLVMValueRef v = LLVMBuildLoad2(m->b, bf16_vec(m, 32), p, "");
+        LLVMSetAlignment(v, 64);
+        return v;
+    }
+    LLVMValueRef rows[2], idx[32];
+    for (int r = 0; r < 2; r++) {
+        rows[r] = LLVMBuildLoad2(m->b, v32, bf16_at(m, bc->b, lv_muli(m, lv_addi(m, lv_muli(m, j, 2), r), EX_PANEL)), "");
+        LLVMSetAlignment(rows[r], 2);
+    }
+    for (int i = 0; i < 32; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(16 * h + i / 2 + (i % 2) * 32), 0);
+    return LLVMBuildBitCast(m->b, LLVMBuildShuffleVector(m->b, rows[0], rows[1], LLVMConstVector(idx, 32), ""),
+                            bf16_vec(m, 32), "");
+}
+
+/* scratch ← the panel's block interleaved by pairs of k, [len/2][P][2]:
+ * every tile of the block then loads its weights as they multiply. */
+static void emit_bf16_block(lv_emit *m, block_ctx *bc) {
+    lv_loop j;
+    lv_loop_begin(m, &j, lv_int(m, 0), LLVMBuildSDiv(m->b, bc->len, lv_int(m, 2), ""), 1, 0, NULL);
+    for (int h = 0; h < 2; h++) {
+        LLVMValueRef at = bf16_at(m, bc->c->scratch, lv_addi(m, lv_muli(m, j.i, 2 * EX_PANEL), 32 * h));
+        LLVMSetAlignment(LLVMBuildStore(m->b, bf16_weights(m, bc, j.i, h, 0), at), 64);
+    }
+    lv_loop_end(m, &j, NULL);
+    bc->b = bc->c->scratch;
+}
+
+/* One pair j of k for rows t0.. t0+R-1 (x's pairs from base in xs): acc[2i + h] gains row i's dot products with weight vector h. */
+static void bf16_step(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValueRef base, LLVMValueRef j, int R,
+                      int interleaved, const LLVMValueRef *acc, LLVMValueRef *out) {
+    LLVMValueRef w[2];
+    for (int r = 0; r < 2; r++) prefetch_ahead(m, bc, lv_addi(m, lv_muli(m, j, 2), r), R);
+    for (int h = 0; h < 2; h++) w[h] = bf16_weights(m, bc, j, h, interleaved);
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef p = LLVMBuildLoad2(m->b, m->i32, bf16_at(m, xs, lv_add(m, base, lv_addi(m, lv_muli(m, j, 2 * R), 2 * i))), "");
+        LLVMSetAlignment(p, 4);
+        LLVMValueRef xb = LLVMBuildBitCast(m->b, lv_splat(m, p, 16), bf16_vec(m, 32), "");
+        for (int h = 0; h < 2; h++) out[2 * i + h] = bf16_dot(m, acc[2 * i + h], w[h], xb);
+    }
+}
+
+/* Rows t0.. t0+R-1 of the block by bf16 dot products, x's pairs from xs
+ * (emit_bf16_pairs' layout, len values of k per row); a lone row carries
+ * two chains per vector, so the dot products do not wait on each other,
+ * then a tail of one pair. */
+static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValueRef t0, int R, int interleaved) {
+    int chains = R == 1 ? 2 : 1, n = 2 * R;
+    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], acc[LV_MAX_CARRY], mask[2], base = lv_mul(m, t0, bc->len);
+    LLVMValueRef pairs = LLVMBuildSDiv(m->b, bc->len, lv_int(m, 2), "");
+    for (int h = 0; h < 2; h++) mask[h] = column_mask(m, bc, h);
+    for (int s = 0; s < n * chains; s++) {
+        LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, s % n / 2), s % 2), y = NULL;
+        if (s < n) y = mask[s % 2] ? lv_load_masked(m, bc->c->y, at, mask[s % 2], 16) : lv_load(m, bc->c->y, at, GM_F32, 16);
+        init[s] = s < n ? LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, 16), y, "") : lv_real(m, 0, 16);
+    }
+    lv_loop loops[2], *l = NULL;
+    for (int pass = 0; pass < chains; pass++) {
+        int step = pass ? 1 : chains;
+        l = &loops[pass];
+        lv_loop_begin(m, l, pass ? loops[0].i : lv_int(m, 0), pairs, step, n * chains, pass ? loops[0].v : init);
+        for (int u = 0; u < step; u++) bf16_step(m, bc, xs, base, lv_addi(m, l->i, u), R, interleaved, l->v + u * n, next + u * n);
+        for (int s = step * n; s < n * chains; s++) next[s] = l->v[s];
+        lv_loop_end(m, l, next);
+    }
+    for (int s = 0; s < n; s++) acc[s] = chains == 2 ? lv_fadd(m, l->v[s], l->v[n + s]) : l->v[s];
+    store_tile(m, bc, t0, R, acc, mask);
+}
+
+/* Rows enough for tiles (prefill), as emit_tiled_rows walks them: per
+ * block of k, x's rows rounded into bf16 pairs (tiles of MR rows, then the
+ * leftover rows), and per panel its block interleaved once for all tiles. */
+static void emit_bf16_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
+    int MR = tile_rows(m);
+    LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, MR), "")), xs = c->scratch;
+    c->scratch = past(m, c->scratch, lv_muli(m, c->T, EX_KC / 2));
+    lv_loop kb, p, t, t1;
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
+    block_ctx bc = block_at(m, c, kb.i, 16);
+    emit_bf16_pairs(m, c, xs, MR, lv_int(m, 0), tiled, kb.i, bc.len);
+    emit_bf16_pairs(m, c, xs, 1, tiled, c->T, kb.i, bc.len);
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    bc.panel = p.i;
+    LLVMValueRef at = lv_add(m, lv_muli(m, p.i, c->K * EX_PANEL), lv_muli(m, kb.i, EX_PANEL));
+    LLVMValueRef next = lv_addi(m, at, c->K * EX_PANEL);
+    bc.b = bf16_at(m, c->w, at);
+    bc.next = LLVMBuildGEP2(m->b, m->i16, c->w, &next, 1, "");
+    emit_bf16_block(m, &bc);
+    lv_loop_begin(m, &t, lv_int(m, 0), tiled, MR, 0, NULL);
+    bf16_tile(m, &bc, xs, t.i, MR, 1);
+    lv_loop_end(m, &t, NULL);
+    lv_loop_begin(m, &t1, tiled, c->T, 1, 0, NULL);
+    bf16_tile(m, &bc, xs, t1.i, 1, 1);
+    lv_loop_end(m, &t1, NULL);
+    lv_loop_end(m, &p, NULL);
+    lv_loop_end(m, &kb, NULL);
+}
+
+/* Fewer rows than a tile (decode): x's rows rounded into bf16 pairs, then
+ * each panel in one pass over all of k per row, its weights streamed as
+ * stored and interleaved in registers. */
+static void emit_bf16_lone(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
+    LLVMValueRef yes = LLVMConstInt(LLVMInt1TypeInContext(m->ctx), 1, 0), xs = c->scratch;
+    emit_bf16_pairs(m, c, xs, 1, lv_int(m, 0), c->T, lv_int(m, 0), lv_int(m, c->K));
+    lv_loop p, t;
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
+    block_ctx bc = {c, p.i, bf16_at(m, c->w, lv_muli(m, p.i, c->K * EX_PANEL)), GM_BF16, lv_int(m, 0), lv_int(m, c->K),
+                    yes, yes, NULL, 16};
+    lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
+    bf16_tile(m, &bc, xs, t.i, 1, 0);
+    lv_loop_end(m, &t, NULL);
+    lv_loop_end(m, &p, NULL);
+}
+
+/* x's rows rounded to bf16 and back to f32 into the scratch, then the f32 kernels. */
+static void emit_bf16_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    LLVMValueRef f = c->scratch;
+    lv_loop i;
+    lv_loop_begin(m, &i, lv_int(m, 0), lv_muli(m, c->T, c->K), 1, 0, NULL);
+    LLVMValueRef bits = LLVMBuildZExt(m->b, bf16_bits(m, lv_load(m, c->x, i.i, GM_F32, 1), 1), m->i32, "");
+    bits = LLVMBuildShl(m->b, bits, LLVMConstInt(m->i32, 16, 0), "");
+    lv_store(m, f, i.i, LLVMBuildBitCast(m->b, bits, m->f32, ""));
+    lv_loop_end(m, &i, NULL);
+    c->x = f;
+    c->scratch = past(m, c->scratch, lv_muli(m, c->T, c->K));
+    if (c->k->panel) emit_panels(m, c, n0, n1);
+    else emit_row_major(m, c, n0, n1);
+}
+
+/* The matmul of a bf16 weight under --activations bf16: on AVX512_BF16
+ * with panels and K even, bf16 dot products (tiles for prefill, each panel
+ * streamed once for decode); elsewhere x's rows rounded to bf16 and back
+ * (emit_bf16_rounded), then the f32 kernels (the same numbers up to the
+ * order of the f32 sums). */
+static void emit_bf16(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    if (!has_bf16_dot(m) || !c->k->panel || c->K % 2) {
+        emit_bf16_rounded(m, c, n0, n1);
+        return;
+    }
+    LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
+    LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
+    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_tiles"),
+                      lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_lone"),
+                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_done");
+    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, tile_rows(m)), ""), tiles, lone);
+    LLVMPositionBuilderAtEnd(m->b, tiles);
+    mm_ctx ct = *c;
+    emit_bf16_tiled(m, &ct, p0, p1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, lone);
+    emit_bf16_lone(m, c, p0, p1);
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
+}
+
 void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     mm_ctx c = {.k = k, .x = lv_field_ptr(m, offsetof(ex_call, in)),
                 .w = lv_field_ptr(m, offsetof(ex_call, in) + sizeof(void *)),
@@ -603,6 +816,7 @@ void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     if (k->op == IR_NORM_MATMUL) emit_prologue(m, &c);
     LLVMValueRef n0 = lv_field_i64(m, offsetof(ex_call, n0)), n1 = lv_field_i64(m, offsetof(ex_call, n1));
     if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) emit_int8(m, &c, n0, n1);
+    else if (k->attr[IR_A_X_BF16] && k->wtype == GM_BF16) emit_bf16(m, &c, n0, n1);
     else if (k->panel || gm_dtype_quantized(k->wtype)) emit_panels(m, &c, n0, n1);
     else emit_row_major(m, &c, n0, n1);
 }

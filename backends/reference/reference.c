@@ -87,8 +87,14 @@ static void round_to_int8(float *x, int64_t n) {
     }
 }
 
+/* x as --activations bf16 gives it to a bf16 weight's matmul
+ * (passes/round_activations.c): each value rounded to bf16, ties to even. */
+static void round_to_bf16(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = gm_bf16_to_f32(gm_f32_to_bf16(x[i]));
+}
+
 /* matmul and its fused forms, step by step as the unfused ops compute them:
- * the norm before (norm_matmul), x rounded to 8 bits (x_int8), then the
+ * the norm before (norm_matmul), x rounded to 8 bits (x_int8) or to bf16 (x_bf16), then the
  * output scale, the residual add or the softcap after. */
 static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     const ir_graph *g = r->g;
@@ -96,12 +102,14 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     const float *x = r->act[n->in[0]];
     float *normed = NULL;
     int int8 = n->attr[IR_A_X_INT8] && gm_dtype_quantized(r->bound[n->in[1]]->dtype);
-    if (n->op == IR_NORM_MATMUL || int8) x = normed = gm_malloc((size_t)T * K * sizeof(float));
+    int bf16 = n->attr[IR_A_X_BF16] && r->bound[n->in[1]]->dtype == GM_BF16;
+    if (n->op == IR_NORM_MATMUL || int8 || bf16) x = normed = gm_malloc((size_t)T * K * sizeof(float));
     if (n->op == IR_NORM_MATMUL)
         rms_norm(r->act[n->in[0]], T, K, r->bound[n->in[2]], n->attr[IR_A_EPS], n->attr[IR_A_ADD_ONE], normed);
-    else if (int8)
+    else if (int8 || bf16)
         memcpy(normed, r->act[n->in[0]], (size_t)T * K * sizeof(float));
     if (int8) round_to_int8(normed, T * K);
+    if (bf16) round_to_bf16(normed, T * K);
     matmul(x, T, K, r->bound[n->in[1]], N, y);
     free(normed);
     for (int64_t i = 0; n->attr[IR_A_OUT_SCALE] != 1 && i < T * N; i++) y[i] = (float)(y[i] * n->attr[IR_A_OUT_SCALE]);

@@ -12,6 +12,7 @@ void pass_fuse_elementwise(ir_graph *g);
 void pass_fuse_matmul(ir_graph *g);
 void pass_pack_weights(ir_graph *g);
 void pass_quantize_activations(ir_graph *g);
+void pass_round_activations(ir_graph *g);
 void pass_eliminate_dead(ir_graph *g);
 void pass_plan_memory(ir_graph *g);
 
