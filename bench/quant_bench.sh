@@ -54,6 +54,7 @@ say "llama.cpp commit $LLAMA_COMMIT"
 # 2. the files
 REAL=$("$REPO/scripts/fetch-model.sh" gemma-3-270m)
 ck=$W/ckpt/gemma-2b-bf16
+mkdir -p "$W/ckpt"
 if [ ! -f "$ck/model.safetensors" ]; then
     say "writing the random-weight Gemma 1 2B checkpoint (seed 0)"
     "$GEMMAC_BUILD/synth_checkpoint" "$REPO/tests/hf-configs/gemma-2b/config.json" -o "$ck" --dtype bf16

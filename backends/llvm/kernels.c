@@ -11,6 +11,8 @@
  *               sum; the accumulator rescaled when the max grows) and Σ p·v,
  *               for up to 4 heads of one kv head at once; keys before pos
  *               come from the KV ring, the rest from this call's k and v
+ *               (a block that straddles them or the ring's end is gathered
+ *               first); the dot tiles are sized from the target's registers
  *   rope        cos/sin of one row's angles (f64, like the reference) once,
  *               then every head rotated with them
  *   elementwise a vector loop and a scalar tail; gelu and softcap with
@@ -221,18 +223,29 @@ static void emit_rope(lv_emit *m, const ex_kernel *k) {
 #define KEYS 8   /* keys per block of the online softmax */
 #define HEADS 4  /* most query heads of one kv head taken together */
 
+/* The block's floats, after the heads' accumulators: the scores (then the
+ * p) of each head, and each head's running max, sum and rescale factor. A
+ * block lives in memory, not registers: the softmax takes a head's KEYS
+ * scores as one vector and the value loop broadcasts each p from there, so
+ * no phase holds more than a register tile. */
+enum { SCORES = 0, MAX = HEADS * KEYS, SUM = MAX + HEADS, RESCALE = SUM + HEADS, BLOCK = RESCALE + HEADS };
+
 typedef struct {
     const ex_kernel *k;
-    LLVMValueRef q, k_new, v_new, k_cache, v_cache, y, pos, rows, acc;
+    LLVMValueRef q, k_new, v_new, k_cache, v_cache, y, pos, rows;
+    LLVMValueRef acc, block;              /* per head hd sums of p·v; the block's floats (above) */
     int64_t hd, kv_cols;
     int heads;                            /* query heads of a tile, all on one kv head */
-    LLVMValueRef lo, hi, ring_lo;         /* keys [lo, hi) of this query row; ring row of lo */
-    LLVMValueRef q_at, kv_at;             /* the tile's first head in q (and y); its kv head in k and v */
-    LLVMValueRef key[KEYS], value[KEYS];  /* the block's rows */
-    int k0, nk;                           /* a tile of dot products: keys k0.. k0+nk-1 of the block */
-    LLVMValueRef p[HEADS][KEYS];          /* per head and key: exp(score − max) */
-    LLVMValueRef rescale[HEADS];          /* exp(old max − max), or 1 / Σ p at the end */
+    int nk;                               /* keys per tile of dot products, from the target's registers */
+    LLVMValueRef lo, hi, last, ring_lo;   /* keys [lo, hi) of this query row; ring row of lo */
+    LLVMValueRef q_at, q_row, kv_at;      /* the tile's first head in q (and y), its q; its kv head in k and v */
+    LLVMValueRef k_stage, v_stage;        /* KEYS rows of kv_cols: a block gathered from scattered rows */
+    LLVMValueRef kb, vb;                  /* the block's key and value b at kb (vb) + b · kv_cols */
+    int k0, n;                            /* a tile of dot products: keys k0.. k0+n-1 of the block */
 } attn_ctx;
+
+static LLVMValueRef block_load(lv_emit *m, attn_ctx *a, int at, int w) { return lv_load(m, a->block, lv_int(m, at), GM_F32, w); }
+static void block_store(lv_emit *m, attn_ctx *a, int at, LLVMValueRef v) { lv_store(m, a->block, lv_int(m, at), v); }
 
 /* Key (or value) row of key j: the cache for j < pos, else this call's rows.
  * Ring row ring_lo + (j − lo) wraps at most once: the keys of a window
@@ -246,47 +259,98 @@ static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValu
     return LLVMBuildInBoundsGEP2(m->b, m->f32, LLVMBuildSelect(m->b, old, cache, fresh, ""), &at, 1, "");
 }
 
-static void dot_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
-    attn_ctx *a = ctx;
-    LLVMValueRef kv[KEYS], qv[HEADS];
-    for (int b = 0; b < a->nk; b++) kv[b] = lv_load(m, a->key[a->k0 + b], at, GM_F32, w);
-    for (int h = 0; h < a->heads; h++) qv[h] = lv_load(m, a->q, lv_add(m, a->q_at, lv_addi(m, at, h * a->hd)), GM_F32, w);
-    for (int h = 0; h < a->heads; h++)
-        for (int b = 0; b < a->nk; b++) terms[h * a->nk + b] = lv_fmul(m, qv[h], kv[b]);
+/* Whether keys j0.. j0+KEYS-1 are consecutive rows of one buffer: all in
+ * the ring without wrapping, or all among this call's rows. */
+static LLVMValueRef block_contiguous(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
+    LLVMValueRef end = lv_addi(m, j0, KEYS), r = lv_add(m, a->ring_lo, lv_sub(m, j0, a->lo));
+    r = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, r, a->rows, ""), lv_sub(m, r, a->rows), r, "");
+    LLVMValueRef cached = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntSLE, end, a->pos, ""),
+                                       LLVMBuildICmp(m->b, LLVMIntSLE, lv_addi(m, r, KEYS), a->rows, ""), "");
+    LLVMValueRef fresh = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, j0, a->pos, ""),
+                                      LLVMBuildICmp(m->b, LLVMIntSLE, end, a->hi, ""), "");
+    return LLVMBuildOr(m->b, cached, fresh, "");
 }
 
-/* s[h][b] = q_h · k_b for the block, in tiles of at most 16 dot products. */
-static void emit_dots(lv_emit *m, attn_ctx *a, LLVMValueRef s[HEADS][KEYS]) {
-    LLVMValueRef sums[LV_MAX_CARRY];
-    a->nk = KEYS < LV_MAX_CARRY / a->heads ? KEYS : LV_MAX_CARRY / a->heads;
-    for (a->k0 = 0; a->k0 < KEYS; a->k0 += a->nk) {
-        lv_span(m, a->hd, LV_MAX_CARRY / (a->nk * a->heads), a->nk * a->heads, dot_piece, a, sums);
-        for (int h = 0; h < a->heads; h++)
-            for (int b = 0; b < a->nk; b++) s[h][a->k0 + b] = sums[h * a->nk + b];
+/* Copies the rows of keys j0.. j0+KEYS-1 (past hi: key hi − 1 again, masked
+ * later) into the stages, one row at a time. */
+static void stage_block(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
+    lv_loop b;
+    lv_loop_begin(m, &b, lv_int(m, 0), lv_int(m, KEYS), 1, 0, NULL);
+    LLVMValueRef jb = lv_add(m, j0, b.i);
+    jb = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, jb, a->last, ""), jb, a->last, "");
+    copy_ctx k = {kv_row(m, a, a->k_cache, a->k_new, jb), lv_int(m, 0), a->k_stage, lv_mul(m, b.i, lv_int(m, a->kv_cols)), GM_F32};
+    lv_span(m, a->hd, 1, 0, copy_piece, &k, NULL);
+    copy_ctx v = {kv_row(m, a, a->v_cache, a->v_new, jb), lv_int(m, 0), a->v_stage, k.dst_at, GM_F32};
+    lv_span(m, a->hd, 1, 0, copy_piece, &v, NULL);
+    lv_loop_end(m, &b, NULL);
+}
+
+/* Sets kb and vb for the block of keys from j0: its rows where they lie when
+ * they are consecutive (most blocks), else gathered into the stages. So the
+ * block's kernels address every key from one pointer. */
+static void block_rows(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
+    LLVMValueRef k = kv_row(m, a, a->k_cache, a->k_new, j0), v = kv_row(m, a, a->v_cache, a->v_new, j0);
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(m->b);
+    LLVMBasicBlockRef stage = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "stage");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "rows");
+    LLVMBuildCondBr(m->b, block_contiguous(m, a, j0), join, stage);
+    LLVMPositionBuilderAtEnd(m->b, stage);
+    stage_block(m, a, j0);
+    LLVMBasicBlockRef staged = LLVMGetInsertBlock(m->b);
+    LLVMBuildBr(m->b, join);
+    LLVMPositionBuilderAtEnd(m->b, join);
+    a->kb = LLVMBuildPhi(m->b, m->ptr, "kb");
+    a->vb = LLVMBuildPhi(m->b, m->ptr, "vb");
+    LLVMAddIncoming(a->kb, (LLVMValueRef[]){k, a->k_stage}, (LLVMBasicBlockRef[]){from, staged}, 2);
+    LLVMAddIncoming(a->vb, (LLVMValueRef[]){v, a->v_stage}, (LLVMBasicBlockRef[]){from, staged}, 2);
+}
+
+static void dot_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
+    attn_ctx *a = ctx;
+    LLVMValueRef qv[HEADS];
+    for (int h = 0; h < a->heads; h++) qv[h] = lv_load(m, a->q_row, lv_addi(m, at, h * a->hd), GM_F32, w);
+    for (int b = 0; b < a->n; b++) {
+        LLVMValueRef kv = lv_load(m, a->kb, lv_addi(m, at, (a->k0 + b) * a->kv_cols), GM_F32, w);
+        for (int h = 0; h < a->heads; h++) terms[h * a->n + b] = lv_fmul(m, qv[h], kv);
     }
 }
 
-/* Folds the block's dot products, keys j0.. j0+KEYS-1 (those from hi on
- * masked), into each head's running max and sum; sets p and rescale. */
-static void emit_online_softmax(lv_emit *m, attn_ctx *a, LLVMValueRef j0, LLVMValueRef s[HEADS][KEYS],
-                                LLVMValueRef *max, LLVMValueRef *sum) {
+/* The block's scores q_h · k_b, in tiles of nk keys × the tile's heads. */
+static void emit_dots(lv_emit *m, attn_ctx *a) {
+    LLVMValueRef sums[LV_MAX_CARRY];
+    for (a->k0 = 0; a->k0 < KEYS; a->k0 += a->n) {
+        a->n = a->nk < KEYS - a->k0 ? a->nk : KEYS - a->k0;
+        lv_span(m, a->hd, 1, a->n * a->heads, dot_piece, a, sums);
+        for (int h = 0; h < a->heads; h++)
+            for (int b = 0; b < a->n; b++) block_store(m, a, SCORES + h * KEYS + a->k0 + b, sums[h * a->n + b]);
+    }
+}
+
+/* Lanes b of keys j0 + b below hi. */
+static LLVMValueRef keys_in(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
+    LLVMValueRef lane[KEYS];
+    for (int b = 0; b < KEYS; b++) lane[b] = LLVMConstInt(m->i64, (unsigned long long)b, 0);
+    LLVMValueRef j = LLVMBuildAdd(m->b, lv_splat(m, j0, KEYS), LLVMConstVector(lane, KEYS), "");
+    return LLVMBuildICmp(m->b, LLVMIntSLT, j, lv_splat(m, a->hi, KEYS), "");
+}
+
+/* Folds the block's scores, keys j0.. j0+KEYS-1 (those from hi on masked),
+ * into each head's running max and sum, a head's keys as one vector; leaves
+ * p and the factor that rescales the head's accumulator. */
+static void emit_online_softmax(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
     double cap = a->k->attr[IR_A_SOFTCAP];
+    LLVMValueRef in = keys_in(m, a, j0);
     for (int h = 0; h < a->heads; h++) {
-        LLVMValueRef top = max[h], x;
-        for (int b = 0; b < KEYS; b++) {
-            x = lv_fmul(m, s[h][b], lv_real(m, a->k->attr[IR_A_SCALE], 1));
-            if (cap > 0) x = lv_softcap(m, x, cap, 1);
-            LLVMValueRef in = LLVMBuildICmp(m->b, LLVMIntSLT, lv_addi(m, j0, b), a->hi, "");
-            s[h][b] = x = LLVMBuildSelect(m->b, in, x, lv_real(m, -INFINITY, 1), "");
-            top = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, x, top, ""), x, top, "");
-        }
-        a->rescale[h] = lv_exp(m, lv_fsub(m, max[h], top));
-        sum[h] = lv_fmul(m, sum[h], a->rescale[h]);
-        for (int b = 0; b < KEYS; b++) {
-            a->p[h][b] = lv_exp(m, lv_fsub(m, s[h][b], top));
-            sum[h] = lv_fadd(m, sum[h], a->p[h][b]);
-        }
-        max[h] = top;
+        LLVMValueRef x = lv_fmul(m, block_load(m, a, SCORES + h * KEYS, KEYS), lv_real(m, a->k->attr[IR_A_SCALE], KEYS));
+        if (cap > 0) x = lv_softcap(m, x, cap, KEYS);
+        x = LLVMBuildSelect(m->b, in, x, lv_real(m, -INFINITY, KEYS), "");
+        LLVMValueRef old = block_load(m, a, MAX + h, 1), top = lv_intrinsic(m, "llvm.vector.reduce.fmax", (LLVMTypeRef[]){LLVMTypeOf(x)}, 1, &x, 1);
+        top = lv_intrinsic(m, "llvm.maxnum", &m->f32, 1, (LLVMValueRef[]){old, top}, 2);
+        LLVMValueRef rescale = lv_exp(m, lv_fsub(m, old, top)), p = lv_exp(m, lv_fsub(m, x, lv_splat(m, top, KEYS)));
+        block_store(m, a, SCORES + h * KEYS, p);
+        block_store(m, a, MAX + h, top);
+        block_store(m, a, SUM + h, lv_fadd(m, lv_fmul(m, block_load(m, a, SUM + h, 1), rescale), lv_hsum(m, p)));
+        block_store(m, a, RESCALE + h, rescale);
     }
 }
 
@@ -303,46 +367,48 @@ static void value_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValue
     LLVMValueRef acc[HEADS];
     (void)terms;
     for (int h = 0; h < a->heads; h++)
-        acc[h] = lv_fmul(m, lv_load(m, a->acc, acc_at(m, a, h, at), GM_F32, w), lv_splat(m, a->rescale[h], w));
+        acc[h] = lv_fmul(m, lv_load(m, a->acc, acc_at(m, a, h, at), GM_F32, w), lv_splat(m, block_load(m, a, RESCALE + h, 1), w));
     for (int b = 0; b < KEYS; b++) {
-        LLVMValueRef v = lv_load(m, a->value[b], at, GM_F32, w);
-        for (int h = 0; h < a->heads; h++) acc[h] = lv_fadd(m, acc[h], lv_fmul(m, lv_splat(m, a->p[h][b], w), v));
+        LLVMValueRef v = lv_load(m, a->vb, lv_addi(m, at, b * a->kv_cols), GM_F32, w);
+        for (int h = 0; h < a->heads; h++)
+            acc[h] = lv_fadd(m, acc[h], lv_fmul(m, lv_splat(m, block_load(m, a, SCORES + h * KEYS + b, 1), w), v));
     }
     for (int h = 0; h < a->heads; h++) lv_store(m, a->acc, acc_at(m, a, h, at), acc[h]);
 }
 
-/* y_h = acc_h / Σ p_h. */
+/* y_h = acc_h / Σ p_h (the rescale slot holds 1 / Σ p_h by then). */
 static void output_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
     attn_ctx *a = ctx;
     (void)terms;
     for (int h = 0; h < a->heads; h++) {
         LLVMValueRef acc = lv_load(m, a->acc, acc_at(m, a, h, at), GM_F32, w);
-        lv_store(m, a->y, lv_add(m, a->q_at, acc_at(m, a, h, at)), lv_fmul(m, acc, lv_splat(m, a->rescale[h], w)));
+        lv_store(m, a->y, lv_add(m, a->q_at, acc_at(m, a, h, at)), lv_fmul(m, acc, lv_splat(m, block_load(m, a, RESCALE + h, 1), w)));
     }
 }
 
-/* The tile's heads over keys [lo, hi), KEYS at a time; the last block
- * repeats key hi − 1 for the keys past hi and masks them. */
+/* The tile's heads over keys [lo, hi), KEYS at a time. */
 static void emit_heads(lv_emit *m, attn_ctx *a) {
-    LLVMValueRef init[2 * HEADS], s[HEADS][KEYS], last = lv_addi(m, a->hi, -1);
-    for (int h = 0; h < a->heads; h++) init[h] = lv_real(m, -INFINITY, 1), init[a->heads + h] = lv_real(m, 0, 1);
+    for (int h = 0; h < a->heads; h++) block_store(m, a, MAX + h, lv_real(m, -INFINITY, 1)), block_store(m, a, SUM + h, lv_real(m, 0, 1));
     lv_span(m, a->heads * a->hd, 1, 0, zero_piece, a, NULL);
+    a->last = lv_addi(m, a->hi, -1);
     lv_loop j;
-    lv_loop_begin(m, &j, a->lo, lv_addi(m, a->hi, KEYS - 1), KEYS, 2 * a->heads, init);
-    for (int b = 0; b < KEYS; b++) {
-        LLVMValueRef jb = lv_addi(m, j.i, b);
-        jb = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, jb, last, ""), jb, last, "");
-        a->key[b] = kv_row(m, a, a->k_cache, a->k_new, jb);
-        a->value[b] = kv_row(m, a, a->v_cache, a->v_new, jb);
-    }
-    LLVMValueRef next[2 * HEADS];
-    memcpy(next, j.v, sizeof next);
-    emit_dots(m, a, s);
-    emit_online_softmax(m, a, j.i, s, next, next + a->heads);
+    lv_loop_begin(m, &j, a->lo, lv_addi(m, a->hi, KEYS - 1), KEYS, 0, NULL);
+    block_rows(m, a, j.i);
+    emit_dots(m, a);
+    emit_online_softmax(m, a, j.i);
     lv_span(m, a->hd, 1, 0, value_piece, a, NULL);
-    lv_loop_end(m, &j, next);
-    for (int h = 0; h < a->heads; h++) a->rescale[h] = lv_fdiv(m, lv_real(m, 1, 1), j.v[a->heads + h]);
+    lv_loop_end(m, &j, NULL);
+    for (int h = 0; h < a->heads; h++) block_store(m, a, RESCALE + h, lv_fdiv(m, lv_real(m, 1, 1), block_load(m, a, SUM + h, 1)));
     lv_span(m, a->hd, 1, 0, output_piece, a, NULL);
+}
+
+/* Keys per tile of dot products: heads × nk sums, a q vector per head and a
+ * key vector in the target's registers, the block's keys split evenly. */
+static int dot_keys(const lv_target *t, int heads) {
+    int most = (t->regs - heads - 2) / heads;
+    if (most < 1) most = 1;
+    int tiles = (KEYS + most - 1) / most;
+    return (KEYS + tiles - 1) / tiles;
 }
 
 /* Query rows [n0, n1) of the call, every head; the heads of one kv head in
@@ -356,8 +422,12 @@ static void emit_attention(lv_emit *m, const ex_kernel *k) {
                   .pos = lv_field_i64(m, offsetof(ex_call, pos)), .rows = lv_field_i64(m, offsetof(ex_call, rows)),
                   .hd = hd, .kv_cols = nkv * hd, .heads = HEADS};
     while (group % a.heads) a.heads /= 2;
-    a.acc = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, a.heads * hd), "acc");
+    a.nk = dot_keys(m->target, a.heads);
+    a.acc = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, a.heads * hd + BLOCK), "acc");
     LLVMSetAlignment(a.acc, 64);
+    a.block = LLVMBuildInBoundsGEP2(m->b, m->f32, a.acc, (LLVMValueRef[]){lv_int(m, a.heads * hd)}, 1, "block");
+    a.k_stage = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, KEYS * a.kv_cols), "k_stage");
+    a.v_stage = LLVMBuildArrayAlloca(m->b, m->f32, lv_int(m, KEYS * a.kv_cols), "v_stage");
     lv_loop t, h;
     lv_loop_begin(m, &t, lv_field_i64(m, offsetof(ex_call, n0)), lv_field_i64(m, offsetof(ex_call, n1)), 1, 0, NULL);
     LLVMValueRef i = lv_add(m, a.pos, t.i);
@@ -370,6 +440,7 @@ static void emit_attention(lv_emit *m, const ex_kernel *k) {
     a.ring_lo = LLVMBuildSRem(m->b, a.lo, a.rows, "");
     lv_loop_begin(m, &h, lv_int(m, 0), lv_int(m, nh), a.heads, 0, NULL);
     a.q_at = lv_add(m, lv_muli(m, t.i, nh * hd), lv_muli(m, h.i, hd));
+    a.q_row = LLVMBuildInBoundsGEP2(m->b, m->f32, a.q, &a.q_at, 1, "q_row");
     a.kv_at = lv_muli(m, LLVMBuildSDiv(m->b, h.i, lv_int(m, group), ""), hd);
     emit_heads(m, &a);
     lv_loop_end(m, &h, NULL);

@@ -14,7 +14,7 @@
 typedef struct {
     char *triple, *cpu, *features; /* LLVM's strings (LLVMDisposeMessage) */
     int width;                     /* f32 lanes of the kernels' vectors: 4, 8 or 16 */
-    int regs;                      /* vector registers, which size the matmul's register tiles */
+    int regs;                      /* vector registers, which size the matmul and attention tiles */
     const char *prefer_width;      /* "prefer-vector-width" attribute value, or NULL */
     const char *blob_section;      /* the section directive of embedded files (aot.c) */
 } lv_target;
