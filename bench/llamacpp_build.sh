@@ -4,7 +4,10 @@
 # directory. After `llamacpp_build WORKDIR TARGET...`:
 #   LLAMA        the llama.cpp source tree (WORKDIR/llama_cpp_python-VERSION/vendor/llama.cpp)
 #   LLAMA_BIN    its binaries (WORKDIR/build/bin), TARGETs built: Release, -DGGML_NATIVE=ON
-#                (-march=native), CPU only, $JOBS parallel jobs
+#                (-march=native) without AMX, CPU only, $JOBS parallel jobs. AMX is left out
+#                because the virtual machines here advertise it but fault on its first tile
+#                instruction (llama-bench dies with SIGILL in ggml_backend_amx_mul_mat), and
+#                gemmac does not use it either.
 #   LLAMA_COMMIT the commit the sdist vendors
 # Environment: LLAMACPP_PY_VERSION (0.3.36, which vendors llama.cpp 0c1e570), LLAMACPP_SDIST_SHA256
 # (checked for 0.3.36 unless set empty), JOBS (2), PYTHON (python3). Every step is skipped when its
@@ -30,11 +33,13 @@ llamacpp_build() {
     local missing=()
     for t in "$@"; do [ -x "$LLAMA_BIN/$t" ] || missing+=("$t"); done
     [ ${#missing[@]} -eq 0 ] && return 0
-    echo "== building ${missing[*]} (Release, GGML_NATIVE=ON, CPU only, ${JOBS:-2} jobs)" >&2
+    echo "== building ${missing[*]} (Release, GGML_NATIVE=ON without AMX, CPU only, ${JOBS:-2} jobs)" >&2
+    local no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
     local gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)
     cmake -S "$LLAMA" -B "$w/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-        -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+        -DGGML_NATIVE=ON -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
+        -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
     for t in "${missing[@]}"; do cmake --build "$w/build" --target "$t" -j "${JOBS:-2}" >&2; done
 }

@@ -217,7 +217,7 @@ static size_t weight_bytes(const gm_model *m, const char **dtype) {
     size_t n = 0;
     *dtype = NULL;
     for (int v = 0; v < m->graph->n_values; v++) {
-        const st_tensor *t = m->bound[v];
+        const gm_tensor *t = m->bound[v];
         if (!t) continue;
         n += t->nbytes;
         const char *name = gm_dtype_name(t->dtype);

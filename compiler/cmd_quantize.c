@@ -244,7 +244,7 @@ int cmd_quantize(int argc, char **argv) {
     gm_quant_input *t = NULL;
     int n = 0;
     gguf_file *g = NULL;
-    st_archive *st = NULL;
+    gm_weights *st = NULL;
     if (gm_is_dir(a.input)) rc = gm_quant_from_hf(a.input, w, &t, &n, &st, &e);
     else if ((g = gguf_open(a.input, &e))) from_gguf(g, w, &t, &n);
     else rc = -1;
@@ -253,6 +253,6 @@ int cmd_quantize(int argc, char **argv) {
     free(t);
     gguf_out_free(w);
     gguf_close(g);
-    st_close(st);
+    weights_close(st);
     return rc ? cli_error(&e) : 0;
 }

@@ -454,13 +454,13 @@ static int read_checkpoint(const char *dir, const family *f, hf_model *m, gm_err
     m->prefix = f->prefixes[0];
     if (!exists(dir, "model.safetensors") && !exists(dir, "model.safetensors.index.json"))
         return 0;
-    st_archive *a = st_open(dir, e);
+    gm_weights *a = st_open(dir, e);
     if (!a) return -1;
-    const st_tensor *t = NULL;
+    const gm_tensor *t = NULL;
     char name[256];
     for (int i = 0; i < 3 && f->prefixes[i] && !t; i++) {
         snprintf(name, sizeof name, "%sembed_tokens.weight", f->prefixes[i]);
-        if ((t = st_find(a, name))) m->prefix = f->prefixes[i];
+        if ((t = weights_find(a, name))) m->prefix = f->prefixes[i];
     }
     int rc = 0;
     if (!t)
@@ -474,7 +474,7 @@ static int read_checkpoint(const char *dir, const family *f, hf_model *m, gm_err
                      (long long)(t->ndim ? t->shape[0] : 0));
     else
         m->vocab = t->shape[0];
-    st_close(a);
+    weights_close(a);
     return rc;
 }
 

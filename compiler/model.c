@@ -16,6 +16,7 @@
 #include "import.h"
 
 #include "runtime/quant.h"
+#include "runtime/safetensors.h"
 #include "runtime/threads.h"
 
 #include <math.h>
@@ -31,7 +32,7 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *dims) {
     if (at < len) snprintf(buf + at, len - at, "]");
 }
 
-static int64_t elements(const st_tensor *t) {
+static int64_t elements(const gm_tensor *t) {
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
     return n;
@@ -44,7 +45,7 @@ static int is_pow2_scale(const ir_value *w) {
 
 /* A quantized weight's blocks with the folded power of two in their f16
  * scales (exact), malloc'd; NULL when a scale would leave f16's normal range. */
-static void *scaled_blocks(const ir_value *w, const st_tensor *src) {
+static void *scaled_blocks(const ir_value *w, const gm_tensor *src) {
     void *q = gm_malloc(src->nbytes);
     memcpy(q, src->data, src->nbytes);
     if (is_pow2_scale(w) && !gm_quant_scale_pow2(src->dtype, q, elements(src), w->derived_mul)) return q;
@@ -63,7 +64,7 @@ static gm_dtype folded_dtype(const ir_value *w, gm_dtype src) {
     return src == GM_BF16 && is_pow2_scale(w) ? GM_BF16 : GM_F32;
 }
 
-static void *folded_values(const ir_value *w, const st_tensor *src, gm_dtype *dt) {
+static void *folded_values(const ir_value *w, const gm_tensor *src, gm_dtype *dt) {
     int keep_bf16 = folded_dtype(w, src->dtype) == GM_BF16;
     size_t n = (size_t)elements(src);
     float *f = gm_malloc(n * sizeof(float));
@@ -83,7 +84,7 @@ static void *folded_values(const ir_value *w, const st_tensor *src, gm_dtype *dt
 
 static int is_identity(const ir_value *w) { return w->derived_add == 0 && w->derived_mul == 1; }
 
-void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src) {
+void *gm_unpacked_values(gm_model *m, const ir_value *w, const gm_tensor *src) {
     gm_dtype dt;
     (void)m;
     if (is_identity(w)) return (void *)src->data;
@@ -91,7 +92,7 @@ void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src) {
 }
 
 void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
-    const st_tensor *src = st_find(m->weights, w->derived_from);
+    const gm_tensor *src = weights_find(m->weights, w->derived_from);
     if (values != src->data) {
         free(values);
         return;
@@ -131,7 +132,7 @@ static int int8_only(const gm_model *m, const ir_value *w) {
  * it: repacked for the int8 tiles (runtime/qpanel.h) when they alone read
  * it, and a folded factor, if any, is a power of two that its block scales
  * take, or else the outputs (scale_outputs; the weight is then the source). */
-static int keeps_qpanel(gm_model *m, ir_value *w, const st_tensor *src) {
+static int keeps_qpanel(gm_model *m, ir_value *w, const gm_tensor *src) {
     if (!w->panel || !int8_only(m, w) || (!is_identity(w) && !is_pow2_scale(w))) return 0;
     void *scaled = is_identity(w) ? NULL : scaled_blocks(w, src);
     int in_scales = scaled != NULL;
@@ -145,13 +146,13 @@ static int keeps_qpanel(gm_model *m, ir_value *w, const st_tensor *src) {
  * for the int8 tiles (keeps_qpanel); the other kernels read it as stored
  * (row-major blocks), so its value's panel goes back to 0 and, unless
  * folded, it is the checkpoint's own tensor. */
-static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor *src) {
+static const gm_tensor *derive_weight(gm_model *m, ir_value *w, const gm_tensor *src) {
     int quantized = gm_dtype_quantized(src->dtype);
     if (quantized && !keeps_qpanel(m, w, src)) w->panel = 0;
     if (is_identity(w) && !w->panel) return src;
     void *scaled = quantized && !w->panel ? scaled_blocks(w, src) : NULL;
     if (quantized && !w->panel && !scaled && is_pow2_scale(w) && scale_outputs(m, w)) return src;
-    st_tensor *t = gm_malloc(sizeof *t);
+    gm_tensor *t = gm_malloc(sizeof *t);
     *t = *src;
     t->name = w->name;
     t->data = NULL;
@@ -171,7 +172,7 @@ static const st_tensor *derive_weight(gm_model *m, ir_value *w, const st_tensor 
 static int bind_weight(gm_model *m, int v, gm_err *e) {
     ir_value *w = &m->graph->values[v];
     const char *name = w->derived_from ? w->derived_from : w->name;
-    const st_tensor *t = st_find(m->weights, name);
+    const gm_tensor *t = weights_find(m->weights, name);
     char where[160];
     if (w->layer >= 0) snprintf(where, sizeof where, "role %s of layer %d", w->role, w->layer);
     else snprintf(where, sizeof where, "role %s", w->role);
@@ -247,7 +248,7 @@ static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
 
 /* --weights-dtype: rows [part·N/parts, ..) of a matrix into its copy of the new dtype. */
 typedef struct {
-    const st_tensor *src;
+    const gm_tensor *src;
     gm_dtype dt;
     unsigned char *dst;
     atomic_llong bad_row;  /* a row holding a NaN or an infinity (not encoded), or -1 */
@@ -276,14 +277,14 @@ static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
     if (gm_dtype_from_name(name, &dt) || !(gm_dtype_quantized(dt) || dt == GM_BF16 || dt == GM_F16))
         return gm_fail(e, "--weights-dtype %.40s: expected bf16, f16 or a GGUF block type: q8_0, q4_0, q4_1, q5_0, q5_1, "
                           "q4_k, q5_k or q6_k", name);
-    int n = st_count(m->weights), n_owned = 0;
-    st_tensor *ts = gm_calloc((size_t)n + 1, sizeof *ts);
+    int n = weights_count(m->weights), n_owned = 0;
+    gm_tensor *ts = gm_calloc((size_t)n + 1, sizeof *ts);
     void **owned = gm_calloc((size_t)n + 1, sizeof *owned);
     rt_pool *pool = rt_pool_new(rt_default_threads());
     long long bad = -1;
     int i = 0;
     for (; i < n && bad < 0; i++) {
-        const st_tensor *t = st_get(m->weights, i);
+        const gm_tensor *t = weights_get(m->weights, i);
         ts[i] = *t;
         ts[i].name = gm_strdup(t->name);
         if (t->ndim != 2 || t->dtype == GM_I32 || t->dtype == dt || (gm_dtype_quantized(t->dtype) && gm_dtype_quantized(dt)) ||
@@ -299,8 +300,8 @@ static int quantize_weights(gm_model *m, const char *name, gm_err *e) {
                        "(is the checkpoint damaged?)", t->file, t->name, bad, name);
     }
     rt_pool_free(pool);
-    st_archive *q = st_archive_from(ts, i, owned, n_owned, e);
-    if (q && bad >= 0) st_close(q), q = NULL;
+    gm_weights *q = weights_from(ts, i, owned, n_owned, e);
+    if (q && bad >= 0) weights_close(q), q = NULL;
     if (!q) return -1;
     m->source_weights = m->weights;
     m->weights = q;
@@ -331,7 +332,7 @@ static gm_model *open_model(const char *path, const char *weights, const gm_pipe
         if (share) m->weights = share->weights, m->shares_weights = 1;
         else open_weights(m, blob, e);
         if (m->weights && !share && po->weights_dtype && quantize_weights(m, po->weights_dtype, e)) {
-            st_close(m->weights);
+            weights_close(m->weights);
             m->weights = NULL;
         }
     }
@@ -361,8 +362,8 @@ gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_
 void gm_model_free(gm_model *m) {
     if (!m) return;
     ir_graph_free(m->graph);
-    if (!m->shares_weights) st_close(m->weights);
-    st_close(m->source_weights);
+    if (!m->shares_weights) weights_close(m->weights);
+    weights_close(m->source_weights);
     gguf_close(m->gguf);
     free(m->bound);
     for (int i = 0; i < m->n_folded; i++) {

@@ -12,19 +12,19 @@
 #include "runtime/engine.h"
 #include "pipeline.h"
 #include "runtime/gguf.h"
-#include "runtime/safetensors.h"
+#include "runtime/weights.h"
 
 #include <cjson/cJSON.h>
 
 typedef struct {
     ir_graph *graph;            /* verified IR */
-    st_archive *weights;        /* the mmapped checkpoint */
-    const st_tensor **bound;    /* per value id: the tensor bound to a weight, else NULL */
+    gm_weights *weights;        /* the mmapped checkpoint */
+    const gm_tensor **bound;    /* per value id: the tensor bound to a weight, else NULL */
     char *origin;               /* the description's file, for messages */
     char *weights_path;         /* the checkpoint file or directory */
-    st_tensor **folded;         /* weights made by constant folding, owned */
+    gm_tensor **folded;         /* weights made by constant folding, owned */
     int n_folded;
-    st_tensor **packed;         /* packed weights (packed.c): owned descriptors of data in the pack region */
+    gm_tensor **packed;         /* packed weights (packed.c): owned descriptors of data in the pack region */
     int n_packed;
     int packed_ready;           /* gm_model_pack has filled them */
     uint64_t pack_key, pack_recipe; /* what they are made from, and how (packed.c) */
@@ -35,7 +35,7 @@ typedef struct {
     char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
     int shares_weights;         /* weights belong to another model (gm_model_open_sharing) */
-    st_archive *source_weights; /* --weights-dtype: the checkpoint under `weights`, its quantized copy; else NULL */
+    gm_weights *source_weights; /* --weights-dtype: the checkpoint under `weights`, its quantized copy; else NULL */
 } gm_model;
 
 /* The description behind path as JSON: read, or imported from a HF config.
@@ -74,10 +74,10 @@ void gm_model_pack(gm_model *m, int no_cache);
 /* Writes the packed weights as a pack file (what --embed-weights embeds). */
 int gm_model_write_pack(gm_model *m, const char *path, gm_err *e);
 /* Bytes of t packed in panels of `panel` rows. */
-size_t gm_packed_bytes(const st_tensor *t, int panel);
+size_t gm_packed_bytes(const gm_tensor *t, int panel);
 /* The row-major values a packed weight is made from (the checkpoint's, or
  * folded into a buffer), and giving them back when packed. */
-void *gm_unpacked_values(gm_model *m, const ir_value *w, const st_tensor *src);
+void *gm_unpacked_values(gm_model *m, const ir_value *w, const gm_tensor *src);
 void gm_release_unpacked(gm_model *m, const ir_value *w, void *values);
 /* Set by an executable built with --embed-weights: its pack file. */
 extern const gm_blob *gm_builtin_packed;

@@ -33,7 +33,7 @@
 
 const gm_blob *gm_builtin_packed;
 
-size_t gm_packed_bytes(const st_tensor *t, int panel) {
+size_t gm_packed_bytes(const gm_tensor *t, int panel) {
     int64_t N = t->shape[0], K = t->shape[1];
     if (gm_dtype_quantized(t->dtype)) return gm_qpanel_bytes(t->dtype, N, K);
     return (size_t)((N + panel - 1) / panel * panel) * K * gm_dtype_size(t->dtype);
@@ -88,7 +88,7 @@ static uint64_t packed_key(const gm_model *m, int files) {
     for (int v = 0; v < m->graph->n_values; v++) {
         if (!is_packed(m, v)) continue;
         const ir_value *w = &m->graph->values[v];
-        const st_tensor *src = st_find(m->weights, w->derived_from);
+        const gm_tensor *src = weights_find(m->weights, w->derived_from);
         if (files && src->file != last_file) h = stat_key(h, last_file = src->file);
         double facts[6] = {w->derived_add, w->derived_mul, w->panel, (double)w->dims[0], (double)w->dims[1],
                            (double)m->bound[v]->dtype};
@@ -112,7 +112,7 @@ static size_t lay_out(gm_model *m, size_t *offset) {
 static void point_into(gm_model *m, const unsigned char *data, const size_t *offset) {
     for (int v = 0; v < m->graph->n_values; v++)
         if (is_packed(m, v)) {
-            st_tensor *t = (st_tensor *)m->bound[v];
+            gm_tensor *t = (gm_tensor *)m->bound[v];
             t->data = data + offset[v];
             t->nbytes = gm_packed_bytes(t, m->graph->values[v].panel);
         }
@@ -172,8 +172,8 @@ static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, c
     for (int i = 0; i < n; i++) {
         int v = order[i].v;
         const ir_value *w = &m->graph->values[v];
-        const st_tensor *t = m->bound[v];
-        void *unpacked = gm_unpacked_values(m, w, st_find(m->weights, w->derived_from));
+        const gm_tensor *t = m->bound[v];
+        void *unpacked = gm_unpacked_values(m, w, weights_find(m->weights, w->derived_from));
         pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel, t->dtype};
         rt_pool_run(pool, pack_part, &job);
         gm_release_unpacked(m, w, unpacked);

@@ -10,7 +10,7 @@
 #define GM_QUANTIZE_H
 
 #include "runtime/gguf.h"
-#include "runtime/safetensors.h"
+#include "runtime/weights.h"
 
 /* A --to value. */
 typedef struct {
@@ -58,7 +58,7 @@ typedef struct {
  * metadata (general.*, {arch}.*, tokenizer.ggml.* from tokenizer.model)
  * set on w, the tensors under their GGUF names in *t (malloc'd, n in *n;
  * data pointing into *archive, which the caller closes after writing). */
-int gm_quant_from_hf(const char *dir, gguf_out *w, gm_quant_input **t, int *n, st_archive **archive, gm_err *e);
+int gm_quant_from_hf(const char *dir, gguf_out *w, gm_quant_input **t, int *n, gm_weights **archive, gm_err *e);
 
 int cmd_quantize(int argc, char **argv);
 

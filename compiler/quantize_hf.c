@@ -29,6 +29,7 @@
 #include "quantize.h"
 
 #include "compiler/import.h"
+#include "runtime/safetensors.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -298,9 +299,9 @@ static const char *shape_text(const int64_t *shape, int n, char *buf, size_t len
 }
 
 /* The tensor an HF role is stored under, checked against the description's shape. */
-static int take_tensor(const st_archive *a, const char *dir, const char *hf, const char *gg, const cJSON *shape,
+static int take_tensor(const gm_weights *a, const char *dir, const char *hf, const char *gg, const cJSON *shape,
                        gm_quant_input *x, gm_err *e) {
-    const st_tensor *t = st_find(a, hf);
+    const gm_tensor *t = weights_find(a, hf);
     if (!t) return gm_fail(e, "%s: no tensor %s (llama.cpp's %s); is the checkpoint complete?", dir, hf, gg);
     int64_t want[4] = {0};
     int n = cJSON_GetArraySize(shape), same = t->ndim == n;
@@ -327,7 +328,7 @@ static void expand(char *out, size_t len, const char *s, int i) {
 }
 
 /* Every role of the GGUF description's table `which`, paired with the HF one's. */
-static int take_table(const st_archive *a, const char *dir, const cJSON *hf_desc, const cJSON *gg_desc,
+static int take_table(const gm_weights *a, const char *dir, const cJSON *hf_desc, const cJSON *gg_desc,
                       const char *which, int layers, gm_quant_input **t, int *n, gm_err *e) {
     const cJSON *role;
     cJSON_ArrayForEach(role, cJSON_GetObjectItemCaseSensitive(gg_desc, which)) {
@@ -356,7 +357,7 @@ static char *model_name(const char *dir) {
     return name;
 }
 
-int gm_quant_from_hf(const char *path, gguf_out *w, gm_quant_input **t, int *n, st_archive **archive, gm_err *e) {
+int gm_quant_from_hf(const char *path, gguf_out *w, gm_quant_input **t, int *n, gm_weights **archive, gm_err *e) {
     import_decoder d;
     const char *model_type;
     char *dir;

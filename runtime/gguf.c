@@ -17,7 +17,7 @@
  * Quantized types are decoded from their published block layouts (the table
  * TYPES: elements per block, bytes per block, the dtype gemmac holds them as;
  * the decoders are runtime/quant.c's). gguf_weights turns the file into an
- * st_archive: float tensors and the block formats the kernels read point
+ * gm_weights: float tensors and the block formats the kernels read point
  * into the mapping as stored; Q2_K and Q3_K, which no kernel reads, are
  * dequantized once into owned f32 buffers, split into chunks that the worker
  * pool (runtime/threads.h) decodes in parallel. */
@@ -703,7 +703,7 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
     return NULL;
 }
 
-/* ---- gguf_weights: parallel dequantization into an st_archive ---- */
+/* ---- gguf_weights: parallel dequantization into an gm_weights ---- */
 
 typedef struct {
     const type_info *type;
@@ -758,10 +758,10 @@ static int64_t element_count(const gguf_tensor *t) {
     return n;
 }
 
-/* The st_tensor for t: float and block-quantized types point into the
+/* The gm_tensor for t: float and block-quantized types point into the
  * mapping as stored; Q2_K and Q3_K get an f32 buffer (returned in *owned)
  * to be decoded later. */
-static int weight_entry(const gguf_file *g, const gguf_tensor *t, st_tensor *s, float **owned, gm_err *e) {
+static int weight_entry(const gguf_file *g, const gguf_tensor *t, gm_tensor *s, float **owned, gm_err *e) {
     s->name = gm_strdup(t->name);
     s->ndim = t->ndim;
     for (int i = 0; i < t->ndim; i++) s->shape[i] = t->ne[t->ndim - 1 - i];
@@ -783,10 +783,10 @@ static int weight_entry(const gguf_file *g, const gguf_tensor *t, st_tensor *s, 
     return 0;
 }
 
-st_archive *gguf_weights(const gguf_file *g, gm_err *e) {
+gm_weights *gguf_weights(const gguf_file *g, gm_err *e) {
     if (!g) return NULL;
     int n = g->n_tensors, n_owned = 0, n_chunks = 0, cap = 0, rc = 0;
-    st_tensor *tensors = gm_calloc((size_t)n + 1, sizeof *tensors);
+    gm_tensor *tensors = gm_calloc((size_t)n + 1, sizeof *tensors);
     void **owned = gm_calloc((size_t)n + 1, sizeof *owned);
     chunk *chunks = NULL;
     int i = 0;
@@ -801,9 +801,9 @@ st_archive *gguf_weights(const gguf_file *g, gm_err *e) {
     }
     if (!rc) decode_all(chunks, n_chunks);
     free(chunks);
-    st_archive *a = st_archive_from(tensors, i, owned, n_owned, e); /* owns everything, even on failure */
+    gm_weights *a = weights_from(tensors, i, owned, n_owned, e); /* owns everything, even on failure */
     if (rc) {
-        st_close(a);
+        weights_close(a);
         return NULL;
     }
     return a;

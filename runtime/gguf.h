@@ -15,7 +15,7 @@
 #define GM_GGUF_H
 
 #include "common.h"
-#include "safetensors.h"
+#include "weights.h"
 #include "tokenizer.h"
 
 typedef enum {
@@ -82,7 +82,7 @@ int gguf_dequantize(uint32_t ggml_type, const void *src, float *dst, int64_t n);
  * row-major order (ne reversed), dtypes as stored but for Q2_K and Q3_K
  * (f32). The archive owns those dequantized buffers;
  * the gguf_file must outlive it. */
-st_archive *gguf_weights(const gguf_file *g, gm_err *e);
+gm_weights *gguf_weights(const gguf_file *g, gm_err *e);
 
 /* ---- writing (gguf_write.c) ----
  *

@@ -36,12 +36,12 @@ typedef struct {
     int mapped;                   /* map is ours to munmap */
 } st_file;
 
-struct st_archive {
+struct gm_weights {
     st_file *files;
     int n_files;
-    st_tensor *tensors;
+    gm_tensor *tensors;
     int n_tensors, cap;
-    void **owned;                 /* buffers freed by st_close (st_archive_from) */
+    void **owned;                 /* buffers freed by weights_close (weights_from) */
     int n_owned;
 };
 
@@ -89,7 +89,7 @@ static int has_control_char(const char *s) {
 
 /* ---- one header entry ---- */
 
-static int parse_dtype(const char *file, const char *name, const cJSON *j, st_tensor *t, gm_err *e) {
+static int parse_dtype(const char *file, const char *name, const cJSON *j, gm_tensor *t, gm_err *e) {
     char buf[64];
     if (!cJSON_IsString(j))
         return gm_fail(e, "%s: tensor %s: dtype is %s, expected a string such as \"F32\"; the header is malformed",
@@ -100,15 +100,15 @@ static int parse_dtype(const char *file, const char *name, const cJSON *j, st_te
     return 0;
 }
 
-static int parse_shape(const char *file, const char *name, const cJSON *j, st_tensor *t, gm_err *e) {
+static int parse_shape(const char *file, const char *name, const cJSON *j, gm_tensor *t, gm_err *e) {
     char buf[64];
     if (!cJSON_IsArray(j))
         return gm_fail(e, "%s: tensor %s: shape is %s, expected an array of dimensions; the header is malformed",
                        file, name, json_text(j, buf, sizeof buf));
     int n = cJSON_GetArraySize(j);
-    if (n > ST_MAX_DIMS)
+    if (n > GM_MAX_DIMS)
         return gm_fail(e, "%s: tensor %s: shape has %d dimensions, at most %d supported", file, name, n,
-                       ST_MAX_DIMS);
+                       GM_MAX_DIMS);
     t->ndim = 0;
     for (const cJSON *d = j->child; d; d = d->next) {
         uint64_t v;
@@ -121,7 +121,7 @@ static int parse_shape(const char *file, const char *name, const cJSON *j, st_te
 }
 
 /* Elements × dtype size, or -1 on uint64 overflow. */
-static int shape_bytes(const st_tensor *t, uint64_t *bytes) {
+static int shape_bytes(const gm_tensor *t, uint64_t *bytes) {
     uint64_t n = 1;
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] == 0) return *bytes = 0, 0;
@@ -154,7 +154,7 @@ static int parse_offsets(const char *file, const char *name, const cJSON *j, uin
 }
 
 static int parse_entry(const char *file, const cJSON *j, const uint8_t *data, uint64_t data_size,
-                       st_tensor *t, gm_err *e) {
+                       gm_tensor *t, gm_err *e) {
     const char *name = j->string;
     if (has_control_char(name))
         return gm_fail(e, "%s: a tensor name holds control characters; the header is corrupt", file);
@@ -187,20 +187,20 @@ static int parse_entry(const char *file, const cJSON *j, const uint8_t *data, ui
 /* ---- one file ---- */
 
 static int by_data(const void *x, const void *y) {
-    const st_tensor *a = *(const st_tensor *const *)x, *b = *(const st_tensor *const *)y;
+    const gm_tensor *a = *(const gm_tensor *const *)x, *b = *(const gm_tensor *const *)y;
     const uint8_t *p = a->data, *q = b->data;
     return p < q ? -1 : p > q;
 }
 
 /* No two non-empty tensors of tensors[0..n) share a byte. */
-static int check_overlap(const char *file, const uint8_t *data, st_tensor *tensors, int n, gm_err *e) {
-    st_tensor **order = gm_malloc((size_t)n * sizeof *order);
+static int check_overlap(const char *file, const uint8_t *data, gm_tensor *tensors, int n, gm_err *e) {
+    gm_tensor **order = gm_malloc((size_t)n * sizeof *order);
     for (int i = 0; i < n; i++) order[i] = &tensors[i];
     qsort(order, (size_t)n, sizeof *order, by_data);
-    const st_tensor *last = NULL; /* the non-empty tensor reaching furthest so far */
+    const gm_tensor *last = NULL; /* the non-empty tensor reaching furthest so far */
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
-        const st_tensor *t = order[i];
+        const gm_tensor *t = order[i];
         const uint8_t *p = t->data;
         if (!t->nbytes) continue;
         if (last && p < (const uint8_t *)last->data + last->nbytes) {
@@ -214,17 +214,17 @@ static int check_overlap(const char *file, const uint8_t *data, st_tensor *tenso
     return rc;
 }
 
-static st_tensor *new_tensor(st_archive *a) {
+static gm_tensor *new_tensor(gm_weights *a) {
     if (a->n_tensors == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
         a->tensors = gm_realloc(a->tensors, (size_t)a->cap * sizeof *a->tensors);
     }
-    st_tensor *t = &a->tensors[a->n_tensors];
+    gm_tensor *t = &a->tensors[a->n_tensors];
     memset(t, 0, sizeof *t);
     return t;
 }
 
-static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
+static int parse_header(gm_weights *a, const st_file *f, gm_err *e) {
     const uint8_t *p = f->map;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | p[i];
@@ -244,7 +244,7 @@ static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
         rc = gm_fail(e, "%s: header is not a JSON object; this is not a safetensors file", f->path);
     for (const cJSON *j = cJSON_IsObject(h) ? h->child : NULL; j && !rc; j = j->next) {
         if (!strcmp(j->string, "__metadata__")) continue;
-        st_tensor *t = new_tensor(a);
+        gm_tensor *t = new_tensor(a);
         rc = parse_entry(f->path, j, p + 8 + n, rest - n, t, e);
         if (!rc) a->n_tensors++;
     }
@@ -255,8 +255,8 @@ static int parse_header(st_archive *a, const st_file *f, gm_err *e) {
 }
 
 /* Adds the file of `size` bytes at map, and its tensors; the file joins
- * a->files even on failure so that st_close releases it. */
-static int add_file(st_archive *a, const char *path, void *map, size_t size, int mapped, gm_err *e) {
+ * a->files even on failure so that weights_close releases it. */
+static int add_file(gm_weights *a, const char *path, void *map, size_t size, int mapped, gm_err *e) {
     a->files = gm_realloc(a->files, (size_t)(a->n_files + 1) * sizeof *a->files);
     st_file *f = &a->files[a->n_files++];
     *f = (st_file){gm_strdup(path), map, size, mapped};
@@ -266,7 +266,7 @@ static int add_file(st_archive *a, const char *path, void *map, size_t size, int
     return parse_header(a, f, e);
 }
 
-static int open_file(st_archive *a, const char *path, gm_err *e) {
+static int open_file(gm_weights *a, const char *path, gm_err *e) {
     void *map;
     size_t size;
     return gm_map_file(path, "safetensors", &map, &size, e) ? -1 : add_file(a, path, map, size, 1, e);
@@ -275,14 +275,14 @@ static int open_file(st_archive *a, const char *path, gm_err *e) {
 /* ---- the archive ---- */
 
 static int by_name(const void *x, const void *y) {
-    return strcmp(((const st_tensor *)x)->name, ((const st_tensor *)y)->name);
+    return strcmp(((const gm_tensor *)x)->name, ((const gm_tensor *)y)->name);
 }
 
 /* Sorts by name; a name held twice is an error. */
-static int sort_tensors(st_archive *a, gm_err *e) {
+static int sort_tensors(gm_weights *a, gm_err *e) {
     if (a->n_tensors > 1) qsort(a->tensors, (size_t)a->n_tensors, sizeof *a->tensors, by_name);
     for (int i = 1; i < a->n_tensors; i++) {
-        const st_tensor *p = &a->tensors[i - 1], *t = &a->tensors[i];
+        const gm_tensor *p = &a->tensors[i - 1], *t = &a->tensors[i];
         if (strcmp(p->name, t->name)) continue;
         if (p->file == t->file)
             return gm_fail(e, "%s: tensor %s appears twice in the header; a checkpoint must hold each tensor once",
@@ -293,7 +293,7 @@ static int sort_tensors(st_archive *a, gm_err *e) {
     return 0;
 }
 
-static const st_file *find_file(const st_archive *a, const char *path) {
+static const st_file *find_file(const gm_weights *a, const char *path) {
     for (int i = 0; i < a->n_files; i++)
         if (!strcmp(a->files[i].path, path)) return &a->files[i];
     return NULL;
@@ -310,7 +310,7 @@ static char *shard_path(const char *index, const char *shard) {
     return p;
 }
 
-static int open_shards(st_archive *a, const char *index, const cJSON *map, gm_err *e) {
+static int open_shards(gm_weights *a, const char *index, const cJSON *map, gm_err *e) {
     for (const cJSON *j = map->child; j; j = j->next) {
         if (!cJSON_IsString(j))
             return gm_fail(e, "%s: weight_map: tensor %s: shard is not a string; the index is malformed",
@@ -330,9 +330,9 @@ static int open_shards(st_archive *a, const char *index, const cJSON *map, gm_er
 }
 
 /* Every tensor of the weight map sits in the shard the map names. */
-static int check_weight_map(const st_archive *a, const char *index, const cJSON *map, gm_err *e) {
+static int check_weight_map(const gm_weights *a, const char *index, const cJSON *map, gm_err *e) {
     for (const cJSON *j = map->child; j; j = j->next) {
-        const st_tensor *t = st_find(a, j->string);
+        const gm_tensor *t = weights_find(a, j->string);
         char *path = shard_path(index, j->valuestring);
         int bad = !t || strcmp(t->file, path);
         free(path);
@@ -346,7 +346,7 @@ static int check_weight_map(const st_archive *a, const char *index, const cJSON 
     return 0;
 }
 
-static int open_index(st_archive *a, const char *index, gm_err *e) {
+static int open_index(gm_weights *a, const char *index, gm_err *e) {
     gm_json_where bad;
     cJSON *root = gm_read_json(index, &bad, e);
     if (!root && e->msg[0]) return -1;
@@ -364,7 +364,7 @@ static int open_index(st_archive *a, const char *index, gm_err *e) {
     return rc;
 }
 
-static int open_path(st_archive *a, const char *path, gm_err *e) {
+static int open_path(gm_weights *a, const char *path, gm_err *e) {
     struct stat st;
     if (stat(path, &st)) return gm_fail(e, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
@@ -382,37 +382,37 @@ static int open_path(st_archive *a, const char *path, gm_err *e) {
 }
 
 /* a, or NULL after closing it when rc reports a failure. */
-static st_archive *opened(st_archive *a, int rc) {
+static gm_weights *opened(gm_weights *a, int rc) {
     if (!rc) return a;
-    st_close(a);
+    weights_close(a);
     return NULL;
 }
 
-st_archive *st_open(const char *path, gm_err *e) {
+gm_weights *st_open(const char *path, gm_err *e) {
     gm_err local;
     if (!e) e = &local;
     e->msg[0] = 0;
-    st_archive *a = gm_calloc(1, sizeof *a);
+    gm_weights *a = gm_calloc(1, sizeof *a);
     return opened(a, open_path(a, path, e));
 }
 
-st_archive *st_open_memory(const void *data, size_t len, const char *origin, gm_err *e) {
+gm_weights *st_open_memory(const void *data, size_t len, const char *origin, gm_err *e) {
     gm_err local;
     if (!e) e = &local;
     e->msg[0] = 0;
-    st_archive *a = gm_calloc(1, sizeof *a);
+    gm_weights *a = gm_calloc(1, sizeof *a);
     return opened(a, add_file(a, origin, (void *)data, len, 0, e) || sort_tensors(a, e));
 }
 
-st_archive *st_archive_from(st_tensor *tensors, int n, void **owned, int n_owned, gm_err *e) {
+gm_weights *weights_from(gm_tensor *tensors, int n, void **owned, int n_owned, gm_err *e) {
     gm_err local;
     if (!e) e = &local;
-    st_archive *a = gm_calloc(1, sizeof *a);
-    *a = (st_archive){.tensors = tensors, .n_tensors = n, .cap = n, .owned = owned, .n_owned = n_owned};
+    gm_weights *a = gm_calloc(1, sizeof *a);
+    *a = (gm_weights){.tensors = tensors, .n_tensors = n, .cap = n, .owned = owned, .n_owned = n_owned};
     return opened(a, sort_tensors(a, e));
 }
 
-void st_close(st_archive *a) {
+void weights_close(gm_weights *a) {
     if (!a) return;
     for (int i = 0; i < a->n_owned; i++) free(a->owned[i]);
     free(a->owned);
@@ -426,14 +426,14 @@ void st_close(st_archive *a) {
     free(a);
 }
 
-int st_count(const st_archive *a) { return a ? a->n_tensors : 0; }
+int weights_count(const gm_weights *a) { return a ? a->n_tensors : 0; }
 
-const st_tensor *st_get(const st_archive *a, int i) {
+const gm_tensor *weights_get(const gm_weights *a, int i) {
     return a && i >= 0 && i < a->n_tensors ? &a->tensors[i] : NULL;
 }
 
-const st_tensor *st_find(const st_archive *a, const char *name) {
+const gm_tensor *weights_find(const gm_weights *a, const char *name) {
     if (!a || !name || !a->n_tensors) return NULL;
-    st_tensor key = {.name = (char *)name};
+    gm_tensor key = {.name = (char *)name};
     return bsearch(&key, a->tensors, (size_t)a->n_tensors, sizeof *a->tensors, by_name);
 }

@@ -101,3 +101,51 @@ double oracle_check_exe(const char *dir, const char *runner, const char *exe, co
     free(steps);
     return worst;
 }
+
+/* Prefill logits of a fixed prompt by `cmd logits` (gemmac or an
+ * executable) into name; 0 on success. */
+static int quant_logits(const char *dir, const char *cmd, const char *model, const char *flags, const char *name) {
+    char line[16384];
+    snprintf(line, sizeof line, "%s logits %s --tokens 2,710,584,60,594,661,284,586 --steps 1 --prefill-out %s%s", cmd,
+             model, name, flags);
+    return test_sh(dir, line);
+}
+
+/* The largest |Δ| between two logit files of dir (1e9 when one is missing). */
+static double logits_diff(const char *dir, const char *a, const char *b) {
+    size_t na, nb;
+    float *x = oracle_read_f32(dir, a, &na), *y = oracle_read_f32(dir, b, &nb);
+    double d = x && y && na == nb && na ? oracle_max_diff(x, y, na) : 1e9;
+    free(x), free(y);
+    return d;
+}
+
+void oracle_check_reduced(const char *dir, const char *gemmac, const char *runner, const char *const *targets, int n) {
+    static const char *types[] = {"q8_0", "q4_0", "bf16"};
+    char gg[64], line[8400], cmd[4200], exe[8400];
+    snprintf(cmd, sizeof cmd, "'%s'", gemmac);
+    snprintf(exe, sizeof exe, "%s./q", runner);
+    for (int q = 0; q < 3; q++) {
+        const char *acts[] = {"f32", q == 2 ? "bf16" : "int8"};
+        snprintf(gg, sizeof gg, "tg2-%s.gguf", types[q]);
+        snprintf(line, sizeof line, "%s quantize '%s' --to %s -o %s 2>/dev/null", cmd, test_path("golden/tiny-gemma2"),
+                 types[q], gg);
+        CU_ASSERT_EQUAL_FATAL(test_sh(dir, line), 0);
+        double effect = 0;
+        for (int a = 0; a < 2; a++) {
+            snprintf(line, sizeof line, " --activations %s --backend reference", acts[a]);
+            CU_ASSERT_EQUAL_FATAL(quant_logits(dir, cmd, gg, line, a ? "ref.f32" : "ref32.f32"), 0);
+            if (a) effect = logits_diff(dir, "ref32.f32", "ref.f32");
+            if (!a) CU_ASSERT_EQUAL_FATAL(test_sh(dir, "cp ref32.f32 ref.f32"), 0);
+            for (int t = 0; t < n; t++) {
+                snprintf(line, sizeof line, "%s compile %s -o q --target %s --activations %s", cmd, gg, targets[t], acts[a]);
+                CU_ASSERT_EQUAL_FATAL(test_sh(dir, line), 0);
+                CU_ASSERT_EQUAL_FATAL(quant_logits(dir, exe, "", "", "exe.f32"), 0);
+                double d = logits_diff(dir, "ref.f32", "exe.f32");
+                printf("[%s %s %s: %.2g", types[q], targets[t], acts[a], d);
+                printf(a ? ", effect %.2g] " : "] ", effect);
+                CU_ASSERT(d <= (a ? 2 * effect : 1e-3));
+            }
+        }
+    }
+}

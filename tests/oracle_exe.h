@@ -19,6 +19,19 @@ extern const char *const oracle_cases[ORACLE_CASES];
 double oracle_check_exe(const char *dir, const char *runner, const char *exe, const char *extra, const char *name,
                         const char *label);
 
+/* tiny-gemma2 written as Q8_0, Q4_0 and BF16 by gemmac quantize, compiled
+ * for each of the targets (--target NAME [--cpu CPU]), each executable's
+ * prefill logits (run through runner, "" or an emulator) against the
+ * reference backend's on the same file. f32 activations: the oracle's 1e-3.
+ * int8 activations (bf16 for the BF16 file): the reference rounds the same
+ * way, but a value within an f32 rounding of a rounding boundary (the sums
+ * before it are ordered differently on every target) may round the other
+ * way and move the logits as much as the rounding itself does; measured on
+ * x86, flips of 0.27 and 0.67 where int8 moves the logits by up to `effect`
+ * from f32. So a reduced executable must stay within 2 · effect of the
+ * reference: a wrong scale, offset or order moves them by the logits' own size. */
+void oracle_check_reduced(const char *dir, const char *gemmac, const char *runner, const char *const *targets, int n);
+
 /* dir/name as floats (malloc'd; *n of them), or NULL; the largest |a[i] − b[i]| (NaN the worst). */
 float *oracle_read_f32(const char *dir, const char *name, size_t *n);
 double oracle_max_diff(const float *a, const float *b, size_t n);

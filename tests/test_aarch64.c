@@ -92,6 +92,14 @@ static void test_library(void) {
     free(out);
 }
 
+/* Q8_0, Q4_0 and BF16 weights with f32 and reduced activations, generic
+ * NEON and a CPU with dot products and bf16 (SDOT, BFDOT), against the
+ * reference backend (oracle_check_reduced). */
+static void test_reduced(void) {
+    static const char *const targets[] = {"aarch64", "aarch64 --cpu neoverse-v1"};
+    oracle_check_reduced(dir, gemmac, runner, targets, 2);
+}
+
 static void test_real_model(void) {
     char model[4096], cmd[16384];
     snprintf(model, sizeof model, "%s", test_real_model_path());
@@ -130,6 +138,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ORACLE_CASES; i++) CU_add_test(s, oracle_cases[i], case_tests[i]);
     CU_add_test(s, "executable and manifest", test_executable);
     CU_add_test(s, "library", test_library);
+    CU_add_test(s, "Q8_0, Q4_0 and BF16, f32 and int8 or bf16 activations", test_reduced);
     CU_add_test(s, "real Gemma 3 270M", test_real_model);
     return test_run_all();
 }

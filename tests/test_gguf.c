@@ -520,11 +520,11 @@ static void test_float_tensors(void) {
     CU_ASSERT_EQUAL((const uint8_t *)gguf_tensor_at(g, 2)->data - (const uint8_t *)q->data, 128);
 
     gm_err e = {{0}};
-    st_archive *a = gguf_weights(g, &e);
+    gm_weights *a = gguf_weights(g, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(st_count(a), 5);
-    const st_tensor *sq = st_find(a, "blk.0.attn_q.weight"), *sh = st_find(a, "h"), *sb = st_find(a, "b");
-    const st_tensor *sc = st_find(a, "cube"), *sn = st_find(a, "nothing");
+    CU_ASSERT_EQUAL(weights_count(a), 5);
+    const gm_tensor *sq = weights_find(a, "blk.0.attn_q.weight"), *sh = weights_find(a, "h"), *sb = weights_find(a, "b");
+    const gm_tensor *sc = weights_find(a, "cube"), *sn = weights_find(a, "nothing");
     CU_ASSERT_FATAL(sq && sh && sb && sc && sn);
     CU_ASSERT(sq->dtype == GM_F32 && sq->ndim == 2 && sq->shape[0] == 6 && sq->shape[1] == 4);
     CU_ASSERT_PTR_EQUAL(sq->data, q->data);
@@ -546,7 +546,7 @@ static void test_float_tensors(void) {
     float all[24];
     CU_ASSERT_EQUAL(gguf_dequantize(0, sq->data, all, 24), 0);
     CU_ASSERT_EQUAL(memcmp(all, f32, sizeof f32), 0);
-    st_close(a);
+    weights_close(a);
     gguf_close(g);
 }
 
@@ -738,12 +738,12 @@ static void test_quantized_weights(void) {
     gguf_file *g = open_ok("quant.gguf");
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     gm_err e = {{0}};
-    st_archive *a = gguf_weights(g, &e);
+    gm_weights *a = gguf_weights(g, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     for (int i = 0; i <= N; i++) {
         const quant *q = quant_of(ts[i].type);
         const gguf_tensor *t = gguf_find_tensor(g, ts[i].name);
-        const st_tensor *s = st_find(a, ts[i].name);
+        const gm_tensor *s = weights_find(a, ts[i].name);
         CU_ASSERT_FATAL(t && s);
         CU_ASSERT_EQUAL(t->nbytes, ts[i].nbytes);
         CU_ASSERT_EQUAL(memcmp(t->data, data[i], ts[i].nbytes), 0);
@@ -766,28 +766,28 @@ static void test_quantized_weights(void) {
         free(y);
         free(data[i]);
     }
-    st_close(a);
+    weights_close(a);
     gguf_close(g);
 }
 
-/* st_archive_from: tensors sorted for lookup; a repeated name refused. */
+/* weights_from: tensors sorted for lookup; a repeated name refused. */
 static void test_archive_from(void) {
-    st_tensor *ts = calloc(3, sizeof *ts);
+    gm_tensor *ts = calloc(3, sizeof *ts);
     float *buf = malloc(8);
     const char *names[] = {"c", "a", "b"};
-    for (int i = 0; i < 3; i++) ts[i] = (st_tensor){.name = strdup(names[i]), .dtype = GM_F32, .ndim = 1, .shape = {2}, .data = buf, .nbytes = 8, .file = "x.gguf"};
+    for (int i = 0; i < 3; i++) ts[i] = (gm_tensor){.name = strdup(names[i]), .dtype = GM_F32, .ndim = 1, .shape = {2}, .data = buf, .nbytes = 8, .file = "x.gguf"};
     void **owned = malloc(sizeof *owned);
     owned[0] = buf;
-    st_archive *a = st_archive_from(ts, 3, owned, 1, NULL);
+    gm_weights *a = weights_from(ts, 3, owned, 1, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_STRING_EQUAL(st_get(a, 0)->name, "a");
-    CU_ASSERT_PTR_EQUAL(st_find(a, "c")->data, buf);
-    st_close(a);
+    CU_ASSERT_STRING_EQUAL(weights_get(a, 0)->name, "a");
+    CU_ASSERT_PTR_EQUAL(weights_find(a, "c")->data, buf);
+    weights_close(a);
 
     ts = calloc(2, sizeof *ts);
-    for (int i = 0; i < 2; i++) ts[i] = (st_tensor){.name = strdup("w"), .dtype = GM_F32, .file = "x.gguf"};
+    for (int i = 0; i < 2; i++) ts[i] = (gm_tensor){.name = strdup("w"), .dtype = GM_F32, .file = "x.gguf"};
     gm_err e = {{0}};
-    CU_ASSERT_PTR_NULL(st_archive_from(ts, 2, calloc(1, sizeof(void *)), 0, &e));
+    CU_ASSERT_PTR_NULL(weights_from(ts, 2, calloc(1, sizeof(void *)), 0, &e));
     CU_ASSERT(strstr(e.msg, "x.gguf") && strstr(e.msg, "tensor w") && strstr(e.msg, "twice"));
 }
 
@@ -1048,7 +1048,7 @@ int main(void) {
     CU_add_test(s, "constant blocks, ramps, extremes", test_block_extremes);
     CU_add_test(s, "dequantize refuses", test_dequantize_refuses);
     CU_add_test(s, "quantized weights", test_quantized_weights);
-    CU_add_test(s, "st_archive_from", test_archive_from);
+    CU_add_test(s, "weights_from", test_archive_from);
     CU_add_test(s, "bad header", test_bad_header);
     CU_add_test(s, "truncated file", test_truncated);
     CU_add_test(s, "bad keys and values", test_bad_keys);

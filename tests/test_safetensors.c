@@ -53,9 +53,9 @@ static void write_st(const char *name, const char *header, const void *data, siz
  * NULL-terminated list. */
 static void expect_fail(const char *path, ...) {
     gm_err e = {{0}};
-    st_archive *a = st_open(path, &e);
+    gm_weights *a = st_open(path, &e);
     CU_ASSERT_PTR_NULL(a);
-    st_close(a);
+    weights_close(a);
     CU_ASSERT(e.msg[0] != 0);
     CU_ASSERT_PTR_NULL(strchr(e.msg, '\n'));
     va_list ap;
@@ -77,7 +77,7 @@ static void expect_entry_fail(const char *entry, size_t n, const char *part) {
     expect_fail(in_dir("bad.safetensors"), "bad.safetensors", "w.bad", part, NULL);
 }
 
-static int64_t elements(const st_tensor *t) {
+static int64_t elements(const gm_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
@@ -87,26 +87,26 @@ static int64_t elements(const st_tensor *t) {
 
 static void check_golden(const char *path, gm_dtype dtype) {
     gm_err e = {{0}};
-    st_archive *a = st_open(path, &e);
+    gm_weights *a = st_open(path, &e);
     if (!a) printf("\n  %s\n", e.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(st_count(a), 46);
-    for (int i = 0; i < st_count(a); i++) {
-        const st_tensor *t = st_get(a, i);
+    CU_ASSERT_EQUAL(weights_count(a), 46);
+    for (int i = 0; i < weights_count(a); i++) {
+        const gm_tensor *t = weights_get(a, i);
         CU_ASSERT_EQUAL(t->dtype, dtype);
         CU_ASSERT_EQUAL(t->nbytes, (size_t)elements(t) * gm_dtype_size(dtype));
-        CU_ASSERT_PTR_EQUAL(st_find(a, t->name), t);
+        CU_ASSERT_PTR_EQUAL(weights_find(a, t->name), t);
         CU_ASSERT(strstr(t->file, "model.safetensors") != NULL);
-        if (i) CU_ASSERT(strcmp(st_get(a, i - 1)->name, t->name) < 0);
+        if (i) CU_ASSERT(strcmp(weights_get(a, i - 1)->name, t->name) < 0);
     }
-    CU_ASSERT_PTR_NULL(st_get(a, -1));
-    CU_ASSERT_PTR_NULL(st_get(a, st_count(a)));
-    CU_ASSERT_PTR_NULL(st_find(a, "__metadata__"));
-    CU_ASSERT_PTR_NULL(st_find(a, "model.nope"));
+    CU_ASSERT_PTR_NULL(weights_get(a, -1));
+    CU_ASSERT_PTR_NULL(weights_get(a, weights_count(a)));
+    CU_ASSERT_PTR_NULL(weights_find(a, "__metadata__"));
+    CU_ASSERT_PTR_NULL(weights_find(a, "model.nope"));
 
-    const st_tensor *emb = st_find(a, "model.embed_tokens.weight");
-    const st_tensor *q = st_find(a, "model.layers.0.self_attn.q_proj.weight");
-    const st_tensor *norm = st_find(a, "model.layers.0.input_layernorm.weight");
+    const gm_tensor *emb = weights_find(a, "model.embed_tokens.weight");
+    const gm_tensor *q = weights_find(a, "model.layers.0.self_attn.q_proj.weight");
+    const gm_tensor *norm = weights_find(a, "model.layers.0.input_layernorm.weight");
     CU_ASSERT_PTR_NOT_NULL_FATAL(emb);
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     CU_ASSERT_PTR_NOT_NULL_FATAL(norm);
@@ -126,7 +126,7 @@ static void check_golden(const char *path, gm_dtype dtype) {
     CU_ASSERT_FATAL(8 + h + emb->nbytes <= len);
     CU_ASSERT_EQUAL(memcmp(file + 8 + h, emb->data, emb->nbytes), 0);
     free(file);
-    st_close(a);
+    weights_close(a);
 }
 
 static void test_golden_f32(void) {
@@ -142,18 +142,18 @@ static void test_open_memory(void) {
     size_t len;
     char *bytes = gm_read_file(test_path("golden/tiny-gemma2/model.safetensors"), &len, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
-    st_archive *f = st_open(test_path("golden/tiny-gemma2"), &e), *m = st_open_memory(bytes, len, "mem", &e);
+    gm_weights *f = st_open(test_path("golden/tiny-gemma2"), &e), *m = st_open_memory(bytes, len, "mem", &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f && m);
-    CU_ASSERT_EQUAL(st_count(m), st_count(f));
-    for (int i = 0; i < st_count(f); i++) {
-        const st_tensor *a = st_get(f, i), *b = st_find(m, a->name);
+    CU_ASSERT_EQUAL(weights_count(m), weights_count(f));
+    for (int i = 0; i < weights_count(f); i++) {
+        const gm_tensor *a = weights_get(f, i), *b = weights_find(m, a->name);
         CU_ASSERT_PTR_NOT_NULL_FATAL(b);
         CU_ASSERT(b->nbytes == a->nbytes && !memcmp(a->data, b->data, a->nbytes));
         CU_ASSERT((const char *)b->data > bytes && (const char *)b->data < bytes + len);
         CU_ASSERT_STRING_EQUAL(b->file, "mem");
     }
-    st_close(m);
-    st_close(f);
+    weights_close(m);
+    weights_close(f);
     CU_ASSERT_PTR_NULL(st_open_memory(bytes, len - 1, "mem", &e));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "mem: tensor "));
     CU_ASSERT_PTR_NULL(st_open_memory(bytes, 4, "mem", &e));
@@ -169,14 +169,14 @@ static void test_golden_bf16(void) {
 /* The first weights of q_proj decode to what Python's struct reads there
  * (the two checkpoints come from different seeds). */
 static void expect_first(const char *path, const float *want, int n) {
-    st_archive *a = st_open(test_path(path), NULL);
+    gm_weights *a = st_open(test_path(path), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    const st_tensor *t = st_find(a, "model.layers.0.self_attn.q_proj.weight");
+    const gm_tensor *t = weights_find(a, "model.layers.0.self_attn.q_proj.weight");
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float got[8];
     gm_to_f32(t->dtype, t->data, got, (size_t)n);
     for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(got[i], want[i]);
-    st_close(a);
+    weights_close(a);
 }
 
 static void test_golden_values(void) {
@@ -196,8 +196,8 @@ static void bf16_bytes(const float *x, uint16_t *out, int n) {
     }
 }
 
-static void expect_values(const st_archive *a, const char *name, const float *want, int n, const char *file) {
-    const st_tensor *t = st_find(a, name);
+static void expect_values(const gm_weights *a, const char *name, const float *want, int n, const char *file) {
+    const gm_tensor *t = weights_find(a, name);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL(elements(t), n);
     CU_ASSERT(strstr(t->file, file) != NULL);
@@ -247,24 +247,24 @@ static void write_index(const char *name, const char *map) {
 
 static void check_sharded(const char *path) {
     gm_err e = {{0}};
-    st_archive *a = st_open(path, &e);
+    gm_weights *a = st_open(path, &e);
     if (!a) printf("\n  %s\n", e.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(st_count(a), 6);
+    CU_ASSERT_EQUAL(weights_count(a), 6);
     expect_values(a, "a", va, 6, "m-1.safetensors");
     expect_values(a, "b", vb, 4, "m-1.safetensors");
     expect_values(a, "c", vc, 2, "m-2.safetensors");
     expect_values(a, "s", vs, 1, "m-2.safetensors");
     expect_values(a, "i", vi, 2, "m-2.safetensors");
-    const st_tensor *z = st_find(a, "z"), *s = st_find(a, "s"), *ta = st_find(a, "a");
+    const gm_tensor *z = weights_find(a, "z"), *s = weights_find(a, "s"), *ta = weights_find(a, "a");
     CU_ASSERT(z && z->ndim == 2 && z->shape[0] == 0 && z->shape[1] == 3 && z->nbytes == 0);
     CU_ASSERT(s && s->ndim == 0 && s->nbytes == 4 && s->dtype == GM_F32);
     CU_ASSERT(ta && ta->ndim == 2 && ta->shape[0] == 2 && ta->shape[1] == 3);
-    CU_ASSERT_EQUAL(st_find(a, "c")->dtype, GM_BF16);
-    CU_ASSERT_EQUAL(st_find(a, "i")->dtype, GM_I32);
+    CU_ASSERT_EQUAL(weights_find(a, "c")->dtype, GM_BF16);
+    CU_ASSERT_EQUAL(weights_find(a, "i")->dtype, GM_I32);
     const char *order[] = {"a", "b", "c", "i", "s", "z"};
-    for (int i = 0; i < 6; i++) CU_ASSERT_STRING_EQUAL(st_get(a, i)->name, order[i]);
-    st_close(a);
+    for (int i = 0; i < 6; i++) CU_ASSERT_STRING_EQUAL(weights_get(a, i)->name, order[i]);
+    weights_close(a);
 }
 
 static void test_sharded(void) {
@@ -278,18 +278,18 @@ static void test_sharded(void) {
              vs, 4);
     check_sharded(dir);
     /* A single file opens on its own too. */
-    st_archive *a = st_open(in_dir("m-2.safetensors"), NULL);
+    gm_weights *a = st_open(in_dir("m-2.safetensors"), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(st_count(a), 4);
+    CU_ASSERT_EQUAL(weights_count(a), 4);
     expect_values(a, "c", vc, 2, "m-2.safetensors");
-    st_close(a);
+    weights_close(a);
     /* An empty header object is a valid, empty checkpoint. */
     write_st("empty-header.safetensors", "{\"__metadata__\": {}}", NULL, 0);
     a = st_open(in_dir("empty-header.safetensors"), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(st_count(a), 0);
-    CU_ASSERT_PTR_NULL(st_find(a, "a"));
-    st_close(a);
+    CU_ASSERT_EQUAL(weights_count(a), 0);
+    CU_ASSERT_PTR_NULL(weights_find(a, "a"));
+    weights_close(a);
 }
 
 /* ---- refusals ---- */
@@ -383,10 +383,10 @@ static void test_overlap(void) {
              " \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 8]},"
              " \"f\": {\"dtype\": \"F32\", \"shape\": [3, 0], \"data_offsets\": [16, 16]}}",
              zeros, 16);
-    st_archive *a = st_open(in_dir("e.safetensors"), NULL);
+    gm_weights *a = st_open(in_dir("e.safetensors"), NULL);
     CU_ASSERT_PTR_NOT_NULL(a);
-    CU_ASSERT_EQUAL(st_count(a), 3);
-    st_close(a);
+    CU_ASSERT_EQUAL(weights_count(a), 3);
+    weights_close(a);
 }
 
 /* A real checkpoint cut inside its data section. */
@@ -442,10 +442,10 @@ static void test_bad_index(void) {
 /* A NULL error record is allowed. */
 static void test_null_err(void) {
     CU_ASSERT_PTR_NULL(st_open("/nonexistent/gemmac/ckpt", NULL));
-    CU_ASSERT_EQUAL(st_count(NULL), 0);
-    CU_ASSERT_PTR_NULL(st_get(NULL, 0));
-    CU_ASSERT_PTR_NULL(st_find(NULL, "a"));
-    st_close(NULL);
+    CU_ASSERT_EQUAL(weights_count(NULL), 0);
+    CU_ASSERT_PTR_NULL(weights_get(NULL, 0));
+    CU_ASSERT_PTR_NULL(weights_find(NULL, "a"));
+    weights_close(NULL);
 }
 
 int main(void) {

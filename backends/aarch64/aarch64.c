@@ -2,22 +2,41 @@
  * lanes in 32 registers (so the matmul's register tiles are 3 rows × 8
  * vectors). The CPU is a name LLVM knows, and LLVM derives its features from
  * it: bf16 and fp16 arithmetic, dot products, SVE, only where that CPU has
- * them; the kernels' own code is portable NEON either way. */
+ * them. The kernels' own code is portable NEON, but for the two features
+ * this file names per CPU, which the emitters ask the feature string for:
+ * bf16 (BFDOT, for --activations bf16) and dotprod (SDOT). */
 #include "aarch64.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 
-/* The CPUs --cpu accepts: LLVM 19 knows each, from the cores of cheap boards to servers. */
-static const char *const cpus[] = {"generic",     "cortex-a53", "cortex-a55", "cortex-a72",  "cortex-a76",
-                                   "cortex-a78",  "cortex-x1",  "cortex-x2",  "neoverse-n1", "neoverse-n2",
-                                   "neoverse-v1", "neoverse-v2", "apple-m1",  "apple-m2",    "ampere1", NULL};
+/* The CPUs --cpu accepts, LLVM 19 knows each, from the cores of cheap boards
+ * to servers; with the features of theirs the kernels use (Arm's manuals:
+ * dot products from Armv8.2's optional FEAT_DotProd, bf16 from FEAT_BF16). */
+static const struct {
+    const char *name, *features;
+} cpus[] = {{"generic", "+neon"},
+            {"cortex-a53", "+neon"},
+            {"cortex-a55", "+neon,+dotprod"},
+            {"cortex-a72", "+neon"},
+            {"cortex-a76", "+neon,+dotprod"},
+            {"cortex-a78", "+neon,+dotprod"},
+            {"cortex-x1", "+neon,+dotprod"},
+            {"cortex-x2", "+neon,+dotprod,+bf16"},
+            {"neoverse-n1", "+neon,+dotprod"},
+            {"neoverse-n2", "+neon,+dotprod,+bf16"},
+            {"neoverse-v1", "+neon,+dotprod,+bf16"},
+            {"neoverse-v2", "+neon,+dotprod,+bf16"},
+            {"apple-m1", "+neon,+dotprod"},
+            {"apple-m2", "+neon,+dotprod,+bf16"},
+            {"ampere1", "+neon,+dotprod,+bf16"},
+            {NULL, NULL}};
 
 int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
     int i = 0;
     if (!cpu) cpu = "generic";
-    while (cpus[i] && strcmp(cpus[i], cpu)) i++;
-    if (!cpus[i])
+    while (cpus[i].name && strcmp(cpus[i].name, cpu)) i++;
+    if (!cpus[i].name)
         return gm_fail(e, "--cpu: unknown Arm CPU \"%s\" (available: generic, cortex-a53, cortex-a55, cortex-a72, "
                           "cortex-a76, cortex-a78, cortex-x1, cortex-x2, neoverse-n1, neoverse-n2, neoverse-v1, "
                           "neoverse-v2, apple-m1, apple-m2, ampere1)", cpu);
@@ -28,7 +47,7 @@ int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
     LLVMInitializeAArch64AsmParser();
     t->triple = LLVMCreateMessage("aarch64-unknown-linux-gnu");
     t->cpu = LLVMCreateMessage(cpu);
-    t->features = LLVMCreateMessage("+neon");
+    t->features = LLVMCreateMessage(cpus[i].features);
     return 0;
 }
 

@@ -27,7 +27,7 @@
 typedef struct {
     rt_engine base;
     const ir_graph *g;
-    const st_tensor *const *bound;  /* per value id */
+    const gm_tensor *const *bound;  /* per value id */
     rt_kv_cache *kv;                /* one slot per attention op */
     ex_kernel_fn *kernel;           /* per node */
     ex_resolver resolver;
@@ -50,7 +50,7 @@ typedef struct {
  * of work, about what handing it to the pool costs. */
 #define SPLIT_MIN (1 << 17)
 
-void ex_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, ex_kernel *k) {
+void ex_kernel_of(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, ex_kernel *k) {
     memset(k, 0, sizeof *k);
     k->op = n->op;
     k->n = ir_value_cols(g, n->out);
@@ -242,7 +242,7 @@ static void exec_free(rt_engine *en) {
     free(j);
 }
 
-int ex_kernels_of(const ir_graph *g, const st_tensor *const *bound, ex_kernel *ks, int *which) {
+int ex_kernels_of(const ir_graph *g, const gm_tensor *const *bound, ex_kernel *ks, int *which) {
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         ex_kernel_of(g, &g->nodes[i], bound, &ks[n]);
@@ -284,7 +284,7 @@ static void split_arena(exec_engine *j) {
     }
 }
 
-rt_engine *ex_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const ex_resolver *r, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     exec_engine *j = gm_calloc(1, sizeof *j);

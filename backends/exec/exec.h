@@ -18,7 +18,7 @@ typedef struct {
 
 /* bound[v] is the checkpoint tensor of weight value v (NULL for others).
  * The graph and the tensors must outlive the engine. name: its backend. */
-rt_engine *ex_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const ex_resolver *r, gm_err *e);
 
 #endif

@@ -12,7 +12,7 @@
 #define GM_EXEC_KERNEL_H
 
 #include "ir/ir.h"
-#include "runtime/safetensors.h"
+#include "runtime/weights.h"
 
 typedef struct {
     const void *in[IR_MAX_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
@@ -44,7 +44,7 @@ typedef struct ex_kernel {
 
 /* The kernel node n needs (bound[v]: the tensor of weight v). Zeroed first,
  * so nodes that can share a kernel compare equal with memcmp. */
-void ex_kernel_of(const ir_graph *g, const ir_node *n, const st_tensor *const *bound, ex_kernel *k);
+void ex_kernel_of(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, ex_kernel *k);
 
 /* Floats of scratch one thread needs to run kernel k on T rows, each part
  * 64-byte aligned: the normalised rows of a norm_matmul, the rows packed
@@ -56,6 +56,6 @@ int64_t ex_scratch_floats(const ex_kernel *k, int64_t T);
  * n_nodes); which[i] is node i's. The symbol of kernel ks[i] in compiled
  * code ("gm_<op>_<i>"), for every target. Both defined in exec.c (no LLVM). */
 void ex_kernel_symbol(char *buf, size_t len, const ex_kernel *k, int i);
-int ex_kernels_of(const ir_graph *g, const st_tensor *const *bound, ex_kernel *ks, int *which);
+int ex_kernels_of(const ir_graph *g, const gm_tensor *const *bound, ex_kernel *ks, int *which);
 
 #endif

@@ -18,7 +18,7 @@ static int jit_resolve(const void *ctx, const ex_kernel *ks, int n, ex_kernel_fn
 
 static void jit_release(void *handle) { lv_jit_free(handle); }
 
-rt_engine *llvm_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+rt_engine *llvm_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                               gm_err *e) {
     return ex_engine_create(g, bound, o, "jit", &(ex_resolver){jit_resolve, jit_release, o}, e);
 }

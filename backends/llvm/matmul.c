@@ -596,17 +596,29 @@ static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
 
 /* ---- --activations bf16: bf16 weights on x rounded to bf16 ---- */
 
-/* A bf16 dot product takes pairs of k: lane j of acc gains
- * w[2j]·x[2j] + w[2j+1]·x[2j+1], <32 x bfloat> operands (vdpbf16ps). */
+/* A bf16 dot product takes pairs of k: lane j of a W-lane acc gains
+ * w[2j]·x[2j] + w[2j+1]·x[2j+1], <2W x bfloat> operands: vdpbf16ps on
+ * AVX512_BF16 (W = 16), BFDOT on an Arm CPU with bf16 (W = 4). */
 static int has_bf16_dot(lv_emit *m) {
-    return m->target->width == 16 && m->target->features && strstr(m->target->features, "+avx512bf16");
+    const char *f = m->target->features;
+    if (!f) return 0;
+    return (m->target->width == 16 && strstr(f, "+avx512bf16")) || (m->target->width == 4 && strstr(f, "+bf16"));
 }
 
 static LLVMTypeRef bf16_vec(lv_emit *m, int n) { return LLVMVectorType(LLVMBFloatTypeInContext(m->ctx), (unsigned)n); }
 
 static LLVMValueRef bf16_dot(lv_emit *m, LLVMValueRef acc, LLVMValueRef w, LLVMValueRef x) {
     LLVMValueRef args[3] = {acc, w, x};
-    return lv_intrinsic(m, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+    if (m->target->width == 16) return lv_intrinsic(m, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+    LLVMTypeRef types[2] = {LLVMTypeOf(acc), LLVMTypeOf(w)};
+    return lv_intrinsic(m, "llvm.aarch64.neon.bfdot", types, 2, args, 3);
+}
+
+/* Rows of a bf16 tile: its accumulators, the panel's weight vectors and a
+ * broadcast of x in the registers (AVX-512: 12 rows × 2; NEON: 2 × 8). */
+static int bf16_rows(lv_emit *m) {
+    int V = vectors_per_row(m), mr = (m->target->regs - V - 2) / V;
+    return mr > tile_rows(m) ? tile_rows(m) : mr < 1 ? 1 : mr;
 }
 
 /* <n x float> v (a float when n = 1) rounded to bf16 (to nearest even, NaN kept quiet: as
@@ -646,25 +658,26 @@ static void emit_bf16_pairs(lv_emit *m, mm_ctx *c, LLVMValueRef xs, int R, LLVMV
     lv_loop_end(m, &t, NULL);
 }
 
-/* Outputs 16h.. of the panel's weights at pair j: rows 2j and 2j+1 of the
- * stored panel block ([len][P] bf16) interleaved; or from the block
- * already interleaved ([len/2][P][2], emit_bf16_block). */
+/* Outputs W·h.. of the panel's weights at pair j (2W bf16): rows 2j and
+ * 2j+1 of the stored panel block ([len][P] bf16) interleaved; or from the
+ * block already interleaved ([len/2][P][2], emit_bf16_block). */
 static LLVMValueRef bf16_weights(lv_emit *m, const block_ctx *bc, LLVMValueRef j, int h, int interleaved) {
-    LLVMTypeRef v32 = LLVMVectorType(m->i16, 32);
+    int W = bc->W;
     if (interleaved) {
-        LLVMValueRef p = bf16_at(m, bc->b, lv_addi(m, lv_muli(m, j, 2 * EX_PANEL), 32 * h));
-        LLVMValueRef v = LLVMBuildLoad2(m->b, bf16_vec(m, 32), p, "");
-        LLVMSetAlignment(v, 64);
+        LLVMValueRef p = bf16_at(m, bc->b, lv_addi(m, lv_muli(m, j, 2 * EX_PANEL), 2 * W * h));
+        LLVMValueRef v = LLVMBuildLoad2(m->b, bf16_vec(m, 2 * W), p, "");
+        LLVMSetAlignment(v, 4 * (unsigned)W);
         return v;
     }
     LLVMValueRef rows[2], idx[32];
     for (int r = 0; r < 2; r++) {
-        rows[r] = LLVMBuildLoad2(m->b, v32, bf16_at(m, bc->b, lv_muli(m, lv_addi(m, lv_muli(m, j, 2), r), EX_PANEL)), "");
+        LLVMValueRef at = bf16_at(m, bc->b, lv_muli(m, lv_addi(m, lv_muli(m, j, 2), r), EX_PANEL));
+        rows[r] = LLVMBuildLoad2(m->b, LLVMVectorType(m->i16, EX_PANEL), at, "");
         LLVMSetAlignment(rows[r], 2);
     }
-    for (int i = 0; i < 32; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(16 * h + i / 2 + (i % 2) * 32), 0);
-    return LLVMBuildBitCast(m->b, LLVMBuildShuffleVector(m->b, rows[0], rows[1], LLVMConstVector(idx, 32), ""),
-                            bf16_vec(m, 32), "");
+    for (int i = 0; i < 2 * W; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(W * h + i / 2 + (i % 2) * EX_PANEL), 0);
+    return LLVMBuildBitCast(m->b, LLVMBuildShuffleVector(m->b, rows[0], rows[1], LLVMConstVector(idx, 2 * (unsigned)W), ""),
+                            bf16_vec(m, 2 * W), "");
 }
 
 /* scratch ← the panel's block interleaved by pairs of k, [len/2][P][2]:
@@ -672,25 +685,26 @@ static LLVMValueRef bf16_weights(lv_emit *m, const block_ctx *bc, LLVMValueRef j
 static void emit_bf16_block(lv_emit *m, block_ctx *bc) {
     lv_loop j;
     lv_loop_begin(m, &j, lv_int(m, 0), LLVMBuildSDiv(m->b, bc->len, lv_int(m, 2), ""), 1, 0, NULL);
-    for (int h = 0; h < 2; h++) {
-        LLVMValueRef at = bf16_at(m, bc->c->scratch, lv_addi(m, lv_muli(m, j.i, 2 * EX_PANEL), 32 * h));
-        LLVMSetAlignment(LLVMBuildStore(m->b, bf16_weights(m, bc, j.i, h, 0), at), 64);
+    for (int h = 0; h < EX_PANEL / bc->W; h++) {
+        LLVMValueRef at = bf16_at(m, bc->c->scratch, lv_addi(m, lv_muli(m, j.i, 2 * EX_PANEL), 2 * bc->W * h));
+        LLVMSetAlignment(LLVMBuildStore(m->b, bf16_weights(m, bc, j.i, h, 0), at), 4 * (unsigned)bc->W);
     }
     lv_loop_end(m, &j, NULL);
     bc->b = bc->c->scratch;
 }
 
-/* One pair j of k for rows t0.. t0+R-1 (x's pairs from base in xs): acc[2i + h] gains row i's dot products with weight vector h. */
+/* One pair j of k for rows t0.. t0+R-1 (x's pairs from base in xs): acc[V·i + h] gains row i's dot products with weight vector h. */
 static void bf16_step(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValueRef base, LLVMValueRef j, int R,
                       int interleaved, const LLVMValueRef *acc, LLVMValueRef *out) {
-    LLVMValueRef w[2];
+    int W = bc->W, V = EX_PANEL / W;
+    LLVMValueRef w[EX_PANEL / 4];
     for (int r = 0; r < 2; r++) prefetch_ahead(m, bc, lv_addi(m, lv_muli(m, j, 2), r), R);
-    for (int h = 0; h < 2; h++) w[h] = bf16_weights(m, bc, j, h, interleaved);
+    for (int h = 0; h < V; h++) w[h] = bf16_weights(m, bc, j, h, interleaved);
     for (int i = 0; i < R; i++) {
         LLVMValueRef p = LLVMBuildLoad2(m->b, m->i32, bf16_at(m, xs, lv_add(m, base, lv_addi(m, lv_muli(m, j, 2 * R), 2 * i))), "");
         LLVMSetAlignment(p, 4);
-        LLVMValueRef xb = LLVMBuildBitCast(m->b, lv_splat(m, p, 16), bf16_vec(m, 32), "");
-        for (int h = 0; h < 2; h++) out[2 * i + h] = bf16_dot(m, acc[2 * i + h], w[h], xb);
+        LLVMValueRef xb = LLVMBuildBitCast(m->b, lv_splat(m, p, W), bf16_vec(m, 2 * W), "");
+        for (int h = 0; h < V; h++) out[V * i + h] = bf16_dot(m, acc[V * i + h], w[h], xb);
     }
 }
 
@@ -699,14 +713,14 @@ static void bf16_step(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValu
  * two chains per vector, so the dot products do not wait on each other,
  * then a tail of one pair. */
 static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValueRef t0, int R, int interleaved) {
-    int chains = R == 1 ? 2 : 1, n = 2 * R;
-    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], acc[LV_MAX_CARRY], mask[2], base = lv_mul(m, t0, bc->len);
+    int W = bc->W, V = EX_PANEL / W, chains = R == 1 ? 2 : 1, n = V * R;
+    LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], acc[LV_MAX_CARRY], mask[EX_PANEL / 4], base = lv_mul(m, t0, bc->len);
     LLVMValueRef pairs = LLVMBuildSDiv(m->b, bc->len, lv_int(m, 2), "");
-    for (int h = 0; h < 2; h++) mask[h] = column_mask(m, bc, h);
+    for (int h = 0; h < V; h++) mask[h] = column_mask(m, bc, h);
     for (int s = 0; s < n * chains; s++) {
-        LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, s % n / 2), s % 2), y = NULL;
-        if (s < n) y = mask[s % 2] ? lv_load_masked(m, bc->c->y, at, mask[s % 2], 16) : lv_load(m, bc->c->y, at, GM_F32, 16);
-        init[s] = s < n ? LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, 16), y, "") : lv_real(m, 0, 16);
+        LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, s % n / V), s % V), y = NULL;
+        if (s < n) y = mask[s % V] ? lv_load_masked(m, bc->c->y, at, mask[s % V], W) : lv_load(m, bc->c->y, at, GM_F32, W);
+        init[s] = s < n ? LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, W), y, "") : lv_real(m, 0, W);
     }
     lv_loop loops[2], *l = NULL;
     for (int pass = 0; pass < chains; pass++) {
@@ -725,12 +739,12 @@ static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValu
  * block of k, x's rows rounded into bf16 pairs (tiles of MR rows, then the
  * leftover rows), and per panel its block interleaved once for all tiles. */
 static void emit_bf16_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
-    int MR = tile_rows(m);
+    int MR = bf16_rows(m);
     LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, MR), "")), xs = c->scratch;
     c->scratch = past(m, c->scratch, lv_muli(m, c->T, EX_KC / 2));
     lv_loop kb, p, t, t1;
     lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
-    block_ctx bc = block_at(m, c, kb.i, 16);
+    block_ctx bc = block_at(m, c, kb.i, m->target->width);
     emit_bf16_pairs(m, c, xs, MR, lv_int(m, 0), tiled, kb.i, bc.len);
     emit_bf16_pairs(m, c, xs, 1, tiled, c->T, kb.i, bc.len);
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
@@ -759,7 +773,7 @@ static void emit_bf16_lone(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
     lv_loop p, t;
     lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
     block_ctx bc = {c, p.i, bf16_at(m, c->w, lv_muli(m, p.i, c->K * EX_PANEL)), GM_BF16, lv_int(m, 0), lv_int(m, c->K),
-                    yes, yes, NULL, 16};
+                    yes, yes, NULL, m->target->width};
     lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
     bf16_tile(m, &bc, xs, t.i, 1, 0);
     lv_loop_end(m, &t, NULL);
@@ -781,8 +795,8 @@ static void emit_bf16_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueR
     else emit_row_major(m, c, n0, n1);
 }
 
-/* The matmul of a bf16 weight under --activations bf16: on AVX512_BF16
- * with panels and K even, bf16 dot products (tiles for prefill, each panel
+/* The matmul of a bf16 weight under --activations bf16: on AVX512_BF16 or
+ * an Arm CPU with bf16 (BFDOT), with panels and K even, bf16 dot products (tiles for prefill, each panel
  * streamed once for decode); elsewhere x's rows rounded to bf16 and back
  * (emit_bf16_rounded), then the f32 kernels (the same numbers up to the
  * order of the f32 sums). */
@@ -796,7 +810,7 @@ static void emit_bf16(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_tiles"),
                       lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_lone"),
                       done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, tile_rows(m)), ""), tiles, lone);
+    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, bf16_rows(m)), ""), tiles, lone);
     LLVMPositionBuilderAtEnd(m->b, tiles);
     mm_ctx ct = *c;
     emit_bf16_tiled(m, &ct, p0, p1);

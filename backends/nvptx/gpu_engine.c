@@ -90,10 +90,10 @@ static int upload(gpu_engine *j, cu_ptr *p, const void *src, size_t bytes, const
 }
 
 /* Every weight in its own dtype; one copy per checkpoint tensor. */
-static int upload_weights(gpu_engine *j, const st_tensor *const *bound, gm_err *e) {
+static int upload_weights(gpu_engine *j, const gm_tensor *const *bound, gm_err *e) {
     const ir_graph *g = j->g;
     for (int v = 0; v < g->n_values; v++) {
-        const st_tensor *t = bound[v];
+        const gm_tensor *t = bound[v];
         if (g->values[v].kind != IR_WEIGHT || !t) continue;
         if (g->values[v].panel)
             return gm_fail(e, "nvptx: weight %s is packed in panels for a CPU target; open the model for the nvptx "
@@ -130,7 +130,7 @@ static int same_angles(const ex_kernel *a, const ex_kernel *b) {
 }
 
 /* Each node's kernel among the compiled ones (their symbols: ex_kernel_symbol of their index). */
-static int find_kernels(gpu_engine *j, const st_tensor *const *bound, const ex_kernel *compiled, int n_compiled, gm_err *e) {
+static int find_kernels(gpu_engine *j, const gm_tensor *const *bound, const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     for (int i = 0; i < g->n_nodes; i++) {
         ex_kernel_of(g, &g->nodes[i], bound, &j->kernel[i]);
@@ -430,7 +430,7 @@ static void gpu_free(rt_engine *en) {
     free(j);
 }
 
-static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
+static int setup(gpu_engine *j, const gm_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
                  const ex_kernel *compiled, int n_compiled, gm_err *e) {
     const ir_graph *g = j->g;
     j->fn = gm_calloc(g->n_nodes, sizeof *j->fn);
@@ -459,7 +459,7 @@ static int setup(gpu_engine *j, const st_tensor *const *bound, const rt_engine_o
     return upload_weights(j, bound, e) || make_cache(j, o, e) || make_scratch(j, e);
 }
 
-rt_engine *nv_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
+rt_engine *nv_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
                             const ex_kernel *compiled, int n_compiled, gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     gpu_engine *j = gm_calloc(1, sizeof *j);

@@ -21,7 +21,7 @@
 typedef struct {
     rt_engine base;
     const ir_graph *g;
-    const st_tensor *const *bound; /* per value id */
+    const gm_tensor *const *bound; /* per value id */
     rt_kv_cache *kv;               /* one slot per attention op */
     float **act;                   /* per value id, during a call: [T][C] */
     int pos;                       /* position of the call in progress */
@@ -29,12 +29,12 @@ typedef struct {
 
 #define ROW_BLOCK 256
 
-static void weight_rows_f32(const st_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
+static void weight_rows_f32(const gm_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
     gm_to_f32(w->dtype, (const char *)w->data + gm_dtype_bytes(w->dtype, row * cols), dst, n_rows * cols);
 }
 
 /* y[T][N] = x[T][K] · wᵀ, w [N][K] row-major in its checkpoint dtype. */
-static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t N, float *y) {
+static void matmul(const float *x, int T, int64_t K, const gm_tensor *w, int64_t N, float *y) {
     if (w->dtype == GM_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
                     w->data, (int)K, 0.0f, y, (int)N);
@@ -50,11 +50,11 @@ static void matmul(const float *x, int T, int64_t K, const st_tensor *w, int64_t
     free(block);
 }
 
-static void embed(const int32_t *ids, int T, const st_tensor *table, int64_t C, float *y) {
+static void embed(const int32_t *ids, int T, const gm_tensor *table, int64_t C, float *y) {
     for (int t = 0; t < T; t++) weight_rows_f32(table, ids[t], 1, C, y + t * C);
 }
 
-static void rms_norm(const float *x, int T, int64_t C, const st_tensor *w, double eps, double add_one, float *y) {
+static void rms_norm(const float *x, int T, int64_t C, const gm_tensor *w, double eps, double add_one, float *y) {
     int64_t G = w->shape[0];
     float *wf = gm_malloc(G * sizeof(float));
     weight_rows_f32(w, 0, 1, G, wf);
@@ -267,7 +267,7 @@ static void ref_free(rt_engine *en) {
     free(r);
 }
 
-rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                              gm_err *e) {
     if (rt_check_opts(o, g->max_context, e)) return NULL;
     for (int v = 0; v < g->n_values; v++)

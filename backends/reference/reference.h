@@ -4,11 +4,11 @@
 
 #include "ir/ir.h"
 #include "runtime/engine.h"
-#include "runtime/safetensors.h"
+#include "runtime/weights.h"
 
 /* bound[v] is the checkpoint tensor of weight value v (NULL for others).
  * The graph and the tensors must outlive the engine. */
-rt_engine *ref_engine_create(const ir_graph *g, const st_tensor *const *bound, const rt_engine_opts *o,
+rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                              gm_err *e);
 
 #endif

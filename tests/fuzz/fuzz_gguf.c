@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!g) return 0;
     read_values(g);
     for (int i = 0; i < gguf_tensor_count(g); i++) (void)gguf_type_name(gguf_tensor_at(g, i)->ggml_type);
-    st_archive *w = gguf_weights(g, &e);
-    st_close(w);
+    gm_weights *w = gguf_weights(g, &e);
+    weights_close(w);
     gguf_close(g);
     return 0;
 }

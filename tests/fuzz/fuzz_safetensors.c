@@ -7,14 +7,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gm_err e;
-    st_archive *a = st_open_memory(data, size, "fuzz.safetensors", &e);
+    gm_weights *a = st_open_memory(data, size, "fuzz.safetensors", &e);
     if (!a) return 0;
     volatile size_t sum = 0;
-    for (int i = 0; i < st_count(a); i++) {
-        const st_tensor *t = st_get(a, i);
+    for (int i = 0; i < weights_count(a); i++) {
+        const gm_tensor *t = weights_get(a, i);
         sum += t->nbytes + (size_t)t->ndim + (t->nbytes ? ((const uint8_t *)t->data)[t->nbytes - 1] : 0);
-        if (st_find(a, t->name) != t) __builtin_trap(); /* names are unique and findable */
+        if (weights_find(a, t->name) != t) __builtin_trap(); /* names are unique and findable */
     }
-    st_close(a);
+    weights_close(a);
     return 0;
 }
