@@ -4,7 +4,8 @@
  * it: bf16 and fp16 arithmetic, dot products, SVE, only where that CPU has
  * them. The kernels' own code is portable NEON, but for the two features
  * this file names per CPU, which the emitters ask the feature string for:
- * bf16 (BFDOT, for --activations bf16) and dotprod (SDOT). */
+ * bf16 (BFDOT, for --activations bf16), i8mm (USDOT, for --activations
+ * int8) and dotprod. */
 #include "aarch64.h"
 
 #include <llvm-c/Core.h>
@@ -12,7 +13,8 @@
 
 /* The CPUs --cpu accepts, LLVM 19 knows each, from the cores of cheap boards
  * to servers; with the features of theirs the kernels use (Arm's manuals:
- * dot products from Armv8.2's optional FEAT_DotProd, bf16 from FEAT_BF16). */
+ * dot products from Armv8.2's optional FEAT_DotProd, bf16 from FEAT_BF16,
+ * unsigned × signed int8 dot products from FEAT_I8MM). */
 static const struct {
     const char *name, *features;
 } cpus[] = {{"generic", "+neon"},
@@ -22,14 +24,14 @@ static const struct {
             {"cortex-a76", "+neon,+dotprod"},
             {"cortex-a78", "+neon,+dotprod"},
             {"cortex-x1", "+neon,+dotprod"},
-            {"cortex-x2", "+neon,+dotprod,+bf16"},
+            {"cortex-x2", "+neon,+dotprod,+bf16,+i8mm"},
             {"neoverse-n1", "+neon,+dotprod"},
-            {"neoverse-n2", "+neon,+dotprod,+bf16"},
-            {"neoverse-v1", "+neon,+dotprod,+bf16"},
-            {"neoverse-v2", "+neon,+dotprod,+bf16"},
+            {"neoverse-n2", "+neon,+dotprod,+bf16,+i8mm"},
+            {"neoverse-v1", "+neon,+dotprod,+bf16,+i8mm"},
+            {"neoverse-v2", "+neon,+dotprod,+bf16,+i8mm"},
             {"apple-m1", "+neon,+dotprod"},
-            {"apple-m2", "+neon,+dotprod,+bf16"},
-            {"ampere1", "+neon,+dotprod,+bf16"},
+            {"apple-m2", "+neon,+dotprod,+bf16,+i8mm"},
+            {"ampere1", "+neon,+dotprod,+bf16,+i8mm"},
             {NULL, NULL}};
 
 int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {

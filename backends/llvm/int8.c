@@ -125,7 +125,9 @@ void lv_emit_x_int8(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef rows, 
 
 /* ---- the dot products ---- */
 
-/* acc + Σ over each 4 lanes of a (unsigned) · b (signed), <64 x i8> into <16 x i32>. */
+/* acc + Σ over each 4 lanes of a (unsigned) · b (signed), <64 x i8> into
+ * <16 x i32>: vpdpbusd on VNNI, USDOT (FEAT_I8MM) in quarters on Arm,
+ * widened multiplies elsewhere. */
 static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b) {
     if (m->target->features && strstr(m->target->features, "+avx512vnni")) {
         LLVMValueRef args[3] = {acc, LLVMBuildBitCast(m->b, a, vec(m->i32, 16), ""),
@@ -134,6 +136,20 @@ static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValue
         LLVMValueRef fn = LLVMGetNamedFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512");
         if (!fn) fn = LLVMAddFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512", LLVMFunctionType(v16, params, 3, 0));
         return LLVMBuildCall2(m->b, LLVMFunctionType(v16, params, 3, 0), fn, args, 3, "");
+    }
+    if (m->target->width == 4 && m->target->features && strstr(m->target->features, "+i8mm")) {
+        LLVMValueRef quarters[4];
+        for (int q = 0; q < 4; q++) {
+            LLVMValueRef idx[16], lanes[4];
+            for (int i = 0; i < 16; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(16 * q + i), 0);
+            for (int i = 0; i < 4; i++) lanes[i] = LLVMConstInt(m->i32, (unsigned long long)(4 * q + i), 0);
+            LLVMValueRef args[3] = {LLVMBuildShuffleVector(m->b, acc, acc, LLVMConstVector(lanes, 4), ""),
+                                    LLVMBuildShuffleVector(m->b, a, a, LLVMConstVector(idx, 16), ""),
+                                    LLVMBuildShuffleVector(m->b, b, b, LLVMConstVector(idx, 16), "")};
+            LLVMTypeRef types[2] = {vec(m->i32, 4), vec(i8(m), 16)};
+            quarters[q] = lv_intrinsic(m, "llvm.aarch64.neon.usdot", types, 2, args, 3);
+        }
+        return lv_concat(m, lv_concat(m, quarters[0], quarters[1], 4), lv_concat(m, quarters[2], quarters[3], 4), 8);
     }
     LLVMValueRef p = LLVMBuildMul(m->b, LLVMBuildZExt(m->b, a, vec(m->i32, 64), ""), LLVMBuildSExt(m->b, b, vec(m->i32, 64), ""), "");
     for (int j = 0; j < 4; j++) {
