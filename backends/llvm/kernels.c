@@ -247,13 +247,16 @@ typedef struct {
 static LLVMValueRef block_load(lv_emit *m, attn_ctx *a, int at, int w) { return lv_load(m, a->block, lv_int(m, at), GM_F32, w); }
 static void block_store(lv_emit *m, attn_ctx *a, int at, LLVMValueRef v) { lv_store(m, a->block, lv_int(m, at), v); }
 
-/* Key (or value) row of key j: the cache for j < pos, else this call's rows.
- * Ring row ring_lo + (j − lo) wraps at most once: the keys of a window
- * before pos are fewer than the ring's rows. */
-static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j) {
-    LLVMValueRef old = LLVMBuildICmp(m->b, LLVMIntSLT, j, a->pos, "");
+/* Key j's row of the ring: ring_lo + (j − lo), which wraps at most once
+ * (the keys of a window before pos are fewer than the ring's rows). */
+static LLVMValueRef ring_row(lv_emit *m, attn_ctx *a, LLVMValueRef j) {
     LLVMValueRef r = lv_add(m, a->ring_lo, lv_sub(m, j, a->lo));
-    r = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, r, a->rows, ""), lv_sub(m, r, a->rows), r, "");
+    return LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, r, a->rows, ""), lv_sub(m, r, a->rows), r, "");
+}
+
+/* Key (or value) row of key j: the cache's (its ring row) for j < pos, else this call's rows. */
+static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValueRef fresh, LLVMValueRef j) {
+    LLVMValueRef old = LLVMBuildICmp(m->b, LLVMIntSLT, j, a->pos, ""), r = ring_row(m, a, j);
     LLVMValueRef row = LLVMBuildSelect(m->b, old, r, lv_sub(m, j, a->pos), "");
     LLVMValueRef at = lv_add(m, lv_muli(m, row, a->kv_cols), a->kv_at);
     return LLVMBuildInBoundsGEP2(m->b, m->f32, LLVMBuildSelect(m->b, old, cache, fresh, ""), &at, 1, "");
@@ -262,8 +265,7 @@ static LLVMValueRef kv_row(lv_emit *m, attn_ctx *a, LLVMValueRef cache, LLVMValu
 /* Whether keys j0.. j0+KEYS-1 are consecutive rows of one buffer: all in
  * the ring without wrapping, or all among this call's rows. */
 static LLVMValueRef block_contiguous(lv_emit *m, attn_ctx *a, LLVMValueRef j0) {
-    LLVMValueRef end = lv_addi(m, j0, KEYS), r = lv_add(m, a->ring_lo, lv_sub(m, j0, a->lo));
-    r = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, r, a->rows, ""), lv_sub(m, r, a->rows), r, "");
+    LLVMValueRef end = lv_addi(m, j0, KEYS), r = ring_row(m, a, j0);
     LLVMValueRef cached = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntSLE, end, a->pos, ""),
                                        LLVMBuildICmp(m->b, LLVMIntSLE, lv_addi(m, r, KEYS), a->rows, ""), "");
     LLVMValueRef fresh = LLVMBuildAnd(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, j0, a->pos, ""),
