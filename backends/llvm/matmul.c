@@ -558,12 +558,22 @@ static void emit_int8_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef 
 }
 
 /* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
-static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    LLVMValueRef f = c->scratch;
-    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, f);
-    c->x = f;
+/* The f32 kernels: panels (packed or block-quantized weights) or row-major. */
+static void emit_f32_kernels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    if (c->k->panel || gm_dtype_quantized(c->dt)) emit_panels(m, c, n0, n1);
+    else emit_row_major(m, c, n0, n1);
+}
+
+/* The f32 kernels on x's rows as rounded into the scratch (T·K floats at its start). */
+static void emit_on_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    c->x = c->scratch;
     c->scratch = past(m, c->scratch, lv_muli(m, c->T, c->K));
-    emit_panels(m, c, n0, n1);
+    emit_f32_kernels(m, c, n0, n1);
+}
+
+static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, c->scratch);
+    emit_on_rounded(m, c, n0, n1);
 }
 
 /* The matmul of a quantized weight under --activations int8. Repacked
@@ -789,10 +799,7 @@ static void emit_bf16_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueR
     bits = LLVMBuildShl(m->b, bits, LLVMConstInt(m->i32, 16, 0), "");
     lv_store(m, f, i.i, LLVMBuildBitCast(m->b, bits, m->f32, ""));
     lv_loop_end(m, &i, NULL);
-    c->x = f;
-    c->scratch = past(m, c->scratch, lv_muli(m, c->T, c->K));
-    if (c->k->panel) emit_panels(m, c, n0, n1);
-    else emit_row_major(m, c, n0, n1);
+    emit_on_rounded(m, c, n0, n1);
 }
 
 /* The matmul of a bf16 weight under --activations bf16: on AVX512_BF16 or
@@ -831,6 +838,5 @@ void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef n0 = lv_field_i64(m, offsetof(ex_call, n0)), n1 = lv_field_i64(m, offsetof(ex_call, n1));
     if (k->attr[IR_A_X_INT8] && gm_dtype_quantized(k->wtype)) emit_int8(m, &c, n0, n1);
     else if (k->attr[IR_A_X_BF16] && k->wtype == GM_BF16) emit_bf16(m, &c, n0, n1);
-    else if (k->panel || gm_dtype_quantized(k->wtype)) emit_panels(m, &c, n0, n1);
-    else emit_row_major(m, &c, n0, n1);
+    else emit_f32_kernels(m, &c, n0, n1);
 }
