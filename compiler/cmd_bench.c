@@ -19,6 +19,7 @@
  * steps within it, untimed, takes the highest, and reports decode's share
  * of it. Token ids are a fixed pseudo-random sequence, so runs compare. */
 #include "cli.h"
+#include "cli_number.h"
 #include "bench_stats.h"
 #include "model.h"
 #include "runtime/threads.h"
@@ -104,24 +105,19 @@ static int ablation_configs(bench_config *cs) {
     return n;
 }
 
+/* --prompt-tokens: up to max comma-separated lengths into out; their count, or -1. */
 static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 1 << 20 || (*end && *end != ',')) return -1;
-        out[n++] = (int)v;
-        s = *end ? end + 1 : end;
-    }
-    return *s ? -1 : n;
+    int32_t *v;
+    int n;
+    if (cli_int_list(s, 1, 1 << 20, &v, &n)) return -1;
+    if (n <= max) memcpy(out, v, (size_t)n * sizeof *out);
+    free(v);
+    return n <= max ? n : -1;
 }
 
 static int parse_positive(const char *flag, const char *v, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || x < 1 || x > 1 << 20)
+    if (cli_int(v, 1, 1 << 20, out))
         return cli_usage_error("bench", "%s: expected a positive integer, found \"%s\"", flag, v);
-    *out = (int)x;
     return 0;
 }
 

@@ -7,10 +7,10 @@
  * That is the layout of the oracle's expected_logits.f32 and
  * expected_prefill_logits.f32. */
 #include "cli.h"
+#include "cli_number.h"
 #include "model.h"
 #include "runtime/sampler.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -30,30 +30,6 @@ static const char usage[] =
     CLI_PIPELINE_HELP
     "Prints the continuation as comma-separated ids on stdout.\n";
 
-static int parse_ids(const char *s, int32_t **ids, int *n) {
-    int cap = 16;
-    *ids = gm_malloc(cap * sizeof **ids);
-    *n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) return -1;
-        if (*n == cap) *ids = gm_realloc(*ids, (cap *= 2) * sizeof **ids);
-        (*ids)[(*n)++] = (int32_t)v;
-        s = *end ? end + 1 : end;
-    }
-    return *n ? 0 : -1;
-}
-
-static int parse_count(const char *s, int min, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < min || v > 1 << 24) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 typedef struct {
     const char *model, *tokens, *out, *prefill_out, *backend, *weights;
     int steps, context, no_cache;
@@ -71,9 +47,9 @@ static int parse_args(int argc, char **argv, probe_args *a) {
         else if (cli_pipeline_flag(argc, argv, &i, &a->pipeline)) continue;
         else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
         else if ((v = cli_value(argc, argv, &i, "--steps"))) {
-            if (parse_count(v, 1, &a->steps)) return cli_usage_error("logits", "--steps: expected a positive integer, found \"%s\"", v);
+            if (cli_int(v, 1, 1 << 24, &a->steps)) return cli_usage_error("logits", "--steps: expected a positive integer, found \"%s\"", v);
         } else if ((v = cli_value(argc, argv, &i, "--context"))) {
-            if (parse_count(v, 1, &a->context)) return cli_usage_error("logits", "--context: expected a positive integer, found \"%s\"", v);
+            if (cli_int(v, 1, 1 << 24, &a->context)) return cli_usage_error("logits", "--context: expected a positive integer, found \"%s\"", v);
         } else if (argv[i][0] == '-') return cli_usage_error("logits", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("logits", "unexpected argument %s", argv[i]);
@@ -107,10 +83,8 @@ int cmd_logits(int argc, char **argv) {
     if (rc) return rc;
     int32_t *ids = NULL;
     int n = 0;
-    if (parse_ids(a.tokens, &ids, &n)) {
-        free(ids);
+    if (cli_int_list(a.tokens, 0, INT32_MAX, &ids, &n))
         return cli_usage_error("logits", "--tokens: expected comma-separated ids, found \"%s\"", a.tokens);
-    }
     gm_err e;
     a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);

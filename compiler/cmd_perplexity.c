@@ -10,6 +10,7 @@
  * positions in slices of at most 64 MB of logits, so a 262 144-id vocabulary
  * needs no 512 MB buffer. The sums and estimates are compiler/perplexity.c's. */
 #include "cli.h"
+#include "cli_number.h"
 #include "perplexity.h"
 
 #include <cjson/cJSON.h>
@@ -70,11 +71,8 @@ typedef struct {
 } ppl_run;
 
 static int parse_int(const char *flag, const char *s, int min, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < min || v > 1 << 24)
+    if (cli_int(s, min, 1 << 24, out))
         return cli_usage_error("perplexity", "%s: expected an integer >= %d, found \"%s\"", flag, min, s);
-    *out = (int)v;
     return 0;
 }
 

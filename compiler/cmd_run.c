@@ -6,13 +6,12 @@
  * timings. The flags of Gemma's reference sampling script are accepted as
  * aliases. A .gguf model brings its own tokenizer (runtime/gguf_vocab.c). */
 #include "cli.h"
+#include "cli_number.h"
 #include "model.h"
 #include "runtime/generate.h"
 #include "runtime/kv_cache.h"
 
-#include <errno.h>
 #include <libgen.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -61,20 +60,13 @@ typedef struct {
 } run_args;
 
 static int parse_int(const char *flag, const char *v, int min, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || errno || x < min || x > INT32_MAX)
+    if (cli_int(v, min, INT32_MAX, out))
         return cli_usage_error("run", "%s: expected an integer >= %d, found \"%s\"", flag, min, v);
-    *out = (int)x;
     return 0;
 }
 
 static int parse_float(const char *flag, const char *v, float *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !isfinite(x)) return cli_usage_error("run", "%s: expected a number, found \"%s\"", flag, v);
-    *out = (float)x;
+    if (cli_float(v, out)) return cli_usage_error("run", "%s: expected a number, found \"%s\"", flag, v);
     return 0;
 }
 
