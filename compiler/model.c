@@ -98,9 +98,7 @@ void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
         return;
     }
     if (m->gguf) return; /* dequantized into memory: still the embedding's, maybe */
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)src->data + page - 1) / page * page, hi = ((uintptr_t)src->data + src->nbytes) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a file mapping: pages come back on demand */
+    gm_drop_file_pages(src->data, src->nbytes);
 }
 
 /* A power-of-two factor folded into a quantized weight whose block scales
@@ -372,8 +370,7 @@ void gm_model_free(gm_model *m) {
     }
     for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
     free(m->packed);
-    if (m->pack_map) munmap(m->pack_map, m->pack_size);
-    free(m->pack_owned);
+    gm_huge_free(m->pack_region, m->pack_size);
     free(m->folded);
     free(m->origin);
     free(m->weights_path);

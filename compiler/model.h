@@ -29,9 +29,8 @@ typedef struct {
     int packed_ready;           /* gm_model_pack has filled them */
     uint64_t pack_key, pack_recipe; /* what they are made from, and how (packed.c) */
     size_t pack_bytes;          /* the pack region's data bytes */
-    void *pack_map;             /* the cache file mapped, or NULL */
+    unsigned char *pack_region; /* the packed weights (read from the cache or packed here), huge pages, or NULL */
     size_t pack_size;
-    unsigned char *pack_owned;  /* the region packed in memory, or NULL */
     char passes[128];           /* the passes that ran, comma-separated */
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
     int shares_weights;         /* weights belong to another model (gm_model_open_sharing) */

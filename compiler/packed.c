@@ -14,10 +14,11 @@
  * that and the checkpoint files (path, size, mtime), so a changed checkpoint
  * or pass setting never reads a stale file. An embedded pack (below) comes
  * with its own embedded checkpoint, so the recipe is all it must match. The first load packs (on every core) and writes
- * the file atomically; later loads map it, so packing costs nothing and the
- * checkpoint's own copies of those tensors are never read. An AOT executable
- * built with --embed-weights carries the file inside itself
- * (gm_builtin_packed). Without a cache (--no-cache, or no writable cache
+ * the file atomically; later loads copy it into huge pages (gm_huge_copy:
+ * decode streams the region every token, faster there than from the file's
+ * mapping), so packing costs nothing and the checkpoint's own copies of
+ * those tensors are never read. An AOT executable built with
+ * --embed-weights carries the file inside itself (gm_builtin_packed). Without a cache (--no-cache, or no writable cache
  * directory) the region is packed in memory each time. */
 #include "model.h"
 
@@ -190,19 +191,23 @@ static int pack_path(char *buf, size_t len, uint64_t key) {
     return 0;
 }
 
-/* Maps path if it is a valid pack; NULL otherwise. */
-static const unsigned char *map_pack(gm_model *m, const char *path, const pack_header *want) {
+/* The pack at p (a file mapping, len bytes) copied into huge pages
+ * (gm_huge_copy) if it is valid; NULL otherwise. */
+static const unsigned char *take_pack(gm_model *m, const unsigned char *p, size_t len, const pack_header *want, int any_key) {
+    if (!valid_pack(p, len, want, any_key)) return NULL;
+    m->pack_region = gm_huge_copy(p, len);
+    m->pack_size = len;
+    return m->pack_region + PACK_HEADER;
+}
+
+/* The cache file at path, if it is a valid pack; NULL otherwise. */
+static const unsigned char *read_pack(gm_model *m, const char *path, const pack_header *want) {
     void *map;
     size_t size;
     gm_err ignored;
     if (gm_map_file(path, "packed weights", &map, &size, &ignored)) return NULL;
-    const unsigned char *data = valid_pack(map, size, want, 0);
-    if (!data) {
-        munmap(map, size);
-        return NULL;
-    }
-    m->pack_map = map;
-    m->pack_size = size;
+    const unsigned char *data = take_pack(m, map, size, want, 0);
+    munmap(map, size);
     return data;
 }
 
@@ -213,14 +218,15 @@ void gm_model_pack(gm_model *m, int no_cache) {
     char path[4200];
     int cached = !no_cache && pack_path(path, sizeof path, h.key) == 0;
     const unsigned char *data = NULL;
-    if (gm_builtin_packed) data = valid_pack(gm_builtin_packed->data, gm_builtin_packed->size, &h, 1);
-    if (!data && cached) data = map_pack(m, path, &h);
+    if (gm_builtin_packed) data = take_pack(m, gm_builtin_packed->data, gm_builtin_packed->size, &h, 1);
+    if (!data && cached) data = read_pack(m, path, &h);
     if (!data && h.bytes) {
-        m->pack_owned = gm_aligned64(PACK_HEADER + h.bytes);
-        pack_all(m, m->pack_owned, offset, &h);
+        m->pack_size = PACK_HEADER + h.bytes;
+        m->pack_region = gm_huge_alloc(m->pack_size);
+        pack_all(m, m->pack_region, offset, &h);
         gm_err ignored; /* a cache that cannot be written only costs the next load a repack */
-        if (cached) gm_write_file_atomic(path, m->pack_owned, PACK_HEADER + h.bytes, &ignored);
-        data = m->pack_owned + PACK_HEADER;
+        if (cached) gm_write_file_atomic(path, m->pack_region, m->pack_size, &ignored);
+        data = m->pack_region + PACK_HEADER;
     }
     if (data) point_into(m, data, offset);
     free(offset);

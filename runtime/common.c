@@ -199,6 +199,40 @@ int gm_map_file(const char *path, const char *kind, void **map, size_t *size, gm
     return rc;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *gm_huge_alloc(size_t n) {
+    size_t len = (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) check_alloc(NULL);
+    size_t lead = (HUGE_PAGE - (uintptr_t)m % HUGE_PAGE) % HUGE_PAGE;
+    if (lead) munmap(m, lead);
+    munmap(m + lead + len - HUGE_PAGE, HUGE_PAGE - lead);
+    madvise(m + lead, len - HUGE_PAGE, MADV_HUGEPAGE);
+    return m + lead;
+}
+
+void gm_huge_free(void *p, size_t n) {
+    if (p) munmap(p, (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
+}
+
+void gm_drop_file_pages(const void *p, size_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+void *gm_huge_copy(const void *file_mapping, size_t n) {
+    unsigned char *region = gm_huge_alloc(n);
+    const unsigned char *src = file_mapping;
+    for (size_t at = 0, step = 16 * HUGE_PAGE; at < n; at += step) {
+        size_t len = n - at < step ? n - at : step;
+        memcpy(region + at, src + at, len);
+        gm_drop_file_pages(src + at, len);
+    }
+    return region;
+}
+
 uint64_t gm_fnv1a(uint64_t h, const void *data, size_t len) {
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
