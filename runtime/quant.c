@@ -252,6 +252,15 @@ static int nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* A float truncated to an integer as x86's cvttss2si does it, which is what
+ * llama.cpp's (int8_t) and (uint8_t) casts of a float compile to there: NaN
+ * and values outside int32 give INT32_MIN. C leaves those conversions
+ * undefined, and a block's scale can make them: 1 / d overflows to infinity
+ * when max|x| is an f32 subnormal, and 0 * infinity is NaN. */
+static int32_t trunc_i32(float v) {
+    return v >= -2147483648.0f && v < 2147483648.0f ? (int32_t)v : INT32_MIN;
+}
+
 /* The element of largest magnitude (the first of equals), signed. */
 static float signed_absmax(const float *x, int n) {
     float amax = 0, max = 0;
@@ -274,7 +283,7 @@ static void q_q8_0(const float *x, uint8_t *b) {
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127, id = d ? 1.0f / d : 0.0f;
     put16(b, f32_to_f16(d));
-    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)trunc_i32(roundf(x[j] * id));
 }
 
 /* quantize_row_q4_0_ref: d = max / -8 (max the signed extreme, which maps
@@ -283,7 +292,7 @@ static void q_q4_0(const float *x, uint8_t *b) {
     float d = signed_absmax(x, 32) / -8, id = d ? 1.0f / d : 0.0f;
     put16(b, f32_to_f16(d));
     for (int j = 0; j < 16; j++) {
-        int lo = (int8_t)(x[j] * id + 8.5f), hi = (int8_t)(x[j + 16] * id + 8.5f);
+        int lo = (int8_t)trunc_i32(x[j] * id + 8.5f), hi = (int8_t)trunc_i32(x[j + 16] * id + 8.5f);
         b[2 + j] = (uint8_t)((lo < 15 ? lo : 15) | (hi < 15 ? hi : 15) << 4);
     }
 }
@@ -296,7 +305,7 @@ static void q_q4_1(const float *x, uint8_t *b) {
     put16(b, f32_to_f16(d));
     put16(b + 2, f32_to_f16(min));
     for (int j = 0; j < 16; j++) {
-        int lo = (int8_t)((x[j] - min) * id + 0.5f), hi = (int8_t)((x[j + 16] - min) * id + 0.5f);
+        int lo = (int8_t)trunc_i32((x[j] - min) * id + 0.5f), hi = (int8_t)trunc_i32((x[j + 16] - min) * id + 0.5f);
         b[4 + j] = (uint8_t)((lo < 15 ? lo : 15) | (hi < 15 ? hi : 15) << 4);
     }
 }
@@ -316,7 +325,7 @@ static void q_q5_0(const float *x, uint8_t *b) {
     float d = signed_absmax(x, 32) / -16, id = d ? 1.0f / d : 0.0f;
     int q[32];
     for (int j = 0; j < 32; j++) {
-        int v = (int8_t)(x[j] * id + 16.5f);
+        int v = (int8_t)trunc_i32(x[j] * id + 16.5f);
         q[j] = v < 31 ? v : 31;
     }
     put16(b, f32_to_f16(d));
@@ -329,7 +338,7 @@ static void q_q5_1(const float *x, uint8_t *b) {
     min_max(x, 32, &min, &max);
     float d = (max - min) / 31, id = d ? 1.0f / d : 0.0f;
     int q[32];
-    for (int j = 0; j < 32; j++) q[j] = (uint8_t)((x[j] - min) * id + 0.5f);
+    for (int j = 0; j < 32; j++) q[j] = (uint8_t)trunc_i32((x[j] - min) * id + 0.5f);
     put16(b, f32_to_f16(d));
     put16(b + 2, f32_to_f16(min));
     put32(b + 4, pack5(q, b + 8));
