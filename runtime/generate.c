@@ -1,5 +1,7 @@
 /* generate.c — sessions, the sampling loop, streaming and the chat turn
  * format (see generate.h for the contract). */
+#define _GNU_SOURCE /* memmem */
+
 #include "generate.h"
 
 #include <stdio.h>
@@ -84,8 +86,8 @@ static size_t stable_prefix(const char *text, size_t len, const rt_gen_opts *o) 
     }
     size_t keep = len;
     for (int i = 0; i < o->n_stops; i++) {
-        size_t sl = strlen(o->stops[i]);
-        for (size_t k = sl > len ? len : sl - 1; k > 0; k--)
+        size_t sl = strlen(o->stops[i]); /* an empty stop string never stops (find_stop) */
+        for (size_t k = sl > len ? len : sl ? sl - 1 : 0; k > 0; k--)
             if (!memcmp(text + len - k, o->stops[i], k)) {
                 if (len - k < keep) keep = len - k;
                 break;
@@ -94,11 +96,12 @@ static size_t stable_prefix(const char *text, size_t len, const rt_gen_opts *o) 
     return keep;
 }
 
-/* The first stop string in text, or NULL. */
-static const char *find_stop(const char *text, const rt_gen_opts *o) {
+/* The first stop string in text[0..len), or NULL. The text may hold NUL
+ * bytes (a <0x00> piece), so it is searched by length, not as a string. */
+static const char *find_stop(const char *text, size_t len, const rt_gen_opts *o) {
     const char *first = NULL;
     for (int i = 0; i < o->n_stops; i++) {
-        const char *at = o->stops[i][0] ? strstr(text, o->stops[i]) : NULL;
+        const char *at = o->stops[i][0] ? memmem(text, len, o->stops[i], strlen(o->stops[i])) : NULL;
         if (at && (!first || at < first)) first = at;
     }
     return first;
@@ -115,7 +118,7 @@ typedef struct {
 static int update_text(rt_session *s, reply_text *r, const rt_gen_opts *o, int final, gm_err *e) {
     free(r->text);
     if (!(r->text = rt_tok_decode(s->tok, r->ids, r->n, &r->len, e))) return -1;
-    const char *stop = find_stop(r->text, o);
+    const char *stop = find_stop(r->text, r->len, o);
     size_t upto = stop ? (size_t)(stop - r->text) : final ? r->len : stable_prefix(r->text, r->len, o);
     if (upto > r->emitted && o->emit) o->emit(o->user, r->text + r->emitted, upto - r->emitted);
     if (upto > r->emitted) r->emitted = upto;
