@@ -9,7 +9,12 @@
  * the file, the JSON path, what was expected and what was found. */
 #include "frontend.h"
 
+#include <math.h>
 #include <stdlib.h>
+
+/* Ops the layer block may unroll to: a bound on the IR a description makes
+ * (Gemma 3 27B: 62 layers of 24 ops), checked before it is built. */
+#define MAX_LAYER_OPS (1 << 20)
 
 typedef struct {
     const char *name;
@@ -68,10 +73,19 @@ static const cJSON *member(frontend *f, const cJSON *obj, const char *key, const
     return j;
 }
 
-static int number(frontend *f, const cJSON *obj, const char *key, const char *path, double *out) {
+/* A whole number in [min, max] (at most INT32_MAX: sizes, ids) under key. */
+static int whole(frontend *f, const cJSON *obj, const char *key, const char *path, int64_t min, int64_t max,
+                 int64_t *out) {
     const cJSON *j = member(f, obj, key, path, cJSON_Number);
     if (!j) return -1;
-    *out = j->valuedouble;
+    double v = j->valuedouble;
+    if (v != floor(v) || v < (double)min || v > (double)max) {
+        char p[256], want[96];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        snprintf(want, sizeof want, "a whole number in [%lld, %lld]", (long long)min, (long long)max);
+        return fail(f, p, want, j);
+    }
+    *out = (int64_t)v;
     return 0;
 }
 
@@ -105,8 +119,9 @@ static int declare_weights(frontend *f, const cJSON *ws, const char *path, int l
         int64_t dims[2];
         for (int d = 0; d < ndim; d++) {
             const cJSON *x = cJSON_GetArrayItem(shape, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble != (int64_t)x->valuedouble)
-                return fail(f, p, "a shape of positive integers", shape);
+            if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > INT32_MAX ||
+                x->valuedouble != floor(x->valuedouble))
+                return fail(f, p, "a shape of whole numbers in [1, 2147483647]", shape);
             dims[d] = (int64_t)x->valuedouble;
         }
         const char *at = strstr(t->valuestring, "{i}");
@@ -195,7 +210,11 @@ static int build_layers(frontend *f, const cJSON *desc, const cJSON *graph, scop
     const cJSON *block = lw ? member(f, graph, "layer", "graph", cJSON_Array) : NULL;
     if (!block) return -1;
     ir_graph *g = f->g;
-    g->n_layers = cJSON_GetArraySize(layers);
+    int n = cJSON_GetArraySize(layers), ops = cJSON_GetArraySize(block);
+    if ((int64_t)n * ops > MAX_LAYER_OPS)
+        return gm_fail(f->e, "%s: layers, graph.layer: expected at most %d ops in all, found %d layers of %d ops",
+                       f->origin, MAX_LAYER_OPS, n, ops);
+    g->n_layers = n;
     g->layers = gm_calloc(g->n_layers, sizeof *g->layers);
     for (int i = 0; i < g->n_layers; i++) {
         const cJSON *k = cJSON_GetArrayItem(layers, i);
@@ -224,13 +243,11 @@ static int read_config(frontend *f, const cJSON *desc) {
     if (strcmp(fmt->valuestring, "gemmac-model/1")) return fail(f, "format", "\"gemmac-model/1\"", fmt);
     f->config = member(f, desc, "config", "", cJSON_Object);
     f->kinds = f->config ? member(f, desc, "layer_kinds", "", cJSON_Object) : NULL;
-    double vocab, ctx, bos, eos;
-    if (!f->kinds || number(f, f->config, "vocab", "config", &vocab) ||
-        number(f, f->config, "max_context", "config", &ctx) || number(f, f->config, "bos", "config", &bos) ||
-        number(f, f->config, "eos", "config", &eos)) return -1;
-    if (vocab < 1 || ctx < 1) return fail(f, "config", "positive vocab and max_context", f->config);
-    f->g->vocab = (int64_t)vocab;
-    f->g->max_context = (int64_t)ctx;
+    int64_t bos, eos;
+    if (!f->kinds || whole(f, f->config, "vocab", "config", 1, INT32_MAX, &f->g->vocab) ||
+        whole(f, f->config, "max_context", "config", 1, INT32_MAX, &f->g->max_context) ||
+        whole(f, f->config, "bos", "config", 0, f->g->vocab - 1, &bos) ||
+        whole(f, f->config, "eos", "config", 0, f->g->vocab - 1, &eos)) return -1;
     f->g->bos = (int)bos;
     f->g->eos = (int)eos;
     return 0;

@@ -145,6 +145,12 @@ static const weight_spec layer_weights[] = {
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Layers a config may have: far more than any Gemma (62), and a bound on what
+ * import allocates for a hostile num_hidden_layers. */
+#define MAX_LAYERS 65536
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* ---- reading the config ------------------------------------------------- */
 
 /* The decoder's numbers, after defaults (import.h). */
@@ -335,6 +341,8 @@ static int read_sizes(const hf_src *s, hf_model *m) {
         read_token(s, "bos_token_id", &m->bos) || read_token(s, "eos_token_id", &m->eos) ||
         read_number(s, "rms_norm_eps", &m->norm_eps))
         return -1;
+    if (m->n_layers > MAX_LAYERS) /* the description lists every layer: bound it before it is written */
+        return bad_number(s, "num_hidden_layers", "a whole number in [1, " STR(MAX_LAYERS) "]", (double)m->n_layers);
     if (m->heads % m->kv_heads) {
         char want[80];
         snprintf(want, sizeof want, "a divisor of num_attention_heads (%lld)", (long long)m->heads);

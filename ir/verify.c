@@ -41,9 +41,9 @@ static int weight_ndim(checker *c, int i, int ndim) {
 
 static int attr_int(checker *c, ir_attr a, int64_t min) {
     double x = c->n->attr[a];
-    if (x != floor(x) || x < (double)min || x > 1e12)
-        return gm_fail(c->e, "%s (%s): attribute %s: expected an integer >= %lld, found %g",
-                       c->n->where, ir_ops[c->n->op].name, ir_attr_names[a], (long long)min, x);
+    if (x != floor(x) || x < (double)min || x > INT32_MAX)
+        return gm_fail(c->e, "%s (%s): attribute %s: expected an integer in [%lld, %d], found %g",
+                       c->n->where, ir_ops[c->n->op].name, ir_attr_names[a], (long long)min, INT32_MAX, x);
     return 0;
 }
 

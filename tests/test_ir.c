@@ -124,6 +124,20 @@ static void test_description_errors(void) {
     cJSON_DeleteItemFromObject(cJSON_GetObjectItem(d, "config"), "vocab");
     expect(build_error(d), "toy.json: config.vocab: expected a number, found nothing");
 
+    d = desc(); /* found by fuzz_description: an id past int was converted to int */
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(d, "config"), "eos", cJSON_CreateNumber(16470680237.0));
+    expect(build_error(d), "toy.json: config.eos: expected a whole number in [0, 9], found 16470680237");
+
+    d = desc();
+    cJSON *shape = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "weights"), "embed"), "shape");
+    cJSON_ReplaceItemInArray(shape, 0, cJSON_CreateNumber(1e300));
+    expect(build_error(d), "weights.embed: expected a shape of whole numbers in [1, 2147483647], found [1e+300");
+
+    d = desc(); /* the layer block unrolls to more than the IR's bound: refused before it is built */
+    cJSON *layers = cJSON_GetObjectItem(d, "layers");
+    for (int i = 0; i < 300000; i++) cJSON_AddItemToArray(layers, cJSON_CreateString("local"));
+    expect(build_error(d), "layers, graph.layer: expected at most 1048576 ops in all, found 300002 layers of");
+
     d = desc();
     cJSON_ReplaceItemInObject(layer_op(d, 5), "window", cJSON_CreateString("4096x"));
     expect(build_error(d), "graph.layer[5].window: expected a number, true/false or \"@key\", found \"4096x\"");
