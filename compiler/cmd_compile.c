@@ -166,6 +166,9 @@ static int link_exe(const gm_target_row *t, const char *obj, const char *exe, gm
     if (t->deps_dir) snprintf(deps + strlen(deps), sizeof deps - strlen(deps), "/%s", t->deps_dir), argv[n++] = "-L", argv[n++] = deps;
     for (int i = 0; i < N_LIBRARIES; i++) argv[n++] = paths[i];
     for (int i = 0; i < N_SYSTEM; i++) argv[n++] = system_libs[i];
+#ifdef GM_SANITIZE_LINK
+    if (!*t->lib_dir) argv[n++] = GM_SANITIZE_LINK; /* this machine's libraries are a sanitizer build's */
+#endif
     return spawn(argv, NULL, exe, e);
 }
 

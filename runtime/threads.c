@@ -112,6 +112,6 @@ void rt_pool_run(rt_pool *p, rt_job_fn *fn, void *arg) {
 
 int rt_default_threads(void) {
     const char *env = getenv("GEMMAC_THREADS");
-    int n = env ? atoi(env) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n;
+    long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > RT_MAX_THREADS ? RT_MAX_THREADS : (int)n;
 }

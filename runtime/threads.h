@@ -19,7 +19,10 @@ int rt_pool_threads(const rt_pool *p);
  * calling thread, and returns when all parts are done. */
 void rt_pool_run(rt_pool *p, rt_job_fn *fn, void *arg);
 
-/* Threads to use by default: $GEMMAC_THREADS when set, else the online CPUs. */
+/* Threads to use by default: $GEMMAC_THREADS when set, else the online CPUs;
+ * at least 1 and at most RT_MAX_THREADS (a typo of a few digits must not start a
+ * million threads; atoi's overflow was undefined). */
+#define RT_MAX_THREADS 1024
 int rt_default_threads(void);
 
 #endif

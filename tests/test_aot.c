@@ -165,7 +165,7 @@ static void test_library(void) {
     CU_ASSERT_STRING_EQUAL(ls, "tg2.a tg2.h "); /* and no temporaries */
     free(ls);
     CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -Wall -Werror -Iout -o prog '%s' out/tg2.a -lsentencepiece -lcjson "
-                             "-lopenblas -lstdc++ -lm -lpthread%s", test_path("aot_lib_prog.c"), ""), 0);
+                             "-lopenblas -lstdc++ -lm -lpthread" TEST_LINK_FLAGS "%s", test_path("aot_lib_prog.c"), ""), 0);
     CU_ASSERT_EQUAL_FATAL(sh("./prog%s%s", "", ""), 0);
     char *out = slurp("out.txt");
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
@@ -235,7 +235,7 @@ static void test_install(void) {
     check_probe("tg2");
     CU_ASSERT_EQUAL_FATAL(sh("prefix/bin/gemmac compile '%s' --emit lib -o tg2%s", test_path("golden/tiny-gemma2"), ""), 0);
     CU_ASSERT_EQUAL_FATAL(sh("cc -std=c11 -I. -o prog '%s' tg2.a $(PKG_CONFIG_PATH=prefix/lib/pkgconfig pkg-config --cflags "
-                             "--libs gemmac)%s", test_path("aot_lib_prog.c"), ""), 0);
+                             "--libs gemmac)" TEST_LINK_FLAGS "%s", test_path("aot_lib_prog.c"), ""), 0);
     CU_ASSERT_EQUAL_FATAL(sh("./prog%s%s", "", ""), 0);
 }
 

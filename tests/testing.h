@@ -33,6 +33,14 @@ int test_sh(const char *dir, const char *cmd);
 char *test_slurp(const char *dir, const char *name);
 int test_exists(const char *dir, const char *name);
 
+/* What a program that links this build's libraries needs on its cc line: the
+ * sanitizers of a scripts/sanitize.sh build (CMake's GM_SANITIZE), else nothing. */
+#ifdef GM_SANITIZE_LINK
+#define TEST_LINK_FLAGS " " GM_SANITIZE_LINK
+#else
+#define TEST_LINK_FLAGS ""
+#endif
+
 /* Runs every registered suite verbosely; returns 0 only when all passed. */
 int test_run_all(void);
 
