@@ -5,10 +5,11 @@
 # Debian's cross toolchain, qemu-user and arm64 libraries (multiarch), and
 # the arm64 SentencePiece, which cannot be installed beside the host's, is
 # unpacked into build/aarch64-deps, where the build and gemmac find it.
+# clang-19 and its sanitizer runtimes build the fuzz harnesses (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config llvm-19-dev libzstd-dev libcjson-dev
-          libopenblas-dev libcunit1-dev libsentencepiece-dev sentencepiece
+          libopenblas-dev libcunit1-dev libsentencepiece-dev sentencepiece clang-19 libclang-rt-19-dev
           gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libcjson-dev:arm64 libopenblas-dev:arm64)
 missing=()
 for p in "${packages[@]}"; do
