@@ -93,11 +93,12 @@ static void test_library(void) {
 }
 
 /* Q8_0, Q4_0 and BF16 weights with f32 and reduced activations, generic
- * NEON and a CPU with dot products and bf16 (SDOT, BFDOT), against the
- * reference backend (oracle_check_reduced). */
+ * NEON, a CPU with int8 dot products alone (SDOT; Q8_0's quants signed)
+ * and one with unsigned × signed ones and bf16 (USDOT, BFDOT), against
+ * the reference backend (oracle_check_reduced). */
 static void test_reduced(void) {
-    static const char *const targets[] = {"aarch64", "aarch64 --cpu neoverse-v1"};
-    oracle_check_reduced(dir, gemmac, runner, targets, 2);
+    static const char *const targets[] = {"aarch64", "aarch64 --cpu cortex-a76", "aarch64 --cpu neoverse-v1"};
+    oracle_check_reduced(dir, gemmac, runner, targets, 3);
 }
 
 static void test_real_model(void) {

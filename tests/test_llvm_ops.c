@@ -480,12 +480,14 @@ static void test_matmul_int8_repacked(void) {
 
 /* --activations bf16: matmul and matmul_add (norm_matmul rounds rows that
  * the test normalises in double: see test_matmul_int8) against x rounded
- * to bf16, on panels (bf16 dot products where the CPU has AVX512_BF16:
- * rows 1 and 3 stream each panel, 17 and 30 take the tiles and a tail; K
- * odd or row-major: the rounded rows through the f32 kernels); K within a
- * block of EX_KC, past it, over three blocks and a short fourth; N past a
- * multiple of 32. The products of bf16 values are exact in f32, so only the
- * order of the sums differs: the f32 tolerance holds. */
+ * to bf16, on panels (bf16 dot products where the CPU has AVX512_BF16,
+ * forced on by GEMMAC_BF16_DOT=1 where it does not pay (Intel's), then
+ * forced off: rows 1 and 3 stream each panel, 17 and 30 take the tiles and
+ * a tail; off, K odd or row-major: the rounded rows through the f32
+ * kernels); K within a block of EX_KC, past it, over three blocks and a
+ * short fourth; N past a multiple of 32. The products of bf16 values are
+ * exact in f32, so only the order of the sums differs: the f32 tolerance
+ * holds. */
 static void test_matmul_bf16(void) {
     static const int64_t Ks[] = {64, 100, EX_KC + 34, 3 * EX_KC + 6, 33};
     enum { N_K = 5, N = N_K * 2 * 2 * 2 };
@@ -497,7 +499,11 @@ static void test_matmul_bf16(void) {
         if (ks[i].op == IR_MATMUL && i % 3 == 0) ks[i].attr[IR_A_SOFTCAP] = 2;
         if (i % 5 == 0) ks[i].attr[IR_A_OUT_SCALE] = 0.0625;
     }
-    check_families(ks, N, "matmul, bf16 activations");
+    setenv("GEMMAC_BF16_DOT", "1", 1);
+    check_families(ks, N, "matmul, bf16 activations, bf16 dot products where the CPU has them");
+    setenv("GEMMAC_BF16_DOT", "0", 1);
+    check_families(ks, N, "matmul, bf16 activations, rounded x and f32 kernels");
+    unsetenv("GEMMAC_BF16_DOT");
 }
 
 /* Rows of quantized tables: the decoded values, within one f32 rounding

@@ -2,10 +2,9 @@
  * lanes in 32 registers (so the matmul's register tiles are 3 rows × 8
  * vectors). The CPU is a name LLVM knows, and LLVM derives its features from
  * it: bf16 and fp16 arithmetic, dot products, SVE, only where that CPU has
- * them. The kernels' own code is portable NEON, but for the two features
- * this file names per CPU, which the emitters ask the feature string for:
- * bf16 (BFDOT, for --activations bf16), i8mm (USDOT, for --activations
- * int8) and dotprod. */
+ * them. The kernels' own code is portable NEON, but for the dot products
+ * this file names per CPU: bf16 (BFDOT, for --activations bf16), and for
+ * --activations int8 i8mm (USDOT) or else dotprod (SDOT). */
 #include "aarch64.h"
 
 #include <llvm-c/Core.h>
@@ -56,4 +55,6 @@ int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
 void aarch64_tune(lv_target *t) {
     t->width = 4;
     t->regs = 32;
+    t->int8_dot = lv_has_feature(t, "i8mm") ? LV_INT8_USDOT : lv_has_feature(t, "dotprod") ? LV_INT8_SDOT : LV_INT8_WIDEN;
+    t->bf16_dot = lv_has_bf16_dot(t);
 }

@@ -125,31 +125,36 @@ void lv_emit_x_int8(lv_emit *m, gm_dtype dt, LLVMValueRef x, LLVMValueRef rows, 
 
 /* ---- the dot products ---- */
 
-/* acc + Σ over each 4 lanes of a (unsigned) · b (signed), <64 x i8> into
- * <16 x i32>: vpdpbusd on VNNI, USDOT (FEAT_I8MM) in quarters on Arm,
- * widened multiplies elsewhere. */
+/* Arm's dot products on <64 x i8> in quarters of 16 bytes (one
+ * instruction each): usdot or sdot. */
+static LLVMValueRef arm_dot4(lv_emit *m, const char *name, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b) {
+    LLVMValueRef quarters[4];
+    for (int q = 0; q < 4; q++) {
+        LLVMValueRef idx[16], lanes[4];
+        for (int i = 0; i < 16; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(16 * q + i), 0);
+        for (int i = 0; i < 4; i++) lanes[i] = LLVMConstInt(m->i32, (unsigned long long)(4 * q + i), 0);
+        LLVMValueRef args[3] = {LLVMBuildShuffleVector(m->b, acc, acc, LLVMConstVector(lanes, 4), ""),
+                                LLVMBuildShuffleVector(m->b, a, a, LLVMConstVector(idx, 16), ""),
+                                LLVMBuildShuffleVector(m->b, b, b, LLVMConstVector(idx, 16), "")};
+        LLVMTypeRef types[2] = {vec(m->i32, 4), vec(i8(m), 16)};
+        quarters[q] = lv_intrinsic(m, name, types, 2, args, 3);
+    }
+    return lv_concat(m, lv_concat(m, quarters[0], quarters[1], 4), lv_concat(m, quarters[2], quarters[3], 4), 8);
+}
+
+/* acc + Σ over each 4 lanes of a · b (signed), <64 x i8> into <16 x i32>,
+ * by the target's dot product (lv_target.int8_dot). a is unsigned, or signed
+ * where sdot_signed says so. */
 static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b) {
-    if (m->target->features && strstr(m->target->features, "+avx512vnni")) {
+    switch (m->target->int8_dot) {
+    case LV_INT8_VNNI: {
         LLVMValueRef args[3] = {acc, LLVMBuildBitCast(m->b, a, vec(m->i32, 16), ""),
                                 LLVMBuildBitCast(m->b, b, vec(m->i32, 16), "")};
-        LLVMTypeRef v16 = vec(m->i32, 16), params[3] = {v16, v16, v16};
-        LLVMValueRef fn = LLVMGetNamedFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512");
-        if (!fn) fn = LLVMAddFunction(m->mod, "llvm.x86.avx512.vpdpbusd.512", LLVMFunctionType(v16, params, 3, 0));
-        return LLVMBuildCall2(m->b, LLVMFunctionType(v16, params, 3, 0), fn, args, 3, "");
+        return lv_intrinsic(m, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
     }
-    if (m->target->width == 4 && m->target->features && strstr(m->target->features, "+i8mm")) {
-        LLVMValueRef quarters[4];
-        for (int q = 0; q < 4; q++) {
-            LLVMValueRef idx[16], lanes[4];
-            for (int i = 0; i < 16; i++) idx[i] = LLVMConstInt(m->i32, (unsigned long long)(16 * q + i), 0);
-            for (int i = 0; i < 4; i++) lanes[i] = LLVMConstInt(m->i32, (unsigned long long)(4 * q + i), 0);
-            LLVMValueRef args[3] = {LLVMBuildShuffleVector(m->b, acc, acc, LLVMConstVector(lanes, 4), ""),
-                                    LLVMBuildShuffleVector(m->b, a, a, LLVMConstVector(idx, 16), ""),
-                                    LLVMBuildShuffleVector(m->b, b, b, LLVMConstVector(idx, 16), "")};
-            LLVMTypeRef types[2] = {vec(m->i32, 4), vec(i8(m), 16)};
-            quarters[q] = lv_intrinsic(m, "llvm.aarch64.neon.usdot", types, 2, args, 3);
-        }
-        return lv_concat(m, lv_concat(m, quarters[0], quarters[1], 4), lv_concat(m, quarters[2], quarters[3], 4), 8);
+    case LV_INT8_USDOT: return arm_dot4(m, "llvm.aarch64.neon.usdot", acc, a, b);
+    case LV_INT8_SDOT: return arm_dot4(m, "llvm.aarch64.neon.sdot", acc, a, b);
+    case LV_INT8_WIDEN: break;
     }
     LLVMValueRef p = LLVMBuildMul(m->b, LLVMBuildZExt(m->b, a, vec(m->i32, 64), ""), LLVMBuildSExt(m->b, b, vec(m->i32, 64), ""), "");
     for (int j = 0; j < 4; j++) {
@@ -160,22 +165,32 @@ static LLVMValueRef dot4(lv_emit *m, LLVMValueRef acc, LLVMValueRef a, LLVMValue
     return acc;
 }
 
+/* SDOT multiplies signed bytes, so Q8_0's quants, which every other path
+ * takes flipped to unsigned with an offset of 128 (and panels store so),
+ * go to it as stored, signed, with no offset: the same exact sum. */
+static int sdot_signed(const lv_emit *m, gm_dtype dt) { return m->target->int8_dot == LV_INT8_SDOT && dt == GM_Q8_0; }
+
+/* Panel bytes (unsigned quants) as dot4 takes them for dt. */
+static LLVMValueRef dot_form(lv_emit *m, gm_dtype dt, LLVMValueRef q) {
+    return sdot_signed(m, dt) ? LLVMBuildXor(m->b, q, lv_splat(m, LLVMConstInt(i8(m), 0x80, 0), 64), "") : q;
+}
+
 /* <16 x float> of the two sub-blocks' per-half scales, four lanes each. */
 static LLVMValueRef lane_scales(lv_emit *m, const lv_qsub *s) {
     return lv_concat(m, lv_halves(m, s[0].scale[0], s[0].scale[1], 8), lv_halves(m, s[1].scale[0], s[1].scale[1], 8), 8);
 }
 
-/* A sub-block's quants as unsigned bytes, and their offset: Q8_0's signed
- * ones flipped by 128. */
-static LLVMValueRef unsigned_quants(lv_emit *m, const lv_qsub *s, int *offset) {
-    *offset = s->is_signed ? 128 : s->offset;
-    return s->is_signed ? LLVMBuildXor(m->b, s->q, lv_splat(m, LLVMConstInt(i8(m), 0x80, 0), 32), "") : s->q;
+/* A sub-block's quants as dot4 takes them, and their offset: unsigned,
+ * Q8_0's signed ones flipped by 128; or Q8_0's as stored for SDOT. */
+static LLVMValueRef dot_quants(lv_emit *m, gm_dtype dt, const lv_qsub *s, int *offset) {
+    *offset = sdot_signed(m, dt) ? 0 : s->is_signed ? 128 : s->offset;
+    return s->is_signed && !sdot_signed(m, dt) ? LLVMBuildXor(m->b, s->q, lv_splat(m, LLVMConstInt(i8(m), 0x80, 0), 32), "") : s->q;
 }
 
 /* acc + the group of 64 (sub-blocks s[0], s[1]) against x's group at xg. */
-static LLVMValueRef group_dot(lv_emit *m, const lv_qsub *s, LLVMValueRef qrow, LLVMValueRef xg, LLVMValueRef acc) {
+static LLVMValueRef group_dot(lv_emit *m, gm_dtype dt, const lv_qsub *s, LLVMValueRef qrow, LLVMValueRef xg, LLVMValueRef acc) {
     int offset;
-    LLVMValueRef w0 = unsigned_quants(m, &s[0], &offset), w = lv_concat(m, w0, unsigned_quants(m, &s[1], &offset), 32);
+    LLVMValueRef w0 = dot_quants(m, dt, &s[0], &offset), w = lv_concat(m, w0, dot_quants(m, dt, &s[1], &offset), 32);
     LLVMValueRef x = load_vec(m, vec(i8(m), 64), qrow, xg, 16);
     LLVMValueRef dx = load_vec(m, vec(m->f32, 16), qrow, lv_addi(m, xg, 64), 16);
     LLVMValueRef sums = load_vec(m, vec(m->i32, 16), qrow, lv_addi(m, xg, 128), 16);
@@ -197,7 +212,7 @@ LLVMValueRef lv_int8_dot(lv_emit *m, gm_dtype dt, LLVMValueRef wrow, LLVMValueRe
         for (int h = 0; h < 2; h++) /* a block of 32 each, or two sub-blocks of one block */
             lv_quant_sub(m, dt, B == 32 ? at_offset(m, blk, lv_int(m, h * size)) : blk, B == 32 ? 0 : 2 * g + h, &s[h]);
         LLVMValueRef xg = lv_muli(m, LLVMBuildSDiv(m->b, lv_addi(m, k.i, 64 * g), lv_int(m, 64), ""), LV_Q8_GROUP);
-        acc = group_dot(m, s, qrow, xg, acc);
+        acc = group_dot(m, dt, s, qrow, xg, acc);
     }
     lv_loop_end(m, &k, &acc);
     return lv_hsum(m, k.v[0]);
@@ -214,9 +229,9 @@ int lv_int8_scale_group(gm_dtype dt) { return dt == GM_Q6_K ? 16 : 32; }
 static void store4(lv_emit *m, LLVMValueRef v, LLVMValueRef p, LLVMValueRef at) { store_vec(m, v, p, at, 4); }
 
 /* Column j's sub-block at kk (from the block's start k0) into the panel. */
-static void fill_sub(lv_emit *m, const lv_qsub *s, LLVMValueRef dst, LLVMValueRef j, LLVMValueRef kk, int S) {
+static void fill_sub(lv_emit *m, gm_dtype dt, const lv_qsub *s, LLVMValueRef dst, LLVMValueRef j, LLVMValueRef kk, int S) {
     int offset;
-    LLVMValueRef q = LLVMBuildBitCast(m->b, unsigned_quants(m, s, &offset), vec(m->i32, 8), "");
+    LLVMValueRef q = LLVMBuildBitCast(m->b, dot_quants(m, dt, s, &offset), vec(m->i32, 8), "");
     LLVMValueRef k4 = LLVMBuildSDiv(m->b, kk, lv_int(m, 4), "");
     for (int i = 0; i < 8; i++)
         store4(m, LLVMBuildExtractElement(m->b, q, LLVMConstInt(m->i32, (unsigned long long)i, 0), ""), dst,
@@ -242,7 +257,7 @@ void lv_int8_panel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t N, int6
     for (int s = 0; s < B / 32; s++) {
         lv_qsub q;
         lv_quant_sub(m, dt, blk, s, &q);
-        fill_sub(m, &q, dst, j.i, lv_addi(m, kb.i, 32 * s), S);
+        fill_sub(m, dt, &q, dst, j.i, lv_addi(m, kb.i, 32 * s), S);
     }
     lv_loop_end(m, &kb, NULL);
     lv_loop_end(m, &j, NULL);
@@ -316,7 +331,7 @@ void lv_int8_qpanel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLV
         LLVMValueRef k4 = LLVMBuildSDiv(m->b, lv_addi(m, kb.i, 32 * s), lv_int(m, 4), "");
         for (int quad = 0; quad < 8; quad++)
             for (int half = 0; half < 2; half++)
-                store_vec(m, qpanel_quad(m, &l, sub, quad, half), dst, lv_addi(m, lv_muli(m, lv_addi(m, k4, quad), EX_PANEL * 4), 64 * half), 64);
+                store_vec(m, dot_form(m, dt, qpanel_quad(m, &l, sub, quad, half)), dst, lv_addi(m, lv_muli(m, lv_addi(m, k4, quad), EX_PANEL * 4), 64 * half), 64);
     }
     lv_loop_end(m, &kb, NULL);
 }
@@ -350,7 +365,8 @@ static void tile_group(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMVa
         sum[r] = x_sum16(m, rows[r], k);
         if (S == 32) sum[r] = LLVMBuildAdd(m->b, sum[r], x_sum16(m, rows[r], lv_addi(m, k, 16)), "");
         dx[r] = x_d(m, rows[r], k);
-        for (int h = 0; h < 2; h++) ai[2 * r + h] = has_min ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum[r], 16);
+        for (int h = 0; h < 2; h++)
+            ai[2 * r + h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum[r], 16);
     }
     for (int k4 = 0; k4 < S / 4; k4++) {
         LLVMValueRef at = lv_muli(m, lv_addi(m, LLVMBuildSDiv(m->b, kk, lv_int(m, 4), ""), k4), EX_PANEL * 4), w[2];
@@ -397,12 +413,12 @@ static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
     int S = lv_int8_scale_group(dt), has_min = l->d2 >= 0, g = s * 32 / S + gi;
     LLVMValueRef sum = x_sum16(m, row, kg), dx = x_d(m, row, kg), ai[2];
     if (S == 32) sum = LLVMBuildAdd(m->b, sum, x_sum16(m, row, lv_addi(m, kg, 16)), "");
-    for (int h = 0; h < 2; h++) ai[h] = has_min ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
+    for (int h = 0; h < 2; h++) ai[h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
     LLVMValueRef sub = at_offset(m, unit, lv_int(m, l->head + s * l->sub));
     for (int quad = gi * S / 4; quad < (gi + 1) * S / 4; quad++) {
         LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, row, x_byte(m, lv_addi(m, kg, 4 * quad - gi * S)), 4), 16);
         xb = LLVMBuildBitCast(m->b, xb, vec(i8(m), 64), "");
-        for (int h = 0; h < 2; h++) ai[h] = dot4(m, ai[h], qpanel_quad(m, l, sub, quad, h), xb);
+        for (int h = 0; h < 2; h++) ai[h] = dot4(m, ai[h], dot_form(m, dt, qpanel_quad(m, l, sub, quad, h)), xb);
     }
     LLVMValueRef d = unit_halves(m, unit, 0);
     LLVMValueRef dw = l->sc >= 0 ? scaled(m, d, unit, l->sc + 32 * g, dt == GM_Q6_K) : d, mw = NULL;

@@ -584,8 +584,7 @@ static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1
  * the scratch (emit_rounded), then the f32 kernels (the same numbers up to
  * the order of the f32 sums). */
 static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    int repacked = c->k->panel != 0, vnni = m->target->width == 16 && m->target->features &&
-                                                strstr(m->target->features, "+avx512vnni");
+    int repacked = c->k->panel != 0, vnni = m->target->int8_dot == LV_INT8_VNNI;
     if (!repacked && c->K % 64) return emit_rounded(m, c, n0, n1);
     LLVMBasicBlockRef few = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_few_rows"),
                       many = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_many_rows"),
@@ -608,12 +607,8 @@ static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
 
 /* A bf16 dot product takes pairs of k: lane j of a W-lane acc gains
  * w[2j]·x[2j] + w[2j+1]·x[2j+1], <2W x bfloat> operands: vdpbf16ps on
- * AVX512_BF16 (W = 16), BFDOT on an Arm CPU with bf16 (W = 4). */
-static int has_bf16_dot(lv_emit *m) {
-    const char *f = m->target->features;
-    if (!f) return 0;
-    return (m->target->width == 16 && strstr(f, "+avx512bf16")) || (m->target->width == 4 && strstr(f, "+bf16"));
-}
+ * AVX512_BF16 (W = 16), BFDOT on an Arm CPU with bf16 (W = 4), on the
+ * targets whose bf16_dot says it pays. */
 
 static LLVMTypeRef bf16_vec(lv_emit *m, int n) { return LLVMVectorType(LLVMBFloatTypeInContext(m->ctx), (unsigned)n); }
 
@@ -802,13 +797,14 @@ static void emit_bf16_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueR
     emit_on_rounded(m, c, n0, n1);
 }
 
-/* The matmul of a bf16 weight under --activations bf16: on AVX512_BF16 or
- * an Arm CPU with bf16 (BFDOT), with panels and K even, bf16 dot products (tiles for prefill, each panel
- * streamed once for decode); elsewhere x's rows rounded to bf16 and back
+/* The matmul of a bf16 weight under --activations bf16: where the target's
+ * bf16_dot holds (vdpbf16ps on AMD's AVX512_BF16 CPUs, BFDOT on Arm's with
+ * bf16), with panels and K even, bf16 dot products (tiles for prefill, each
+ * panel streamed once for decode); elsewhere x's rows rounded to bf16 and back
  * (emit_bf16_rounded), then the f32 kernels (the same numbers up to the
  * order of the f32 sums). */
 static void emit_bf16(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    if (!has_bf16_dot(m) || !c->k->panel || c->K % 2) {
+    if (!m->target->bf16_dot || !c->k->panel || c->K % 2) {
         emit_bf16_rounded(m, c, n0, n1);
         return;
     }

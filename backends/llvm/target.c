@@ -7,6 +7,7 @@
 #include "backends/x86_64/x86_64.h"
 
 #include <llvm-c/Core.h>
+#include <stdlib.h>
 
 /* .lrodata is the x86-64 large-data section, laid out after .bss, so a blob of
  * GBs never pushes the code's 32-bit references out of reach; other
@@ -15,6 +16,8 @@ static void tune(lv_target *t) {
     t->width = 4;
     t->regs = 16;
     t->prefer_width = NULL;
+    t->int8_dot = LV_INT8_WIDEN;
+    t->bf16_dot = 0;
     t->blob_section = ".section .rodata,\"a\",%progbits";
     if (!strncmp(t->triple, "x86_64", 6)) {
         t->blob_section = ".section .lrodata,\"a\",@progbits";
@@ -31,6 +34,8 @@ void lv_target_host(lv_target *t) {
     t->cpu = LLVMGetHostCPUName();
     t->features = LLVMGetHostCPUFeatures();
     tune(t);
+    const char *force = getenv("GEMMAC_BF16_DOT");
+    if (force && (!strcmp(force, "0") || !strcmp(force, "1")) && lv_has_bf16_dot(t)) t->bf16_dot = *force == '1';
 }
 
 static const struct {
@@ -65,6 +70,18 @@ int lv_target_named(lv_target *t, const char *name, const char *cpu, gm_err *e) 
             return 0;
         }
     return gm_fail(e, "unknown target \"%s\" (available: native, x86_64, x86_64-v3, x86_64-v4, aarch64)", name);
+}
+
+int lv_has_feature(const lv_target *t, const char *name) {
+    size_t n = strlen(name);
+    const char *f = t->features;
+    for (const char *p = f; (p = strstr(p, name)); p += n)
+        if (p > f && p[-1] == '+' && (p - 1 == f || p[-2] == ',') && (p[n] == ',' || !p[n])) return 1;
+    return 0;
+}
+
+int lv_has_bf16_dot(const lv_target *t) {
+    return (t->width == 16 && lv_has_feature(t, "avx512bf16")) || (t->width == 4 && lv_has_feature(t, "bf16"));
 }
 
 void lv_target_free(lv_target *t) {

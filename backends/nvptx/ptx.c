@@ -855,6 +855,8 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     t->features = LLVMCreateMessage("+ptx78");
     t->width = 1;
     t->prefer_width = NULL;
+    t->int8_dot = LV_INT8_WIDEN;
+    t->bf16_dot = 0;
     return 0;
 }
 
