@@ -11,13 +11,14 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* The integer at s; *end is where it stops. -1 when there is none or it is out of range. */
+/* The integer at s; *end is where it stops. -1 when there is none or it is
+ * out of [min, max] or of int32's range. */
 static int int_at(const char *s, long min, long max, const char **end, long *out) {
     char *stop;
     errno = 0;
     long v = strtol(s, &stop, 10);
     *end = stop;
-    if (stop == s || errno || v < min || v > max) return -1;
+    if (stop == s || errno || v < min || v > max || v < INT32_MIN || v > INT32_MAX) return -1;
     *out = v;
     return 0;
 }
@@ -25,7 +26,7 @@ static int int_at(const char *s, long min, long max, const char **end, long *out
 int cli_int(const char *s, long min, long max, int *out) {
     const char *end;
     long v;
-    if (int_at(s, min, max, &end, &v) || *end || v < INT32_MIN || v > INT32_MAX) return -1;
+    if (int_at(s, min, max, &end, &v) || *end) return -1;
     *out = (int)v;
     return 0;
 }
@@ -45,7 +46,7 @@ int cli_int_list(const char *s, long min, long max, int32_t **out, int *n) {
     while (*s) {
         const char *end;
         long v;
-        if (int_at(s, min, max, &end, &v) || v < INT32_MIN || v > INT32_MAX || (*end && *end != ',')) break;
+        if (int_at(s, min, max, &end, &v) || (*end && *end != ',')) break;
         if (*n == cap) *out = gm_realloc(*out, (size_t)(cap *= 2) * sizeof **out);
         (*out)[(*n)++] = (int32_t)v;
         s = *end ? end + 1 : end;

@@ -73,13 +73,16 @@ static const cJSON *member(frontend *f, const cJSON *obj, const char *key, const
     return j;
 }
 
+/* Whether v is a whole number in [min, max]. */
+static int is_whole(double v, int64_t min, int64_t max) { return v == floor(v) && v >= (double)min && v <= (double)max; }
+
 /* A whole number in [min, max] (at most INT32_MAX: sizes, ids) under key. */
 static int whole(frontend *f, const cJSON *obj, const char *key, const char *path, int64_t min, int64_t max,
                  int64_t *out) {
     const cJSON *j = member(f, obj, key, path, cJSON_Number);
     if (!j) return -1;
     double v = j->valuedouble;
-    if (v != floor(v) || v < (double)min || v > (double)max) {
+    if (!is_whole(v, min, max)) {
         char p[256], want[96];
         snprintf(p, sizeof p, "%s.%s", path, key);
         snprintf(want, sizeof want, "a whole number in [%lld, %lld]", (long long)min, (long long)max);
@@ -119,8 +122,7 @@ static int declare_weights(frontend *f, const cJSON *ws, const char *path, int l
         int64_t dims[2];
         for (int d = 0; d < ndim; d++) {
             const cJSON *x = cJSON_GetArrayItem(shape, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > INT32_MAX ||
-                x->valuedouble != floor(x->valuedouble))
+            if (!cJSON_IsNumber(x) || !is_whole(x->valuedouble, 1, INT32_MAX))
                 return fail(f, p, "a shape of whole numbers in [1, 2147483647]", shape);
             dims[d] = (int64_t)x->valuedouble;
         }
