@@ -15,7 +15,8 @@
 
 static void put_number(gm_buf *t, double v) {
     char buf[40];
-    if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+    if (!isfinite(v)) return gm_buf_puts(t, "null"); /* as cJSON writes it */
+    if (fabs(v) < 1e15 && v == (double)(int64_t)v) {
         snprintf(buf, sizeof buf, "%lld", (long long)v);
         return gm_buf_puts(t, buf);
     }
