@@ -3,6 +3,7 @@
 # (clang-19 and libclang-rt-19-dev from Debian) and runs each for a while.
 #
 #   scripts/fuzz.sh [SECONDS] [HARNESS ...]     (default 60 s; all of tests/fuzz/fuzz_*.c)
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600 ... (each stops at SECONDS or that many runs)
 #
 # Each harness links only the sources it needs (`sources` below; none pulls
 # LLVM), compiled once per run into build/fuzz/obj. Seeds come from the test
@@ -58,7 +59,7 @@ for h in $harnesses; do
     -lm -lpthread -o build/fuzz/fuzz_$h
   mkdir -p build/fuzz/corpus/$h
   echo "== fuzz_$h ($seconds s)"
-  if ! (cd build/fuzz && ./fuzz_$h -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  if ! (cd build/fuzz && ./fuzz_$h -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
           corpus/$h ../../tests/fuzz/seeds/$h >log_$h.txt 2>&1); then
     status=1
     grep -A30 -m1 "ERROR\|runtime error\|==ERROR\|deadly signal\|timeout" build/fuzz/log_$h.txt | head -40 >&2 || true
