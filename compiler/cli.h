@@ -17,6 +17,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i
  * past it; NULL otherwise. A flag missing its value is a usage error. */
@@ -49,6 +50,11 @@ int cli_pipeline_flag(int argc, char **argv, int *i, gm_pipeline_opts *po);
 rt_tokenizer *cli_open_tokenizer(const gm_model *m, const char *tokenizer, const char *weights, gm_err *e);
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The values of the pass flags and --weights-dtype, checked before any file is
+ * read: a wrong one is a usage error of cmd (returns 2), like any other flag's.
+ * Then the environment's GEMMAC_THREADS and GEMMAC_BF16_DOT: a value they do not
+ * take is reported (returns 1) rather than silently ignored. po may be NULL. */
+int cli_check_options(const char *cmd, const gm_pipeline_opts *po);
 /* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */
 int cli_help(const char *usage);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */

@@ -10,7 +10,8 @@
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
  *   gemmac compile <model> -o NAME                   an AOT executable
  *   gemmac quantize <model> --to TYPE -o OUT.gguf    a GGUF of another type (cmd_quantize.c)
- *   gemmac targets                                   the targets compile knows */
+ *   gemmac targets                                   the targets compile knows
+ *   gemmac cache [list | clear [jit|packed]]         the on-disk caches (cmd_cache.c) */
 #include "cli.h"
 #include "frontend.h"
 #include "import.h"
@@ -23,7 +24,8 @@
 #include <stdlib.h>
 
 static int cmd_targets(int argc, char **argv) {
-    (void)argc, (void)argv;
+    if (argc > 1 && !cli_is(argv[1], "--help") && !cli_is(argv[1], "-h"))
+        return cli_usage_error("targets", "unexpected argument %s (targets takes none)", argv[1]);
     gm_targets_print(stdout);
     return 0;
 }
@@ -42,6 +44,7 @@ static const struct {
     {"quantize", "write a model as a llama.cpp GGUF of another type (q4_k_m, q8_0, ...)", cmd_quantize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},
     {"targets", "list the targets compile knows, their weight layout and engine", cmd_targets},
+    {"cache", "list or clear the JIT and packed-weight caches (~/.cache/gemmac)", cmd_cache},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -147,7 +150,7 @@ static int parse_info_args(int argc, char **argv, info_args *a) {
         else if (!a->path) a->path = argv[i];
         else return cli_usage_error("info", "unexpected argument %s", argv[i]);
     }
-    return a->path ? 0 : cli_usage_error("info", "expected one model path");
+    return a->path ? cli_check_options("info", &a->po) : cli_usage_error("info", "expected one model path");
 }
 
 int cmd_info(int argc, char **argv) {

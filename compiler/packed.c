@@ -8,7 +8,7 @@
  * touched it (model.c).
  *
  * All packed weights of a model live in one region, each at a 64-byte
- * aligned offset, which is also a file: ${GEMMAC_CACHE}/packed/<key>.bin,
+ * aligned offset, which is also a file: ${GEMMAC_CACHE}/packed/<model>.<key>.bin (runtime/cache.c),
  * a 64-byte header (magic, key, data bytes, recipe) and the region. The
  * recipe hashes every packed weight's derivation, shape and dtype; the key
  * that and the checkpoint files (path, size, mtime), so a changed checkpoint
@@ -22,9 +22,11 @@
  * directory) the region is packed in memory each time. */
 #include "model.h"
 
+#include "runtime/cache.h"
 #include "runtime/qpanel.h"
 #include "runtime/threads.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -183,11 +185,17 @@ static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, c
     rt_pool_free(pool);
 }
 
-/* The cache file for key, or -1 when there is no cache directory. */
-static int pack_path(char *buf, size_t len, uint64_t key) {
-    char dir[4096];
+/* The cache file for key, named after the model for `gemmac cache list`
+ * (its name's letters, digits, '-', '_' and '.'), or -1 when there is no
+ * cache directory. */
+static int pack_path(char *buf, size_t len, const gm_model *m, uint64_t key) {
+    char dir[4096], name[64];
     if (gm_cache_dir("packed", dir, sizeof dir)) return -1;
-    snprintf(buf, len, "%s/%016llx.bin", dir, (unsigned long long)key);
+    int n = 0;
+    for (const char *c = m->graph->name; *c && n < (int)sizeof name - 1; c++)
+        name[n++] = isalnum((unsigned char)*c) || strchr("-_.", *c) ? *c : '_';
+    name[n] = 0;
+    snprintf(buf, len, "%s/%s%s%016llx.bin", dir, name, n ? "." : "", (unsigned long long)key);
     return 0;
 }
 
@@ -208,6 +216,7 @@ static const unsigned char *read_pack(gm_model *m, const char *path, const pack_
     if (gm_map_file(path, "packed weights", &map, &size, &ignored)) return NULL;
     const unsigned char *data = take_pack(m, map, size, want, 0);
     munmap(map, size);
+    if (data) gm_cache_used(path);
     return data;
 }
 
@@ -216,7 +225,7 @@ void gm_model_pack(gm_model *m, int no_cache) {
     size_t *offset = gm_calloc(m->graph->n_values, sizeof *offset);
     pack_header h = {packed_key(m, 1), lay_out(m, offset), packed_key(m, 0)};
     char path[4200];
-    int cached = !no_cache && pack_path(path, sizeof path, h.key) == 0;
+    int cached = !no_cache && pack_path(path, sizeof path, m, h.key) == 0;
     const unsigned char *data = NULL;
     if (gm_builtin_packed) data = take_pack(m, gm_builtin_packed->data, gm_builtin_packed->size, &h, 1);
     if (!data && cached) data = read_pack(m, path, &h);
@@ -224,8 +233,7 @@ void gm_model_pack(gm_model *m, int no_cache) {
         m->pack_size = PACK_HEADER + h.bytes;
         m->pack_region = gm_huge_alloc(m->pack_size);
         pack_all(m, m->pack_region, offset, &h);
-        gm_err ignored; /* a cache that cannot be written only costs the next load a repack */
-        if (cached) gm_write_file_atomic(path, m->pack_region, m->pack_size, &ignored);
+        if (cached) gm_cache_store(path, m->pack_region, m->pack_size); /* else the next load repacks */
         data = m->pack_region + PACK_HEADER;
     }
     if (data) point_into(m, data, offset);

@@ -86,20 +86,6 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
     return 0;
 }
 
-int gm_cache_dir(const char *sub, char *buf, size_t len) {
-    const char *root = getenv("GEMMAC_CACHE"), *home = getenv("HOME");
-    if (root && *root) snprintf(buf, len, "%s/%s", root, sub);
-    else if (home && *home) snprintf(buf, len, "%s/.cache/gemmac/%s", home, sub);
-    else return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 void gm_buf_put(gm_buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) b->s = gm_realloc(b->s, b->cap = 2 * (b->len + n + 1));
     memcpy(b->s + b->len, s, n);

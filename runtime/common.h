@@ -47,9 +47,6 @@ struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
 
-/* mkdir -p of ${GEMMAC_CACHE:-$HOME/.cache/gemmac}/sub, its path into buf; -1 if impossible. */
-int gm_cache_dir(const char *sub, char *buf, size_t len);
-
 /* A growable, always NUL-terminated byte string. */
 typedef struct {
     char *s;      /* the text, NULL until the first append */

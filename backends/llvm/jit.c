@@ -17,6 +17,7 @@
 
 #include "codegen.h"
 #include "emit.h"
+#include "runtime/cache.h"
 
 #include <errno.h>
 #include <llvm-c/Analysis.h>
@@ -121,6 +122,7 @@ static LLVMMemoryBufferRef cache_load(uint64_t key) {
     gm_err e;
     char *data = cache_path(path, sizeof path, key) ? NULL : gm_read_file(path, &len, &e);
     if (!data) return NULL;
+    gm_cache_used(path);
     cache_header h;
     LLVMMemoryBufferRef buf = NULL;
     if (len >= sizeof h) {
@@ -141,8 +143,7 @@ static void cache_store(uint64_t key, LLVMMemoryBufferRef obj) {
     char *data = gm_malloc(sizeof h + size);
     memcpy(data, &h, sizeof h);
     memcpy(data + sizeof h, LLVMGetBufferStart(obj), size);
-    gm_err e;
-    gm_write_file_atomic(path, data, sizeof h + size, &e);
+    gm_cache_store(path, data, sizeof h + size);
     free(data);
 }
 
