@@ -3,7 +3,9 @@
  * same `run` and `logits` code, link them too. */
 #include "cli.h"
 
+#include "cli_number.h"
 #include "pipeline.h"
+#include "runtime/threads.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +35,20 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "; see gemmac %s --help\n", cmd);
     va_end(ap);
     return 2;
+}
+
+int cli_check_options(const char *cmd, const gm_pipeline_opts *po) {
+    gm_err e;
+    if (po && pipeline_check(po, &e)) return cli_usage_error(cmd, "%s", e.msg);
+    const char *threads = getenv("GEMMAC_THREADS"), *bf16 = getenv("GEMMAC_BF16_DOT");
+    int n;
+    if (threads && cli_int(threads, 1, INT32_MAX, &n))
+        return gm_fail(&e, "GEMMAC_THREADS=%.40s: expected a whole number of threads >= 1 (at most %d are used); "
+                           "unset it for one per core", threads, RT_MAX_THREADS), cli_error(&e);
+    if (bf16 && strcmp(bf16, "0") && strcmp(bf16, "1"))
+        return gm_fail(&e, "GEMMAC_BF16_DOT=%.40s: expected 0 (off) or 1 (on, where the CPU has bf16 dot products); "
+                           "unset it for the target's choice", bf16), cli_error(&e);
+    return 0;
 }
 
 int cli_error(const gm_err *e) {

@@ -154,7 +154,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else return cli_usage_error("bench", "unexpected argument %s", argv[i]);
         if (rc) return rc;
     }
-    return a->model ? 0 : cli_usage_error("bench", "no model given");
+    return a->model ? cli_check_options("bench", NULL) : cli_usage_error("bench", "no model given");
 }
 
 typedef struct {

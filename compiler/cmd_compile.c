@@ -112,7 +112,16 @@ static int parse_args(int argc, char **argv, compile_args *a) {
                                           "checkpoint first (gemmac quantize CKPT --to %s -o m.gguf) and compile that",
                                a->pipeline.weights_dtype);
     if (!a->out && !a->report) return cli_usage_error("compile", "-o NAME is required");
-    return 0;
+    if (a->lib && a->out && a->out[strspn(a->out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+")])
+        return cli_usage_error("compile", "-o %s: --emit lib needs a name of letters, digits and / . _ - + only (ar -M)",
+                               a->out);
+    if (!(a->row = gm_target_find(a->target)))
+        return cli_usage_error("compile", "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)",
+                               a->target, gm_target_names());
+    if (!a->row->cc)
+        return cli_usage_error("compile", "--target %s: a backend of gemmac run, not a compile target (available: %s)",
+                               a->target, gm_target_names());
+    return cli_check_options("compile", &a->pipeline);
 }
 
 /* Where the runtime libraries are: beside the running gemmac in its build
@@ -263,8 +272,10 @@ static int embedded_files(gm_model *m, const char *pack, char real[3][PATH_MAX],
     return n + 1;
 }
 
-/* The kernels of m and what the executable needs, emitted to tmp. */
-static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) {
+/* The kernels of m and what the executable needs, emitted to tmp; what was
+ * emitted, as a line for stderr, to summary (printed once all is written, so
+ * that a failure leaves one line). */
+static int emit(const compile_args *a, gm_model *m, const char *tmp, char *summary, size_t len, gm_err *e) {
     char *origin = NULL, *ckpt = NULL, weights[PATH_MAX];
     cJSON *desc = gm_description_load(a->model, &origin, &ckpt, e);
     if (!realpath(m->weights_path, weights)) snprintf(weights, sizeof weights, "%s", m->weights_path);
@@ -279,8 +290,8 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, gm_err *e) 
     lv_aot_model am = {a->target, a->gpu, a->cpu, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     if (!rc)
-        fprintf(stderr, "gemmac: %s: %d ops in %d kernels for %s (passes: %s)%s\n", g->name, g->n_nodes, n, a->target,
-                *m->passes ? m->passes : "none", n_blobs ? ", weights embedded" : "");
+        snprintf(summary, len, "gemmac: %s: %d ops in %d kernels for %s (passes: %s)%s\n", g->name, g->n_nodes, n,
+                 a->target, *m->passes ? m->passes : "none", n_blobs ? ", weights embedded" : "");
     free(ks);
     free(which);
     free(text);
@@ -319,7 +330,8 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
     char *tmp = gm_malloc(len), *obj = gm_malloc(len);
     snprintf(tmp, len, "%s.tmp.%ld", a->out, (long)getpid());
     snprintf(obj, len, "%s.o.tmp.%ld", a->out, (long)getpid());
-    int rc = emit(a, m, a->exe || a->lib ? obj : tmp, e);
+    char summary[1024] = "";
+    int rc = emit(a, m, a->exe || a->lib ? obj : tmp, summary, sizeof summary, e);
     if (!rc && a->lib) rc = emit_lib(a, m, obj, tmp, len, e);
     else {
         if (!rc && a->exe) rc = link_exe(a->row, obj, tmp, e);
@@ -327,6 +339,7 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
     }
     unlink(obj);
     if (rc) unlink(tmp);
+    else fputs(summary, stderr);
     free(tmp);
     free(obj);
     return rc;
@@ -339,14 +352,6 @@ int cmd_compile(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;
-    if ((a.row = gm_target_find(a.target)) && !a.row->cc) {
-        gm_fail(&e, "--target %s: a backend of gemmac run, not a compile target (available: %s)", a.target, gm_target_names());
-        return cli_error(&e);
-    }
-    if (!a.row) {
-        gm_fail(&e, "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)", a.target, gm_target_names());
-        return cli_error(&e);
-    }
     a.pipeline.target = a.target;
     double t0 = gm_now_s();
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);

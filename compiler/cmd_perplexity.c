@@ -107,7 +107,7 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
         return cli_usage_error("perplexity", "%s needs --base MODEL",
                                a->base_weights ? "--base-weights" : "--base-backend");
     if (!a->base_backend) a->base_backend = a->backend;
-    return 0;
+    return cli_check_options("perplexity", &a->pipeline);
 }
 
 /* --context, or 512 unless the model's context is shorter. */

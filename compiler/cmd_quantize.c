@@ -74,7 +74,7 @@ static int parse_args(int argc, char **argv, quant_args *a) {
     if (!(a->to = gm_quant_target_find(to)))
         return cli_usage_error("quantize", "--to %s: unknown type (expected one of %s)", to, gm_quant_target_names());
     if (!a->out) return cli_usage_error("quantize", "no -o OUT.gguf given");
-    return 0;
+    return cli_check_options("quantize", NULL);
 }
 
 /* ---- a GGUF input ---- */
@@ -248,6 +248,10 @@ int cmd_quantize(int argc, char **argv) {
     if (gm_is_dir(a.input)) rc = gm_quant_from_hf(a.input, w, &t, &n, &st, &e);
     else if ((g = gguf_open(a.input, &e))) from_gguf(g, w, &t, &n);
     else rc = -1;
+    if (rc && strstr(e.msg, "this is not a GGUF file")) {
+        gm_err why = e;
+        gm_fail(&e, "%s; gemmac quantize takes a .gguf file or a Hugging Face checkpoint directory", why.msg);
+    }
     if (!rc) rc = write_all(&a, t, n, w, &e);
     for (int i = 0; i < n; i++) free(t[i].name);
     free(t);

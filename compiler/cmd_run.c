@@ -118,7 +118,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
         a->model = argv[i];
     }
     if (!a->prompt && !a->chat) return cli_usage_error("run", "no prompt: pass -p TEXT, or --chat");
-    return 0;
+    gm_err e;
+    if (rt_sampler_check(&a->sampling, &e)) return cli_usage_error("run", "%s", e.msg);
+    return cli_check_options("run", &a->pipeline);
 }
 
 /* The demo ships in models/demo of the source tree; gemmac lives in build/. */

@@ -291,7 +291,10 @@ ir_graph *frontend_build(const cJSON *desc, const char *origin, gm_err *e) {
 cJSON *frontend_parse(const char *path, gm_err *e) {
     gm_json_where bad;
     cJSON *desc = gm_read_json(path, &bad, e);
-    if (!desc && !e->msg[0])
+    if (!desc && !e->msg[0] && bad.byte == 0)
+        gm_fail(e, "%s: not JSON; expected a model description (.json), a Hugging Face checkpoint directory or its "
+                   "config.json, or a .gguf file", path);
+    else if (!desc && !e->msg[0])
         gm_fail(e, "%s:%d: malformed JSON near byte %zu; check for a missing comma, quote or brace", path,
                 bad.line, bad.byte);
     return desc;

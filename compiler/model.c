@@ -187,9 +187,12 @@ static int bind_weight(gm_model *m, int v, gm_err *e) {
         return gm_fail(e, "%s: tensor %s (%s): shape %s expected, found %s%s", t->file, name, where,
                        want, got, transposed ? " — is this checkpoint transposed?" : "");
     }
-    if (t->dtype == GM_I32 || (w->pin_dtype && t->dtype != w->dtype))
+    if (w->pin_dtype && t->dtype != w->dtype)
         return gm_fail(e, "%s: tensor %s (%s): dtype %s expected, found %s", t->file, name, where,
-                       w->pin_dtype ? gm_dtype_name(w->dtype) : "a float or GGUF block type", gm_dtype_name(t->dtype));
+                       gm_dtype_name(w->dtype), gm_dtype_name(t->dtype));
+    if (t->dtype == GM_I32)
+        return gm_fail(e, "%s: tensor %s (%s): dtype i32, expected a float (f32, bf16, f16) or a GGUF block type; "
+                          "an integer tensor holds no weights", t->file, name, where);
     if (gm_dtype_quantized(t->dtype) && w->ndim != 2)
         return gm_fail(e, "%s: tensor %s (%s): dtype %s on a vector; block formats are read for matrices only (embedding and "
                        "projections): store it as F32", t->file, name, where, gm_dtype_name(t->dtype));

@@ -78,6 +78,11 @@ int pipeline_check(const gm_pipeline_opts *o, gm_err *e) {
     }
     const char *d = o->dump_after;
     if (d && strcmp(d, "frontend") && find_pass(d, strlen(d)) < 0) return known_names(e, "--dump-after", d, strlen(d));
+    gm_dtype dt;
+    const char *w = o->weights_dtype;
+    if (w && (gm_dtype_from_name(w, &dt) || !(gm_dtype_quantized(dt) || dt == GM_BF16 || dt == GM_F16)))
+        return gm_fail(e, "--weights-dtype %.40s: expected bf16, f16 or a GGUF block type: q8_0, q4_0, q4_1, q5_0, q5_1, "
+                          "q4_k, q5_k or q6_k", w);
     return 0;
 }
 

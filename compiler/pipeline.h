@@ -28,7 +28,7 @@ const char *pipeline_pass_name(int i);
 int pipeline_pass_level(int i);
 int pipeline_pass_is_cleanup(int i);
 
-/* Checks the option strings: the names are known passes. */
+/* Checks the option strings: the level, the names of passes, --activations and --weights-dtype. */
 int pipeline_check(const gm_pipeline_opts *o, gm_err *e);
 /* Runs the enabled passes in order, verifying after each; writes the names of
  * those that ran, comma-separated, to applied (may be NULL). */

@@ -75,6 +75,10 @@ rt_tokenizer *rt_tok_load_from_memory(const void *data, size_t len, const char *
             gm_fail(e, "%s: no data", origin);
             return nullptr;
         }
+        if (!len) {
+            gm_fail(e, "%s: not a SentencePiece model (the file is empty); %s", origin, HINT);
+            return nullptr;
+        }
         t = new rt_tokenizer();
         t->origin = origin;
         std::string_view bytes(data ? static_cast<const char *>(data) : "", len);

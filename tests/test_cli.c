@@ -146,7 +146,7 @@ static void test_weights_dtype(void) {
     free(f), free(q), free(r);
     char args[4096];
     snprintf(args, sizeof args, "logits '%s' --tokens 2,3 --weights-dtype q3", test_path("golden/tiny-gemma2"));
-    expect_error(args, 1, "--weights-dtype q3: expected bf16, f16 or a GGUF block type");
+    expect_error(args, 2, "--weights-dtype q3: expected bf16, f16 or a GGUF block type");
     snprintf(args, sizeof args, "compile '%s' -o x --weights-dtype q8_0", test_path("golden/tiny-gemma2"));
     expect_error(args, 2, "quantize the checkpoint first (gemmac quantize");
     /* A weight that is not a number has no block scale: refused by name and row. */
@@ -255,7 +255,7 @@ static void test_run_errors(void) {
     snprintf(args, sizeof args, "run '%s' -p 'a prompt that is longer than four tokens' --context 4", demo);
     expect_error(args, 1, "the prompt needs");
     snprintf(args, sizeof args, "run '%s' -p hi --top-p 1.5", demo);
-    expect_error(args, 1, "--top-p: expected a number in (0, 1], found 1.5");
+    expect_error(args, 2, "--top-p: expected a number in (0, 1], found 1.5");
     expect_error("run ckpt -p hi --frobnicate", 2, "unknown flag --frobnicate");
     expect_error("run ckpt", 2, "no prompt: pass -p TEXT, or --chat");
     expect_error("run ckpt -p hi -n x", 2, "-n: expected an integer >= 1, found \"x\"");

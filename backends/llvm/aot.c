@@ -114,7 +114,7 @@ static int write_module(LLVMTargetMachineRef tm, LLVMModuleRef mod, lv_emit_kind
                   ? LLVMPrintModuleToFile(mod, path, &msg)
                   : LLVMTargetMachineEmitToFile(tm, mod, path, kind == LV_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
                                                 &msg);
-    if (bad) gm_fail(e, "%s: %s", path, msg);
+    if (bad) gm_fail(e, "%s: cannot write: %s (does the directory of -o exist, and is it writable?)", path, msg);
     LLVMDisposeMessage(msg);
     return bad ? -1 : 0;
 }
