@@ -123,16 +123,17 @@ static int parse_args(int argc, char **argv, run_args *a) {
     return cli_check_options("run", &a->pipeline);
 }
 
-/* The demo ships in models/demo of the source tree; gemmac lives in build/. */
+/* The demo ships in models/demo of the source tree; gemmac lives in build/ (or
+ * in a build directory elsewhere: then the source tree's path, built in). */
 static char *find_demo(gm_err *e) {
     char exe[4096], path[4200];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
         const char *dir = dirname(exe);
-        const char *tries[] = {"../models/demo", "models/demo", "../share/gemmac/demo"};
-        for (int i = 0; i < 3; i++) {
-            snprintf(path, sizeof path, "%s/%s", dir, tries[i]);
+        const char *tries[] = {"../models/demo", "models/demo", "../share/gemmac/demo", GM_DEMO_SOURCE};
+        for (int i = 0; i < 4; i++) {
+            snprintf(path, sizeof path, i < 3 ? "%s/%s" : "%.0s%s", dir, tries[i]);
             char real[4096];
             if (gm_is_dir(path) && realpath(path, real)) return gm_strdup(real);
         }
