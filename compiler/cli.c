@@ -51,6 +51,16 @@ int cli_check_options(const char *cmd, const gm_pipeline_opts *po) {
     return 0;
 }
 
+int cli_check_backend(const char *cmd, const char *flag, const char *b) {
+    if (!b) return 0;
+    if (gm_builtin_description)
+        return strcmp(b, "aot") ? cli_usage_error(cmd, "%s: unknown backend \"%s\" (a compiled model has one: aot)", flag, b)
+                                : 0;
+    if (strcmp(b, "jit") && strcmp(b, "reference") && strcmp(b, "nvptx"))
+        return cli_usage_error(cmd, "%s: unknown backend \"%s\" (available: reference, jit, nvptx)", flag, b);
+    return 0;
+}
+
 int cli_error(const gm_err *e) {
     fprintf(stderr, "gemmac: %s\n", e->msg);
     return 1;

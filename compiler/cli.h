@@ -55,6 +55,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * Then the environment's GEMMAC_THREADS and GEMMAC_BF16_DOT: a value they do not
  * take is reported (returns 1) rather than silently ignored. po may be NULL. */
 int cli_check_options(const char *cmd, const gm_pipeline_opts *po);
+/* A --backend value (flag names it; NULL passes): reference, jit or nvptx
+ * (compiler/engines.c), or in a compiled executable aot; else a usage error (2). */
+int cli_check_backend(const char *cmd, const char *flag, const char *backend);
 /* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */
 int cli_help(const char *usage);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */

@@ -56,7 +56,7 @@ static int parse_args(int argc, char **argv, probe_args *a) {
     }
     if (!a->model) return cli_usage_error("logits", "no model given");
     if (!a->tokens) return cli_usage_error("logits", "--tokens is required");
-    return cli_check_options("logits", &a->pipeline);
+    return cli_check_backend("logits", "--backend", a->backend) ? 2 : cli_check_options("logits", &a->pipeline);
 }
 
 /* Prefill, then steps-1 decodes; fills cont[steps] and rows [steps][vocab]. */

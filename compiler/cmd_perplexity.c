@@ -107,6 +107,9 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
         return cli_usage_error("perplexity", "%s needs --base MODEL",
                                a->base_weights ? "--base-weights" : "--base-backend");
     if (!a->base_backend) a->base_backend = a->backend;
+    if (cli_check_backend("perplexity", "--backend", a->backend) ||
+        cli_check_backend("perplexity", "--base-backend", a->base_backend))
+        return 2;
     return cli_check_options("perplexity", &a->pipeline);
 }
 

@@ -120,7 +120,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
     if (!a->prompt && !a->chat) return cli_usage_error("run", "no prompt: pass -p TEXT, or --chat");
     gm_err e;
     if (rt_sampler_check(&a->sampling, &e)) return cli_usage_error("run", "%s", e.msg);
-    return cli_check_options("run", &a->pipeline);
+    return cli_check_backend("run", "--backend", a->backend) ? 2 : cli_check_options("run", &a->pipeline);
 }
 
 /* The demo ships in models/demo of the source tree; gemmac lives in build/ (or

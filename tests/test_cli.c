@@ -168,7 +168,7 @@ static void test_usage_errors(void) {
     expect_error("logits ckpt", 2, "--tokens is required");
     expect_error("logits ckpt --tokens 2,x", 2, "--tokens: expected comma-separated ids");
     expect_error("logits ckpt --tokens 2,3 --steps 0", 2, "--steps: expected a positive integer");
-    expect_error("logits ckpt --tokens 2,3 --backend gpu", 1, "unknown backend \"gpu\"");
+    expect_error("logits ckpt --tokens 2,3 --backend gpu", 2, "--backend: unknown backend \"gpu\"");
 }
 
 static void test_prompt_errors(void) {
