@@ -51,6 +51,11 @@ int cli_check_options(const char *cmd, const gm_pipeline_opts *po) {
     return 0;
 }
 
+int cli_int_flag(const char *cmd, const char *flag, const char *v, long min, long max, int *out) {
+    if (!cli_int(v, min, max, out)) return 0;
+    return cli_usage_error(cmd, "%s: expected a whole number in [%ld, %ld], found \"%s\"", flag, min, max, v);
+}
+
 int cli_check_backend(const char *cmd, const char *flag, const char *b) {
     if (!b) return 0;
     if (gm_builtin_description)

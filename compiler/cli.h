@@ -60,6 +60,9 @@ int cli_check_options(const char *cmd, const gm_pipeline_opts *po);
 int cli_check_backend(const char *cmd, const char *flag, const char *backend);
 /* Prints usage on stdout, CLI_PASS_LIST replaced by the passes of compiler/pipeline.c; returns 0. */
 int cli_help(const char *usage);
+/* A flag's integer value within [min, max] into *out: 0, or the usage error
+ * (exit status 2) that names the flag, the range and what was found. */
+int cli_int_flag(const char *cmd, const char *flag, const char *v, long min, long max, int *out);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */
 /* --threads N: the worker pools this process makes get n threads (0: leave $GEMMAC_THREADS as it is). */
 void cli_use_threads(int n);

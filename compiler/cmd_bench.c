@@ -116,9 +116,7 @@ static int parse_list(const char *s, int *out, int max) {
 }
 
 static int parse_positive(const char *flag, const char *v, int *out) {
-    if (cli_int(v, 1, 1 << 20, out))
-        return cli_usage_error("bench", "%s: expected a positive integer, found \"%s\"", flag, v);
-    return 0;
+    return cli_int_flag("bench", flag, v, 1, 1 << 20, out);
 }
 
 /* --reps N, or auto: repeat until precise (--precision) or out of time (--budget). */

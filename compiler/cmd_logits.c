@@ -47,9 +47,9 @@ static int parse_args(int argc, char **argv, probe_args *a) {
         else if (cli_pipeline_flag(argc, argv, &i, &a->pipeline)) continue;
         else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
         else if ((v = cli_value(argc, argv, &i, "--steps"))) {
-            if (cli_int(v, 1, 1 << 24, &a->steps)) return cli_usage_error("logits", "--steps: expected a positive integer, found \"%s\"", v);
+            if (cli_int_flag("logits", "--steps", v, 1, 1 << 24, &a->steps)) return 2;
         } else if ((v = cli_value(argc, argv, &i, "--context"))) {
-            if (cli_int(v, 1, 1 << 24, &a->context)) return cli_usage_error("logits", "--context: expected a positive integer, found \"%s\"", v);
+            if (cli_int_flag("logits", "--context", v, 1, 1 << 24, &a->context)) return 2;
         } else if (argv[i][0] == '-') return cli_usage_error("logits", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("logits", "unexpected argument %s", argv[i]);

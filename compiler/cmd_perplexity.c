@@ -71,9 +71,7 @@ typedef struct {
 } ppl_run;
 
 static int parse_int(const char *flag, const char *s, int min, int *out) {
-    if (cli_int(s, min, 1 << 24, out))
-        return cli_usage_error("perplexity", "%s: expected an integer >= %d, found \"%s\"", flag, min, s);
-    return 0;
+    return cli_int_flag("perplexity", flag, s, min, 1 << 24, out);
 }
 
 static int parse_flag(int argc, char **argv, int *i, ppl_args *a) {

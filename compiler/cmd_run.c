@@ -60,9 +60,7 @@ typedef struct {
 } run_args;
 
 static int parse_int(const char *flag, const char *v, int min, int *out) {
-    if (cli_int(v, min, INT32_MAX, out))
-        return cli_usage_error("run", "%s: expected an integer >= %d, found \"%s\"", flag, min, v);
-    return 0;
+    return cli_int_flag("run", flag, v, min, INT32_MAX, out);
 }
 
 static int parse_float(const char *flag, const char *v, float *out) {

@@ -145,9 +145,6 @@ static const weight_spec layer_weights[] = {
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Layers a config may have: far more than any Gemma (62), and a bound on what
- * import allocates for a hostile num_hidden_layers. */
-#define MAX_LAYERS 65536
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -238,14 +235,14 @@ static int read_number(const hf_src *s, const char *key, double *out) {
 static int whole_number(const hf_src *s, const char *key, double v, int64_t min, int64_t *out) {
     if (v != floor(v) || v < (double)min || v > (double)INT32_MAX) {
         char want[64];
-        snprintf(want, sizeof want, "a whole number >= %lld", (long long)min);
+        snprintf(want, sizeof want, "a whole number in [%lld, %d]", (long long)min, INT32_MAX);
         return bad_number(s, key, want, v);
     }
     *out = (int64_t)v;
     return 0;
 }
 
-/* A whole number >= min under one of keys. */
+/* A whole number in [min, INT32_MAX] under one of keys. */
 static int read_int_alt(const hf_src *s, const char *const *keys, int64_t min, int64_t *out) {
     double v;
     const char *key;
@@ -341,8 +338,8 @@ static int read_sizes(const hf_src *s, hf_model *m) {
         read_token(s, "bos_token_id", &m->bos) || read_token(s, "eos_token_id", &m->eos) ||
         read_number(s, "rms_norm_eps", &m->norm_eps))
         return -1;
-    if (m->n_layers > MAX_LAYERS) /* the description lists every layer: bound it before it is written */
-        return bad_number(s, "num_hidden_layers", "a whole number in [1, " STR(MAX_LAYERS) "]", (double)m->n_layers);
+    if (m->n_layers > IMPORT_MAX_LAYERS) /* the description lists every layer: bound it before it is written */
+        return bad_number(s, "num_hidden_layers", "a whole number in [1, " STR(IMPORT_MAX_LAYERS) "]", (double)m->n_layers);
     if (m->heads % m->kv_heads) {
         char want[80];
         snprintf(want, sizeof want, "a divisor of num_attention_heads (%lld)", (long long)m->heads);

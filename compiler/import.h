@@ -20,6 +20,11 @@
  * embedding tensor's row count. */
 cJSON *import_hf(const char *path, gm_err *e);
 
+/* The most layers a description may list (it lists every one), far more than
+ * any Gemma's 62: a config or GGUF asking for more is refused before anything
+ * is allocated for them. */
+#define IMPORT_MAX_LAYERS 65536
+
 /* A Gemma decoder's numbers, whichever file they were read from. */
 typedef struct {
     int64_t vocab, hidden, heads, kv_heads, head_dim, ffn, n_layers, max_context, bos, eos;

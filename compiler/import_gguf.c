@@ -56,7 +56,7 @@ static arch_key key(const src *s, const char *suffix) {
     return k;
 }
 
-/* An integer >= min at k; def when absent (def < 0: the key is required). */
+/* An integer in [min, INT32_MAX] at k; def when absent (def < 0: the key is required). */
 static int get_int(const src *s, const char *k, int64_t def, int64_t min, int64_t *out) {
     if (!gguf_find(s->g, k)) {
         if (def < 0) return gm_fail(s->e, "%s: %s: missing required key", s->file, k);
@@ -65,8 +65,8 @@ static int get_int(const src *s, const char *k, int64_t def, int64_t min, int64_
     }
     if (gguf_get_int(s->g, k, out, s->e)) return -1;
     if (*out < min || *out > INT32_MAX)
-        return gm_fail(s->e, "%s: %s: expected a whole number >= %lld, found %lld", s->file, k,
-                       (long long)min, (long long)*out);
+        return gm_fail(s->e, "%s: %s: expected a whole number in [%lld, %d], found %lld", s->file, k,
+                       (long long)min, INT32_MAX, (long long)*out);
     return 0;
 }
 
@@ -107,6 +107,9 @@ static int read_sizes(const src *s, import_decoder *d) {
         get_int(s, "tokenizer.ggml.bos_token_id", 2, 0, &d->bos) ||
         get_int(s, "tokenizer.ggml.eos_token_id", 1, 0, &d->eos))
         return -1;
+    if (d->n_layers > IMPORT_MAX_LAYERS) /* the description lists every layer: bound it before it is written */
+        return gm_fail(s->e, "%s: %s: expected a whole number in [1, %d], found %lld", s->file,
+                       key(s, "block_count").s, IMPORT_MAX_LAYERS, (long long)d->n_layers);
     int64_t v_len;
     if (get_int(s, key(s, "attention.value_length").s, d->head_dim, 1, &v_len)) return -1;
     if (v_len != d->head_dim)

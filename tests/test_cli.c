@@ -167,7 +167,7 @@ static void test_usage_errors(void) {
     expect_error("logits ckpt --tokens 2,3 --temperature 1", 2, "unknown flag --temperature");
     expect_error("logits ckpt", 2, "--tokens is required");
     expect_error("logits ckpt --tokens 2,x", 2, "--tokens: expected comma-separated ids");
-    expect_error("logits ckpt --tokens 2,3 --steps 0", 2, "--steps: expected a positive integer");
+    expect_error("logits ckpt --tokens 2,3 --steps 0", 2, "--steps: expected a whole number in [1, 16777216], found \"0\"");
     expect_error("logits ckpt --tokens 2,3 --backend gpu", 2, "--backend: unknown backend \"gpu\"");
 }
 
@@ -258,7 +258,7 @@ static void test_run_errors(void) {
     expect_error(args, 2, "--top-p: expected a number in (0, 1], found 1.5");
     expect_error("run ckpt -p hi --frobnicate", 2, "unknown flag --frobnicate");
     expect_error("run ckpt", 2, "no prompt: pass -p TEXT, or --chat");
-    expect_error("run ckpt -p hi -n x", 2, "-n: expected an integer >= 1, found \"x\"");
+    expect_error("run ckpt -p hi -n x", 2, "-n: expected a whole number in [1, 2147483647], found \"x\"");
     /* A model that needs more memory than there is: refused before loading, with both numbers. */
     snprintf(args, sizeof args, "run '%s' -p hi -n 1", demo);
     setenv("GEMMAC_MEMORY_LIMIT", "1000", 1);
@@ -474,7 +474,7 @@ static void test_perplexity_errors(void) {
     expect_error("perplexity " DEMO " short.txt", 1,
                  "short.txt: the text is 10 tokens (with BOS) but one chunk of --context 512 needs 512");
     expect_error("perplexity " DEMO " missing.txt", 1, "missing.txt");
-    expect_error("perplexity " DEMO " " TICO " --context 8", 2, "--context: expected an integer >= 16, found \"8\"");
+    expect_error("perplexity " DEMO " " TICO " --context 8", 2, "--context: expected a whole number in [16, 16777216], found \"8\"");
     expect_error("perplexity " DEMO " " TICO " --context 4096", 1, "--context 4096 exceeds");
     snprintf(args, sizeof args, "perplexity " DEMO " " TICO " --context 16 --base '%s'", test_path("golden/tiny-gemma2"));
     expect_error(args, 1, "the base has a vocabulary of 768 ids but");
