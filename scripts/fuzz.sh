@@ -27,7 +27,7 @@ sources() {
   case $1 in
     gguf | safetensors | quant) echo "$checkpoints" ;;
     description) echo "$checkpoints $ir compiler/frontend.c compiler/pipeline.c compiler/targets.c compiler/passes/*.c" ;;
-    import) echo "$checkpoints $ir compiler/frontend.c compiler/import.c compiler/json_format.c" ;;
+    import | import_gguf) echo "$checkpoints $ir compiler/frontend.c compiler/import.c compiler/import_gguf.c compiler/json_format.c" ;;
     tokenizer) echo "$common runtime/tokenizer.cc" ;;
     generate) echo "$common runtime/tokenizer.cc runtime/sampler.c runtime/generate.c" ;;
     cli_number) echo "$common compiler/cli_number.c" ;;
