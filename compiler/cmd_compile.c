@@ -113,7 +113,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
                                a->pipeline.weights_dtype);
     if (!a->out && !a->report) return cli_usage_error("compile", "-o NAME is required");
     if (a->lib && a->out && a->out[strspn(a->out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+")])
-        return cli_usage_error("compile", "-o %s: --emit lib needs a name of letters, digits and / . _ - + only (ar -M)",
+        return cli_usage_error("compile", "-o %s: --emit lib needs paths of letters, digits and / . _ - + only (ar -M)",
                                a->out);
     if (!(a->row = gm_target_find(a->target)))
         return cli_usage_error("compile", "--target: unknown target \"%s\" (available: %s; gemmac targets lists them)",
