@@ -243,33 +243,106 @@ static int blob_of(const char *path, const char *name, const char *role, char *r
     return 0;
 }
 
-/* The files --embed-weights puts in the executable (aot.h): the checkpoint,
- * its tokenizer, and the packed weights (written to pack, a temporary file,
- * when the model has any); their number, or -1 after reporting. A sharded
+/* Whether value v is read by a node. */
+static int is_read(const ir_graph *g, int v) {
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++)
+            if (g->nodes[i].in[k] == v) return 1;
+    return 0;
+}
+
+/* Whether checkpoint tensor `name` is read only through packed copies: no
+ * node reads it as stored, and every weight derived from it is packed. */
+static int packed_only(const ir_graph *g, const char *name) {
+    int copies = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        const ir_value *w = &g->values[v];
+        if (w->kind != IR_WEIGHT) continue;
+        if (!w->derived_from && !strcmp(w->name, name) && is_read(g, v)) return 0;
+        if (!w->derived_from || strcmp(w->derived_from, name)) continue;
+        if (!w->panel) return 0;
+        copies++;
+    }
+    return copies > 0;
+}
+
+/* Whether tensor `name` is one of the n "NAME DTYPE ROWS COLS" lines. */
+static int is_listed(char *const *listed, int n, const char *name) {
+    size_t len = strlen(name);
+    for (int k = 0; k < n; k++)
+        if (!strncmp(listed[k], name, len) && listed[k][len] == ' ') return 1;
+    return 0;
+}
+
+/* The GGUF an executable carries beside its packed weights: m's file less
+ * the tensors only their packed copies are read from, which it lists under
+ * GM_PACKED_ONLY_KEY for model.c to bind (so the weights are there once).
+ * 1 when written to path, 0 when nothing is left out, -1 after reporting. */
+static int slim_checkpoint(const gm_model *m, const char *path, gm_err *e) {
+    const ir_graph *g = m->graph;
+    char **listed = gm_calloc(gguf_tensor_count(m->gguf) + 1, sizeof *listed);
+    int n = 0, rc = 0;
+    for (int i = 0; i < gguf_tensor_count(m->gguf); i++)
+        if (packed_only(g, gguf_tensor_at(m->gguf, i)->name)) {
+            const gm_tensor *t = weights_find(m->weights, gguf_tensor_at(m->gguf, i)->name);
+            char line[400];
+            snprintf(line, sizeof line, "%s %s %lld %lld", t->name, gm_dtype_name(t->dtype), (long long)t->shape[0],
+                     (long long)t->shape[1]);
+            listed[n++] = gm_strdup(line);
+        }
+    gguf_out *w = n ? gguf_out_new() : NULL;
+    for (int i = 0; w && i < gguf_kv_count(m->gguf); i++) gguf_set_kv(w, gguf_kv_at(m->gguf, i));
+    if (w) gguf_set_array(w, GM_PACKED_ONLY_KEY, GGUF_T_STRING, (uint64_t)n, listed);
+    for (int i = 0; w && !rc && i < gguf_tensor_count(m->gguf); i++) {
+        const gm_tensor *t = weights_find(m->weights, gguf_tensor_at(m->gguf, i)->name);
+        int64_t ne[GM_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++) ne[d] = t->shape[t->ndim - 1 - d];
+        if (!is_listed(listed, n, t->name)) rc = gguf_add_tensor(w, t->name, t->ndim, ne, t->dtype, e);
+    }
+    if (w && !rc) rc = gguf_write_begin(w, path, e);
+    for (int i = 0; w && !rc && i < gguf_tensor_count(m->gguf); i++) {
+        const gm_tensor *t = weights_find(m->weights, gguf_tensor_at(m->gguf, i)->name);
+        if (!is_listed(listed, n, t->name)) rc = gguf_write_data(w, t->data, t->nbytes, e);
+    }
+    if (w && !rc) rc = gguf_write_finish(w, e);
+    gguf_out_free(w);
+    for (int k = 0; k < n; k++) free(listed[k]);
+    free(listed);
+    return rc ? -1 : n > 0;
+}
+
+/* The files --embed-weights puts in the executable (aot.h): the packed
+ * weights (written to pack, a temporary file, when the model has any), the
+ * checkpoint (a GGUF without what only the pack is read for: written to
+ * slim), and its tokenizer; their number, or -1 after reporting. A sharded
  * checkpoint (an index) is refused. */
-static int embedded_files(gm_model *m, const char *pack, char real[3][PATH_MAX], lv_aot_blob b[3], gm_err *e) {
+static int embedded_files(gm_model *m, const char *pack, const char *slim, char real[3][PATH_MAX], lv_aot_blob b[3],
+                          gm_err *e) {
     const char *w = m->weights_path;
     char file[PATH_MAX + 40];
     struct stat st;
-    int dir = !stat(w, &st) && S_ISDIR(st.st_mode);
+    int dir = !stat(w, &st) && S_ISDIR(st.st_mode), n = 0;
     snprintf(file, sizeof file, dir ? "%s/model.safetensors.index.json" : "%s", w);
     if (dir ? !access(file, F_OK) : gm_ends_with(w, ".json"))
         return gm_fail(e, "%s: a sharded checkpoint cannot be embedded (--embed-weights takes one .safetensors or "
                           ".gguf file); merge its shards, or compile without --embed-weights", file);
+    if (m->n_packed && (gm_model_write_pack(m, pack, e) ||
+                        blob_of(pack, "embedded:packed-weights", "packed weights", real[n], &b[n], e)))
+        return -1;
+    n += m->n_packed > 0;
+    int slimmed = m->n_packed && m->gguf && !m->source_weights ? slim_checkpoint(m, slim, e) : 0;
+    if (slimmed < 0) return -1;
     if (dir) snprintf(file, sizeof file, "%s/model.safetensors", w);
-    int n = 0;
-    if (blob_of(file, m->gguf ? "embedded:model.gguf" : "embedded:model.safetensors", "weights", real[n], &b[n], e))
+    if (blob_of(slimmed ? slim : file, m->gguf ? "embedded:model.gguf" : "embedded:model.safetensors", "weights",
+                real[n], &b[n], e))
         return -1;
     n++;
-    snprintf(file, sizeof file, "%.*s/tokenizer.model", (int)(strrchr(real[0], '/') - real[0]), real[0]);
+    snprintf(file, sizeof file, "%.*s/tokenizer.model", (int)(strrchr(real[n - 1], '/') - real[n - 1]), real[n - 1]);
     if (!m->gguf && !access(file, R_OK)) { /* a .gguf holds its tokenizer */
         if (blob_of(file, "embedded:tokenizer.model", "tokenizer", real[n], &b[n], e)) return -1;
         n++;
     }
-    if (!m->n_packed) return n;
-    if (gm_model_write_pack(m, pack, e) || blob_of(pack, "embedded:packed-weights", "packed weights", real[n], &b[n], e))
-        return -1;
-    return n + 1;
+    return n;
 }
 
 /* The kernels of m and what the executable needs, emitted to tmp; what was
@@ -283,10 +356,11 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, char *summa
     const ir_graph *g = m->graph;
     ex_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
     int *which = gm_malloc(g->n_nodes * sizeof *which), n = ex_kernels_of(g, m->bound, ks, which);
-    char real[3][PATH_MAX], pack[PATH_MAX + 40];
+    char real[3][PATH_MAX], pack[PATH_MAX + 40], slim[PATH_MAX + 40];
     lv_aot_blob blobs[3];
     snprintf(pack, sizeof pack, "%s.pack.tmp.%ld", tmp, (long)getpid());
-    int n_blobs = a->embed ? embedded_files(m, pack, real, blobs, e) : 0;
+    snprintf(slim, sizeof slim, "%s.gguf.tmp.%ld", tmp, (long)getpid());
+    int n_blobs = a->embed ? embedded_files(m, pack, slim, real, blobs, e) : 0;
     lv_aot_model am = {a->target, a->gpu, a->cpu, g->name, text, weights, m->passes, blobs, n_blobs};
     int rc = text && n_blobs >= 0 ? lv_aot_emit(&am, ks, n, a->kind, tmp, e) : -1;
     if (!rc)
@@ -298,7 +372,8 @@ static int emit(const compile_args *a, gm_model *m, const char *tmp, char *summa
     cJSON_Delete(desc);
     free(origin);
     free(ckpt);
-    unlink(pack); /* assembled into the object by now */
+    unlink(pack); /* both assembled into the object by now */
+    unlink(slim);
     return rc;
 }
 

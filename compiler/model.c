@@ -84,15 +84,24 @@ static void *folded_values(const ir_value *w, const gm_tensor *src, gm_dtype *dt
 
 static int is_identity(const ir_value *w) { return w->derived_add == 0 && w->derived_mul == 1; }
 
+const gm_tensor *gm_model_tensor(const gm_model *m, const char *name) {
+    const gm_tensor *t = weights_find(m->weights, name);
+    return t || !m->absent ? t : weights_find(m->absent, name);
+}
+
 void *gm_unpacked_values(gm_model *m, const ir_value *w, const gm_tensor *src) {
     gm_dtype dt;
-    (void)m;
+    if (!src->data) { /* absent: an executable whose embedded pack did not match its kernels */
+        fprintf(stderr, "gemmac: %s: tensor %s is embedded only as packed weights, which do not match this "
+                        "executable's kernels; compile it again\n", m->weights_path, src->name);
+        exit(1);
+    }
     if (is_identity(w)) return (void *)src->data;
     return gm_dtype_quantized(src->dtype) ? scaled_blocks(w, src) : folded_values(w, src, &dt);
 }
 
 void gm_release_unpacked(gm_model *m, const ir_value *w, void *values) {
-    const gm_tensor *src = weights_find(m->weights, w->derived_from);
+    const gm_tensor *src = gm_model_tensor(m, w->derived_from);
     if (values != src->data) {
         free(values);
         return;
@@ -139,6 +148,19 @@ static int keeps_qpanel(gm_model *m, ir_value *w, const gm_tensor *src) {
     return is_identity(w) || in_scales;
 }
 
+/* A tied table kept in int8 panels for the head (an identity copy of the
+ * embedding): the embedding lookup reads those panels too (gm_qpanel_row),
+ * so nothing reads the table as stored and an executable with its weights
+ * embedded need not carry it (cmd_compile.c). */
+static void embed_from_panels(gm_model *m, int v) {
+    ir_graph *g = m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        ir_node *n = &g->nodes[i];
+        const ir_value *t = &g->values[n->in[1]];
+        if (n->op == IR_EMBED && !t->derived_from && !strcmp(t->name, g->values[v].derived_from)) n->in[1] = v;
+    }
+}
+
 /* The tensor a derived weight is bound to: folded now, or (packed) described
  * now and filled by gm_model_pack. A block-quantized weight is packed only
  * for the int8 tiles (keeps_qpanel); the other kernels read it as stored
@@ -158,6 +180,7 @@ static const gm_tensor *derive_weight(gm_model *m, ir_value *w, const gm_tensor 
         t->dtype = is_identity(w) || quantized ? src->dtype : folded_dtype(w, src->dtype);
         m->packed = gm_realloc(m->packed, (m->n_packed + 1) * sizeof *m->packed);
         m->packed[m->n_packed++] = t;
+        if (quantized && is_identity(w)) embed_from_panels(m, (int)(w - m->graph->values));
         return t;
     }
     t->data = scaled ? scaled : folded_values(w, src, &t->dtype);
@@ -170,7 +193,7 @@ static const gm_tensor *derive_weight(gm_model *m, ir_value *w, const gm_tensor 
 static int bind_weight(gm_model *m, int v, gm_err *e) {
     ir_value *w = &m->graph->values[v];
     const char *name = w->derived_from ? w->derived_from : w->name;
-    const gm_tensor *t = weights_find(m->weights, name);
+    const gm_tensor *t = gm_model_tensor(m, name);
     char where[160];
     if (w->layer >= 0) snprintf(where, sizeof where, "role %s of layer %d", w->role, w->layer);
     else snprintf(where, sizeof where, "role %s", w->role);
@@ -238,6 +261,37 @@ static ir_graph *open_description(const char *path, char **origin, char **ckpt, 
     return g;
 }
 
+/* m->absent from an executable's embedded GGUF (GM_PACKED_ONLY_KEY): the
+ * tensors it left out, bound by name, dtype and shape, whose packed copies
+ * it carries (gm_builtin_packed). */
+static int open_absent(gm_model *m, gm_err *e) {
+    const gguf_kv *kv = gguf_find(m->gguf, GM_PACKED_ONLY_KEY);
+    if (!kv) return 0;
+    if (!gm_builtin_packed)
+        return gm_fail(e, "%s: %s lists tensors kept only as packed weights, but none are embedded; compile it again",
+                       m->weights_path, GM_PACKED_ONLY_KEY);
+    gm_tensor *ts = gm_calloc(kv->count + 1, sizeof *ts);
+    int n = 0, rc = 0;
+    for (uint64_t i = 0; i < kv->count && !rc; i++) {
+        char *s = gguf_array_string(kv, i), name[256], dt[16];
+        long long rows, cols;
+        gm_tensor *t = &ts[n];
+        if (!s || sscanf(s, "%255s %15s %lld %lld", name, dt, &rows, &cols) != 4 || gm_dtype_from_name(dt, &t->dtype))
+            rc = gm_fail(e, "%s: %s[%llu]: expected \"NAME DTYPE ROWS COLS\", found \"%.60s\"", m->weights_path,
+                         GM_PACKED_ONLY_KEY, (unsigned long long)i, s ? s : "(not a string)");
+        else
+            *t = (gm_tensor){gm_strdup(name), t->dtype, 2, {rows, cols}, NULL, 0, m->weights_path}, n++;
+        free(s);
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++) free(ts[i].name);
+        free(ts);
+        return -1;
+    }
+    m->absent = weights_from(ts, n, NULL, 0, e);
+    return m->absent ? 0 : -1;
+}
+
 /* m->weights from the file at m->weights_path, or from blob when there is one. */
 static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
     const char *p = m->weights_path;
@@ -245,6 +299,10 @@ static void open_weights(gm_model *m, const gm_blob *blob, gm_err *e) {
         m->weights = blob ? st_open_memory(blob->data, blob->size, p, e) : st_open(p, e);
     else if ((m->gguf = blob ? gguf_open_memory(blob->data, blob->size, p, e) : gguf_open(p, e)))
         m->weights = gguf_weights(m->gguf, e);
+    if (m->weights && blob && m->gguf && open_absent(m, e)) {
+        weights_close(m->weights);
+        m->weights = NULL;
+    }
 }
 
 /* --weights-dtype: rows [part·N/parts, ..) of a matrix into its copy of the new dtype. */
@@ -330,7 +388,7 @@ static gm_model *open_model(const char *path, const char *weights, const gm_pipe
         gm_fail(e, "%s: a description holds no weights; pass --weights DIR (a safetensors checkpoint, or a .gguf file)", path);
     else if (m->graph) {
         m->weights_path = gm_strdup(blob ? blob->name : weights ? weights : ckpt);
-        if (share) m->weights = share->weights, m->shares_weights = 1;
+        if (share) m->weights = share->weights, m->absent = share->absent, m->shares_weights = 1;
         else open_weights(m, blob, e);
         if (m->weights && !share && po->weights_dtype && quantize_weights(m, po->weights_dtype, e)) {
             weights_close(m->weights);
@@ -363,7 +421,7 @@ gm_model *gm_model_open_sharing(const char *path, const char *weights, const gm_
 void gm_model_free(gm_model *m) {
     if (!m) return;
     ir_graph_free(m->graph);
-    if (!m->shares_weights) weights_close(m->weights);
+    if (!m->shares_weights) weights_close(m->weights), weights_close(m->absent);
     weights_close(m->source_weights);
     gguf_close(m->gguf);
     free(m->bound);

@@ -35,7 +35,16 @@ typedef struct {
     gguf_file *gguf;            /* a .gguf checkpoint, kept open for weights and tokenizer; else NULL */
     int shares_weights;         /* weights belong to another model (gm_model_open_sharing) */
     gm_weights *source_weights; /* --weights-dtype: the checkpoint under `weights`, its quantized copy; else NULL */
+    gm_weights *absent;         /* an executable's tensors kept only as packed copies (no data), or NULL */
 } gm_model;
+
+/* The metadata key under which an executable's embedded GGUF lists the
+ * tensors it left out because only their packed copies are read ("NAME
+ * DTYPE ROWS COLS" strings; cmd_compile.c writes it, model.c binds them). */
+#define GM_PACKED_ONLY_KEY "gemmac.packed_only"
+
+/* The checkpoint's tensor called name, or an executable's absent one (no data); NULL if neither. */
+const gm_tensor *gm_model_tensor(const gm_model *m, const char *name);
 
 /* The description behind path as JSON: read, or imported from a HF config.
  * *origin gets the file it came from; *ckpt the checkpoint directory of an

@@ -91,7 +91,7 @@ static uint64_t packed_key(const gm_model *m, int files) {
     for (int v = 0; v < m->graph->n_values; v++) {
         if (!is_packed(m, v)) continue;
         const ir_value *w = &m->graph->values[v];
-        const gm_tensor *src = weights_find(m->weights, w->derived_from);
+        const gm_tensor *src = gm_model_tensor(m, w->derived_from);
         if (files && src->file != last_file) h = stat_key(h, last_file = src->file);
         double facts[6] = {w->derived_add, w->derived_mul, w->panel, (double)w->dims[0], (double)w->dims[1],
                            (double)m->bound[v]->dtype};
@@ -176,7 +176,7 @@ static void pack_all(gm_model *m, unsigned char *region, const size_t *offset, c
         int v = order[i].v;
         const ir_value *w = &m->graph->values[v];
         const gm_tensor *t = m->bound[v];
-        void *unpacked = gm_unpacked_values(m, w, weights_find(m->weights, w->derived_from));
+        void *unpacked = gm_unpacked_values(m, w, gm_model_tensor(m, w->derived_from));
         pack_job job = {unpacked, region + PACK_HEADER + offset[v], t->shape[0], t->shape[1], w->panel, t->dtype};
         rt_pool_run(pool, pack_part, &job);
         gm_release_unpacked(m, w, unpacked);

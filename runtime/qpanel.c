@@ -1,6 +1,7 @@
 /* qpanel.c — repacking block-quantized weights into the int8 kernels'
  * panels (qpanel.h states the layout): each block's integers
- * (gm_quant_ints) scattered to where the kernels read them. */
+ * (gm_quant_ints) scattered to where the kernels read them; and one row
+ * gathered back, for the embedding lookup of a table kept only in panels. */
 #include "qpanel.h"
 
 #include "quant.h"
@@ -69,4 +70,44 @@ void gm_qpanel_pack(gm_dtype t, const void *src, int64_t N, int64_t K, int64_t p
                 for (int s = 0; s < B / 32; s++) put_sub(&l, unit + l.head + s * l.sub, r, q + 32 * s);
             }
         }
+}
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* put_head and put_sub undone: row r's header and one sub-block's quants. */
+static void get_head(const gm_qpanel *l, const uint8_t *unit, int r, gm_block_ints *h) {
+    h->d = get16(unit + 2 * r);
+    h->d2 = l->d2 >= 0 ? get16(unit + l->d2 + 2 * r) : 0;
+    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) h->sc[j] = unit[l->sc + 32 * j + r];
+    for (int j = 0; l->mn >= 0 && j < 8; j++) h->mn[j] = unit[l->mn + 32 * j + r];
+}
+
+static void get_sub(const gm_qpanel *l, const uint8_t *s, int r, uint8_t *q) {
+    int half = r / 16, rr = r % 16;
+    for (int k = 0; k < 32; k++) {
+        int quad = k / 4, i = k % 4;
+        if (l->bits == 8) {
+            q[k] = s[(quad * 32 + r) * 4 + i];
+            continue;
+        }
+        q[k] = s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] >> 4 * (quad & 1) & 15;
+        if (l->bits == 5) q[k] |= (uint8_t)((s[512 + half * 64 + 4 * rr + i] >> quad & 1) << 4);
+        if (l->bits == 6) q[k] |= (uint8_t)((s[512 + (quad / 4 * 2 + half) * 64 + 4 * rr + i] >> 2 * (quad % 4) & 3) << 4);
+    }
+}
+
+void gm_qpanel_row(int dtype, const void *panels, int64_t K, int64_t row, float *y) {
+    gm_dtype t = (gm_dtype)dtype;
+    gm_qpanel l = gm_qpanel_of(t);
+    int B = gm_dtype_block(t), r = (int)(row % GM_QPANEL_ROWS);
+    int64_t blocks = K / B;
+    const uint8_t *panel = (const uint8_t *)panels + (size_t)(row / GM_QPANEL_ROWS * blocks) * l.unit;
+    uint8_t q[256];
+    gm_block_ints h = {0};
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *unit = panel + (size_t)b * l.unit;
+        get_head(&l, unit, r, &h);
+        for (int s = 0; s < B / 32; s++) get_sub(&l, unit + l.head + s * l.sub, r, q + 32 * s);
+        gm_dequantize_ints(t, q, &h, y + b * B);
+    }
 }

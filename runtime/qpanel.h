@@ -47,5 +47,10 @@ size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K);
 /* Panels [p0, p1) of src (row-major blocks as stored) into dst, a buffer of
  * gm_qpanel_bytes, zeroed beforehand. */
 void gm_qpanel_pack(gm_dtype t, const void *src, int64_t N, int64_t K, int64_t p0, int64_t p1, void *dst);
+/* Row `row` of a repacked [N][K] weight of type t (dtype: a gm_dtype) as K
+ * floats, the values gm_dequantize gives the row as stored: the embedding
+ * lookup of a table kept only in panels (the int8 head's, when tied). The
+ * kernels compiled for such a lookup call it by this name. */
+void gm_qpanel_row(int dtype, const void *panels, int64_t K, int64_t row, float *y);
 
 #endif

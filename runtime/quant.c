@@ -213,6 +213,17 @@ void gm_quant_ints(gm_dtype t, const void *block, uint8_t *q, gm_block_ints *h) 
     for (int e = 0; e < 32; e++) q[e] = (uint8_t)((qs[e % 16] >> 4 * (e / 16) & 15) | (five ? q5_bit(b + 2 + 2 * min, e) : 0));
 }
 
+void gm_dequantize_ints(gm_dtype t, const uint8_t *q, const gm_block_ints *h, float *y) {
+    float d = gm_f16_to_f32(h->d), d2 = gm_f16_to_f32(h->d2);
+    int B = gm_dtype_block(t), offset = t == GM_Q8_0 ? 128 : t == GM_Q4_0 ? 8 : t == GM_Q5_0 ? 16 : 0;
+    for (int e = 0; e < B; e++) {
+        if (t == GM_Q4_1 || t == GM_Q5_1) y[e] = (float)q[e] * d + d2;
+        else if (t == GM_Q4_K || t == GM_Q5_K) y[e] = d * (float)h->sc[e / 32] * (float)q[e] - d2 * (float)h->mn[e / 32];
+        else if (t == GM_Q6_K) y[e] = d * (float)(int8_t)h->sc[e / 16] * (float)(q[e] - 32);
+        else y[e] = (float)(q[e] - offset) * d;
+    }
+}
+
 /* ---- encoders ----------------------------------------------------------
  *
  * Each restates one of llama.cpp's reference quantizers (ggml-quants.c, the

@@ -28,6 +28,8 @@ typedef struct {
     uint8_t sc[16], mn[8];
 } gm_block_ints;
 void gm_quant_ints(gm_dtype t, const void *block, uint8_t *q, gm_block_ints *h);
+/* The block's B values from its integers, the same floats gm_dequantize gives. */
+void gm_dequantize_ints(gm_dtype t, const uint8_t *q, const gm_block_ints *h, float *y);
 
 /* Encodes n finite f32 values as type t, byte for byte as llama.cpp's
  * reference quantizers do (ggml-quants.c: quantize_row_q8_0_ref,

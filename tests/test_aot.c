@@ -144,6 +144,41 @@ static void test_embedded_weights(void) {
     CU_ASSERT_EQUAL(sh("test -z \"$(ls cache/packed 2>/dev/null)\"%s%s", "", ""), 0);
 }
 
+/* The bytes after `label` "embedded (" in an executable's --version text, or 0. */
+static unsigned long long embedded_bytes(const char *version, const char *label) {
+    char key[64];
+    snprintf(key, sizeof key, "\n%s: embedded (", label);
+    const char *at = version ? strstr(version, key) : NULL;
+    return at ? strtoull(at + strlen(key), NULL, 10) : 0;
+}
+
+/* A Q8_0 GGUF compiled for int8 activations carries each weight once: the
+ * matrices (the tied embedding too, which the lookup then reads from the
+ * head's panels) only as packed weights, the rest in a GGUF that lists what
+ * it left out; the executable computes the JIT's logits bit for bit. */
+static void test_embedded_int8(void) {
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-embed-int8"));
+    CU_ASSERT_EQUAL_FATAL(sh("'%s' quantize '%s' --to q8_0 -o tg2.gguf > /dev/null", gemmac, test_path("golden/tiny-gemma2")), 0);
+#define PROBE "logits --tokens 2,710,584,60,594 --steps 4 --out"
+    CU_ASSERT_EQUAL_FATAL(sh("'%s' " PROBE " jit.f32 tg2.gguf --activations int8%s", gemmac, ""), 0);
+    CU_ASSERT_EQUAL_FATAL(sh("{ '%s' compile tg2.gguf --activations int8 --embed-weights -o q8 && stat -c %%s tg2.gguf && rm tg2.gguf; }",
+                             gemmac, ""), 0);
+    char *size = slurp("out.txt");
+    unsigned long long gguf = size ? strtoull(size, NULL, 10) : 0;
+    free(size);
+    CU_ASSERT_EQUAL_FATAL(sh("./q8 " PROBE " exe.f32%s%s", "", ""), 0);
+#undef PROBE
+    CU_ASSERT_EQUAL(sh("cmp exe.f32 jit.f32%s%s", "", ""), 0);
+    CU_ASSERT_EQUAL(sh("./q8 --version%s%s", "", ""), 0);
+    char *v = slurp("out.txt");
+    unsigned long long weights = embedded_bytes(v, "weights"), packed = embedded_bytes(v, "packed weights");
+    printf("\n  GGUF %llu bytes; embedded: weights %llu, packed weights %llu\n", gguf, weights, packed);
+    CU_ASSERT(gguf > 0 && weights > 0 && packed > 0);
+    CU_ASSERT(weights < gguf / 8);                  /* the norms, the metadata and the vocabulary */
+    CU_ASSERT(weights + packed <= gguf + gguf / 10); /* was the whole GGUF and the pack: 1.8x */
+    free(v);
+}
+
 static void test_embedded_demo(void) {
     snprintf(dir, sizeof dir, "%s", test_tmpdir("aot-embed-demo"));
     compile_embedded("../models/demo", "demo");
@@ -251,6 +286,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "--emit llvm-ir, asm, obj", test_emit_kinds);
     CU_add_test(s, "--embed-weights: runs without the checkpoint, matching the oracle", test_embedded_weights);
     CU_add_test(s, "--embed-weights: the demo generates with its embedded tokenizer", test_embedded_demo);
+    CU_add_test(s, "--embed-weights with int8 panels: each weight once", test_embedded_int8);
     CU_add_test(s, "--emit lib: a C program linking NAME.a matches the oracle", test_library);
     CU_add_test(s, "a failed compile leaves no output", test_failures_leave_nothing);
     CU_add_test(s, "cmake --install: the installed gemmac runs the demo and compiles", test_install);

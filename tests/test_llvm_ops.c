@@ -149,8 +149,11 @@ static void report(const char *op, const score *s) {
 
 /* ---- embed ---- */
 
-/* Every embed kernel of ks on T rows of a V-row random table, compared with
- * the table's values within abs_tol + rel_tol·|value|. */
+static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P);
+
+/* Every embed kernel of ks on T rows of a V-row random table (in panels
+ * where the kernel reads them), compared with the table's values within
+ * abs_tol + rel_tol·|value|. */
 static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_tol, const char *label) {
     enum { V = 11, T = 17 };
     lv_jit *j = compile(ks, n);
@@ -162,7 +165,9 @@ static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_
         weights table = random_weights(ks[i].wtype, V * C, 1);
         float *y = gm_malloc(T * C * sizeof *y);
         double *want = gm_malloc(T * C * sizeof *want);
-        lv_jit_kernel(j, i)(&(ex_call){.in = {ids, table.data}, .out = y, .T = T});
+        void *panels = ks[i].panel ? to_panels(table.data, ks[i].wtype, V, C, ks[i].panel) : NULL;
+        lv_jit_kernel(j, i)(&(ex_call){.in = {ids, panels ? panels : table.data}, .out = y, .T = T});
+        free(panels);
         for (int t = 0; t < T; t++)
             for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
         compare(&s, y, want, NULL, T * C, abs_tol, rel_tol);
@@ -514,6 +519,17 @@ static void test_embed_quantized(void) {
     check_embeds(ks, N_QTYPES, 1e-30, 2e-7, "embed, quantized");
 }
 
+/* Rows of quantized tables kept only in int8 panels (a tied head's): decoded
+ * from the panels by gm_qpanel_row, exactly the values as stored give. */
+static void test_embed_qpanel(void) {
+    ex_kernel ks[N_QTYPES];
+    for (int i = 0; i < N_QTYPES; i++) {
+        ks[i] = kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+        ks[i].panel = GM_QPANEL_ROWS;
+    }
+    check_embeds(ks, N_QTYPES, 0, 0, "embed, quantized, from int8 panels");
+}
+
 /* ---- rope ---- */
 
 static void test_rope(void) {
@@ -665,6 +681,7 @@ int main(void) {
     CU_add_test(s, "matmul on repacked block-quantized weights, int8 activations", test_matmul_int8_repacked);
     CU_add_test(s, "matmul on bf16 weights, bf16 activations", test_matmul_bf16);
     CU_add_test(s, "embed of block-quantized tables", test_embed_quantized);
+    CU_add_test(s, "embed of block-quantized tables in int8 panels", test_embed_qpanel);
     CU_add_test(s, "rope", test_rope);
     CU_add_test(s, "attention", test_attention);
     return test_run_all();

@@ -59,10 +59,8 @@ void ex_kernel_of(const ir_graph *g, const ir_node *n, const gm_tensor *const *b
     int norm = n->op == IR_RMS_NORM || n->op == IR_NORM_ADD;
     if (n->op == IR_EMBED || norm || ir_is_matmul(n->op)) k->wtype = bound[n->in[1]]->dtype;
     if (norm) k->k = g->values[n->in[1]].dims[0];
-    if (ir_is_matmul(n->op)) {
-        k->k = ir_value_cols(g, n->in[0]);
-        k->panel = g->values[n->in[1]].panel;
-    }
+    if (ir_is_matmul(n->op)) k->k = ir_value_cols(g, n->in[0]);
+    if (ir_is_matmul(n->op) || n->op == IR_EMBED) k->panel = g->values[n->in[1]].panel;
     if (n->op == IR_NORM_MATMUL) k->ntype = bound[n->in[2]]->dtype;
 }
 

@@ -36,7 +36,7 @@ typedef struct ex_kernel {
     ir_op op;
     gm_dtype wtype;              /* embed, rms_norm, matmul family: the weight's dtype */
     gm_dtype ntype;              /* norm_matmul: the norm weight's dtype */
-    int panel;                   /* matmul family: the weight's panel width (0: row-major) */
+    int panel;                   /* matmul family, embed: the weight's panel width (0: row-major) */
     int64_t n;                   /* columns of the output */
     int64_t k;                   /* matmul: in-features; rms_norm: the group G */
     double attr[IR_ATTR_COUNT];  /* the op's attributes, 0 for those it does not take */

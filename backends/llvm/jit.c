@@ -18,6 +18,7 @@
 #include "codegen.h"
 #include "emit.h"
 #include "runtime/cache.h"
+#include "runtime/qpanel.h"
 
 #include <errno.h>
 #include <llvm-c/Analysis.h>
@@ -175,6 +176,16 @@ static LLVMMemoryBufferRef kernel_object(const lv_target *t, const ex_kernel *ks
     return obj;
 }
 
+/* The runtime functions kernels call (the process generator finds libm's, but
+ * not those linked statically into this program): defined at their addresses. */
+static int define_runtime(LLVMOrcLLJITRef jit, gm_err *e) {
+    LLVMJITSymbolFlags flags = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+    LLVMOrcCSymbolMapPair row = {LLVMOrcLLJITMangleAndIntern(jit, "gm_qpanel_row"),
+                                 {(LLVMOrcExecutorAddress)(uintptr_t)gm_qpanel_row, flags}};
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&row, 1);
+    return lv_llvm_fail(LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu), "runtime symbols", e);
+}
+
 static LLVMOrcLLJITRef make_jit(const lv_target *t, gm_err *e) {
     LLVMTargetMachineRef tm = lv_target_machine(t, 1, e);
     if (!tm) return NULL;
@@ -190,6 +201,10 @@ static LLVMOrcLLJITRef make_jit(const lv_target *t, gm_err *e) {
         return NULL;
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), process);
+    if (define_runtime(jit, e)) {
+        LLVMOrcDisposeLLJIT(jit);
+        return NULL;
+    }
     return jit;
 }
 

@@ -55,6 +55,19 @@ static void embed_quant_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table, 
     lv_loop_end(m, &kb, NULL);
 }
 
+/* Row `row` of a table kept only in the int8 head's panels (runtime/qpanel.h),
+ * decoded by the runtime's gm_qpanel_row: a lookup of T rows is too little
+ * work to be worth a kernel of its own per format. */
+static void embed_qpanel_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table, LLVMValueRef row, LLVMValueRef dst_at) {
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(m->ctx, 0), params[5] = {m->i32, ptr, m->i64, m->i64, ptr};
+    LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), params, 5, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(m->mod, "gm_qpanel_row");
+    if (!fn) fn = LLVMAddFunction(m->mod, "gm_qpanel_row", ty);
+    LLVMValueRef dst = LLVMBuildInBoundsGEP2(m->b, m->f32, output(m), &dst_at, 1, "");
+    LLVMValueRef args[5] = {LLVMConstInt(m->i32, (unsigned long long)k->wtype, 0), table, lv_int(m, k->n), row, dst};
+    LLVMBuildCall2(m->b, ty, fn, args, 5, "");
+}
+
 static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef ids = input(m, 0);
     copy_ctx c = {input(m, 1), NULL, output(m), NULL, k->wtype};
@@ -63,7 +76,9 @@ static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), ""),
                                     m->i64, "");
     c.dst_at = lv_muli(m, t.i, k->n);
-    if (gm_dtype_quantized(k->wtype)) {
+    if (gm_dtype_quantized(k->wtype) && k->panel) {
+        embed_qpanel_row(m, k, c.src, id, c.dst_at);
+    } else if (gm_dtype_quantized(k->wtype)) {
         embed_quant_row(m, k, c.src, id, c.dst_at);
     } else {
         c.src_at = lv_muli(m, id, k->n);
