@@ -70,7 +70,8 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        int r = gm_fail(e, "%s: cannot create: %s", tmp, strerror(errno));
+        int r = gm_fail(e, "%s: cannot create: %s; check that its directory exists and can be written", path,
+                        strerror(errno));
         free(tmp);
         return r;
     }
