@@ -31,7 +31,7 @@ static rt_engine *nvptx_engine(gm_model *m, const rt_engine_opts *o, gm_err *e) 
 }
 
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e) {
-    if (gm_model_check_memory(m, o->context, e)) return NULL;
+    if (gm_model_check_memory(m, o->context, o->sequences, e)) return NULL;
     gm_model_pack(m, o->no_cache);
     if (!strcmp(backend, "reference")) return ref_engine_create(m->graph, m->bound, o, e);
     if (!strcmp(backend, "jit")) return llvm_engine_create(m->graph, m->bound, o, e);

@@ -48,7 +48,7 @@ static size_t mem_available(void) {
     return (size_t)kb * 1024;
 }
 
-int gm_model_check_memory(const gm_model *m, int context, gm_err *e) {
+int gm_model_check_memory(const gm_model *m, int context, int sequences, gm_err *e) {
     const char *limit = getenv("GEMMAC_MEMORY_LIMIT");
     if (limit && !strcmp(limit, "off")) return 0;
     char *end = NULL;
@@ -56,10 +56,13 @@ int gm_model_check_memory(const gm_model *m, int context, gm_err *e) {
     if (limit && (end == limit || *end))
         return gm_fail(e, "GEMMAC_MEMORY_LIMIT=%.40s: expected a number of bytes or \"off\"", limit);
     size_t weights, cache, need = gm_model_memory(m, context, &weights, &cache);
+    char each[48] = "";
+    if (sequences > 1) need += (sequences - 1) * cache, cache *= sequences;
+    if (sequences > 1) snprintf(each, sizeof each, " in each of %d sequences", sequences);
     if (!have || need <= have) return 0;
-    return gm_fail(e, "%s: needs %.2f GB of memory (weights %.2f GB as bound, KV cache %.2f GB for %d positions); %.2f GB "
+    return gm_fail(e, "%s: needs %.2f GB of memory (weights %.2f GB as bound, KV cache %.2f GB for %d positions%s); %.2f GB "
                       "%s; use a quantized checkpoint (a smaller GGUF, or gemmac quantize), a shorter --context, or "
                       "GEMMAC_MEMORY_LIMIT=off to try anyway",
-                   m->weights_path, need / 1e9, weights / 1e9, cache / 1e9, context, have / 1e9,
+                   m->weights_path, need / 1e9, weights / 1e9, cache / 1e9, context, each, have / 1e9,
                    limit ? "allowed by GEMMAC_MEMORY_LIMIT" : "available (MemAvailable)");
 }

@@ -108,7 +108,7 @@ void gm_model_free(gm_model *m);
  * /proc/meminfo, or $GEMMAC_MEMORY_LIMIT bytes; "off": no check), before
  * anything is packed or allocated: never an OOM kill halfway (memory.c). */
 size_t gm_model_memory(const gm_model *m, int context, size_t *weights, size_t *cache);
-int gm_model_check_memory(const gm_model *m, int context, gm_err *e);
+int gm_model_check_memory(const gm_model *m, int context, int sequences, gm_err *e); /* a KV cache per sequence */
 
 /* Names of the backends, NULL-terminated, and an engine from one of them
  * (engines.c). */

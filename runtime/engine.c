@@ -16,10 +16,38 @@ int rt_check_span(const rt_engine *en, const int32_t *tokens, int n, int pos, gm
     return 0;
 }
 
-int rt_check_opts(const rt_engine_opts *o, int64_t max_context, gm_err *e) {
+int rt_check_batch(const rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, gm_err *e) {
+    if (n < 1 || n > en->sequences)
+        return gm_fail(e, "a batch of %d sequences: expected 1 to %d (the engine's sequences)", n, en->sequences);
+    for (int i = 0; i < n; i++) {
+        if (seq[i] < 0 || seq[i] >= en->sequences)
+            return gm_fail(e, "batch row %d: sequence %d, expected 0 to %d", i, seq[i], en->sequences - 1);
+        for (int k = 0; k < i; k++)
+            if (seq[k] == seq[i]) return gm_fail(e, "batch rows %d and %d both step sequence %d", k, i, seq[i]);
+        if (rt_check_span(en, &tokens[i], 1, pos[i], e)) return -1;
+    }
+    return 0;
+}
+
+int rt_decode_batch(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
+                    gm_err *e) {
+    if (en->decode_batch) return en->decode_batch(en, n, tokens, seq, pos, logits, e);
+    if (rt_check_batch(en, n, tokens, seq, pos, e)) return -1;
+    for (int i = 0; i < n; i++)
+        if ((en->use_sequence && en->use_sequence(en, seq[i], e)) || en->decode(en, tokens[i], pos[i], logits + i * en->vocab, e))
+            return -1;
+    return 0;
+}
+
+int rt_check_opts(const rt_engine_opts *o, int64_t max_context, const char *backend, int batches, gm_err *e) {
     if (o->context < 1 || o->context > max_context)
         return gm_fail(e, "context of %d positions: expected 1 to %lld (the model's max_context)", o->context,
                        (long long)max_context);
+    if (!batches && o->sequences > 1)
+        return gm_fail(e, "%d sequences: the %s backend keeps one; the jit backend and compiled executables batch",
+                       o->sequences, backend);
+    if (o->sequences < 0 || o->sequences > RT_MAX_SEQUENCES)
+        return gm_fail(e, "%d sequences: expected 1 to %d", o->sequences, RT_MAX_SEQUENCES);
     return 0;
 }
 

@@ -4,7 +4,12 @@
  * positions, and scratch memory. The sampling loop, chat mode and the CLI sit
  * on this struct only, so the reference interpreter, JIT and AOT code share
  * everything above it. Positions are absolute: a call at `pos` appends its
- * tokens to the cache after the first `pos` ones (which it keeps). */
+ * tokens to the cache after the first `pos` ones (which it keeps).
+ *
+ * An engine made for several sequences (rt_engine_opts.sequences, the CPU
+ * engines) keeps a KV cache for each: prefill and decode work on the one
+ * use_sequence chose (0 at first), and decode_batch steps many at once, each
+ * at its own position, so every weight is read once for all of them. */
 #ifndef GM_ENGINE_H
 #define GM_ENGINE_H
 
@@ -35,21 +40,38 @@ struct rt_engine {
                    int all_rows, gm_err *e);
     /* One token at position pos; logits [vocab]. */
     int (*decode)(rt_engine *en, int32_t token, int pos, float *logits, gm_err *e);
+    int sequences;         /* KV caches kept: 1, or rt_engine_opts.sequences where the backend batches */
+    /* The sequence prefill and decode work on, in [0, sequences). NULL for one sequence. */
+    int (*use_sequence)(rt_engine *en, int seq, gm_err *e);
+    /* n sequences (seq[i] distinct, in [0, sequences)) one step each: token[i]
+     * at position pos[i]; logits [n][vocab]. NULL where the backend runs one
+     * sequence (rt_decode_batch then steps them one after another). */
+    int (*decode_batch)(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
+                        gm_err *e);
     void (*free)(rt_engine *en);
     int from_cache;        /* the compiled code came from the on-disk JIT cache */
     rt_profile *profile;   /* when set, the compiled backends add each kernel's time to it */
 };
+
+#define RT_MAX_SEQUENCES 1024
 
 /* How an engine is made; the same for every backend. */
 typedef struct {
     int context;        /* KV cache positions, 1..the model's max_context */
     int full_kv;        /* keep every position even for sliding layers (tests) */
     int no_cache;       /* JIT: neither read nor write the on-disk cache of compiled code */
+    int sequences;      /* KV caches to keep, for decode_batch (0 or 1: one; CPU engines only) */
 } rt_engine_opts;
 
-int rt_check_opts(const rt_engine_opts *o, int64_t max_context, gm_err *e);
+/* opts against the model's max_context and what the backend can do (batches: keep several sequences). */
+int rt_check_opts(const rt_engine_opts *o, int64_t max_context, const char *backend, int batches, gm_err *e);
 
 /* The check every backend makes before a call. */
 int rt_check_span(const rt_engine *en, const int32_t *tokens, int n, int pos, gm_err *e);
+/* en->decode_batch, or each row by decode where the backend has none. */
+int rt_decode_batch(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
+                    gm_err *e);
+/* decode_batch's: every token and position in range, sequences distinct and kept. */
+int rt_check_batch(const rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, gm_err *e);
 
 #endif

@@ -16,7 +16,13 @@
  * equal shares of keys. With a profile set, each node's wall time is added
  * to its op's entry. As in the reference, the head (the nodes after the
  * last layer) runs on the last row only unless every row's logits are asked
- * for. */
+ * for.
+ *
+ * With several sequences (rt_engine_opts.sequences) each has a KV cache;
+ * decode_batch runs their rows through one walk of the nodes, so every
+ * matmul reads its weight once for all of them, and only the two ops that
+ * depend on a row's position, rope and attention, are called row by row,
+ * each at its sequence's position and (attention) on its cache. */
 #include "exec.h"
 
 #include "runtime/kv_cache.h"
@@ -28,7 +34,8 @@ typedef struct {
     rt_engine base;
     const ir_graph *g;
     const gm_tensor *const *bound;  /* per value id */
-    rt_kv_cache *kv;                /* one slot per attention op */
+    rt_kv_cache **kv;               /* per sequence: one slot per attention op */
+    int seq;                        /* the sequence prefill and decode work on */
     ex_kernel_fn *kernel;           /* per node */
     ex_resolver resolver;
     void *handle;                   /* the resolver's, released with the engine */
@@ -109,11 +116,12 @@ static void reserve_rows(exec_engine *j, int T, int head_rows) {
     j->scratch = gm_aligned64((size_t)j->scratch_stride * rt_pool_threads(j->pool) * sizeof(float));
 }
 
-static const void *input_of(const exec_engine *j, int v, const int32_t *tokens) {
+/* Value v as a kernel input, from row `row` on. */
+static const void *input_of(const exec_engine *j, int v, const int32_t *tokens, int64_t row) {
     switch (j->g->values[v].kind) {
-    case IR_INPUT: return tokens;
+    case IR_INPUT: return tokens + row;
     case IR_WEIGHT: return j->bound[v]->data;
-    default: return act(j, v);
+    default: return act(j, v) + row * ir_value_cols(j->g, v);
     }
 }
 
@@ -187,17 +195,30 @@ static void run_attention(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_
         fn(c);
 }
 
-static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int pos) {
+/* Node i on rows [row, row + T) of the arenas, the first at position pos,
+ * attention on cache kv. */
+static void run_rows(exec_engine *j, int i, const int32_t *tokens, int64_t row, int T, int pos, rt_kv_cache *kv) {
     const ir_node *n = &j->g->nodes[i];
-    ex_call c = {.out = act(j, n->out), .T = T, .pos = pos, .n1 = ir_value_cols(j->g, n->out)};
-    for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens);
-    rt_kv_slot *slot = n->op == IR_ATTENTION ? &j->kv->slots[n->cache_slot] : NULL;
+    int64_t C = ir_value_cols(j->g, n->out);
+    ex_call c = {.out = act(j, n->out) + row * C, .T = T, .pos = pos, .n1 = C};
+    for (int k = 0; k < ir_ops[n->op].n_inputs; k++) c.in[k] = input_of(j, n->in[k], tokens, row);
+    rt_kv_slot *slot = n->op == IR_ATTENTION ? &kv->slots[n->cache_slot] : NULL;
     if (slot) c.k_cache = slot->k, c.v_cache = slot->v, c.rows = slot->rows;
-    double t0 = j->base.profile ? gm_now_s() : 0;
     if (ir_is_matmul(n->op)) run_matmul(j, j->kernel[i], &c, n);
     else if (slot) run_attention(j, j->kernel[i], &c, n);
     else j->kernel[i](&c);
     if (slot) rt_kv_store(slot, pos, T, c.in[1], c.in[2]);
+}
+
+/* Node i on the T rows of a call: one sequence's, from position pos on, or
+ * (seqs) one row of each sequence seqs[r] at its position pos_of[r]. */
+static void run_node(exec_engine *j, int i, const int32_t *tokens, int T, int pos, const int *seqs, const int *pos_of) {
+    const ir_node *n = &j->g->nodes[i];
+    double t0 = j->base.profile ? gm_now_s() : 0;
+    if (!seqs) run_rows(j, i, tokens, 0, T, pos, j->kv[j->seq]);
+    else if (n->op != IR_ROPE && n->op != IR_ATTENTION) run_rows(j, i, tokens, 0, T, 0, NULL);
+    else
+        for (int r = 0; r < T; r++) run_rows(j, i, tokens, r, 1, pos_of[r], j->kv[seqs[r]]);
     if (j->base.profile) rt_profile_add(j->base.profile, ir_ops[n->op].name, gm_now_s() - t0);
 }
 
@@ -215,7 +236,7 @@ static int exec_prefill(rt_engine *en, const int32_t *tokens, int n, int pos, fl
             memmove(act(j, nd->in[0]), act(j, nd->in[0]) + (n - 1) * C, C * sizeof(float));
             tokens += n - 1, n = 1;
         }
-        run_node(j, i, tokens, n, pos);
+        run_node(j, i, tokens, n, pos, NULL, NULL);
     }
     memcpy(logits, act(j, g->logits), (size_t)n * g->vocab * sizeof(float));
     return 0;
@@ -225,10 +246,27 @@ static int exec_decode(rt_engine *en, int32_t token, int pos, float *logits, gm_
     return exec_prefill(en, &token, 1, pos, logits, 0, e);
 }
 
+static int exec_use_sequence(rt_engine *en, int seq, gm_err *e) {
+    if (seq < 0 || seq >= en->sequences) return gm_fail(e, "sequence %d: expected 0 to %d", seq, en->sequences - 1);
+    ((exec_engine *)en)->seq = seq;
+    return 0;
+}
+
+static int exec_decode_batch(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
+                             gm_err *e) {
+    exec_engine *j = (exec_engine *)en;
+    if (rt_check_batch(en, n, tokens, seq, pos, e)) return -1;
+    reserve_rows(j, n, n);
+    for (int i = 0; i < j->g->n_nodes; i++) run_node(j, i, tokens, n, 0, seq, pos);
+    memcpy(logits, act(j, j->g->logits), (size_t)n * j->g->vocab * sizeof(float));
+    return 0;
+}
+
 static void exec_free(rt_engine *en) {
     exec_engine *j = (exec_engine *)en;
     if (j->handle) j->resolver.release(j->handle);
-    rt_kv_free(j->kv);
+    for (int s = 0; j->kv && s < j->base.sequences; s++) rt_kv_free(j->kv[s]);
+    free(j->kv);
     free(j->offset);
     free(j->kernel);
     free(j->arena);
@@ -284,10 +322,12 @@ static void split_arena(exec_engine *j) {
 
 rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const ex_resolver *r, gm_err *e) {
-    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    if (rt_check_opts(o, g->max_context, name, 1, e)) return NULL;
     exec_engine *j = gm_calloc(1, sizeof *j);
     j->base = (rt_engine){.backend = name, .vocab = g->vocab, .context = o->context,
-                          .prefill = exec_prefill, .decode = exec_decode, .free = exec_free};
+                          .prefill = exec_prefill, .decode = exec_decode, .free = exec_free,
+                          .sequences = o->sequences > 1 ? o->sequences : 1, .use_sequence = exec_use_sequence,
+                          .decode_batch = exec_decode_batch};
     j->resolver = *r;
     j->g = g;
     j->bound = bound;
@@ -302,8 +342,11 @@ rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, co
     split_arena(j);
     int *windows = gm_malloc(g->n_cache_slots * sizeof(int)), *cols = gm_malloc(g->n_cache_slots * sizeof(int));
     ir_cache_slots(g, windows, cols);
-    j->kv = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
-    j->base.kv_bytes = rt_kv_bytes(j->kv);
+    j->kv = gm_calloc(j->base.sequences, sizeof *j->kv);
+    for (int s = 0; s < j->base.sequences; s++) {
+        j->kv[s] = rt_kv_create(g->n_cache_slots, windows, cols, o->context, o->full_kv);
+        j->base.kv_bytes += rt_kv_bytes(j->kv[s]);
+    }
     j->pool = rt_pool_new(rt_default_threads());
     free(windows);
     free(cols);

@@ -461,9 +461,9 @@ static int setup(gpu_engine *j, const gm_tensor *const *bound, const rt_engine_o
 
 rt_engine *nv_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o, const char *ptx,
                             const ex_kernel *compiled, int n_compiled, gm_err *e) {
-    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    if (rt_check_opts(o, g->max_context, "nvptx", 0, e)) return NULL;
     gpu_engine *j = gm_calloc(1, sizeof *j);
-    j->base = (rt_engine){.backend = "nvptx", .vocab = g->vocab, .context = o->context,
+    j->base = (rt_engine){.backend = "nvptx", .vocab = g->vocab, .context = o->context, .sequences = 1,
                           .prefill = gpu_prefill, .decode = gpu_decode, .free = gpu_free};
     j->g = g;
     if (setup(j, bound, o, ptx, compiled, n_compiled, e)) {

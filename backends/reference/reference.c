@@ -269,7 +269,7 @@ static void ref_free(rt_engine *en) {
 
 rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                              gm_err *e) {
-    if (rt_check_opts(o, g->max_context, e)) return NULL;
+    if (rt_check_opts(o, g->max_context, "reference", 0, e)) return NULL;
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].panel) {
             gm_fail(e, "reference: weight %s is packed in panels for the CPU kernels; open the model for the reference "
@@ -277,7 +277,7 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
             return NULL;
         }
     ref_engine *r = gm_calloc(1, sizeof *r);
-    r->base = (rt_engine){.backend = "reference", .vocab = g->vocab, .context = o->context,
+    r->base = (rt_engine){.backend = "reference", .vocab = g->vocab, .context = o->context, .sequences = 1,
                           .prefill = ref_prefill, .decode = ref_decode, .free = ref_free};
     r->g = g;
     r->bound = bound;

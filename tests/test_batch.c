@@ -1,0 +1,151 @@
+/* test_batch.c — batched decoding (engine.h's decode_batch) against one
+ * sequence at a time: N = 1, 2, 7 and 32 sequences of prompts of different
+ * lengths (2 to 22 tokens, past the oracle cases' sliding windows of 6 to
+ * 12), prefilled one by one on a jit engine of N KV caches, then stepped
+ * together for 12 steps, each row at its own position. Every step's logits
+ * must be those of the same sequence run alone on an engine of one cache,
+ * and the greedy tokens the same. Up to 7 rows they are bit for bit; from 8
+ * on the matmuls take the register tiles of prefill, the same sums in
+ * another order than a lone row's two accumulator chains, so |Δ| may reach
+ * a few dozen float roundings of the largest logit: the bound is 1e-5 of it
+ * (at least 1e-4; measured at N = 32: 1.8e-4 of 24.8 for Gemma 2, 3.7e-5
+ * and 2.5e-5 for Gemma 1 and 3); a batch that steps a
+ * sequence twice, or one the engine does not keep, is refused; a backend
+ * that keeps one sequence refuses more. */
+#include "testing.h"
+
+#include "compiler/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { STEPS = 12, MAX_N = 32, CONTEXT = 40 };
+
+/* Sequence s's prompt: 2 + (7s mod 21) tokens from a fixed stream. */
+static int prompt_of(int s, int64_t vocab, int32_t *tokens) {
+    int n = 2 + (7 * s) % 21;
+    uint32_t x = 2166136261u ^ (uint32_t)s;
+    for (int i = 0; i < n; i++) x = x * 16777619u + 12345u, tokens[i] = 2 + (int32_t)(x % (uint32_t)(vocab - 2));
+    return n;
+}
+
+static int argmax(const float *x, int64_t n) {
+    int best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = (int)i;
+    return best;
+}
+
+/* Sequence s alone: the logits of its STEPS greedy steps into want[STEPS][vocab]. */
+static void run_alone(rt_engine *en, int s, float *want) {
+    gm_err e;
+    int32_t tokens[32];
+    int n = prompt_of(s, en->vocab, tokens);
+    float *logits = gm_malloc(en->vocab * sizeof *logits);
+    CU_ASSERT_EQUAL_FATAL(en->prefill(en, tokens, n, 0, logits, 0, &e), 0);
+    for (int k = 0; k < STEPS; k++) {
+        CU_ASSERT_EQUAL_FATAL(en->decode(en, argmax(logits, en->vocab), n + k, want + k * en->vocab, &e), 0);
+        memcpy(logits, want + k * en->vocab, en->vocab * sizeof *logits);
+    }
+    free(logits);
+}
+
+/* N sequences prefilled one by one, then STEPS batched steps; the worst |Δ|
+ * against want, and in *scale the largest |logit| of want's. */
+static double run_batched(rt_engine *en, int N, const float *want, int *token_mismatches, double *scale) {
+    gm_err e;
+    int64_t V = en->vocab;
+    int32_t tokens[32], next[MAX_N];
+    int seq[MAX_N], pos[MAX_N];
+    float *logits = gm_malloc((size_t)N * V * sizeof *logits);
+    for (int s = 0; s < N; s++) {
+        int n = prompt_of(s, V, tokens);
+        CU_ASSERT_EQUAL_FATAL(en->use_sequence(en, s, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(en->prefill(en, tokens, n, 0, logits + s * V, 0, &e), 0);
+        /* rows in another order than the sequences: row r steps sequence N-1-r */
+        seq[N - 1 - s] = s, pos[N - 1 - s] = n, next[N - 1 - s] = argmax(logits + s * V, V);
+    }
+    double worst = 0;
+    for (int k = 0; k < STEPS; k++) {
+        CU_ASSERT_EQUAL_FATAL(rt_decode_batch(en, N, next, seq, pos, logits, &e), 0);
+        for (int r = 0; r < N; r++) {
+            const float *w = want + ((size_t)seq[r] * STEPS + k) * V;
+            for (int64_t v = 0; v < V; v++) worst = fmax(worst, fabs(logits[r * V + v] - w[v]));
+            for (int64_t v = 0; v < V; v++) *scale = fmax(*scale, fabs(w[v]));
+            next[r] = argmax(logits + r * V, V);
+            *token_mismatches += next[r] != argmax(w, V);
+            pos[r]++;
+        }
+    }
+    free(logits);
+    return worst;
+}
+
+static void check_model(const char *rel) {
+    gm_err e;
+    gm_model *m = gm_model_open(test_path(rel), NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    rt_engine *alone = gm_model_engine(m, "jit", &(rt_engine_opts){.context = CONTEXT, .no_cache = 1}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(alone);
+    int64_t V = alone->vocab;
+    float *want = gm_malloc((size_t)MAX_N * STEPS * V * sizeof *want);
+    for (int s = 0; s < MAX_N; s++) run_alone(alone, s, want + (size_t)s * STEPS * V);
+    alone->free(alone);
+    const int sizes[] = {1, 2, 7, 32};
+    for (int i = 0; i < 4; i++) {
+        rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = CONTEXT, .sequences = sizes[i]}, &e);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(en);
+        int mismatches = 0;
+        double scale = 0, worst = run_batched(en, sizes[i], want, &mismatches, &scale);
+        printf("[%s N=%d: |Δ| %.2g of logits to %.3g, %d tokens differ] ", rel, sizes[i], worst, scale, mismatches);
+        CU_ASSERT(worst <= 1e-5 * fmax(scale, 10));
+        CU_ASSERT_EQUAL(mismatches, 0);
+        en->free(en);
+    }
+    free(want);
+    gm_model_free(m);
+}
+
+static void test_gemma1(void) { check_model("golden/tiny-gemma1-mqa"); }
+static void test_gemma2(void) { check_model("golden/tiny-gemma2"); }
+static void test_gemma3(void) { check_model("golden/tiny-gemma3"); }
+
+static void test_refused(void) {
+    gm_err e;
+    gm_model *m = gm_model_open(test_path("golden/tiny-gemma2"), NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 16, .sequences = 3}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(en);
+    int32_t tokens[3] = {2, 3, 4};
+    int seq[3] = {0, 2, 0}, pos[3] = {0, 0, 0};
+    float *logits = gm_malloc(3 * en->vocab * sizeof *logits);
+    CU_ASSERT_EQUAL(en->decode_batch(en, 3, tokens, seq, pos, logits, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "batch rows 0 and 2 both step sequence 0"));
+    seq[2] = 3;
+    CU_ASSERT_EQUAL(en->decode_batch(en, 3, tokens, seq, pos, logits, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "batch row 2: sequence 3, expected 0 to 2"));
+    seq[2] = 1, pos[1] = 16;
+    CU_ASSERT_EQUAL(en->decode_batch(en, 3, tokens, seq, pos, logits, &e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "exceed the context of 16 positions"));
+    CU_ASSERT_EQUAL(en->use_sequence(en, 3, &e), -1);
+    en->free(en);
+    free(logits);
+    gm_model_free(m);
+    m = gm_model_open_with(test_path("golden/tiny-gemma2"), NULL,
+                           &(gm_pipeline_opts){.level = GM_DEFAULT_LEVEL, .target = "reference"}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_PTR_NULL(gm_model_engine(m, "reference", &(rt_engine_opts){.context = 16, .sequences = 2}, &e));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "2 sequences: the reference backend keeps one"));
+    gm_model_free(m);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("batched decoding", NULL, NULL);
+    CU_add_test(s, "Gemma 1 (multi-query): N sequences at once as one at a time", test_gemma1);
+    CU_add_test(s, "Gemma 2 (sliding window 8, softcaps)", test_gemma2);
+    CU_add_test(s, "Gemma 3 (sliding window 6, q/k norms)", test_gemma3);
+    CU_add_test(s, "bad batches and backends of one sequence are refused", test_refused);
+    return test_run_all();
+}
