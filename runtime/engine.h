@@ -48,6 +48,10 @@ struct rt_engine {
      * sequence (rt_decode_batch then steps them one after another). */
     int (*decode_batch)(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
                         gm_err *e);
+    /* Sequence `to` takes the first n positions of `from`'s cache, as if it
+     * had prefilled them itself, and goes on at position n: a shared prompt
+     * prefix (a few-shot block) prefilled once. NULL for one sequence. */
+    int (*copy_sequence)(rt_engine *en, int from, int to, int n, gm_err *e);
     void (*free)(rt_engine *en);
     int from_cache;        /* the compiled code came from the on-disk JIT cache */
     rt_profile *profile;   /* when set, the compiled backends add each kernel's time to it */

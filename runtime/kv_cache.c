@@ -46,6 +46,15 @@ size_t rt_kv_bytes(const rt_kv_cache *c) {
     return n;
 }
 
+void rt_kv_copy(rt_kv_cache *dst, const rt_kv_cache *src, int n) {
+    for (int s = 0; s < src->n_slots; s++) {
+        const rt_kv_slot *from = &src->slots[s];
+        size_t bytes = (size_t)(n < from->rows ? n : from->rows) * from->cols * sizeof(float); /* rows of j mod rows */
+        memcpy(dst->slots[s].k, from->k, bytes);
+        memcpy(dst->slots[s].v, from->v, bytes);
+    }
+}
+
 void rt_kv_store(rt_kv_slot *s, int pos, int T, const float *k, const float *v) {
     int first = T > s->rows ? T - s->rows : 0;
     for (int t = first; t < T; t++) {

@@ -42,6 +42,10 @@ size_t rt_kv_bytes(const rt_kv_cache *c);
 static inline const float *rt_kv_key(const rt_kv_slot *s, int j) { return s->k + (size_t)(j % s->rows) * s->cols; }
 static inline const float *rt_kv_value(const rt_kv_slot *s, int j) { return s->v + (size_t)(j % s->rows) * s->cols; }
 
+/* dst's slots take positions [0, n) of src's (caches of one model and
+ * context): a prefix prefilled once, carried on from position n. */
+void rt_kv_copy(rt_kv_cache *dst, const rt_kv_cache *src, int n);
+
 /* Stores the k, v rows [T][cols] of positions pos..pos+T-1. */
 void rt_kv_store(rt_kv_slot *s, int pos, int T, const float *k, const float *v);
 

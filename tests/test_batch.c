@@ -11,7 +11,8 @@
  * (at least 1e-4; measured at N = 32: 1.8e-4 of 24.8 for Gemma 2, 3.7e-5
  * and 2.5e-5 for Gemma 1 and 3); a batch that steps a
  * sequence twice, or one the engine does not keep, is refused; a backend
- * that keeps one sequence refuses more. */
+ * that keeps one sequence refuses more. And a shared prefix: prefilled once,
+ * copied into other sequences' caches (copy_sequence). */
 #include "testing.h"
 
 #include "compiler/model.h"
@@ -22,11 +23,16 @@
 
 enum { STEPS = 12, MAX_N = 32, CONTEXT = 40 };
 
-/* Sequence s's prompt: 2 + (7s mod 21) tokens from a fixed stream. */
-static int prompt_of(int s, int64_t vocab, int32_t *tokens) {
-    int n = 2 + (7 * s) % 21;
+/* n tokens of stream s. */
+static void tokens_of(int s, int64_t vocab, int n, int32_t *tokens) {
     uint32_t x = 2166136261u ^ (uint32_t)s;
     for (int i = 0; i < n; i++) x = x * 16777619u + 12345u, tokens[i] = 2 + (int32_t)(x % (uint32_t)(vocab - 2));
+}
+
+/* Sequence s's prompt: 2 + (5s mod 21) tokens, 2 to 22. */
+static int prompt_of(int s, int64_t vocab, int32_t *tokens) {
+    int n = 2 + (5 * s) % 21;
+    tokens_of(s, vocab, n, tokens);
     return n;
 }
 
@@ -111,6 +117,54 @@ static void test_gemma1(void) { check_model("golden/tiny-gemma1-mqa"); }
 static void test_gemma2(void) { check_model("golden/tiny-gemma2"); }
 static void test_gemma3(void) { check_model("golden/tiny-gemma3"); }
 
+/* rows [n][V] of a and b: the worst |Δ| */
+static double worst_diff(const float *a, const float *b, int64_t n) {
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) w = fmax(w, fabs(a[i] - b[i]));
+    return w;
+}
+
+/* A 13-token prefix (past the window of 8) prefilled once on sequence 0 and
+ * copied to sequences 1-3, each then prefilling a suffix of its own: every
+ * suffix's logits are bit for bit those of prefilling prefix then suffix on
+ * an engine of one sequence, and within the tiling's rounding (1e-5 of the
+ * largest logit) of the whole prompt in one call; sequence 0 goes on as if
+ * nothing had been copied from it. */
+static void test_shared_prefix(void) {
+    gm_err e;
+    gm_model *m = gm_model_open(test_path("golden/tiny-gemma2"), NULL, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = CONTEXT, .sequences = 4}, &e);
+    rt_engine *one = gm_model_engine(m, "jit", &(rt_engine_opts){.context = CONTEXT}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(en && one);
+    int64_t V = en->vocab;
+    int32_t prompt[32];
+    int P = 13;
+    tokens_of(99, V, P + 8, prompt); /* the prefix, then every suffix's tokens */
+    float *got = gm_malloc(8 * V * sizeof *got), *want = gm_malloc(8 * V * sizeof *want), *whole = gm_malloc(32 * V * sizeof *whole);
+    CU_ASSERT_EQUAL_FATAL(en->prefill(en, prompt, P, 0, got, 0, &e), 0);
+    double exact = 0, near = 0, scale = 0;
+    for (int s = 3; s >= 0; s--) { /* sequence 0, the source, last */
+        int n = 2 + 2 * s;
+        if (s) CU_ASSERT_EQUAL(en->copy_sequence(en, 0, s, P, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(en->use_sequence(en, s, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(en->prefill(en, prompt + P, n, P, got, 1, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(one->prefill(one, prompt, P, 0, want, 0, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(one->prefill(one, prompt + P, n, P, want, 1, &e), 0);
+        exact = fmax(exact, worst_diff(got, want, n * V));
+        CU_ASSERT_EQUAL_FATAL(one->prefill(one, prompt, P + n, 0, whole, 1, &e), 0);
+        near = fmax(near, worst_diff(got, whole + P * V, n * V));
+        for (int64_t i = 0; i < n * V; i++) scale = fmax(scale, fabs(whole[P * V + i]));
+    }
+    printf("[copied prefix: |Δ| %.2g against prefix then suffix, %.2g against the whole prompt] ", exact, near);
+    CU_ASSERT_EQUAL(exact, 0);
+    CU_ASSERT(near <= 1e-5 * fmax(scale, 10));
+    CU_ASSERT_EQUAL(en->copy_sequence(en, 0, 4, P, &e), -1);
+    free(got), free(want), free(whole);
+    en->free(en), one->free(one);
+    gm_model_free(m);
+}
+
 static void test_refused(void) {
     gm_err e;
     gm_model *m = gm_model_open(test_path("golden/tiny-gemma2"), NULL, &e);
@@ -146,6 +200,7 @@ int main(void) {
     CU_add_test(s, "Gemma 1 (multi-query): N sequences at once as one at a time", test_gemma1);
     CU_add_test(s, "Gemma 2 (sliding window 8, softcaps)", test_gemma2);
     CU_add_test(s, "Gemma 3 (sliding window 6, q/k norms)", test_gemma3);
+    CU_add_test(s, "a prefix prefilled once, copied to other sequences", test_shared_prefix);
     CU_add_test(s, "bad batches and backends of one sequence are refused", test_refused);
     return test_run_all();
 }

@@ -252,6 +252,15 @@ static int exec_use_sequence(rt_engine *en, int seq, gm_err *e) {
     return 0;
 }
 
+static int exec_copy_sequence(rt_engine *en, int from, int to, int n, gm_err *e) {
+    exec_engine *j = (exec_engine *)en;
+    if (from < 0 || from >= en->sequences || to < 0 || to >= en->sequences)
+        return gm_fail(e, "copying sequence %d to %d: expected sequences 0 to %d", from, to, en->sequences - 1);
+    if (n < 0 || n > en->context) return gm_fail(e, "copying %d positions: the context holds %d", n, en->context);
+    if (from != to) rt_kv_copy(j->kv[to], j->kv[from], n);
+    return 0;
+}
+
 static int exec_decode_batch(rt_engine *en, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits,
                              gm_err *e) {
     exec_engine *j = (exec_engine *)en;
@@ -327,7 +336,7 @@ rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, co
     j->base = (rt_engine){.backend = name, .vocab = g->vocab, .context = o->context,
                           .prefill = exec_prefill, .decode = exec_decode, .free = exec_free,
                           .sequences = o->sequences > 1 ? o->sequences : 1, .use_sequence = exec_use_sequence,
-                          .decode_batch = exec_decode_batch};
+                          .decode_batch = exec_decode_batch, .copy_sequence = exec_copy_sequence};
     j->resolver = *r;
     j->g = g;
     j->bound = bound;
