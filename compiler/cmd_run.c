@@ -10,6 +10,7 @@
 #include "model.h"
 #include "runtime/generate.h"
 #include "runtime/kv_cache.h"
+#include "runtime/parallel.h"
 
 #include <libgen.h>
 #include <stdio.h>
@@ -29,6 +30,12 @@ static const char usage[] =
     "  --chat             Gemma's chat format; after -p, read one user turn per stdin line,\n"
     "                     keeping the KV cache between turns\n"
     "  --system TEXT      a system prompt, folded into the first user turn\n"
+    "  --parallel N       one prompt per stdin line, N generated at once (batched decoding: each\n"
+    "                     weight read once a step for all N; jit backend); -p, if given, is a\n"
+    "                     prefix of every line, prefilled once; with --chat each line is a user\n"
+    "                     turn (and --system folded in). One JSON line per prompt, in input order: index, prompt,\n"
+    "                     reply, stop (token, string, length or context). Sequence i samples\n"
+    "                     with seed + i\n"
     "  --temp T           temperature; 0 is greedy (default 1.0)\n"
     "  --top-k K          keep the K most likely tokens; 0: off (default 64)\n"
     "  --top-p P          keep the most likely tokens up to probability P; 1: off (default 0.95)\n"
@@ -54,7 +61,7 @@ static const char usage[] =
 typedef struct {
     const char *model, *prompt, *system, *tokenizer, *weights, *backend;
     const char *stops[MAX_STOPS];
-    int n_stops, max_new, context, chat, verbose, seeded, no_cache;
+    int n_stops, max_new, context, chat, verbose, seeded, no_cache, parallel;
     rt_sampler_opts sampling;
     gm_pipeline_opts pipeline;
 } run_args;
@@ -83,6 +90,7 @@ static int parse_flag(int argc, char **argv, int *i, run_args *a) {
     if ((v = cli_value(argc, argv, i, "--weights"))) return a->weights = v, 0;
     if ((v = cli_value(argc, argv, i, "--backend"))) return a->backend = v, 0;
     if ((v = cli_value(argc, argv, i, "--context"))) return parse_int("--context", v, 1, &a->context);
+    if ((v = cli_value(argc, argv, i, "--parallel"))) return cli_int_flag("run", "--parallel", v, 1, RT_MAX_SEQUENCES, &a->parallel);
     if ((v = cli_value(argc, argv, i, "--temp")) || (v = cli_value(argc, argv, i, "--temperature")))
         return parse_float("--temp", v, &s->temperature);
     if ((v = cli_value(argc, argv, i, "--top-k"))) return parse_int("--top-k", v, 0, &s->top_k);
@@ -115,7 +123,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
         if (a->model) return cli_usage_error("run", "unexpected argument %s", argv[i]);
         a->model = argv[i];
     }
-    if (!a->prompt && !a->chat) return cli_usage_error("run", "no prompt: pass -p TEXT, or --chat");
+    if (!a->prompt && !a->chat && !a->parallel) return cli_usage_error("run", "no prompt: pass -p TEXT, --chat or --parallel N");
+    if (a->parallel && a->chat && a->prompt)
+        return cli_usage_error("run", "--parallel --chat takes each stdin line as a user turn; -p has no place (use --system)");
     gm_err e;
     if (rt_sampler_check(&a->sampling, &e)) return cli_usage_error("run", "%s", e.msg);
     return cli_check_backend("run", "--backend", a->backend) ? 2 : cli_check_options("run", &a->pipeline);
@@ -203,11 +213,94 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     free(cols);
 }
 
+/* --parallel: the prompts of stdin's lines, and their replies printed in input order. */
+typedef struct {
+    const run_args *a;
+    rt_tokenizer *tok;
+    char **prompts, **lines;  /* per index: the line; its JSON line once replied */
+    int n, cap, printed;
+    char *line;
+    size_t line_cap;
+} parallel_io;
+
+static int next_line(void *user, int index, int32_t **ids, int *n, gm_err *e) {
+    parallel_io *p = user;
+    ssize_t len;
+    while ((len = getline(&p->line, &p->line_cap, stdin)) >= 0) {
+        while (len > 0 && (p->line[len - 1] == '\n' || p->line[len - 1] == '\r')) p->line[--len] = 0;
+        if (len) break;
+    }
+    if (len < 0) return 0;
+    if (index == p->cap) {
+        p->cap = 2 * p->cap + 16;
+        p->prompts = gm_realloc(p->prompts, p->cap * sizeof *p->prompts);
+        p->lines = gm_realloc(p->lines, p->cap * sizeof *p->lines);
+    }
+    p->prompts[index] = gm_strdup(p->line), p->lines[index] = NULL, p->n = index + 1;
+    char *text = p->a->chat ? rt_chat_turn(p->a->system, p->line, 1, 0) : NULL;
+    int rc = rt_tok_encode(p->tok, text ? text : p->line, strlen(text ? text : p->line), ids, n, e);
+    free(text);
+    return rc ? -1 : 1;
+}
+
+static int print_reply(void *user, int index, const char *reply, rt_stop_reason why, gm_err *e) {
+    parallel_io *p = user;
+    static const char *const reasons[] = {"token", "string", "length", "context"};
+    (void)e;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "index", index);
+    cJSON_AddStringToObject(j, "prompt", p->prompts[index]);
+    cJSON_AddStringToObject(j, "reply", reply);
+    cJSON_AddStringToObject(j, "stop", reasons[why]);
+    p->lines[index] = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    for (; p->printed < p->n && p->lines[p->printed]; p->printed++) puts(p->lines[p->printed]);
+    fflush(stdout);
+    return 0;
+}
+
+/* The prefix of every line: BOS and -p's text. */
+static int parallel_prefix(const run_args *a, rt_tokenizer *tok, int32_t **ids, int *n, gm_err *e) {
+    int32_t *text = NULL, bos = rt_tok_bos(tok);
+    int n_text = 0;
+    if (a->prompt && rt_tok_encode(tok, a->prompt, strlen(a->prompt), &text, &n_text, e)) return -1;
+    *ids = gm_malloc((n_text + 1) * sizeof **ids);
+    *n = 0;
+    if (bos >= 0) (*ids)[(*n)++] = bos;
+    if (n_text) memcpy(*ids + *n, text, n_text * sizeof *text), *n += n_text;
+    free(text);
+    return 0;
+}
+
+static int run_parallel(const run_args *a, rt_engine *en, rt_tokenizer *tok, gm_err *e) {
+    parallel_io p = {a, tok, NULL, NULL, 0, 0, 0, NULL, 0};
+    int32_t *prefix = NULL;
+    int n_prefix = 0, rc = parallel_prefix(a, tok, &prefix, &n_prefix, e);
+    rt_gen_opts go = {a->max_new, a->stops, a->n_stops, NULL, NULL};
+    rt_parallel_stats st;
+    if (!rc) rc = rt_generate_parallel(en, tok, &a->sampling, prefix, n_prefix, &go, &(rt_parallel_io){next_line, print_reply, &p},
+                                       &st, e);
+    if (!rc)
+        fprintf(stderr, "gemmac: %d prompts on %d sequences in %.2f s; prefill %lld tokens; decode %lld tokens in %d steps "
+                        "(%.1f a step), %.1f tok/s\n", st.prompts, en->sequences, st.wall_s, st.prefill_tokens,
+                st.decode_tokens, st.steps, st.steps ? (double)st.decode_tokens / st.steps : 0.0,
+                st.decode_s > 0 ? st.decode_tokens / st.decode_s : 0.0);
+    for (int i = 0; i < p.n; i++) free(p.prompts[i]), cJSON_free(p.lines[i]);
+    free(p.prompts), free(p.lines), free(p.line), free(prefix);
+    return rc;
+}
+
 static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err *e) {
     int context = a->context ? a->context : (int)(m->graph->max_context < 4096 ? m->graph->max_context : 4096);
-    rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context, .no_cache = a->no_cache}, e);
+    rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context, .no_cache = a->no_cache,
+                                                                     .sequences = a->parallel}, e);
     if (!en) return -1;
     if (a->verbose) print_verbose(m, en);
+    if (a->parallel) {
+        int rc = run_parallel(a, en, tok, e);
+        en->free(en);
+        return rc;
+    }
     rt_session *s = rt_session_new(en, tok, &a->sampling, e);
     rt_gen_opts go = {a->max_new, a->stops, a->n_stops, emit_stdout, NULL};
     int rc = !s ? -1 : a->chat ? run_chat(s, a, &go, e) : run_prompt(s, a, &go, e);

@@ -44,13 +44,29 @@ static void remember(rt_session *s, const int32_t *ids, int n) {
     s->n_history += n;
 }
 
+void rt_session_forget(rt_session *s, int keep) {
+    if (keep < s->n_history) s->n_history = keep;
+    s->pending = -1;
+}
+
+void rt_session_adopt(rt_session *s, const int32_t *ids, int n) {
+    s->n_history = 0;
+    s->pending = -1;
+    remember(s, ids, n);
+}
+
+/* Points the engine at the session's sequence, where it keeps several. */
+static int use_own_sequence(rt_session *s, gm_err *e) {
+    return s->en->sequences > 1 && s->en->use_sequence(s->en, s->seq, e) ? -1 : 0;
+}
+
 int rt_session_feed(rt_session *s, const int32_t *ids, int n, gm_err *e) {
     if (n == 0) return 0;
     if (s->n_history + n > s->en->context)
         return gm_fail(e, "the prompt needs %d positions, but the context holds %d (%d already used); "
                        "pass a larger --context or a shorter prompt", s->n_history + n, s->en->context, s->n_history);
     double t0 = gm_now_s();
-    if (s->en->prefill(s->en, ids, n, s->n_history, s->logits, 0, e)) return -1;
+    if (use_own_sequence(s, e) || s->en->prefill(s->en, ids, n, s->n_history, s->logits, 0, e)) return -1;
     s->prefill_s += gm_now_s() - t0;
     s->prefill_tokens += n;
     remember(s, ids, n);
@@ -126,38 +142,70 @@ static int update_text(rt_session *s, reply_text *r, const rt_gen_opts *o, int f
     return stop != NULL;
 }
 
-int rt_session_generate(rt_session *s, const rt_gen_opts *o, char **reply, rt_stop_reason *why, gm_err *e) {
-    reply_text r = {gm_malloc((o->max_new + 1) * sizeof(int32_t)), 0, NULL, 0, 0};
-    rt_stop_reason reason = RT_STOP_LENGTH;
-    int rc = 0;
+/* A reply in the making (rt_session_generate's loop, and rt_generate_parallel's). */
+struct rt_gen_state {
+    rt_session *s;
+    const rt_gen_opts *o;
+    reply_text r;
+    rt_stop_reason reason;
+};
+
+rt_gen_state *rt_gen_begin(rt_session *s, const rt_gen_opts *o) {
+    rt_gen_state *g = gm_calloc(1, sizeof *g);
+    *g = (rt_gen_state){s, o, {gm_malloc((o->max_new + 1) * sizeof(int32_t)), 0, NULL, 0, 0}, RT_STOP_LENGTH};
     s->pending = -1;
-    while (r.n < o->max_new) {
-        int32_t id = rt_sample(s->sampler, s->logits, s->history, s->n_history);
-        if (is_stop_id(s, id)) {
-            s->pending = id, reason = RT_STOP_TOKEN;
-            break;
-        }
-        r.ids[r.n++] = id;
-        if ((rc = update_text(s, &r, o, 0, e))) {
-            if (rc > 0) reason = RT_STOP_STRING, rc = 0;
-            break;
-        }
-        if (s->n_history + 1 > s->en->context) {
-            reason = RT_STOP_CONTEXT;
-            break;
-        }
-        double t0 = gm_now_s();
-        if ((rc = s->en->decode(s->en, id, s->n_history, s->logits, e))) break;
-        s->decode_s += gm_now_s() - t0;
-        s->decode_tokens++;
-        remember(s, &id, 1);
+    return g;
+}
+
+int rt_gen_next(rt_gen_state *g, int32_t *next, gm_err *e) {
+    rt_session *s = g->s;
+    if (g->r.n >= g->o->max_new) return 0;
+    int32_t id = rt_sample(s->sampler, s->logits, s->history, s->n_history);
+    if (is_stop_id(s, id)) {
+        s->pending = id, g->reason = RT_STOP_TOKEN;
+        return 0;
     }
-    if (!rc && reason != RT_STOP_STRING) rc = update_text(s, &r, o, 1, e) < 0 ? -1 : 0;
-    if (why) *why = reason;
-    if (reply && !rc) *reply = r.text, r.text = NULL;
-    free(r.text);
-    free(r.ids);
+    g->r.ids[g->r.n++] = id;
+    int rc = update_text(s, &g->r, g->o, 0, e);
+    if (rc) {
+        if (rc > 0) g->reason = RT_STOP_STRING;
+        return rc > 0 ? 0 : -1;
+    }
+    if (s->n_history + 1 > s->en->context) {
+        g->reason = RT_STOP_CONTEXT;
+        return 0;
+    }
+    *next = id;
+    return 1;
+}
+
+void rt_gen_fed(rt_gen_state *g, int32_t id, double seconds) {
+    g->s->decode_s += seconds;
+    g->s->decode_tokens++;
+    remember(g->s, &id, 1);
+}
+
+int rt_gen_end(rt_gen_state *g, int failed, char **reply, rt_stop_reason *why, gm_err *e) {
+    int rc = failed ? -1 : 0;
+    if (!rc && g->reason != RT_STOP_STRING) rc = update_text(g->s, &g->r, g->o, 1, e) < 0 ? -1 : 0;
+    if (why) *why = g->reason;
+    if (reply && !rc) *reply = g->r.text, g->r.text = NULL;
+    free(g->r.text);
+    free(g->r.ids);
+    free(g);
     return rc;
+}
+
+int rt_session_generate(rt_session *s, const rt_gen_opts *o, char **reply, rt_stop_reason *why, gm_err *e) {
+    rt_gen_state *g = rt_gen_begin(s, o);
+    int32_t id;
+    int rc;
+    while ((rc = rt_gen_next(g, &id, e)) > 0) {
+        double t0 = gm_now_s();
+        if ((rc = use_own_sequence(s, e)) || (rc = s->en->decode(s->en, id, s->n_history, s->logits, e))) break;
+        rt_gen_fed(g, id, gm_now_s() - t0);
+    }
+    return rt_gen_end(g, rc < 0, reply, why, e);
 }
 
 static char *concat(const char *const *parts, int n) {

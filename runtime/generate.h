@@ -20,6 +20,7 @@ typedef void (*rt_emit_fn)(void *user, const char *text, size_t len);
 
 typedef struct {
     rt_engine *en;             /* the model */
+    int seq;                   /* the engine's sequence (KV cache) it uses, where it keeps several */
     rt_tokenizer *tok;         /* its vocabulary */
     rt_sampler *sampler;       /* the next-token choice */
     int32_t *history;          /* every token in the KV cache, in order */
@@ -53,6 +54,25 @@ int rt_session_feed_text(rt_session *s, const char *text, gm_err *e);
 /* Samples up to o->max_new tokens after what was fed; the reply's text goes
  * to o->emit, and into *reply (malloc'd) when reply is not NULL. */
 int rt_session_generate(rt_session *s, const rt_gen_opts *o, char **reply, rt_stop_reason *why, gm_err *e);
+
+/* Keeps only the first `keep` tokens of the history: the cache's positions
+ * past them are overwritten by what is fed next (a new prompt after a
+ * shared prefix). */
+void rt_session_forget(rt_session *s, int keep);
+/* The history becomes ids[0..n), which the session's sequence already
+ * holds in the cache (copied there by copy_sequence). */
+void rt_session_adopt(rt_session *s, const int32_t *ids, int n);
+
+/* rt_session_generate's loop in steps, for callers that decode several
+ * sessions at once (rt_generate_parallel): begin; while next gives a token,
+ * decode it (its logits into s->logits) and report it fed; end gives the
+ * reply as rt_session_generate does (failed: a decode failed). next returns
+ * 1 with the token to decode, 0 when the reply is over, -1 on error. */
+typedef struct rt_gen_state rt_gen_state;
+rt_gen_state *rt_gen_begin(rt_session *s, const rt_gen_opts *o);
+int rt_gen_next(rt_gen_state *g, int32_t *next, gm_err *e);
+void rt_gen_fed(rt_gen_state *g, int32_t id, double seconds);
+int rt_gen_end(rt_gen_state *g, int failed, char **reply, rt_stop_reason *why, gm_err *e);
 
 /* Gemma's chat template: the text of one user turn and the opening of the
  * model's reply. The first turn folds the system prompt (may be NULL) into

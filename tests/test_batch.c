@@ -12,10 +12,12 @@
  * and 2.5e-5 for Gemma 1 and 3); a batch that steps a
  * sequence twice, or one the engine does not keep, is refused; a backend
  * that keeps one sequence refuses more. And a shared prefix: prefilled once,
- * copied into other sequences' caches (copy_sequence). */
+ * copied into other sequences' caches (copy_sequence); and generation of
+ * many prompts through rt_generate_parallel, as each alone. */
 #include "testing.h"
 
 #include "compiler/model.h"
+#include "runtime/parallel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -165,6 +167,90 @@ static void test_shared_prefix(void) {
     gm_model_free(m);
 }
 
+/* rt_generate_parallel's io: prompts from a list, replies kept by index. */
+typedef struct {
+    rt_tokenizer *tok;
+    const char *const *prompts;
+    int n;
+    char *replies[16];
+    int order[16], n_done;
+} list_io;
+
+static int list_next(void *user, int index, int32_t **ids, int *n, gm_err *e) {
+    list_io *l = user;
+    if (index == l->n) return 0;
+    return rt_tok_encode(l->tok, l->prompts[index], strlen(l->prompts[index]), ids, n, e) ? -1 : 1;
+}
+
+static int list_done(void *user, int index, const char *reply, rt_stop_reason why, gm_err *e) {
+    list_io *l = user;
+    (void)why, (void)e;
+    l->replies[index] = gm_strdup(reply);
+    l->order[l->n_done++] = index;
+    return 0;
+}
+
+/* Ten prompts after a shared prefix, greedy, a stop string that ends some
+ * replies early: on 3 sequences (continuous batching: a finished sequence
+ * takes the next prompt while the others go on) every reply is the one a
+ * session gives the prefix and prompt alone; and on 1 sequence too. */
+static void test_parallel_generation(void) {
+    gm_err e;
+    gm_model *m = gm_model_open(test_path("../models/demo"), NULL, &e);
+    rt_tokenizer *tok = rt_tok_load(test_path("../models/demo/tokenizer.model"), &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m && tok);
+    static const char *const prompts[] = {"Hello", "The sky is", "Once upon a time", "a", "Seven", "x y z",
+                                          "Numbers: 1 2 3", "Why", "The end", "Go"};
+    const char *prefix_text = "Tell me:", *stops[] = {" ar"};
+    rt_gen_opts go = {12, stops, 1, NULL, NULL};
+    rt_sampler_opts greedy = rt_sampler_defaults();
+    greedy.temperature = 0;
+    int32_t *prefix, *body, bos = rt_tok_bos(tok);
+    int n_prefix, n_body;
+    CU_ASSERT_EQUAL_FATAL(rt_tok_encode(tok, prefix_text, strlen(prefix_text), &body, &n_body, &e), 0);
+    prefix = gm_malloc((n_body + 1) * sizeof *prefix);
+    prefix[0] = bos, memcpy(prefix + 1, body, n_body * sizeof *body), n_prefix = n_body + 1;
+    free(body);
+    char *want[10];
+    rt_engine *one = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 64}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+    int stopped_early = 0;
+    for (int i = 0; i < 10; i++) {
+        rt_session *s = rt_session_new(one, tok, &greedy, &e);
+        rt_stop_reason why;
+        CU_ASSERT_EQUAL_FATAL(rt_session_feed(s, prefix, n_prefix, &e), 0);
+        CU_ASSERT_EQUAL_FATAL(rt_session_feed_text(s, prompts[i], &e), 0);
+        CU_ASSERT_EQUAL_FATAL(rt_session_generate(s, &go, &want[i], &why, &e), 0);
+        stopped_early += why == RT_STOP_STRING;
+        rt_session_free(s);
+    }
+    one->free(one);
+    CU_ASSERT(stopped_early > 0 && stopped_early < 10); /* replies of several lengths */
+    const int sequences[] = {3, 1};
+    for (int c = 0; c < 2; c++) {
+        rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 64, .sequences = sequences[c]}, &e);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(en);
+        list_io l = {tok, prompts, 10, {0}, {0}, 0};
+        rt_parallel_stats st;
+        CU_ASSERT_EQUAL_FATAL(rt_generate_parallel(en, tok, &greedy, prefix, n_prefix, &go,
+                                                   &(rt_parallel_io){list_next, list_done, &l}, &st, &e), 0);
+        int same = 0, in_order = 1;
+        for (int i = 0; i < 10; i++) same += l.replies[i] && !strcmp(l.replies[i], want[i]);
+        for (int i = 0; i < 10; i++) in_order &= l.order[i] == i;
+        printf("[%d sequences: %d of 10 replies as alone, %d steps for %lld tokens%s] ", sequences[c], same, st.steps,
+               st.decode_tokens, in_order ? "" : ", finished out of order");
+        CU_ASSERT_EQUAL(same, 10);
+        CU_ASSERT_EQUAL(st.prompts, 10);
+        if (sequences[c] > 1) CU_ASSERT(st.steps < st.decode_tokens && !in_order);
+        for (int i = 0; i < 10; i++) free(l.replies[i]);
+        en->free(en);
+    }
+    for (int i = 0; i < 10; i++) free(want[i]);
+    free(prefix);
+    rt_tok_free(tok);
+    gm_model_free(m);
+}
+
 static void test_refused(void) {
     gm_err e;
     gm_model *m = gm_model_open(test_path("golden/tiny-gemma2"), NULL, &e);
@@ -201,6 +287,7 @@ int main(void) {
     CU_add_test(s, "Gemma 2 (sliding window 8, softcaps)", test_gemma2);
     CU_add_test(s, "Gemma 3 (sliding window 6, q/k norms)", test_gemma3);
     CU_add_test(s, "a prefix prefilled once, copied to other sequences", test_shared_prefix);
+    CU_add_test(s, "many prompts, continuous batching, a shared prefix", test_parallel_generation);
     CU_add_test(s, "bad batches and backends of one sequence are refused", test_refused);
     return test_run_all();
 }

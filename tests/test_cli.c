@@ -257,7 +257,7 @@ static void test_run_errors(void) {
     snprintf(args, sizeof args, "run '%s' -p hi --top-p 1.5", demo);
     expect_error(args, 2, "--top-p: expected a number in (0, 1], found 1.5");
     expect_error("run ckpt -p hi --frobnicate", 2, "unknown flag --frobnicate");
-    expect_error("run ckpt", 2, "no prompt: pass -p TEXT, or --chat");
+    expect_error("run ckpt", 2, "no prompt: pass -p TEXT, --chat or --parallel N");
     expect_error("run ckpt -p hi -n x", 2, "-n: expected a whole number in [1, 2147483647], found \"x\"");
     /* A model that needs more memory than there is: refused before loading, with both numbers. */
     snprintf(args, sizeof args, "run '%s' -p hi -n 1", demo);
@@ -285,6 +285,45 @@ static void test_run_demo(void) {
     CU_ASSERT_STRING_EQUAL(first, second);
     free(first);
     free(second);
+}
+
+/* run --parallel: one JSON line per stdin line, in input order, each reply
+ * the one -p with the same prefix and line gives alone (greedy). */
+static void test_run_parallel(void) {
+    fresh_ckpt();
+    CU_ASSERT_EQUAL_FATAL(run("run -p 'Say:' --parallel 2 --temp 0 -n 6 < /dev/null"), 0); /* no lines, no output */
+    char *none = read_out();
+    CU_ASSERT_STRING_EQUAL(none, "");
+    free(none);
+    write_text("prompts.txt", "Hello\n\nThe sky is\nGo\n");
+    CU_ASSERT_EQUAL_FATAL(run("run -p 'Say:' --parallel 2 --temp 0 -n 6 --stop ' ar' < prompts.txt"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "3 prompts on 2 sequences"));
+    char *out = read_out(), *line = out;
+    const char *prompts[] = {"Hello", "The sky is", "Go"};
+    for (int i = 0; i < 3; i++) {
+        char *end = strchr(line, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+        *end = 0;
+        cJSON *j = cJSON_Parse(line);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "index")->valueint, i);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "prompt")->valuestring, prompts[i]);
+        char one[64];
+        snprintf(one, sizeof one, "%s\n", prompts[i]);
+        write_text("one.txt", one);
+        const char *reply = cJSON_GetObjectItem(j, "reply")->valuestring;
+        CU_ASSERT_EQUAL(run("run -p 'Say:' --parallel 1 --temp 0 -n 6 --stop ' ar' < one.txt"), 0);
+        char *alone = read_out();
+        CU_ASSERT_PTR_NOT_NULL(strstr(alone, reply));
+        free(alone);
+        cJSON_Delete(j);
+        line = end + 1;
+    }
+    CU_ASSERT_STRING_EQUAL(line, "");
+    free(out);
+    expect_error("run --parallel 0", 2, "--parallel: expected a whole number in [1, 1024], found \"0\"");
+    expect_error("run --parallel 2 --chat -p hi", 2, "-p has no place (use --system)");
+    expect_error("run '" GM_SOURCE_DIR "/models/demo' --parallel 2 --backend reference < /dev/null", 1, "2 sequences: the reference backend keeps one");
 }
 
 static void test_bench_json(void) {
@@ -496,6 +535,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "shape errors", test_shape_errors);
     CU_add_test(s, "run errors", test_run_errors);
     CU_add_test(s, "run the demo", test_run_demo);
+    CU_add_test(s, "run --parallel", test_run_parallel);
     CU_add_test(s, "bench --json", test_bench_json);
     CU_add_test(s, "bench --profile", test_bench_profile);
     CU_add_test(s, "bench --reps auto", test_bench_auto);
