@@ -7,6 +7,7 @@
 #include "pipeline.h"
 #include "runtime/threads.h"
 
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,24 @@ int cli_check_backend(const char *cmd, const char *flag, const char *b) {
     if (strcmp(b, "jit") && strcmp(b, "reference") && strcmp(b, "nvptx"))
         return cli_usage_error(cmd, "%s: unknown backend \"%s\" (available: reference, jit, nvptx)", flag, b);
     return 0;
+}
+
+char *cli_shipped(const char *rel, const char *installed, gm_err *e) {
+    char exe[4096], path[4200], real[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        const char *dir = dirname(exe);
+        const char *tries[] = {"%s/../%s", "%s/%s", "%s/../share/gemmac/%s"};
+        for (int i = 0; i < 4; i++) {
+            if (i < 3) snprintf(path, sizeof path, tries[i], dir, i < 2 ? rel : installed);
+            else snprintf(path, sizeof path, "%s/%s", GM_SOURCE_ROOT, rel);
+            if (gm_is_dir(path) && realpath(path, real)) return gm_strdup(real);
+        }
+    }
+    gm_fail(e, "%s was not found beside %s (nor in its share/gemmac/%s, nor in the source tree it was built from); "
+               "pass a path", rel, n > 0 ? exe : "gemmac", installed);
+    return NULL;
 }
 
 int cli_error(const gm_err *e) {

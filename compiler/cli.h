@@ -18,6 +18,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* If argv[*i] is `flag VALUE` or `flag=VALUE`, returns VALUE and advances *i
  * past it; NULL otherwise. A flag missing its value is a usage error. */
@@ -64,6 +65,10 @@ int cli_help(const char *usage);
  * (exit status 2) that names the flag, the range and what was found. */
 int cli_int_flag(const char *cmd, const char *flag, const char *v, long min, long max, int *out);
 int cli_error(const gm_err *e);                  /* prints, returns 1 */
+/* A directory gemmac ships (models/demo, eval): beside the build tree's
+ * gemmac, in an installed share/gemmac/<installed>, or in the source tree it
+ * was built from; NULL with e set when none is there. */
+char *cli_shipped(const char *rel, const char *installed, gm_err *e);
 /* --threads N: the worker pools this process makes get n threads (0: leave $GEMMAC_THREADS as it is). */
 void cli_use_threads(int n);
 

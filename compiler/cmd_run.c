@@ -31,7 +31,8 @@ static const char usage[] =
     "                     keeping the KV cache between turns\n"
     "  --system TEXT      a system prompt, folded into the first user turn\n"
     "  --parallel N       one prompt per stdin line, N generated at once (batched decoding: each\n"
-    "                     weight read once a step for all N; jit backend); -p, if given, is a\n"
+    "                     weight read once a step for all N; other backends than jit take them\n"
+    "                     one at a time); -p, if given, is a\n"
     "                     prefix of every line, prefilled once; with --chat each line is a user\n"
     "                     turn (and --system folded in). One JSON line per prompt, in input order: index, prompt,\n"
     "                     reply, stop (token, string, length or context). Sequence i samples\n"
@@ -129,26 +130,6 @@ static int parse_args(int argc, char **argv, run_args *a) {
     gm_err e;
     if (rt_sampler_check(&a->sampling, &e)) return cli_usage_error("run", "%s", e.msg);
     return cli_check_backend("run", "--backend", a->backend) ? 2 : cli_check_options("run", &a->pipeline);
-}
-
-/* The demo ships in models/demo of the source tree; gemmac lives in build/ (or
- * in a build directory elsewhere: then the source tree's path, built in). */
-static char *find_demo(gm_err *e) {
-    char exe[4096], path[4200];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        const char *dir = dirname(exe);
-        const char *tries[] = {"../models/demo", "models/demo", "../share/gemmac/demo", GM_DEMO_SOURCE};
-        for (int i = 0; i < 4; i++) {
-            snprintf(path, sizeof path, i < 3 ? "%s/%s" : "%.0s%s", dir, tries[i]);
-            char real[4096];
-            if (gm_is_dir(path) && realpath(path, real)) return gm_strdup(real);
-        }
-    }
-    gm_fail(e, "no model given and the embedded demo (models/demo) was not found beside %s; pass a model path",
-            n > 0 ? exe : "gemmac");
-    return NULL;
 }
 
 static void emit_stdout(void *user, const char *text, size_t len) {
@@ -282,7 +263,7 @@ static int run_parallel(const run_args *a, rt_engine *en, rt_tokenizer *tok, gm_
                                        &st, e);
     if (!rc)
         fprintf(stderr, "gemmac: %d prompts on %d sequences in %.2f s; prefill %lld tokens; decode %lld tokens in %d steps "
-                        "(%.1f a step), %.1f tok/s\n", st.prompts, en->sequences, st.wall_s, st.prefill_tokens,
+                        "(%.1f a step), %.1f tok/s\n", st.prompts, en->sequences > 1 ? en->sequences - 1 : 1, st.wall_s, st.prefill_tokens,
                 st.decode_tokens, st.steps, st.steps ? (double)st.decode_tokens / st.steps : 0.0,
                 st.decode_s > 0 ? st.decode_tokens / st.decode_s : 0.0);
     for (int i = 0; i < p.n; i++) free(p.prompts[i]), cJSON_free(p.lines[i]);
@@ -290,10 +271,15 @@ static int run_parallel(const run_args *a, rt_engine *en, rt_tokenizer *tok, gm_
     return rc;
 }
 
+/* --parallel N: N sequences and the prefix's, where the backend batches; else one at a time. */
+static int run_sequences(const run_args *a) {
+    return a->parallel && gm_backend_batches(a->backend) ? a->parallel + 1 : 1;
+}
+
 static int run_session(const run_args *a, gm_model *m, rt_tokenizer *tok, gm_err *e) {
     int context = a->context ? a->context : (int)(m->graph->max_context < 4096 ? m->graph->max_context : 4096);
     rt_engine *en = gm_model_engine(m, a->backend, &(rt_engine_opts){.context = context, .no_cache = a->no_cache,
-                                                                     .sequences = a->parallel}, e);
+                                                                     .sequences = run_sequences(a)}, e);
     if (!en) return -1;
     if (a->verbose) print_verbose(m, en);
     if (a->parallel) {
@@ -320,7 +306,7 @@ int cmd_run(int argc, char **argv) {
     if (!a.seeded) a.sampling.seed = (uint64_t)time(NULL);
     gm_err e;
     char *demo = NULL;
-    if (!a.model && !(a.model = demo = find_demo(&e))) return cli_error(&e);
+    if (!a.model && !(a.model = demo = cli_shipped("models/demo", "demo", &e))) return cli_error(&e);
     if (demo) fprintf(stderr, "gemmac: no model given: running the embedded demo (%s), a tiny untrained "
                               "random-weight model: expect gibberish\n", demo);
     a.pipeline.target = gm_backend_target(a.backend);

@@ -7,6 +7,7 @@
  *   gemmac logits <model> --tokens ...               the logits probe
  *   gemmac perplexity <model> <text>                 perplexity, and KL against --base (cmd_perplexity.c)
  *   gemmac bench <model>                             tokens/s, the pass ablation (cmd_bench.c)
+ *   gemmac eval <task> <model>                       a benchmark, batched (cmd_eval.c)
  *   gemmac tokenize <tokenizer.model> [--decode]     SentencePiece ids
  *   gemmac compile <model> -o NAME                   an AOT executable
  *   gemmac quantize <model> --to TYPE -o OUT.gguf    a GGUF of another type (cmd_quantize.c)
@@ -40,6 +41,7 @@ static const struct {
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
     {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
+    {"eval", "a benchmark (GSM8K) as its authors run it, batched, resumable", cmd_eval},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
     {"quantize", "write a model as a llama.cpp GGUF of another type (q4_k_m, q8_0, ...)", cmd_quantize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},

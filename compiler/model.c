@@ -442,6 +442,8 @@ const char *gm_backend_target(const char *backend) {
     return backend && (!strcmp(backend, "nvptx") || !strcmp(backend, "reference")) ? backend : NULL;
 }
 
+int gm_backend_batches(const char *backend) { return !strcmp(backend, "jit") || !strcmp(backend, "aot"); }
+
 int gm_backend_available(const char *backend, gm_err *e) {
     if (strcmp(backend, "nvptx")) return 1;
     rt_cuda *cu = rt_cuda_open(e);

@@ -119,5 +119,7 @@ rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opt
 const char *gm_backend_target(const char *backend);
 /* Whether the backend can run here (nvptx: a GPU and its driver); 0 with the reason in e. */
 int gm_backend_available(const char *backend, gm_err *e);
+/* Whether the backend's engines keep several sequences (decode_batch): jit and aot. */
+int gm_backend_batches(const char *backend);
 
 #endif

@@ -4,10 +4,12 @@
  * one decode_batch, so each weight is read once a step for all of them; a
  * finished reply frees its sequence for the next prompt at once, whatever
  * the others are doing. A prefix shared by every prompt (a few-shot block)
- * is prefilled once, on sequence 0, and copied into each other sequence the
- * first time it is used: later prompts overwrite only the positions after
- * it, so it stays in every cache. Sampling, stop tokens and stop strings
- * are the sessions' own (generate.c), step by step. */
+ * is prefilled once, on the last sequence, which keeps it: each prompt
+ * starts from a copy of that cache (copy_sequence). A copy each time, not
+ * once per sequence, because a sliding-window layer's ring wraps: a prompt
+ * that runs past the window overwrites the prefix's rows. An engine of one
+ * sequence prefills the prefix again for each prompt. Sampling, stop tokens
+ * and stop strings are the sessions' own (generate.c), step by step. */
 #include "parallel.h"
 
 #include <stdlib.h>
@@ -17,7 +19,6 @@ typedef struct {
     rt_gen_state *g;   /* the reply in the making; NULL when the sequence is free */
     int index;         /* its prompt's */
     int32_t next;      /* the token to decode this step */
-    int has_prefix;    /* the cache holds the shared prefix */
 } slot;
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     rt_parallel_stats *stats;
     slot *slots;
     int n_slots, prompts, no_more;
+    int holder;        /* the sequence keeping the prefix, or -1 (prefilled for each prompt) */
 } run;
 
 /* Slot k's reply is over (or failed): hands it to io->done and frees the slot. */
@@ -56,13 +58,14 @@ static int start(run *r, slot *k, int seq, gm_err *e) {
         r->no_more = 1;
         return got;
     }
-    if (r->n_prefix && !k->has_prefix && seq && r->en->copy_sequence(r->en, 0, seq, r->n_prefix, e)) got = -1;
-    k->has_prefix = 1;
-    if (got > 0) rt_session_adopt(k->s, r->prefix, r->n_prefix);
+    if (r->holder >= 0 && r->en->copy_sequence(r->en, r->holder, seq, r->n_prefix, e)) got = -1;
+    if (got > 0 && r->holder >= 0) rt_session_adopt(k->s, r->prefix, r->n_prefix);
+    if (got > 0 && r->holder < 0) rt_session_forget(k->s, 0);
+    if (got > 0 && r->holder < 0 && rt_session_feed(k->s, r->prefix, r->n_prefix, e)) got = -1;
     if (got > 0 && rt_session_feed(k->s, ids, n, e)) got = -1;
     free(ids);
     if (got < 0) return -1;
-    r->stats->prompts++, r->stats->prefill_tokens += n;
+    r->stats->prompts++, r->stats->prefill_tokens += n + (r->holder < 0 ? r->n_prefix : 0);
     k->index = r->prompts++;
     k->g = rt_gen_begin(k->s, r->o);
     return advance(r, k, e);
@@ -110,7 +113,9 @@ int rt_generate_parallel(rt_engine *en, rt_tokenizer *tok, const rt_sampler_opts
                          gm_err *e) {
     rt_gen_opts quiet = *o;
     quiet.emit = NULL; /* replies go to io->done whole */
-    run r = {en, prefix, n_prefix, &quiet, io, stats, gm_calloc(en->sequences, sizeof(slot)), en->sequences, 0, 0};
+    int holder = n_prefix && en->sequences > 1 ? en->sequences - 1 : -1;
+    run r = {en, prefix, n_prefix, &quiet, io, stats, gm_calloc(en->sequences, sizeof(slot)),
+             en->sequences - (holder >= 0), 0, 0, holder};
     memset(stats, 0, sizeof *stats);
     double t0 = gm_now_s();
     int rc = 0;
@@ -120,9 +125,11 @@ int rt_generate_parallel(rt_engine *en, rt_tokenizer *tok, const rt_sampler_opts
         if (!(r.slots[i].s = rt_session_new(en, tok, &own, e))) rc = -1;
         else r.slots[i].s->seq = i;
     }
-    if (!rc && n_prefix) { /* once, on sequence 0 */
-        rc = rt_session_feed(r.slots[0].s, prefix, n_prefix, e);
-        r.slots[0].has_prefix = 1;
+    if (!rc && holder >= 0) { /* once, on the sequence that keeps it */
+        rt_session *keeper = rt_session_new(en, tok, so, e);
+        if (!keeper) rc = -1;
+        else keeper->seq = holder, rc = rt_session_feed(keeper, prefix, n_prefix, e);
+        rt_session_free(keeper);
         stats->prefill_tokens += n_prefix;
     }
     if (!rc) rc = generate_all(&r, e);

@@ -22,10 +22,12 @@ typedef struct {
     double decode_s, wall_s;      /* in decode_batch; the whole run */
 } rt_parallel_stats;
 
-/* Every prompt io->next gives, on sequences 0 .. en->sequences-1, each
- * after prefix[0..n_prefix) (prefilled once; may be empty), generated as
- * o says (o->emit is not called: replies go to io->done). Sequence i
- * samples with seed so->seed + i. */
+/* Every prompt io->next gives, each after prefix[0..n_prefix) (may be
+ * empty), generated as o says (o->emit is not called: replies go to
+ * io->done). With a prefix the engine's last sequence keeps it (prefilled
+ * once, copied for each prompt), so N prompts at once take N + 1 sequences;
+ * an engine of one prefills it for each prompt. Sequence i samples with
+ * seed so->seed + i. */
 int rt_generate_parallel(rt_engine *en, rt_tokenizer *tok, const rt_sampler_opts *so, const int32_t *prefix,
                          int n_prefix, const rt_gen_opts *o, const rt_parallel_io *io, rt_parallel_stats *stats,
                          gm_err *e);

@@ -190,10 +190,12 @@ static int list_done(void *user, int index, const char *reply, rt_stop_reason wh
     return 0;
 }
 
-/* Ten prompts after a shared prefix, greedy, a stop string that ends some
- * replies early: on 3 sequences (continuous batching: a finished sequence
- * takes the next prompt while the others go on) every reply is the one a
- * session gives the prefix and prompt alone; and on 1 sequence too. */
+/* Ten prompts after a shared prefix longer than the window, greedy, a stop
+ * string that ends some replies early: 3 at once (continuous batching: a
+ * finished sequence takes the next prompt while the others go on; each
+ * starts from a copy of the prefix's cache, whose rings later prompts
+ * wrap) give every reply a session gives the prefix and prompt alone; and
+ * one at a time too. */
 static void test_parallel_generation(void) {
     gm_err e;
     gm_model *m = gm_model_open(test_path("../models/demo"), NULL, &e);
@@ -201,18 +203,23 @@ static void test_parallel_generation(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(m && tok);
     static const char *const prompts[] = {"Hello", "The sky is", "Once upon a time", "a", "Seven", "x y z",
                                           "Numbers: 1 2 3", "Why", "The end", "Go"};
-    const char *prefix_text = "Tell me:", *stops[] = {" ar"};
+    /* a prefix past the demo's window of 64: prompts wrap the rings over its rows */
+    const char *prefix_text = "Tell me, and tell me true, of every ship and every sea, of cabbages and kings and why "
+                              "the sea is boiling hot, and whether pigs have wings; tell me of the walrus and the "
+                              "carpenter, of oysters young and old, and of the things they said. Tell me:",
+               *stops[] = {" phone"};
     rt_gen_opts go = {12, stops, 1, NULL, NULL};
     rt_sampler_opts greedy = rt_sampler_defaults();
     greedy.temperature = 0;
     int32_t *prefix, *body, bos = rt_tok_bos(tok);
     int n_prefix, n_body;
     CU_ASSERT_EQUAL_FATAL(rt_tok_encode(tok, prefix_text, strlen(prefix_text), &body, &n_body, &e), 0);
+    CU_ASSERT(n_body > 64);
     prefix = gm_malloc((n_body + 1) * sizeof *prefix);
     prefix[0] = bos, memcpy(prefix + 1, body, n_body * sizeof *body), n_prefix = n_body + 1;
     free(body);
     char *want[10];
-    rt_engine *one = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 64}, &e);
+    rt_engine *one = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 160}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(one);
     int stopped_early = 0;
     for (int i = 0; i < 10; i++) {
@@ -226,9 +233,9 @@ static void test_parallel_generation(void) {
     }
     one->free(one);
     CU_ASSERT(stopped_early > 0 && stopped_early < 10); /* replies of several lengths */
-    const int sequences[] = {3, 1};
+    const int sequences[] = {4, 1}; /* 3 at once and the prefix's; 1: the prefix prefilled for each prompt */
     for (int c = 0; c < 2; c++) {
-        rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 64, .sequences = sequences[c]}, &e);
+        rt_engine *en = gm_model_engine(m, "jit", &(rt_engine_opts){.context = 160, .sequences = sequences[c]}, &e);
         CU_ASSERT_PTR_NOT_NULL_FATAL(en);
         list_io l = {tok, prompts, 10, {0}, {0}, 0};
         rt_parallel_stats st;

@@ -323,7 +323,13 @@ static void test_run_parallel(void) {
     free(out);
     expect_error("run --parallel 0", 2, "--parallel: expected a whole number in [1, 1024], found \"0\"");
     expect_error("run --parallel 2 --chat -p hi", 2, "-p has no place (use --system)");
-    expect_error("run '" GM_SOURCE_DIR "/models/demo' --parallel 2 --backend reference < /dev/null", 1, "2 sequences: the reference backend keeps one");
+    /* a backend of one sequence takes the lines one at a time: the same replies */
+    CU_ASSERT_EQUAL(run("run -p 'Say:' --parallel 2 --temp 0 -n 6 --stop ' ar' --backend reference < prompts.txt"), 0);
+    char *reference = read_out();
+    CU_ASSERT_EQUAL(run("run -p 'Say:' --parallel 2 --temp 0 -n 6 --stop ' ar' < prompts.txt"), 0);
+    char *jit = read_out();
+    CU_ASSERT_STRING_EQUAL(reference, jit);
+    free(reference), free(jit);
 }
 
 static void test_bench_json(void) {
