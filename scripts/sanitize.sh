@@ -28,10 +28,10 @@ case $mode in
   thread)
     dir=build-tsan sanitize=thread
     # The pool's own test, and the two users of the pool: the CPU engine (matmuls split
-    # over it: test_jit_cache's prefills of an oracle case) and the GGUF reader (Q2_K/Q3_K
-    # decoded in parallel). test_golden runs the same engine over every case and pass
+    # over it: test_jit_cache's prefills of an oracle case, test_batch's batched decodes)
+    # and the GGUF reader (Q2_K/Q3_K decoded in parallel). test_golden runs the same engine over every case and pass
     # subset: 10.5 min under TSan here, too long for CI.
-    tests="test_threads test_jit_cache test_gguf"
+    tests="test_threads test_jit_cache test_gguf test_batch"
     # OpenBLAS (the reference backend's matmul) one-threaded: its own pool syncs by spinning
     # on flags in uninstrumented code, which TSan reports as races inside sgemm.
     export OPENBLAS_NUM_THREADS=1
