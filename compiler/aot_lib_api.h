@@ -16,6 +16,18 @@ int gm_lib_context(const gm_lib_model *m); /* positions the KV cache holds */
 int gm_lib_prefill(gm_lib_model *m, const int32_t *tokens, int n, int pos, float *logits);
 /* One token at position pos; logits[vocab]. 0, or -1 as prefill. */
 int gm_lib_decode(gm_lib_model *m, int32_t token, int pos, float *logits);
+/* Several sequences at once (batched decoding: each weight read once a step for all).
+ * gm_lib_open_batch keeps a KV cache for each of `sequences` (gm_lib_open: one);
+ * prefill and decode work on the sequence gm_lib_use_sequence chose (0 at first). */
+gm_lib_model *gm_lib_open_batch(const char *weights, int context, int sequences, char *err, size_t err_len);
+int gm_lib_sequences(const gm_lib_model *m);
+int gm_lib_use_sequence(gm_lib_model *m, int seq);
+/* n distinct sequences one step each: tokens[i] of sequence seq[i] at position pos[i];
+ * logits[n][vocab]. 0, or -1 as prefill. */
+int gm_lib_decode_batch(gm_lib_model *m, int n, const int32_t *tokens, const int *seq, const int *pos, float *logits);
+/* Sequence `to` takes the first n positions of `from`'s cache (a shared prefix prefilled
+ * once) and goes on at position n. 0, or -1 as prefill. */
+int gm_lib_copy_sequence(gm_lib_model *m, int from, int to, int n);
 const char *gm_lib_error(const gm_lib_model *m); /* the last call's failure, else "" */
 const char *gm_lib_manifest(void); /* what it was compiled from, as `NAME --version` */
 void gm_lib_close(gm_lib_model *m);
