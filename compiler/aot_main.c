@@ -17,9 +17,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
     if (argc == 2 && cli_is(argv[1], "--version")) return fputs(gm_aot_manifest_text(), stdout), 0;
+    const char *slash = strrchr(argv[0], '/');
+    gm_program = slash ? slash + 1 : argv[0];
     const char *weights = gm_aot_install();
     int logits = argc > 1 && cli_is(argv[1], "logits"), skip = 1 + logits;
     /* COMMAND MODEL --backend aot [--weights W], then the user's flags (which may override these) */

@@ -20,7 +20,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *flag) {
     if (a[n] == '=') return a + n + 1;
     if (a[n]) return NULL;
     if (*i + 1 >= argc) {
-        fprintf(stderr, "gemmac: %s needs a value\n", flag);
+        gm_say("%s needs a value\n", flag);
         exit(2);
     }
     return argv[++*i];
@@ -31,9 +31,10 @@ int cli_is(const char *arg, const char *flag) { return !strcmp(arg, flag); }
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("gemmac: ", stderr);
+    fprintf(stderr, "%s: ", gm_program);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "; see gemmac %s --help\n", cmd);
+    if (!strcmp(gm_program, "gemmac")) fprintf(stderr, "; see gemmac %s --help\n", cmd);
+    else fprintf(stderr, "; see %s%s%s --help\n", gm_program, strcmp(cmd, "run") ? " " : "", strcmp(cmd, "run") ? cmd : "");
     va_end(ap);
     return 2;
 }
@@ -86,7 +87,7 @@ char *cli_shipped(const char *rel, const char *installed, gm_err *e) {
 }
 
 int cli_error(const gm_err *e) {
-    fprintf(stderr, "gemmac: %s\n", e->msg);
+    gm_say("%s\n", e->msg);
     return 1;
 }
 

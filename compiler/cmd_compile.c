@@ -436,7 +436,7 @@ int cmd_compile(int argc, char **argv) {
     char lib[PATH_MAX];
     snprintf(lib, sizeof lib, a.lib ? "%s.a" : "%s", a.out);
     if (!rc && !stat(lib, &st))
-        fprintf(stderr, "gemmac: wrote %s%s (%.1f MB) in %.2f s\n", lib, a.lib ? " and its .h" : "", st.st_size / 1e6,
+        gm_say("wrote %s%s (%.1f MB) in %.2f s\n", lib, a.lib ? " and its .h" : "", st.st_size / 1e6,
                 gm_now_s() - t0);
     gm_model_free(m);
     return rc;

@@ -268,7 +268,7 @@ static void summary(const eval_run *r, const rt_parallel_stats *st, int parallel
     double n = r->scored, p = n ? r->correct / n : 0, z = 1.96, d = 1 + z * z / n;
     double center = n ? (p + z * z / (2 * n)) / d : 0, half = n ? z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d : 0;
     progress((eval_run *)r, 1);
-    fprintf(stderr, "gemmac: %s: %d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%); %d questions in %.1f s (%.2f/s), "
+    gm_say("%s: %d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%); %d questions in %.1f s (%.2f/s), "
                     "decode %lld tokens at %.1f tok/s on %d sequences\n",
             r->t->name, r->correct, r->scored, 100 * p, 100 * fmax(0, center - half), 100 * fmin(1, center + half), st->prompts,
             st->wall_s, st->wall_s > 0 ? st->prompts / st->wall_s : 0, st->decode_tokens,

@@ -323,7 +323,7 @@ int cmd_perplexity(int argc, char **argv) {
     ppl_run r = {0};
     if (prepare(&a, &r, &e) || evaluate(&a, &r, &e)) rc = cli_error(&e);
     else {
-        fprintf(stderr, "gemmac: %d chunk%s of %d tokens in %.2f s (%.1f tok/s per model)\n", r.chunks,
+        gm_say("%d chunk%s of %d tokens in %.2f s (%.1f tok/s per model)\n", r.chunks,
                 r.chunks == 1 ? "" : "s", r.context, r.seconds, r.chunks * (r.context - 1) / r.seconds);
         a.json ? print_json(&a, &r) : print_text(&r);
     }

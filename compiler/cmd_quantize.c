@@ -147,7 +147,7 @@ static int plan(const quant_args *a, gm_quant_input *t, int n, gm_dtype *to, ggu
         gm_dtype wanted;
         to[i] = gm_quant_type(a->to, &q, a->embedding, &wanted);
         if (to[i] != wanted)
-            fprintf(stderr, "gemmac: %s: row length %lld is not a multiple of %s's block of %d; %s instead, as llama.cpp falls back\n",
+            gm_say("%s: row length %lld is not a multiple of %s's block of %d; %s instead, as llama.cpp falls back\n",
                     t[i].name, (long long)t[i].ne[0], gguf_type_name((uint32_t)gguf_ggml_type(wanted)),
                     gm_dtype_block(wanted), gguf_type_name((uint32_t)gguf_ggml_type(to[i])));
         if (gguf_add_tensor(w, t[i].name, t[i].ndim, t[i].ne, to[i], e)) return -1;

@@ -139,7 +139,7 @@ static void emit_stdout(void *user, const char *text, size_t len) {
 }
 
 static void report_speed(const rt_session *s) {
-    fprintf(stderr, "\ngemmac: prompt %d tokens in %.3f s (%.1f tok/s); generation %d tokens in %.3f s (%.1f tok/s)\n",
+    fputc('\n', stderr), gm_say("prompt %d tokens in %.3f s (%.1f tok/s); generation %d tokens in %.3f s (%.1f tok/s)\n",
             s->prefill_tokens, s->prefill_s, s->prefill_s > 0 ? s->prefill_tokens / s->prefill_s : 0.0,
             s->decode_tokens, s->decode_s, s->decode_s > 0 ? s->decode_tokens / s->decode_s : 0.0);
 }
@@ -151,7 +151,7 @@ static int run_prompt(rt_session *s, const run_args *a, const rt_gen_opts *go, g
     rt_stop_reason why;
     if (rt_session_generate(s, go, NULL, &why, e)) return -1;
     putchar('\n');
-    if (why == RT_STOP_CONTEXT) fprintf(stderr, "gemmac: stopped: the context of %d positions is full\n", s->en->context);
+    if (why == RT_STOP_CONTEXT) gm_say("stopped: the context of %d positions is full\n", s->en->context);
     return 0;
 }
 
@@ -184,11 +184,11 @@ static void print_verbose(const gm_model *m, const rt_engine *en) {
     int *windows = gm_malloc(slots * sizeof(int)), *cols = gm_malloc(slots * sizeof(int));
     ir_cache_slots(m->graph, windows, cols);
     size_t full = rt_kv_plan_bytes(slots, windows, cols, en->context, 1);
-    fprintf(stderr, "gemmac: model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s%s)\n",
+    gm_say("model %s (%s), %d layers, %lld parameters, backend %s (compiled in %.2f s%s)\n",
             m->graph->name, m->origin, m->graph->n_layers, (long long)ir_param_count(m->graph), en->backend,
             en->compile_s, en->from_cache ? ", from cache" : "");
-    fprintf(stderr, "gemmac: passes: %s\n", *m->passes ? m->passes : "none");
-    fprintf(stderr, "gemmac: kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
+    gm_say("passes: %s\n", *m->passes ? m->passes : "none");
+    gm_say("kv cache for %d positions: %.2f MiB (%.2f MiB without sliding-window rings)\n",
             en->context, en->kv_bytes / 1048576.0, full / 1048576.0);
     free(windows);
     free(cols);
@@ -262,7 +262,7 @@ static int run_parallel(const run_args *a, rt_engine *en, rt_tokenizer *tok, gm_
     if (!rc) rc = rt_generate_parallel(en, tok, &a->sampling, prefix, n_prefix, &go, &(rt_parallel_io){next_line, print_reply, &p},
                                        &st, e);
     if (!rc)
-        fprintf(stderr, "gemmac: %d prompts on %d sequences in %.2f s; prefill %lld tokens; decode %lld tokens in %d steps "
+        gm_say("%d prompts on %d sequences in %.2f s; prefill %lld tokens; decode %lld tokens in %d steps "
                         "(%.1f a step), %.1f tok/s\n", st.prompts, en->sequences > 1 ? en->sequences - 1 : 1, st.wall_s, st.prefill_tokens,
                 st.decode_tokens, st.steps, st.steps ? (double)st.decode_tokens / st.steps : 0.0,
                 st.decode_s > 0 ? st.decode_tokens / st.decode_s : 0.0);
@@ -307,7 +307,7 @@ int cmd_run(int argc, char **argv) {
     gm_err e;
     char *demo = NULL;
     if (!a.model && !(a.model = demo = cli_shipped("models/demo", "demo", &e))) return cli_error(&e);
-    if (demo) fprintf(stderr, "gemmac: no model given: running the embedded demo (%s), a tiny untrained "
+    if (demo) gm_say("no model given: running the embedded demo (%s), a tiny untrained "
                               "random-weight model: expect gibberish\n", demo);
     a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);

@@ -140,18 +140,18 @@ int cmd_tokenize(int argc, char **argv) {
         int r = decode ? decode_line(t, line, len, &e) : encode_line(t, line, len, &e);
         if (r != 0) {
             fflush(stdout);
-            fprintf(stderr, "gemmac: stdin line %ld: %s\n", lineno, e.msg);
+            gm_say("stdin line %ld: %s\n", lineno, e.msg);
             rc = 1;
             break;
         }
         if (fflush(stdout) != 0) break; /* reported below */
     }
     if (rc == 0 && ferror(stdin)) {
-        fprintf(stderr, "gemmac: tokenize: error reading stdin: %s\n", strerror(errno));
+        gm_say("tokenize: error reading stdin: %s\n", strerror(errno));
         rc = 1;
     }
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, "gemmac: tokenize: error writing stdout: %s\n", strerror(errno));
+        gm_say("tokenize: error writing stdout: %s\n", strerror(errno));
         rc = 1;
     }
     free(line);

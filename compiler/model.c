@@ -92,7 +92,7 @@ const gm_tensor *gm_model_tensor(const gm_model *m, const char *name) {
 void *gm_unpacked_values(gm_model *m, const ir_value *w, const gm_tensor *src) {
     gm_dtype dt;
     if (!src->data) { /* absent: an executable whose embedded pack did not match its kernels */
-        fprintf(stderr, "gemmac: %s: tensor %s is embedded only as packed weights, which do not match this "
+        gm_say("%s: tensor %s is embedded only as packed weights, which do not match this "
                         "executable's kernels; compile it again\n", m->weights_path, src->name);
         exit(1);
     }

@@ -103,10 +103,10 @@ static void put_attention(const meta *m, const arch_row *a, const import_decoder
 static void warn_lost(const char *dir, const arch_row *a, const import_decoder *d) {
     double scalar = d->n_layers == a->big_layers ? (double)d->hidden / (double)d->heads : (double)d->head_dim;
     if (d->query_scalar != scalar)
-        fprintf(stderr, "gemmac: %s: query_pre_attn_scalar is %g, which a GGUF cannot state: llama.cpp (and gemmac) "
+        gm_say("%s: query_pre_attn_scalar is %g, which a GGUF cannot state: llama.cpp (and gemmac) "
                         "will scale queries by 1/sqrt(%g)\n", dir, d->query_scalar, scalar);
     if (!strcmp(a->arch, "gemma3") && d->attn_cap)
-        fprintf(stderr, "gemmac: %s: attn_logit_softcapping %g is lost: llama.cpp's gemma3 has no attention softcap\n",
+        gm_say("%s: attn_logit_softcapping %g is lost: llama.cpp's gemma3 has no attention softcap\n",
                 dir, d->attn_cap);
 }
 
@@ -258,13 +258,13 @@ static int put_tokenizer(gguf_out *w, const char *dir, const import_decoder *d, 
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tokenizer.model", dir);
     if (!gm_is_file(path)) {
-        fprintf(stderr, "gemmac: %s: no tokenizer.model; the GGUF gets no vocabulary (run it with --tokenizer)\n", dir);
+        gm_say("%s: no tokenizer.model; the GGUF gets no vocabulary (run it with --tokenizer)\n", dir);
         return 0;
     }
     sp_vocab v;
     if (read_model_proto(path, &v, e)) return -1;
     if (v.n > d->vocab)
-        fprintf(stderr, "gemmac: %s: %d pieces, more than the embedding's %lld rows; the last %lld are left out, as llama.cpp's converter does\n",
+        gm_say("%s: %d pieces, more than the embedding's %lld rows; the last %lld are left out, as llama.cpp's converter does\n",
                 path, v.n, (long long)d->vocab, (long long)(v.n - d->vocab));
     while (v.n > d->vocab) free(v.tokens[--v.n]);
     while (v.n < d->vocab) {

@@ -82,7 +82,7 @@ uint64_t gm_cache_limit(void) {
     if (!s || !*s) return DEFAULT_LIMIT;
     if (!gm_cache_parse_size(s, &v)) return v;
     if (!warned++)
-        fprintf(stderr, "gemmac: GEMMAC_CACHE_MAX=%.40s: expected bytes with an optional K, M, G or T suffix "
+        gm_say("GEMMAC_CACHE_MAX=%.40s: expected bytes with an optional K, M, G or T suffix "
                         "(10G); using the default 10G\n", s);
     return DEFAULT_LIMIT;
 }

@@ -25,9 +25,19 @@ int gm_fail(gm_err *e, const char *fmt, ...) {
     return -1;
 }
 
+const char *gm_program = "gemmac";
+
+void gm_say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", gm_program);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 static void *check_alloc(void *p) {
     if (!p) {
-        fprintf(stderr, "gemmac: out of memory\n");
+        gm_say("out of memory\n");
         abort();
     }
     return p;

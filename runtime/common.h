@@ -28,6 +28,12 @@ void *gm_calloc(size_t n, size_t size);
 void *gm_realloc(void *p, size_t n);
 char *gm_strdup(const char *s);
 
+/* The name messages begin with: "gemmac", or a compiled executable's own
+ * (aot_main.c), so that what a shipped program prints is in its name. */
+extern const char *gm_program;
+/* "<gm_program>: " and the formatted text on stderr. */
+void gm_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Reads a whole file into a NUL-terminated buffer; *len gets its size. */
 char *gm_read_file(const char *path, size_t *len, gm_err *e);
 

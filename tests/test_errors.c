@@ -191,14 +191,16 @@ static void test_row(void) {
     char *after = snapshot(), *err = test_slurp(scratch, "err.txt");
     size_t n = err ? strlen(err) : 0;
     int one_line = n > 0 && err[n - 1] == '\n' && !memchr(err, '\n', n - 1);
-    int prefixed = err && !strncmp(err, "gemmac: ", 8), holds = err && strstr(err, r->excerpt);
+    char program[64] = "gemmac: "; /* a compiled executable's messages begin with its own name */
+    if (!strncmp(r->command, "./", 2)) snprintf(program, sizeof program, "%.*s: ", (int)strcspn(r->command + 2, " "), r->command + 2);
+    int prefixed = err && !strncmp(err, program, strlen(program)), holds = err && strstr(err, r->excerpt);
     char added[8400] = "", removed[8400] = "";
     first_difference(after, before, added, sizeof added);
     first_difference(before, after, removed, sizeof removed);
     if (rc != r->exit || !one_line || !prefixed || !holds || *added || *removed) {
-        printf("\n  docs/errors.md:%d: %s\n  exit %d (expected %d); stderr%s:\n%s  expected one \"gemmac: \" line "
+        printf("\n  docs/errors.md:%d: %s\n  exit %d (expected %d); stderr%s:\n%s  expected one \"%s\" line "
                "holding \"%s\"\n", r->line, r->command, rc, r->exit, one_line ? "" : " (not one line)",
-               err ? err : "(none)\n", r->excerpt);
+               err ? err : "(none)\n", program, r->excerpt);
         if (*added) printf("  left behind or changed: %s\n", added);
         if (*removed) printf("  removed or changed: %s\n", removed);
     }
