@@ -214,6 +214,25 @@ static int check_overlap(const char *file, const uint8_t *data, gm_tensor *tenso
     return rc;
 }
 
+static int by_name_ptr(const void *x, const void *y) {
+    return strcmp((*(const gm_tensor *const *)x)->name, (*(const gm_tensor *const *)y)->name);
+}
+
+/* No name is held twice by tensors[0..n) (cJSON keeps a key that a header
+ * repeats): checked before the overlap, which a repeated entry would report. */
+static int check_names(const char *file, gm_tensor *tensors, int n, gm_err *e) {
+    gm_tensor **order = gm_malloc((size_t)n * sizeof *order);
+    for (int i = 0; i < n; i++) order[i] = &tensors[i];
+    qsort(order, (size_t)n, sizeof *order, by_name_ptr);
+    int rc = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (!strcmp(order[i - 1]->name, order[i]->name))
+            rc = gm_fail(e, "%s: tensor %s appears twice in the header; a checkpoint must hold each tensor once", file,
+                         order[i]->name);
+    free(order);
+    return rc;
+}
+
 static gm_tensor *new_tensor(gm_weights *a) {
     if (a->n_tensors == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
@@ -250,7 +269,8 @@ static int parse_header(gm_weights *a, const st_file *f, gm_err *e) {
     }
     cJSON_Delete(h);
     if (!rc && a->n_tensors > first) /* a header of metadata alone has no tensors (and a->tensors may be NULL) */
-        rc = check_overlap(f->path, p + 8 + n, a->tensors + first, a->n_tensors - first, e);
+        rc = check_names(f->path, a->tensors + first, a->n_tensors - first, e) ||
+             check_overlap(f->path, p + 8 + n, a->tensors + first, a->n_tensors - first, e);
     return rc;
 }
 

@@ -377,6 +377,12 @@ static void test_overlap(void) {
              " \"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
              zeros, 8);
     expect_fail(in_dir("dup.safetensors"), "dup.safetensors", "tensor x", "appears twice", NULL);
+    /* ... and with the same bytes: named twice, not reported as an overlap. */
+    write_st("dup2.safetensors",
+             "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+             " \"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+             zeros, 4);
+    expect_fail(in_dir("dup2.safetensors"), "dup2.safetensors", "tensor x", "appears twice", NULL);
     /* Empty tensors may sit anywhere, even inside another. */
     write_st("e.safetensors",
              "{\"x\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
