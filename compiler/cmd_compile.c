@@ -121,6 +121,18 @@ static int parse_args(int argc, char **argv, compile_args *a) {
     if (!a->row->cc)
         return cli_usage_error("compile", "--target %s: a backend of gemmac run, not a compile target (available: %s)",
                                a->target, gm_target_names());
+    /* --cpu and --gpu are checked here, against the tables the targets compile with. */
+    int arm = !strcmp(a->row->name, "aarch64"), gpu = !strcmp(a->row->name, "nvptx");
+    if (a->cpu && !arm)
+        return cli_usage_error("compile", "--cpu %s: --cpu picks the Arm CPU of --target aarch64 (x86-64 has levels "
+                                          "instead: --target x86_64-v3 or x86_64-v4)", a->cpu);
+    if (a->cpu && !aarch64_cpu_known(a->cpu))
+        return cli_usage_error("compile", "--cpu: unknown Arm CPU \"%s\" (available: %s)", a->cpu, aarch64_cpu_names());
+    if (a->gpu && !gpu)
+        return cli_usage_error("compile", "--gpu %s: --gpu picks the GPU architecture of --target nvptx", a->gpu);
+    if (a->gpu && !nv_gpu_known(a->gpu))
+        return cli_usage_error("compile", "--gpu: unknown GPU \"%s\" (available: %s)", a->gpu, nv_gpu_names());
+    if (!a->gpu) a->gpu = "sm_80";
     return cli_check_options("compile", &a->pipeline);
 }
 
@@ -153,21 +165,27 @@ static int library_paths(const gm_target_row *t, char paths[N_LIBRARIES][PATH_MA
 }
 
 /* Runs argv (its standard input from the file in_path, when not NULL) to
- * make what; -1 after reporting. */
-static int spawn(const char *const *argv, const char *in_path, const char *what, gm_err *e) {
+ * make out (named so in messages; hint says where the tool comes from); -1
+ * after reporting. */
+static int spawn(const char *const *argv, const char *in_path, const char *out, const char *hint, gm_err *e) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     if (in_path) posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
     pid_t pid;
-    int status, bad = posix_spawnp(&pid, argv[0], &fa, NULL, (char **)argv, environ) || waitpid(pid, &status, 0) < 0;
+    int status = 0, err = posix_spawnp(&pid, argv[0], &fa, NULL, (char **)argv, environ);
+    if (!err && waitpid(pid, &status, 0) < 0) err = errno;
     posix_spawn_file_actions_destroy(&fa);
-    if (bad) return gm_fail(e, "cannot run %s to make %s", argv[0], what);
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) return gm_fail(e, "making %s failed (%s, see above)", what, argv[0]);
+    if (err) return gm_fail(e, "%s: cannot run %s to make it: %s; %s", out, argv[0], strerror(err), hint);
+    if (WIFSIGNALED(status))
+        return gm_fail(e, "%s: %s was killed by signal %d while making it", out, argv[0], WTERMSIG(status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return gm_fail(e, "%s: %s failed making it (exit status %d; its messages, if any, are above)", out, argv[0],
+                       WEXITSTATUS(status));
     return 0;
 }
 
 /* CC -o exe obj <the target's runtime libraries> <system libraries>; -1 after reporting. */
-static int link_exe(const gm_target_row *t, const char *obj, const char *exe, gm_err *e) {
+static int link_exe(const gm_target_row *t, const char *obj, const char *exe, const char *out, gm_err *e) {
     char paths[N_LIBRARIES][PATH_MAX + 64], deps[PATH_MAX + 64];
     if (library_paths(t, paths, e) || (t->deps_dir && own_dir(deps, PATH_MAX, e))) return -1;
     const char *argv[8 + N_LIBRARIES + N_SYSTEM] = {t->cc, "-o", exe, obj};
@@ -178,7 +196,10 @@ static int link_exe(const gm_target_row *t, const char *obj, const char *exe, gm
 #ifdef GM_SANITIZE_LINK
     if (!*t->lib_dir) argv[n++] = GM_SANITIZE_LINK; /* this machine's libraries are a sanitizer build's */
 #endif
-    return spawn(argv, NULL, exe, e);
+    return spawn(argv, NULL, out,
+                 *t->lib_dir ? "gemmac compile links with it: scripts/deps.sh installs the cross toolchain"
+                             : "gemmac compile links with cc: install a C compiler (gcc or clang) as cc on PATH",
+                 e);
 }
 
 /* ar's MRI scripts take file names of these characters only. */
@@ -191,7 +212,8 @@ static int mri_safe(const char *path, gm_err *e) {
 
 /* The static library lib: obj and gemmac's libraries from gm_aot_model on,
  * merged by an `ar -M` script (written to script); -1 after reporting. */
-static int make_lib(const gm_target_row *t, const char *obj, const char *lib, const char *script, gm_err *e) {
+static int make_lib(const gm_target_row *t, const char *obj, const char *lib, const char *out, const char *script,
+                    gm_err *e) {
     char paths[N_LIBRARIES][PATH_MAX + 64];
     if (library_paths(t, paths, e) || mri_safe(obj, e) || mri_safe(lib, e)) return -1;
     gm_buf b = {0};
@@ -202,7 +224,8 @@ static int make_lib(const gm_target_row *t, const char *obj, const char *lib, co
     gm_buf_printf(&b, "save\nend\n");
     if (!rc) rc = gm_write_file_atomic(script, b.s, strlen(b.s), e);
     free(b.s);
-    if (!rc) rc = spawn((const char *[]){"ar", "-M", NULL}, script, lib, e);
+    if (!rc)
+        rc = spawn((const char *[]){"ar", "-M", NULL}, script, out, "--emit lib merges with ar: install binutils", e);
     unlink(script);
     return rc;
 }
@@ -385,7 +408,7 @@ static int emit_lib(const compile_args *a, const gm_model *m, const char *obj, c
     snprintf(hdr, len, "%s.h", a->out);
     snprintf(htmp, len, "%s.h.tmp.%ld", a->out, (long)getpid());
     snprintf(script, len, "%s.mri.tmp.%ld", a->out, (long)getpid());
-    int rc = make_lib(a->row, obj, tmp, script, e);
+    int rc = make_lib(a->row, obj, tmp, lib, script, e);
     if (!rc) rc = write_header(htmp, a, m->graph->name, e);
     if (!rc && rename(tmp, lib)) rc = gm_fail(e, "%s: cannot write: %s", lib, strerror(errno));
     if (!rc && rename(htmp, hdr)) {
@@ -409,7 +432,7 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
     int rc = emit(a, m, a->exe || a->lib ? obj : tmp, summary, sizeof summary, e);
     if (!rc && a->lib) rc = emit_lib(a, m, obj, tmp, len, e);
     else {
-        if (!rc && a->exe) rc = link_exe(a->row, obj, tmp, e);
+        if (!rc && a->exe) rc = link_exe(a->row, obj, tmp, a->out, e);
         if (!rc && rename(tmp, a->out)) rc = gm_fail(e, "%s: cannot write: %s", a->out, strerror(errno));
     }
     unlink(obj);
@@ -423,7 +446,7 @@ static int compile(const compile_args *a, gm_model *m, gm_err *e) {
 int cmd_compile(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return cli_help(usage);
-    compile_args a = {.target = "native", .gpu = "sm_80", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
+    compile_args a = {.target = "native", .kind = LV_EMIT_OBJ, .exe = 1, .pipeline = {.level = GM_DEFAULT_LEVEL}};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     gm_err e;

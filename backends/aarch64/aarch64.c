@@ -7,6 +7,8 @@
  * --activations int8 i8mm (USDOT) or else dotprod (SDOT). */
 #include "aarch64.h"
 
+#include "backends/llvm/aot.h"
+
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 
@@ -33,14 +35,25 @@ static const struct {
             {"ampere1", "+neon,+dotprod,+bf16,+i8mm"},
             {NULL, NULL}};
 
-int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
+static int cpu_index(const char *cpu) {
     int i = 0;
-    if (!cpu) cpu = "generic";
     while (cpus[i].name && strcmp(cpus[i].name, cpu)) i++;
-    if (!cpus[i].name)
-        return gm_fail(e, "--cpu: unknown Arm CPU \"%s\" (available: generic, cortex-a53, cortex-a55, cortex-a72, "
-                          "cortex-a76, cortex-a78, cortex-x1, cortex-x2, neoverse-n1, neoverse-n2, neoverse-v1, "
-                          "neoverse-v2, apple-m1, apple-m2, ampere1)", cpu);
+    return cpus[i].name ? i : -1;
+}
+
+int aarch64_cpu_known(const char *cpu) { return cpu_index(cpu) >= 0; }
+
+const char *aarch64_cpu_names(void) {
+    static char names[512];
+    if (!*names)
+        for (int i = 0; cpus[i].name; i++) strcat(strcat(names, i ? ", " : ""), cpus[i].name);
+    return names;
+}
+
+int aarch64_target(lv_target *t, const char *cpu, gm_err *e) {
+    if (!cpu) cpu = "generic";
+    int i = cpu_index(cpu);
+    if (i < 0) return gm_fail(e, "--cpu: unknown Arm CPU \"%s\" (available: %s)", cpu, aarch64_cpu_names());
     LLVMInitializeAArch64TargetInfo();
     LLVMInitializeAArch64Target();
     LLVMInitializeAArch64TargetMC();

@@ -49,4 +49,13 @@ typedef struct {
  * writes a temporary and renames it); -1 after reporting. */
 int lv_aot_emit(const lv_aot_model *m, const ex_kernel *ks, int n, lv_emit_kind kind, const char *path, gm_err *e);
 
+/* For the command line, before anything is compiled: whether cpu is an Arm CPU
+ * --target aarch64 takes (backends/aarch64/aarch64.c), whether gpu is a GPU
+ * architecture --target nvptx emits (backends/nvptx/ptx.c), and the names
+ * each takes, comma-separated, for messages. */
+int aarch64_cpu_known(const char *cpu);
+const char *aarch64_cpu_names(void);
+int nv_gpu_known(const char *gpu);
+const char *nv_gpu_names(void);
+
 #endif

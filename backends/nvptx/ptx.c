@@ -47,6 +47,7 @@
  *                and the softcap act on each output before it is stored. */
 #include "ptx.h"
 
+#include "backends/llvm/aot.h"
 #include "backends/llvm/codegen.h"
 #include "backends/llvm/emit.h"
 
@@ -841,11 +842,24 @@ void nv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
 
 /* ---- the module ---- */
 
+/* The architectures the kernels are written for (compute capability 8.0 on). */
+static const char *const gpus[] = {"sm_80", "sm_86", "sm_89", "sm_90", NULL};
+
+int nv_gpu_known(const char *gpu) {
+    for (int i = 0; gpus[i]; i++)
+        if (!strcmp(gpus[i], gpu)) return 1;
+    return 0;
+}
+
+const char *nv_gpu_names(void) {
+    static char names[64];
+    if (!*names)
+        for (int i = 0; gpus[i]; i++) strcat(strcat(names, i ? ", " : ""), gpus[i]);
+    return names;
+}
+
 int nv_target(lv_target *t, const char *gpu, gm_err *e) {
-    static const char *const gpus[] = {"sm_80", "sm_86", "sm_89", "sm_90", NULL};
-    int i = 0;
-    while (gpus[i] && strcmp(gpus[i], gpu)) i++;
-    if (!gpus[i]) return gm_fail(e, "--gpu: unknown GPU \"%s\" (available: sm_80, sm_86, sm_89, sm_90)", gpu);
+    if (!nv_gpu_known(gpu)) return gm_fail(e, "--gpu: unknown GPU \"%s\" (available: %s)", gpu, nv_gpu_names());
     LLVMInitializeNVPTXTargetInfo();
     LLVMInitializeNVPTXTarget();
     LLVMInitializeNVPTXTargetMC();
