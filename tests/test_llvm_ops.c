@@ -384,14 +384,15 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     free(x), free(r), free(y), free(scratch), free(want), free(mass);
 }
 
-/* Every kernel of ks on rows 1 and 3 (single rows), 17 and 30 (register
- * tiles and a tail), reported under label. */
+/* Every kernel of ks on rows 1 and 3 (single rows), 11 (fewer than a tile:
+ * a batched decode's rows, decoded in groups where quantized), 17 and 30
+ * (register tiles and a tail), reported under label. */
 static void check_families(const ex_kernel *ks, int n, const char *label) {
-    static const int Ts[] = {1, 3, 17, 30};
+    static const int Ts[] = {1, 3, 11, 17, 30};
     lv_jit *j = compile(ks, n);
     score s = {0, 0};
     for (int i = 0; i < n; i++)
-        for (int r = 0; r < 4; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
+        for (int r = 0; r < 5; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
     report(label, &s);
     lv_jit_free(j);
 }

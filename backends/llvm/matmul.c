@@ -330,25 +330,55 @@ static void emit_lone_rows(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef 
 
 /* ---- block-quantized weights, row-major blocks as stored (quant.c) ---- */
 
-/* Fewer rows than a tile (decode): each row of x against weight rows
- * n0.. n1-1, each weight row's blocks streamed once, in order, and decoded
- * in registers, 32 elements at a time. */
-static void emit_quant_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+/* Rows of x a quantized weight row is decoded once for (emit_quant_rows):
+ * their accumulators of LV_QSUB floats and the block in the registers. */
+static int quant_row_group(lv_emit *m) {
+    int g = (m->target->regs - 8) / (LV_QSUB / m->target->width);
+    return g > 8 ? 8 : g < 1 ? 1 : g;
+}
+
+/* Rows t0 .. t0+G-1 of x against weight rows n0 .. n1-1: each weight row's
+ * blocks streamed once, in order, decoded in registers 32 elements at a
+ * time, and multiplied into all G rows. */
+static void emit_quant_row_group(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1, LLVMValueRef t0, int G) {
     int B = gm_dtype_block(c->dt);
-    LLVMValueRef zero = lv_real(m, 0, LV_QSUB);
-    lv_loop t, n, kb;
-    lv_loop_begin(m, &t, lv_int(m, 0), c->T, 1, 0, NULL);
+    LLVMValueRef zeros[8], acc[8];
+    for (int g = 0; g < G; g++) zeros[g] = lv_real(m, 0, LV_QSUB);
+    lv_loop n, kb;
     lv_loop_begin(m, &n, n0, n1, 1, 0, NULL);
-    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, c->K), B, 1, &zero);
-    LLVMValueRef blk = lv_quant_block(m, c->dt, c->w, n.i, c->K, kb.i), acc = kb.v[0];
+    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, c->K), B, G, zeros);
+    LLVMValueRef blk = lv_quant_block(m, c->dt, c->w, n.i, c->K, kb.i);
+    for (int g = 0; g < G; g++) acc[g] = kb.v[g];
     for (int s = 0; s < B / LV_QSUB; s++) {
-        LLVMValueRef x = lv_load(m, c->x, lv_add(m, lv_muli(m, t.i, c->K), lv_addi(m, kb.i, s * LV_QSUB)), GM_F32, LV_QSUB);
-        acc = lv_fadd(m, acc, lv_fmul(m, lv_quant_decode(m, c->dt, blk, s), x));
+        LLVMValueRef w = lv_quant_decode(m, c->dt, blk, s);
+        for (int g = 0; g < G; g++) {
+            LLVMValueRef row = lv_muli(m, lv_addi(m, t0, g), c->K);
+            LLVMValueRef x = lv_load(m, c->x, lv_add(m, row, lv_addi(m, kb.i, s * LV_QSUB)), GM_F32, LV_QSUB);
+            acc[g] = lv_fadd(m, acc[g], lv_fmul(m, w, x));
+        }
     }
-    lv_loop_end(m, &kb, &acc);
-    LLVMValueRef at = lv_add(m, lv_muli(m, t.i, c->N), n.i);
-    lv_store(m, c->y, at, finish(m, c, lv_hsum(m, kb.v[0]), at, 1, NULL));
+    lv_loop_end(m, &kb, acc);
+    for (int g = 0; g < G; g++) {
+        LLVMValueRef at = lv_add(m, lv_muli(m, lv_addi(m, t0, g), c->N), n.i);
+        lv_store(m, c->y, at, finish(m, c, lv_hsum(m, kb.v[g]), at, 1, NULL));
+    }
     lv_loop_end(m, &n, NULL);
+}
+
+/* Fewer rows than a tile (decode, and batched decode's few rows): the rows
+ * of x in groups that each stream and decode the weight rows n0 .. n1-1
+ * once, then the rows left one at a time. */
+static void emit_quant_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
+    int G = quant_row_group(m);
+    LLVMValueRef grouped = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, G), ""));
+    lv_loop t;
+    if (G > 1) {
+        lv_loop_begin(m, &t, lv_int(m, 0), grouped, G, 0, NULL);
+        emit_quant_row_group(m, c, n0, n1, t.i, G);
+        lv_loop_end(m, &t, NULL);
+    }
+    lv_loop_begin(m, &t, G > 1 ? grouped : lv_int(m, 0), c->T, 1, 0, NULL);
+    emit_quant_row_group(m, c, n0, n1, t.i, 1);
     lv_loop_end(m, &t, NULL);
 }
 
