@@ -12,19 +12,14 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Ops the layer block may unroll to: a bound on the IR a description makes
- * (Gemma 3 27B: 62 layers of 24 ops), checked before it is built. */
-#define MAX_LAYER_OPS (1 << 20)
+/* Ops and weights the layer block may unroll to: a bound on the IR a
+ * description makes, checked before it is built (Gemma 3 27B: 62 layers of
+ * 24 ops and 13 weights, 2294; the bound is 14 times that). Passes compare
+ * nodes pairwise (eliminate_common), so the bound also keeps a hostile
+ * description to a second or two of compiling. */
+#define MAX_LAYER_OPS (1 << 15)
 
-typedef struct {
-    const char *name;
-    int id;
-} binding;
-
-typedef struct {
-    binding *b;
-    int n, cap;
-} scope;
+typedef gm_names scope; /* names bound so far to value ids; a later binding of a name wins */
 
 typedef struct {
     const char *origin;     /* file name for messages */
@@ -43,21 +38,9 @@ static int fail(frontend *f, const char *path, const char *expected, const cJSON
     return gm_fail(f->e, "%s: %s: expected %s, found %s", f->origin, path, expected, shown);
 }
 
-static void bind(scope *s, const char *name, int id) {
-    for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->b[i].name, name)) {
-            s->b[i].id = id;
-            return;
-        }
-    if (s->n == s->cap) s->b = gm_realloc(s->b, (s->cap = s->cap ? 2 * s->cap : 32) * sizeof *s->b);
-    s->b[s->n++] = (binding){name, id};
-}
+static void bind(scope *s, const char *name, int id) { gm_names_put(s, name, id); }
 
-static int lookup(const scope *s, const char *name) {
-    for (int i = s->n - 1; i >= 0; i--)
-        if (!strcmp(s->b[i].name, name)) return s->b[i].id;
-    return -1;
-}
+static int lookup(const scope *s, const char *name) { return gm_names_get(s, name); }
 
 static const cJSON *member(frontend *f, const cJSON *obj, const char *key, const char *path, int type) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -212,10 +195,10 @@ static int build_layers(frontend *f, const cJSON *desc, const cJSON *graph, scop
     const cJSON *block = lw ? member(f, graph, "layer", "graph", cJSON_Array) : NULL;
     if (!block) return -1;
     ir_graph *g = f->g;
-    int n = cJSON_GetArraySize(layers), ops = cJSON_GetArraySize(block);
+    int n = cJSON_GetArraySize(layers), ops = cJSON_GetArraySize(block) + cJSON_GetArraySize(lw);
     if ((int64_t)n * ops > MAX_LAYER_OPS)
-        return gm_fail(f->e, "%s: layers, graph.layer: expected at most %d ops in all, found %d layers of %d ops",
-                       f->origin, MAX_LAYER_OPS, n, ops);
+        return gm_fail(f->e, "%s: layers, graph.layer, layer_weights: expected at most %d ops and weights in all, "
+                             "found %d layers of %d", f->origin, MAX_LAYER_OPS, n, ops);
     g->n_layers = n;
     g->layers = gm_calloc(g->n_layers, sizeof *g->layers);
     for (int i = 0; i < g->n_layers; i++) {
@@ -228,11 +211,12 @@ static int build_layers(frontend *f, const cJSON *desc, const cJSON *graph, scop
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(kind, "window");
         g->layers[i].window = cJSON_IsNumber(w) ? w->valuedouble : 0;
         scope s = {0};
-        for (int b = 0; b < model->n; b++) bind(&s, model->b[b].name, model->b[b].id);
+        for (int b = 0; b < model->cap; b++)
+            if (model->keys[b]) bind(&s, model->keys[b], model->ids[b]);
         int rc = declare_weights(f, lw, "layer_weights", i, &s);
         if (!rc) rc = build_list(f, block, "layer", i, kind, &s);
         int x = lookup(&s, "x");
-        free(s.b);
+        gm_names_clear(&s);
         if (rc) return -1;
         bind(model, "x", x);
     }
@@ -280,7 +264,7 @@ ir_graph *frontend_build(const cJSON *desc, const char *origin, gm_err *e) {
     if (!rc) f.g->logits = lookup(&s, "logits");
     gm_err ve;
     if (!rc && ir_verify(f.g, &ve)) rc = gm_fail(e, "%s: %s", origin, ve.msg);
-    free(s.b);
+    gm_names_clear(&s);
     if (rc) {
         ir_graph_free(f.g);
         return NULL;

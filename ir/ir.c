@@ -59,6 +59,7 @@ void ir_graph_free(ir_graph *g) {
     }
     for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].where);
     for (int i = 0; i < g->n_layers; i++) free(g->layers[i].kind);
+    gm_names_clear(&g->value_ids);
     free(g->values);
     free(g->nodes);
     free(g->layers);
@@ -81,7 +82,13 @@ int ir_add_value(ir_graph *g, const char *name, ir_value_kind kind, gm_dtype dt,
     v->ndim = ndim;
     for (int i = 0; i < ndim; i++) v->dims[i] = dims[i];
     v->layer = layer;
+    if (gm_names_get(&g->value_ids, v->name) < 0) gm_names_put(&g->value_ids, v->name, g->n_values);
     return g->n_values++;
+}
+
+void ir_index_values(ir_graph *g) {
+    gm_names_clear(&g->value_ids);
+    for (int v = g->n_values - 1; v >= 0; v--) gm_names_put(&g->value_ids, g->values[v].name, v);
 }
 
 ir_node *ir_add_node(ir_graph *g, ir_op op, const int *in, int out, int layer, const char *where) {
@@ -134,8 +141,8 @@ static int add_derived(ir_graph *g, int src, double add, double mul, int panel) 
     int at = total_add == 0 && total_mul == 1 ? snprintf(name, sizeof name, "%s", tensor)
                                               : snprintf(name, sizeof name, "(%s+%g)*%g", tensor, total_add, total_mul);
     if (panel) snprintf(name + at, sizeof name - at, "@panel%d", panel);
-    for (int v = 0; v < g->n_values; v++)
-        if (!strcmp(g->values[v].name, name)) return v;
+    int found = gm_names_get(&g->value_ids, name);
+    if (found >= 0) return found;
     ir_value w = *s;
     int id = ir_add_value(g, name, IR_WEIGHT, w.dtype, w.ndim, w.dims, w.layer);
     ir_value *d = &g->values[id];

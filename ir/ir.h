@@ -89,6 +89,7 @@ typedef struct {
     char *name;                  /* variant name */
     ir_value *values;            /* all values, by id */
     int n_values, cap_values;
+    gm_names value_ids;          /* value names to ids (the first value of a name) */
     ir_node *nodes;              /* execution order */
     int n_nodes, cap_nodes;
     int tokens;                  /* id of the token-id input */
@@ -117,6 +118,8 @@ ir_graph *ir_graph_new(const char *name);
 void ir_graph_free(ir_graph *g);
 
 /* Adds a value; returns its id. dims has ndim entries. */
+/* Rebuilds g->value_ids after values were removed or renumbered (eliminate_dead). */
+void ir_index_values(ir_graph *g);
 int ir_add_value(ir_graph *g, const char *name, ir_value_kind kind, gm_dtype dt,
                  int ndim, const int64_t *dims, int layer);
 /* Appends a node with default attributes; returns a pointer valid until the

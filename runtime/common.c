@@ -97,6 +97,39 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
     return 0;
 }
 
+/* The slot of name in t: where it is, or the empty one where it would go. */
+static int names_slot(const gm_names *t, const char *name) {
+    int mask = t->cap - 1, i = (int)(gm_fnv1a(GM_FNV1A_SEED, name, strlen(name)) & (uint64_t)mask);
+    while (t->keys[i] && strcmp(t->keys[i], name)) i = (i + 1) & mask;
+    return i;
+}
+
+void gm_names_put(gm_names *t, const char *name, int id) {
+    if (2 * (t->n + 1) > t->cap) { /* at most half full */
+        gm_names old = *t;
+        t->cap = old.cap ? 2 * old.cap : 64, t->n = 0;
+        t->keys = gm_calloc(t->cap, sizeof *t->keys);
+        t->ids = gm_malloc(t->cap * sizeof *t->ids);
+        for (int i = 0; i < old.cap; i++)
+            if (old.keys[i]) gm_names_put(t, old.keys[i], old.ids[i]);
+        free(old.keys), free(old.ids);
+    }
+    int i = names_slot(t, name);
+    if (!t->keys[i]) t->keys[i] = name, t->n++;
+    t->ids[i] = id;
+}
+
+int gm_names_get(const gm_names *t, const char *name) {
+    if (!t->cap) return -1;
+    int i = names_slot(t, name);
+    return t->keys[i] ? t->ids[i] : -1;
+}
+
+void gm_names_clear(gm_names *t) {
+    free(t->keys), free(t->ids);
+    *t = (gm_names){0};
+}
+
 void gm_buf_put(gm_buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) b->s = gm_realloc(b->s, b->cap = 2 * (b->len + n + 1));
     memcpy(b->s + b->len, s, n);

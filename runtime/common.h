@@ -53,6 +53,19 @@ struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
 
+/* Names to ids, in time independent of how many there are (open addressing
+ * on FNV-1a): a description's values, the names a layer binds. The names are
+ * not copied: they must outlive the table. */
+typedef struct {
+    const char **keys;
+    int *ids;
+    int cap, n;
+} gm_names;
+
+void gm_names_put(gm_names *t, const char *name, int id); /* adds it, or binds it anew */
+int gm_names_get(const gm_names *t, const char *name);    /* its id, or -1 */
+void gm_names_clear(gm_names *t);                          /* empty, its memory freed */
+
 /* A growable, always NUL-terminated byte string. */
 typedef struct {
     char *s;      /* the text, NULL until the first append */

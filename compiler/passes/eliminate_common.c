@@ -29,14 +29,24 @@ static int same_weight(const ir_value *a, const ir_value *b) {
     return !memcmp(a->dims, b->dims, a->ndim * sizeof *a->dims);
 }
 
-/* same[v]: the value that replaces v (v itself when none does). */
+/* same[v]: the value that replaces v (v itself when none does). Weights are
+ * looked up by their tensor's name, so the pass takes time in proportion to
+ * the graph, not its square; same_weight then decides among those of a name. */
 static void merge_weights(const ir_graph *g, int *same) {
+    gm_names first = {0};  /* a tensor's name to its first weight */
+    int *next = gm_malloc((g->n_values + 1) * sizeof *next); /* the next weight of the same tensor */
     for (int v = 0; v < g->n_values; v++) {
-        same[v] = v;
+        same[v] = v, next[v] = -1;
         if (g->values[v].kind != IR_WEIGHT) continue;
-        for (int u = 0; u < v && same[v] == v; u++)
-            if (same[u] == u && g->values[u].kind == IR_WEIGHT && same_weight(&g->values[u], &g->values[v])) same[v] = u;
+        int u = gm_names_get(&first, tensor_of(&g->values[v])), last = -1;
+        for (; u >= 0 && same[v] == v; last = u, u = next[u])
+            if (same_weight(&g->values[u], &g->values[v])) same[v] = u;
+        if (same[v] != v) continue;
+        if (last < 0) gm_names_put(&first, tensor_of(&g->values[v]), v);
+        else next[last] = v;
     }
+    gm_names_clear(&first);
+    free(next);
 }
 
 static int same_node(const ir_node *a, const ir_node *b) {

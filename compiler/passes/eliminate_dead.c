@@ -55,6 +55,7 @@ static void drop_dead_values(ir_graph *g, const char *live) {
     g->tokens = id[g->tokens];
     g->logits = id[g->logits];
     g->n_values = kept;
+    ir_index_values(g);
     free(id);
 }
 
