@@ -20,10 +20,11 @@
  * embedding tensor's row count. */
 cJSON *import_hf(const char *path, gm_err *e);
 
-/* The most layers a description may list (it lists every one), far more than
- * any Gemma's 62: a config or GGUF asking for more is refused before anything
- * is allocated for them. */
-#define IMPORT_MAX_LAYERS 65536
+/* The most layers an imported description may list (it lists every one):
+ * 8x any Gemma's 62, and within what the frontend builds (frontend.c's
+ * MAX_LAYER_OPS at ~33 ops and weights a layer). A config or GGUF asking for
+ * more is refused, by its own key, before anything is allocated for them. */
+#define IMPORT_MAX_LAYERS 512
 
 /* A Gemma decoder's numbers, whichever file they were read from. */
 typedef struct {

@@ -418,7 +418,7 @@ static void test_errors(void) {
                  "{\"model_type\": \"gemma\", \"hidden_size\": 16, \"num_attention_heads\": 4, \"head_dim\": 8, "
                  "\"num_key_value_heads\": 2, \"intermediate_size\": 64, \"num_hidden_layers\": 2000000000, "
                  "\"vocab_size\": 100}",
-                 "num_hidden_layers: expected a whole number in [1, 65536], found 2000000000", NULL);
+                 "num_hidden_layers: expected a whole number in [1, 512], found 2000000000", NULL);
     expect_error(dir, "mm.json", "{\"model_type\": \"gemma3\"}", "text_config", NULL);
     expect_error(dir, "mmsize.json",
                  "{\"model_type\": \"gemma3\", \"text_config\": {\"hidden_size\": 8}}",
