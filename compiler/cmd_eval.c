@@ -49,21 +49,27 @@ typedef struct {
     gm_pipeline_opts pipeline;
 } eval_args;
 
+/* `flag N` at argv[*i] into *out: 1 when it is that flag (*bad set when N is
+ * out of [min, max], the usage error said), else 0. */
+static int int_flag(int argc, char **argv, int *i, const char *flag, long min, long max, int *out, int *bad) {
+    const char *v = cli_value(argc, argv, i, flag);
+    if (v && cli_int_flag("eval", flag, v, min, max, out)) *bad = 1;
+    return v != NULL;
+}
+
 static int parse_args(int argc, char **argv, eval_args *a) {
     for (int i = 1; i < argc; i++) {
         const char *v;
+        int bad = 0;
         if (cli_pipeline_flag(argc, argv, &i, &a->pipeline)) continue;
-        if ((v = cli_value(argc, argv, &i, "--shots")) && cli_int_flag("eval", "--shots", v, 0, 1 << 16, &a->shots)) return 2;
-        else if (v) continue;
-        if ((v = cli_value(argc, argv, &i, "--limit")) && cli_int_flag("eval", "--limit", v, 1, INT32_MAX, &a->limit)) return 2;
-        else if (v) continue;
-        if ((v = cli_value(argc, argv, &i, "--parallel")) &&
-            cli_int_flag("eval", "--parallel", v, 1, RT_MAX_SEQUENCES, &a->parallel)) return 2;
-        else if (v) continue;
-        if ((v = cli_value(argc, argv, &i, "--max-new")) && cli_int_flag("eval", "--max-new", v, 1, 1 << 20, &a->max_new)) return 2;
-        else if (v) continue;
-        if ((v = cli_value(argc, argv, &i, "--context")) && cli_int_flag("eval", "--context", v, 1, 1 << 24, &a->context)) return 2;
-        else if (v) continue;
+        if (int_flag(argc, argv, &i, "--shots", 0, 1 << 16, &a->shots, &bad) ||
+            int_flag(argc, argv, &i, "--limit", 1, INT32_MAX, &a->limit, &bad) ||
+            int_flag(argc, argv, &i, "--parallel", 1, RT_MAX_SEQUENCES, &a->parallel, &bad) ||
+            int_flag(argc, argv, &i, "--max-new", 1, 1 << 20, &a->max_new, &bad) ||
+            int_flag(argc, argv, &i, "--context", 1, 1 << 24, &a->context, &bad)) {
+            if (bad) return 2;
+            continue;
+        }
         if ((v = cli_value(argc, argv, &i, "--split"))) a->split = v;
         else if ((v = cli_value(argc, argv, &i, "--out"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--data"))) a->data = v;
