@@ -248,14 +248,10 @@ static int split_changes_tokens(eval_run *r, const int32_t *prefix, int n_prefix
 
 /* BOS and the task's prefix, and the context every question fits in. */
 static int encode_prefix(eval_run *r, int32_t **ids, int *n, int *context, gm_err *e) {
-    int32_t *text = NULL, bos = rt_tok_bos(r->tok);
-    int n_text = 0, longest = 0;
-    if (rt_tok_encode(r->tok, r->t->prefix, strlen(r->t->prefix), &text, &n_text, e)) return -1;
-    *ids = gm_malloc((n_text + 1) * sizeof **ids), *n = 0;
-    if (bos >= 0) (*ids)[(*n)++] = bos;
-    memcpy(*ids + *n, text, n_text * sizeof *text), *n += n_text;
-    free(text);
-    if (split_changes_tokens(r, *ids + (bos >= 0), n_text, e)) return -1;
+    int longest = 0, lead = rt_tok_bos(r->tok) >= 0;
+    if (rt_tok_encode_bos(r->tok, r->t->prefix, strlen(r->t->prefix), ids, n, e) ||
+        split_changes_tokens(r, *ids + lead, *n - lead, e))
+        return -1;
     for (int i = 0; i < r->n_items; i++) {
         char *prompt = eval_prompt(r->t, r->items[i].input);
         int32_t *q;

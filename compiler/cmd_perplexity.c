@@ -124,24 +124,10 @@ static int pick_context(const ppl_args *a, const gm_model *m, int *context, gm_e
     return 0;
 }
 
-/* The ids of text with BOS (when the tokenizer has one) in front. */
-static int encode(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e) {
-    int32_t *body, bos = rt_tok_bos(t);
-    int n_body;
-    if (rt_tok_encode(t, text, len, &body, &n_body, e)) return -1;
-    *ids = gm_malloc((n_body + 1) * sizeof **ids);
-    *n = bos >= 0;
-    **ids = bos;
-    memcpy(*ids + *n, body, n_body * sizeof *body);
-    *n += n_body;
-    free(body);
-    return 0;
-}
-
 /* The text through the model's tokenizer, and how many chunks it makes. */
 static int tokenize(const ppl_args *a, ppl_run *r, const char *text, size_t len, gm_err *e) {
     rt_tokenizer *t = cli_open_tokenizer(r->model.m, a->tokenizer, a->weights, e);
-    int rc = t ? encode(t, text, len, &r->tokens, &r->n_tokens, e) : -1;
+    int rc = t ? rt_tok_encode_bos(t, text, len, &r->tokens, &r->n_tokens, e) : -1;
     r->bos = t ? rt_tok_bos(t) : -1;
     rt_tok_free(t);
     if (rc) return -1;
@@ -162,7 +148,7 @@ static int tokenize(const ppl_args *a, ppl_run *r, const char *text, size_t len,
 static int check_base_tokens(const ppl_args *a, const ppl_run *r, const char *text, size_t len, gm_err *e) {
     rt_tokenizer *t = cli_open_tokenizer(r->base.m, NULL, a->base_weights, e);
     int32_t *ids = NULL;
-    int n = 0, rc = t ? encode(t, text, len, &ids, &n, e) : -1, i = 0;
+    int n = 0, rc = t ? rt_tok_encode_bos(t, text, len, &ids, &n, e) : -1, i = 0;
     while (!rc && i < n && i < r->n_tokens && ids[i] == r->tokens[i]) i++;
     if (!rc && (i < n || i < r->n_tokens))
         rc = gm_fail(e, "--base %s: its tokenizer splits %s differently from %s's (token %d is id %d, not %d); the KL "

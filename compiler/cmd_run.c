@@ -240,23 +240,11 @@ static int print_reply(void *user, int index, const char *reply, rt_stop_reason 
     return 0;
 }
 
-/* The prefix of every line: BOS and -p's text. */
-static int parallel_prefix(const run_args *a, rt_tokenizer *tok, int32_t **ids, int *n, gm_err *e) {
-    int32_t *text = NULL, bos = rt_tok_bos(tok);
-    int n_text = 0;
-    if (a->prompt && rt_tok_encode(tok, a->prompt, strlen(a->prompt), &text, &n_text, e)) return -1;
-    *ids = gm_malloc((n_text + 1) * sizeof **ids);
-    *n = 0;
-    if (bos >= 0) (*ids)[(*n)++] = bos;
-    if (n_text) memcpy(*ids + *n, text, n_text * sizeof *text), *n += n_text;
-    free(text);
-    return 0;
-}
-
 static int run_parallel(const run_args *a, rt_engine *en, rt_tokenizer *tok, gm_err *e) {
     parallel_io p = {a, tok, NULL, NULL, 0, 0, 0, NULL, 0};
-    int32_t *prefix = NULL;
-    int n_prefix = 0, rc = parallel_prefix(a, tok, &prefix, &n_prefix, e);
+    int32_t *prefix = NULL; /* BOS and -p's text: the prefix of every line */
+    int n_prefix = 0, rc = rt_tok_encode_bos(tok, a->prompt ? a->prompt : "", a->prompt ? strlen(a->prompt) : 0, &prefix,
+                                             &n_prefix, e);
     rt_gen_opts go = {a->max_new, a->stops, a->n_stops, NULL, NULL};
     rt_parallel_stats st;
     if (!rc) rc = rt_generate_parallel(en, tok, &a->sampling, prefix, n_prefix, &go, &(rt_parallel_io){next_line, print_reply, &p},

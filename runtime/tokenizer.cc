@@ -130,7 +130,8 @@ void rt_tok_free(rt_tokenizer *t) {
     }
 }
 
-int rt_tok_encode(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e) {
+/* rt_tok_encode, with the BOS id in front when with_bos and the model has one. */
+static int encode(const rt_tokenizer *t, const char *text, size_t len, int with_bos, int32_t **ids, int *n, gm_err *e) {
     if (ids) *ids = nullptr;
     if (n) *n = 0;
     if (!t || !ids || !n) return gm_fail(e, "rt_tok_encode: NULL argument");
@@ -142,16 +143,26 @@ int rt_tok_encode(const rt_tokenizer *t, const char *text, size_t len, int32_t *
             return gm_fail(e, "%s: encode failed: %s", t->origin.c_str(), one_line(st.ToString()).c_str());
         if (out.size() > static_cast<size_t>(INT_MAX))
             return gm_fail(e, "%s: encode: %zu tokens is more than an int can count", t->origin.c_str(), out.size());
-        int32_t *r = static_cast<int32_t *>(gm_malloc(out.size() * sizeof(int32_t)));
-        for (size_t i = 0; i < out.size(); i++) r[i] = static_cast<int32_t>(out[i]);
+        int bos = with_bos ? t->sp.bos_id() : -1, lead = bos >= 0;
+        int32_t *r = static_cast<int32_t *>(gm_malloc((out.size() + lead) * sizeof(int32_t)));
+        if (lead) r[0] = bos;
+        for (size_t i = 0; i < out.size(); i++) r[lead + i] = static_cast<int32_t>(out[i]);
         *ids = r;
-        *n = static_cast<int>(out.size());
+        *n = static_cast<int>(out.size()) + lead;
         return 0;
     } catch (const std::exception &ex) {
         return fail_exception(e, t->origin.c_str(), "encode", &ex);
     } catch (...) {
         return fail_exception(e, t->origin.c_str(), "encode", nullptr);
     }
+}
+
+int rt_tok_encode(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e) {
+    return encode(t, text, len, 0, ids, n, e);
+}
+
+int rt_tok_encode_bos(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e) {
+    return encode(t, text, len, 1, ids, n, e);
 }
 
 char *rt_tok_decode(const rt_tokenizer *t, const int32_t *ids, int n, size_t *len, gm_err *e) {

@@ -56,6 +56,8 @@ void rt_tok_free(rt_tokenizer *t); /* NULL is fine */
  * array of *n ids (never NULL, even when *n == 0; free it) and 0 is returned;
  * on failure -1 with e filled and *ids = NULL, *n = 0. */
 int rt_tok_encode(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e);
+/* The same with rt_tok_bos() in front (when the model has one): a prompt as the model starts it. */
+int rt_tok_encode_bos(const rt_tokenizer *t, const char *text, size_t len, int32_t **ids, int *n, gm_err *e);
 
 /* Decodes n ids into malloc'd text, NUL-terminated, its byte length (which
  * may include NUL bytes) in *len when len is not NULL. Control ids (<bos>,
