@@ -152,6 +152,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else return cli_usage_error("bench", "unexpected argument %s", argv[i]);
         if (rc) return rc;
     }
+    if (strcmp(a->backend, "jit") && strcmp(a->backend, "reference"))
+        return cli_usage_error("bench", "--backend %s: the ablation times the CPU backends, jit and reference (a GPU is "
+                                        "timed by bench/gpu_bench.c, scripts/gpu-check.sh)", a->backend);
     return a->model ? cli_check_options("bench", NULL) : cli_usage_error("bench", "no model given");
 }
 

@@ -128,7 +128,7 @@ typedef struct {
     int cursor, correct, scored, resumed;
     FILE *out;
     double t0;
-    long long tokens;
+    rt_parallel_stats st;    /* as the run goes: progress reads its decode tokens */
     int tty;
 } eval_run;
 
@@ -182,7 +182,7 @@ static void progress(eval_run *r, int final) {
     for (int i = 0; i < r->n_items; i++) left += !r->done[i];
     if (!final && !r->tty && r->scored % 50) return;
     fprintf(stderr, "%s[%d/%d] accuracy %.1f%%, %.1f tok/s, ETA %.0f s%s", r->tty ? "\r" : "", r->scored,
-            r->n_items, r->scored ? 100.0 * r->correct / r->scored : 0.0, s > 0 ? r->tokens / s : 0.0,
+            r->n_items, r->scored ? 100.0 * r->correct / r->scored : 0.0, s > 0 ? r->st.decode_tokens / s : 0.0,
             rate > 0 ? left / rate : 0.0, r->tty && !final ? "   " : "\n");
 }
 
@@ -283,20 +283,19 @@ static int evaluate(eval_run *r, gm_model *m, gm_err *e) {
     if (encode_prefix(r, &prefix, &n_prefix, &context, e)) return free(prefix), -1;
     if (r->a->context) context = r->a->context;
     if (context > m->graph->max_context) context = (int)m->graph->max_context;
-    int parallel = gm_backend_batches(r->a->backend) ? r->a->parallel : 1; /* and one more keeps the prefix */
+    /* one sequence more where the backend batches keeps the prefix: each question copies it */
+    int batches = gm_backend_batches(r->a->backend), parallel = batches ? r->a->parallel : 1;
     rt_engine *en = gm_model_engine(m, r->a->backend, &(rt_engine_opts){.context = context, .no_cache = r->a->no_cache,
-                                                                         .sequences = parallel > 1 ? parallel + 1 : 1}, e);
+                                                                         .sequences = batches ? parallel + 1 : 1}, e);
     int rc = en ? 0 : -1;
     rt_sampler_opts greedy = rt_sampler_defaults();
     greedy.temperature = 0;
     rt_gen_opts go = {r->a->max_new ? r->a->max_new : r->t->max_new, (const char *const *)r->t->stops, r->t->n_stops,
                       NULL, NULL};
-    rt_parallel_stats st = {0};
     r->t0 = gm_now_s();
     if (!rc) rc = rt_generate_parallel(en, r->tok, &greedy, prefix, n_prefix, &go,
-                                       &(rt_parallel_io){next_question, score, r}, &st, e);
-    r->tokens = st.decode_tokens;
-    if (!rc) summary(r, &st, parallel);
+                                       &(rt_parallel_io){next_question, score, r}, &r->st, e);
+    if (!rc) summary(r, &r->st, parallel);
     if (en) en->free(en);
     free(prefix);
     return rc;

@@ -587,7 +587,6 @@ static void emit_int8_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef 
     lv_loop_end(m, &p, NULL);
 }
 
-/* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
 /* The f32 kernels: panels (packed or block-quantized weights) or row-major. */
 static void emit_f32_kernels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     if (c->k->panel || gm_dtype_quantized(c->dt)) emit_panels(m, c, n0, n1);
@@ -601,6 +600,7 @@ static void emit_on_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef
     emit_f32_kernels(m, c, n0, n1);
 }
 
+/* x's rows rounded to 8 bits and back to f32 into the scratch, then the f32 panel kernels. */
 static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, NULL, c->scratch);
     emit_on_rounded(m, c, n0, n1);
