@@ -434,10 +434,11 @@ static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
     }
 }
 
-/* Decode prefetches the unit this many units ahead of the one it reads:
- * on the Zen 4 host, 2B Q8_0 decode went from 8.7 to 11.5 tok/s (medians
- * of five alternated runs; Q4_0 even) and Q4_K_M from 12.3-12.9 to
- * 13.1-14.1 (four runs). */
+/* Decode prefetches the unit this many units ahead of the one it reads,
+ * where the target says it pays (lv_target.prefetch_qpanels): on the Zen 4
+ * host, 2B Q8_0 decode went from 8.7 to 11.5 tok/s (medians of five
+ * alternated runs; Q4_0 even) and Q4_K_M from 12.3-12.9 to 13.1-14.1 (four
+ * runs). */
 #define QPANEL_AHEAD 2
 void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row,
                         LLVMValueRef *acc) {
@@ -446,7 +447,8 @@ void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVM
     lv_loop u;
     lv_loop_begin(m, &u, lv_int(m, 0), lv_int(m, K / B), 1, 2, acc);
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
-    for (int at = 0; at < l.unit; at += 64) lv_prefetch_l2(m, unit, lv_int(m, (QPANEL_AHEAD * l.unit + at) / 4), GM_F32);
+    for (int at = 0; m->target->prefetch_qpanels && at < l.unit; at += 64)
+        lv_prefetch_l2(m, unit, lv_int(m, (QPANEL_AHEAD * l.unit + at) / 4), GM_F32);
     for (int s = 0; s < B / 32; s++)
         for (int gi = 0; gi < 32 / S; gi++) lone_group(m, dt, &l, unit, s, gi, row, lv_addi(m, lv_muli(m, u.i, B), 32 * s + gi * S), next);
     lv_loop_end(m, &u, next);
