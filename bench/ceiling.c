@@ -30,16 +30,28 @@ static double now_s(void) {
 }
 
 /* Each loop runs n rounds of ACC independent instructions and returns a
- * value of its accumulators, so that the compiler keeps the work. */
-__attribute__((target("avx512f"))) static float fma512(long n) {
-    __m512 acc[ACC], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < n; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
+ * value of its accumulators, so that the compiler keeps the work. The
+ * AVX-512 ones: `step` updates acc[j] from the constants a and b. */
+#define LOOP512(name, features, vec, init, a0, b0, step, add, reduce)                                                  \
+    __attribute__((target(features))) static float name(long n) {                                                   \
+        vec acc[ACC];                                                                                                \
+        __m512i a = a0, b = b0;                                                                                      \
+        for (int j = 0; j < ACC; j++) acc[j] = init(j);                                                              \
+        for (long i = 0; i < n; i++)                                                                                 \
+            _Pragma("GCC unroll 16") for (int j = 0; j < ACC; j++) acc[j] = step;                                    \
+        for (int j = 1; j < ACC; j++) acc[0] = add(acc[0], acc[j]);                                                  \
+        return (float)reduce(acc[0]);                                                                                \
+    }
+
+#define PS(j) _mm512_set1_ps((float)(j))
+#define EPI32(j) _mm512_set1_epi32(j)
+LOOP512(fma512, "avx512f", __m512, PS, _mm512_castps_si512(PS(0.999f)), _mm512_castps_si512(PS(1e-3f)),
+        _mm512_fmadd_ps(acc[j], _mm512_castsi512_ps(a), _mm512_castsi512_ps(b)), _mm512_add_ps, _mm512_reduce_add_ps)
+/* bf16 pairs of 1.0 and about 0.001 */
+LOOP512(bf16_dot512, "avx512f,avx512bf16", __m512, PS, EPI32(0x3f803f80), EPI32(0x3a803a80),
+        _mm512_dpbf16_ps(acc[j], (__m512bh)a, (__m512bh)b), _mm512_add_ps, _mm512_reduce_add_ps)
+LOOP512(int8_dot512, "avx512f,avx512vnni", __m512i, EPI32, _mm512_set1_epi8(3), _mm512_set1_epi8(-2),
+        _mm512_dpbusd_epi32(acc[j], a, b), _mm512_add_epi32, _mm512_reduce_add_epi32)
 
 __attribute__((target("avx2,fma"))) static float fma256(long n) {
     __m256 acc[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f); /* 12 of AVX2's 16 registers */
@@ -51,27 +63,6 @@ __attribute__((target("avx2,fma"))) static float fma256(long n) {
     float out[8];
     _mm256_storeu_ps(out, acc[0]);
     return out[0] + out[7];
-}
-
-__attribute__((target("avx512f,avx512bf16"))) static float bf16_dot512(long n) {
-    __m512 acc[ACC];
-    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3a803a80); /* 1.0, ~0.001 */
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < n; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
-
-__attribute__((target("avx512f,avx512vnni"))) static float int8_dot512(long n) {
-    __m512i acc[ACC], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
-    for (int j = 0; j < ACC; j++) acc[j] = _mm512_set1_epi32(j);
-    for (long i = 0; i < n; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < ACC; j++) acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
-    for (int j = 1; j < ACC; j++) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
-    return (float)_mm512_reduce_add_epi32(acc[0]);
 }
 
 typedef struct {
