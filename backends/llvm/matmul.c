@@ -382,22 +382,50 @@ static void emit_quant_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef
     lv_loop_end(m, &t, NULL);
 }
 
+/* W vectors of W floats transposed in place: log2 W butterfly stages, each
+ * swapping one bit of the vector index with the same bit of the lane (one
+ * two-source permute per vector and stage: vpermt2ps on AVX-512). */
+static void transpose_square(lv_emit *m, LLVMValueRef *v, int W) {
+    for (int bit = 1; bit < W; bit <<= 1)
+        for (int r = 0; r < W; r++) {
+            if (r & bit) continue;
+            LLVMValueRef lo[16], hi[16];
+            for (int c = 0; c < W; c++) {
+                lo[c] = LLVMConstInt(m->i32, (unsigned long long)(c & bit ? W + (c & ~bit) : c), 0);
+                hi[c] = LLVMConstInt(m->i32, (unsigned long long)(c & bit ? W + c : c | bit), 0);
+            }
+            LLVMValueRef a = v[r], b = v[r | bit];
+            v[r] = LLVMBuildShuffleVector(m->b, a, b, LLVMConstVector(lo, (unsigned)W), "");
+            v[r | bit] = LLVMBuildShuffleVector(m->b, a, b, LLVMConstVector(hi, (unsigned)W), "");
+        }
+}
+
 /* scratch ← the block's weights decoded to f32 in the panel layout,
  * [len][P]: column j from weight row p·P + j (past N, the last row again:
- * those outputs are masked at the store). */
+ * those outputs are masked at the store). W rows' sub-blocks are decoded
+ * together and transposed in registers, so each k's W columns go out as
+ * one vector store. */
 static void emit_quant_conversion(lv_emit *m, block_ctx *bc) {
     mm_ctx *c = bc->c;
-    int B = gm_dtype_block(c->dt);
+    int B = gm_dtype_block(c->dt), W = m->target->width;
     lv_loop j, kb;
-    lv_loop_begin(m, &j, lv_int(m, 0), lv_int(m, EX_PANEL), 1, 0, NULL);
-    LLVMValueRef n = lv_add(m, lv_muli(m, bc->panel, EX_PANEL), j.i);
-    n = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, n, lv_int(m, c->N), ""), n, lv_int(m, c->N - 1), "");
+    lv_loop_begin(m, &j, lv_int(m, 0), lv_int(m, EX_PANEL), W, 0, NULL);
     lv_loop_begin(m, &kb, lv_int(m, 0), bc->len, B, 0, NULL);
-    LLVMValueRef blk = lv_quant_block(m, c->dt, c->w, n, c->K, lv_add(m, bc->k0, kb.i));
+    LLVMValueRef blk[16], v[16];
+    for (int g = 0; g < W; g++) {
+        LLVMValueRef n = lv_add(m, lv_muli(m, bc->panel, EX_PANEL), lv_addi(m, j.i, g));
+        n = LLVMBuildSelect(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, n, lv_int(m, c->N), ""), n, lv_int(m, c->N - 1), "");
+        blk[g] = lv_quant_block(m, c->dt, c->w, n, c->K, lv_add(m, bc->k0, kb.i));
+    }
     for (int s = 0; s < B / LV_QSUB; s++) {
-        LLVMValueRef v = lv_quant_decode(m, c->dt, blk, s);
-        LLVMValueRef at = lv_add(m, lv_muli(m, lv_addi(m, kb.i, s * LV_QSUB), EX_PANEL), j.i);
-        for (int i = 0; i < LV_QSUB; i++) lv_store(m, c->scratch, lv_addi(m, at, i * EX_PANEL), lv_slice(m, v, i, 1));
+        LLVMValueRef rows[16];
+        for (int g = 0; g < W; g++) rows[g] = lv_quant_decode(m, c->dt, blk[g], s);
+        for (int at = 0; at < LV_QSUB; at += W) {
+            for (int g = 0; g < W; g++) v[g] = lv_slice(m, rows[g], at, W);
+            transpose_square(m, v, W);
+            for (int i = 0; i < W; i++)
+                lv_store(m, c->scratch, lv_add(m, lv_muli(m, lv_addi(m, kb.i, s * LV_QSUB + at + i), EX_PANEL), j.i), v[i]);
+        }
     }
     lv_loop_end(m, &kb, NULL);
     lv_loop_end(m, &j, NULL);
