@@ -218,6 +218,15 @@ static void store_home(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, 
         for (int h = 0; h < H; h++) lv_store(m, bc->home, home_at(m, bc, lv_addi(m, t0, i), h), acc[i * H + h]);
 }
 
+/* Row t's vector h of sums as a tile starts a block: 0 for the first block
+ * of k, else from the panel's home or from y. */
+static LLVMValueRef tile_sums(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int h, LLVMValueRef mask) {
+    LLVMValueRef at = out_at(m, bc, t, h), y;
+    if (bc->home) y = lv_load(m, bc->home, home_at(m, bc, t, h), GM_F32, bc->W);
+    else y = mask ? lv_load_masked(m, bc->c->y, at, mask, bc->W) : lv_load(m, bc->c->y, at, GM_F32, bc->W);
+    return LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, bc->W), y, "");
+}
+
 /* Stores the tile's sums, through the epilogue after the last block of k;
  * before it, in the panel's home where the tiles have one. */
 static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, const LLVMValueRef *acc,
@@ -279,11 +288,7 @@ static void emit_register_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0,
     for (int i = 0; i < R; i++) {
         x_at[i] = R > 1 ? lv_addi(m, lv_mul(m, t0, bc->len), i) /* t0 is a multiple of R */
                         : lv_add(m, lv_muli(m, lv_addi(m, t0, i), c->K), bc->k0);
-        for (int h = 0; h < H; h++) {
-            LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, i), h);
-            LLVMValueRef y = mask[h] ? lv_load_masked(m, c->y, at, mask[h], W) : lv_load(m, c->y, at, GM_F32, W);
-            init[i * H + h] = LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, W), y, "");
-        }
+        for (int h = 0; h < H; h++) init[i * H + h] = tile_sums(m, bc, lv_addi(m, t0, i), h, mask[h]);
     }
     for (int s = n; s < n * chains; s++) init[s] = lv_real(m, 0, W);
     lv_loop loops[2], *l = NULL;
@@ -553,9 +558,21 @@ static void emit_int8_rows(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef 
     lv_loop_end(m, &t, NULL);
 }
 
+/* Rows [0, T) in bands of tiles of sizes[0] rows, then sizes[1], then
+ * sizes[2] = 1: band b is rows [start[b], start[b + 1]). Leftover rows go in
+ * tiles as large as they fill, not one at a time: on the Zen 4 host, one
+ * thread, the 2B BF16's bf16 prefill of 128 rows (10 tiles of 12, 8 rows
+ * left) went from 41.6 to 43.4 tok/s with tiles of 8, which leave none. */
+#define BANDS 3
+static void row_bands(lv_emit *m, LLVMValueRef T, const int *sizes, LLVMValueRef *start) {
+    start[0] = lv_int(m, 0);
+    for (int b = 0; b < BANDS; b++)
+        start[b + 1] = lv_sub(m, T, LLVMBuildSRem(m->b, lv_sub(m, T, start[b]), lv_int(m, sizes[b]), ""));
+}
+
 /* Rows t0.. t0+R-1 of the int8 tile over one panel's block: the partial
- * sums from y (none for the first block of k), the block's products, then
- * stored (through the epilogue after the last block). */
+ * sums (tile_sums), the block's products, then stored (through the
+ * epilogue after the last block). */
 static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, LLVMValueRef q, LLVMValueRef t0, int R) {
     mm_ctx *c = bc->c;
     LLVMValueRef rows[LV_INT8_TILE], acc[2 * LV_INT8_TILE], mask[2];
@@ -563,11 +580,7 @@ static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, 
     for (int r = 0; r < R; r++) {
         LLVMValueRef at = lv_muli(m, lv_addi(m, t0, r), c->K / 64 * LV_Q8_GROUP);
         rows[r] = LLVMBuildInBoundsGEP2(m->b, LLVMInt8TypeInContext(m->ctx), q, &at, 1, "");
-        for (int h = 0; h < 2; h++) {
-            LLVMValueRef at_y = out_at(m, bc, lv_addi(m, t0, r), h);
-            LLVMValueRef y = mask[h] ? lv_load_masked(m, c->y, at_y, mask[h], 16) : lv_load(m, c->y, at_y, GM_F32, 16);
-            acc[2 * r + h] = LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, 16), y, "");
-        }
+        for (int h = 0; h < 2; h++) acc[2 * r + h] = tile_sums(m, bc, lv_addi(m, t0, r), h, mask[h]);
     }
     lv_int8_tile(m, c->dt, panel, rows, R, bc->k0, bc->len, acc);
     store_tile(m, bc, t0, R, acc, mask);
@@ -575,38 +588,40 @@ static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, 
 
 /* One panel's block of k under --activations int8: decoded once into
  * unsigned quants in the panel scratch (int8.c; from the repacked panel, or
- * from the blocks as stored), then register tiles of LV_INT8_TILE rows and
- * the leftover rows one at a time. */
-static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValueRef panel, LLVMValueRef tiled) {
+ * from the blocks as stored), then register tiles of LV_INT8_TILE rows, of
+ * 2, and the leftover row. */
+static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValueRef panel, const LLVMValueRef *start) {
+    static const int sizes[BANDS] = {LV_INT8_TILE, 2, 1};
     mm_ctx *c = bc->c;
     if (c->k->panel) lv_int8_qpanel_fill(m, c->dt, c->w, c->K, bc->panel, bc->k0, bc->len, panel);
     else lv_int8_panel_fill(m, c->dt, c->w, c->N, c->K, bc->panel, bc->k0, bc->len, panel);
-    lv_loop t, t1;
-    lv_loop_begin(m, &t, lv_int(m, 0), tiled, LV_INT8_TILE, 0, NULL);
-    int8_tile_rows(m, bc, panel, q, t.i, LV_INT8_TILE);
-    lv_loop_end(m, &t, NULL);
-    lv_loop_begin(m, &t1, tiled, c->T, 1, 0, NULL);
-    int8_tile_rows(m, bc, panel, q, t1.i, 1);
-    lv_loop_end(m, &t1, NULL);
+    for (int b = 0; b < BANDS; b++) {
+        lv_loop t;
+        lv_loop_begin(m, &t, start[b], start[b + 1], sizes[b], 0, NULL);
+        int8_tile_rows(m, bc, panel, q, t.i, sizes[b]);
+        lv_loop_end(m, &t, NULL);
+    }
 }
 
-/* The int8 tiles: x's rows quantized into the scratch, then for each
- * block of EX_KC values of k (outermost, so a block of x's rows stays in
- * cache), each panel of the call's. */
+/* The int8 tiles: x's rows quantized into the scratch once, then panel by
+ * panel each block of EX_KC values of k, the tiles' sums kept between
+ * blocks in the panel's home (as emit_bf16_tiled, and for its reason). */
 static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K));
+    static const int sizes[BANDS] = {LV_INT8_TILE, 2, 1};
+    LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K)), start[BANDS + 1];
+    LLVMValueRef home = past(m, panel, lv_int(m, LV_INT8_PANEL_FLOATS));
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
-    LLVMValueRef tiled = lv_sub(m, c->T, LLVMBuildSRem(m->b, c->T, lv_int(m, LV_INT8_TILE), ""));
+    row_bands(m, c->T, sizes, start);
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
     lv_loop kb, p;
+    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
     lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, (c->K + EX_KC - 1) / EX_KC * EX_KC), EX_KC, 0, NULL);
     block_ctx bc = block_at(m, c, kb.i, 16);
-    lv_loop_begin(m, &p, p0, p1, 1, 0, NULL);
-    bc.panel = p.i;
-    int8_panel_block(m, &bc, q, panel, tiled);
-    lv_loop_end(m, &p, NULL);
+    bc.panel = p.i, bc.home = home;
+    int8_panel_block(m, &bc, q, panel, start);
     lv_loop_end(m, &kb, NULL);
+    lv_loop_end(m, &p, NULL);
 }
 
 /* Fewer rows than a tile over a repacked weight (decode): x's rows
@@ -819,12 +834,8 @@ static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValu
     LLVMValueRef init[LV_MAX_CARRY], next[LV_MAX_CARRY], acc[LV_MAX_CARRY], mask[EX_PANEL / 4];
     LLVMValueRef pairs = LLVMBuildSDiv(m->b, bc->len, lv_int(m, 2), "");
     for (int h = 0; h < V; h++) mask[h] = column_mask(m, bc, h);
-    for (int s = 0; s < n * chains; s++) {
-        LLVMValueRef at = out_at(m, bc, lv_addi(m, t0, s % n / V), s % V), y = NULL;
-        if (s < n && bc->home) y = lv_load(m, bc->home, home_at(m, bc, lv_addi(m, t0, s % n / V), s % V), GM_F32, W);
-        else if (s < n) y = mask[s % V] ? lv_load_masked(m, bc->c->y, at, mask[s % V], W) : lv_load(m, bc->c->y, at, GM_F32, W);
-        init[s] = s < n ? LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, W), y, "") : lv_real(m, 0, W);
-    }
+    for (int s = 0; s < n * chains; s++)
+        init[s] = s < n ? tile_sums(m, bc, lv_addi(m, t0, s / V), s % V, mask[s % V]) : lv_real(m, 0, W);
     lv_loop loops[2], *l = NULL;
     for (int pass = 0; pass < chains; pass++) {
         int step = pass ? 1 : chains;
@@ -836,18 +847,6 @@ static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValu
     }
     for (int s = 0; s < n; s++) acc[s] = chains == 2 ? lv_fadd(m, l->v[s], l->v[n + s]) : l->v[s];
     store_tile(m, bc, t0, R, acc, mask);
-}
-
-/* Rows [0, T) in bands of tiles of sizes[0] rows, then sizes[1], then
- * sizes[2] = 1: band b is rows [start[b], start[b + 1]). Leftover rows go in
- * tiles as large as they fill, not one at a time: on the Zen 4 host, one
- * thread, the 2B BF16's prefill of 128 rows (10 tiles of 12, 8 rows left)
- * went from 41.6 to 43.4 tok/s with tiles of 8, which leave none. */
-#define BANDS 3
-static void row_bands(lv_emit *m, LLVMValueRef T, const int *sizes, LLVMValueRef *start) {
-    start[0] = lv_int(m, 0);
-    for (int b = 0; b < BANDS; b++)
-        start[b + 1] = lv_sub(m, T, LLVMBuildSRem(m->b, lv_sub(m, T, start[b]), lv_int(m, sizes[b]), ""));
 }
 
 /* Rows enough for tiles (prefill): x's rows rounded to bf16 and
