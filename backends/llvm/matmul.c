@@ -856,8 +856,8 @@ static void bf16_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef xs, LLVMValu
  * in the panel's home, 64-byte rows in L1. In y they were N floats apart,
  * a power of two in Gemma, so a tile's rows met in the same cache sets and
  * every block reloaded them from memory: on the Zen 4 host, one thread,
- * the 2B BF16's bf16 prefill went from 44.0 to 51.0-51.2 tok/s (0.9 of
- * the core's vdpbf16ps rate). */
+ * the 2B BF16's bf16 prefill went from 44.0 to 51.0-51.2 tok/s (0.86 of
+ * the core's vdpbf16ps rate, build/ceiling). */
 static void emit_bf16_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef p0, LLVMValueRef p1) {
     int MR = bf16_rows(m), sizes[BANDS] = {MR, MR / 3 > 1 ? MR / 3 : 1, 1};
     LLVMValueRef start[BANDS + 1], xr = c->scratch, xs = past(m, xr, lv_muli(m, c->T, (c->K + 1) / 2));
