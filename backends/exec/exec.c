@@ -80,7 +80,9 @@ static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 /* The normalised rows of a norm prologue; x's rows rounded to 8 bits
  * (--activations int8: as f32, or as quants, which take less), or to bf16
  * (as f32, or as bf16 pairs); a panel
- * kernel's block of rows packed for its tiles and its block of weights
+ * kernel's block of rows packed for its tiles (the bf16 and int8 tiles,
+ * whose x is laid out once in the space above, keep their sums between
+ * blocks of k there: T·EX_PANEL floats) and its block of weights
  * converted to f32 (a quantized weight's decoded, or its int8 panel). */
 int64_t ex_scratch_floats(const ex_kernel *k, int64_t T) {
     int64_t n = k->op == IR_NORM_MATMUL ? round_up16(T * k->k) : 0;

@@ -440,7 +440,7 @@ static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
  * On the Zen 4 host, one thread, 2B Q8_0 decode went from 8.7 to 11.5 tok/s
  * with a prefetch of the whole unit two ahead (medians of five alternated
  * runs); for the 256-k units of the K-quants, shared out over the eight
- * sub-blocks and four units ahead, Q4_K went from 10.4-10.7 to 13.1-13.8
+ * sub-blocks and four units ahead, Q4_K went from 10.4-10.7 to 12.9-13.8
  * tok/s (8.0 without prefetch) and Q6_K from 6.8 to 9.4. */
 #define QPANEL_AHEAD 4
 static void prefetch_share(lv_emit *m, const gm_qpanel *l, LLVMValueRef unit, int s, int subs) {

@@ -154,7 +154,8 @@ typedef struct {
     gm_dtype bdt;
     LLVMValueRef k0, len;     /* the block: k in [k0, k0 + len) */
     LLVMValueRef first, last; /* i1: the block is the first / the last of k */
-    LLVMValueRef next;        /* tiles: the next block as stored, prefetched into L2; or NULL */
+    LLVMValueRef next;        /* tiles: the block they read next as stored (the f32 tiles' next panel's, the bf16
+                                 tiles' next block of k), prefetched into L2; or NULL */
     int W;                    /* lanes of the accumulators: the target's f32 vector, 16 for the int8 tiles */
     LLVMValueRef home;        /* tiles: the panel's sums between blocks of k, [T][P] f32; NULL: in y */
 } block_ctx;
@@ -221,8 +222,8 @@ static void store_home(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, 
 /* Row t's vector h of sums as a tile starts a block: 0 for the first block
  * of k, else from the panel's home or from y. */
 static LLVMValueRef tile_sums(lv_emit *m, const block_ctx *bc, LLVMValueRef t, int h, LLVMValueRef mask) {
-    LLVMValueRef at = out_at(m, bc, t, h), y;
-    if (bc->home) y = lv_load(m, bc->home, home_at(m, bc, t, h), GM_F32, bc->W);
+    LLVMValueRef y, at = bc->home ? home_at(m, bc, t, h) : out_at(m, bc, t, h);
+    if (bc->home) y = lv_load(m, bc->home, at, GM_F32, bc->W);
     else y = mask ? lv_load_masked(m, bc->c->y, at, mask, bc->W) : lv_load(m, bc->c->y, at, GM_F32, bc->W);
     return LLVMBuildSelect(m->b, bc->first, lv_real(m, 0, bc->W), y, "");
 }
@@ -570,6 +571,9 @@ static void row_bands(lv_emit *m, LLVMValueRef T, const int *sizes, LLVMValueRef
         start[b + 1] = lv_sub(m, T, LLVMBuildSRem(m->b, lv_sub(m, T, start[b]), lv_int(m, sizes[b]), ""));
 }
 
+/* The int8 tiles' row bands (row_bands). */
+static const int int8_bands[BANDS] = {LV_INT8_TILE, 2, 1};
+
 /* Rows t0.. t0+R-1 of the int8 tile over one panel's block: the partial
  * sums (tile_sums), the block's products, then stored (through the
  * epilogue after the last block). */
@@ -591,14 +595,13 @@ static void int8_tile_rows(lv_emit *m, const block_ctx *bc, LLVMValueRef panel, 
  * from the blocks as stored), then register tiles of LV_INT8_TILE rows, of
  * 2, and the leftover row. */
 static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValueRef panel, const LLVMValueRef *start) {
-    static const int sizes[BANDS] = {LV_INT8_TILE, 2, 1};
     mm_ctx *c = bc->c;
     if (c->k->panel) lv_int8_qpanel_fill(m, c->dt, c->w, c->K, bc->panel, bc->k0, bc->len, panel);
     else lv_int8_panel_fill(m, c->dt, c->w, c->N, c->K, bc->panel, bc->k0, bc->len, panel);
     for (int b = 0; b < BANDS; b++) {
         lv_loop t;
-        lv_loop_begin(m, &t, start[b], start[b + 1], sizes[b], 0, NULL);
-        int8_tile_rows(m, bc, panel, q, t.i, sizes[b]);
+        lv_loop_begin(m, &t, start[b], start[b + 1], int8_bands[b], 0, NULL);
+        int8_tile_rows(m, bc, panel, q, t.i, int8_bands[b]);
         lv_loop_end(m, &t, NULL);
     }
 }
@@ -607,11 +610,10 @@ static void int8_panel_block(lv_emit *m, block_ctx *bc, LLVMValueRef q, LLVMValu
  * panel each block of EX_KC values of k, the tiles' sums kept between
  * blocks in the panel's home (as emit_bf16_tiled, and for its reason). */
 static void emit_int8_tiled(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
-    static const int sizes[BANDS] = {LV_INT8_TILE, 2, 1};
     LLVMValueRef q = c->scratch, panel = past(m, c->scratch, lv_muli(m, c->T, c->K)), start[BANDS + 1];
     LLVMValueRef home = past(m, panel, lv_int(m, LV_INT8_PANEL_FLOATS));
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, q, NULL);
-    row_bands(m, c->T, sizes, start);
+    row_bands(m, c->T, int8_bands, start);
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
     lv_loop kb, p;
