@@ -159,7 +159,7 @@ static int build_list(frontend *f, const cJSON *list, const char *section, int l
         const cJSON *out = in ? member(f, op, "out", path, cJSON_String) : NULL;
         if (!out) return -1;
         int code = ir_op_from_name(name->valuestring);
-        if (code < 0) return fail(f, path, "a known op (see docs/model-format.md)", name);
+        if (code < 0 || ir_ops[code].training) return fail(f, path, "a known op (see docs/model-format.md)", name);
         if (cJSON_GetArraySize(in) != ir_ops[code].n_inputs) {
             char want[64];
             snprintf(want, sizeof want, "%d inputs for %s", ir_ops[code].n_inputs, name->valuestring);

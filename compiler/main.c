@@ -5,6 +5,7 @@
  *   gemmac info <description | hf dir> [--plan]      sizes, layers, parameters, arena
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
+ *   gemmac grad <model> --tokens ... --targets ...   the loss and every weight's gradient (cmd_grad.c)
  *   gemmac perplexity <model> <text>                 perplexity, and KL against --base (cmd_perplexity.c)
  *   gemmac bench <model>                             tokens/s, the pass ablation (cmd_bench.c)
  *   gemmac eval <task> <model>                       a benchmark, batched (cmd_eval.c)
@@ -39,6 +40,7 @@ static const struct {
     {"info", "print a model's sizes, layer kinds and parameter count", cmd_info},
     {"run", "generate text from a prompt, or chat (the embedded demo without a model)", cmd_run},
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
+    {"grad", "the training loss of a token sequence and d loss / d w of every weight", cmd_grad},
     {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"eval", "a benchmark (GSM8K) as its authors run it, batched, resumable", cmd_eval},

@@ -7,9 +7,11 @@
 
 #define A(id) (1u << IR_A_##id)
 const ir_op_info ir_ops[IR_OP_COUNT] = {
-#define OP(id, name, nin, kind, attrs) [IR_##id] = {name, nin, kind, attrs},
+#define OP(id, name, nin, kind, attrs, vjp) [IR_##id] = {name, nin, kind, attrs, 0},
+#define TRAIN_OP(id, name, nin, kind, attrs, vjp) [IR_##id] = {name, nin, kind, attrs, 1},
 #include "ops.def"
 #undef OP
+#undef TRAIN_OP
 };
 #undef A
 
@@ -46,7 +48,7 @@ int ir_attr_from_name(const char *name) {
 ir_graph *ir_graph_new(const char *name) {
     ir_graph *g = gm_calloc(1, sizeof *g);
     g->name = gm_strdup(name);
-    g->tokens = g->logits = -1;
+    g->tokens = g->logits = g->targets = g->loss = -1;
     return g;
 }
 
@@ -56,6 +58,7 @@ void ir_graph_free(ir_graph *g) {
         free(g->values[i].name);
         free(g->values[i].role);
         free(g->values[i].derived_from);
+        free(g->values[i].grad_of);
     }
     for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].where);
     for (int i = 0; i < g->n_layers; i++) free(g->layers[i].kind);

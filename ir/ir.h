@@ -17,13 +17,14 @@
 #include <stdio.h>
 
 #define IR_MAX_DIMS 4
-#define IR_MAX_IN 3
+#define IR_MAX_IN 4       /* the backward ops of attention take (q, k, v, dy) */
+#define IR_MAX_KERNEL_IN 3 /* inference ops, the only ones compiled kernels run */
 #define IR_DIM_T (-1) /* the symbolic token dimension */
 
 typedef enum { ELEMWISE, BROADCAST, INJECTIVE, REDUCTION, OUT_EWISE, OPAQUE } ir_pattern;
 
 typedef enum {
-#define OP(id, name, nin, kind, attrs) IR_##id,
+#define OP(id, name, nin, kind, attrs, vjp) IR_##id,
 #include "ops.def"
 #undef OP
     IR_OP_COUNT
@@ -41,6 +42,7 @@ typedef struct {
     int n_inputs;      /* exact input count */
     ir_pattern kind;   /* fusion pattern kind */
     unsigned attrs;    /* bit (1 << IR_A_x) for each attribute it takes */
+    int training;      /* only in training graphs (ops.def's TRAIN_OP): never in a description */
 } ir_op_info;
 
 extern const ir_op_info ir_ops[IR_OP_COUNT];
@@ -67,6 +69,8 @@ typedef struct {
     double derived_add, derived_mul; /* folded weights: value = (source + add) · mul, in f32 */
     int panel;                   /* weights: 0 row-major [N][K]; P > 0: packed by pack_weights into
                                     panels of P rows, [ceil(N/P)][K][P], the last zero-padded */
+    char *grad_of;               /* training graphs: the weight whose whole gradient this value is
+                                    (its name, which outlives renumbering); else NULL */
 } ir_value;
 
 typedef struct {
@@ -75,7 +79,8 @@ typedef struct {
     int out;                     /* the value it defines */
     double attr[IR_ATTR_COUNT];  /* attribute values (defaults where not given) */
     int layer;                   /* layer index, -1 in embed/head */
-    int cache_slot;              /* attention: its KV cache slot; else -1 */
+    int cache_slot;              /* attention: its KV cache slot; -1 in training graphs, where it
+                                    attends over the call's own rows only (causal, windowed) */
     char *where;                 /* description path, e.g. "graph.layer[3]" (layer 5) */
 } ir_node;
 
@@ -94,6 +99,8 @@ typedef struct {
     int n_nodes, cap_nodes;
     int tokens;                  /* id of the token-id input */
     int logits;                  /* id of the output [T, vocab] */
+    int targets, loss;           /* training graphs (passes/differentiate.c): the target ids, i32 [T]
+                                    (-1: not scored), and the loss [1]; else -1 */
     ir_layer *layers;            /* per-layer kind */
     int n_layers;
     int n_cache_slots;           /* attention ops (each has a KV cache) */

@@ -159,7 +159,85 @@ static int64_t infer_same_shape(checker *c) {
     return cols;
 }
 
+/* Token ids or target ids: i32 [T]. */
+static int ids_input(checker *c, int i) {
+    const ir_value *v = input(c, i);
+    if (v->dtype != GM_I32 || v->ndim != 1 || v->dims[0] != IR_DIM_T)
+        return gm_fail(c->e, "%s (%s): input %d '%s' must be ids i32 [T]", c->n->where, ir_ops[c->n->op].name, i,
+                       v->name);
+    return 0;
+}
+
+/* Input i, an activation [T, want]; 0, or -1 after reporting. */
+static int act_with_cols(checker *c, int i, int64_t want) {
+    int64_t cols = act_cols(c, i);
+    if (cols < 0) return -1;
+    return cols != want ? fail_at(c, "columns of an input that must match", want, cols) : 0;
+}
+
+static int64_t infer_attention_grad(checker *c) {
+    int64_t q_cols = infer_attention(c);
+    if (q_cols < 0 || act_with_cols(c, 3, q_cols)) return -1;
+    return c->n->op == IR_ATTENTION_DQ ? q_cols : input(c, 1)->dims[1];
+}
+
+/* The backward ops with [T, C] outputs. */
+static int64_t infer_grad_cols(checker *c) {
+    int64_t cols = 0;
+    switch (c->n->op) {
+    case IR_CROSS_ENTROPY_DX: return ids_input(c, 1) ? -1 : act_cols(c, 0);
+    case IR_MATMUL_DX:
+        if ((cols = act_cols(c, 0)) < 0 || weight_ndim(c, 1, 2)) return -1;
+        return input(c, 1)->dims[0] != cols ? fail_at(c, "weight rows must equal dy's columns", cols, input(c, 1)->dims[0])
+                                            : input(c, 1)->dims[1];
+    case IR_RMS_NORM_DX: return (cols = check_norm(c, 2)) < 0 || act_with_cols(c, 1, cols) ? -1 : cols;
+    case IR_ROPE_DX: return infer_rope(c);
+    case IR_ATTENTION_DQ:
+    case IR_ATTENTION_DK:
+    case IR_ATTENTION_DV: return infer_attention_grad(c);
+    default: return (cols = infer_same_shape(c)) < 0 || (c->n->op == IR_SOFTCAP_DX && attr_positive(c, IR_A_CAP)) ? -1 : cols;
+    }
+}
+
+/* Whether node c's output has a fixed shape (no T): the loss, a weight's
+ * gradient, or the sum of two such. */
+static int fixed_output(checker *c) {
+    ir_op op = c->n->op;
+    return op == IR_CROSS_ENTROPY || op == IR_MATMUL_DW || op == IR_EMBED_DW || op == IR_RMS_NORM_DW ||
+           (op == IR_ADD && input(c, 0)->kind == IR_ACT && input(c, 0)->dims[0] != IR_DIM_T);
+}
+
+/* The fixed shape of such an output into out; 0, or -1 after reporting. */
+static int infer_fixed(checker *c, ir_value *out) {
+    const ir_value *a = input(c, 0), *b = input(c, 1), *w = NULL;
+    int64_t cols;
+    out->ndim = 1, out->dims[0] = 1;
+    switch (c->n->op) {
+    case IR_CROSS_ENTROPY: return act_cols(c, 0) < 0 || ids_input(c, 1) ? -1 : 0;
+    case IR_MATMUL_DW:
+        if (act_cols(c, 0) < 0 || act_cols(c, 1) < 0) return -1;
+        out->ndim = 2, out->dims[0] = a->dims[1], out->dims[1] = b->dims[1];
+        return 0;
+    case IR_EMBED_DW:
+        if (ids_input(c, 0) || weight_ndim(c, 1, 2) || act_with_cols(c, 2, b->dims[1])) return -1;
+        w = b;
+        break;
+    case IR_RMS_NORM_DW:
+        if ((cols = check_norm(c, 2)) < 0 || act_with_cols(c, 1, cols)) return -1;
+        w = input(c, 2);
+        break;
+    default: /* add */
+        if (b->kind != IR_ACT || b->ndim != a->ndim || memcmp(b->dims, a->dims, a->ndim * sizeof a->dims[0]))
+            return gm_fail(c->e, "%s (add): inputs '%s' and '%s' must have the same shape", c->n->where, a->name, b->name);
+        w = a;
+    }
+    out->ndim = w->ndim;
+    memcpy(out->dims, w->dims, sizeof out->dims);
+    return 0;
+}
+
 static int64_t infer_cols(checker *c) {
+    if (ir_ops[c->n->op].training) return infer_grad_cols(c);
     switch (c->n->op) {
     case IR_EMBED: return infer_embed(c);
     case IR_RMS_NORM:
@@ -186,16 +264,21 @@ int ir_verify(ir_graph *g, gm_err *e) {
                              ir_ops[n->op].name, k, v->name);
         }
         if (rc || (rc = check_attrs_present(&c))) break;
-        int64_t cols = infer_cols(&c);
-        if (cols < 0) rc = -1;
         ir_value *out = &g->values[n->out];
-        if (!rc && (out->kind != IR_ACT || made[n->out]))
+        if (out->kind != IR_ACT || made[n->out]) {
             rc = gm_fail(e, "%s (%s): output '%s' must be a new activation", n->where, ir_ops[n->op].name, out->name);
-        if (rc) break;
+            break;
+        }
+        if (fixed_output(&c)) {
+            if ((rc = infer_fixed(&c, out))) break;
+        } else {
+            int64_t cols = infer_cols(&c);
+            if (cols < 0 && (rc = -1)) break;
+            out->ndim = 2;
+            out->dims[0] = IR_DIM_T;
+            out->dims[1] = cols;
+        }
         out->dtype = GM_F32;
-        out->ndim = 2;
-        out->dims[0] = IR_DIM_T;
-        out->dims[1] = cols;
         made[n->out] = 1;
     }
     if (!rc && (g->logits < 0 || !made[g->logits]))

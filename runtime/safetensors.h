@@ -20,4 +20,12 @@ gm_weights *st_open(const char *path, gm_err *e);
  * names it in messages. data must outlive the archive, which never frees it. */
 gm_weights *st_open_memory(const void *data, size_t len, const char *origin, gm_err *e);
 
+/* Writes the tensors (name, dtype, shape, data, nbytes) to path as one
+ * safetensors file, data in the order given; atomically: no partial file
+ * is ever left under path. */
+int st_write(const char *path, const gm_tensor *ts, int n, gm_err *e);
+/* The header st_write writes, data offsets following the tensors' nbytes in
+ * order, for a writer that streams the data itself. */
+void st_header(gm_buf *b, const gm_tensor *ts, int n);
+
 #endif

@@ -62,6 +62,7 @@ static void test_op_table(void) {
         CU_ASSERT_PTR_NOT_NULL(ir_ops[i].name);
         CU_ASSERT_EQUAL(ir_op_from_name(ir_ops[i].name), i);
         CU_ASSERT(ir_ops[i].n_inputs >= 1 && ir_ops[i].n_inputs <= IR_MAX_IN);
+        if (!ir_ops[i].training) CU_ASSERT(ir_ops[i].n_inputs <= IR_MAX_KERNEL_IN); /* what compiled kernels take */
     }
     CU_ASSERT_EQUAL(ir_ops[IR_MATMUL].kind, OUT_EWISE);
     CU_ASSERT_EQUAL(ir_ops[IR_RMS_NORM].kind, REDUCTION);
@@ -153,6 +154,10 @@ static void test_description_errors(void) {
 
     d = desc();
     cJSON_ReplaceItemInObject(layer_op(d, 1), "op", cJSON_CreateString("conv"));
+    expect(build_error(d), "graph.layer[1]: expected a known op");
+
+    d = desc(); /* training ops exist only in graphs the differentiate pass makes */
+    cJSON_ReplaceItemInObject(layer_op(d, 1), "op", cJSON_CreateString("matmul_dx"));
     expect(build_error(d), "graph.layer[1]: expected a known op");
 
     d = desc();

@@ -15,7 +15,7 @@
 #include "runtime/weights.h"
 
 typedef struct {
-    const void *in[IR_MAX_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
+    const void *in[IR_MAX_KERNEL_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
     float *out;                /* [T][C] */
     int64_t T, pos;            /* rows in this call; absolute position of the first */
     int64_t n0, n1;            /* matmul: the output columns [n0, n1) to compute; attention: the query rows */

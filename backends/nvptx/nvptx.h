@@ -26,7 +26,7 @@
  * (a CUDA graph) replays at any position. An attention kernel's "_store"
  * entry takes the call's k, v rows at in[0], in[1] and the slot as attention does. */
 typedef struct {
-    uint64_t in[IR_MAX_IN];  /* the node's inputs */
+    uint64_t in[IR_MAX_KERNEL_IN];  /* the node's inputs */
     uint64_t out;            /* [T][C] */
     int64_t T;               /* rows of this call */
     uint64_t pos;            /* -> int64: absolute position of the call's first row */

@@ -12,6 +12,7 @@
  * rows under the causal and sliding-window mask, then stores those rows.
  * Reductions accumulate in double. */
 #include "reference.h"
+#include "reference_ops.h"
 
 #include "runtime/kv_cache.h"
 
@@ -25,11 +26,12 @@ typedef struct {
     rt_kv_cache *kv;               /* one slot per attention op */
     float **act;                   /* per value id, during a call: [T][C] */
     int pos;                       /* position of the call in progress */
+    const int32_t *targets;        /* a training graph's target ids, [T] */
 } ref_engine;
 
 #define ROW_BLOCK 256
 
-static void weight_rows_f32(const gm_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
+void ref_weight_rows_f32(const gm_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst) {
     gm_to_f32(w->dtype, (const char *)w->data + gm_dtype_bytes(w->dtype, row * cols), dst, n_rows * cols);
 }
 
@@ -43,7 +45,7 @@ static void matmul(const float *x, int T, int64_t K, const gm_tensor *w, int64_t
     float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
     for (int64_t r = 0; r < N; r += ROW_BLOCK) {
         int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
-        weight_rows_f32(w, r, nr, K, block);
+        ref_weight_rows_f32(w, r, nr, K, block);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)K, 1.0f, x, (int)K,
                     block, (int)K, 0.0f, y + r, (int)N);
     }
@@ -51,13 +53,13 @@ static void matmul(const float *x, int T, int64_t K, const gm_tensor *w, int64_t
 }
 
 static void embed(const int32_t *ids, int T, const gm_tensor *table, int64_t C, float *y) {
-    for (int t = 0; t < T; t++) weight_rows_f32(table, ids[t], 1, C, y + t * C);
+    for (int t = 0; t < T; t++) ref_weight_rows_f32(table, ids[t], 1, C, y + t * C);
 }
 
 static void rms_norm(const float *x, int T, int64_t C, const gm_tensor *w, double eps, double add_one, float *y) {
     int64_t G = w->shape[0];
     float *wf = gm_malloc(G * sizeof(float));
-    weight_rows_f32(w, 0, 1, G, wf);
+    ref_weight_rows_f32(w, 0, 1, G, wf);
     for (int64_t r = 0; r < T * C / G; r++) {
         const float *xr = x + r * G;
         double ss = 0;
@@ -73,7 +75,7 @@ static void add_residual(const float *r, int64_t len, float *y) {
     for (int64_t i = 0; i < len; i++) y[i] = r[i] + y[i];
 }
 
-static double softcap(double v, double cap) { return cap * tanh(v / cap); }
+double ref_softcap(double v, double cap) { return cap * tanh(v / cap); }
 
 /* x as --activations int8 gives it to a quantized weight's matmul
  * (passes/quantize_activations.c): per block of 32, d = max|x| / 127 and
@@ -115,13 +117,13 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     for (int64_t i = 0; n->attr[IR_A_OUT_SCALE] != 1 && i < T * N; i++) y[i] = (float)(y[i] * n->attr[IR_A_OUT_SCALE]);
     if (n->op == IR_MATMUL_ADD) add_residual(r->act[n->in[2]], T * N, y);
     double cap = n->op == IR_MATMUL_ADD ? 0 : n->attr[IR_A_SOFTCAP];
-    for (int64_t i = 0; cap > 0 && i < T * N; i++) y[i] = (float)softcap(y[i], cap);
+    for (int64_t i = 0; cap > 0 && i < T * N; i++) y[i] = (float)ref_softcap(y[i], cap);
 }
 
-static void rope(float *x, int T, int64_t C, int pos, const double *a) {
+void ref_rope(float *x, int T, int64_t C, int pos, const double *a, int inverse) {
     int hd = (int)a[IR_A_HEAD_DIM], half = hd / 2;
     for (int t = 0; t < T; t++) {
-        double p = (pos + t) / a[IR_A_POS_SCALE];
+        double p = (inverse ? -1 : 1) * (pos + t) / a[IR_A_POS_SCALE];
         for (int i = 0; i < half; i++) {
             double angle = p * pow(a[IR_A_THETA], -2.0 * i / hd);
             float c = (float)cos(angle), s = (float)sin(angle);
@@ -135,19 +137,20 @@ static void rope(float *x, int T, int64_t C, int pos, const double *a) {
     }
 }
 
-/* The keys and values one attention call sees: cached before pos, fresh after. */
+/* The keys and values one attention call sees: cached before pos, fresh
+ * after (a training graph's attention has no cache: slot NULL, pos 0). */
 typedef struct {
     const rt_kv_slot *slot;
     const float *k_new, *v_new; /* [T][cols] of this call */
-    int pos;
+    int pos, cols;
 } kv_view;
 
 static const float *key_at(const kv_view *kv, int j) {
-    return j < kv->pos ? rt_kv_key(kv->slot, j) : kv->k_new + (size_t)(j - kv->pos) * kv->slot->cols;
+    return j < kv->pos ? rt_kv_key(kv->slot, j) : kv->k_new + (size_t)(j - kv->pos) * kv->cols;
 }
 
 static const float *value_at(const kv_view *kv, int j) {
-    return j < kv->pos ? rt_kv_value(kv->slot, j) : kv->v_new + (size_t)(j - kv->pos) * kv->slot->cols;
+    return j < kv->pos ? rt_kv_value(kv->slot, j) : kv->v_new + (size_t)(j - kv->pos) * kv->cols;
 }
 
 /* One query head over keys lo..hi of kv head column offset `off`. */
@@ -159,7 +162,7 @@ static void attend_one(const float *q, const kv_view *kv, int off, int lo, int h
         double s = 0;
         for (int d = 0; d < hd; d++) s += (double)q[d] * k[d];
         s *= a[IR_A_SCALE];
-        if (a[IR_A_SOFTCAP] > 0) s = softcap(s, a[IR_A_SOFTCAP]);
+        if (a[IR_A_SOFTCAP] > 0) s = ref_softcap(s, a[IR_A_SOFTCAP]);
         scores[j - lo] = (float)s;
         if (s > mx) mx = s;
     }
@@ -176,8 +179,8 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
     const double *a = n->attr;
     int nh = (int)a[IR_A_HEADS], nkv = (int)a[IR_A_KV_HEADS], hd = (int)a[IR_A_HEAD_DIM];
     int W = (int)a[IR_A_WINDOW], group = nh / nkv;
-    rt_kv_slot *slot = &r->kv->slots[n->cache_slot];
-    kv_view kv = {slot, r->act[n->in[1]], r->act[n->in[2]], r->pos};
+    rt_kv_slot *slot = n->cache_slot >= 0 ? &r->kv->slots[n->cache_slot] : NULL;
+    kv_view kv = {slot, r->act[n->in[1]], r->act[n->in[2]], r->pos, nkv * hd};
     float *scores = gm_malloc((size_t)(r->pos + T) * sizeof(float));
     for (int t = 0; t < T; t++) {
         int i = r->pos + t, lo = W > 0 && i - W + 1 > 0 ? i - W + 1 : 0;
@@ -186,10 +189,10 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
                        scores, y + (size_t)t * nh * hd + h * hd);
     }
     free(scores);
-    rt_kv_store(slot, r->pos, T, kv.k_new, kv.v_new);
+    if (slot) rt_kv_store(slot, r->pos, T, kv.k_new, kv.v_new);
 }
 
-static float gelu_tanh(double v) {
+float ref_gelu_tanh(double v) {
     return (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
 }
 
@@ -197,11 +200,11 @@ static void elementwise(const ir_node *n, const float *x, const float *b, int64_
     const double *a = n->attr;
     for (int64_t i = 0; i < len; i++) {
         double v = x[i];
-        switch (n->op) {
+        switch ((int)n->op) {
         case IR_SCALE: y[i] = (float)(v * a[IR_A_BY]); break;
-        case IR_GELU_TANH: y[i] = gelu_tanh(v); break;
-        case IR_GEGLU: y[i] = gelu_tanh(v) * b[i]; break;
-        case IR_SOFTCAP: y[i] = (float)softcap(v, a[IR_A_CAP]); break;
+        case IR_GELU_TANH: y[i] = ref_gelu_tanh(v); break;
+        case IR_GEGLU: y[i] = ref_gelu_tanh(v) * b[i]; break;
+        case IR_SOFTCAP: y[i] = (float)ref_softcap(v, a[IR_A_CAP]); break;
         case IR_MUL: y[i] = x[i] * b[i]; break;
         case IR_ADD: y[i] = x[i] + b[i]; break;
         default: abort(); /* not elementwise: the interpreter's dispatch is wrong */
@@ -209,10 +212,19 @@ static void elementwise(const ir_node *n, const float *x, const float *b, int64_
     }
 }
 
+int64_t ref_value_len(const ir_graph *g, int v, int T) {
+    const ir_value *x = &g->values[v];
+    return ir_value_elems(x) * (x->dims[0] == IR_DIM_T ? T : 1);
+}
+
 static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int T) {
     const ir_graph *g = r->g;
     int64_t C = ir_value_cols(g, n->out);
-    float *y = r->act[n->out] = gm_malloc((size_t)T * C * sizeof(float));
+    float *y = r->act[n->out] = gm_malloc(ref_value_len(g, n->out, T) * sizeof(float));
+    if (ir_ops[n->op].training) {
+        ref_backward_node(g, n, r->bound, r->act, tokens, r->targets, T, y);
+        return;
+    }
     float *x = r->act[n->in[0]];
     switch (n->op) {
     case IR_EMBED: embed(tokens, T, r->bound[n->in[1]], C, y); break;
@@ -226,10 +238,10 @@ static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int
     case IR_MATMUL_ADD: linear(r, n, T, y); break;
     case IR_ROPE:
         memcpy(y, x, (size_t)T * C * sizeof(float));
-        rope(y, T, C, r->pos, n->attr);
+        ref_rope(y, T, C, r->pos, n->attr, 0);
         break;
     case IR_ATTENTION: attention(r, n, T, y); break;
-    default: elementwise(n, x, ir_ops[n->op].n_inputs > 1 ? r->act[n->in[1]] : NULL, T * C, y); break;
+    default: elementwise(n, x, ir_ops[n->op].n_inputs > 1 ? r->act[n->in[1]] : NULL, ref_value_len(g, n->out, T), y); break;
     }
 }
 
@@ -289,4 +301,36 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
     free(windows);
     free(cols);
     return &r->base;
+}
+
+float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const int32_t *tokens,
+                         const int32_t *targets, int T, gm_err *e) {
+    if (g->loss < 0) return gm_fail(e, "%s: not a training graph (no loss)", g->name), NULL;
+    if (T < 1 || T > g->max_context)
+        return gm_fail(e, "a training sequence of %d tokens exceeds the model's context of %lld positions "
+                          "(config.max_context); shorten it", T, (long long)g->max_context), NULL;
+    rt_engine span = {.vocab = g->vocab, .context = T};
+    if (rt_check_span(&span, tokens, T, 0, e)) return NULL;
+    for (int t = 0; t < T; t++)
+        if (targets[t] < -1 || targets[t] >= g->vocab)
+            return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, targets[t],
+                           (long long)g->vocab), NULL;
+    ref_engine r = {.g = g, .bound = bound, .act = gm_calloc(g->n_values, sizeof(float *)), .targets = targets};
+    int *first = gm_malloc(g->n_values * sizeof(int)), *last = gm_malloc(g->n_values * sizeof(int));
+    ir_live_ranges(g, first, last);
+    for (int i = 0; i < g->n_nodes; i++) {
+        run_node(&r, &g->nodes[i], tokens, T);
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) { /* done with values read for the last time */
+            int v = g->nodes[i].in[k];
+            if (last[v] == i && v != g->loss && !g->values[v].grad_of && r.act[v]) free(r.act[v]), r.act[v] = NULL;
+        }
+    }
+    free(first);
+    free(last);
+    return r.act;
+}
+
+void ref_free_values(const ir_graph *g, float **act) {
+    for (int v = 0; act && v < g->n_values; v++) free(act[v]);
+    free(act);
 }

@@ -1,4 +1,5 @@
-/* eliminate_dead.c — drops what the logits do not depend on: nodes whose
+/* eliminate_dead.c — drops what the outputs (the logits; in a training graph
+ * also the loss and the weights' gradients) do not depend on: nodes whose
  * output nobody reads (transitively), and weights no node reads any more
  * (e.g. the zero-centred norm weights replaced by their folded copies, so
  * they are neither bound nor loaded). Value ids are renumbered densely and
@@ -10,6 +11,7 @@
 static char *mark_live(const ir_graph *g) {
     char *live = gm_calloc(g->n_values, 1);
     live[g->logits] = live[g->tokens] = 1;
+    for (int v = 0; v < g->n_values; v++) live[v] |= v == g->loss || v == g->targets || g->values[v].grad_of;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const ir_node *n = &g->nodes[i];
         if (!live[n->out]) continue;
@@ -41,6 +43,7 @@ static void drop_dead_values(ir_graph *g, const char *live) {
             free(g->values[v].name);
             free(g->values[v].role);
             free(g->values[v].derived_from);
+            free(g->values[v].grad_of);
             id[v] = -1;
             continue;
         }
@@ -54,6 +57,7 @@ static void drop_dead_values(ir_graph *g, const char *live) {
     }
     g->tokens = id[g->tokens];
     g->logits = id[g->logits];
+    if (g->loss >= 0) g->loss = id[g->loss], g->targets = id[g->targets];
     g->n_values = kept;
     ir_index_values(g);
     free(id);

@@ -15,6 +15,9 @@ void pass_quantize_activations(ir_graph *g);
 void pass_round_activations(ir_graph *g);
 void pass_eliminate_dead(ir_graph *g);
 void pass_plan_memory(ir_graph *g);
+/* Not in the pipeline's list: makes a training graph (loss and weight
+ * gradients) of a forward graph; `gemmac grad` and `finetune` run it. */
+int pass_differentiate(ir_graph *g, gm_err *e);
 
 /* What the fusion passes share. A fused op replaces its last node in place
  * (that node's inputs are all defined before it, so the order stays valid)

@@ -1,0 +1,379 @@
+/* test_grad.c — training graphs: every op's vector-Jacobian rule
+ * (passes/differentiate.c) and the reference backend's backward ops against
+ * central finite differences, op by op; whole-model gradients of every
+ * oracle case against PyTorch's autograd (tests/golden/grad, made once by
+ * make_reference.py in float64); ops without a rule refused by name.
+ *
+ * Each op is tested in a toy graph built here: its activation inputs come
+ * from embedding lookups (so that d loss / d input shows in the tables'
+ * gradients), its output goes through a head matmul to logits and the
+ * cross-entropy loss. Every weight element is perturbed by ±h and the loss
+ * recomputed: (L(w+h) − L(w−h)) / 2h must match the gradient. */
+#include "testing.h"
+
+#include "backends/reference/reference.h"
+#include "compiler/model.h"
+#include "compiler/passes/passes.h"
+#include "oracle_exe.h"
+#include "runtime/safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define T_TOY 7
+#define V_TOY 11
+#define MAX_W 8
+
+typedef struct {
+    ir_graph *g;
+    int n_w, wid[MAX_W];
+    float *w[MAX_W];
+    gm_tensor t[MAX_W];
+    const gm_tensor *bound[256];
+    uint64_t seed;
+} toy;
+
+static double uniform(toy *m) {
+    m->seed = m->seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(m->seed >> 11) / 9007199254740992.0 - 0.5;
+}
+
+static toy *toy_new(void) {
+    toy *m = calloc(1, sizeof *m);
+    m->g = ir_graph_new("toy");
+    m->g->vocab = V_TOY;
+    m->g->max_context = 64;
+    m->seed = 7;
+    int64_t t = IR_DIM_T;
+    m->g->tokens = ir_add_value(m->g, "tokens", IR_INPUT, GM_I32, 1, &t, -1);
+    return m;
+}
+
+/* A weight [rows, cols] (cols 0: [rows]) of values mean + spread · U(−½, ½). */
+static int weight(toy *m, const char *name, int64_t rows, int64_t cols, double mean, double spread) {
+    int64_t dims[2] = {rows, cols}, n = rows * (cols ? cols : 1);
+    int i = m->n_w++, id = ir_add_value(m->g, name, IR_WEIGHT, GM_F32, cols ? 2 : 1, dims, -1);
+    m->w[i] = malloc(n * sizeof(float));
+    for (int64_t k = 0; k < n; k++) m->w[i][k] = (float)(mean + spread * uniform(m));
+    m->t[i] = (gm_tensor){.name = m->g->values[id].name, .dtype = GM_F32, .ndim = cols ? 2 : 1, .shape = {rows, cols},
+                          .data = m->w[i], .nbytes = n * sizeof(float)};
+    m->wid[i] = id;
+    m->bound[id] = &m->t[i];
+    return id;
+}
+
+static int node(toy *m, ir_op op, int a, int b, int c, const char *out) {
+    int id = ir_add_value(m->g, out, IR_ACT, GM_F32, 0, NULL, 0);
+    ir_add_node(m->g, op, (int[]){a, b, c, -1}, id, 0, out);
+    return id;
+}
+
+static int attr(toy *m, ir_attr a, double v) { return m->g->nodes[m->g->n_nodes - 1].attr[a] = v, 0; }
+
+/* x = embed(tokens, a table of cols columns). */
+static int lookup(toy *m, const char *table, int64_t cols) {
+    char out[64];
+    snprintf(out, sizeof out, "x_%s", table);
+    return node(m, IR_EMBED, m->g->tokens, weight(m, table, V_TOY, cols, 0, 2), -1, out);
+}
+
+/* logits = matmul(y, head) and the loss. */
+static void finish(toy *m, int y) {
+    gm_err e;
+    ir_verify(m->g, &e); /* infers y's shape; fails only for want of logits */
+    int head = weight(m, "head", V_TOY, ir_value_cols(m->g, y), 0, 1);
+    m->g->logits = node(m, IR_MATMUL, y, head, -1, "logits");
+}
+
+static const int32_t toy_tokens[T_TOY] = {3, 1, 4, 1, 5, 9, 2};
+static const int32_t toy_targets[T_TOY] = {1, -1, 1, 5, 9, 2, -1}; /* one unscored row inside */
+
+static double loss_of(toy *m) {
+    gm_err e;
+    float **act = ref_run_training(m->g, m->bound, toy_tokens, toy_targets, T_TOY, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(act);
+    double L = act[m->g->loss][0];
+    ref_free_values(m->g, act);
+    return L;
+}
+
+/* Differentiates m's graph and checks every weight's gradient against
+ * central differences with step h: |fd − g| ≤ tol · (max |g| of the tensor) + 1e-5. */
+static void check_grads(toy *m, double h, double tol) {
+    gm_err e;
+    if (ir_verify(m->g, &e)) printf("\n  %s\n", e.msg);
+    int rc = pass_differentiate(m->g, &e);
+    if (rc) printf("\n  %s\n", e.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    float **act = ref_run_training(m->g, m->bound, toy_tokens, toy_targets, T_TOY, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(act);
+    for (int i = 0; i < m->n_w; i++) {
+        int gv = -1;
+        for (int v = 0; v < m->g->n_values; v++)
+            if (m->g->values[v].grad_of && !strcmp(m->g->values[v].grad_of, m->t[i].name)) gv = v;
+        CU_ASSERT_FATAL(gv >= 0);
+        int64_t n = m->t[i].nbytes / sizeof(float);
+        double gmax = 0, worst = 0;
+        for (int64_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(act[gv][k]));
+        for (int64_t k = 0; k < n; k++) {
+            float keep = m->w[i][k];
+            m->w[i][k] = (float)(keep + h);
+            double up = loss_of(m);
+            m->w[i][k] = (float)(keep - h);
+            double down = loss_of(m);
+            m->w[i][k] = keep;
+            double fd = (up - down) / (2 * h), err = fabs(fd - act[gv][k]);
+            worst = fmax(worst, err);
+        }
+        if (getenv("GM_GRAD_VERBOSE") || worst > tol * gmax + 1e-5)
+            printf("\n  %s: d/d %s: max |fd - grad| %.3g, max |grad| %.3g\n", m->g->name, m->t[i].name, worst, gmax);
+        CU_ASSERT(worst <= tol * gmax + 1e-5);
+        CU_ASSERT(gmax > 0); /* every weight reaches the loss */
+    }
+    ref_free_values(m->g, act);
+}
+
+static void toy_free(toy *m) {
+    for (int i = 0; i < m->n_w; i++) free(m->w[i]);
+    ir_graph_free(m->g);
+    free(m);
+}
+
+#define H 1e-2
+#define TOL 2e-3
+
+/* One test: an op over lookups, the head and the loss. */
+static void run_toy(void (*build)(toy *m)) {
+    toy *m = toy_new();
+    build(m);
+    check_grads(m, H, TOL);
+    toy_free(m);
+}
+
+static void b_scale(toy *m) {
+    int y = node(m, IR_SCALE, lookup(m, "a", 8), -1, -1, "y");
+    attr(m, IR_A_BY, 1.7);
+    finish(m, y);
+}
+
+static void b_rms_norm(toy *m) {
+    int y = node(m, IR_RMS_NORM, lookup(m, "a", 8), weight(m, "w", 8, 0, 0, 0.4), -1, "y");
+    attr(m, IR_A_EPS, 1e-6), attr(m, IR_A_ADD_ONE, 1);
+    finish(m, y);
+}
+
+static void b_rms_norm_groups(toy *m) { /* a norm per head of 4, as Gemma 3's q_norm */
+    int y = node(m, IR_RMS_NORM, lookup(m, "a", 8), weight(m, "w", 4, 0, 1, 0.4), -1, "y");
+    attr(m, IR_A_EPS, 1e-6);
+    finish(m, y);
+}
+
+static void b_matmul(toy *m) {
+    finish(m, node(m, IR_MATMUL, lookup(m, "a", 8), weight(m, "W", 6, 8, 0, 1), -1, "y"));
+}
+
+static void b_matmul_softcap(toy *m) {
+    int y = node(m, IR_MATMUL, lookup(m, "a", 8), weight(m, "W", 6, 8, 0, 1), -1, "y");
+    attr(m, IR_A_SOFTCAP, 1.5), attr(m, IR_A_OUT_SCALE, 0.5);
+    finish(m, y);
+}
+
+static void b_rope(toy *m) {
+    int y = node(m, IR_ROPE, lookup(m, "a", 8), -1, -1, "y");
+    attr(m, IR_A_HEAD_DIM, 4), attr(m, IR_A_THETA, 100), attr(m, IR_A_POS_SCALE, 2);
+    finish(m, y);
+}
+
+static void attention(toy *m, double softcap, double window) {
+    int q = lookup(m, "q", 16), k = lookup(m, "k", 8), v = lookup(m, "v", 8);
+    int y = node(m, IR_ATTENTION, q, k, v, "y");
+    attr(m, IR_A_HEADS, 4), attr(m, IR_A_KV_HEADS, 2), attr(m, IR_A_HEAD_DIM, 4), attr(m, IR_A_SCALE, 0.7);
+    attr(m, IR_A_SOFTCAP, softcap), attr(m, IR_A_WINDOW, window);
+    finish(m, y);
+}
+
+static void b_attention(toy *m) { attention(m, 0, 0); }
+static void b_attention_capped(toy *m) { attention(m, 1.5, 3); }
+
+static void b_gelu_tanh(toy *m) { finish(m, node(m, IR_GELU_TANH, lookup(m, "a", 8), -1, -1, "y")); }
+static void b_mul(toy *m) { finish(m, node(m, IR_MUL, lookup(m, "a", 8), lookup(m, "b", 8), -1, "y")); }
+static void b_geglu(toy *m) { finish(m, node(m, IR_GEGLU, lookup(m, "a", 8), lookup(m, "b", 8), -1, "y")); }
+static void b_add(toy *m) { finish(m, node(m, IR_ADD, lookup(m, "a", 8), lookup(m, "b", 8), -1, "y")); }
+
+static void b_softcap(toy *m) {
+    int y = node(m, IR_SOFTCAP, lookup(m, "a", 8), -1, -1, "y");
+    attr(m, IR_A_CAP, 0.8);
+    finish(m, y);
+}
+
+static void b_norm_matmul(toy *m) {
+    int y = node(m, IR_NORM_MATMUL, lookup(m, "a", 8), weight(m, "W", 6, 8, 0, 1), weight(m, "n", 8, 0, 0, 0.4), "y");
+    attr(m, IR_A_EPS, 1e-6), attr(m, IR_A_ADD_ONE, 1), attr(m, IR_A_SOFTCAP, 2);
+    finish(m, y);
+}
+
+static void b_matmul_add(toy *m) {
+    finish(m, node(m, IR_MATMUL_ADD, lookup(m, "a", 8), weight(m, "W", 6, 8, 0, 1), lookup(m, "r", 6), "y"));
+}
+
+static void b_norm_add(toy *m) {
+    int y = node(m, IR_NORM_ADD, lookup(m, "a", 8), weight(m, "n", 8, 0, 1, 0.4), lookup(m, "r", 8), "y");
+    attr(m, IR_A_EPS, 1e-6);
+    finish(m, y);
+}
+
+/* A tied table: the lookup's and the head's gradients add up. */
+static void b_tied(toy *m) {
+    int table = weight(m, "table", V_TOY, 8, 0, 2);
+    int x = node(m, IR_EMBED, m->g->tokens, table, -1, "x");
+    int y = node(m, IR_SCALE, x, -1, -1, "y");
+    attr(m, IR_A_BY, 3);
+    m->g->logits = node(m, IR_MATMUL, y, table, -1, "logits");
+}
+
+static void test_scale(void) { run_toy(b_scale); }
+static void test_rms_norm(void) { run_toy(b_rms_norm); }
+static void test_rms_norm_groups(void) { run_toy(b_rms_norm_groups); }
+static void test_matmul(void) { run_toy(b_matmul); }
+static void test_matmul_softcap(void) { run_toy(b_matmul_softcap); }
+static void test_rope(void) { run_toy(b_rope); }
+static void test_attention(void) { run_toy(b_attention); }
+static void test_attention_capped(void) { run_toy(b_attention_capped); }
+static void test_gelu_tanh(void) { run_toy(b_gelu_tanh); }
+static void test_mul(void) { run_toy(b_mul); }
+static void test_geglu(void) { run_toy(b_geglu); }
+static void test_add(void) { run_toy(b_add); }
+static void test_softcap(void) { run_toy(b_softcap); }
+static void test_norm_matmul(void) { run_toy(b_norm_matmul); }
+static void test_matmul_add(void) { run_toy(b_matmul_add); }
+static void test_norm_add(void) { run_toy(b_norm_add); }
+static void test_tied(void) { run_toy(b_tied); }
+
+static void expect_refused(toy *m, const char *part) {
+    gm_err e;
+    CU_ASSERT_EQUAL(ir_verify(m->g, &e), 0);
+    CU_ASSERT_NOT_EQUAL(pass_differentiate(m->g, &e), 0);
+    if (!strstr(e.msg, part)) printf("\n  message \"%s\" lacks \"%s\"\n", e.msg, part);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, part));
+    toy_free(m);
+}
+
+/* An op without a rule (here a backward op in a forward graph) is refused by
+ * name and place; so are activations rounded to int8, and differentiating twice. */
+static void test_refusals(void) {
+    toy *m = toy_new();
+    int y = node(m, IR_ROPE_DX, lookup(m, "a", 8), -1, -1, "y");
+    attr(m, IR_A_HEAD_DIM, 4), attr(m, IR_A_THETA, 100);
+    finish(m, y);
+    expect_refused(m, "y (rope_dx): this op has no gradient rule, so the graph cannot be trained");
+    m = toy_new();
+    y = node(m, IR_MATMUL, lookup(m, "a", 8), weight(m, "W", 6, 8, 0, 1), -1, "y");
+    attr(m, IR_A_X_INT8, 1);
+    finish(m, y);
+    expect_refused(m, "y (matmul): activations rounded to int8 or bf16 have no gradient");
+    m = toy_new();
+    finish(m, lookup(m, "a", 8));
+    gm_err e;
+    CU_ASSERT_EQUAL(pass_differentiate(m->g, &e), 0);
+    expect_refused(m, "the graph is a training graph already");
+}
+
+/* ---- whole models against PyTorch ------------------------------------- */
+
+/* The reference's r_i of tests/golden/grad/make_reference.py. */
+static double probe_weight(uint64_t i) { return (double)((i * 2654435761ull) % 4294967296ull) / 4294967296.0 - 0.5; }
+
+typedef struct {
+    double norm, proj, sample; /* errors relative to the reference's norm (samples: to its RMS) */
+} grad_error;
+
+/* Compares gradient g (n floats) with the reference's figures of one tensor. */
+static grad_error compare_tensor(const float *g, int64_t n, const cJSON *ref) {
+    double norm = 0, proj = 0, ref_norm = test_json_num(ref, "norm");
+    for (int64_t i = 0; i < n; i++) norm += (double)g[i] * g[i], proj += g[i] * probe_weight((uint64_t)i);
+    grad_error err = {fabs(sqrt(norm) - ref_norm) / ref_norm, fabs(proj - test_json_num(ref, "proj")) / ref_norm, 0};
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "samples")) {
+        int64_t at = (int64_t)cJSON_GetArrayItem(s, 0)->valuedouble;
+        double want = cJSON_GetArrayItem(s, 1)->valuedouble;
+        err.sample = fmax(err.sample, fabs(g[at] - want) / (ref_norm / sqrt((double)n)));
+    }
+    return err;
+}
+
+/* Every weight's gradient of case `name` against tests/golden/grad/<name>.json.
+ * Bounds: gemmac computes in f32 (sums in double), PyTorch in f64; over a
+ * few layers the f32 rounding of activations (2^-24 relative) grows to about
+ * 1e-5 of a gradient's norm (measured: up to 6e-6 of it in the Gemma 2 cases, samples up to 4.5e-5 of the RMS), so norms and
+ * projections must agree to 1e-4 of the norm, samples to 1e-3 of the RMS. */
+static void check_oracle_case(const char *name) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "golden/grad/%s.json", name);
+    size_t len;
+    gm_err e;
+    char *text = gm_read_file(test_path(rel), &len, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    cJSON *ref = cJSON_Parse(text);
+    free(text);
+    snprintf(rel, sizeof rel, "golden/%s", name);
+    gm_model *m = gm_model_open_with(test_path(rel), NULL, &(gm_pipeline_opts){.level = 0, .target = "reference"}, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL_FATAL(pass_differentiate(m->graph, &e), 0);
+    int32_t tokens[64], targets[64];
+    int T = 0;
+    const cJSON *t, *flags = cJSON_GetObjectItem(ref, "targets");
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(ref, "tokens")) tokens[T++] = t->valueint;
+    for (int i = 0; i < T; i++) targets[i] = i + 1 < T && cJSON_GetArrayItem(flags, i + 1)->valueint ? tokens[i + 1] : -1;
+    float **act = ref_run_training(m->graph, m->bound, tokens, targets, T, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(act);
+    double loss_err = fabs(act[m->graph->loss][0] - test_json_num(ref, "loss"));
+    grad_error worst = {0};
+    int seen = 0;
+    for (int v = 0; v < m->graph->n_values; v++) {
+        const ir_value *x = &m->graph->values[v];
+        if (!x->grad_of) continue;
+        const cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(ref, "tensors"), x->grad_of);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        grad_error err = compare_tensor(act[v], ir_value_elems(x), r);
+        worst = (grad_error){fmax(worst.norm, err.norm), fmax(worst.proj, err.proj), fmax(worst.sample, err.sample)};
+        seen++;
+    }
+    printf("\n  %s: loss |d| %.2g, %d tensors: norm %.2g, proj %.2g, samples %.2g", name, loss_err, seen, worst.norm,
+           worst.proj, worst.sample);
+    CU_ASSERT_EQUAL(seen, cJSON_GetArraySize(cJSON_GetObjectItem(ref, "tensors")));
+    CU_ASSERT(loss_err < 1e-4 * fmax(1, fabs(test_json_num(ref, "loss"))));
+    CU_ASSERT(worst.norm < 1e-4 && worst.proj < 1e-4 && worst.sample < 1e-3);
+    ref_free_values(m->graph, act);
+    gm_model_free(m);
+    cJSON_Delete(ref);
+}
+
+static void test_oracle_cases(void) {
+    for (int i = 0; oracle_cases[i]; i++) check_oracle_case(oracle_cases[i]);
+}
+
+int main(void) {
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("grad", NULL, NULL);
+    CU_add_test(s, "scale", test_scale);
+    CU_add_test(s, "rms_norm", test_rms_norm);
+    CU_add_test(s, "rms_norm over groups", test_rms_norm_groups);
+    CU_add_test(s, "matmul", test_matmul);
+    CU_add_test(s, "matmul with softcap and out_scale", test_matmul_softcap);
+    CU_add_test(s, "rope", test_rope);
+    CU_add_test(s, "attention (GQA)", test_attention);
+    CU_add_test(s, "attention with softcap and window", test_attention_capped);
+    CU_add_test(s, "gelu_tanh", test_gelu_tanh);
+    CU_add_test(s, "mul", test_mul);
+    CU_add_test(s, "geglu", test_geglu);
+    CU_add_test(s, "add", test_add);
+    CU_add_test(s, "softcap", test_softcap);
+    CU_add_test(s, "norm_matmul", test_norm_matmul);
+    CU_add_test(s, "matmul_add", test_matmul_add);
+    CU_add_test(s, "norm_add", test_norm_add);
+    CU_add_test(s, "tied embedding and head", test_tied);
+    CU_add_test(s, "ops without a rule, int8 activations, twice: refused", test_refusals);
+    CU_add_test(s, "every oracle case against PyTorch", test_oracle_cases);
+    return test_run_all();
+}
