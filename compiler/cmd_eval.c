@@ -10,6 +10,7 @@
  * evaluation resumes. stderr shows progress (questions, accuracy so far,
  * tokens/s, ETA) and ends with the accuracy, its 95 % Wilson interval,
  * questions/s and tokens/s. */
+#include "chrf.h"
 #include "cli.h"
 #include "eval.h"
 #include "model.h"
@@ -130,7 +131,14 @@ typedef struct {
     double t0;
     rt_parallel_stats st;    /* as the run goes: progress reads its decode tokens */
     int tty;
+    int64_t chrf[CHRF_STATS]; /* a chrF task's statistics summed over the answers so far */
 } eval_run;
+
+/* The score so far, for progress and the summary: accuracy or chrF, in %. */
+static double score_so_far(const eval_run *r) {
+    if (r->t->chrf) return chrf_score(r->chrf);
+    return r->scored ? 100.0 * r->correct / r->scored : 0.0;
+}
 
 /* The earlier lines of --out: which items are done and how many right; a
  * cut-off last line is dropped. -1 when the file is another run's. */
@@ -152,9 +160,13 @@ static int read_earlier(eval_run *r, const char *header, gm_err *e) {
         }
         cJSON *j = cJSON_Parse(line);
         const cJSON *idx = cJSON_GetObjectItem(j, "index"), *ok = cJSON_GetObjectItem(j, "correct");
+        const cJSON *stats = cJSON_GetObjectItem(j, "chrf_stats");
         int i = cJSON_IsNumber(idx) ? idx->valueint : -1;
-        if (i >= 0 && i < r->n_items && !r->done[i])
+        if (i >= 0 && i < r->n_items && !r->done[i]) {
             r->done[i] = 1, r->resumed++, r->scored++, r->correct += cJSON_IsTrue(ok);
+            for (int k = 0; k < CHRF_STATS && cJSON_GetArraySize(stats) == CHRF_STATS; k++)
+                r->chrf[k] += (int64_t)cJSON_GetArrayItem(stats, k)->valuedouble;
+        }
         cJSON_Delete(j);
     }
     free(text);
@@ -181,8 +193,8 @@ static void progress(eval_run *r, int final) {
     int left = 0;
     for (int i = 0; i < r->n_items; i++) left += !r->done[i];
     if (!final && !r->tty && r->scored % 50) return;
-    fprintf(stderr, "%s[%d/%d] accuracy %.1f%%, %.1f tok/s, ETA %.0f s%s", r->tty ? "\r" : "", r->scored,
-            r->n_items, r->scored ? 100.0 * r->correct / r->scored : 0.0, s > 0 ? r->st.decode_tokens / s : 0.0,
+    fprintf(stderr, "%s[%d/%d] %s %.1f%s, %.1f tok/s, ETA %.0f s%s", r->tty ? "\r" : "", r->scored, r->n_items,
+            r->t->chrf ? "chrF" : "accuracy", score_so_far(r), r->t->chrf ? "" : "%", s > 0 ? r->st.decode_tokens / s : 0.0,
             rate > 0 ? left / rate : 0.0, r->tty && !final ? "   " : "\n");
 }
 
@@ -191,8 +203,13 @@ static int score(void *user, int index, const char *reply, rt_stop_reason why, g
     int i = r->item_of[index];
     char *got = eval_extract(reply, r->t->extract), *want = eval_extract(r->items[i].target, r->t->target_extract);
     int ok = eval_same_answer(got, want);
+    int64_t one[CHRF_STATS] = {0};
     (void)why;
     r->done[i] = 1, r->scored++, r->correct += ok;
+    if (r->t->chrf) {
+        chrf_add(got, want, one);
+        for (int k = 0; k < CHRF_STATS; k++) r->chrf[k] += one[k];
+    }
     if (r->out) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "index", i);
@@ -201,6 +218,11 @@ static int score(void *user, int index, const char *reply, rt_stop_reason why, g
         cJSON_AddStringToObject(j, "answer", got);
         cJSON_AddStringToObject(j, "expected", want);
         cJSON_AddBoolToObject(j, "correct", ok);
+        if (r->t->chrf) {
+            cJSON_AddNumberToObject(j, "chrf", chrf_score(one));
+            cJSON *stats = cJSON_AddArrayToObject(j, "chrf_stats");
+            for (int k = 0; k < CHRF_STATS; k++) cJSON_AddItemToArray(stats, cJSON_CreateNumber((double)one[k]));
+        }
         char *line = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         int bad = fprintf(r->out, "%s\n", line) < 0 || fflush(r->out);
@@ -270,7 +292,12 @@ static void summary(const eval_run *r, const rt_parallel_stats *st, int parallel
     double n = r->scored, p = n ? r->correct / n : 0, z = 1.96, d = 1 + z * z / n;
     double center = n ? (p + z * z / (2 * n)) / d : 0, half = n ? z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d : 0;
     progress((eval_run *)r, 1);
-    gm_say("%s: %d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%); %d questions in %.1f s (%.2f/s), "
+    if (r->t->chrf)
+        gm_say("%s: chrF %.2f over %d answers (sacreBLEU's default chrF: character 6-grams, beta 2, corpus "
+               "statistics); %d questions in %.1f s, decode %lld tokens at %.1f tok/s on %d sequences\n",
+               r->t->name, chrf_score(r->chrf), r->scored, st->prompts, st->wall_s, st->decode_tokens,
+               st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0, parallel);
+    else gm_say("%s: %d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%); %d questions in %.1f s (%.2f/s), "
                     "decode %lld tokens at %.1f tok/s on %d sequences\n",
             r->t->name, r->correct, r->scored, 100 * p, 100 * fmax(0, center - half), 100 * fmin(1, center + half), st->prompts,
             st->wall_s, st->wall_s > 0 ? st->prompts / st->wall_s : 0, st->decode_tokens,

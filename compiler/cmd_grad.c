@@ -8,11 +8,12 @@
  *
  * The loss is the mean cross-entropy of predicting token i from the
  * positions before it, over the positions i whose target flag is 1: a
- * prompt's flags are 0 and its answer's 1. */
+ * prompt's flags are 0 and its answer's 1. With --lora-rank the graph gets
+ * the adapters `finetune` trains (passes/lora.c) at their start, A drawn
+ * from --seed and B zero, and only their gradients are written. */
 #include "cli.h"
 #include "cli_number.h"
-#include "model.h"
-#include "passes/passes.h"
+#include "train.h"
 #include "backends/reference/reference.h"
 #include "runtime/safetensors.h"
 
@@ -20,19 +21,25 @@
 #include <stdlib.h>
 
 static const char usage[] =
-    "usage: gemmac grad <model> --tokens ID,ID,... --targets 0|1,... [--out FILE] [--weights DIR]\n"
+    "usage: gemmac grad <model> --tokens ID,ID,... --targets 0|1,... [--out FILE] [--lora-rank R]\n"
     "  <model>          a Hugging Face checkpoint dir, its config.json, a .gguf, or a description .json\n"
     "  --tokens         the sequence as token ids (include BOS yourself)\n"
     "  --targets        one flag per token: 1 where the token is predicted (scored) from the\n"
     "                   ones before it, 0 elsewhere; the first must be 0\n"
     "  --out FILE       write d loss / d w of every weight, f32, under the checkpoint's tensor\n"
     "                   names (safetensors)\n"
+    "  --lora-rank R    the gradients of LoRA adapters of rank R instead (A and B of each\n"
+    "                   layer matrix, at finetune's start: B zero, so only B's are non-zero)\n"
+    "  --lora-alpha A   the adapters' scale is A / R (default 2R)\n"
+    "  --seed S         the adapters' A (default 0, as finetune)\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
     "Prints the loss (mean cross-entropy over the scored tokens, in nats) on stdout.\n"
     "Computed by the reference backend, in f32 with sums in double.\n";
 
 typedef struct {
     const char *model, *tokens, *targets, *out, *weights;
+    int lora_rank, seed;
+    float alpha;
 } grad_args;
 
 static int parse_args(int argc, char **argv, grad_args *a) {
@@ -42,7 +49,14 @@ static int parse_args(int argc, char **argv, grad_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--targets"))) a->targets = v;
         else if ((v = cli_value(argc, argv, &i, "--out"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
-        else if (argv[i][0] == '-') return cli_usage_error("grad", "unknown flag %s", argv[i]);
+        else if ((v = cli_value(argc, argv, &i, "--lora-rank"))) {
+            if (cli_int_flag("grad", "--lora-rank", v, 1, 4096, &a->lora_rank)) return 2;
+        } else if ((v = cli_value(argc, argv, &i, "--seed"))) {
+            if (cli_int_flag("grad", "--seed", v, 0, INT32_MAX, &a->seed)) return 2;
+        } else if ((v = cli_value(argc, argv, &i, "--lora-alpha"))) {
+            if (cli_float(v, &a->alpha) || a->alpha <= 0)
+                return cli_usage_error("grad", "--lora-alpha: expected a number > 0, found \"%s\"", v);
+        } else if (argv[i][0] == '-') return cli_usage_error("grad", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return cli_usage_error("grad", "unexpected argument %s", argv[i]);
     }
@@ -99,16 +113,17 @@ int cmd_grad(int argc, char **argv) {
         rc = cli_usage_error("grad", "--tokens: expected comma-separated ids, found \"%s\"", a.tokens);
     if (!rc) rc = target_ids(&a, ids, n, &targets);
     gm_err e;
-    gm_model *m = NULL;
+    trainer *t = NULL;
     float **act = NULL;
     if (!rc) {
-        m = gm_model_open_with(a.model, a.weights, &(gm_pipeline_opts){.level = 0, .target = gm_backend_target("reference")}, &e);
-        if (m && !pass_differentiate(m->graph, &e)) act = ref_run_training(m->graph, m->bound, ids, targets, n, &e);
-        rc = act && (!a.out || !write_grads(m->graph, act, a.out, &e)) ? 0 : cli_error(&e);
+        train_opts o = {.lora_rank = a.lora_rank, .lora_alpha = a.alpha > 0 ? a.alpha : 2.0 * a.lora_rank, .seed = (uint64_t)a.seed};
+        t = train_open(a.model, a.weights, &o, &e);
+        if (t) act = ref_run_training(t->g, t->bound, &(ref_batch){ids, targets, NULL, n}, &e);
+        rc = act && (!a.out || !write_grads(t->g, act, a.out, &e)) ? 0 : cli_error(&e);
     }
-    if (!rc) printf("loss %.9g\n", act[m->graph->loss][0]);
-    if (m) ref_free_values(m->graph, act);
-    gm_model_free(m);
+    if (!rc) printf("loss %.9g\n", act[t->g->loss][0]);
+    if (t) ref_free_values(t->g, act);
+    train_free(t);
     free(ids);
     free(targets);
     return rc;

@@ -87,8 +87,23 @@ static int data_path(const cJSON *j, const char *path, const char *split, eval_t
 }
 
 static int check_rule(const char *rule, const char *path, const char *key, gm_err *e) {
-    if (!strcmp(rule, "answer_is") || !strcmp(rule, "last_number") || !strncmp(rule, "after:", 6)) return 0;
-    return gm_fail(e, "%s: %s: expected \"answer_is\", \"last_number\" or \"after:MARK\", found \"%s\"", path, key, rule);
+    if (!strcmp(rule, "answer_is") || !strcmp(rule, "last_number") || !strncmp(rule, "after:", 6) || !strcmp(rule, "line"))
+        return 0;
+    return gm_fail(e, "%s: %s: expected \"answer_is\", \"last_number\", \"after:MARK\" or \"line\", found \"%s\"", path,
+                   key, rule);
+}
+
+/* "format" (jsonl or tsv) and "metric" (exact or chrf); a TSV's columns need no field names. */
+static int format_and_metric(const cJSON *j, const char *path, eval_task *t, gm_err *e) {
+    char *format = NULL, *metric = NULL;
+    int rc = text_of(j, "format", "jsonl", path, &format, e) || text_of(j, "metric", "exact", path, &metric, e);
+    if (!rc && strcmp(format, "jsonl") && strcmp(format, "tsv"))
+        rc = gm_fail(e, "%s: format: expected \"jsonl\" or \"tsv\", found \"%s\"", path, format);
+    if (!rc && strcmp(metric, "exact") && strcmp(metric, "chrf"))
+        rc = gm_fail(e, "%s: metric: expected \"exact\" or \"chrf\", found \"%s\"", path, metric);
+    if (!rc) t->tsv = !strcmp(format, "tsv"), t->chrf = !strcmp(metric, "chrf");
+    free(format), free(metric);
+    return rc;
 }
 
 int eval_task_load(const char *path, const char *split, int shots, eval_task *t, gm_err *e) {
@@ -102,8 +117,10 @@ int eval_task_load(const char *path, const char *split, int shots, eval_task *t,
     t->name = gm_strdup(base);
     if (gm_ends_with(t->name, ".json")) t->name[strlen(t->name) - 5] = 0;
     t->max_new = cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 1 << 20 ? n->valueint : 256;
-    int rc = data_path(j, path, split, t, e) || text_of(j, "input", NULL, path, &t->input_field, e) ||
-             text_of(j, "target", NULL, path, &t->target_field, e) || text_of(j, "template", NULL, path, &t->template_text, e) ||
+    int rc = data_path(j, path, split, t, e) || format_and_metric(j, path, t, e) ||
+             text_of(j, "input", t->tsv ? "column 1" : NULL, path, &t->input_field, e) ||
+             text_of(j, "target", t->tsv ? "column 2" : NULL, path, &t->target_field, e) ||
+             text_of(j, "template", NULL, path, &t->template_text, e) ||
              text_of(j, "extract", "answer_is", path, &t->extract, e) ||
              text_of(j, "target_extract", "last_number", path, &t->target_extract, e) ||
              check_rule(t->extract, path, "extract", e) || check_rule(t->target_extract, path, "target_extract", e) ||
@@ -120,8 +137,17 @@ void eval_task_free(eval_task *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* One line of the data: its input and target fields. */
+/* One line of the data: its input and target fields (a TSV's two columns). */
 static int item_of(const eval_task *t, const char *line, const char *file, int lineno, eval_item *it, gm_err *e) {
+    if (t->tsv) {
+        const char *tab = strchr(line, '\t');
+        if (!tab || tab == line || !tab[1]) return gm_fail(e, "%s:%d: expected INPUT<TAB>TARGET, both non-empty", file, lineno);
+        it->input = gm_malloc((size_t)(tab - line) + 1);
+        memcpy(it->input, line, (size_t)(tab - line));
+        it->input[tab - line] = 0;
+        it->target = gm_strdup(tab + 1);
+        return 0;
+    }
     cJSON *j = cJSON_Parse(line);
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, t->input_field), *tg = cJSON_GetObjectItemCaseSensitive(j, t->target_field);
     int ok = cJSON_IsString(in) && cJSON_IsString(tg);
@@ -194,7 +220,19 @@ static char *number_in(const char *text, int last) {
     return out;
 }
 
+/* The first line of text, spaces trimmed (malloc'd). */
+static char *first_line(const char *text) {
+    while (*text == ' ' || *text == '\t') text++;
+    size_t n = strcspn(text, "\r\n");
+    while (n && (text[n - 1] == ' ' || text[n - 1] == '\t')) n--;
+    char *out = gm_malloc(n + 1);
+    memcpy(out, text, n);
+    out[n] = 0;
+    return out;
+}
+
 char *eval_extract(const char *text, const char *rule) {
+    if (!strcmp(rule, "line")) return first_line(text);
     const char *mark = !strcmp(rule, "answer_is") ? "The answer is" : !strncmp(rule, "after:", 6) ? rule + 6 : NULL;
     const char *after = NULL;
     for (const char *p = mark && *mark ? strstr(text, mark) : NULL; p; p = strstr(p + 1, mark)) after = p + strlen(mark);

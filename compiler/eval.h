@@ -11,13 +11,15 @@
 
 typedef struct {
     char *name;                   /* the file's name without .json */
-    char *data;                   /* the split's JSONL file */
+    char *data;                   /* the split's JSONL (or TSV) file */
+    int tsv;                      /* "format": "tsv": lines INPUT<TAB>TARGET instead of JSON objects */
+    int chrf;                     /* "metric": "chrf" (compiler/chrf.h) instead of "exact" answers */
     char *input_field, *target_field;
     char *prefix;                 /* preamble and shots, shared by every prompt */
     char *template_text;          /* the question's part; {input} stands for the question */
     char *stops[EVAL_MAX_STOPS];
     int n_stops, max_new, shots;
-    char *extract, *target_extract; /* "answer_is", "last_number" or "after:MARK" */
+    char *extract, *target_extract; /* "answer_is", "last_number", "after:MARK" or "line" */
 } eval_task;
 
 typedef struct {
@@ -37,7 +39,8 @@ char *eval_prompt(const eval_task *t, const char *input);
 /* The answer of text by rule (as the Gemma colab's find_number, commas
  * dropped): "answer_is" is "after:The answer is"; "after:MARK" the first
  * number after the last MARK, else the last number; "last_number" the last
- * number. A number is -?[0-9,]*\.?[0-9]+. "" when there is none (malloc'd). */
+ * number. A number is -?[0-9,]*\.?[0-9]+. "" when there is none. "line":
+ * the first line, spaces trimmed (a translation). Malloc'd. */
 char *eval_extract(const char *text, const char *rule);
 /* Whether two extracted answers are the same number (or, not numbers, the same text). */
 int eval_same_answer(const char *a, const char *b);

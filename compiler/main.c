@@ -6,6 +6,7 @@
  *   gemmac run [model] -p PROMPT | --chat            generate text, or chat
  *   gemmac logits <model> --tokens ...               the logits probe
  *   gemmac grad <model> --tokens ... --targets ...   the loss and every weight's gradient (cmd_grad.c)
+ *   gemmac finetune <model> --data P.tsv -o OUT      LoRA or full fine-tuning (cmd_finetune.c, train.c)
  *   gemmac perplexity <model> <text>                 perplexity, and KL against --base (cmd_perplexity.c)
  *   gemmac bench <model>                             tokens/s, the pass ablation (cmd_bench.c)
  *   gemmac eval <task> <model>                       a benchmark, batched (cmd_eval.c)
@@ -41,6 +42,7 @@ static const struct {
     {"run", "generate text from a prompt, or chat (the embedded demo without a model)", cmd_run},
     {"logits", "greedy continuation and raw logits of a token prompt", cmd_logits},
     {"grad", "the training loss of a token sequence and d loss / d w of every weight", cmd_grad},
+    {"finetune", "fine-tune a model on INPUT<TAB>OUTPUT pairs (LoRA or full), AdamW, resumable", cmd_finetune},
     {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
     {"eval", "a benchmark (GSM8K) as its authors run it, batched, resumable", cmd_eval},

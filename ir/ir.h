@@ -69,6 +69,7 @@ typedef struct {
     double derived_add, derived_mul; /* folded weights: value = (source + add) · mul, in f32 */
     int panel;                   /* weights: 0 row-major [N][K]; P > 0: packed by pack_weights into
                                     panels of P rows, [ceil(N/P)][K][P], the last zero-padded */
+    int frozen;                  /* weights: trained around, never trained (LoRA's base; passes/lora.c) */
     char *grad_of;               /* training graphs: the weight whose whole gradient this value is
                                     (its name, which outlives renumbering); else NULL */
 } ir_value;

@@ -525,6 +525,44 @@ static void test_perplexity_errors(void) {
     expect_error(args, 1, "the base has a vocabulary of 768 ids but");
 }
 
+static int same_files(const char *a, const char *b) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && cmp -s '%s' '%s'", dir, a, b);
+    return system(cmd) == 0;
+}
+
+/* finetune on the demo: 4 steps straight, and 2 then 2 more with --resume,
+ * give the same bytes (state and checkpoint); the checkpoint runs; LoRA and
+ * --full both train (the loss of step 4 is below step 1's on repeated data). */
+static void test_finetune(void) {
+    fresh_ckpt();
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "head -6 '%s' > '%s/p.tsv'", test_path("../data/en-fr/pairs.tsv"), dir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+#define FT "finetune " DEMO " --data p.tsv --batch 3 --lr 0.01 --template 'English: {in}\\nFrench: {out}' "
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o a --steps 4"), 0);
+    float first = 0, last = 0;
+    char *step1 = strstr(err_text, "step 1/4  loss "), *step4 = strstr(err_text, "step 4/4  loss ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(step1 && step4);
+    CU_ASSERT(sscanf(step1, "step 1/4  loss %f", &first) == 1 && sscanf(step4, "step 4/4  loss %f", &last) == 1);
+    CU_ASSERT(last < first);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o b --steps 2"), 0);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o b --steps 4 --resume"), 0);
+    CU_ASSERT_PTR_NULL(strstr(err_text, "step 2/4"));
+    CU_ASSERT(same_files("a/model.safetensors", "b/model.safetensors"));
+    CU_ASSERT(same_files("a.state", "b.state"));
+    CU_ASSERT(same_files("a/config.json", DEMO "/config.json"));
+    CU_ASSERT_EQUAL(run("run a -p 'English: Hello\\nFrench:' -n 4 --temp 0"), 0);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o c --steps 2 --full --loss-svg c.svg"), 0);
+    CU_ASSERT(!same_files("c/model.safetensors", DEMO "/model.safetensors"));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/c.svg", dir);
+    char *svg = gm_read_file(path, NULL, &(gm_err){0});
+    CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "<polyline"));
+    free(svg);
+#undef FT
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return fprintf(stderr, "usage: test_cli PATH-TO-GEMMAC\n"), 2;
     static char exe[4096];
@@ -549,5 +587,6 @@ int main(int argc, char **argv) {
     CU_add_test(s, "perplexity", test_perplexity);
     CU_add_test(s, "perplexity --base", test_perplexity_base);
     CU_add_test(s, "perplexity errors", test_perplexity_errors);
+    CU_add_test(s, "finetune: resumes bit for bit, its checkpoint runs", test_finetune);
     return test_run_all();
 }

@@ -9,13 +9,66 @@
  * --temp 0` on each whole prompt. */
 #include "testing.h"
 
+#include "compiler/chrf.h"
 #include "compiler/eval.h"
 #include "runtime/tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static const char *gemmac, *dir;
+
+/* chrF against sacreBLEU 2.6.0's on the pairs of tests/golden/chrf (make_expected.py):
+ * each sentence's score and the corpus score of all, to 1e-9 (the same
+ * integer statistics, then the same few double operations). */
+static void test_chrf(void) {
+    char *pairs = gm_read_file(test_path("golden/chrf/pairs.tsv"), NULL, &(gm_err){0});
+    char *json = gm_read_file(test_path("golden/chrf/expected.json"), NULL, &(gm_err){0});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pairs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    cJSON *want = cJSON_Parse(json);
+    int64_t corpus[CHRF_STATS] = {0};
+    int i = 0;
+    for (char *line = pairs, *next; line && *line; line = next, i++) {
+        char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
+        next = nl ? nl + 1 : NULL;
+        if (nl) *nl = 0;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(tab);
+        *tab = 0;
+        int64_t one[CHRF_STATS] = {0};
+        chrf_add(line, tab + 1, one);
+        chrf_add(line, tab + 1, corpus);
+        double expected = cJSON_GetArrayItem(cJSON_GetObjectItem(want, "sentence"), i)->valuedouble;
+        if (fabs(chrf_score(one) - expected) > 1e-9) printf("\n  pair %d: chrF %.12g, sacreBLEU %.12g\n", i, chrf_score(one), expected);
+        CU_ASSERT(fabs(chrf_score(one) - expected) <= 1e-9);
+    }
+    CU_ASSERT_EQUAL(i, cJSON_GetArraySize(cJSON_GetObjectItem(want, "sentence")));
+    CU_ASSERT(fabs(chrf_score(corpus) - test_json_num(want, "corpus")) <= 1e-9);
+    cJSON_Delete(want);
+    free(pairs);
+    free(json);
+}
+
+/* eval/en-fr.json: a TSV task scored by chrF; the tutorial's prompt. */
+static void test_en_fr_task(void) {
+    eval_task t;
+    eval_item *items = NULL;
+    int n = 0;
+    gm_err e;
+    CU_ASSERT_EQUAL_FATAL(eval_task_load(test_path("../eval/en-fr.json"), "test", -1, &t, &e), 0);
+    CU_ASSERT(t.tsv && t.chrf && !strcmp(t.prefix, ""));
+    CU_ASSERT_EQUAL_FATAL(eval_items_load(&t, NULL, &items, &n, &e), 0);
+    CU_ASSERT_EQUAL(n, 2100);
+    CU_ASSERT_STRING_EQUAL(items[2].input, "and along with a fever");
+    CU_ASSERT_STRING_EQUAL(items[2].target, "et surtout si vous avez de la fièvre");
+    char *prompt = eval_prompt(&t, items[2].input), *line = eval_extract(" et avec de la fièvre \nEnglish:", t.extract);
+    CU_ASSERT_STRING_EQUAL(prompt, "English: and along with a fever\nFrench:");
+    CU_ASSERT_STRING_EQUAL(line, "et avec de la fièvre");
+    free(prompt), free(line);
+    eval_items_free(items, n);
+    eval_task_free(&t);
+}
 
 static void test_extract(void) {
     const struct { const char *text, *rule, *want; } cases[] = {
@@ -118,7 +171,7 @@ static void test_task_errors(void) {
     snprintf(text, sizeof text, "{%s, \"shots\": 3}", ok);
     expect_task_error(text, -1, "shots: expected a list of exemplars");
     snprintf(text, sizeof text, "{%s, \"shot_template\": \"{input}\", \"shots\": [], \"extract\": \"first\"}", ok);
-    expect_task_error(text, -1, "extract: expected \"answer_is\", \"last_number\" or \"after:MARK\", found \"first\"");
+    expect_task_error(text, -1, "extract: expected \"answer_is\", \"last_number\", \"after:MARK\" or \"line\", found \"first\"");
     snprintf(text, sizeof text, "{%s, \"shot_template\": \"{input}\", \"shots\": [{\"input\": \"a\", \"output\": \"b\"}]}", ok);
     expect_task_error(text, 2, "--shots 2, but the task has 1 exemplars");
     snprintf(text, sizeof text, "{%s, \"shot_template\": \"{input}\", \"shots\": [{\"input\": 1}]}", ok);
@@ -216,6 +269,8 @@ int main(int argc, char **argv) {
     dir = test_tmpdir("tmp-eval");
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("eval", NULL, NULL);
+    CU_add_test(s, "chrF equals sacreBLEU's", test_chrf);
+    CU_add_test(s, "eval/en-fr.json: TSV pairs scored by chrF", test_en_fr_task);
     CU_add_test(s, "answers taken as the Gemma colab takes them", test_extract);
     CU_add_test(s, "eval/gsm8k.json: the colab's prompt, a seam the tokenizer keeps", test_gsm8k_task);
     CU_add_test(s, "task files with mistakes", test_task_errors);

@@ -95,6 +95,7 @@ static void rms_norm_grads(const float *dy, const float *x, int T, int64_t C, co
  * Whichever of dq, dk, dv is not NULL is written. */
 typedef struct {
     const float *q, *k, *v, *dy;
+    const int32_t *start; /* each row's sequence start, or NULL */
     int nh, nkv, hd, window;
     double scale, cap;
     double *p, *capped, *dp; /* per key: probability, softcapped score, dy·v */
@@ -102,6 +103,7 @@ typedef struct {
 
 static void attend_back(const attn_args *A, int t, int h, double *dq, double *dk, double *dv) {
     int lo = A->window > 0 && t - A->window + 1 > 0 ? t - A->window + 1 : 0, kvc = A->nkv * A->hd;
+    if (A->start && A->start[t] > lo) lo = A->start[t];
     int off = (h / (A->nh / A->nkv)) * A->hd;
     const float *q = A->q + (size_t)t * A->nh * A->hd + h * A->hd, *dy = A->dy + (size_t)t * A->nh * A->hd + h * A->hd;
     double mx = -INFINITY, sum = 0, pdp = 0;
@@ -131,9 +133,9 @@ static void attend_back(const attn_args *A, int t, int h, double *dq, double *dk
 }
 
 /* Writes the gradient the op asks for (attention_dq, _dk or _dv) into y. */
-static void attention_grad(const ir_node *n, float *const *act, int T, float *y) {
+static void attention_grad(const ir_node *n, float *const *act, const int32_t *start, int T, float *y) {
     const double *a = n->attr;
-    attn_args A = {act[n->in[0]], act[n->in[1]], act[n->in[2]], act[n->in[3]], (int)a[IR_A_HEADS],
+    attn_args A = {act[n->in[0]], act[n->in[1]], act[n->in[2]], act[n->in[3]], start, (int)a[IR_A_HEADS],
                    (int)a[IR_A_KV_HEADS], (int)a[IR_A_HEAD_DIM], (int)a[IR_A_WINDOW], a[IR_A_SCALE], a[IR_A_SOFTCAP],
                    gm_malloc(3 * (size_t)T * sizeof(double)), NULL, NULL};
     A.capped = A.p + T, A.dp = A.p + 2 * T;
@@ -156,24 +158,25 @@ static double gelu_tanh_slope(double x) {
 }
 
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
-                       const int32_t *tokens, const int32_t *targets, int T, float *y) {
+                       const ref_batch *b, float *y) {
+    int T = b->T;
     const float *x0 = act[n->in[0]], *x1 = ir_ops[n->op].n_inputs > 1 ? act[n->in[1]] : NULL;
     int64_t C = ir_value_cols(g, n->in[0]), len = ref_value_len(g, n->out, T);
     switch ((int)n->op) {
-    case IR_CROSS_ENTROPY: cross_entropy(x0, targets, T, C, y, NULL); break;
-    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, targets, T, C, NULL, y); break;
+    case IR_CROSS_ENTROPY: cross_entropy(x0, b->targets, T, C, y, NULL); break;
+    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, b->targets, T, C, NULL, y); break;
     case IR_MATMUL_DX: matmul_dx(x0, T, bound[n->in[1]], C, ir_value_cols(g, n->out), y); break;
     case IR_MATMUL_DW: matmul_dw(x0, x1, T, C, ir_value_cols(g, n->in[1]), y); break;
-    case IR_EMBED_DW: embed_dw(tokens, act[n->in[2]], T, g->values[n->in[1]].dims[0], ir_value_cols(g, n->in[1]), y); break;
+    case IR_EMBED_DW: embed_dw(b->tokens, act[n->in[2]], T, g->values[n->in[1]].dims[0], ir_value_cols(g, n->in[1]), y); break;
     case IR_RMS_NORM_DX: rms_norm_grads(x0, x1, T, C, bound[n->in[2]], n->attr, y, NULL); break;
     case IR_RMS_NORM_DW: rms_norm_grads(x0, x1, T, C, bound[n->in[2]], n->attr, NULL, y); break;
     case IR_ROPE_DX:
         memcpy(y, x0, len * sizeof(float));
-        ref_rope(y, T, C, 0, n->attr, 1);
+        ref_rope(y, T, C, 0, b->start, n->attr, 1);
         break;
     case IR_ATTENTION_DQ:
     case IR_ATTENTION_DK:
-    case IR_ATTENTION_DV: attention_grad(n, act, T, y); break;
+    case IR_ATTENTION_DV: attention_grad(n, act, b->start, T, y); break;
     case IR_GELU_TANH_DX:
         for (int64_t i = 0; i < len; i++) y[i] = (float)(x0[i] * gelu_tanh_slope(x1[i]));
         break;

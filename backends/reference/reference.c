@@ -26,7 +26,7 @@ typedef struct {
     rt_kv_cache *kv;               /* one slot per attention op */
     float **act;                   /* per value id, during a call: [T][C] */
     int pos;                       /* position of the call in progress */
-    const int32_t *targets;        /* a training graph's target ids, [T] */
+    const ref_batch *batch;        /* a training graph's batch: targets, sequence starts */
 } ref_engine;
 
 #define ROW_BLOCK 256
@@ -120,10 +120,10 @@ static void linear(ref_engine *r, const ir_node *n, int T, float *y) {
     for (int64_t i = 0; cap > 0 && i < T * N; i++) y[i] = (float)ref_softcap(y[i], cap);
 }
 
-void ref_rope(float *x, int T, int64_t C, int pos, const double *a, int inverse) {
+void ref_rope(float *x, int T, int64_t C, int pos, const int32_t *start, const double *a, int inverse) {
     int hd = (int)a[IR_A_HEAD_DIM], half = hd / 2;
     for (int t = 0; t < T; t++) {
-        double p = (inverse ? -1 : 1) * (pos + t) / a[IR_A_POS_SCALE];
+        double p = (inverse ? -1 : 1) * (pos + t - (start ? start[t] : 0)) / a[IR_A_POS_SCALE];
         for (int i = 0; i < half; i++) {
             double angle = p * pow(a[IR_A_THETA], -2.0 * i / hd);
             float c = (float)cos(angle), s = (float)sin(angle);
@@ -184,6 +184,7 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
     float *scores = gm_malloc((size_t)(r->pos + T) * sizeof(float));
     for (int t = 0; t < T; t++) {
         int i = r->pos + t, lo = W > 0 && i - W + 1 > 0 ? i - W + 1 : 0;
+        if (r->batch && r->batch->start && r->batch->start[t] > lo) lo = r->batch->start[t];
         for (int h = 0; h < nh; h++)
             attend_one(r->act[n->in[0]] + (size_t)t * nh * hd + h * hd, &kv, (h / group) * hd, lo, i, hd, a,
                        scores, y + (size_t)t * nh * hd + h * hd);
@@ -222,7 +223,7 @@ static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int
     int64_t C = ir_value_cols(g, n->out);
     float *y = r->act[n->out] = gm_malloc(ref_value_len(g, n->out, T) * sizeof(float));
     if (ir_ops[n->op].training) {
-        ref_backward_node(g, n, r->bound, r->act, tokens, r->targets, T, y);
+        ref_backward_node(g, n, r->bound, r->act, r->batch, y);
         return;
     }
     float *x = r->act[n->in[0]];
@@ -238,7 +239,7 @@ static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int
     case IR_MATMUL_ADD: linear(r, n, T, y); break;
     case IR_ROPE:
         memcpy(y, x, (size_t)T * C * sizeof(float));
-        ref_rope(y, T, C, r->pos, n->attr, 0);
+        ref_rope(y, T, C, r->pos, r->batch ? r->batch->start : NULL, n->attr, 0);
         break;
     case IR_ATTENTION: attention(r, n, T, y); break;
     default: elementwise(n, x, ir_ops[n->op].n_inputs > 1 ? r->act[n->in[1]] : NULL, ref_value_len(g, n->out, T), y); break;
@@ -303,19 +304,22 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
     return &r->base;
 }
 
-float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const int32_t *tokens,
-                         const int32_t *targets, int T, gm_err *e) {
+float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const ref_batch *b, gm_err *e) {
+    const int32_t *tokens = b->tokens, *targets = b->targets;
+    int T = b->T;
     if (g->loss < 0) return gm_fail(e, "%s: not a training graph (no loss)", g->name), NULL;
-    if (T < 1 || T > g->max_context)
+    int longest = 0;
+    for (int t = 0; t < T; t++) longest = t - (b->start ? b->start[t] : 0) + 1 > longest ? t - (b->start ? b->start[t] : 0) + 1 : longest;
+    if (T < 1 || longest > g->max_context)
         return gm_fail(e, "a training sequence of %d tokens exceeds the model's context of %lld positions "
-                          "(config.max_context); shorten it", T, (long long)g->max_context), NULL;
+                          "(config.max_context); shorten it", T < 1 ? T : longest, (long long)g->max_context), NULL;
     rt_engine span = {.vocab = g->vocab, .context = T};
     if (rt_check_span(&span, tokens, T, 0, e)) return NULL;
     for (int t = 0; t < T; t++)
         if (targets[t] < -1 || targets[t] >= g->vocab)
             return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, targets[t],
                            (long long)g->vocab), NULL;
-    ref_engine r = {.g = g, .bound = bound, .act = gm_calloc(g->n_values, sizeof(float *)), .targets = targets};
+    ref_engine r = {.g = g, .bound = bound, .act = gm_calloc(g->n_values, sizeof(float *)), .batch = b};
     int *first = gm_malloc(g->n_values * sizeof(int)), *last = gm_malloc(g->n_values * sizeof(int));
     ir_live_ranges(g, first, last);
     for (int i = 0; i < g->n_nodes; i++) {

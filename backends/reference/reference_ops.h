@@ -4,21 +4,21 @@
 #ifndef GM_REFERENCE_OPS_H
 #define GM_REFERENCE_OPS_H
 
-#include "ir/ir.h"
-#include "runtime/weights.h"
+#include "reference.h"
 
 /* Rows [row, row + n_rows) of weight w ([N][cols], any dtype) as f32. */
 void ref_weight_rows_f32(const gm_tensor *w, int64_t row, int64_t n_rows, int64_t cols, float *dst);
 double ref_softcap(double v, double cap);
 float ref_gelu_tanh(double v);
-/* Rotates x [T][C] in place for positions pos.. (inverse: the other way, the
- * transpose of the rotation, which is rope's gradient). */
-void ref_rope(float *x, int T, int64_t C, int pos, const double *a, int inverse);
+/* Rotates x [T][C] in place, row t at position pos + t − start[t] (start
+ * NULL: 0); inverse: the other way, the transpose of the rotation, which is
+ * rope's gradient. */
+void ref_rope(float *x, int T, int64_t C, int pos, const int32_t *start, const double *a, int inverse);
 int64_t ref_value_len(const ir_graph *g, int v, int T);
 
-/* Runs backward op n (a TRAIN_OP of ops.def) into y, its output's buffer:
- * act holds the values computed so far, targets the target ids. */
+/* Runs training op n (a TRAIN_OP of ops.def) on batch b into y, its
+ * output's buffer; act holds the values computed so far. */
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
-                       const int32_t *tokens, const int32_t *targets, int T, float *y);
+                       const ref_batch *b, float *y);
 
 #endif

@@ -21,6 +21,7 @@
 typedef struct {
     ir_graph *g;
     int *grad;      /* per forward value id: its gradient so far, or -1 */
+    char *needs;    /* per forward value id: whether a trainable weight flows into it (so its gradient is wanted) */
     int n_forward;  /* values of the forward graph */
     ir_node node;   /* a copy of the node whose rule runs (g->nodes moves as nodes are added) */
     gm_err *e;
@@ -46,22 +47,27 @@ static int emit(differ *d, ir_op op, int a, int b, int c, int e4, const char *wh
 static int input_of(const differ *d, int k) { return d->node.in[k]; }
 static const char *name_of(const differ *d, int v) { return d->g->values[v].name; }
 
-/* Adds contribution c to the gradient of value v (token ids have none). */
+/* Adds contribution c to the gradient of value v. */
 static void accumulate(differ *d, int v, int c) {
-    if (d->g->values[v].kind == IR_INPUT) return;
     d->grad[v] = d->grad[v] < 0 ? c : emit(d, IR_ADD, d->grad[v], c, -1, -1, name_of(d, v));
 }
 
-/* The gradient of rms_norm(x, w) given dy: w's accumulated, x's returned. */
-static int norm_grads(differ *d, int x, int w, int dy) {
-    accumulate(d, w, emit(d, IR_RMS_NORM_DW, dy, x, w, -1, name_of(d, w)));
-    return emit(d, IR_RMS_NORM_DX, dy, x, w, -1, name_of(d, x));
+/* Adds op(a, b, c)'s output to v's gradient, when v's is wanted at all. */
+static void contribute(differ *d, int v, ir_op op, int a, int b, int c) {
+    if (d->needs[v]) accumulate(d, v, emit(d, op, a, b, c, -1, name_of(d, v)));
+}
+
+/* The gradient of rms_norm(x, w) given dy: w's accumulated, x's added to value `to`. */
+static void norm_grads(differ *d, int x, int w, int dy, int to) {
+    contribute(d, w, IR_RMS_NORM_DW, dy, x, w);
+    contribute(d, to, IR_RMS_NORM_DX, dy, x, w);
 }
 
 /* The gradient of softcap(out_scale · x · Wᵀ) given dy, its output y: W's
- * accumulated, x's returned, or -1 after failing on activations of reduced
- * precision (an explicit inference mode with no gradient). */
-static int matmul_grads(differ *d, int x, int W, int y, int dy) {
+ * accumulated, x's returned when wanted (else -2), or -1 after failing on
+ * activations of reduced precision (an explicit inference mode with no
+ * gradient). */
+static int matmul_grads(differ *d, int x, int W, int y, int dy, int wanted) {
     const double *a = d->node.attr;
     if (a[IR_A_X_INT8] || a[IR_A_X_BF16])
         return gm_fail(d->e, "%s (%s): activations rounded to int8 or bf16 have no gradient; train with --activations f32",
@@ -74,53 +80,58 @@ static int matmul_grads(differ *d, int x, int W, int y, int dy) {
         d->node.attr[IR_A_BY] = a[IR_A_OUT_SCALE];
         dy = emit(d, IR_SCALE, dy, -1, -1, -1, name_of(d, y));
     }
-    accumulate(d, W, emit(d, IR_MATMUL_DW, dy, x, -1, -1, name_of(d, W)));
-    return emit(d, IR_MATMUL_DX, dy, W, -1, -1, name_of(d, x));
+    contribute(d, W, IR_MATMUL_DW, dy, x, -1);
+    return wanted ? emit(d, IR_MATMUL_DX, dy, W, -1, -1, name_of(d, x)) : -2;
+}
+
+/* A value passed on as it is (an add's inputs, a residual). */
+static void pass_on(differ *d, int v, int dy) {
+    if (d->needs[v]) accumulate(d, v, dy);
 }
 
 static int vjp_embed(differ *d, int dy) {
-    accumulate(d, input_of(d, 1), emit(d, IR_EMBED_DW, input_of(d, 0), input_of(d, 1), dy, -1, name_of(d, input_of(d, 1))));
+    contribute(d, input_of(d, 1), IR_EMBED_DW, input_of(d, 0), input_of(d, 1), dy);
     return 0;
 }
 
 static int vjp_scale(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), emit(d, IR_SCALE, dy, -1, -1, -1, name_of(d, input_of(d, 0))));
+    contribute(d, input_of(d, 0), IR_SCALE, dy, -1, -1);
     return 0;
 }
 
 static int vjp_rms_norm(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), norm_grads(d, input_of(d, 0), input_of(d, 1), dy));
+    norm_grads(d, input_of(d, 0), input_of(d, 1), dy, input_of(d, 0));
     return 0;
 }
 
 static int vjp_matmul(differ *d, int dy) {
-    int dx = matmul_grads(d, input_of(d, 0), input_of(d, 1), d->node.out, dy);
-    if (dx < 0) return -1;
-    accumulate(d, input_of(d, 0), dx);
+    int dx = matmul_grads(d, input_of(d, 0), input_of(d, 1), d->node.out, dy, d->needs[input_of(d, 0)]);
+    if (dx == -1) return -1;
+    if (dx >= 0) accumulate(d, input_of(d, 0), dx);
     return 0;
 }
 
 /* norm_matmul(x, W, nw): the norm is recomputed, then matmul's rule and the norm's. */
 static int vjp_norm_matmul(differ *d, int dy) {
     int x = input_of(d, 0), h = emit(d, IR_RMS_NORM, x, input_of(d, 2), -1, -1, name_of(d, x));
-    int dh = matmul_grads(d, h, input_of(d, 1), d->node.out, dy);
-    if (dh < 0) return -1;
-    accumulate(d, x, norm_grads(d, x, input_of(d, 2), dh));
+    int dh = matmul_grads(d, h, input_of(d, 1), d->node.out, dy, d->needs[x] || d->needs[input_of(d, 2)]);
+    if (dh == -1) return -1;
+    if (dh >= 0) norm_grads(d, x, input_of(d, 2), dh, x);
     return 0;
 }
 
 static int vjp_matmul_add(differ *d, int dy) {
-    accumulate(d, input_of(d, 2), dy);
+    pass_on(d, input_of(d, 2), dy);
     return vjp_matmul(d, dy);
 }
 
 static int vjp_norm_add(differ *d, int dy) {
-    accumulate(d, input_of(d, 2), dy);
+    pass_on(d, input_of(d, 2), dy);
     return vjp_rms_norm(d, dy);
 }
 
 static int vjp_rope(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), emit(d, IR_ROPE_DX, dy, -1, -1, -1, name_of(d, input_of(d, 0))));
+    contribute(d, input_of(d, 0), IR_ROPE_DX, dy, -1, -1);
     return 0;
 }
 
@@ -128,49 +139,46 @@ static int vjp_attention(differ *d, int dy) {
     static const ir_op parts[3] = {IR_ATTENTION_DQ, IR_ATTENTION_DK, IR_ATTENTION_DV};
     int q = input_of(d, 0), k = input_of(d, 1), v = input_of(d, 2);
     int grads[3];
-    for (int i = 0; i < 3; i++) grads[i] = emit(d, parts[i], q, k, v, dy, name_of(d, input_of(d, i)));
-    for (int i = 0; i < 3; i++) accumulate(d, input_of(d, i), grads[i]);
+    for (int i = 0; i < 3; i++) grads[i] = d->needs[input_of(d, i)] ? emit(d, parts[i], q, k, v, dy, name_of(d, input_of(d, i))) : -1;
+    for (int i = 0; i < 3; i++)
+        if (grads[i] >= 0) accumulate(d, input_of(d, i), grads[i]);
     return 0;
 }
 
 static int vjp_gelu_tanh(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), emit(d, IR_GELU_TANH_DX, dy, input_of(d, 0), -1, -1, name_of(d, input_of(d, 0))));
+    contribute(d, input_of(d, 0), IR_GELU_TANH_DX, dy, input_of(d, 0), -1);
     return 0;
 }
 
 static int vjp_mul(differ *d, int dy) {
-    int a = input_of(d, 0), b = input_of(d, 1);
-    int da = emit(d, IR_MUL, dy, b, -1, -1, name_of(d, a)), db = emit(d, IR_MUL, dy, a, -1, -1, name_of(d, b));
-    accumulate(d, a, da);
-    accumulate(d, b, db);
+    contribute(d, input_of(d, 0), IR_MUL, dy, input_of(d, 1), -1);
+    contribute(d, input_of(d, 1), IR_MUL, dy, input_of(d, 0), -1);
     return 0;
 }
 
 /* geglu(a, b) = gelu_tanh(a) ⊙ b. */
 static int vjp_geglu(differ *d, int dy) {
     int a = input_of(d, 0), b = input_of(d, 1);
-    int da = emit(d, IR_GELU_TANH_DX, emit(d, IR_MUL, dy, b, -1, -1, name_of(d, a)), a, -1, -1, name_of(d, a));
-    int db = emit(d, IR_MUL, dy, emit(d, IR_GELU_TANH, a, -1, -1, -1, name_of(d, a)), -1, -1, name_of(d, b));
-    accumulate(d, a, da);
-    accumulate(d, b, db);
+    if (d->needs[a]) contribute(d, a, IR_GELU_TANH_DX, emit(d, IR_MUL, dy, b, -1, -1, name_of(d, a)), a, -1);
+    if (d->needs[b]) contribute(d, b, IR_MUL, dy, emit(d, IR_GELU_TANH, a, -1, -1, -1, name_of(d, a)), -1);
     return 0;
 }
 
 static int vjp_add(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), dy);
-    accumulate(d, input_of(d, 1), dy);
+    pass_on(d, input_of(d, 0), dy);
+    pass_on(d, input_of(d, 1), dy);
     return 0;
 }
 
 static int vjp_softcap(differ *d, int dy) {
-    accumulate(d, input_of(d, 0), emit(d, IR_SOFTCAP_DX, dy, d->node.out, -1, -1, name_of(d, input_of(d, 0))));
+    contribute(d, input_of(d, 0), IR_SOFTCAP_DX, dy, d->node.out, -1);
     return 0;
 }
 
 /* The loss is the root: its own gradient is 1, so dy is not read. */
 static int vjp_cross_entropy(differ *d, int dy) {
     (void)dy;
-    accumulate(d, input_of(d, 0), emit(d, IR_CROSS_ENTROPY_DX, input_of(d, 0), input_of(d, 1), -1, -1, "logits"));
+    contribute(d, input_of(d, 0), IR_CROSS_ENTROPY_DX, input_of(d, 0), input_of(d, 1), -1);
     return 0;
 }
 
@@ -205,12 +213,21 @@ static void mark_weight_grads(differ *d) {
     gm_names_clear(&first);
 }
 
+/* needs[v]: v is a trainable (not frozen) weight, or an op's output with such an input. */
+static char *trainable_flow(const ir_graph *g) {
+    char *needs = gm_calloc(g->n_values, 1);
+    for (int v = 0; v < g->n_values; v++) needs[v] = g->values[v].kind == IR_WEIGHT && !g->values[v].frozen;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) needs[g->nodes[i].out] |= needs[g->nodes[i].in[k]];
+    return needs;
+}
+
 int pass_differentiate(ir_graph *g, gm_err *e) {
     if (g->loss >= 0) return gm_fail(e, "%s: the graph is a training graph already", g->name);
     add_loss(g);
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].cache_slot = -1;
     g->n_cache_slots = 0;
-    differ d = {g, gm_malloc(g->n_values * sizeof(int)), g->n_values, {0}, e};
+    differ d = {g, gm_malloc(g->n_values * sizeof(int)), trainable_flow(g), g->n_values, {0}, e};
     for (int v = 0; v < g->n_values; v++) d.grad[v] = -1;
     int rc = 0;
     for (int i = g->n_nodes - 1; i >= 0 && !rc; i--) {
@@ -225,5 +242,6 @@ int pass_differentiate(ir_graph *g, gm_err *e) {
     d.node = (ir_node){.where = "tied weights", .layer = -1};
     if (!rc) mark_weight_grads(&d);
     free(d.grad);
+    free(d.needs);
     return rc ? rc : ir_verify(g, e);
 }

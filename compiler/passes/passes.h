@@ -18,6 +18,9 @@ void pass_plan_memory(ir_graph *g);
 /* Not in the pipeline's list: makes a training graph (loss and weight
  * gradients) of a forward graph; `gemmac grad` and `finetune` run it. */
 int pass_differentiate(ir_graph *g, gm_err *e);
+/* Also for training only: LoRA adapters of this rank on the layer block's
+ * matmuls, every other weight frozen (lora.c); before pass_differentiate. */
+int pass_add_lora(ir_graph *g, int rank, double alpha, gm_err *e);
 
 /* What the fusion passes share. A fused op replaces its last node in place
  * (that node's inputs are all defined before it, so the order stays valid)

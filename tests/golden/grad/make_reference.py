@@ -84,8 +84,18 @@ def layer_kinds(cfg):
     return ["full_attention" if (i + 1) % p == 0 else "sliding_attention" for i in range(n)]
 
 
-def forward(cfg, W, ids):
-    """Logits [S, V] (float64) for one causal sequence of token ids."""
+def forward(cfg, W, ids, lora=None, lora_scale=0.0):
+    """Logits [S, V] (float64) for one causal sequence of token ids.
+
+    lora: optional {W name: (A [rank, in], B [out, rank])}; each named layer matmul then becomes
+    y = x W^T + lora_scale * (x A^T) B^T (used by make_training_reference.py)."""
+    def mm(h, name):
+        y = h @ W[name].T
+        if lora and name in lora:
+            A, B = lora[name]
+            y = y + lora_scale * ((h @ A.T) @ B.T)
+        return y
+
     mt = cfg["model_type"]
     H, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or H // nh
@@ -116,9 +126,9 @@ def forward(cfg, W, ids):
 
         # --- attention ---
         h = rmsnorm(x, W[p + "input_layernorm.weight"], eps)
-        q = (h @ W[p + "self_attn.q_proj.weight"].T).view(S, nh, hd).transpose(0, 1)
-        k = (h @ W[p + "self_attn.k_proj.weight"].T).view(S, nkv, hd).transpose(0, 1)
-        v = (h @ W[p + "self_attn.v_proj.weight"].T).view(S, nkv, hd).transpose(0, 1)
+        q = mm(h, p + "self_attn.q_proj.weight").view(S, nh, hd).transpose(0, 1)
+        k = mm(h, p + "self_attn.k_proj.weight").view(S, nkv, hd).transpose(0, 1)
+        v = mm(h, p + "self_attn.v_proj.weight").view(S, nkv, hd).transpose(0, 1)
         if mt == "gemma3_text":
             q = rmsnorm(q, W[p + "self_attn.q_norm.weight"], eps)
             k = rmsnorm(k, W[p + "self_attn.k_norm.weight"], eps)
@@ -130,7 +140,7 @@ def forward(cfg, W, ids):
             s = softcap * torch.tanh(s / softcap)
         s = s.masked_fill(~mask, float("-inf"))
         o = (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(S, nh * hd)
-        a = o @ W[p + "self_attn.o_proj.weight"].T
+        a = mm(o, p + "self_attn.o_proj.weight")
         if sandwich:
             x = x + rmsnorm(a, W[p + "post_attention_layernorm.weight"], eps)
             h = rmsnorm(x, W[p + "pre_feedforward_layernorm.weight"], eps)
@@ -139,8 +149,8 @@ def forward(cfg, W, ids):
             h = rmsnorm(x, W[p + "post_attention_layernorm.weight"], eps)
 
         # --- MLP ---
-        m = gelu_tanh(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)
-        m = m @ W[p + "mlp.down_proj.weight"].T
+        m = gelu_tanh(mm(h, p + "mlp.gate_proj.weight")) * mm(h, p + "mlp.up_proj.weight")
+        m = mm(m, p + "mlp.down_proj.weight")
         x = x + (rmsnorm(m, W[p + "post_feedforward_layernorm.weight"], eps) if sandwich else m)
 
     logits = rmsnorm(x, W["model.norm.weight"], eps) @ E.T
@@ -158,6 +168,19 @@ def summarize(g):
     return {"norm": math.sqrt(math.fsum((g * g).tolist())),
             "proj": math.fsum((g * r).tolist()),
             "samples": [[j, float(g[j])] for j in idx]}
+
+
+def write_json(path, doc, tensors=None):
+    """One top-level key per line (one tensor per line under "tensors"): diffable yet compact."""
+    lines = [json.dumps({k: v}, separators=(",", ":"))[1:-1] for k, v in doc.items()]
+    text = "{\n" + ",\n".join(lines)
+    if tensors is not None:
+        tl = [f"  {json.dumps(n)}:{json.dumps(v, separators=(',', ':'))}" for n, v in tensors.items()]
+        text += ',\n"tensors":{\n' + ",\n".join(tl) + "\n}}\n"
+    else:
+        text += "\n}\n"
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def run_case(case):
@@ -192,12 +215,7 @@ def run_case(case):
     doc = {"case": case, "tokens": tokens, "targets": flags, "loss": loss.item(),
            "forward_max_abs_diff": fwd,
            "made_by": f"tests/golden/grad/make_reference.py, PyTorch {torch.__version__} float64 autograd"}
-    # one tensor per line keeps the file diffable yet compact
-    lines = [json.dumps({k: v}, separators=(",", ":"))[1:-1] for k, v in doc.items()]
-    tl = [f"  {json.dumps(n)}:{json.dumps(v, separators=(',', ':'))}" for n, v in tensors.items()]
-    text = "{\n" + ",\n".join(lines) + ',\n"tensors":{\n' + ",\n".join(tl) + "\n}}\n"
-    with open(os.path.join(OUT, case + ".json"), "w") as f:
-        f.write(text)
+    write_json(os.path.join(OUT, case + ".json"), doc, tensors)
     print(f"{case:20s} forward max|d| per prompt {['%.2e' % x for x in diffs]}  loss {loss.item()!r}")
     return fwd
 

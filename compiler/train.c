@@ -1,0 +1,207 @@
+/* train.c — the trainer of train.h: the training graph and its parameters,
+ * AdamW, the state file and the fine-tuned checkpoint. */
+#include "train.h"
+
+#include "backends/reference/reference.h"
+#include "passes/passes.h"
+#include "runtime/gguf.h"
+#include "runtime/safetensors.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Uniform in (−bound, bound) from a 64-bit LCG: the adapters' A, as PEFT's
+ * kaiming_uniform(a=√5) draws it (bound 1/√K). */
+static void draw_uniform(uint64_t *state, float *x, int64_t n, double bound) {
+    for (int64_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)(bound * (2.0 * (double)(*state >> 11) / 9007199254740992.0 - 1));
+    }
+}
+
+/* Parameter p's first values: an adapter's (A drawn, B zero), else its checkpoint tensor as f32. */
+static void init_param(trainer *t, train_param *p, uint64_t *rng) {
+    const ir_value *x = &t->g->values[p->value];
+    if (has_suffix(p->name, ".lora_a")) draw_uniform(rng, p->w, p->n, 1 / sqrt((double)x->dims[1]));
+    else if (!has_suffix(p->name, ".lora_b")) gm_to_f32(t->model->bound[p->value]->dtype, t->model->bound[p->value]->data, p->w, p->n);
+}
+
+/* One parameter per weight gradient of the graph, bound to its master copy. */
+static void make_params(trainer *t, int bound_before) {
+    ir_graph *g = t->g;
+    for (int v = 0; v < g->n_values; v++) t->n_p += g->values[v].grad_of != NULL;
+    t->p = gm_calloc(t->n_p, sizeof *t->p);
+    t->bound = gm_calloc(g->n_values, sizeof *t->bound);
+    memcpy(t->bound, t->model->bound, bound_before * sizeof *t->bound);
+    uint64_t rng = t->o.seed * 0x9E3779B97F4A7C15ull + 1;
+    int k = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        if (!g->values[v].grad_of) continue;
+        train_param *p = &t->p[k++];
+        p->value = gm_names_get(&g->value_ids, g->values[v].grad_of);
+        const ir_value *w = &g->values[p->value];
+        *p = (train_param){.name = w->name, .value = p->value, .grad = v, .n = ir_value_elems(w)};
+        p->w = gm_calloc(p->n, sizeof(float)), p->m = gm_calloc(p->n, sizeof(float)), p->v = gm_calloc(p->n, sizeof(float));
+        p->sum = gm_calloc(p->n, sizeof(double));
+        p->t = (gm_tensor){.name = (char *)p->name, .dtype = GM_F32, .ndim = w->ndim, .data = p->w,
+                           .nbytes = p->n * sizeof(float), .file = "(training)"};
+        memcpy(p->t.shape, w->dims, w->ndim * sizeof w->dims[0]);
+        init_param(t, p, &rng);
+        t->bound[p->value] = &p->t;
+    }
+}
+
+trainer *train_open(const char *model, const char *weights, const train_opts *o, gm_err *e) {
+    gm_model *m = gm_model_open_with(model, weights, &(gm_pipeline_opts){.level = 0, .target = "reference"}, e);
+    if (!m) return NULL;
+    int before = m->graph->n_values;
+    if ((o->lora_rank && pass_add_lora(m->graph, o->lora_rank, o->lora_alpha, e)) || pass_differentiate(m->graph, e)) {
+        gm_model_free(m);
+        return NULL;
+    }
+    trainer *t = gm_calloc(1, sizeof *t);
+    *t = (trainer){.model = m, .g = m->graph, .o = *o};
+    make_params(t, before);
+    return t;
+}
+
+void train_free(trainer *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_p; i++) free(t->p[i].w), free(t->p[i].m), free(t->p[i].v), free(t->p[i].sum);
+    free(t->p);
+    free(t->bound);
+    free(t->tokens), free(t->targets), free(t->start);
+    gm_model_free(t->model);
+    free(t);
+}
+
+/* Runs the packed sequences; their gradients (each the mean over the
+ * scored rows) add to the step's sums, weighted by those rows. */
+static int run_pending(trainer *t, gm_err *e) {
+    if (!t->pending) return 0;
+    float **act = ref_run_training(t->g, t->bound, &(ref_batch){t->tokens, t->targets, t->start, t->pending}, e);
+    int scored = 0;
+    for (int i = 0; act && i < t->pending; i++) scored += t->targets[i] >= 0;
+    for (int k = 0; act && k < t->n_p; k++)
+        for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
+    t->scored += scored;
+    if (act) t->loss_sum += (double)scored * act[t->g->loss][0];
+    ref_free_values(t->g, act);
+    t->pending = 0;
+    return act ? 0 : -1;
+}
+
+int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, gm_err *e) {
+    if (t->pending && t->pending + T > TRAIN_PACK_ROWS && run_pending(t, e)) return -1;
+    if (t->pending + T > t->cap) {
+        t->cap = t->pending + T > 2 * t->cap ? t->pending + T : 2 * t->cap;
+        t->tokens = gm_realloc(t->tokens, t->cap * sizeof(int32_t));
+        t->targets = gm_realloc(t->targets, t->cap * sizeof(int32_t));
+        t->start = gm_realloc(t->start, t->cap * sizeof(int32_t));
+    }
+    memcpy(t->tokens + t->pending, tokens, T * sizeof(int32_t));
+    memcpy(t->targets + t->pending, targets, T * sizeof(int32_t));
+    for (int i = 0; i < T; i++) t->start[t->pending + i] = t->pending;
+    t->pending += T;
+    return 0;
+}
+
+/* PyTorch's AdamW: w ← w·(1 − lr·wd), then w ← w − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps). */
+static void adamw(const train_opts *o, int64_t step, train_param *p, double scale) {
+    double bc1 = 1 - pow(o->beta1, (double)step), bc2 = 1 - pow(o->beta2, (double)step);
+    for (int64_t i = 0; i < p->n; i++) {
+        double g = p->sum[i] * scale;
+        p->m[i] = (float)(o->beta1 * p->m[i] + (1 - o->beta1) * g);
+        p->v[i] = (float)(o->beta2 * p->v[i] + (1 - o->beta2) * g * g);
+        double w = p->w[i] * (1 - o->lr * o->weight_decay);
+        p->w[i] = (float)(w - o->lr / bc1 * p->m[i] / (sqrt(p->v[i]) / sqrt(bc2) + o->eps));
+        p->sum[i] = 0;
+    }
+}
+
+int train_step(trainer *t, double *loss, gm_err *e) {
+    if (run_pending(t, e)) return -1;
+    if (!t->scored) return gm_fail(e, "a training step with no scored token");
+    *loss = t->loss_sum / (double)t->scored;
+    t->step++;
+    for (int k = 0; k < t->n_p; k++) adamw(&t->o, t->step, &t->p[k], 1.0 / (double)t->scored);
+    t->scored = 0;
+    t->loss_sum = 0;
+    return 0;
+}
+
+/* ---- the state file: each parameter, its moments, the step and the adapter shape ---- */
+
+#define STATE_PARTS 3
+
+int train_save(const trainer *t, const char *path, gm_err *e) {
+    int n = STATE_PARTS * t->n_p + 2;
+    gm_tensor *ts = gm_calloc(n, sizeof *ts);
+    char **names = gm_calloc(n, sizeof *names);
+    int32_t step[1] = {(int32_t)t->step};
+    float lora[2] = {(float)t->o.lora_rank, (float)t->o.lora_alpha};
+    for (int k = 0; k < t->n_p; k++) {
+        const train_param *p = &t->p[k];
+        float *parts[STATE_PARTS] = {p->w, p->m, p->v};
+        static const char *const suffix[STATE_PARTS] = {"", ".adam_m", ".adam_v"};
+        for (int j = 0; j < STATE_PARTS; j++) {
+            int i = STATE_PARTS * k + j;
+            names[i] = gm_malloc(strlen(p->name) + 16);
+            sprintf(names[i], "%s%s", p->name, suffix[j]);
+            ts[i] = p->t;
+            ts[i].name = names[i], ts[i].data = parts[j];
+        }
+    }
+    ts[n - 2] = (gm_tensor){.name = "train.step", .dtype = GM_I32, .ndim = 1, .shape = {1}, .data = step, .nbytes = 4};
+    ts[n - 1] = (gm_tensor){.name = "train.lora", .dtype = GM_F32, .ndim = 1, .shape = {2}, .data = lora, .nbytes = 8};
+    int rc = st_write(path, ts, n, e);
+    for (int i = 0; i < n - 2; i++) free(names[i]);
+    free(names);
+    free(ts);
+    return rc;
+}
+
+/* State tensor name (+ suffix) of path into dst, checked against the size it must have. */
+static int load_part(const gm_weights *s, const char *path, const char *name, const char *suffix, gm_dtype dt,
+                     void *dst, size_t bytes, gm_err *e) {
+    char key[600];
+    snprintf(key, sizeof key, "%s%s", name, suffix);
+    const gm_tensor *x = weights_find(s, key);
+    if (!x) return gm_fail(e, "%s: tensor %s is missing; the state belongs to another model or --lora-rank", path, key);
+    if (x->dtype != dt || x->nbytes != bytes)
+        return gm_fail(e, "%s: tensor %s has %zu bytes of %s, expected %zu of %s; the state belongs to another model "
+                          "or --lora-rank", path, key, x->nbytes, gm_dtype_name(x->dtype), bytes, gm_dtype_name(dt));
+    memcpy(dst, x->data, bytes);
+    return 0;
+}
+
+int train_load(trainer *t, const char *path, gm_err *e) {
+    gm_weights *s = st_open(path, e);
+    if (!s) return -1;
+    int32_t step = 0;
+    float lora[2];
+    int rc = load_part(s, path, "train.step", "", GM_I32, &step, 4, e) ||
+             load_part(s, path, "train.lora", "", GM_F32, lora, 8, e);
+    if (!rc && (lora[0] != (float)t->o.lora_rank || lora[1] != (float)t->o.lora_alpha))
+        rc = gm_fail(e, "%s: made with --lora-rank %g --lora-alpha %g, resumed with %d and %g; resume with the same "
+                        "adapters", path, lora[0], lora[1], t->o.lora_rank, t->o.lora_alpha);
+    for (int k = 0; k < t->n_p && !rc; k++) {
+        train_param *p = &t->p[k];
+        size_t bytes = p->n * sizeof(float);
+        rc = load_part(s, path, p->name, "", GM_F32, p->w, bytes, e) ||
+             load_part(s, path, p->name, ".adam_m", GM_F32, p->m, bytes, e) ||
+             load_part(s, path, p->name, ".adam_v", GM_F32, p->v, bytes, e);
+    }
+    if (!rc) t->step = step;
+    weights_close(s);
+    return rc ? -1 : 0;
+}
