@@ -1,6 +1,7 @@
 /* synth_checkpoint.c — a random-weight Gemma checkpoint in Hugging Face layout.
  *
  *   synth_checkpoint <hf config.json | dir | description.json> -o DIR [--seed N] [--dtype f32|bf16]
+ *                    [--init oracle|train]
  *
  * Benchmarks and demos need checkpoints of the real published shapes without
  * downloading gigabytes, and tests need tiny ones we may ship. This tool takes
@@ -14,7 +15,10 @@
  * random checkpoints are (tests/golden/ORACLE.md): matrices
  * N(0, 1/fan_in), embeddings N(0, 0.06²), norms N(0, 0.1²), post-norms
  * N(1.5, 0.1²), the final norm N(10, 0.1²); without those shifts a tied-embedding
- * random model just echoes its input. One splitmix64 stream, consumed in the
+ * random model just echoes its input. --init train draws a start for
+ * training from scratch instead, as Hugging Face initialises Gemma: every
+ * matrix and the embedding N(0, 0.02²) (initializer_range), every norm 0
+ * (a gain of 1 + 0). One splitmix64 stream, consumed in the
  * graph's value order, feeds Box-Muller; since splitmix64's state after k draws
  * is seed + k·γ, each tensor can start its own slice of that stream, so the
  * file is written in name order, tensor by tensor, in fixed-size chunks: a
@@ -22,6 +26,7 @@
  * file in DIR that is renamed at the end, so DIR never holds a partial file. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
 
+#include "runtime/safetensors.h"
 #include "compiler/frontend.h"
 #include "compiler/import.h"
 
@@ -37,14 +42,16 @@
 
 #define USAGE \
     "usage: synth_checkpoint <hf config.json | hf dir | description.json> -o DIR\n" \
-    "                        [--seed N] [--dtype f32|bf16]\n"
+    "                        [--seed N] [--dtype f32|bf16] [--init oracle|train]\n"
 
 static const char *const help_text =
     USAGE
     "Writes DIR/model.safetensors with random weights of the model's shapes, and the\n"
     "input as DIR/config.json (HF config) or DIR/gemmac.json (gemmac description).\n"
     "  --seed N     PRNG seed (default 0); the same seed gives the same bytes\n"
-    "  --dtype T    f32 (default) or bf16; a dtype pinned by the description wins\n";
+    "  --dtype T    f32 (default) or bf16; a dtype pinned by the description wins\n"
+    "  --init I     oracle (default): the oracle's scales, a random model that says something;\n"
+    "               train: HF's start for training (matrices N(0, 0.02^2), norms 0)\n";
 
 static int usage(const char *why) {
     if (why) fprintf(stderr, "synth_checkpoint: %s\n", why);
@@ -83,8 +90,11 @@ typedef struct {
     double mean, std;
 } scale;
 
+static int init_for_training; /* --init train */
+
 static scale role_scale(const ir_value *w) {
     const char *role = w->role ? w->role : "";
+    if (init_for_training) return (scale){0.0, strstr(role, "norm") ? 0.0 : 0.02};
     if (strstr(role, "norm")) {
         double mean = !strcmp(role, "final_norm") ? 10.0 : !strncmp(role, "post_", 5) ? 1.5 : 0.0;
         return (scale){mean, 0.1};
@@ -189,36 +199,17 @@ static int list_tensors(const ir_graph *g, gm_dtype dtype, tensor **out, gm_err 
 
 /* ---- the safetensors file ---------------------------------------------- */
 
-
-static void put_json_string(gm_buf *b, const char *s) {
-    gm_buf_puts(b, "\"");
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') gm_buf_puts(b, "\\");
-        if ((unsigned char)*s < 0x20) gm_buf_printf(b, "\\u%04x", (unsigned)(unsigned char)*s);
-        else gm_buf_put(b, s, 1);
-    }
-    gm_buf_puts(b, "\"");
-}
-
-static const char *st_dtype(gm_dtype t) { return t == GM_F32 ? "F32" : t == GM_BF16 ? "BF16" : "F16"; }
-
-/* The header JSON, padded with spaces to a multiple of 8. */
+/* The header JSON (runtime/safetensors_write.c's, padded to a multiple of 8). */
 static gm_buf header(const tensor *ts, int n) {
-    gm_buf b = {0};
-    gm_buf_puts(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    gm_tensor *infos = gm_calloc((size_t)n + 1, sizeof *infos);
     for (int i = 0; i < n; i++) {
-        const ir_value *w = ts[i].w;
-        gm_buf_puts(&b, ",");
-        put_json_string(&b, w->name);
-        gm_buf_puts(&b, ":{\"dtype\":\"");
-        gm_buf_puts(&b, st_dtype(ts[i].dtype));
-        gm_buf_puts(&b, "\",\"shape\":[");
-        for (int d = 0; d < w->ndim; d++) gm_buf_printf(&b, d ? ",%lld" : "%lld", (long long)w->dims[d]);
-        gm_buf_printf(&b, "],\"data_offsets\":[%lld,", (long long)ts[i].offset);
-        gm_buf_printf(&b, "%lld]}", (long long)(ts[i].offset + tensor_bytes(&ts[i])));
+        infos[i] = (gm_tensor){.name = ts[i].w->name, .dtype = ts[i].dtype, .ndim = ts[i].w->ndim,
+                               .nbytes = (size_t)tensor_bytes(&ts[i])};
+        for (int d = 0; d < ts[i].w->ndim; d++) infos[i].shape[d] = ts[i].w->dims[d];
     }
-    gm_buf_puts(&b, "}");
-    while (b.len % 8) gm_buf_puts(&b, " ");
+    gm_buf b = {0};
+    st_header(&b, infos, n);
+    free(infos);
     return b;
 }
 
@@ -238,15 +229,21 @@ static int write_tensor(FILE *f, const tensor *t, uint64_t seed, float *x, unsig
     return 0;
 }
 
+typedef struct {
+    const gm_buf *header;
+    const tensor *ts;
+    int n;
+    uint64_t seed;
+} file_parts;
+
 /* Writes the header and every tensor to f; returns 0 or -1 (errno set). */
-static int write_stream(FILE *f, const gm_buf *h, const tensor *ts, int n, uint64_t seed) {
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
-    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h->s, 1, h->len, f) != h->len) return -1;
+static int write_stream(FILE *f, void *arg) {
+    const file_parts *p = arg;
+    if (st_write_length(f, p->header)) return -1;
     float *x = gm_malloc((CHUNK + 1) * sizeof *x);
     unsigned char *bytes = gm_malloc(CHUNK * sizeof(float));
     int rc = 0;
-    for (int i = 0; !rc && i < n; i++) rc = write_tensor(f, &ts[i], seed, x, bytes);
+    for (int i = 0; !rc && i < p->n; i++) rc = write_tensor(f, &p->ts[i], p->seed, x, bytes);
     free(x);
     free(bytes);
     return rc;
@@ -255,25 +252,10 @@ static int write_stream(FILE *f, const gm_buf *h, const tensor *ts, int n, uint6
 /* Writes path through a temporary file beside it, renamed when complete;
  * returns the file's size, or -1. */
 static int64_t write_safetensors(const char *path, const tensor *ts, int n, uint64_t seed, gm_err *e) {
-    size_t len = strlen(path) + 32;
-    char *tmp = gm_malloc(len);
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
     gm_buf h = header(ts, n);
     int64_t size = 8 + (int64_t)h.len + (n ? (int64_t)(ts[n - 1].offset + tensor_bytes(&ts[n - 1])) : 0);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        size = gm_fail(e, "%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        errno = 0;
-        int ok = write_stream(f, &h, ts, n, seed) == 0;
-        ok = fclose(f) == 0 && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            size = gm_fail(e, "%s: cannot write: %s", path, errno ? strerror(errno) : "I/O error");
-            unlink(tmp);
-        }
-    }
+    if (gm_write_atomic_with(path, write_stream, &(file_parts){&h, ts, n, seed}, e)) size = -1;
     free(h.s);
-    free(tmp);
     return size;
 }
 
@@ -348,7 +330,7 @@ static int parse_args(int argc, char **argv, options *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-        int flag = !strcmp(a, "-o") || !strcmp(a, "--seed") || !strcmp(a, "--dtype");
+        int flag = !strcmp(a, "-o") || !strcmp(a, "--seed") || !strcmp(a, "--dtype") || !strcmp(a, "--init");
         if (flag && i + 1 >= argc) {
             fprintf(stderr, "synth_checkpoint: %s needs a value\n", a);
             return usage(NULL);
@@ -368,6 +350,12 @@ static int parse_args(int argc, char **argv, options *o) {
                 fprintf(stderr, "synth_checkpoint: --dtype: expected f32 or bf16, found \"%s\"\n", v);
                 return usage(NULL);
             }
+        } else if (!strcmp(a, "--init")) {
+            if (strcmp(v, "oracle") && strcmp(v, "train")) {
+                fprintf(stderr, "synth_checkpoint: --init: expected oracle or train, found \"%s\"\n", v);
+                return usage(NULL);
+            }
+            init_for_training = !strcmp(v, "train");
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "synth_checkpoint: unknown option %s\n", a);
             return usage(NULL);

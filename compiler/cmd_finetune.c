@@ -2,7 +2,9 @@
  *
  * Each line of --data is INPUT<TAB>OUTPUT. The template places them in one
  * sequence ("{in}" and "{out}"); what comes before {out} is the prompt, read
- * but not scored, and the output and EOS are the targets. A step takes
+ * but not scored, and the output and EOS are the targets. With --text the
+ * data is plain text instead, cut into pieces of --seq tokens, every token
+ * a target (training a language model, e.g. models/demo from its corpus). A step takes
  * --batch pairs (in an order shuffled per epoch from --seed), adds their
  * gradients (train.h) and takes one AdamW step. Every --save-every steps and
  * at the end the state goes to OUT.state (atomically), so an interrupted run
@@ -14,6 +16,7 @@
 #include "runtime/tokenizer.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@ static const char usage[] =
     "                       [--steps N] [--batch B] [--lr X] [--seq N] [--template TEXT] [--resume]\n"
     "  <checkpoint>       a Hugging Face checkpoint dir, a .gguf, or a description .json (with --weights)\n"
     "  --data FILE        one pair a line: INPUT<TAB>OUTPUT\n"
+    "  --text             --data is plain text: its tokens in pieces of --seq (BOS first), all scored\n"
     "  -o OUT             the fine-tuned checkpoint: a .gguf for a GGUF base, else a directory\n"
     "                     (config.json, model.safetensors, tokenizer.model); the training state\n"
     "                     goes to OUT.state\n"
@@ -33,6 +37,8 @@ static const char usage[] =
     "  --steps N          AdamW steps in all, counting those of a resumed run (default 100)\n"
     "  --batch B          pairs per step, their gradients summed (default 8)\n"
     "  --lr X             learning rate (default 5e-4 with LoRA, 5e-5 with --full)\n"
+    "  --warmup N         raise the rate linearly over the first N steps (default 0)\n"
+    "  --cosine           then let it fall along a cosine to 0 at --steps (default: constant)\n"
     "  --weight-decay W   AdamW's decoupled weight decay (default 0.01)\n"
     "  --seq N            the longest sequence, template and both sides (default 256)\n"
     "  --template TEXT    how a pair becomes a sequence, with {in} and {out} once each; \\n and \\t\n"
@@ -47,7 +53,7 @@ static const char usage[] =
 
 typedef struct {
     const char *model, *data, *out, *template_text, *weights, *tokenizer, *svg;
-    int steps, batch, seq, save_every, resume, full, lora_rank, seed;
+    int steps, batch, seq, save_every, resume, full, lora_rank, seed, text, warmup, cosine;
     float lr, alpha, weight_decay;
 } ft_args;
 
@@ -76,6 +82,9 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--lr"))) rc = float_flag("--lr", v, &a->lr);
         else if ((v = cli_value(argc, argv, &i, "--weight-decay"))) rc = float_flag("--weight-decay", v, &a->weight_decay);
         else if (cli_is(argv[i], "--full")) a->full = 1;
+        else if (cli_is(argv[i], "--text")) a->text = 1;
+        else if (cli_is(argv[i], "--cosine")) a->cosine = 1;
+        else if ((v = cli_value(argc, argv, &i, "--warmup"))) rc = cli_int_flag("finetune", "--warmup", v, 0, 1 << 30, &a->warmup);
         else if (cli_is(argv[i], "--resume")) a->resume = 1;
         else if (argv[i][0] == '-') rc = cli_usage_error("finetune", "unknown flag %s", argv[i]);
         else if (!a->model) a->model = argv[i];
@@ -85,6 +94,7 @@ static int parse_args(int argc, char **argv, ft_args *a) {
     if (!a->model) return cli_usage_error("finetune", "no checkpoint given");
     if (!a->data || !a->out) return cli_usage_error("finetune", "--data and -o are required");
     if (a->full && a->lora_rank) return cli_usage_error("finetune", "--full and --lora-rank exclude each other");
+    if (a->text && a->template_text) return cli_usage_error("finetune", "--text takes no --template (text has no pairs)");
     return 0;
 }
 
@@ -162,7 +172,32 @@ static int split_pair(const char *path, int line, char *text, char **in, char **
     return 0;
 }
 
+/* --text: the file's tokens in pieces of seq − 1 after a BOS, each token
+ * predicted from those before it (a last piece of one token is dropped). */
+static int read_text(const ft_args *a, const rt_tokenizer *tok, example **out, int *n, gm_err *e) {
+    size_t len;
+    char *text = gm_read_file(a->data, &len, e);
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (!text || rt_tok_encode(tok, text, len, &ids, &n_ids, e)) return free(text), 1;
+    free(text);
+    *n = 0;
+    *out = gm_calloc(n_ids / (a->seq - 1) + 1, sizeof **out);
+    for (int at = 0; at + 1 < n_ids; at += a->seq - 1) {
+        int piece = n_ids - at < a->seq - 1 ? n_ids - at : a->seq - 1;
+        example *ex = &(*out)[(*n)++];
+        ex->n = piece + 1;
+        ex->ids = gm_malloc(ex->n * sizeof(int32_t)), ex->targets = gm_malloc(ex->n * sizeof(int32_t));
+        ex->ids[0] = rt_tok_bos(tok);
+        memcpy(ex->ids + 1, ids + at, piece * sizeof(int32_t));
+        for (int i = 0; i < ex->n; i++) ex->targets[i] = i + 1 < ex->n ? ex->ids[i + 1] : -1;
+    }
+    free(ids);
+    return *n ? 0 : gm_fail(e, "%s: fewer than two tokens of text", a->data);
+}
+
 static int read_examples(const ft_args *a, const rt_tokenizer *tok, example **out, int *n, gm_err *e) {
+    if (a->text) return read_text(a, tok, out, n, e);
     template tp = {0};
     if (parse_template(a->template_text, &tp)) return 2;
     size_t len;
@@ -266,12 +301,20 @@ static void load_losses(run *r) {
     free(data);
 }
 
+/* The rate of step s (from 0): the linear warmup, then constant or a cosine down to 0 at --steps. */
+static double rate_at(const ft_args *a, double lr, int64_t s) {
+    if (s < a->warmup) return lr * (double)(s + 1) / a->warmup;
+    if (!a->cosine || a->steps <= a->warmup) return lr;
+    return lr * 0.5 * (1 + cos(M_PI * (double)(s - a->warmup) / (a->steps - a->warmup)));
+}
+
 static int train_steps(run *r, gm_err *e) {
     const ft_args *a = r->a;
     trainer *t = r->t;
-    double start = gm_now_s();
+    double start = gm_now_s(), lr = t->o.lr;
     int64_t first = t->step, tokens = 0;
     while (t->step < a->steps) {
+        t->o.lr = rate_at(a, lr, t->step);
         for (int b = 0; b < a->batch; b++) {
             const example *x = &r->ex[example_at(t->step * a->batch + b, r->n_ex, (uint64_t)a->seed)];
             if (train_add(t, x->ids, x->targets, x->n, e)) return -1;
@@ -282,10 +325,11 @@ static int train_steps(run *r, gm_err *e) {
         double rate = tokens / (gm_now_s() - start);
         r->losses[t->step - 1] = (float)loss;
         double eta = (double)(a->steps - t->step) * (gm_now_s() - start) / (double)(t->step - first);
-        fprintf(stderr, "step %lld/%d  loss %.4f  %.0f tok/s  ETA %dm%02ds\n", (long long)t->step, a->steps, loss, rate,
-                (int)eta / 60, (int)eta % 60);
+        fprintf(stderr, "step %lld/%d  loss %.4f  lr %.3g  %.0f tok/s  ETA %dm%02ds\n", (long long)t->step, a->steps, loss,
+                t->o.lr, rate, (int)eta / 60, (int)eta % 60);
         if ((t->step % a->save_every == 0 || t->step == a->steps) && save(r, e)) return -1;
     }
+    t->o.lr = lr;
     return 0;
 }
 
@@ -320,10 +364,10 @@ static int finetune(const ft_args *a, gm_err *e) {
 int cmd_finetune(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (cli_is(argv[i], "--help") || cli_is(argv[i], "-h")) return cli_help(usage);
-    ft_args a = {.steps = 100, .batch = 8, .seq = 256, .save_every = 25, .weight_decay = 0.01f,
-                 .template_text = "{in}\\n{out}"};
+    ft_args a = {.steps = 100, .batch = 8, .seq = 256, .save_every = 25, .weight_decay = 0.01f};
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
+    if (!a.template_text) a.template_text = "{in}\\n{out}";
     /* Each step allocates and frees the same large activations (logits alone
      * are rows × vocab floats): kept in the heap rather than mapped afresh
      * and zeroed by the kernel each time (13 % of a step on the real 270M). */

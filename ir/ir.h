@@ -4,7 +4,8 @@
  * the graph input (token ids), a weight (a checkpoint tensor, bound later), or
  * an activation produced by exactly one node. Activations are row-major f32
  * matrices [T, C], where T is symbolic (tokens in this call); weights have
- * concrete shapes. The layer block of a description is unrolled: layer 3's
+ * concrete shapes, and so have a training graph's loss and weight gradients
+ * (passes/differentiate.c). The layer block of a description is unrolled: layer 3's
  * values are named "L3.q", "L3.x", ... so the printer and the error messages
  * point at one place. Ops come from ops.def; each op's attributes are numbers
  * indexed by the ids of attrs.def. */

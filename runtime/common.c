@@ -74,7 +74,7 @@ char *gm_read_file(const char *path, size_t *len, gm_err *e) {
     return buf;
 }
 
-int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e) {
+int gm_write_atomic_with(const char *path, int (*write)(FILE *f, void *arg), void *arg, gm_err *e) {
     size_t n = strlen(path) + 32;
     char *tmp = gm_malloc(n);
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
@@ -85,16 +85,31 @@ int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err 
         free(tmp);
         return r;
     }
-    int ok = fwrite(data, 1, len, f) == len;
+    errno = 0;
+    int ok = write(f, arg) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
-        int r = gm_fail(e, "%s: cannot write: %s", path, strerror(errno));
+        int r = gm_fail(e, "%s: cannot write: %s", path, errno ? strerror(errno) : "I/O error");
         unlink(tmp);
         free(tmp);
         return r;
     }
     free(tmp);
     return 0;
+}
+
+typedef struct {
+    const void *data;
+    size_t len;
+} bytes;
+
+static int write_bytes(FILE *f, void *arg) {
+    const bytes *b = arg;
+    return fwrite(b->data, 1, b->len, f) == b->len ? 0 : -1;
+}
+
+int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e) {
+    return gm_write_atomic_with(path, write_bytes, &(bytes){data, len}, e);
 }
 
 /* The slot of name in t: where it is, or the empty one where it would go. */

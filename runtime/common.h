@@ -9,6 +9,7 @@
 #define GM_COMMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -52,6 +53,9 @@ struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
 /* Writes data to path atomically: a temporary file beside it, then rename.
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);
+/* The same for bytes that write(f, arg) produces as it goes (a file too big
+ * to hold); write returns 0, or -1 with errno set. */
+int gm_write_atomic_with(const char *path, int (*write)(FILE *f, void *arg), void *arg, gm_err *e);
 
 /* Names to ids, in time independent of how many there are (open addressing
  * on FNV-1a): a description's values, the names a layer binds. The names are

@@ -25,7 +25,9 @@ gm_weights *st_open_memory(const void *data, size_t len, const char *origin, gm_
  * is ever left under path. */
 int st_write(const char *path, const gm_tensor *ts, int n, gm_err *e);
 /* The header st_write writes, data offsets following the tensors' nbytes in
- * order, for a writer that streams the data itself. */
+ * order, for a writer that streams the data itself (gm_write_atomic_with):
+ * st_write_length writes its length and the header, the data follows. */
 void st_header(gm_buf *b, const gm_tensor *ts, int n);
+int st_write_length(FILE *f, const gm_buf *header);
 
 #endif

@@ -38,33 +38,29 @@ void st_header(gm_buf *b, const gm_tensor *ts, int n) {
     while (b->len % 8) gm_buf_puts(b, " ");
 }
 
-static int write_all(FILE *f, const gm_buf *h, const gm_tensor *ts, int n) {
+int st_write_length(FILE *f, const gm_buf *header) {
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h->s, 1, h->len, f) == h->len;
-    for (int i = 0; ok && i < n; i++) ok = fwrite(ts[i].data, 1, ts[i].nbytes, f) == ts[i].nbytes;
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)header->len >> (8 * i));
+    return fwrite(len8, 1, 8, f) == 8 && fwrite(header->s, 1, header->len, f) == header->len ? 0 : -1;
+}
+
+typedef struct {
+    const gm_buf *header;
+    const gm_tensor *ts;
+    int n;
+} file_parts;
+
+static int write_all(FILE *f, void *arg) {
+    const file_parts *p = arg;
+    int ok = st_write_length(f, p->header) == 0;
+    for (int i = 0; ok && i < p->n; i++) ok = fwrite(p->ts[i].data, 1, p->ts[i].nbytes, f) == p->ts[i].nbytes;
     return ok ? 0 : -1;
 }
 
 int st_write(const char *path, const gm_tensor *ts, int n, gm_err *e) {
-    size_t len = strlen(path) + 32;
-    char *tmp = gm_malloc(len);
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
     gm_buf h = {0};
     st_header(&h, ts, n);
-    int rc = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) rc = gm_fail(e, "%s: cannot create: %s; check that its directory exists and can be written", path, strerror(errno));
-    else {
-        errno = 0;
-        int ok = write_all(f, &h, ts, n) == 0;
-        ok = fclose(f) == 0 && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            rc = gm_fail(e, "%s: cannot write: %s", path, errno ? strerror(errno) : "I/O error");
-            unlink(tmp);
-        }
-    }
+    int rc = gm_write_atomic_with(path, write_all, &(file_parts){&h, ts, n}, e);
     free(h.s);
-    free(tmp);
     return rc;
 }

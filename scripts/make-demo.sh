@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # make-demo.sh — rebuild the shipped demo model (models/demo) from its sources:
-# tokenizer.model is trained by spm_train on corpus.txt, model.safetensors is
-# written by synth_checkpoint from config.json (F32, seed 2). Both are
-# deterministic, so a rebuild gives the same bytes as the committed files.
+# tokenizer.model is trained by spm_train on corpus.txt; model.safetensors is
+# trained by gemmac itself from scratch on corpus.txt: synth_checkpoint draws
+# the start from config.json (--init train, seed 2), then `gemmac finetune
+# --full --text` takes 600 AdamW steps of 8 pieces of 128 tokens (lr 3e-3,
+# 30 steps of warmup, cosine decay). Every part is deterministic, so a rebuild
+# gives the same bytes as the committed files: training runs the reference
+# backend, whose matmuls are OpenBLAS's, pinned here to one kernel family and
+# two threads (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS) so that any x86-64
+# machine with Debian 12's OpenBLAS sums in the same order.
 #
-#   scripts/make-demo.sh [--check] [path/to/synth_checkpoint]
+#   scripts/make-demo.sh [--check] [path/to/build]
 #
 # Without --check the files in models/demo are replaced. With --check they are
 # rebuilt in a temporary directory and compared with the committed ones; the
-# exit status is 1 if any differs. The binary defaults to build/synth_checkpoint.
+# exit status is 1 if any differs. The build directory (synth_checkpoint and
+# gemmac) defaults to build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 check=0
 if [[ "${1:-}" == "--check" ]]; then check=1; shift; fi
-synth="${1:-build/synth_checkpoint}"
+build="${1:-build}"
+synth="$build/synth_checkpoint" gemmac="$build/gemmac"
 demo=models/demo
-[[ -x "$synth" ]] || { echo "make-demo: $synth: not an executable (build it first: cmake --build build)" >&2; exit 2; }
+for tool in "$synth" "$gemmac"; do
+    [[ -x "$tool" ]] || { echo "make-demo: $tool: not an executable (build it first: cmake --build build)" >&2; exit 2; }
+done
 command -v spm_train >/dev/null || { echo "make-demo: spm_train not found (install sentencepiece)" >&2; exit 2; }
 
 work="$(mktemp -d)"
@@ -38,8 +48,13 @@ vocab=$(wc -l <"$work/tokenizer.vocab")
 grep -Eq "\"vocab_size\": *$vocab([^0-9]|\$)" "$demo/config.json" ||
     { echo "make-demo: $demo/config.json: vocab_size must be the tokenizer's $vocab pieces" >&2; exit 1; }
 
-"$synth" "$demo/config.json" -o "$work/out" --seed 2 --dtype f32 >/dev/null
-mv "$work/tokenizer.model" "$work/out/tokenizer.model"
+"$synth" "$demo/config.json" -o "$work/init" --seed 2 --dtype f32 --init train >/dev/null
+cp "$work/tokenizer.model" "$work/init/tokenizer.model"
+OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=2 "$gemmac" finetune "$work/init" --text --data "$demo/corpus.txt" \
+    --full -o "$work/out" --steps 600 --batch 8 --seq 128 --lr 3e-3 --warmup 30 --cosine --seed 0 --save-every 600 \
+    --loss-svg "$work/out/loss.svg" \
+    2> "$work/train.log" || { cat "$work/train.log" >&2; exit 1; }
+tail -1 "$work/train.log" >&2
 
 if ((check)); then
     status=0
@@ -49,5 +64,5 @@ if ((check)); then
     done
     exit $status
 fi
-for f in tokenizer.model model.safetensors; do mv "$work/out/$f" "$demo/$f"; done
+for f in tokenizer.model model.safetensors loss.svg; do mv "$work/out/$f" "$demo/$f"; done
 (cd "$demo" && sha256sum tokenizer.model model.safetensors config.json corpus.txt)

@@ -8,8 +8,10 @@
  * the node's output into contributions to the gradients of its inputs, as
  * new nodes of the backward ops (matmul_dx, rms_norm_dx, ...). A value read
  * by several nodes gets the sum of their contributions (add nodes), so a
- * tied embedding's gradient is its lookup's plus the head's. Every weight's
- * whole gradient is marked with grad_of, its tensor name. Attention in a
+ * tied embedding's gradient is its lookup's plus the head's. Only gradients
+ * that a trainable (not frozen) weight flows into are made, so LoRA's frozen
+ * base costs no weight gradient. Every weight's whole gradient is marked with
+ * grad_of, its tensor name. Attention in a
  * training graph keeps no KV cache: it attends over the sequence itself.
  * Ops without a rule are refused by name; nothing gets a silent zero. The
  * fused ops' rules are their parts' rules in turn, a fused norm recomputed
