@@ -24,7 +24,7 @@ static const char usage[] =
     "usage: gemmac run [MODEL] [-p PROMPT] [-n N] [--chat] [--system S] [sampling flags]\n"
     "  MODEL              a Hugging Face checkpoint dir, its config.json, a llama.cpp .gguf file,\n"
     "                     or a description .json\n"
-    "                     with --weights; without one, the embedded demo (a tiny untrained model)\n"
+    "                     with --weights; without one, the embedded demo (a tiny trained model)\n"
     "  -p, --prompt TEXT  the prompt (BOS is added); in --chat mode, the first user turn\n"
     "  -n, --max-new N    tokens to generate at most (default 256)\n"
     "  --chat             Gemma's chat format; after -p, read one user turn per stdin line,\n"
@@ -295,8 +295,8 @@ int cmd_run(int argc, char **argv) {
     gm_err e;
     char *demo = NULL;
     if (!a.model && !(a.model = demo = cli_shipped("models/demo", "demo", &e))) return cli_error(&e);
-    if (demo) gm_say("no model given: running the embedded demo (%s), a tiny untrained "
-                              "random-weight model: expect gibberish\n", demo);
+    if (demo) gm_say("no model given: running the embedded demo (%s), a 1.7M-parameter model trained on "
+                     "its corpus: expect text like the corpus, not sense\n", demo);
     a.pipeline.target = gm_backend_target(a.backend);
     gm_model *m = gm_model_open_with(a.model, a.weights, &a.pipeline, &e);
     rt_tokenizer *tok = m ? cli_open_tokenizer(m, a.tokenizer, a.weights, &e) : NULL;

@@ -395,7 +395,7 @@ static void check_reference(const char *file, const char *name, int rank) {
 
 static void test_oracle_cases(void) {
     char file[128];
-    for (int i = 0; oracle_cases[i]; i++) {
+    for (int i = 0; i < ORACLE_CASES; i++) {
         snprintf(file, sizeof file, "%s.json", oracle_cases[i]);
         check_reference(file, oracle_cases[i], 0);
     }
