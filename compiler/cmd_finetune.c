@@ -107,7 +107,6 @@ typedef struct {
 
 typedef struct {
     char *prompt_head, *prompt_tail, *after; /* before {in}, between {in} and {out}, after {out} */
-    int in_first;                            /* {in} comes before {out} */
 } template;
 
 /* The template with \n and \t read; {in} and {out} must appear once each, {in} first. */
@@ -121,7 +120,7 @@ static int parse_template(const char *text, template *t) {
         return cli_usage_error("finetune", "--template \"%s\": expected {in} and then {out}, once each", text);
     }
     *in = 0, *out = 0;
-    *t = (template){gm_strdup(s), gm_strdup(in + 4), gm_strdup(out + 5), 1};
+    *t = (template){gm_strdup(s), gm_strdup(in + 4), gm_strdup(out + 5)};
     free(s);
     return 0;
 }
@@ -143,7 +142,8 @@ static int append(const rt_tokenizer *tok, const char *text, int scored, example
 
 /* One pair as a sequence: BOS, the prompt (its trailing spaces moved to the
  * output, as a model generating after the prompt writes them), the output
- * and EOS. targets first holds flags, then becomes the id each position predicts. */
+ * and EOS (BOS and EOS where the tokenizer has them). targets first holds
+ * flags, then becomes the id each position predicts. */
 static int make_example(const rt_tokenizer *tok, const template *tp, const char *in, const char *out, example *ex,
                         gm_err *e) {
     gm_buf prompt = {0}, answer = {0};
@@ -154,9 +154,9 @@ static int make_example(const rt_tokenizer *tok, const template *tp, const char 
     prompt.s[keep] = 0;
     ex->n = 0;
     ex->ids = gm_malloc(sizeof(int32_t)), ex->targets = gm_malloc(sizeof(int32_t));
-    ex->ids[0] = rt_tok_bos(tok), ex->targets[ex->n++] = 0;
+    if (rt_tok_bos(tok) >= 0) ex->ids[0] = rt_tok_bos(tok), ex->targets[ex->n++] = 0;
     int rc = append(tok, prompt.s, 0, ex, e) || append(tok, answer.s, 1, ex, e);
-    if (!rc) ex->ids[ex->n] = rt_tok_eos(tok), ex->targets[ex->n++] = 1;
+    if (!rc && rt_tok_eos(tok) >= 0) ex->ids[ex->n] = rt_tok_eos(tok), ex->targets[ex->n++] = 1;
     for (int i = 0; !rc && i < ex->n; i++) ex->targets[i] = i + 1 < ex->n && ex->targets[i + 1] ? ex->ids[i + 1] : -1;
     free(prompt.s);
     free(answer.s);

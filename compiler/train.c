@@ -4,20 +4,10 @@
 
 #include "backends/reference/reference.h"
 #include "passes/passes.h"
-#include "runtime/gguf.h"
 #include "runtime/safetensors.h"
 
-#include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
 
 /* Uniform in (−bound, bound) from a 64-bit LCG: the adapters' A, as PEFT's
  * kaiming_uniform(a=√5) draws it (bound 1/√K). */
@@ -31,8 +21,8 @@ static void draw_uniform(uint64_t *state, float *x, int64_t n, double bound) {
 /* Parameter p's first values: an adapter's (A drawn, B zero), else its checkpoint tensor as f32. */
 static void init_param(trainer *t, train_param *p, uint64_t *rng) {
     const ir_value *x = &t->g->values[p->value];
-    if (has_suffix(p->name, ".lora_a")) draw_uniform(rng, p->w, p->n, 1 / sqrt((double)x->dims[1]));
-    else if (!has_suffix(p->name, ".lora_b")) gm_to_f32(t->model->bound[p->value]->dtype, t->model->bound[p->value]->data, p->w, p->n);
+    if (gm_ends_with(p->name, ".lora_a")) draw_uniform(rng, p->w, p->n, 1 / sqrt((double)x->dims[1]));
+    else if (!gm_ends_with(p->name, ".lora_b")) gm_to_f32(t->model->bound[p->value]->dtype, t->model->bound[p->value]->data, p->w, p->n);
 }
 
 /* One parameter per weight gradient of the graph, bound to its master copy. */
@@ -47,9 +37,9 @@ static void make_params(trainer *t, int bound_before) {
     for (int v = 0; v < g->n_values; v++) {
         if (!g->values[v].grad_of) continue;
         train_param *p = &t->p[k++];
-        p->value = gm_names_get(&g->value_ids, g->values[v].grad_of);
-        const ir_value *w = &g->values[p->value];
-        *p = (train_param){.name = w->name, .value = p->value, .grad = v, .n = ir_value_elems(w)};
+        int weight = gm_names_get(&g->value_ids, g->values[v].grad_of);
+        const ir_value *w = &g->values[weight];
+        *p = (train_param){.name = w->name, .value = weight, .grad = v, .n = ir_value_elems(w)};
         p->w = gm_calloc(p->n, sizeof(float)), p->m = gm_calloc(p->n, sizeof(float)), p->v = gm_calloc(p->n, sizeof(float));
         p->sum = gm_calloc(p->n, sizeof(double));
         p->t = (gm_tensor){.name = (char *)p->name, .dtype = GM_F32, .ndim = w->ndim, .data = p->w,

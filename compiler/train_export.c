@@ -47,11 +47,10 @@ static trained *trained_values(const trainer *t, int *n) {
     *n = 0;
     for (int k = 0; k < t->n_p; k++) {
         const train_param *p = &t->p[k];
-        size_t len = strlen(p->name);
-        if (len > 7 && !strcmp(p->name + len - 7, ".lora_b")) continue;
-        if (len > 7 && !strcmp(p->name + len - 7, ".lora_a")) {
+        if (gm_ends_with(p->name, ".lora_b")) continue;
+        if (gm_ends_with(p->name, ".lora_a")) {
             char *base = gm_strdup(p->name);
-            base[len - 7] = 0;
+            base[strlen(base) - strlen(".lora_a")] = 0;
             out[(*n)++] = (trained){base, merge(t, base, p), 1};
         } else out[(*n)++] = (trained){p->name, p->w, 0};
     }

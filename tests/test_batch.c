@@ -207,7 +207,7 @@ static void test_parallel_generation(void) {
     const char *prefix_text = "Tell me, and tell me true, of every ship and every sea, of cabbages and kings and why "
                               "the sea is boiling hot, and whether pigs have wings; tell me of the walrus and the "
                               "carpenter, of oysters young and old, and of the things they said. Tell me:",
-               *stops[] = {" phone"};
+               *stops[] = {" the sun,"}; /* in some of the demo's replies, not all */
     rt_gen_opts go = {12, stops, 1, NULL, NULL};
     rt_sampler_opts greedy = rt_sampler_defaults();
     greedy.temperature = 0;

@@ -33,13 +33,13 @@ typedef int (*vjp_rule)(differ *d, int dy);
 
 /* A new node op(in...) for the rule's node: its layer and place, and the
  * attributes of that node that op takes too. Returns its output. */
-static int emit(differ *d, ir_op op, int a, int b, int c, int e4, const char *what) {
+static int emit(differ *d, ir_op op, int in0, int in1, int in2, int in3, const char *what) {
     ir_graph *g = d->g;
     char name[320], where[200];
     snprintf(name, sizeof name, "d%s.%d", what, g->n_values);
     snprintf(where, sizeof where, "%s, gradient", d->node.where);
     int out = ir_add_value(g, name, IR_ACT, GM_F32, 0, NULL, d->node.layer);
-    int in[IR_MAX_IN] = {a, b, c, e4};
+    int in[IR_MAX_IN] = {in0, in1, in2, in3};
     ir_node *n = ir_add_node(g, op, in, out, d->node.layer, where);
     for (int k = 0; k < IR_ATTR_COUNT; k++)
         if (ir_ops[op].attrs >> k & 1) n->attr[k] = d->node.attr[k];
@@ -59,10 +59,10 @@ static void contribute(differ *d, int v, ir_op op, int a, int b, int c) {
     if (d->needs[v]) accumulate(d, v, emit(d, op, a, b, c, -1, name_of(d, v)));
 }
 
-/* The gradient of rms_norm(x, w) given dy: w's accumulated, x's added to value `to`. */
-static void norm_grads(differ *d, int x, int w, int dy, int to) {
+/* The gradients of rms_norm(x, w) given dy, accumulated. */
+static void norm_grads(differ *d, int x, int w, int dy) {
     contribute(d, w, IR_RMS_NORM_DW, dy, x, w);
-    contribute(d, to, IR_RMS_NORM_DX, dy, x, w);
+    contribute(d, x, IR_RMS_NORM_DX, dy, x, w);
 }
 
 /* The gradient of softcap(out_scale · x · Wᵀ) given dy, its output y: W's
@@ -102,7 +102,7 @@ static int vjp_scale(differ *d, int dy) {
 }
 
 static int vjp_rms_norm(differ *d, int dy) {
-    norm_grads(d, input_of(d, 0), input_of(d, 1), dy, input_of(d, 0));
+    norm_grads(d, input_of(d, 0), input_of(d, 1), dy);
     return 0;
 }
 
@@ -118,7 +118,7 @@ static int vjp_norm_matmul(differ *d, int dy) {
     int x = input_of(d, 0), h = emit(d, IR_RMS_NORM, x, input_of(d, 2), -1, -1, name_of(d, x));
     int dh = matmul_grads(d, h, input_of(d, 1), d->node.out, dy, d->needs[x] || d->needs[input_of(d, 2)]);
     if (dh == -1) return -1;
-    if (dh >= 0) norm_grads(d, x, input_of(d, 2), dh, x);
+    if (dh >= 0) norm_grads(d, x, input_of(d, 2), dh);
     return 0;
 }
 
