@@ -118,7 +118,7 @@ int cmd_grad(int argc, char **argv) {
     if (!rc) {
         train_opts o = {.lora_rank = a.lora_rank, .lora_alpha = a.alpha > 0 ? a.alpha : 2.0 * a.lora_rank, .seed = (uint64_t)a.seed};
         t = train_open(a.model, a.weights, &o, &e);
-        if (t) act = ref_run_training(t->g, t->bound, &(ref_batch){ids, targets, NULL, n}, &e);
+        if (t) act = ref_run_training(t->g, t->bound, &(ref_batch){ids, targets, NULL, n, 0}, &e);
         rc = act && (!a.out || !write_grads(t->g, act, a.out, &e)) ? 0 : cli_error(&e);
     }
     if (!rc) printf("loss %.9g\n", act[t->g->loss][0]);

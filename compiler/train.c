@@ -78,7 +78,7 @@ void train_free(trainer *t) {
  * scored rows) add to the step's sums, weighted by those rows. */
 static int run_pending(trainer *t, gm_err *e) {
     if (!t->pending) return 0;
-    float **act = ref_run_training(t->g, t->bound, &(ref_batch){t->tokens, t->targets, t->start, t->pending}, e);
+    float **act = ref_run_training(t->g, t->bound, &(ref_batch){t->tokens, t->targets, t->start, t->pending, 0}, e);
     int scored = 0;
     for (int i = 0; act && i < t->pending; i++) scored += t->targets[i] >= 0;
     for (int k = 0; act && k < t->n_p; k++)
@@ -126,6 +126,19 @@ int train_step(trainer *t, double *loss, gm_err *e) {
     for (int k = 0; k < t->n_p; k++) adamw(&t->o, t->step, &t->p[k], 1.0 / (double)t->scored);
     t->scored = 0;
     t->loss_sum = 0;
+    return 0;
+}
+
+int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored, gm_err *e) {
+    ref_batch only = *b;
+    only.loss_only = 1;
+    float **act = ref_run_training(t->g, t->bound, &only, e);
+    if (!act) return -1;
+    int n = 0;
+    for (int i = 0; i < b->T; i++) n += b->targets[i] >= 0;
+    *sum += (double)n * act[t->g->loss][0];
+    *scored += n;
+    ref_free_values(t->g, act);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #define GM_TRAIN_H
 
 #include "model.h"
+#include "backends/reference/reference.h"
 
 typedef struct {
     int lora_rank;          /* 0: full fine-tuning, every weight trained */
@@ -50,6 +51,9 @@ int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, 
 /* One AdamW step with the mean gradient over the tokens scored since the
  * last (pending sequences run first); *loss gets their mean loss. */
 int train_step(trainer *t, double *loss, gm_err *e);
+/* The loss of batch b at the current weights, no gradients: adds its scored
+ * rows' cross-entropy to *sum and their count to *scored (a held-out loss). */
+int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored, gm_err *e);
 /* The state (step, options, masters, moments) to path / back from it. */
 int train_save(const trainer *t, const char *path, gm_err *e);
 int train_load(trainer *t, const char *path, gm_err *e);

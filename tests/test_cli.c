@@ -546,7 +546,8 @@ static void test_finetune(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(step1 && step4);
     CU_ASSERT(sscanf(step1, "step 1/4  loss %f", &first) == 1 && sscanf(step4, "step 4/4  loss %f", &last) == 1);
     CU_ASSERT(last < first);
-    CU_ASSERT_EQUAL_FATAL(run(FT "-o b --steps 2"), 0);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o b --steps 2 --eval-data p.tsv"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "step 2/2  held-out loss "));
     CU_ASSERT_EQUAL_FATAL(run(FT "-o b --steps 4 --resume"), 0);
     CU_ASSERT_PTR_NULL(strstr(err_text, "step 2/4"));
     CU_ASSERT(same_files("a/model.safetensors", "b/model.safetensors"));

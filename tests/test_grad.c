@@ -235,7 +235,7 @@ static void check_grads(toy *m, double h, double tol) {
     int rc = pass_differentiate(m->g, &e);
     if (rc) printf("\n  %s\n", e.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    float **act = ref_run_training(m->g, m->bound, &(ref_batch){toy_tokens, toy_targets, NULL, T_TOY}, &e);
+    float **act = ref_run_training(m->g, m->bound, &(ref_batch){toy_tokens, toy_targets, NULL, T_TOY, 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(act);
     dbl d = {m, calloc(m->n_w, sizeof(double *)), NULL};
     for (int i = 0; i < m->n_w; i++) {
@@ -513,7 +513,7 @@ static void check_reference(const char *file, const char *name, int rank) {
     int32_t tokens[64], targets[64];
     int T = read_sequence(ref, tokens, targets), seen;
     gm_err e;
-    float **act = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, NULL, T}, &e);
+    float **act = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, NULL, T, 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(act);
     double loss_err = fabs(act[t->g->loss][0] - test_json_num(ref, "loss"));
     grad_error worst = compare_all(t->g, act, ref, &seen);
@@ -557,10 +557,10 @@ static void test_packed(void) {
         int at = s ? T[0] : 0;
         T[s] = read_sequence(cJSON_GetArrayItem(batch, s), tokens + at, targets + at);
         for (int i = 0; i < T[s]; i++) start[at + i] = at, scored[s] += targets[at + i] >= 0;
-        apart[s] = ref_run_training(t->g, t->bound, &(ref_batch){tokens + at, targets + at, NULL, T[s]}, &e);
+        apart[s] = ref_run_training(t->g, t->bound, &(ref_batch){tokens + at, targets + at, NULL, T[s], 0}, &e);
         CU_ASSERT_PTR_NOT_NULL_FATAL(apart[s]);
     }
-    float **packed = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, start, T[0] + T[1]}, &e);
+    float **packed = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, start, T[0] + T[1], 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(packed);
     double worst = 0, w0 = (double)scored[0] / (scored[0] + scored[1]);
     for (int k = 0; k < t->n_p; k++) {
@@ -576,6 +576,11 @@ static void test_packed(void) {
     printf("\n  packed against apart: loss |d| %.2g, gradients %.2g of each tensor's largest", fabs(packed[t->g->loss][0] - loss), worst);
     CU_ASSERT(fabs(packed[t->g->loss][0] - loss) < 1e-5 * loss);
     CU_ASSERT(worst < 1e-5);
+    double held = 0; /* the loss alone (a held-out loss) is the same forward pass */
+    int64_t n_scored = 0;
+    CU_ASSERT_EQUAL(train_eval_loss(t, &(ref_batch){tokens, targets, start, T[0] + T[1], 0}, &held, &n_scored, &e), 0);
+    CU_ASSERT_EQUAL(n_scored, scored[0] + scored[1]);
+    CU_ASSERT(fabs(held / n_scored - packed[t->g->loss][0]) <= 1e-12 * held);
     for (int s = 0; s < 2; s++) ref_free_values(t->g, apart[s]);
     ref_free_values(t->g, packed);
     train_free(t);

@@ -304,26 +304,30 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
     return &r->base;
 }
 
-float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const ref_batch *b, gm_err *e) {
-    const int32_t *tokens = b->tokens, *targets = b->targets;
-    int T = b->T;
-    if (g->loss < 0) return gm_fail(e, "%s: not a training graph (no loss)", g->name), NULL;
+/* Batch b fits g: a training graph, sequences within the context, ids in the vocabulary. */
+static int check_batch(const ir_graph *g, const ref_batch *b, gm_err *e) {
+    if (g->loss < 0) return gm_fail(e, "%s: not a training graph (no loss)", g->name);
     int longest = 0;
-    for (int t = 0; t < T; t++) longest = t - (b->start ? b->start[t] : 0) + 1 > longest ? t - (b->start ? b->start[t] : 0) + 1 : longest;
-    if (T < 1 || longest > g->max_context)
+    for (int t = 0; t < b->T; t++) longest = t - (b->start ? b->start[t] : 0) + 1 > longest ? t - (b->start ? b->start[t] : 0) + 1 : longest;
+    if (b->T < 1 || longest > g->max_context)
         return gm_fail(e, "a training sequence of %d tokens exceeds the model's context of %lld positions "
-                          "(config.max_context); shorten it", T < 1 ? T : longest, (long long)g->max_context), NULL;
-    rt_engine span = {.vocab = g->vocab, .context = T};
-    if (rt_check_span(&span, tokens, T, 0, e)) return NULL;
-    for (int t = 0; t < T; t++)
-        if (targets[t] < -1 || targets[t] >= g->vocab)
-            return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, targets[t],
-                           (long long)g->vocab), NULL;
+                          "(config.max_context); shorten it", b->T < 1 ? b->T : longest, (long long)g->max_context);
+    rt_engine span = {.vocab = g->vocab, .context = b->T};
+    if (rt_check_span(&span, b->tokens, b->T, 0, e)) return -1;
+    for (int t = 0; t < b->T; t++)
+        if (b->targets[t] < -1 || b->targets[t] >= g->vocab)
+            return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, b->targets[t],
+                           (long long)g->vocab);
+    return 0;
+}
+
+float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const ref_batch *b, gm_err *e) {
+    if (check_batch(g, b, e)) return NULL;
     ref_engine r = {.g = g, .bound = bound, .act = gm_calloc(g->n_values, sizeof(float *)), .batch = b};
     int *first = gm_malloc(g->n_values * sizeof(int)), *last = gm_malloc(g->n_values * sizeof(int));
     ir_live_ranges(g, first, last);
-    for (int i = 0; i < g->n_nodes; i++) {
-        run_node(&r, &g->nodes[i], tokens, T);
+    for (int i = 0; i < g->n_nodes && !(b->loss_only && r.act[g->loss]); i++) {
+        run_node(&r, &g->nodes[i], b->tokens, b->T);
         for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) { /* done with values read for the last time */
             int v = g->nodes[i].in[k];
             if (last[v] == i && v != g->loss && !g->values[v].grad_of && r.act[v]) free(r.act[v]), r.act[v] = NULL;

@@ -19,6 +19,7 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
 typedef struct {
     const int32_t *tokens, *targets, *start;
     int T;
+    int loss_only;          /* stop at the loss: no gradients (a held-out loss) */
 } ref_batch;
 
 /* Runs training graph g (passes/differentiate.c) on batch b, with bound as
