@@ -319,22 +319,17 @@ static double rate_at(const ft_args *a, double lr, int64_t s) {
 static int held_out_loss(run *r, gm_err *e) {
     double sum = 0;
     int64_t scored = 0;
-    int32_t *tokens = NULL, *targets = NULL, *start = NULL;
-    int rows = 0, rc = 0;
+    train_pack pack = {0};
+    int rc = 0;
     for (int i = 0; i <= r->n_held && !rc; i++) {
-        if (rows && (i == r->n_held || rows + r->held[i].n > TRAIN_PACK_ROWS)) {
-            rc = train_eval_loss(r->t, &(ref_batch){tokens, targets, start, rows, 1}, &sum, &scored, e);
-            rows = 0;
+        if (pack.rows && (i == r->n_held || pack.rows + r->held[i].n > TRAIN_PACK_ROWS)) {
+            ref_batch b = train_pack_batch(&pack, 1);
+            rc = train_eval_loss(r->t, &b, &sum, &scored, e);
+            pack.rows = 0;
         }
-        if (i == r->n_held) break;
-        const example *x = &r->held[i];
-        tokens = gm_realloc(tokens, (rows + x->n) * sizeof *tokens), targets = gm_realloc(targets, (rows + x->n) * sizeof *targets);
-        start = gm_realloc(start, (rows + x->n) * sizeof *start);
-        memcpy(tokens + rows, x->ids, x->n * sizeof *tokens), memcpy(targets + rows, x->targets, x->n * sizeof *targets);
-        for (int k = 0; k < x->n; k++) start[rows + k] = rows;
-        rows += x->n;
+        if (i < r->n_held) train_pack_add(&pack, r->held[i].ids, r->held[i].targets, r->held[i].n);
     }
-    free(tokens), free(targets), free(start);
+    train_pack_free(&pack);
     if (!rc) fprintf(stderr, "step %lld/%d  held-out loss %.4f over %lld tokens\n", (long long)r->t->step, r->a->steps,
                      scored ? sum / (double)scored : 0, (long long)scored);
     return rc;

@@ -69,39 +69,53 @@ void train_free(trainer *t) {
     for (int i = 0; i < t->n_p; i++) free(t->p[i].w), free(t->p[i].m), free(t->p[i].v), free(t->p[i].sum);
     free(t->p);
     free(t->bound);
-    free(t->tokens), free(t->targets), free(t->start);
+    train_pack_free(&t->pending);
     gm_model_free(t->model);
     free(t);
+}
+
+void train_pack_add(train_pack *p, const int32_t *tokens, const int32_t *targets, int T) {
+    if (p->rows + T > p->cap) {
+        p->cap = p->rows + T > 2 * p->cap ? p->rows + T : 2 * p->cap;
+        p->tokens = gm_realloc(p->tokens, p->cap * sizeof(int32_t));
+        p->targets = gm_realloc(p->targets, p->cap * sizeof(int32_t));
+        p->start = gm_realloc(p->start, p->cap * sizeof(int32_t));
+    }
+    memcpy(p->tokens + p->rows, tokens, T * sizeof(int32_t));
+    memcpy(p->targets + p->rows, targets, T * sizeof(int32_t));
+    for (int i = 0; i < T; i++) p->start[p->rows + i] = p->rows;
+    p->rows += T;
+}
+
+ref_batch train_pack_batch(const train_pack *p, int loss_only) {
+    return (ref_batch){p->tokens, p->targets, p->start, p->rows, loss_only};
+}
+
+void train_pack_free(train_pack *p) {
+    free(p->tokens), free(p->targets), free(p->start);
+    *p = (train_pack){0};
 }
 
 /* Runs the packed sequences; their gradients (each the mean over the
  * scored rows) add to the step's sums, weighted by those rows. */
 static int run_pending(trainer *t, gm_err *e) {
-    if (!t->pending) return 0;
-    float **act = ref_run_training(t->g, t->bound, &(ref_batch){t->tokens, t->targets, t->start, t->pending, 0}, e);
+    if (!t->pending.rows) return 0;
+    ref_batch b = train_pack_batch(&t->pending, 0);
+    float **act = ref_run_training(t->g, t->bound, &b, e);
     int scored = 0;
-    for (int i = 0; act && i < t->pending; i++) scored += t->targets[i] >= 0;
+    for (int i = 0; act && i < t->pending.rows; i++) scored += t->pending.targets[i] >= 0;
     for (int k = 0; act && k < t->n_p; k++)
         for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
     t->scored += scored;
     if (act) t->loss_sum += (double)scored * act[t->g->loss][0];
     ref_free_values(t->g, act);
-    t->pending = 0;
+    t->pending.rows = 0;
     return act ? 0 : -1;
 }
 
 int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, gm_err *e) {
-    if (t->pending && t->pending + T > TRAIN_PACK_ROWS && run_pending(t, e)) return -1;
-    if (t->pending + T > t->cap) {
-        t->cap = t->pending + T > 2 * t->cap ? t->pending + T : 2 * t->cap;
-        t->tokens = gm_realloc(t->tokens, t->cap * sizeof(int32_t));
-        t->targets = gm_realloc(t->targets, t->cap * sizeof(int32_t));
-        t->start = gm_realloc(t->start, t->cap * sizeof(int32_t));
-    }
-    memcpy(t->tokens + t->pending, tokens, T * sizeof(int32_t));
-    memcpy(t->targets + t->pending, targets, T * sizeof(int32_t));
-    for (int i = 0; i < T; i++) t->start[t->pending + i] = t->pending;
-    t->pending += T;
+    if (t->pending.rows && t->pending.rows + T > TRAIN_PACK_ROWS && run_pending(t, e)) return -1;
+    train_pack_add(&t->pending, tokens, targets, T);
     return 0;
 }
 

@@ -18,6 +18,16 @@ typedef struct {
     uint64_t seed;          /* the adapters' A (B starts at zero) */
 } train_opts;
 
+/* Sequences packed one after another into one batch (ref_batch.start). */
+typedef struct {
+    int32_t *tokens, *targets, *start;
+    int rows, cap;
+} train_pack;
+
+void train_pack_add(train_pack *p, const int32_t *tokens, const int32_t *targets, int T);
+ref_batch train_pack_batch(const train_pack *p, int loss_only);
+void train_pack_free(train_pack *p);
+
 typedef struct {
     const char *name;       /* the checkpoint's tensor (or "<W>.lora_a" / ".lora_b") */
     int value, grad;        /* its weight value and the value holding its gradient */
@@ -37,8 +47,7 @@ typedef struct {
     int64_t step;           /* AdamW steps taken */
     int64_t scored;         /* tokens scored in the step being accumulated */
     double loss_sum;        /* their cross-entropy, summed */
-    int32_t *tokens, *targets, *start; /* sequences added and not yet run, packed (ref_batch) */
-    int pending, cap;       /* their rows */
+    train_pack pending;     /* sequences added and not yet run */
 } trainer;
 
 trainer *train_open(const char *model, const char *weights, const train_opts *o, gm_err *e);
