@@ -28,7 +28,8 @@ static const char usage[] =
     "                   [--out FILE] [--data FILE] [--max-new N] [--context N] [--backend NAME]\n"
     "\n"
     "Runs a benchmark: <task> is a task file (.json) or the name of one gemmac ships in eval/\n"
-    "(gsm8k: GSM8K as the Gemma release's colab runs it, 8-shot chain of thought, greedy).\n"
+    "(gsm8k: GSM8K as the Gemma release's colab runs it, 8-shot chain of thought, greedy;\n"
+    "en-fr: English to French as the fine-tuning tutorial prompts it, scored by chrF).\n"
     "\n"
     "  --shots N        the first N few-shot exemplars (default: all the task has)\n"
     "  --limit N        the first N questions only\n"
@@ -97,7 +98,7 @@ static char *task_path(const char *task, gm_err *e) {
     gm_buf_printf(&b, "%s/%s.json", dir, task);
     free(dir);
     if (access(b.s, R_OK)) {
-        gm_fail(e, "no task %s: %s is not there; name a task of eval/ (gsm8k) or pass a task file", task, b.s);
+        gm_fail(e, "no task %s: %s is not there; name a task of eval/ (gsm8k, en-fr) or pass a task file", task, b.s);
         free(b.s);
         return NULL;
     }

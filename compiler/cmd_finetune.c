@@ -51,7 +51,7 @@ static const char usage[] =
     "  --eval-every N     (default: --save-every) and at the end\n"
     "  --weights DIR      the checkpoint, when <checkpoint> is a description\n"
     "  --tokenizer FILE   a tokenizer.model other than the checkpoint's\n"
-    "Prints one line a step: step, loss (mean cross-entropy of the targets), tokens/s, ETA.\n";
+    "Prints one line a step: step, loss (mean cross-entropy of the targets), rate, tokens/s, ETA.\n";
 
 typedef struct {
     const char *model, *data, *out, *template_text, *weights, *tokenizer, *svg, *eval_data;

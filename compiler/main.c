@@ -45,7 +45,7 @@ static const struct {
     {"finetune", "fine-tune a model on INPUT<TAB>OUTPUT pairs (LoRA or full), AdamW, resumable", cmd_finetune},
     {"perplexity", "perplexity of a text (llama.cpp's protocol), and KL divergence against a base model", cmd_perplexity},
     {"bench", "prefill and decode tokens/s of every backend, with the bandwidth bound", cmd_bench},
-    {"eval", "a benchmark (GSM8K) as its authors run it, batched, resumable", cmd_eval},
+    {"eval", "a benchmark (GSM8K, en-fr chrF) as its authors run it, batched, resumable", cmd_eval},
     {"tokenize", "SentencePiece: text lines to ids (or back with --decode)", cmd_tokenize},
     {"quantize", "write a model as a llama.cpp GGUF of another type (q4_k_m, q8_0, ...)", cmd_quantize},
     {"compile", "compile a model ahead of time to a standalone executable", cmd_compile},
