@@ -292,17 +292,16 @@ static int encode_prefix(eval_run *r, int32_t **ids, int *n, int *context, gm_er
 static void summary(const eval_run *r, const rt_parallel_stats *st, int parallel) {
     double n = r->scored, p = n ? r->correct / n : 0, z = 1.96, d = 1 + z * z / n;
     double center = n ? (p + z * z / (2 * n)) / d : 0, half = n ? z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d : 0;
+    char score[192];
     progress((eval_run *)r, 1);
     if (r->t->chrf)
-        gm_say("%s: chrF %.2f over %d answers (sacreBLEU's default chrF: character 6-grams, beta 2, corpus "
-               "statistics); %d questions in %.1f s, decode %lld tokens at %.1f tok/s on %d sequences\n",
-               r->t->name, chrf_score(r->chrf), r->scored, st->prompts, st->wall_s, st->decode_tokens,
-               st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0, parallel);
-    else gm_say("%s: %d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%); %d questions in %.1f s (%.2f/s), "
-                    "decode %lld tokens at %.1f tok/s on %d sequences\n",
-            r->t->name, r->correct, r->scored, 100 * p, 100 * fmax(0, center - half), 100 * fmin(1, center + half), st->prompts,
-            st->wall_s, st->wall_s > 0 ? st->prompts / st->wall_s : 0, st->decode_tokens,
-            st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0, parallel);
+        snprintf(score, sizeof score, "chrF %.2f over %d answers (sacreBLEU's default chrF: character 6-grams, beta 2, "
+                 "corpus statistics)", chrf_score(r->chrf), r->scored);
+    else snprintf(score, sizeof score, "%d/%d correct, %.1f%% (95%% CI %.1f-%.1f%%)", r->correct, r->scored, 100 * p,
+                  100 * fmax(0, center - half), 100 * fmin(1, center + half));
+    gm_say("%s: %s; %d questions in %.1f s (%.2f/s), decode %lld tokens at %.1f tok/s on %d sequences\n", r->t->name,
+           score, st->prompts, st->wall_s, st->wall_s > 0 ? st->prompts / st->wall_s : 0, st->decode_tokens,
+           st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0, parallel);
 }
 
 static int evaluate(eval_run *r, gm_model *m, gm_err *e) {

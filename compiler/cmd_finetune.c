@@ -161,7 +161,7 @@ static int make_example(const rt_tokenizer *tok, const template *tp, const char 
     if (rt_tok_bos(tok) >= 0) ex->ids[0] = rt_tok_bos(tok), ex->targets[ex->n++] = 0;
     int rc = append(tok, prompt.s, 0, ex, e) || append(tok, answer.s, 1, ex, e);
     if (!rc && rt_tok_eos(tok) >= 0) ex->ids[ex->n] = rt_tok_eos(tok), ex->targets[ex->n++] = 1;
-    for (int i = 0; !rc && i < ex->n; i++) ex->targets[i] = i + 1 < ex->n && ex->targets[i + 1] ? ex->ids[i + 1] : -1;
+    if (!rc) train_targets_from_flags(ex->ids, ex->targets, ex->n);
     free(prompt.s);
     free(answer.s);
     return rc;
@@ -169,11 +169,9 @@ static int make_example(const rt_tokenizer *tok, const template *tp, const char 
 
 /* Line `line` of path split at its first tab into in and out; checked. */
 static int split_pair(const char *path, int line, char *text, char **in, char **out, gm_err *e) {
-    char *tab = strchr(text, '\t');
-    if (!tab) return gm_fail(e, "%s:%d: no tab: expected INPUT<TAB>OUTPUT", path, line);
-    *tab = 0, *in = text, *out = tab + 1;
-    if (!**in || !**out) return gm_fail(e, "%s:%d: the %s is empty", path, line, **in ? "output" : "input");
-    return 0;
+    int rc = gm_split_tab(text, in, out);
+    if (rc < 0) return gm_fail(e, "%s:%d: no tab: expected INPUT<TAB>OUTPUT", path, line);
+    return rc ? gm_fail(e, "%s:%d: the %s is empty", path, line, **in ? "output" : "input") : 0;
 }
 
 /* --text: the file's tokens in pieces of seq − 1 after a BOS, each token

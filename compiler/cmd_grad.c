@@ -76,10 +76,10 @@ static int target_ids(const grad_args *a, const int32_t *ids, int n, int32_t **o
              : flags[0] ? cli_usage_error("grad", "--targets: the first flag must be 0 (no position predicts the first token)")
              : !scored  ? cli_usage_error("grad", "--targets: no flag is 1, so no token is scored")
                         : 0;
-    *out = gm_malloc(n * sizeof(int32_t));
-    for (int t = 0; t < n; t++) (*out)[t] = t + 1 < n && flags[t + 1] ? ids[t + 1] : -1;
-    free(flags);
-    return rc;
+    if (rc) return free(flags), rc;
+    train_targets_from_flags(ids, flags, n);
+    *out = flags;
+    return 0;
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(((const gm_tensor *)a)->name, ((const gm_tensor *)b)->name); }

@@ -138,14 +138,11 @@ void eval_task_free(eval_task *t) {
 }
 
 /* One line of the data: its input and target fields (a TSV's two columns). */
-static int item_of(const eval_task *t, const char *line, const char *file, int lineno, eval_item *it, gm_err *e) {
+static int item_of(const eval_task *t, char *line, const char *file, int lineno, eval_item *it, gm_err *e) {
     if (t->tsv) {
-        const char *tab = strchr(line, '\t');
-        if (!tab || tab == line || !tab[1]) return gm_fail(e, "%s:%d: expected INPUT<TAB>TARGET, both non-empty", file, lineno);
-        it->input = gm_malloc((size_t)(tab - line) + 1);
-        memcpy(it->input, line, (size_t)(tab - line));
-        it->input[tab - line] = 0;
-        it->target = gm_strdup(tab + 1);
+        char *in, *target;
+        if (gm_split_tab(line, &in, &target)) return gm_fail(e, "%s:%d: expected INPUT<TAB>TARGET, both non-empty", file, lineno);
+        it->input = gm_strdup(in), it->target = gm_strdup(target);
         return 0;
     }
     cJSON *j = cJSON_Parse(line);

@@ -74,6 +74,10 @@ void train_free(trainer *t) {
     free(t);
 }
 
+void train_targets_from_flags(const int32_t *ids, int32_t *targets, int n) {
+    for (int i = 0; i < n; i++) targets[i] = i + 1 < n && targets[i + 1] ? ids[i + 1] : -1;
+}
+
 void train_pack_add(train_pack *p, const int32_t *tokens, const int32_t *targets, int T) {
     if (p->rows + T > p->cap) {
         p->cap = p->rows + T > 2 * p->cap ? p->rows + T : 2 * p->cap;
@@ -96,21 +100,29 @@ void train_pack_free(train_pack *p) {
     *p = (train_pack){0};
 }
 
+/* Adds batch b's scored rows, and their cross-entropy summed (from its run's
+ * values act), to *scored and *sum; returns the rows. */
+static int add_loss(const trainer *t, float *const *act, const ref_batch *b, double *sum, int64_t *scored) {
+    int n = 0;
+    for (int i = 0; i < b->T; i++) n += b->targets[i] >= 0;
+    *sum += (double)n * act[t->g->loss][0];
+    *scored += n;
+    return n;
+}
+
 /* Runs the packed sequences; their gradients (each the mean over the
  * scored rows) add to the step's sums, weighted by those rows. */
 static int run_pending(trainer *t, gm_err *e) {
     if (!t->pending.rows) return 0;
     ref_batch b = train_pack_batch(&t->pending, 0);
     float **act = ref_run_training(t->g, t->bound, &b, e);
-    int scored = 0;
-    for (int i = 0; act && i < t->pending.rows; i++) scored += t->pending.targets[i] >= 0;
-    for (int k = 0; act && k < t->n_p; k++)
-        for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
-    t->scored += scored;
-    if (act) t->loss_sum += (double)scored * act[t->g->loss][0];
-    ref_free_values(t->g, act);
     t->pending.rows = 0;
-    return act ? 0 : -1;
+    if (!act) return -1;
+    int scored = add_loss(t, act, &b, &t->loss_sum, &t->scored);
+    for (int k = 0; k < t->n_p; k++)
+        for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
+    ref_free_values(t->g, act);
+    return 0;
 }
 
 int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, gm_err *e) {
@@ -148,10 +160,7 @@ int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored
     only.loss_only = 1;
     float **act = ref_run_training(t->g, t->bound, &only, e);
     if (!act) return -1;
-    int n = 0;
-    for (int i = 0; i < b->T; i++) n += b->targets[i] >= 0;
-    *sum += (double)n * act[t->g->loss][0];
-    *scored += n;
+    add_loss(t, act, b, sum, scored);
     ref_free_values(t->g, act);
     return 0;
 }
@@ -159,6 +168,8 @@ int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored
 /* ---- the state file: each parameter, its moments, the step and the adapter shape ---- */
 
 #define STATE_PARTS 3
+static const char *const state_suffix[STATE_PARTS] = {"", ".adam_m", ".adam_v"}; /* master, moments */
+static float *state_part(const train_param *p, int j) { return j == 0 ? p->w : j == 1 ? p->m : p->v; }
 
 int train_save(const trainer *t, const char *path, gm_err *e) {
     int n = STATE_PARTS * t->n_p + 2;
@@ -168,14 +179,12 @@ int train_save(const trainer *t, const char *path, gm_err *e) {
     float lora[2] = {(float)t->o.lora_rank, (float)t->o.lora_alpha};
     for (int k = 0; k < t->n_p; k++) {
         const train_param *p = &t->p[k];
-        float *parts[STATE_PARTS] = {p->w, p->m, p->v};
-        static const char *const suffix[STATE_PARTS] = {"", ".adam_m", ".adam_v"};
         for (int j = 0; j < STATE_PARTS; j++) {
             int i = STATE_PARTS * k + j;
             names[i] = gm_malloc(strlen(p->name) + 16);
-            sprintf(names[i], "%s%s", p->name, suffix[j]);
+            sprintf(names[i], "%s%s", p->name, state_suffix[j]);
             ts[i] = p->t;
-            ts[i].name = names[i], ts[i].data = parts[j];
+            ts[i].name = names[i], ts[i].data = state_part(p, j);
         }
     }
     ts[n - 2] = (gm_tensor){.name = "train.step", .dtype = GM_I32, .ndim = 1, .shape = {1}, .data = step, .nbytes = 4};
@@ -211,13 +220,10 @@ int train_load(trainer *t, const char *path, gm_err *e) {
     if (!rc && (lora[0] != (float)t->o.lora_rank || lora[1] != (float)t->o.lora_alpha))
         rc = gm_fail(e, "%s: made with --lora-rank %g --lora-alpha %g, resumed with %d and %g; resume with the same "
                         "adapters", path, lora[0], lora[1], t->o.lora_rank, t->o.lora_alpha);
-    for (int k = 0; k < t->n_p && !rc; k++) {
-        train_param *p = &t->p[k];
-        size_t bytes = p->n * sizeof(float);
-        rc = load_part(s, path, p->name, "", GM_F32, p->w, bytes, e) ||
-             load_part(s, path, p->name, ".adam_m", GM_F32, p->m, bytes, e) ||
-             load_part(s, path, p->name, ".adam_v", GM_F32, p->v, bytes, e);
-    }
+    for (int k = 0; k < t->n_p && !rc; k++)
+        for (int j = 0; j < STATE_PARTS && !rc; j++)
+            rc = load_part(s, path, t->p[k].name, state_suffix[j], GM_F32, state_part(&t->p[k], j),
+                           t->p[k].n * sizeof(float), e);
     if (!rc) t->step = step;
     weights_close(s);
     return rc ? -1 : 0;

@@ -18,6 +18,11 @@ typedef struct {
     uint64_t seed;          /* the adapters' A (B starts at zero) */
 } train_opts;
 
+/* Target flags of a sequence's tokens (1: token i is scored, predicted at
+ * position i − 1) turned, in place, into the id each position predicts
+ * (-1: none), as ref_batch.targets holds them. */
+void train_targets_from_flags(const int32_t *ids, int32_t *targets, int n);
+
 /* Sequences packed one after another into one batch (ref_batch.start). */
 typedef struct {
     int32_t *tokens, *targets, *start;

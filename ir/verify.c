@@ -71,11 +71,17 @@ static int check_attrs_present(checker *c) {
     return 0;
 }
 
+/* Input i, ids i32 [T] (`what`: token or target ids). */
+static int ids_input(checker *c, int i, const char *what) {
+    const ir_value *v = input(c, i);
+    if (v->dtype != GM_I32 || v->ndim != 1 || v->dims[0] != IR_DIM_T)
+        return gm_fail(c->e, "%s (%s): input %d '%s' must be %s i32 [T]", c->n->where, ir_ops[c->n->op].name, i,
+                       v->name, what);
+    return 0;
+}
+
 static int64_t infer_embed(checker *c) {
-    const ir_value *ids = input(c, 0);
-    if (ids->dtype != GM_I32 || ids->ndim != 1 || ids->dims[0] != IR_DIM_T)
-        return gm_fail(c->e, "%s (embed): input 0 '%s' must be token ids i32 [T]", c->n->where, ids->name);
-    if (weight_ndim(c, 1, 2)) return -1;
+    if (ids_input(c, 0, "token ids") || weight_ndim(c, 1, 2)) return -1;
     return input(c, 1)->dims[1];
 }
 
@@ -155,17 +161,8 @@ static int64_t infer_same_shape(checker *c) {
         if (other != cols) return fail_at(c, "both inputs must have the same columns", cols, other);
     }
     if (c->n->op == IR_SCALE && !isfinite(c->n->attr[IR_A_BY])) return fail_at(c, "finite 'by'", 0, 0);
-    if (c->n->op == IR_SOFTCAP && attr_positive(c, IR_A_CAP)) return -1;
+    if ((c->n->op == IR_SOFTCAP || c->n->op == IR_SOFTCAP_DX) && attr_positive(c, IR_A_CAP)) return -1;
     return cols;
-}
-
-/* Token ids or target ids: i32 [T]. */
-static int ids_input(checker *c, int i) {
-    const ir_value *v = input(c, i);
-    if (v->dtype != GM_I32 || v->ndim != 1 || v->dims[0] != IR_DIM_T)
-        return gm_fail(c->e, "%s (%s): input %d '%s' must be ids i32 [T]", c->n->where, ir_ops[c->n->op].name, i,
-                       v->name);
-    return 0;
 }
 
 /* Input i, an activation [T, want]; 0, or -1 after reporting. */
@@ -185,7 +182,7 @@ static int64_t infer_attention_grad(checker *c) {
 static int64_t infer_grad_cols(checker *c) {
     int64_t cols = 0;
     switch (c->n->op) {
-    case IR_CROSS_ENTROPY_DX: return ids_input(c, 1) ? -1 : act_cols(c, 0);
+    case IR_CROSS_ENTROPY_DX: return ids_input(c, 1, "target ids") ? -1 : act_cols(c, 0);
     case IR_MATMUL_DX:
         if ((cols = act_cols(c, 0)) < 0 || weight_ndim(c, 1, 2)) return -1;
         return input(c, 1)->dims[0] != cols ? fail_at(c, "weight rows must equal dy's columns", cols, input(c, 1)->dims[0])
@@ -195,7 +192,7 @@ static int64_t infer_grad_cols(checker *c) {
     case IR_ATTENTION_DQ:
     case IR_ATTENTION_DK:
     case IR_ATTENTION_DV: return infer_attention_grad(c);
-    default: return (cols = infer_same_shape(c)) < 0 || (c->n->op == IR_SOFTCAP_DX && attr_positive(c, IR_A_CAP)) ? -1 : cols;
+    default: return infer_same_shape(c);
     }
 }
 
@@ -213,13 +210,13 @@ static int infer_fixed(checker *c, ir_value *out) {
     int64_t cols;
     out->ndim = 1, out->dims[0] = 1;
     switch (c->n->op) {
-    case IR_CROSS_ENTROPY: return act_cols(c, 0) < 0 || ids_input(c, 1) ? -1 : 0;
+    case IR_CROSS_ENTROPY: return act_cols(c, 0) < 0 || ids_input(c, 1, "target ids") ? -1 : 0;
     case IR_MATMUL_DW:
         if (act_cols(c, 0) < 0 || act_cols(c, 1) < 0) return -1;
         out->ndim = 2, out->dims[0] = a->dims[1], out->dims[1] = b->dims[1];
         return 0;
     case IR_EMBED_DW:
-        if (ids_input(c, 0) || weight_ndim(c, 1, 2) || act_with_cols(c, 2, b->dims[1])) return -1;
+        if (ids_input(c, 0, "token ids") || weight_ndim(c, 1, 2) || act_with_cols(c, 2, b->dims[1])) return -1;
         w = b;
         break;
     case IR_RMS_NORM_DW:

@@ -74,6 +74,13 @@ char *gm_read_file(const char *path, size_t *len, gm_err *e) {
     return buf;
 }
 
+int gm_split_tab(char *line, char **first, char **second) {
+    char *tab = strchr(line, '\t');
+    if (!tab) return -1;
+    *tab = 0, *first = line, *second = tab + 1;
+    return **first && **second ? 0 : 1;
+}
+
 int gm_write_atomic_with(const char *path, int (*write)(FILE *f, void *arg), void *arg, gm_err *e) {
     size_t n = strlen(path) + 32;
     char *tmp = gm_malloc(n);

@@ -50,6 +50,10 @@ typedef struct {
  * e must not be NULL. */
 struct cJSON *gm_read_json(const char *path, gm_json_where *bad, gm_err *e);
 
+/* Splits line at its first tab into *first and *second (the tab becomes
+ * NUL): 0 when both are non-empty, 1 when one is empty, -1 without a tab. */
+int gm_split_tab(char *line, char **first, char **second);
+
 /* Writes data to path atomically: a temporary file beside it, then rename.
  * No partial output is ever left under `path`. */
 int gm_write_file_atomic(const char *path, const void *data, size_t len, gm_err *e);

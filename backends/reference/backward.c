@@ -10,8 +10,6 @@
 #include <cblas.h>
 #include <stdlib.h>
 
-#define ROW_BLOCK 256
-
 /* Mean cross-entropy of z [T][V] at rows with a target (>= 0) into *loss,
  * or its gradient (softmax − one-hot) / scored rows into dz. */
 static void cross_entropy(const float *z, const int32_t *tgt, int T, int64_t V, float *loss, float *dz) {
@@ -36,19 +34,14 @@ static void cross_entropy(const float *z, const int32_t *tgt, int T, int64_t V, 
 
 /* dx [T][K] = dy [T][N] · W [N][K], W in its checkpoint dtype. */
 static void matmul_dx(const float *dy, int T, const gm_tensor *w, int64_t N, int64_t K, float *dx) {
-    if (w->dtype == GM_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)N, 1.0f, dy, (int)N, w->data, (int)K,
-                    0.0f, dx, (int)K);
-        return;
+    int64_t step = ref_block_rows(w, N);
+    float *buf = ref_block_buffer(w, N, K);
+    for (int64_t r = 0; r < N; r += step) {
+        int64_t nr = N - r < step ? N - r : step;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)nr, 1.0f, dy + r, (int)N,
+                    ref_weight_block(w, r, nr, K, buf), (int)K, r ? 1.0f : 0.0f, dx, (int)K);
     }
-    float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
-    for (int64_t r = 0; r < N; r += ROW_BLOCK) {
-        int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
-        ref_weight_rows_f32(w, r, nr, K, block);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)nr, 1.0f, dy + r, (int)N, block, (int)K,
-                    r ? 1.0f : 0.0f, dx, (int)K);
-    }
-    free(block);
+    free(buf);
 }
 
 /* dw [N][K] = dyᵀ · x, summed over the T rows. */
@@ -102,8 +95,7 @@ typedef struct {
 } attn_args;
 
 static void attend_back(const attn_args *A, int t, int h, double *dq, double *dk, double *dv) {
-    int lo = A->window > 0 && t - A->window + 1 > 0 ? t - A->window + 1 : 0, kvc = A->nkv * A->hd;
-    if (A->start && A->start[t] > lo) lo = A->start[t];
+    int lo = ref_first_key(t, A->window, A->start ? A->start[t] : 0), kvc = A->nkv * A->hd;
     int off = (h / (A->nh / A->nkv)) * A->hd;
     const float *q = A->q + (size_t)t * A->nh * A->hd + h * A->hd, *dy = A->dy + (size_t)t * A->nh * A->hd + h * A->hd;
     double mx = -INFINITY, sum = 0, pdp = 0;
@@ -152,9 +144,8 @@ static void attention_grad(const ir_node *n, float *const *act, const int32_t *s
 
 /* gelu_tanh'(x) = ½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²), t = tanh(c(x + 0.044715x³)). */
 static double gelu_tanh_slope(double x) {
-    const double c = 0.7978845608028654;
-    double t = tanh(c * (x + 0.044715 * x * x * x));
-    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
+    double t = tanh(REF_GELU_C * (x + 0.044715 * x * x * x));
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * REF_GELU_C * (1 + 3 * 0.044715 * x * x);
 }
 
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,

@@ -35,21 +35,28 @@ void ref_weight_rows_f32(const gm_tensor *w, int64_t row, int64_t n_rows, int64_
     gm_to_f32(w->dtype, (const char *)w->data + gm_dtype_bytes(w->dtype, row * cols), dst, n_rows * cols);
 }
 
+int64_t ref_block_rows(const gm_tensor *w, int64_t N) { return w->dtype == GM_F32 ? N : ROW_BLOCK; }
+
+float *ref_block_buffer(const gm_tensor *w, int64_t N, int64_t K) {
+    return w->dtype == GM_F32 ? NULL : gm_malloc(ref_block_rows(w, N) * K * sizeof(float));
+}
+
+const float *ref_weight_block(const gm_tensor *w, int64_t row, int64_t n_rows, int64_t K, float *buf) {
+    if (w->dtype == GM_F32) return (const float *)w->data + row * K;
+    ref_weight_rows_f32(w, row, n_rows, K, buf);
+    return buf;
+}
+
 /* y[T][N] = x[T][K] · wᵀ, w [N][K] row-major in its checkpoint dtype. */
 static void matmul(const float *x, int T, int64_t K, const gm_tensor *w, int64_t N, float *y) {
-    if (w->dtype == GM_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
-                    w->data, (int)K, 0.0f, y, (int)N);
-        return;
-    }
-    float *block = gm_malloc(ROW_BLOCK * K * sizeof(float));
-    for (int64_t r = 0; r < N; r += ROW_BLOCK) {
-        int64_t nr = N - r < ROW_BLOCK ? N - r : ROW_BLOCK;
-        ref_weight_rows_f32(w, r, nr, K, block);
+    int64_t step = ref_block_rows(w, N);
+    float *buf = ref_block_buffer(w, N, K);
+    for (int64_t r = 0; r < N; r += step) {
+        int64_t nr = N - r < step ? N - r : step;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)K, 1.0f, x, (int)K,
-                    block, (int)K, 0.0f, y + r, (int)N);
+                    ref_weight_block(w, r, nr, K, buf), (int)K, 0.0f, y + r, (int)N);
     }
-    free(block);
+    free(buf);
 }
 
 static void embed(const int32_t *ids, int T, const gm_tensor *table, int64_t C, float *y) {
@@ -183,8 +190,7 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
     kv_view kv = {slot, r->act[n->in[1]], r->act[n->in[2]], r->pos, nkv * hd};
     float *scores = gm_malloc((size_t)(r->pos + T) * sizeof(float));
     for (int t = 0; t < T; t++) {
-        int i = r->pos + t, lo = W > 0 && i - W + 1 > 0 ? i - W + 1 : 0;
-        if (r->batch && r->batch->start && r->batch->start[t] > lo) lo = r->batch->start[t];
+        int i = r->pos + t, lo = ref_first_key(i, W, r->batch && r->batch->start ? r->batch->start[t] : 0);
         for (int h = 0; h < nh; h++)
             attend_one(r->act[n->in[0]] + (size_t)t * nh * hd + h * hd, &kv, (h / group) * hd, lo, i, hd, a,
                        scores, y + (size_t)t * nh * hd + h * hd);
@@ -194,7 +200,7 @@ static void attention(ref_engine *r, const ir_node *n, int T, float *y) {
 }
 
 float ref_gelu_tanh(double v) {
-    return (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+    return (float)(0.5 * v * (1 + tanh(REF_GELU_C * (v + 0.044715 * v * v * v))));
 }
 
 static void elementwise(const ir_node *n, const float *x, const float *b, int64_t len, float *y) {

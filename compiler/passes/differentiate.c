@@ -234,8 +234,8 @@ int pass_differentiate(ir_graph *g, gm_err *e) {
     int rc = 0;
     for (int i = g->n_nodes - 1; i >= 0 && !rc; i--) {
         d.node = g->nodes[i];
-        int dy = d.node.out == g->loss ? -1 : d.grad[d.node.out];
-        if (dy < 0 && d.node.out != g->loss) continue; /* nothing the loss depends on */
+        int dy = d.node.out == g->loss ? -1 : d.grad[d.node.out]; /* the loss is the root (its rule reads no dy) */
+        if (dy < 0 && d.node.out != g->loss) continue;             /* nothing the loss depends on */
         if (!rules[d.node.op])
             rc = gm_fail(e, "%s (%s): this op has no gradient rule, so the graph cannot be trained", d.node.where,
                          ir_ops[d.node.op].name);

@@ -45,8 +45,8 @@ int pass_add_lora(ir_graph *g, int rank, double alpha, gm_err *e) {
     int n_old = g->n_nodes, adapted = 0;
     g->nodes = NULL, g->n_nodes = g->cap_nodes = 0;
     for (int v = 0; v < g->n_values; v++) g->values[v].frozen = g->values[v].kind == IR_WEIGHT;
-    int *alias = gm_malloc((g->n_values + 8 * (size_t)n_old) * sizeof(int));
-    for (int v = 0; v < g->n_values + 8 * n_old; v++) alias[v] = v;
+    int *alias = gm_malloc(g->n_values * sizeof(int)); /* read only for the values old nodes name */
+    for (int v = 0; v < g->n_values; v++) alias[v] = v;
     for (int i = 0; i < n_old; i++) {
         keep(g, &old[i], alias);
         ir_node n = g->nodes[g->n_nodes - 1]; /* its inputs renamed */
