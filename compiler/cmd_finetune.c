@@ -49,13 +49,17 @@ static const char usage[] =
     "  --loss-svg FILE    draw the loss of every step so far\n"
     "  --eval-data FILE   held-out data, as --data: its loss (no training) every --eval-every steps\n"
     "  --eval-every N     (default: --save-every) and at the end\n"
+    "  --backend B        jit (default: the training graph fused and compiled by LLVM) or\n"
+    "                     reference (f32 with sums in double, the oracle; slower)\n"
+    "  --no-cache         jit: neither read nor write the on-disk cache of compiled code\n"
+    "  --profile          jit: at the end, the training graph's time by op\n"
     "  --weights DIR      the checkpoint, when <checkpoint> is a description\n"
     "  --tokenizer FILE   a tokenizer.model other than the checkpoint's\n"
     "Prints one line a step: step, loss (mean cross-entropy of the targets), rate, tokens/s, ETA.\n";
 
 typedef struct {
-    const char *model, *data, *out, *template_text, *weights, *tokenizer, *svg, *eval_data;
-    int steps, batch, seq, save_every, resume, full, lora_rank, seed, text, warmup, cosine, eval_every;
+    const char *model, *data, *out, *template_text, *weights, *tokenizer, *svg, *eval_data, *backend;
+    int no_cache, profile, steps, batch, seq, save_every, resume, full, lora_rank, seed, text, warmup, cosine, eval_every;
     float lr, alpha, weight_decay;
 } ft_args;
 
@@ -75,6 +79,9 @@ static int parse_args(int argc, char **argv, ft_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--tokenizer"))) a->tokenizer = v;
         else if ((v = cli_value(argc, argv, &i, "--loss-svg"))) a->svg = v;
         else if ((v = cli_value(argc, argv, &i, "--eval-data"))) a->eval_data = v;
+        else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
+        else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
+        else if (cli_is(argv[i], "--profile")) a->profile = 1;
         else if ((v = cli_value(argc, argv, &i, "--eval-every"))) rc = cli_int_flag("finetune", "--eval-every", v, 1, 1 << 30, &a->eval_every);
         else if ((v = cli_value(argc, argv, &i, "--steps"))) rc = cli_int_flag("finetune", "--steps", v, 1, 1 << 30, &a->steps);
         else if ((v = cli_value(argc, argv, &i, "--batch"))) rc = cli_int_flag("finetune", "--batch", v, 1, 1 << 20, &a->batch);
@@ -99,6 +106,8 @@ static int parse_args(int argc, char **argv, ft_args *a) {
     if (!a->data || !a->out) return cli_usage_error("finetune", "--data and -o are required");
     if (a->full && a->lora_rank) return cli_usage_error("finetune", "--full and --lora-rank exclude each other");
     if (a->text && a->template_text) return cli_usage_error("finetune", "--text takes no --template (text has no pairs)");
+    if (a->backend && strcmp(a->backend, "reference") && strcmp(a->backend, "jit"))
+        return cli_usage_error("finetune", "--backend %s: training runs on jit (the default) or reference", a->backend);
     return 0;
 }
 
@@ -321,7 +330,7 @@ static int held_out_loss(run *r, gm_err *e) {
     int rc = 0;
     for (int i = 0; i <= r->n_held && !rc; i++) {
         if (pack.rows && (i == r->n_held || pack.rows + r->held[i].n > TRAIN_PACK_ROWS)) {
-            ref_batch b = train_pack_batch(&pack, 1);
+            rt_batch b = train_pack_batch(&pack, 1);
             rc = train_eval_loss(r->t, &b, &sum, &scored, e);
             pack.rows = 0;
         }
@@ -359,9 +368,27 @@ static int train_steps(run *r, gm_err *e) {
     return 0;
 }
 
+/* --profile: seconds by op over the run, the largest first, and the activations' memory. */
+static void print_profile(rt_profile *p, const rt_trainer *t) {
+    double total = 0;
+    for (int i = 0; i < p->n; i++) total += p->seconds[i];
+    fprintf(stderr, "profile: %.1f s in the training graph's kernels; activations %.0f MB\n", total,
+            t->activation_bytes / 1e6);
+    for (int done = 0; done < p->n; done++) {
+        int top = done;
+        for (int i = done + 1; i < p->n; i++) top = p->seconds[i] > p->seconds[top] ? i : top;
+        const char *name = p->name[top];
+        double sec = p->seconds[top];
+        p->name[top] = p->name[done], p->seconds[top] = p->seconds[done];
+        p->name[done] = name, p->seconds[done] = sec;
+        fprintf(stderr, "  %-18s %8.2f s  %5.1f %%\n", name, sec, 100 * sec / total);
+    }
+}
+
 static int finetune(const ft_args *a, gm_err *e) {
     train_opts o = {.lora_rank = a->full ? 0 : a->lora_rank ? a->lora_rank : 8, .lr = a->lr, .weight_decay = a->weight_decay,
-                    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .seed = (uint64_t)a->seed};
+                    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .seed = (uint64_t)a->seed,
+                    .backend = a->backend ? a->backend : "jit", .no_cache = a->no_cache};
     o.lora_alpha = a->alpha > 0 ? a->alpha : 2.0 * o.lora_rank;
     if (!o.lr) o.lr = a->full ? 5e-5 : 5e-4;
     run r = {.a = a, .t = train_open(a->model, a->weights, &o, e)};
@@ -379,7 +406,10 @@ static int finetune(const ft_args *a, gm_err *e) {
     if (!rc && r.t->step > a->steps)
         rc = gm_fail(e, "%s: already %lld steps in, more than --steps %d", r.state, (long long)r.t->step, a->steps);
     if (!rc && a->resume) load_losses(&r);
+    rt_profile profile = {0};
+    r.t->run->profile = a->profile ? &profile : NULL;
     if (!rc) rc = train_steps(&r, e) || train_export(r.t, a->out, e) || (a->svg && write_svg(a->svg, r.losses, r.t->step, e));
+    if (!rc && a->profile) print_profile(&profile, r.t->run);
     rt_tok_free(tok);
     free_examples(r.ex, r.n_ex);
     free_examples(r.held, r.n_held);

@@ -1,10 +1,11 @@
 /* cmd_grad.c — `gemmac grad`, the gradient probe: the training counterpart
  * of the logits probe, for tests and for checks against other
  * implementations. It differentiates the model's graph (passes/
- * differentiate.c; no other pass runs, so every gradient belongs to a
+ * differentiate.c; no pass runs before it, so every gradient belongs to a
  * checkpoint tensor), runs it on one token sequence with the reference
- * backend, prints the loss and writes d loss / d w of every weight, f32,
- * under the checkpoint's own tensor names.
+ * backend (or, --backend jit, fused and compiled as finetune runs it),
+ * prints the loss and writes d loss / d w of every weight, f32, under the
+ * checkpoint's own tensor names.
  *
  * The loss is the mean cross-entropy of predicting token i from the
  * positions before it, over the positions i whose target flag is 1: a
@@ -33,12 +34,14 @@ static const char usage[] =
     "  --lora-alpha A   the adapters' scale is A / R (default 2R)\n"
     "  --seed S         the adapters' A (default 0, as finetune)\n"
     "  --weights DIR    the checkpoint, when <model> is a description\n"
-    "Prints the loss (mean cross-entropy over the scored tokens, in nats) on stdout.\n"
-    "Computed by the reference backend, in f32 with sums in double.\n";
+    "  --backend B      reference (default: f32 with sums in double, the oracle) or jit (the\n"
+    "                   training graph fused and compiled by LLVM, as finetune runs it)\n"
+    "  --no-cache       jit: neither read nor write the on-disk cache of compiled code\n"
+    "Prints the loss (mean cross-entropy over the scored tokens, in nats) on stdout.\n";
 
 typedef struct {
-    const char *model, *tokens, *targets, *out, *weights;
-    int lora_rank, seed;
+    const char *model, *tokens, *targets, *out, *weights, *backend;
+    int lora_rank, seed, no_cache;
     float alpha;
 } grad_args;
 
@@ -49,6 +52,8 @@ static int parse_args(int argc, char **argv, grad_args *a) {
         else if ((v = cli_value(argc, argv, &i, "--targets"))) a->targets = v;
         else if ((v = cli_value(argc, argv, &i, "--out"))) a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--weights"))) a->weights = v;
+        else if ((v = cli_value(argc, argv, &i, "--backend"))) a->backend = v;
+        else if (cli_is(argv[i], "--no-cache")) a->no_cache = 1;
         else if ((v = cli_value(argc, argv, &i, "--lora-rank"))) {
             if (cli_int_flag("grad", "--lora-rank", v, 1, 4096, &a->lora_rank)) return 2;
         } else if ((v = cli_value(argc, argv, &i, "--seed"))) {
@@ -62,6 +67,8 @@ static int parse_args(int argc, char **argv, grad_args *a) {
     }
     if (!a->model) return cli_usage_error("grad", "no model given");
     if (!a->tokens || !a->targets) return cli_usage_error("grad", "--tokens and --targets are required");
+    if (a->backend && strcmp(a->backend, "reference") && strcmp(a->backend, "jit"))
+        return cli_usage_error("grad", "--backend %s: gradients run on reference (the default) or jit", a->backend);
     return 0;
 }
 
@@ -114,15 +121,15 @@ int cmd_grad(int argc, char **argv) {
     if (!rc) rc = target_ids(&a, ids, n, &targets);
     gm_err e;
     trainer *t = NULL;
-    float **act = NULL;
+    float *const *act = NULL;
     if (!rc) {
-        train_opts o = {.lora_rank = a.lora_rank, .lora_alpha = a.alpha > 0 ? a.alpha : 2.0 * a.lora_rank, .seed = (uint64_t)a.seed};
+        train_opts o = {.lora_rank = a.lora_rank, .lora_alpha = a.alpha > 0 ? a.alpha : 2.0 * a.lora_rank,
+                        .seed = (uint64_t)a.seed, .backend = a.backend, .no_cache = a.no_cache};
         t = train_open(a.model, a.weights, &o, &e);
-        if (t) act = ref_run_training(t->g, t->bound, &(ref_batch){ids, targets, NULL, n, 0}, &e);
+        if (t) act = t->run->run(t->run, &(rt_batch){ids, targets, NULL, n, 0}, &e);
         rc = act && (!a.out || !write_grads(t->g, act, a.out, &e)) ? 0 : cli_error(&e);
     }
     if (!rc) printf("loss %.9g\n", act[t->g->loss][0]);
-    if (t) ref_free_values(t->g, act);
     train_free(t);
     free(ids);
     free(targets);

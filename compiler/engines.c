@@ -39,3 +39,11 @@ rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opt
     gm_fail(e, "unknown backend \"%s\" (available: reference, jit, nvptx)", backend);
     return NULL;
 }
+
+rt_trainer *gm_trainer_create(const ir_graph *g, const gm_tensor *const *bound, const char *backend, int no_cache,
+                              gm_err *e) {
+    if (!strcmp(backend, "reference")) return ref_trainer_create(g, bound, e);
+    if (!strcmp(backend, "jit")) return llvm_trainer_create(g, bound, no_cache, e);
+    gm_fail(e, "--backend %s: training runs on the reference or jit backend", backend);
+    return NULL;
+}

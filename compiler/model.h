@@ -114,6 +114,9 @@ int gm_model_check_memory(const gm_model *m, int context, int sequences, gm_err 
  * (engines.c). */
 extern const char *const gm_backend_names[];
 rt_engine *gm_model_engine(gm_model *m, const char *backend, const rt_engine_opts *o, gm_err *e);
+/* A trainer of training graph g (runtime/engine.h) on the reference or jit backend. */
+rt_trainer *gm_trainer_create(const ir_graph *g, const gm_tensor *const *bound, const char *backend, int no_cache,
+                              gm_err *e);
 /* The target a backend's graph is compiled for (gm_pipeline_opts.target): "nvptx" and
  * "reference" for theirs (row-major weights), NULL (native) for jit. */
 const char *gm_backend_target(const char *backend);

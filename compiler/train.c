@@ -4,6 +4,7 @@
 
 #include "backends/reference/reference.h"
 #include "passes/passes.h"
+#include "pipeline.h"
 #include "runtime/safetensors.h"
 
 #include <math.h>
@@ -22,16 +23,14 @@ static void draw_uniform(uint64_t *state, float *x, int64_t n, double bound) {
 static void init_param(trainer *t, train_param *p, uint64_t *rng) {
     const ir_value *x = &t->g->values[p->value];
     if (gm_ends_with(p->name, ".lora_a")) draw_uniform(rng, p->w, p->n, 1 / sqrt((double)x->dims[1]));
-    else if (!gm_ends_with(p->name, ".lora_b")) gm_to_f32(t->model->bound[p->value]->dtype, t->model->bound[p->value]->data, p->w, p->n);
+    else if (!gm_ends_with(p->name, ".lora_b")) gm_to_f32(t->model_bound[p->value]->dtype, t->model_bound[p->value]->data, p->w, p->n);
 }
 
 /* One parameter per weight gradient of the graph, bound to its master copy. */
-static void make_params(trainer *t, int bound_before) {
+static void make_params(trainer *t) {
     ir_graph *g = t->g;
     for (int v = 0; v < g->n_values; v++) t->n_p += g->values[v].grad_of != NULL;
     t->p = gm_calloc(t->n_p, sizeof *t->p);
-    t->bound = gm_calloc(g->n_values, sizeof *t->bound);
-    memcpy(t->bound, t->model->bound, bound_before * sizeof *t->bound);
     uint64_t rng = t->o.seed * 0x9E3779B97F4A7C15ull + 1;
     int k = 0;
     for (int v = 0; v < g->n_values; v++) {
@@ -50,17 +49,55 @@ static void make_params(trainer *t, int bound_before) {
     }
 }
 
+/* The passes a compiled trainer's graph goes through after differentiation
+ * and score_head: the fusions and the memory plan, never constant folding
+ * (it would bind a trained weight's folded copy, made once) nor the panel
+ * layout (made once too, and the gradient kernels read weights row-major).
+ * The reference runs the graph as differentiate made it: the oracle. */
+static const gm_pipeline_opts train_passes = {.level = GM_DEFAULT_LEVEL, .target = "reference", .passes = "-fold_constants"};
+
+/* The training graph: adapters, gradients, and for a compiled backend the
+ * head on the scored rows and the passes, which renumber values: the
+ * checkpoint's tensors are bound anew by name. */
+static int make_graph(trainer *t, gm_err *e) {
+    gm_model *m = t->model;
+    ir_graph *g = m->graph;
+    gm_names before = {0};
+    for (int v = 0; v < g->n_values; v++) gm_names_put(&before, g->values[v].name, v);
+    const gm_tensor **bound = gm_calloc(g->n_values, sizeof *bound);
+    memcpy(bound, m->bound, g->n_values * sizeof *bound);
+    int rc = (t->o.lora_rank && pass_add_lora(g, t->o.lora_rank, t->o.lora_alpha, e)) || pass_differentiate(g, e);
+    if (!rc && strcmp(t->o.backend, "reference")) {
+        pass_score_head(g);
+        rc = ir_verify(g, e) || pipeline_run(g, &train_passes, NULL, 0, e);
+    }
+    t->bound = gm_calloc(g->n_values, sizeof *t->bound);
+    t->model_bound = gm_calloc(g->n_values, sizeof *t->model_bound);
+    for (int v = 0; !rc && v < g->n_values; v++) {
+        int old = g->values[v].kind == IR_WEIGHT ? gm_names_get(&before, g->values[v].name) : -1;
+        if (old >= 0) t->bound[v] = t->model_bound[v] = bound[old];
+    }
+    gm_names_clear(&before);
+    free(bound);
+    return rc ? -1 : 0;
+}
+
 trainer *train_open(const char *model, const char *weights, const train_opts *o, gm_err *e) {
     gm_model *m = gm_model_open_with(model, weights, &(gm_pipeline_opts){.level = 0, .target = "reference"}, e);
     if (!m) return NULL;
-    int before = m->graph->n_values;
-    if ((o->lora_rank && pass_add_lora(m->graph, o->lora_rank, o->lora_alpha, e)) || pass_differentiate(m->graph, e)) {
-        gm_model_free(m);
-        return NULL;
-    }
     trainer *t = gm_calloc(1, sizeof *t);
     *t = (trainer){.model = m, .g = m->graph, .o = *o};
-    make_params(t, before);
+    if (!t->o.backend) t->o.backend = "reference";
+    if (make_graph(t, e)) {
+        train_free(t);
+        return NULL;
+    }
+    make_params(t);
+    t->run = gm_trainer_create(t->g, t->bound, t->o.backend, t->o.no_cache, e);
+    if (!t->run) {
+        train_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -68,7 +105,9 @@ void train_free(trainer *t) {
     if (!t) return;
     for (int i = 0; i < t->n_p; i++) free(t->p[i].w), free(t->p[i].m), free(t->p[i].v), free(t->p[i].sum);
     free(t->p);
+    if (t->run) t->run->free(t->run);
     free(t->bound);
+    free(t->model_bound);
     train_pack_free(&t->pending);
     gm_model_free(t->model);
     free(t);
@@ -91,8 +130,8 @@ void train_pack_add(train_pack *p, const int32_t *tokens, const int32_t *targets
     p->rows += T;
 }
 
-ref_batch train_pack_batch(const train_pack *p, int loss_only) {
-    return (ref_batch){p->tokens, p->targets, p->start, p->rows, loss_only};
+rt_batch train_pack_batch(const train_pack *p, int loss_only) {
+    return (rt_batch){p->tokens, p->targets, p->start, p->rows, loss_only};
 }
 
 void train_pack_free(train_pack *p) {
@@ -102,7 +141,7 @@ void train_pack_free(train_pack *p) {
 
 /* Adds batch b's scored rows, and their cross-entropy summed (from its run's
  * values act), to *scored and *sum; returns the rows. */
-static int add_loss(const trainer *t, float *const *act, const ref_batch *b, double *sum, int64_t *scored) {
+static int add_loss(const trainer *t, float *const *act, const rt_batch *b, double *sum, int64_t *scored) {
     int n = 0;
     for (int i = 0; i < b->T; i++) n += b->targets[i] >= 0;
     *sum += (double)n * act[t->g->loss][0];
@@ -114,14 +153,13 @@ static int add_loss(const trainer *t, float *const *act, const ref_batch *b, dou
  * scored rows) add to the step's sums, weighted by those rows. */
 static int run_pending(trainer *t, gm_err *e) {
     if (!t->pending.rows) return 0;
-    ref_batch b = train_pack_batch(&t->pending, 0);
-    float **act = ref_run_training(t->g, t->bound, &b, e);
+    rt_batch b = train_pack_batch(&t->pending, 0);
+    float *const *act = t->run->run(t->run, &b, e);
     t->pending.rows = 0;
     if (!act) return -1;
     int scored = add_loss(t, act, &b, &t->loss_sum, &t->scored);
     for (int k = 0; k < t->n_p; k++)
         for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
-    ref_free_values(t->g, act);
     return 0;
 }
 
@@ -155,13 +193,12 @@ int train_step(trainer *t, double *loss, gm_err *e) {
     return 0;
 }
 
-int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored, gm_err *e) {
-    ref_batch only = *b;
+int train_eval_loss(trainer *t, const rt_batch *b, double *sum, int64_t *scored, gm_err *e) {
+    rt_batch only = *b;
     only.loss_only = 1;
-    float **act = ref_run_training(t->g, t->bound, &only, e);
+    float *const *act = t->run->run(t->run, &only, e);
     if (!act) return -1;
     add_loss(t, act, b, sum, scored);
-    ref_free_values(t->g, act);
     return 0;
 }
 

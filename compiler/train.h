@@ -3,7 +3,9 @@
  * trainable parameters in f32 with AdamW's moments, gradient accumulation
  * over the sequences of a step, a state file that resumes bit for bit, and
  * the fine-tuned checkpoint gemmac runs and compiles directly. The graph
- * runs on the reference backend (OpenBLAS matmuls, sums in double). */
+ * runs on the reference backend (OpenBLAS matmuls, sums in double, the
+ * oracle) or, compiled by the fusion and memory passes and LLVM, on the
+ * jit backend's trainer (backends/exec/exec.h). */
 #ifndef GM_TRAIN_H
 #define GM_TRAIN_H
 
@@ -16,21 +18,23 @@ typedef struct {
     double lr, weight_decay; /* AdamW: decoupled weight decay, as PyTorch's torch.optim.AdamW */
     double beta1, beta2, eps;
     uint64_t seed;          /* the adapters' A (B starts at zero) */
+    const char *backend;    /* "reference" (NULL: the same) or "jit" */
+    int no_cache;           /* jit: neither read nor write the on-disk cache of compiled code */
 } train_opts;
 
 /* Target flags of a sequence's tokens (1: token i is scored, predicted at
  * position i − 1) turned, in place, into the id each position predicts
- * (-1: none), as ref_batch.targets holds them. */
+ * (-1: none), as rt_batch.targets holds them. */
 void train_targets_from_flags(const int32_t *ids, int32_t *targets, int n);
 
-/* Sequences packed one after another into one batch (ref_batch.start). */
+/* Sequences packed one after another into one batch (rt_batch.start). */
 typedef struct {
     int32_t *tokens, *targets, *start;
     int rows, cap;
 } train_pack;
 
 void train_pack_add(train_pack *p, const int32_t *tokens, const int32_t *targets, int T);
-ref_batch train_pack_batch(const train_pack *p, int loss_only);
+rt_batch train_pack_batch(const train_pack *p, int loss_only);
 void train_pack_free(train_pack *p);
 
 typedef struct {
@@ -45,7 +49,9 @@ typedef struct {
 typedef struct {
     gm_model *model;        /* opened without passes, for the reference backend */
     ir_graph *g;            /* model->graph, made a training graph */
-    const gm_tensor **bound; /* per value of g */
+    const gm_tensor **bound; /* per value of g: the masters of trained weights, else the checkpoint's */
+    const gm_tensor **model_bound; /* per value of g: the checkpoint's tensor of each weight it has */
+    rt_trainer *run;        /* the backend's trainer of g */
     train_param *p;
     int n_p;
     train_opts o;
@@ -67,7 +73,7 @@ int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, 
 int train_step(trainer *t, double *loss, gm_err *e);
 /* The loss of batch b at the current weights, no gradients: adds its scored
  * rows' cross-entropy to *sum and their count to *scored (a held-out loss). */
-int train_eval_loss(trainer *t, const ref_batch *b, double *sum, int64_t *scored, gm_err *e);
+int train_eval_loss(trainer *t, const rt_batch *b, double *sum, int64_t *scored, gm_err *e);
 /* The state (step, options, masters, moments) to path / back from it. */
 int train_save(const trainer *t, const char *path, gm_err *e);
 int train_load(trainer *t, const char *path, gm_err *e);

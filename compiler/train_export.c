@@ -32,7 +32,7 @@ static float *merge(const trainer *t, const char *base, const train_param *A) {
     char name[600];
     snprintf(name, sizeof name, "%s.lora_b", base);
     const train_param *B = param_named(t, name);
-    const gm_tensor *W = t->model->bound[gm_names_get(&t->g->value_ids, base)];
+    const gm_tensor *W = t->model_bound[gm_names_get(&t->g->value_ids, base)];
     int64_t N = W->shape[0], K = W->shape[1], R = t->o.lora_rank;
     float *w = gm_malloc(N * K * sizeof(float));
     gm_to_f32(W->dtype, W->data, w, N * K);

@@ -113,7 +113,7 @@ ir_node *ir_add_node(ir_graph *g, ir_op op, const int *in, int out, int layer, c
 
 int64_t ir_value_elems(const ir_value *v) {
     int64_t n = 1;
-    for (int i = 0; i < v->ndim; i++) n *= v->dims[i] == IR_DIM_T ? 1 : v->dims[i];
+    for (int i = 0; i < v->ndim; i++) n *= v->dims[i] < 0 ? 1 : v->dims[i];
     return n;
 }
 
@@ -184,7 +184,17 @@ int ir_head_start(const ir_graph *g) {
     return -1;
 }
 
-int64_t ir_value_cols(const ir_graph *g, int v) { return g->values[v].dims[g->values[v].ndim - 1]; }
+int64_t ir_value_cols(const ir_graph *g, int v) {
+    const ir_value *x = &g->values[v];
+    return x->ndim == 1 && x->dims[0] < 0 ? 1 : x->dims[x->ndim - 1]; /* ids [T] are rows of one */
+}
+
+int64_t ir_node_rows(const ir_graph *g, const ir_node *n) {
+    if (n->op == IR_SCORED_ROWS || n->op == IR_ALL_ROWS) return IR_DIM_T;
+    for (int k = 0; k < ir_ops[n->op].n_inputs; k++)
+        if (g->values[n->in[k]].kind != IR_WEIGHT && g->values[n->in[k]].dims[0] < 0) return g->values[n->in[k]].dims[0];
+    return 0;
+}
 
 void ir_live_ranges(const ir_graph *g, int *first, int *last) {
     for (int v = 0; v < g->n_values; v++) first[v] = last[v] = -1;
@@ -192,7 +202,7 @@ void ir_live_ranges(const ir_graph *g, int *first, int *last) {
     for (int i = 0; i < g->n_nodes; i++) /* in execution order: the last reader wins */
         for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++)
             if (first[g->nodes[i].in[k]] >= 0) last[g->nodes[i].in[k]] = i;
-    if (g->logits >= 0) last[g->logits] = g->n_nodes;
+    if (g->logits >= 0 && g->loss < 0) last[g->logits] = g->n_nodes; /* a training graph's output is its loss */
 }
 
 int64_t ir_arena_layout(const ir_graph *g, int64_t *offset) {
@@ -202,7 +212,7 @@ int64_t ir_arena_layout(const ir_graph *g, int64_t *offset) {
     }
     int64_t width = 0;
     for (int v = 0; v < g->n_values; v++) {
-        offset[v] = g->values[v].kind == IR_ACT ? width : -1;
+        offset[v] = g->values[v].kind == IR_ACT && !ir_value_fixed(&g->values[v]) ? width : -1;
         if (offset[v] >= 0) width += ir_value_cols(g, v);
     }
     return width;

@@ -19,8 +19,9 @@
 
 #define IR_MAX_DIMS 4
 #define IR_MAX_IN 4       /* the backward ops of attention take (q, k, v, dy) */
-#define IR_MAX_KERNEL_IN 3 /* inference ops, the only ones compiled kernels run */
+#define IR_MAX_KERNEL_IN 3 /* inference ops, the most a GPU kernel takes (backends/nvptx) */
 #define IR_DIM_T (-1) /* the symbolic token dimension */
+#define IR_DIM_S (-2) /* a training call's scored rows, those with a target (passes/score_head.c) */
 
 typedef enum { ELEMWISE, BROADCAST, INJECTIVE, REDUCTION, OUT_EWISE, OPAQUE } ir_pattern;
 
@@ -135,7 +136,11 @@ int ir_add_value(ir_graph *g, const char *name, ir_value_kind kind, gm_dtype dt,
  * next ir_add_node. */
 ir_node *ir_add_node(ir_graph *g, ir_op op, const int *in, int out, int layer, const char *where);
 
-int64_t ir_value_elems(const ir_value *v);         /* concrete elements (T counted as 1) */
+int64_t ir_value_elems(const ir_value *v);         /* concrete elements (T and S counted as 1) */
+/* Whether v has a fixed shape (a weight's, or a training graph's loss and
+ * gradients) rather than one row per token: such activations have no block
+ * in the arena; a backend gives each its own buffer. */
+static inline int ir_value_fixed(const ir_value *v) { return v->dims[0] >= 0; }
 int64_t ir_param_count(const ir_graph *g);          /* elements of all weights */
 
 /* For each KV cache slot: the attention window (0 = global) and the columns
@@ -153,15 +158,20 @@ int *ir_use_counts(const ir_graph *g);
 
 /* Each activation's live range in node indices: first[v] the node that
  * defines it, last[v] the last node that reads it (first[v] when none; the
- * logits live to g->n_nodes, past the end). An output and the inputs of its
+ * logits of an inference graph live to g->n_nodes, past the end). An output and the inputs of its
  * node share that node's index, so their ranges overlap. -1 for inputs and
  * weights. Arrays of g->n_values. */
 void ir_live_ranges(const ir_graph *g, int *first, int *last);
-int64_t ir_value_cols(const ir_graph *g, int v);     /* last dimension: an activation's C */
+int64_t ir_value_cols(const ir_graph *g, int v);     /* last dimension: an activation's C (1 for ids [T]) */
+/* The rows node n walks: IR_DIM_T or IR_DIM_S, those of its row inputs
+ * (scored_rows and all_rows: T, which they gather from or scatter to), or 0
+ * for a node of fixed-shape values only (a sum of gradients). */
+int64_t ir_node_rows(const ir_graph *g, const ir_node *n);
 
 /* The arena layout a backend uses: the graph's plan when plan_memory made
  * one, else the unplanned layout (each activation its own block, in id
- * order). Fills offset (g->n_values entries); returns the arena's columns. */
+ * order). Fills offset (g->n_values entries, -1 for all but the activations
+ * of one row per token); returns the arena's columns. */
 int64_t ir_arena_layout(const ir_graph *g, int64_t *offset);
 void ir_drop_plan(ir_graph *g);
 

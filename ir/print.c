@@ -10,7 +10,7 @@ static void print_type(const ir_value *v, FILE *out) {
     fprintf(out, "%s[", gm_dtype_name(v->dtype));
     for (int i = 0; i < v->ndim; i++) {
         if (i) fputc(',', out);
-        if (v->dims[i] == IR_DIM_T) fputc('T', out);
+        if (v->dims[i] < 0) fputc(v->dims[i] == IR_DIM_T ? 'T' : 'S', out);
         else fprintf(out, "%lld", (long long)v->dims[i]);
     }
     fputc(']', out);

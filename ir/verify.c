@@ -25,7 +25,7 @@ static const ir_value *input(checker *c, int i) { return &c->g->values[c->n->in[
 /* An activation [T, C]; returns C, or -1 after reporting. */
 static int64_t act_cols(checker *c, int i) {
     const ir_value *v = input(c, i);
-    if (v->kind == IR_WEIGHT || v->ndim != 2 || v->dims[0] != IR_DIM_T || v->dtype != GM_F32)
+    if (v->kind == IR_WEIGHT || v->ndim != 2 || v->dims[0] >= 0 || v->dtype != GM_F32)
         return gm_fail(c->e, "%s (%s): input %d '%s' must be an f32 activation [T, C]",
                        c->n->where, ir_ops[c->n->op].name, i, v->name);
     return v->dims[1];
@@ -74,7 +74,7 @@ static int check_attrs_present(checker *c) {
 /* Input i, ids i32 [T] (`what`: token or target ids). */
 static int ids_input(checker *c, int i, const char *what) {
     const ir_value *v = input(c, i);
-    if (v->dtype != GM_I32 || v->ndim != 1 || v->dims[0] != IR_DIM_T)
+    if (v->dtype != GM_I32 || v->ndim != 1 || v->dims[0] >= 0)
         return gm_fail(c->e, "%s (%s): input %d '%s' must be %s i32 [T]", c->n->where, ir_ops[c->n->op].name, i,
                        v->name, what);
     return 0;
@@ -201,7 +201,7 @@ static int64_t infer_grad_cols(checker *c) {
 static int fixed_output(checker *c) {
     ir_op op = c->n->op;
     return op == IR_CROSS_ENTROPY || op == IR_MATMUL_DW || op == IR_EMBED_DW || op == IR_RMS_NORM_DW ||
-           (op == IR_ADD && input(c, 0)->kind == IR_ACT && input(c, 0)->dims[0] != IR_DIM_T);
+           (op == IR_ADD && input(c, 0)->kind == IR_ACT && input(c, 0)->dims[0] >= 0);
 }
 
 /* The fixed shape of such an output into out; 0, or -1 after reporting. */
@@ -230,6 +230,37 @@ static int infer_fixed(checker *c, ir_value *out) {
     }
     out->ndim = w->ndim;
     memcpy(out->dims, w->dims, sizeof out->dims);
+    return 0;
+}
+
+/* scored_rows (x, targets): x's rows that have a target, f32 [S, C] or
+ * (the targets themselves) i32 [S]; all_rows: [S, C] back to [T, C]. */
+static int infer_rows_change(checker *c, ir_value *out) {
+    const ir_value *x = input(c, 0);
+    if (ids_input(c, 1, "target ids")) return -1;
+    int scored = c->n->op == IR_SCORED_ROWS, ids = scored && x->dtype == GM_I32;
+    if (x->kind == IR_WEIGHT || x->dims[0] != (scored ? IR_DIM_T : IR_DIM_S) || (ids ? ids_input(c, 0, "ids") : act_cols(c, 0) < 0))
+        return gm_fail(c->e, "%s (%s): input 0 '%s' must be an activation of %s rows", c->n->where, ir_ops[c->n->op].name,
+                       x->name, scored ? "T" : "S");
+    out->dtype = x->dtype, out->ndim = x->ndim;
+    memcpy(out->dims, x->dims, sizeof out->dims);
+    out->dims[0] = scored ? IR_DIM_S : IR_DIM_T;
+    return 0;
+}
+
+/* The rows of node c into *rows: those of its activation and id inputs,
+ * which must agree (all T or all S), or 0 when it has none (a sum of
+ * gradients); 0, or -1 after reporting. */
+static int node_rows(checker *c, int64_t *rows) {
+    *rows = 0;
+    for (int k = 0; k < ir_ops[c->n->op].n_inputs; k++) {
+        const ir_value *v = input(c, k);
+        if (v->kind == IR_WEIGHT || v->dims[0] >= 0) continue;
+        if (*rows && v->dims[0] != *rows)
+            return gm_fail(c->e, "%s (%s): input %d '%s' has %s rows where the others have %s", c->n->where,
+                           ir_ops[c->n->op].name, k, v->name, v->dims[0] == IR_DIM_T ? "T" : "S", *rows == IR_DIM_T ? "T" : "S");
+        *rows = v->dims[0];
+    }
     return 0;
 }
 
@@ -266,13 +297,20 @@ int ir_verify(ir_graph *g, gm_err *e) {
             rc = gm_fail(e, "%s (%s): output '%s' must be a new activation", n->where, ir_ops[n->op].name, out->name);
             break;
         }
+        if (n->op == IR_SCORED_ROWS || n->op == IR_ALL_ROWS) {
+            if ((rc = infer_rows_change(&c, out))) break;
+            made[n->out] = 1;
+            continue;
+        }
+        int64_t rows;
+        if ((rc = node_rows(&c, &rows))) break;
         if (fixed_output(&c)) {
             if ((rc = infer_fixed(&c, out))) break;
         } else {
             int64_t cols = infer_cols(&c);
             if (cols < 0 && (rc = -1)) break;
             out->ndim = 2;
-            out->dims[0] = IR_DIM_T;
+            out->dims[0] = rows ? rows : IR_DIM_T;
             out->dims[1] = cols;
         }
         out->dtype = GM_F32;

@@ -58,3 +58,21 @@ void rt_profile_add(rt_profile *p, const char *name, double seconds) {
     if (i == p->n) p->name[p->n++] = name, p->seconds[i] = 0;
     p->seconds[i] += seconds;
 }
+
+int rt_check_training_batch(const rt_batch *b, int64_t vocab, int64_t max_context, gm_err *e) {
+    int longest = 0;
+    for (int t = 0; t < b->T; t++) {
+        int len = t - (b->start ? b->start[t] : 0) + 1;
+        longest = len > longest ? len : longest;
+    }
+    if (b->T < 1 || longest > max_context)
+        return gm_fail(e, "a training sequence of %d tokens exceeds the model's context of %lld positions "
+                          "(config.max_context); shorten it", b->T < 1 ? b->T : longest, (long long)max_context);
+    rt_engine span = {.vocab = vocab, .context = b->T};
+    if (rt_check_span(&span, b->tokens, b->T, 0, e)) return -1;
+    for (int t = 0; t < b->T; t++)
+        if (b->targets[t] < -1 || b->targets[t] >= vocab)
+            return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, b->targets[t],
+                           (long long)vocab);
+    return 0;
+}

@@ -59,6 +59,40 @@ struct rt_engine {
 
 #define RT_MAX_SEQUENCES 1024
 
+/* A training batch: T rows of token ids and of targets (the id row t
+ * predicts, -1: not scored). Several sequences may be packed one after
+ * another: start[t] is the first row of row t's sequence (NULL: one
+ * sequence), so that each row attends within its sequence and is rotated by
+ * its position there, and one call runs them all. */
+typedef struct {
+    const int32_t *tokens, *targets, *start;
+    int T;
+    int loss_only;          /* stop at the loss: no gradients (a held-out loss) */
+} rt_batch;
+
+/* A training graph (compiler/passes/differentiate.c) ready to run, the
+ * training counterpart of an engine. run returns every value's buffer by
+ * id (NULL where none is kept): the loss (the mean over every scored row)
+ * at [loss][0], and each weight's gradient, f32 in the weight's shape, at
+ * the value whose grad_of names it. The buffers are the trainer's, valid
+ * until its next run. NULL with e set on bad ids or a sequence longer than
+ * the context. Weights are read at each run, so a trainer sees its
+ * parameters change between steps. */
+typedef struct rt_trainer rt_trainer;
+struct rt_trainer {
+    const char *backend;
+    double compile_s;      /* seconds spent compiling its kernels (JIT), else 0 */
+    int from_cache;        /* the compiled code came from the on-disk JIT cache */
+    float *const *(*run)(rt_trainer *t, const rt_batch *b, gm_err *e);
+    void (*free)(rt_trainer *t);
+    rt_profile *profile;   /* when set, the compiled backends add each kernel's time to it */
+    size_t activation_bytes; /* the compiled backends: the activations' memory (arenas) after the last run */
+};
+
+/* Batch b against a model of vocab ids and max_context positions: each
+ * sequence within the context, ids and targets in the vocabulary. */
+int rt_check_training_batch(const rt_batch *b, int64_t vocab, int64_t max_context, gm_err *e);
+
 /* How an engine is made; the same for every backend. */
 typedef struct {
     int context;        /* KV cache positions, 1..the model's max_context */

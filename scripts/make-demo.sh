@@ -6,7 +6,8 @@
 # --full --text` takes 600 AdamW steps of 8 pieces of 128 tokens (lr 3e-3,
 # 30 steps of warmup, cosine decay). Every part is deterministic, so a rebuild
 # gives the same bytes as the committed files: training runs the reference
-# backend, whose matmuls are OpenBLAS's, pinned here to one kernel family and
+# backend (--backend reference: the jit's kernels are built for the CPU at
+# hand, so their sums differ between CPUs), whose matmuls are OpenBLAS's, pinned here to one kernel family and
 # two threads (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS) so that any x86-64
 # machine with Debian 12's OpenBLAS sums in the same order.
 #
@@ -52,6 +53,7 @@ grep -Eq "\"vocab_size\": *$vocab([^0-9]|\$)" "$demo/config.json" ||
 cp "$work/tokenizer.model" "$work/init/tokenizer.model"
 OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=2 "$gemmac" finetune "$work/init" --text --data "$demo/corpus.txt" \
     --full -o "$work/out" --steps 600 --batch 8 --seq 128 --lr 3e-3 --warmup 30 --cosine --seed 0 --save-every 600 \
+    --backend reference \
     --loss-svg "$work/out/loss.svg" \
     2> "$work/train.log" || { cat "$work/train.log" >&2; exit 1; }
 tail -1 "$work/train.log" >&2

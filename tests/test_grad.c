@@ -33,6 +33,10 @@
 #define V_TOY 11
 #define MAX_W 8
 
+static const char *backend = "reference"; /* the suite's: every test runs on both trainers */
+static int on_reference(void) { return backend = "reference", 0; }
+static int on_jit(void) { return backend = "jit", 0; }
+
 typedef struct {
     ir_graph *g;
     int n_w, wid[MAX_W];
@@ -235,7 +239,10 @@ static void check_grads(toy *m, double h, double tol) {
     int rc = pass_differentiate(m->g, &e);
     if (rc) printf("\n  %s\n", e.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    float **act = ref_run_training(m->g, m->bound, &(ref_batch){toy_tokens, toy_targets, NULL, T_TOY, 0}, &e);
+    rt_trainer *tr = gm_trainer_create(m->g, m->bound, backend, 1, &e);
+    if (!tr) printf("\n  %s\n", e.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tr);
+    float *const *act = tr->run(tr, &(rt_batch){toy_tokens, toy_targets, NULL, T_TOY, 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(act);
     dbl d = {m, calloc(m->n_w, sizeof(double *)), NULL};
     for (int i = 0; i < m->n_w; i++) {
@@ -269,7 +276,7 @@ static void check_grads(toy *m, double h, double tol) {
     }
     for (int i = 0; i < m->n_w; i++) free(d.w[i]);
     free(d.w);
-    ref_free_values(m->g, act);
+    tr->free(tr);
 }
 
 static void toy_free(toy *m) {
@@ -491,7 +498,7 @@ static trainer *open_trainer(const char *name, int rank, double lr) {
     char rel[128];
     snprintf(rel, sizeof rel, "golden/%s", name);
     train_opts o = {.lora_rank = rank, .lora_alpha = 2.0 * rank, .lr = lr, .weight_decay = 0.01, .beta1 = 0.9,
-                    .beta2 = 0.999, .eps = 1e-8};
+                    .beta2 = 0.999, .eps = 1e-8, .backend = backend, .no_cache = 1};
     gm_err e;
     trainer *t = train_open(test_path(rel), NULL, &o, &e);
     if (!t) printf("\n  %s\n", e.msg);
@@ -513,15 +520,14 @@ static void check_reference(const char *file, const char *name, int rank) {
     int32_t tokens[64], targets[64];
     int T = read_sequence(ref, tokens, targets), seen;
     gm_err e;
-    float **act = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, NULL, T, 0}, &e);
+    float *const *act = t->run->run(t->run, &(rt_batch){tokens, targets, NULL, T, 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(act);
     double loss_err = fabs(act[t->g->loss][0] - test_json_num(ref, "loss"));
     grad_error worst = compare_all(t->g, act, ref, &seen);
-    printf("\n  %s: loss |d| %.2g, %d tensors: norm %.2g, proj %.2g, samples %.2g", file, loss_err, seen, worst.norm,
-           worst.proj, worst.sample);
+    printf("\n  %s (%s): loss |d| %.2g, %d tensors: norm %.2g, proj %.2g, samples %.2g", file, backend, loss_err, seen,
+           worst.norm, worst.proj, worst.sample);
     CU_ASSERT(loss_err < 1e-4 * fmax(1, fabs(test_json_num(ref, "loss"))));
     CU_ASSERT(worst.norm < 1e-4 && worst.proj < 1e-4 && worst.sample < 1e-3);
-    ref_free_values(t->g, act);
     train_free(t);
     cJSON_Delete(ref);
 }
@@ -542,9 +548,26 @@ static void test_lora_cases(void) {
     check_reference("lora-tiny-gemma2.json", "tiny-gemma2", 2);
 }
 
-/* Two sequences packed into one call (ref_batch.start) give the gradients
+/* Two sequences packed into one call (rt_batch.start) give the gradients
  * of the two run apart, weighted by their scored rows, to f32 rounding:
  * every element within 1e-5 of its tensor's largest. */
+/* A run's loss and gradients, copied out of the trainer's buffers. */
+static float **kept_values(const ir_graph *g, float *const *act) {
+    float **kept = calloc(g->n_values, sizeof *kept);
+    for (int v = 0; v < g->n_values; v++)
+        if (v == g->loss || g->values[v].grad_of) {
+            size_t bytes = ir_value_elems(&g->values[v]) * sizeof(float);
+            kept[v] = malloc(bytes);
+            memcpy(kept[v], act[v], bytes);
+        }
+    return kept;
+}
+
+static void free_values(int n_values, float **kept) {
+    for (int v = 0; v < n_values; v++) free(kept[v]);
+    free(kept);
+}
+
 static void test_packed(void) {
     cJSON *ref = read_reference("adamw-full-tiny-gemma3.json");
     const cJSON *batch = cJSON_GetObjectItem(ref, "batch");
@@ -557,10 +580,11 @@ static void test_packed(void) {
         int at = s ? T[0] : 0;
         T[s] = read_sequence(cJSON_GetArrayItem(batch, s), tokens + at, targets + at);
         for (int i = 0; i < T[s]; i++) start[at + i] = at, scored[s] += targets[at + i] >= 0;
-        apart[s] = ref_run_training(t->g, t->bound, &(ref_batch){tokens + at, targets + at, NULL, T[s], 0}, &e);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(apart[s]);
+        float *const *act = t->run->run(t->run, &(rt_batch){tokens + at, targets + at, NULL, T[s], 0}, &e);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(act);
+        apart[s] = kept_values(t->g, act);
     }
-    float **packed = ref_run_training(t->g, t->bound, &(ref_batch){tokens, targets, start, T[0] + T[1], 0}, &e);
+    float *const *packed = t->run->run(t->run, &(rt_batch){tokens, targets, start, T[0] + T[1], 0}, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(packed);
     double worst = 0, w0 = (double)scored[0] / (scored[0] + scored[1]);
     for (int k = 0; k < t->n_p; k++) {
@@ -573,17 +597,67 @@ static void test_packed(void) {
         worst = fmax(worst, big > 0 ? err / big : err);
     }
     double loss = w0 * apart[0][t->g->loss][0] + (1 - w0) * apart[1][t->g->loss][0];
-    printf("\n  packed against apart: loss |d| %.2g, gradients %.2g of each tensor's largest", fabs(packed[t->g->loss][0] - loss), worst);
+    printf("\n  packed against apart (%s): loss |d| %.2g, gradients %.2g of each tensor's largest", backend, fabs(packed[t->g->loss][0] - loss), worst);
     CU_ASSERT(fabs(packed[t->g->loss][0] - loss) < 1e-5 * loss);
     CU_ASSERT(worst < 1e-5);
-    double held = 0; /* the loss alone (a held-out loss) is the same forward pass */
+    double held = 0, packed_loss = packed[t->g->loss][0]; /* the loss alone (a held-out loss) is the same forward pass */
     int64_t n_scored = 0;
-    CU_ASSERT_EQUAL(train_eval_loss(t, &(ref_batch){tokens, targets, start, T[0] + T[1], 0}, &held, &n_scored, &e), 0);
+    CU_ASSERT_EQUAL(train_eval_loss(t, &(rt_batch){tokens, targets, start, T[0] + T[1], 0}, &held, &n_scored, &e), 0);
     CU_ASSERT_EQUAL(n_scored, scored[0] + scored[1]);
-    CU_ASSERT(fabs(held / n_scored - packed[t->g->loss][0]) <= 1e-12 * held);
-    for (int s = 0; s < 2; s++) ref_free_values(t->g, apart[s]);
-    ref_free_values(t->g, packed);
+    CU_ASSERT(fabs(held / n_scored - packed_loss) <= 1e-12 * held);
+    for (int s = 0; s < 2; s++) free_values(t->g->n_values, apart[s]);
     train_free(t);
+    cJSON_Delete(ref);
+}
+
+/* The score_head pass keeps the numbers: tiny-gemma3's training graph (a
+ * tied head, and a batch whose prompt rows have no target) run on the
+ * reference backend with and without it gives the same loss and gradients
+ * to f32 rounding (1e-5 of each tensor's largest), with fewer head rows. */
+static void test_score_head(void) {
+    cJSON *ref = read_reference("adamw-full-tiny-gemma3.json");
+    int32_t tokens[64], targets[64];
+    int T = read_sequence(cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "batch"), 0), tokens, targets);
+    gm_err e;
+    float **values[2];
+    int differentiated = 0; /* values after differentiate: the same ids in both graphs */
+    for (int pass = 0; pass < 2; pass++) {
+        gm_model *m = gm_model_open_with(test_path("golden/tiny-gemma3"), NULL, &(gm_pipeline_opts){.target = "reference"}, &e);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        int before = m->graph->n_values;
+        CU_ASSERT_EQUAL_FATAL(pass_differentiate(m->graph, &e), 0);
+        differentiated = m->graph->n_values;
+        if (pass) pass_score_head(m->graph);
+        CU_ASSERT_EQUAL_FATAL(ir_verify(m->graph, &e), 0);
+        const gm_tensor **bound = calloc(m->graph->n_values, sizeof *bound); /* the passes append values only */
+        memcpy(bound, m->bound, before * sizeof *bound);
+        rt_trainer *tr = ref_trainer_create(m->graph, (const gm_tensor *const *)bound, &e);
+        float *const *act = tr->run(tr, &(rt_batch){tokens, targets, NULL, T, 0}, &e);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(act);
+        values[pass] = kept_values(m->graph, act);
+        int scored_rows = 0;
+        for (int v = 0; v < m->graph->n_values; v++) scored_rows += m->graph->values[v].dims[0] == IR_DIM_S;
+        CU_ASSERT(pass ? scored_rows > 0 : scored_rows == 0);
+        if (pass) { /* same value ids for the gradients: compare them */
+            double worst = 0;
+            int compared = 0;
+            for (int v = 0; v < differentiated; v++) {
+                const ir_value *x = &m->graph->values[v];
+                if (!x->grad_of && v != m->graph->loss) continue;
+                compared++;
+                double big = 0, err = 0;
+                for (int64_t i = 0; i < ir_value_elems(x); i++)
+                    big = fmax(big, fabs(values[0][v][i])), err = fmax(err, fabs(values[1][v][i] - values[0][v][i]));
+                worst = fmax(worst, big > 0 ? err / big : err);
+            }
+            printf("\n  score_head against none: %d tensors, %.2g of each one's largest", compared, worst);
+            CU_ASSERT(compared > 1 && worst < 1e-5);
+        }
+        if (pass) free_values(differentiated, values[0]), free_values(m->graph->n_values, values[1]);
+        tr->free(tr);
+        free(bound);
+        gm_model_free(m);
+    }
     cJSON_Delete(ref);
 }
 
@@ -612,7 +686,7 @@ static void check_adamw(const char *file) {
         worst_rel = fmax(worst_rel, d / want), worst_abs = fmax(worst_abs, d);
         bad += d > 1e-4 * want && d > 1e-5;
     }
-    printf("\n  %s: 50 steps, loss %.4g -> %.4g; worst |d| %.2g (%.2g relative)", file,
+    printf("\n  %s (%s): 50 steps, loss %.4g -> %.4g; worst |d| %.2g (%.2g relative)", file, backend,
            cJSON_GetArrayItem(losses, 0)->valuedouble, cJSON_GetArrayItem(losses, 49)->valuedouble, worst_abs, worst_rel);
     CU_ASSERT_EQUAL(bad, 0);
     train_free(t);
@@ -627,28 +701,31 @@ static void test_adamw(void) {
 
 int main(void) {
     CU_initialize_registry();
-    CU_pSuite s = CU_add_suite("grad", NULL, NULL);
-    CU_add_test(s, "scale", test_scale);
-    CU_add_test(s, "rms_norm", test_rms_norm);
-    CU_add_test(s, "rms_norm over groups", test_rms_norm_groups);
-    CU_add_test(s, "matmul", test_matmul);
-    CU_add_test(s, "matmul with softcap and out_scale", test_matmul_softcap);
-    CU_add_test(s, "rope", test_rope);
-    CU_add_test(s, "attention (GQA)", test_attention);
-    CU_add_test(s, "attention with softcap and window", test_attention_capped);
-    CU_add_test(s, "gelu_tanh", test_gelu_tanh);
-    CU_add_test(s, "mul", test_mul);
-    CU_add_test(s, "geglu", test_geglu);
-    CU_add_test(s, "add", test_add);
-    CU_add_test(s, "softcap", test_softcap);
-    CU_add_test(s, "norm_matmul", test_norm_matmul);
-    CU_add_test(s, "matmul_add", test_matmul_add);
-    CU_add_test(s, "norm_add", test_norm_add);
-    CU_add_test(s, "tied embedding and head", test_tied);
-    CU_add_test(s, "ops without a rule, int8 activations, twice: refused", test_refusals);
-    CU_add_test(s, "every oracle case against PyTorch", test_oracle_cases);
-    CU_add_test(s, "LoRA adapters' gradients against PyTorch", test_lora_cases);
-    CU_add_test(s, "packed sequences as run apart", test_packed);
-    CU_add_test(s, "50 AdamW steps against torch.optim.AdamW", test_adamw);
+    for (int jit = 0; jit < 2; jit++) {
+        CU_pSuite s = CU_add_suite(jit ? "grad (jit)" : "grad (reference)", jit ? on_jit : on_reference, NULL);
+        CU_add_test(s, "scale", test_scale);
+        CU_add_test(s, "rms_norm", test_rms_norm);
+        CU_add_test(s, "rms_norm over groups", test_rms_norm_groups);
+        CU_add_test(s, "matmul", test_matmul);
+        CU_add_test(s, "matmul with softcap and out_scale", test_matmul_softcap);
+        CU_add_test(s, "rope", test_rope);
+        CU_add_test(s, "attention (GQA)", test_attention);
+        CU_add_test(s, "attention with softcap and window", test_attention_capped);
+        CU_add_test(s, "gelu_tanh", test_gelu_tanh);
+        CU_add_test(s, "mul", test_mul);
+        CU_add_test(s, "geglu", test_geglu);
+        CU_add_test(s, "add", test_add);
+        CU_add_test(s, "softcap", test_softcap);
+        CU_add_test(s, "norm_matmul", test_norm_matmul);
+        CU_add_test(s, "matmul_add", test_matmul_add);
+        CU_add_test(s, "norm_add", test_norm_add);
+        CU_add_test(s, "tied embedding and head", test_tied);
+        CU_add_test(s, "ops without a rule, int8 activations, twice: refused", test_refusals);
+        CU_add_test(s, "every oracle case against PyTorch", test_oracle_cases);
+        CU_add_test(s, "LoRA adapters' gradients against PyTorch", test_lora_cases);
+        CU_add_test(s, "packed sequences as run apart", test_packed);
+        if (!jit) CU_add_test(s, "score_head keeps the numbers", test_score_head);
+        CU_add_test(s, "50 AdamW steps against torch.optim.AdamW", test_adamw);
+    }
     return test_run_all();
 }

@@ -138,7 +138,8 @@ static void compare(score *s, const float *got, const double *want, const double
         double err = fabs(got[i] - want[i]);
         if (err == 0) continue;
         double r = err / (abs_tol + rel_tol * fabs(scale ? scale[i] : want[i]));
-        if (!(r <= s->worst)) s->worst = r, s->err = err;
+        if (isnan(r)) r = INFINITY; /* a value never written (NaN) fails, and stays the worst */
+        if (r > s->worst) s->worst = r, s->err = err;
     }
 }
 

@@ -21,4 +21,12 @@ typedef struct {
 rt_engine *ex_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                             const char *name, const ex_resolver *r, gm_err *e);
 
+/* The trainer (runtime/engine.h) of training graph g on compiled kernels:
+ * the ops that depend on a row's position (rope, attention and their
+ * gradients) run a packed sequence at a time, every other op on the whole
+ * batch; the loss and the gradients, of fixed shapes, have buffers of
+ * their own, every other value its block of the arena. */
+rt_trainer *ex_trainer_create(const ir_graph *g, const gm_tensor *const *bound, const char *name,
+                              const ex_resolver *r, gm_err *e);
+
 #endif

@@ -15,10 +15,11 @@
 #include "runtime/weights.h"
 
 typedef struct {
-    const void *in[IR_MAX_KERNEL_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
+    const void *in[IR_MAX_IN]; /* the node's inputs: f32 activations [T][C], weights, i32 token ids */
     float *out;                /* [T][C] */
     int64_t T, pos;            /* rows in this call; absolute position of the first */
-    int64_t n0, n1;            /* matmul: the output columns [n0, n1) to compute; attention: the query rows */
+    int64_t n0, n1;            /* matmul and its gradients, embed_dw: the output columns [n0, n1) to compute;
+                                  attention: the query rows; attention_dq/_dk/_dv: the rows of their output */
     float *k_cache, *v_cache;  /* attention: its KV slot, [rows][kv_heads · head_dim] each */
     int64_t rows;
     float *scratch;            /* per thread: ex_scratch_floats(kernel, T) floats, 64-byte aligned */
@@ -34,11 +35,12 @@ typedef void (*ex_kernel_fn)(const ex_call *c);
 
 typedef struct ex_kernel {
     ir_op op;
-    gm_dtype wtype;              /* embed, rms_norm, matmul family: the weight's dtype */
+    gm_dtype wtype;              /* embed, rms_norm, matmul family, matmul_dx, rms_norm_dx/_dw: the weight's dtype */
     gm_dtype ntype;              /* norm_matmul: the norm weight's dtype */
     int panel;                   /* matmul family, embed: the weight's panel width (0: row-major) */
     int64_t n;                   /* columns of the output */
-    int64_t k;                   /* matmul: in-features; rms_norm: the group G */
+    int64_t k;                   /* matmul: in-features; rms_norm (and its gradients): the group G;
+                                    matmul_dx, matmul_dw: dy's columns N (W's rows); embed_dw: the table's rows */
     double attr[IR_ATTR_COUNT];  /* the op's attributes, 0 for those it does not take */
 } ex_kernel;
 

@@ -104,7 +104,8 @@ typedef void lv_span_fn(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValue
 void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, void *ctx, LLVMValueRef *sums);
 
 /* The value of elementwise op k (scale, gelu_tanh, geglu, mul, add,
- * softcap) at x (and b for two inputs), width w; aborts on any other op.
+ * softcap, and the gradients gelu_tanh_dx and softcap_dx) at x (and b for
+ * two inputs), width w; aborts on any other op.
  * lv_softcap: cap · tanh(x / cap), for the op and the fused epilogues. */
 typedef struct ex_kernel ex_kernel;
 LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x, LLVMValueRef b, int w);
@@ -114,6 +115,13 @@ LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w);
  * body comes from matmul.c. */
 void lv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name);
 void lv_emit_matmul(lv_emit *m, const ex_kernel *k);
+/* The training kernels of the matmuls' and embed's gradients (matmul_grad.c:
+ * matmul_dx, matmul_dw, embed_dw), of attention's (attention_grad.c:
+ * attention_dq, _dk, _dv), and the loss and rms_norm's (train_kernels.c:
+ * cross_entropy, cross_entropy_dx, rms_norm_dx, rms_norm_dw). */
+void lv_emit_matmul_grad(lv_emit *m, const ex_kernel *k);
+void lv_emit_attention_grad(lv_emit *m, const ex_kernel *k);
+void lv_emit_train_kernel(lv_emit *m, const ex_kernel *k);
 
 /* RMS-normalised rows of G columns (kernels.c), shared by rms_norm, norm_add
  * and norm_matmul's prologue: y = x · rsqrt(mean(x²) + eps) · (w + add_one),

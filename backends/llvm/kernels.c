@@ -16,7 +16,9 @@
  *   rope        cos/sin of one row's angles (f64, like the reference) once,
  *               then every head rotated with them
  *   elementwise a vector loop and a scalar tail; gelu and softcap with
- *               the inline lv_exp and lv_tanh, so they vectorise too */
+ *               the inline lv_exp and lv_tanh, so they vectorise too (and
+ *               so do their gradients, gelu_tanh_dx and softcap_dx; rope_dx
+ *               is rope turning the other way) */
 #include "backends/exec/kernel.h"
 
 #include "emit.h"
@@ -98,6 +100,16 @@ static LLVMValueRef gelu_tanh(lv_emit *m, LLVMValueRef x, int w) {
     return lv_fdiv(m, x, lv_fadd(m, lv_real(m, 1, w), e));
 }
 
+/* gelu_tanh'(x) = σ + x·σ·(1 − σ)·2u', with σ = σ(2u) as above and
+ * u' = c·(1 + 3·0.044715·x²): the same one exp. */
+static LLVMValueRef gelu_tanh_slope(lv_emit *m, LLVMValueRef x, int w) {
+    LLVMValueRef x2 = lv_fmul(m, x, x), c = lv_real(m, 0.7978845608028654, w);
+    LLVMValueRef u = lv_fmul(m, c, lv_fadd(m, x, lv_fmul(m, lv_real(m, 0.044715, w), lv_fmul(m, x2, x))));
+    LLVMValueRef sig = lv_fdiv(m, lv_real(m, 1, w), lv_fadd(m, lv_real(m, 1, w), lv_exp(m, lv_fmul(m, lv_real(m, -2, w), u))));
+    LLVMValueRef du = lv_fmul(m, lv_real(m, 2, w), lv_fmul(m, c, lv_fadd(m, lv_real(m, 1, w), lv_fmul(m, lv_real(m, 3 * 0.044715, w), x2))));
+    return lv_fadd(m, sig, lv_fmul(m, lv_fmul(m, x, sig), lv_fmul(m, lv_fsub(m, lv_real(m, 1, w), sig), du)));
+}
+
 LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x, LLVMValueRef b, int w) {
     switch (k->op) {
     case IR_SCALE: return lv_fmul(m, x, lv_real(m, k->attr[IR_A_BY], w));
@@ -106,6 +118,11 @@ LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x
     case IR_GELU_TANH: return gelu_tanh(m, x, w);
     case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x, w), b);
     case IR_SOFTCAP: return lv_softcap(m, x, k->attr[IR_A_CAP], w);
+    case IR_GELU_TANH_DX: return lv_fmul(m, x, gelu_tanh_slope(m, b, w)); /* (dy, x) */
+    case IR_SOFTCAP_DX: { /* (dy, y): dy · (1 − (y / cap)²) */
+        LLVMValueRef r = lv_fdiv(m, b, lv_real(m, k->attr[IR_A_CAP], w));
+        return lv_fmul(m, x, lv_fsub(m, lv_real(m, 1, w), lv_fmul(m, r, r)));
+    }
     default: fprintf(stderr, "gemmac: internal error: %s is not an elementwise op\n", ir_ops[k->op].name), abort();
     }
 }
@@ -218,8 +235,9 @@ static void emit_rope(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef pos = lv_field_i64(m, offsetof(ex_call, pos));
     lv_loop t, i, h;
     lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    double sign = k->op == IR_ROPE_DX ? -1 : 1; /* rope_dx: the inverse rotation, rope's transpose */
     LLVMValueRef p = LLVMBuildFDiv(m->b, LLVMBuildSIToFP(m->b, lv_add(m, pos, t.i), m->f64, ""),
-                                   LLVMConstReal(m->f64, k->attr[IR_A_POS_SCALE]), "");
+                                   LLVMConstReal(m->f64, sign * k->attr[IR_A_POS_SCALE]), "");
     lv_loop_begin(m, &i, lv_int(m, 0), lv_int(m, half), 1, 0, NULL);
     LLVMValueRef f = LLVMBuildLoad2(m->b, m->f64, LLVMBuildInBoundsGEP2(m->b, m->f64, freq, &i.i, 1, ""), "");
     LLVMValueRef angle = LLVMBuildFMul(m->b, p, f, "");
@@ -473,8 +491,21 @@ void lv_emit_kernel(lv_emit *m, const ex_kernel *k, const char *name) {
     case IR_MATMUL:
     case IR_NORM_MATMUL:
     case IR_MATMUL_ADD: lv_emit_matmul(m, k); break;
-    case IR_ROPE: emit_rope(m, k); break;
+    case IR_ROPE:
+    case IR_ROPE_DX: emit_rope(m, k); break;
     case IR_ATTENTION: emit_attention(m, k); break;
+    case IR_MATMUL_DX:
+    case IR_MATMUL_DW:
+    case IR_EMBED_DW: lv_emit_matmul_grad(m, k); break;
+    case IR_ATTENTION_DQ:
+    case IR_ATTENTION_DK:
+    case IR_ATTENTION_DV: lv_emit_attention_grad(m, k); break;
+    case IR_CROSS_ENTROPY:
+    case IR_CROSS_ENTROPY_DX:
+    case IR_RMS_NORM_DX:
+    case IR_RMS_NORM_DW:
+    case IR_SCORED_ROWS:
+    case IR_ALL_ROWS: lv_emit_train_kernel(m, k); break;
     default: emit_elementwise(m, k); break;
     }
     lv_kernel_end(m);

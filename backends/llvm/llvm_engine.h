@@ -12,4 +12,7 @@
 rt_engine *llvm_engine_create(const ir_graph *g, const gm_tensor *const *bound, const rt_engine_opts *o,
                               gm_err *e);
 
+/* The same for training graph g (compiler/passes/differentiate.c). */
+rt_trainer *llvm_trainer_create(const ir_graph *g, const gm_tensor *const *bound, int no_cache, gm_err *e);
+
 #endif

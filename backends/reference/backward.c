@@ -148,14 +148,34 @@ static double gelu_tanh_slope(double x) {
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * REF_GELU_C * (1 + 3 * 0.044715 * x * x);
 }
 
+/* scored_rows: the rows of x (cols 4-byte values, f32 or i32) with a
+ * target, in order; all_rows: back to their places, zero elsewhere. */
+static void change_rows(ir_op op, const void *x, const int32_t *tgt, int T, int64_t cols, void *y) {
+    size_t row = cols * 4;
+    for (int t = 0, s = 0; t < T; t++) {
+        if (tgt[t] < 0 && op == IR_ALL_ROWS) memset((char *)y + t * row, 0, row);
+        if (tgt[t] < 0) continue;
+        if (op == IR_SCORED_ROWS) memcpy((char *)y + s * row, (const char *)x + t * row, row);
+        else memcpy((char *)y + t * row, (const char *)x + s * row, row);
+        s++;
+    }
+}
+
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
-                       const ref_batch *b, float *y) {
+                       const rt_batch *b, float *y) {
     int T = b->T;
+    const int32_t *targets = n->op == IR_CROSS_ENTROPY || n->op == IR_CROSS_ENTROPY_DX
+                                 ? n->in[1] == g->targets ? b->targets : (const int32_t *)act[n->in[1]]
+                                 : NULL;
     const float *x0 = act[n->in[0]], *x1 = ir_ops[n->op].n_inputs > 1 ? act[n->in[1]] : NULL;
     int64_t C = ir_value_cols(g, n->in[0]), len = ref_value_len(g, n->out, T);
     switch ((int)n->op) {
-    case IR_CROSS_ENTROPY: cross_entropy(x0, b->targets, T, C, y, NULL); break;
-    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, b->targets, T, C, NULL, y); break;
+    case IR_CROSS_ENTROPY: cross_entropy(x0, targets, T, C, y, NULL); break;
+    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, targets, T, C, NULL, y); break;
+    case IR_SCORED_ROWS:
+    case IR_ALL_ROWS:
+        change_rows(n->op, n->in[0] == g->targets ? (const void *)b->targets : x0, b->targets, T, ir_value_cols(g, n->in[0]), y);
+        break;
     case IR_MATMUL_DX: matmul_dx(x0, T, bound[n->in[1]], C, ir_value_cols(g, n->out), y); break;
     case IR_MATMUL_DW: matmul_dw(x0, x1, T, C, ir_value_cols(g, n->in[1]), y); break;
     case IR_EMBED_DW: embed_dw(b->tokens, act[n->in[2]], T, g->values[n->in[1]].dims[0], ir_value_cols(g, n->in[1]), y); break;

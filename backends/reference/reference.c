@@ -26,7 +26,7 @@ typedef struct {
     rt_kv_cache *kv;               /* one slot per attention op */
     float **act;                   /* per value id, during a call: [T][C] */
     int pos;                       /* position of the call in progress */
-    const ref_batch *batch;        /* a training graph's batch: targets, sequence starts */
+    const rt_batch *batch;        /* a training graph's batch: targets, sequence starts */
 } ref_engine;
 
 #define ROW_BLOCK 256
@@ -221,7 +221,7 @@ static void elementwise(const ir_node *n, const float *x, const float *b, int64_
 
 int64_t ref_value_len(const ir_graph *g, int v, int T) {
     const ir_value *x = &g->values[v];
-    return ir_value_elems(x) * (x->dims[0] == IR_DIM_T ? T : 1);
+    return ir_value_elems(x) * (x->dims[0] < 0 ? T : 1);
 }
 
 static void run_node(ref_engine *r, const ir_node *n, const int32_t *tokens, int T) {
@@ -310,41 +310,61 @@ rt_engine *ref_engine_create(const ir_graph *g, const gm_tensor *const *bound, c
     return &r->base;
 }
 
-/* Batch b fits g: a training graph, sequences within the context, ids in the vocabulary. */
-static int check_batch(const ir_graph *g, const ref_batch *b, gm_err *e) {
-    if (g->loss < 0) return gm_fail(e, "%s: not a training graph (no loss)", g->name);
-    int longest = 0;
-    for (int t = 0; t < b->T; t++) longest = t - (b->start ? b->start[t] : 0) + 1 > longest ? t - (b->start ? b->start[t] : 0) + 1 : longest;
-    if (b->T < 1 || longest > g->max_context)
-        return gm_fail(e, "a training sequence of %d tokens exceeds the model's context of %lld positions "
-                          "(config.max_context); shorten it", b->T < 1 ? b->T : longest, (long long)g->max_context);
-    rt_engine span = {.vocab = g->vocab, .context = b->T};
-    if (rt_check_span(&span, b->tokens, b->T, 0, e)) return -1;
-    for (int t = 0; t < b->T; t++)
-        if (b->targets[t] < -1 || b->targets[t] >= g->vocab)
-            return gm_fail(e, "target %d (id %d) is outside the vocabulary of %lld ids (-1: not scored)", t, b->targets[t],
-                           (long long)g->vocab);
-    return 0;
+/* The reference's trainer: each run walks the nodes like a prefill, with
+ * every value its own buffer, freeing each after its last reader (the loss
+ * and the gradients kept), and stops at the loss for a loss_only batch. */
+typedef struct {
+    rt_trainer base;
+    const ir_graph *g;
+    const gm_tensor *const *bound;
+    float **act;                   /* the last run's values */
+    int *last;                     /* per value: its last reader (ir_live_ranges) */
+} ref_trainer;
+
+static void drop_values(ref_trainer *r) {
+    for (int v = 0; v < r->g->n_values; v++) free(r->act[v]), r->act[v] = NULL;
 }
 
-float **ref_run_training(const ir_graph *g, const gm_tensor *const *bound, const ref_batch *b, gm_err *e) {
-    if (check_batch(g, b, e)) return NULL;
-    ref_engine r = {.g = g, .bound = bound, .act = gm_calloc(g->n_values, sizeof(float *)), .batch = b};
-    int *first = gm_malloc(g->n_values * sizeof(int)), *last = gm_malloc(g->n_values * sizeof(int));
-    ir_live_ranges(g, first, last);
-    for (int i = 0; i < g->n_nodes && !(b->loss_only && r.act[g->loss]); i++) {
-        run_node(&r, &g->nodes[i], b->tokens, b->T);
+static float *const *ref_train_run(rt_trainer *t, const rt_batch *b, gm_err *e) {
+    ref_trainer *r = (ref_trainer *)t;
+    const ir_graph *g = r->g;
+    drop_values(r);
+    if (rt_check_training_batch(b, g->vocab, g->max_context, e)) return NULL;
+    int scored = 0;
+    for (int t = 0; t < b->T; t++) scored += b->targets[t] >= 0;
+    rt_batch head = {.targets = b->targets, .T = scored}; /* for nodes of S rows (passes/score_head.c) */
+    ref_engine run = {.g = g, .bound = r->bound, .act = r->act};
+    for (int i = 0; i < g->n_nodes && !(b->loss_only && r->act[g->loss]); i++) {
+        run.batch = ir_node_rows(g, &g->nodes[i]) == IR_DIM_S ? &head : b;
+        run_node(&run, &g->nodes[i], run.batch->tokens, run.batch->T);
         for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) { /* done with values read for the last time */
             int v = g->nodes[i].in[k];
-            if (last[v] == i && v != g->loss && !g->values[v].grad_of && r.act[v]) free(r.act[v]), r.act[v] = NULL;
+            if (r->last[v] == i && v != g->loss && !g->values[v].grad_of) free(r->act[v]), r->act[v] = NULL;
         }
     }
-    free(first);
-    free(last);
-    return r.act;
+    return r->act;
 }
 
-void ref_free_values(const ir_graph *g, float **act) {
-    for (int v = 0; act && v < g->n_values; v++) free(act[v]);
-    free(act);
+static void ref_train_free(rt_trainer *t) {
+    ref_trainer *r = (ref_trainer *)t;
+    drop_values(r);
+    free(r->act);
+    free(r->last);
+    free(r);
+}
+
+rt_trainer *ref_trainer_create(const ir_graph *g, const gm_tensor *const *bound, gm_err *e) {
+    if (g->loss < 0) {
+        gm_fail(e, "%s: not a training graph (no loss)", g->name);
+        return NULL;
+    }
+    ref_trainer *r = gm_calloc(1, sizeof *r);
+    r->base = (rt_trainer){.backend = "reference", .run = ref_train_run, .free = ref_train_free};
+    r->g = g, r->bound = bound;
+    r->act = gm_calloc(g->n_values, sizeof *r->act);
+    r->last = gm_malloc(g->n_values * sizeof(int));
+    int *first = gm_malloc(g->n_values * sizeof(int));
+    ir_live_ranges(g, first, r->last);
+    free(first);
+    return &r->base;
 }

@@ -32,6 +32,6 @@ int64_t ref_value_len(const ir_graph *g, int v, int T);
 /* Runs training op n (a TRAIN_OP of ops.def) on batch b into y, its
  * output's buffer; act holds the values computed so far. */
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
-                       const ref_batch *b, float *y);
+                       const rt_batch *b, float *y);
 
 #endif

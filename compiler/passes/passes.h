@@ -21,6 +21,9 @@ int pass_differentiate(ir_graph *g, gm_err *e);
 /* Also for training only: LoRA adapters of this rank on the layer block's
  * matmuls, every other weight frozen (lora.c); before pass_differentiate. */
 int pass_add_lora(ir_graph *g, int rank, double alpha, gm_err *e);
+/* And after pass_differentiate: the head and its gradients on the rows
+ * that have a target only (score_head.c). */
+void pass_score_head(ir_graph *g);
 
 /* What the fusion passes share. A fused op replaces its last node in place
  * (that node's inputs are all defined before it, so the order stays valid)

@@ -10,14 +10,17 @@
  * first (ties: in definition order), each into the narrowest gap between the
  * already placed values whose ranges overlap its own that fits it, else after
  * the last of them: best fit by decreasing size. The result goes into the
- * graph (arena_offset, arena_width); it runs last, after eliminate_dead has
+ * graph (arena_offset, arena_width). A training graph's loss and
+ * gradients, of fixed shapes, stay out of it, and its values of S rows (the
+ * head on the scored rows, passes/score_head.c) are laid out apart, for an
+ * arena of S rows (backends/exec). It runs last, after eliminate_dead has
  * renumbered the values, since any later change to the graph drops it. */
 #include "passes.h"
 
 #include <stdlib.h>
 
 typedef struct {
-    int64_t cols;
+    int64_t cols, rows; /* rows: IR_DIM_T, or IR_DIM_S (an arena of their own) */
     int first, last, v;
 } live_value;
 
@@ -37,7 +40,7 @@ static int lower_first(const void *a, const void *b) {
 }
 
 static int alive_together(const live_value *a, const live_value *b) {
-    return a->first <= b->last && b->first <= a->last;
+    return a->rows == b->rows && a->first <= b->last && b->first <= a->last;
 }
 
 /* The offset for a block of cols columns: the narrowest gap between the
@@ -60,7 +63,8 @@ static live_value *by_width(const ir_graph *g, int *n) {
     live_value *vs = gm_malloc(g->n_values * sizeof *vs);
     *n = 0;
     for (int v = 0; v < g->n_values; v++)
-        if (first[v] >= 0) vs[(*n)++] = (live_value){ir_value_cols(g, v), first[v], last[v], v};
+        if (first[v] >= 0 && !ir_value_fixed(&g->values[v]))
+            vs[(*n)++] = (live_value){ir_value_cols(g, v), g->values[v].dims[0], first[v], last[v], v};
     qsort(vs, *n, sizeof *vs, wider_first);
     free(first);
     free(last);
