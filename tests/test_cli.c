@@ -533,7 +533,9 @@ static int same_files(const char *a, const char *b) {
 
 /* finetune on the demo: 4 steps straight, and 2 then 2 more with --resume,
  * give the same bytes (state and checkpoint); the checkpoint runs; LoRA and
- * --full both train (the loss of step 4 is below step 1's on repeated data). */
+ * --full both train (the loss of step 4 is below step 1's on repeated data);
+ * the reference backend's first step has the jit's loss; --profile prints
+ * the time by op. */
 static void test_finetune(void) {
     fresh_ckpt();
     char cmd[9000];
@@ -554,6 +556,12 @@ static void test_finetune(void) {
     CU_ASSERT(same_files("a.state", "b.state"));
     CU_ASSERT(same_files("a/config.json", DEMO "/config.json"));
     CU_ASSERT_EQUAL(run("run a -p 'English: Hello\\nFrench:' -n 4 --temp 0"), 0);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o d --steps 1 --backend reference"), 0); /* the oracle's first step: the same loss */
+    float oracle = 0;
+    char *ref1 = strstr(err_text, "step 1/1  loss ");
+    CU_ASSERT(ref1 && sscanf(ref1, "step 1/1  loss %f", &oracle) == 1 && fabsf(oracle - first) < 1e-4f * first);
+    CU_ASSERT_EQUAL_FATAL(run(FT "-o d --steps 1 --profile"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "profile: ") && strstr(err_text, "matmul_dx"));
     CU_ASSERT_EQUAL_FATAL(run(FT "-o c --steps 2 --full --loss-svg c.svg"), 0);
     CU_ASSERT(!same_files("c/model.safetensors", DEMO "/model.safetensors"));
     char path[4200];

@@ -20,7 +20,7 @@
  * tolerance. */
 #include "testing.h"
 
-#include "backends/llvm/jit.h"
+#include "kernel_data.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -41,13 +41,6 @@ static const int lengths[] = {1, 5, 37};
 
 /* ---- random data ---- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static double uniform(void) { /* in [-1, 1) */
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / (double)(1ull << 52) - 1;
-}
-
 /* The bytes of n floats rounded up to whole pages. */
 static size_t pages_of(int64_t n) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -61,7 +54,7 @@ static float *random_guarded(int64_t n, double scale) {
     char *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CU_ASSERT_FATAL(base != MAP_FAILED && mprotect(base + span, page, PROT_NONE) == 0);
     float *x = (float *)(base + span) - n;
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * uniform());
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * kd_uniform());
     return x;
 }
 

@@ -21,7 +21,7 @@
  *                         rows no id names exactly 0 */
 #include "testing.h"
 
-#include "backends/llvm/jit.h"
+#include "kernel_data.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,107 +36,7 @@ static const gm_dtype block_types[] = {GM_Q8_0, GM_Q4_0, GM_Q4_1, GM_Q5_0, GM_Q5
 #define N_FLOAT_TYPES 3
 #define N_BLOCK_TYPES 8
 
-/* ---- random data ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static double uniform(void) { /* in [-1, 1) */
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / (double)(1ull << 52) - 1;
-}
-
-static float *random_f32(int64_t n, double scale) {
-    float *x = gm_malloc(n * sizeof *x);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * uniform());
-    return x;
-}
-
-static uint16_t to_f16(float f) { /* truncating, flushes what f16 cannot hold as a normal to 0 */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    int e = (int)(u >> 23 & 0xff) - 127 + 15;
-    if (e <= 0 || e >= 31) return (uint16_t)(u >> 16 & 0x8000);
-    return (uint16_t)((u >> 16 & 0x8000) | e << 10 | (u >> 13 & 0x3ff));
-}
-
-/* n random weights stored as dt, and the f32 values they stand for. */
-typedef struct {
-    void *data;
-    float *value;
-} weights;
-
-/* Block-quantized: random bytes, then scales of about 1/16 (Q8_0: 1/128)
- * at the f16 fields of each block (-1 past the last). */
-static const int scale_fields[GM_DTYPE_COUNT][3] = {
-    [GM_Q8_0] = {0, -1}, [GM_Q4_0] = {0, -1}, [GM_Q5_0] = {0, -1}, [GM_Q4_1] = {0, 2, -1},
-    [GM_Q5_1] = {0, 2, -1}, [GM_Q4_K] = {0, 2, -1}, [GM_Q5_K] = {0, 2, -1}, [GM_Q6_K] = {208, -1},
-};
-
-static weights random_blocks(gm_dtype dt, int64_t n) {
-    size_t size = gm_dtype_size(dt);
-    weights w = {gm_malloc(gm_dtype_bytes(dt, n)), gm_malloc(n * sizeof(float))};
-    unsigned char *b = w.data;
-    for (size_t i = 0; i < gm_dtype_bytes(dt, n); i++) b[i] = (unsigned char)((uniform() + 1) * 128);
-    for (int64_t blk = 0; blk < n / gm_dtype_block(dt); blk++)
-        for (const int *f = scale_fields[dt]; *f >= 0; f++) {
-            uint16_t h = to_f16((float)((dt == GM_Q8_0 ? 1.0 / 128 : 1.0 / 16) * (0.25 + fabs(uniform()))));
-            memcpy(b + blk * size + *f, &h, 2);
-        }
-    gm_to_f32(dt, w.data, w.value, n);
-    return w;
-}
-
-static weights random_weights(gm_dtype dt, int64_t n) {
-    if (gm_dtype_quantized(dt)) return random_blocks(dt, n);
-    weights w = {gm_malloc(n * gm_dtype_size(dt)), random_f32(n, 1)};
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &w.value[i], 4);
-        if (dt == GM_F32) ((float *)w.data)[i] = w.value[i];
-        else if (dt == GM_BF16) ((uint16_t *)w.data)[i] = (uint16_t)(u >> 16);
-        else ((uint16_t *)w.data)[i] = to_f16(w.value[i]);
-    }
-    gm_to_f32(dt, w.data, w.value, n);
-    return w;
-}
-
 /* ---- kernels and their checks ---- */
-
-static ex_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
-    ex_kernel d;
-    memset(&d, 0, sizeof d);
-    d.op = op, d.wtype = wtype, d.n = n, d.k = k;
-    return d;
-}
-
-static lv_jit *compile(const ex_kernel *ks, int n) {
-    gm_err e = {{0}};
-    lv_jit *j = lv_jit_compile(ks, n, 1, &e);
-    if (!j) printf("\n  %s\n", e.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    return j;
-}
-
-/* Worst |got − want| / (abs_tol + rel_tol · mass[i]) over n values; ≤ 1 passes. */
-typedef struct {
-    double worst;  /* the largest ratio seen */
-    double err;    /* its absolute error */
-} score;
-
-static void compare(score *s, const float *got, const double *want, const double *mass, int64_t n, double abs_tol,
-                    double rel_tol) {
-    for (int64_t i = 0; i < n; i++) {
-        double err = fabs(got[i] - want[i]);
-        if (err == 0) continue;
-        double r = isnan(err) ? INFINITY : err / (abs_tol + rel_tol * mass[i]); /* a value never written stays NaN */
-        if (!(r <= s->worst)) s->worst = r, s->err = err;
-    }
-}
-
-static void report(const char *op, const score *s) {
-    printf("[%s: worst %.2f of tolerance, |err| %.2g] ", op, s->worst, s->err);
-    CU_ASSERT(s->worst <= 1);
-}
 
 /* A kernel's output, rows × K, and the exact values it stands for. */
 typedef struct {
@@ -160,7 +60,7 @@ static void run(ex_kernel_fn fn, ex_call c, float *out, int64_t n0, int64_t n1) 
 /* Runs fn on c over all of x's columns in one call, then as two calls split
  * at a multiple of `unit` (the first must leave the other columns as they
  * were: NaN), and scores both outputs within rel_tol of the terms' mass. */
-static void check(ex_kernel_fn fn, ex_call c, const expected *x, int64_t unit, double rel_tol, score *s) {
+static void check(ex_kernel_fn fn, ex_call c, const expected *x, int64_t unit, double rel_tol, kd_score *s) {
     int64_t n = x->rows * x->K, split = x->K / 2 / unit * unit;
     float *whole = gm_malloc(n * sizeof(float)), *parts = gm_malloc(n * sizeof(float));
     for (int64_t i = 0; i < n; i++) whole[i] = parts[i] = NAN;
@@ -172,8 +72,8 @@ static void check(ex_kernel_fn fn, ex_call c, const expected *x, int64_t unit, d
         CU_ASSERT(kept);
     }
     run(fn, c, parts, split, x->K);
-    compare(s, whole, x->want, x->mass, n, 1e-30, rel_tol);
-    compare(s, parts, x->want, x->mass, n, 1e-30, rel_tol);
+    kd_compare(s, whole, x->want, x->mass, n, 1e-30, rel_tol);
+    kd_compare(s, parts, x->want, x->mass, n, 1e-30, rel_tol);
     free(whole), free(parts);
 }
 
@@ -182,10 +82,10 @@ static void free_expected(expected x) { free(x.want), free(x.mass); }
 /* ---- matmul_dx ---- */
 
 /* dx [T][K] = dy [T][N] · W [N][K] on T rows, with the scratch the engine gives it. */
-static void check_dx(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
+static void check_dx(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score *s) {
     int64_t K = k->n, N = k->k, block = gm_dtype_block(k->wtype);
-    weights w = random_weights(k->wtype, N * K);
-    float *dy = random_f32(T * N, 1), *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
+    kd_weights w = kd_random_weights(k->wtype, N * K, 1);
+    float *dy = kd_random_f32(T * N, 1), *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
     expected x = expect(T, K);
     for (int t = 0; t < T; t++)
         for (int64_t n = 0; n < N; n++)
@@ -196,11 +96,11 @@ static void check_dx(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
 }
 
 static void check_dxs(const ex_kernel *ks, int n, const char *label) {
-    lv_jit *j = compile(ks, n);
-    score s = {0, 0};
+    lv_jit *j = kd_compile(ks, n);
+    kd_score s = {0, 0};
     for (int i = 0; i < n; i++)
         for (int r = 0; r < N_ROWS; r++) check_dx(lv_jit_kernel(j, i), &ks[i], rows_per_call[r], &s);
-    report(label, &s);
+    kd_report(label, &s);
     lv_jit_free(j);
 }
 
@@ -210,7 +110,7 @@ static void test_matmul_dx(void) {
     enum { N_N = 4, N = N_WIDTHS * N_N * N_FLOAT_TYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++)
-        ks[i] = kernel(IR_MATMUL_DX, float_types[i % N_FLOAT_TYPES], widths[i / N_FLOAT_TYPES % N_WIDTHS],
+        ks[i] = kd_kernel(IR_MATMUL_DX, float_types[i % N_FLOAT_TYPES], widths[i / N_FLOAT_TYPES % N_WIDTHS],
                        Ns[i / N_FLOAT_TYPES / N_WIDTHS]);
     check_dxs(ks, N, "matmul_dx");
 }
@@ -222,7 +122,7 @@ static void test_matmul_dx_blocks(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         gm_dtype dt = block_types[i % N_BLOCK_TYPES];
-        ks[i] = kernel(IR_MATMUL_DX, dt, gm_dtype_block(dt) == 32 ? 96 : 512, Ns[i / N_BLOCK_TYPES]);
+        ks[i] = kd_kernel(IR_MATMUL_DX, dt, gm_dtype_block(dt) == 32 ? 96 : 512, Ns[i / N_BLOCK_TYPES]);
     }
     check_dxs(ks, N, "matmul_dx, block formats");
 }
@@ -230,9 +130,9 @@ static void test_matmul_dx_blocks(void) {
 /* ---- matmul_dw ---- */
 
 /* dw [N][K] = dyᵀ · x over T rows. */
-static void check_dw(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
+static void check_dw(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score *s) {
     int64_t K = k->n, N = k->k;
-    float *dy = random_f32(T * N, 1), *xs = random_f32(T * K, 1);
+    float *dy = kd_random_f32(T * N, 1), *xs = kd_random_f32(T * K, 1);
     expected x = expect(N, K);
     for (int t = 0; t < T; t++)
         for (int64_t n = 0; n < N; n++)
@@ -247,23 +147,23 @@ static void test_matmul_dw(void) {
     static const int Ts[] = {1, 3, 17, 300};
     enum { N = N_WIDTHS * N_WIDTHS };
     ex_kernel ks[N];
-    for (int i = 0; i < N; i++) ks[i] = kernel(IR_MATMUL_DW, GM_F32, widths[i % N_WIDTHS], widths[i / N_WIDTHS]);
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
+    for (int i = 0; i < N; i++) ks[i] = kd_kernel(IR_MATMUL_DW, GM_F32, widths[i % N_WIDTHS], widths[i / N_WIDTHS]);
+    lv_jit *j = kd_compile(ks, N);
+    kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
         for (int r = 0; r < 4; r++) check_dw(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
-    report("matmul_dw", &s);
+    kd_report("matmul_dw", &s);
     lv_jit_free(j);
 }
 
 /* ---- embed_dw ---- */
 
 /* dw [V][C]: dy's T rows added at their ids (the last row's id is the first's). */
-static void check_embed_dw(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
+static void check_embed_dw(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score *s) {
     int64_t C = k->n, V = k->k;
     int32_t ids[100];
-    for (int t = 0; t < T; t++) ids[t] = t && t == T - 1 ? ids[0] : (int32_t)((uniform() + 1) / 2 * V);
-    float *dy = random_f32(T * C, 1), *table = random_f32(V * C, 1);
+    for (int t = 0; t < T; t++) ids[t] = t && t == T - 1 ? ids[0] : (int32_t)((kd_uniform() + 1) / 2 * V);
+    float *dy = kd_random_f32(T * C, 1), *table = kd_random_f32(V * C, 1);
     expected x = expect(V, C);
     for (int t = 0; t < T; t++)
         for (int64_t c = 0; c < C; c++) add_term(&x, ids[t], c, dy[t * C + c]);
@@ -275,12 +175,12 @@ static void check_embed_dw(ex_kernel_fn fn, const ex_kernel *k, int T, score *s)
 static void test_embed_dw(void) {
     enum { V = 11 };
     ex_kernel ks[N_WIDTHS];
-    for (int i = 0; i < N_WIDTHS; i++) ks[i] = kernel(IR_EMBED_DW, GM_F32, widths[i], V);
-    lv_jit *j = compile(ks, N_WIDTHS);
-    score s = {0, 0};
+    for (int i = 0; i < N_WIDTHS; i++) ks[i] = kd_kernel(IR_EMBED_DW, GM_F32, widths[i], V);
+    lv_jit *j = kd_compile(ks, N_WIDTHS);
+    kd_score s = {0, 0};
     for (int i = 0; i < N_WIDTHS; i++)
         for (int r = 0; r < N_ROWS; r++) check_embed_dw(lv_jit_kernel(j, i), &ks[i], rows_per_call[r], &s);
-    report("embed_dw", &s);
+    kd_report("embed_dw", &s);
     lv_jit_free(j);
 }
 

@@ -22,7 +22,7 @@
  *   attention                  1e-5 absolute (a weighted mean of values of size 1) */
 #include "testing.h"
 
-#include "backends/llvm/jit.h"
+#include "kernel_data.h"
 #include "runtime/kv_cache.h"
 #include "runtime/qpanel.h"
 
@@ -37,117 +37,6 @@ static const gm_dtype dtypes[] = {GM_F32, GM_BF16, GM_F16};
 #define N_ROWS 3
 #define N_DTYPES 3
 
-/* ---- random data ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static double uniform(void) { /* in [-1, 1) */
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / (double)(1ull << 52) - 1;
-}
-
-static float *random_f32(int64_t n, double scale) {
-    float *x = gm_malloc(n * sizeof *x);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * uniform());
-    return x;
-}
-
-static uint16_t to_f16(float f) { /* truncating, flushes what f16 cannot hold as a normal to 0 */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    int e = (int)(u >> 23 & 0xff) - 127 + 15;
-    if (e <= 0 || e >= 31) return (uint16_t)(u >> 16 & 0x8000);
-    return (uint16_t)((u >> 16 & 0x8000) | e << 10 | (u >> 13 & 0x3ff));
-}
-
-/* n random weights stored as dt, and the f32 values they stand for. */
-typedef struct {
-    void *data;
-    float *value;
-} weights;
-
-/* Block-quantized: random quants, and scales of about scale / 16 (Q8_0:
- * / 128) at the f16 fields of each block (-1 past the last). */
-static const int scale_fields[GM_DTYPE_COUNT][3] = {
-    [GM_Q8_0] = {0, -1}, [GM_Q4_0] = {0, -1}, [GM_Q5_0] = {0, -1}, [GM_Q4_1] = {0, 2, -1},
-    [GM_Q5_1] = {0, 2, -1}, [GM_Q4_K] = {0, 2, -1}, [GM_Q5_K] = {0, 2, -1}, [GM_Q6_K] = {208, -1},
-};
-
-static weights random_blocks(gm_dtype dt, int64_t n, double scale) {
-    size_t size = gm_dtype_size(dt);
-    weights w = {gm_malloc(gm_dtype_bytes(dt, n)), gm_malloc(n * sizeof(float))};
-    unsigned char *b = w.data;
-    for (size_t i = 0; i < gm_dtype_bytes(dt, n); i++)
-        b[i] = (unsigned char)((rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull) >> 56);
-    for (int64_t blk = 0; blk < n / gm_dtype_block(dt); blk++)
-        for (const int *f = scale_fields[dt]; *f >= 0; f++) {
-            uint16_t h = to_f16((float)(scale * (dt == GM_Q8_0 ? 1.0 / 128 : 1.0 / 16) * (0.25 + fabs(uniform()))));
-            memcpy(b + blk * size + *f, &h, 2);
-        }
-    gm_to_f32(dt, w.data, w.value, n);
-    return w;
-}
-
-static weights random_weights(gm_dtype dt, int64_t n, double scale) {
-    if (gm_dtype_quantized(dt)) return random_blocks(dt, n, scale);
-    weights w = {gm_malloc(n * gm_dtype_size(dt)), random_f32(n, scale)};
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &w.value[i], 4);
-        if (dt == GM_F32) ((float *)w.data)[i] = w.value[i];
-        else if (dt == GM_BF16) ((uint16_t *)w.data)[i] = (uint16_t)(u >> 16);
-        else ((uint16_t *)w.data)[i] = to_f16(w.value[i]);
-    }
-    gm_to_f32(dt, w.data, w.value, n);
-    return w;
-}
-
-static void free_weights(weights w) {
-    free(w.data);
-    free(w.value);
-}
-
-/* ---- kernels ---- */
-
-static ex_kernel kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
-    ex_kernel d;
-    memset(&d, 0, sizeof d);
-    d.op = op, d.wtype = wtype, d.n = n, d.k = k;
-    for (int a = 0; a < IR_ATTR_COUNT; a++) /* the op's defaults, as ex_kernel_of copies a node's; required ones 0 */
-        if (ir_ops[op].attrs >> a & 1 && !isnan(ir_attr_defaults[a])) d.attr[a] = ir_attr_defaults[a];
-    return d;
-}
-
-static lv_jit *compile(const ex_kernel *ks, int n) {
-    gm_err e = {{0}};
-    lv_jit *j = lv_jit_compile(ks, n, 1, &e);
-    if (!j) printf("\n  %s\n", e.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    return j;
-}
-
-/* Worst |got − want| / (abs_floor + rel · scale[i]) over n values; ≤ 1 passes. */
-typedef struct {
-    double worst;  /* the largest ratio seen */
-    double err;    /* its absolute error */
-} score;
-
-static void compare(score *s, const float *got, const double *want, const double *scale, int64_t n, double abs_tol,
-                    double rel_tol) {
-    for (int64_t i = 0; i < n; i++) {
-        double err = fabs(got[i] - want[i]);
-        if (err == 0) continue;
-        double r = err / (abs_tol + rel_tol * fabs(scale ? scale[i] : want[i]));
-        if (isnan(r)) r = INFINITY; /* a value never written (NaN) fails, and stays the worst */
-        if (r > s->worst) s->worst = r, s->err = err;
-    }
-}
-
-static void report(const char *op, const score *s) {
-    printf("[%s: worst %.2f of tolerance, |err| %.2g] ", op, s->worst, s->err);
-    CU_ASSERT(s->worst <= 1);
-}
-
 /* ---- embed ---- */
 
 static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P);
@@ -157,13 +46,13 @@ static void *to_panels(const void *w, gm_dtype dt, int64_t N, int64_t K, int P);
  * abs_tol + rel_tol·|value|. */
 static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_tol, const char *label) {
     enum { V = 11, T = 17 };
-    lv_jit *j = compile(ks, n);
+    lv_jit *j = kd_compile(ks, n);
     int32_t ids[T];
-    for (int t = 0; t < T; t++) ids[t] = (int32_t)((uniform() + 1) / 2 * V);
-    score s = {0, 0};
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((kd_uniform() + 1) / 2 * V);
+    kd_score s = {0, 0};
     for (int i = 0; i < n; i++) {
         int64_t C = ks[i].n;
-        weights table = random_weights(ks[i].wtype, V * C, 1);
+        kd_weights table = kd_random_weights(ks[i].wtype, V * C, 1);
         float *y = gm_malloc(T * C * sizeof *y);
         double *want = gm_malloc(T * C * sizeof *want);
         void *panels = ks[i].panel ? to_panels(table.data, ks[i].wtype, V, C, ks[i].panel) : NULL;
@@ -171,18 +60,18 @@ static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_
         free(panels);
         for (int t = 0; t < T; t++)
             for (int64_t c = 0; c < C; c++) want[t * C + c] = table.value[ids[t] * C + c];
-        compare(&s, y, want, NULL, T * C, abs_tol, rel_tol);
-        free_weights(table);
+        kd_compare(&s, y, want, NULL, T * C, abs_tol, rel_tol);
+        kd_free_weights(table);
         free(y), free(want);
     }
-    report(label, &s);
+    kd_report(label, &s);
     lv_jit_free(j);
 }
 
 static void test_embed(void) {
     ex_kernel ks[N_WIDTHS * N_DTYPES];
     for (int w = 0; w < N_WIDTHS; w++)
-        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kernel(IR_EMBED, dtypes[d], widths[w], 0);
+        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kd_kernel(IR_EMBED, dtypes[d], widths[w], 0);
     check_embeds(ks, N_WIDTHS * N_DTYPES, 0, 1e-30, "embed");
 }
 
@@ -207,26 +96,26 @@ static void test_elementwise(void) {
     for (int o = 0; o < N_ELEMENTWISE; o++)
         for (int w = 0; w < N_WIDTHS; w++) {
             ex_kernel *k = &ks[o * N_WIDTHS + w];
-            *k = kernel(elementwise_ops[o], GM_F32, widths[w], 0);
+            *k = kd_kernel(elementwise_ops[o], GM_F32, widths[w], 0);
             k->attr[IR_A_BY] = 11.3137;
             k->attr[IR_A_CAP] = 3.5;
         }
-    lv_jit *j = compile(ks, N_ELEMENTWISE * N_WIDTHS);
+    lv_jit *j = kd_compile(ks, N_ELEMENTWISE * N_WIDTHS);
     for (int o = 0; o < N_ELEMENTWISE; o++) {
-        score s = {0, 0};
+        kd_score s = {0, 0};
         int libm = elementwise_ops[o] == IR_GELU_TANH || elementwise_ops[o] == IR_GEGLU || elementwise_ops[o] == IR_SOFTCAP;
         for (int w = 0; w < N_WIDTHS; w++)
             for (int r = 0; r < N_ROWS; r++) {
                 const ex_kernel *k = &ks[o * N_WIDTHS + w];
                 int64_t n = k->n * rows_per_call[r];
-                float *x = random_f32(n, r % 2 ? 100 : 8), *b = random_f32(n, 2), *y = gm_malloc(n * sizeof *y);
+                float *x = kd_random_f32(n, r % 2 ? 100 : 8), *b = kd_random_f32(n, 2), *y = gm_malloc(n * sizeof *y);
                 double *want = gm_malloc(n * sizeof *want);
                 lv_jit_kernel(j, o * N_WIDTHS + w)(&(ex_call){.in = {x, b}, .out = y, .T = rows_per_call[r]});
                 for (int64_t i = 0; i < n; i++) want[i] = elementwise_ref(k->op, x[i], b[i], k->attr);
-                compare(&s, y, want, NULL, n, libm ? 1e-6 : 1e-30, 1e-6);
+                kd_compare(&s, y, want, NULL, n, libm ? 1e-6 : 1e-30, 1e-6);
                 free(x), free(b), free(y), free(want);
             }
-        report(ir_ops[elementwise_ops[o]].name, &s);
+        kd_report(ir_ops[elementwise_ops[o]].name, &s);
     }
     lv_jit_free(j);
 }
@@ -238,17 +127,17 @@ static void test_rms_norm(void) {
     enum { N_SHAPES = 7, N = N_SHAPES * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kernel(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
+        ks[i] = kd_kernel(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
         ks[i].attr[IR_A_EPS] = 1e-6;
         ks[i].attr[IR_A_ADD_ONE] = i % 2;
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
+    lv_jit *j = kd_compile(ks, N);
+    kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
         for (int r = 0; r < N_ROWS; r++) {
             int64_t C = ks[i].n, G = ks[i].k, T = rows_per_call[r];
-            weights w = random_weights(ks[i].wtype, G, 0.5);
-            float *x = random_f32(T * C, 3), *y = gm_malloc(T * C * sizeof *y);
+            kd_weights w = kd_random_weights(ks[i].wtype, G, 0.5);
+            float *x = kd_random_f32(T * C, 3), *y = gm_malloc(T * C * sizeof *y);
             double *want = gm_malloc(T * C * sizeof *want);
             lv_jit_kernel(j, i)(&(ex_call){.in = {x, w.data}, .out = y, .T = T});
             for (int64_t g = 0; g < T * C / G; g++) {
@@ -258,20 +147,20 @@ static void test_rms_norm(void) {
                 for (int64_t c = 0; c < G; c++)
                     want[g * G + c] = x[g * G + c] * inv * (w.value[c] + ks[i].attr[IR_A_ADD_ONE]);
             }
-            compare(&s, y, want, NULL, T * C, 1e-30, 1e-5);
-            free_weights(w);
+            kd_compare(&s, y, want, NULL, T * C, 1e-30, 1e-5);
+            kd_free_weights(w);
             free(x), free(y), free(want);
         }
-    report("rms_norm", &s);
+    kd_report("rms_norm", &s);
     lv_jit_free(j);
 }
 
 /* ---- matmul ---- */
 
-static void check_matmul(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
+static void check_matmul(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score *s) {
     int64_t K = k->k, N = k->n;
-    weights w = random_weights(k->wtype, N * K, 1);
-    float *x = random_f32(T * K, 1), *y = gm_malloc(T * N * sizeof *y);
+    kd_weights w = kd_random_weights(k->wtype, N * K, 1);
+    float *x = kd_random_f32(T * K, 1), *y = gm_malloc(T * N * sizeof *y);
     double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
     int64_t split = N / 8 * 4; /* two calls, as the engine's threads make them */
     fn(&(ex_call){.in = {x, w.data}, .out = y, .T = T, .n0 = 0, .n1 = split});
@@ -285,8 +174,8 @@ static void check_matmul(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
             }
             want[t * N + n] = dot, mass[t * N + n] = abs_dot;
         }
-    compare(s, y, want, mass, T * N, 1e-30, 1e-5);
-    free_weights(w);
+    kd_compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    kd_free_weights(w);
     free(x), free(y), free(want), free(mass);
 }
 
@@ -296,12 +185,12 @@ static void test_matmul(void) {
     enum { N_K = 5, N_N = 4, N = N_K * N_N * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++)
-        ks[i] = kernel(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
+        ks[i] = kd_kernel(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+    lv_jit *j = kd_compile(ks, N);
+    kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
         for (int r = 0; r < N_ROWS; r++) check_matmul(lv_jit_kernel(j, i), &ks[i], rows_per_call[r], &s);
-    report("matmul", &s);
+    kd_report("matmul", &s);
     lv_jit_free(j);
 }
 
@@ -364,11 +253,11 @@ static float *rounded_to_bf16(const float *x, int64_t n) {
     return r;
 }
 
-static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
+static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score *s) {
     int64_t K = k->k, N = k->n;
-    weights w = random_weights(k->wtype, N * K, 1), nw = random_weights(GM_F32, K, 1);
+    kd_weights w = kd_random_weights(k->wtype, N * K, 1), nw = kd_random_weights(GM_F32, K, 1);
     void *packed = k->panel ? to_panels(w.data, k->wtype, N, K, k->panel) : w.data;
-    float *x = random_f32(T * K, 1), *r = random_f32(T * N, 1), *y = gm_malloc(T * N * sizeof *y);
+    float *x = kd_random_f32(T * K, 1), *r = kd_random_f32(T * N, 1), *y = gm_malloc(T * N * sizeof *y);
     float *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
     double *want = gm_malloc(T * N * sizeof *want), *mass = gm_malloc(T * N * sizeof *mass);
     const void *in2 = k->op == IR_NORM_MATMUL ? (const void *)nw.data : k->op == IR_MATMUL_ADD ? r : NULL;
@@ -378,10 +267,10 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
     float *xr = k->attr[IR_A_X_INT8] ? rounded_to_int8(x, T * K)
               : k->attr[IR_A_X_BF16] && k->wtype == GM_BF16 ? rounded_to_bf16(x, T * K) : x;
     family_want(k, T, xr, nw.value, w.value, k->op == IR_MATMUL_ADD ? r : NULL, want, mass);
-    compare(s, y, want, mass, T * N, 1e-30, 1e-5);
+    kd_compare(s, y, want, mass, T * N, 1e-30, 1e-5);
     if (xr != x) free(xr);
     if (packed != w.data) free(packed);
-    free_weights(w), free_weights(nw);
+    kd_free_weights(w), kd_free_weights(nw);
     free(x), free(r), free(y), free(scratch), free(want), free(mass);
 }
 
@@ -390,11 +279,11 @@ static void check_family(ex_kernel_fn fn, const ex_kernel *k, int T, score *s) {
  * (register tiles and a tail), reported under label. */
 static void check_families(const ex_kernel *ks, int n, const char *label) {
     static const int Ts[] = {1, 3, 11, 17, 30};
-    lv_jit *j = compile(ks, n);
-    score s = {0, 0};
+    lv_jit *j = kd_compile(ks, n);
+    kd_score s = {0, 0};
     for (int i = 0; i < n; i++)
         for (int r = 0; r < 5; r++) check_family(lv_jit_kernel(j, i), &ks[i], Ts[r], &s);
-    report(label, &s);
+    kd_report(label, &s);
     lv_jit_free(j);
 }
 
@@ -409,7 +298,7 @@ static void test_matmul_family(void) {
     enum { N_K = 4, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+        ks[i] = kd_kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
         ks[i].panel = EX_PANEL;
         ks[i].ntype = GM_F32;
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
@@ -436,7 +325,7 @@ static void test_matmul_quantized(void) {
     for (int i = 0; i < N; i++) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), K = i / N_QTYPES / N_N ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : B;
-        ks[i] = kernel(ops[i % 3], dt, Ns[i / N_QTYPES % N_N], K);
+        ks[i] = kd_kernel(ops[i % 3], dt, Ns[i / N_QTYPES % N_N], K);
         ks[i].ntype = GM_F32;
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
         if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -458,7 +347,7 @@ static void test_matmul_int8(void) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), shape = i / N_QTYPES % 3;
         int64_t K = shape == 0 ? (B == 32 ? 64 : B) : shape == 1 ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 96 : B);
-        ks[i] = kernel(i / N_QTYPES / 3 ? IR_MATMUL_ADD : IR_MATMUL, dt, shape == 1 ? 100 : 33, K);
+        ks[i] = kd_kernel(i / N_QTYPES / 3 ? IR_MATMUL_ADD : IR_MATMUL, dt, shape == 1 ? 100 : 33, K);
         ks[i].attr[IR_A_X_INT8] = 1;
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
     }
@@ -476,7 +365,7 @@ static void test_matmul_int8_repacked(void) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), longer = i / N_QTYPES % 2;
         int64_t K = longer ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 64 : B);
-        ks[i] = kernel(i / N_QTYPES / 2 ? IR_MATMUL_ADD : IR_MATMUL, dt, longer ? 100 : 33, K);
+        ks[i] = kd_kernel(i / N_QTYPES / 2 ? IR_MATMUL_ADD : IR_MATMUL, dt, longer ? 100 : 33, K);
         ks[i].attr[IR_A_X_INT8] = 1;
         ks[i].panel = EX_PANEL;
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -500,7 +389,7 @@ static void test_matmul_bf16(void) {
     enum { N_K = 5, N = N_K * 2 * 2 * 2 };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kernel(i % 2 ? IR_MATMUL_ADD : IR_MATMUL, GM_BF16, i / 2 % 2 ? 100 : 33, Ks[i / 8]);
+        ks[i] = kd_kernel(i % 2 ? IR_MATMUL_ADD : IR_MATMUL, GM_BF16, i / 2 % 2 ? 100 : 33, Ks[i / 8]);
         ks[i].attr[IR_A_X_BF16] = 1;
         ks[i].panel = i / 4 % 2 ? 0 : EX_PANEL;
         if (ks[i].op == IR_MATMUL && i % 3 == 0) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -517,7 +406,7 @@ static void test_matmul_bf16(void) {
  * (the kernel may fuse d·q + min, or round the product of three factors once). */
 static void test_embed_quantized(void) {
     ex_kernel ks[N_QTYPES];
-    for (int i = 0; i < N_QTYPES; i++) ks[i] = kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+    for (int i = 0; i < N_QTYPES; i++) ks[i] = kd_kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
     check_embeds(ks, N_QTYPES, 1e-30, 2e-7, "embed, quantized");
 }
 
@@ -526,7 +415,7 @@ static void test_embed_quantized(void) {
 static void test_embed_qpanel(void) {
     ex_kernel ks[N_QTYPES];
     for (int i = 0; i < N_QTYPES; i++) {
-        ks[i] = kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+        ks[i] = kd_kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
         ks[i].panel = GM_QPANEL_ROWS;
     }
     check_embeds(ks, N_QTYPES, 0, 0, "embed, quantized, from int8 panels");
@@ -542,19 +431,19 @@ static void test_rope(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         int64_t hd = head_dims[i / 2];
-        ks[i] = kernel(IR_ROPE, GM_F32, hd * 3, 0);
+        ks[i] = kd_kernel(IR_ROPE, GM_F32, hd * 3, 0);
         ks[i].attr[IR_A_HEAD_DIM] = (double)hd;
         ks[i].attr[IR_A_THETA] = i % 2 ? 1e6 : 1e4;
         ks[i].attr[IR_A_POS_SCALE] = pos_scales[i % 2];
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
+    lv_jit *j = kd_compile(ks, N);
+    kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
         for (int r = 0; r < N_ROWS; r++)
             for (int p = 0; p < 3; p++) {
                 const double *a = ks[i].attr;
                 int64_t C = ks[i].n, hd = (int64_t)a[IR_A_HEAD_DIM], half = hd / 2, T = rows_per_call[r];
-                float *x = random_f32(T * C, 1), *y = gm_malloc(T * C * sizeof *y);
+                float *x = kd_random_f32(T * C, 1), *y = gm_malloc(T * C * sizeof *y);
                 double *want = gm_malloc(T * C * sizeof *want);
                 lv_jit_kernel(j, i)(&(ex_call){.in = {x}, .out = y, .T = T, .pos = positions[p]});
                 for (int64_t t = 0; t < T; t++)
@@ -565,10 +454,10 @@ static void test_rope(void) {
                             want[t * C + h + q] = x0 * cos(angle) - x1 * sin(angle);
                             want[t * C + h + q + half] = x1 * cos(angle) + x0 * sin(angle);
                         }
-                compare(&s, y, want, NULL, T * C, 1e-5, 0);
+                kd_compare(&s, y, want, NULL, T * C, 1e-5, 0);
                 free(x), free(y), free(want);
             }
-    report("rope", &s);
+    kd_report("rope", &s);
     lv_jit_free(j);
 }
 
@@ -616,7 +505,7 @@ static void run_attention(ex_kernel_fn fn, const attn_shape *a, ex_call c) {
 }
 
 /* Calls of T rows at growing positions, past the ring's end more than once. */
-static void check_attention(ex_kernel_fn fn, const attn_shape *a, score *s) {
+static void check_attention(ex_kernel_fn fn, const attn_shape *a, kd_score *s) {
     static const int short_run[] = {3, 1, 1, 17, 1, 1, 7, 1, 17, 1, 3, 0}, long_run[] = {100, 1, 150, 1, 60, 1, 0};
     const int *calls = a->long_run ? long_run : short_run;
     int context = a->long_run ? 320 : 64;
@@ -627,7 +516,7 @@ static void check_attention(ex_kernel_fn fn, const attn_shape *a, score *s) {
     int pos = 0;
     for (int c = 0; calls[c]; c++) {
         int T = calls[c];
-        float *q = random_f32(T * q_cols, 2), *k = random_f32(T * kv_cols, 2), *v = random_f32(T * kv_cols, 1);
+        float *q = kd_random_f32(T * q_cols, 2), *k = kd_random_f32(T * kv_cols, 2), *v = kd_random_f32(T * kv_cols, 1);
         float *y = gm_malloc(T * q_cols * sizeof *y);
         double *want = gm_malloc(T * q_cols * sizeof *want);
         memcpy(keys + pos * kv_cols, k, T * kv_cols * sizeof(float));
@@ -635,7 +524,7 @@ static void check_attention(ex_kernel_fn fn, const attn_shape *a, score *s) {
         run_attention(fn, a, (ex_call){.in = {q, k, v}, .out = y, .T = T, .pos = pos, .k_cache = slot->k,
                                        .v_cache = slot->v, .rows = slot->rows});
         for (int t = 0; t < T; t++) attention_ref(a, q + t * q_cols, keys, values, pos + t, want + t * q_cols);
-        compare(s, y, want, NULL, T * q_cols, 1e-5, 0);
+        kd_compare(s, y, want, NULL, T * q_cols, 1e-5, 0);
         rt_kv_store(slot, pos, T, k, v);
         pos += T;
         free(q), free(k), free(v), free(y), free(want);
@@ -655,7 +544,7 @@ static void test_attention(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         const attn_shape *a = &shapes[i];
-        ks[i] = kernel(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);
+        ks[i] = kd_kernel(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);
         ks[i].attr[IR_A_HEADS] = a->heads;
         ks[i].attr[IR_A_KV_HEADS] = a->kv_heads;
         ks[i].attr[IR_A_HEAD_DIM] = a->head_dim;
@@ -663,10 +552,10 @@ static void test_attention(void) {
         ks[i].attr[IR_A_SOFTCAP] = a->softcap;
         ks[i].attr[IR_A_WINDOW] = a->window;
     }
-    lv_jit *j = compile(ks, N);
-    score s = {0, 0};
+    lv_jit *j = kd_compile(ks, N);
+    kd_score s = {0, 0};
     for (int i = 0; i < N; i++) check_attention(lv_jit_kernel(j, i), &shapes[i], &s);
-    report("attention", &s);
+    kd_report("attention", &s);
     lv_jit_free(j);
 }
 

@@ -20,39 +20,11 @@
  *   gelu_tanh_dx, softcap_dx  1e-6 absolute + 1e-6 relative (the inline exp and tanh) */
 #include "testing.h"
 
-#include "backends/llvm/jit.h"
+#include "kernel_data.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static double uniform(void) { /* in [-1, 1) */
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / (double)(1ull << 52) - 1;
-}
-
-static float *random_f32(int64_t n, double scale) {
-    float *x = malloc(n * sizeof *x);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * uniform());
-    return x;
-}
-
-static ex_kernel kernel(ir_op op, int64_t n, int64_t k) {
-    ex_kernel x;
-    memset(&x, 0, sizeof x);
-    x.op = op, x.n = n, x.k = k;
-    return x;
-}
-
-static lv_jit *compile(const ex_kernel *k) {
-    gm_err e;
-    lv_jit *j = lv_jit_compile(k, 1, 1, &e);
-    if (!j) printf("\n  %s\n", e.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    return j;
-}
 
 static void report(const char *what, double worst, double tol) {
     printf("\n  %-18s worst %.3g (tolerance %.3g)", what, worst, tol);
@@ -73,15 +45,15 @@ static double lse(const float *z) {
 }
 
 static void test_cross_entropy(void) {
-    float *z = random_f32(T_CE * V, 8);
+    float *z = kd_random_f32(T_CE * V, 8);
     int32_t tgt[T_CE] = {3, -1, 999, 0, -1, 500, 7, -1, 42};
     int scored = 0;
     double want = 0, worst = 0, worst_dx = 0;
     for (int t = 0; t < T_CE; t++)
         if (tgt[t] >= 0) want += lse(z + t * V) - z[t * V + tgt[t]], scored++;
     want /= scored;
-    ex_kernel ks[2] = {kernel(IR_CROSS_ENTROPY, V, 0), kernel(IR_CROSS_ENTROPY_DX, V, 0)};
-    lv_jit *loss_jit = compile(&ks[0]), *dx_jit = compile(&ks[1]);
+    ex_kernel ks[2] = {kd_kernel(IR_CROSS_ENTROPY, GM_F32, V, 0), kd_kernel(IR_CROSS_ENTROPY_DX, GM_F32, V, 0)};
+    lv_jit *loss_jit = kd_compile(&ks[0], 1), *dx_jit = kd_compile(&ks[1], 1);
     float loss = NAN, *dz = malloc(T_CE * V * sizeof *dz);
     for (int i = 0; i < T_CE * V; i++) dz[i] = NAN;
     lv_jit_kernel(loss_jit, 0)(&(ex_call){.in = {z, tgt}, .out = &loss, .T = T_CE});
@@ -134,16 +106,16 @@ static double worst_rel(const float *got, const double *want, int64_t n) {
 /* Groups of G over rows of C = 2G columns (the q/k norm's heads), T rows. */
 static double check_norm(int64_t G, gm_dtype dt, double add_one, double *worst_dw) {
     int T = 5, rows = 2 * T;
-    float *x = random_f32(rows * G, 2), *dy = random_f32(rows * G, 1), *w = random_f32(G, 1);
+    float *x = kd_random_f32(rows * G, 2), *dy = kd_random_f32(rows * G, 1), *w = kd_random_f32(G, 1);
     uint16_t *w16 = malloc(G * sizeof *w16);
     for (int64_t i = 0; i < G; i++) w16[i] = gm_f32_to_bf16(w[i]), w[i] = dt == GM_BF16 ? gm_bf16_to_f32(w16[i]) : w[i];
     double *dx = malloc(rows * G * sizeof *dx), *dw = malloc(G * sizeof *dw);
     norm_want(dy, x, w, rows, G, add_one, 1e-6, dx, dw);
-    ex_kernel ks[2] = {kernel(IR_RMS_NORM_DX, 2 * G, G), kernel(IR_RMS_NORM_DW, 2 * G, G)};
+    ex_kernel ks[2] = {kd_kernel(IR_RMS_NORM_DX, GM_F32, 2 * G, G), kd_kernel(IR_RMS_NORM_DW, GM_F32, 2 * G, G)};
     for (int i = 0; i < 2; i++) ks[i].wtype = dt, ks[i].attr[IR_A_EPS] = 1e-6, ks[i].attr[IR_A_ADD_ONE] = add_one;
     float *got_dx = malloc(rows * G * sizeof *got_dx), *got_dw = malloc(G * sizeof *got_dw);
     const void *wp = dt == GM_BF16 ? (const void *)w16 : w;
-    lv_jit *jdx = compile(&ks[0]), *jdw = compile(&ks[1]);
+    lv_jit *jdx = kd_compile(&ks[0], 1), *jdw = kd_compile(&ks[1], 1);
     lv_jit_kernel(jdx, 0)(&(ex_call){.in = {dy, x, wp}, .out = got_dx, .T = T});
     lv_jit_kernel(jdw, 0)(&(ex_call){.in = {dy, x, wp}, .out = got_dw, .T = T});
     double worst = worst_rel(got_dx, dx, rows * G);
@@ -166,10 +138,10 @@ static void test_rms_norm_grads(void) {
 
 static void test_rope_dx(void) {
     int T = 6, hd = 8, C = 3 * hd, pos = 4;
-    float *dy = random_f32(T * C, 1), *got = malloc(T * C * sizeof *got);
-    ex_kernel k = kernel(IR_ROPE_DX, C, 0);
+    float *dy = kd_random_f32(T * C, 1), *got = malloc(T * C * sizeof *got);
+    ex_kernel k = kd_kernel(IR_ROPE_DX, GM_F32, C, 0);
     k.attr[IR_A_HEAD_DIM] = hd, k.attr[IR_A_THETA] = 10000, k.attr[IR_A_POS_SCALE] = 2;
-    lv_jit *j = compile(&k);
+    lv_jit *j = kd_compile(&k, 1);
     lv_jit_kernel(j, 0)(&(ex_call){.in = {dy}, .out = got, .T = T, .pos = pos});
     double worst = 0;
     for (int t = 0; t < T; t++)
@@ -198,10 +170,10 @@ static void check_elementwise(ir_op op, double x_scale, double *worst) {
     for (int w = 0; w < 4; w++) {
         int T = 3;
         int64_t n = T * widths[w];
-        float *dy = random_f32(n, 1), *x = random_f32(n, x_scale), *got = malloc(n * sizeof *got);
-        ex_kernel k = kernel(op, widths[w], 0);
+        float *dy = kd_random_f32(n, 1), *x = kd_random_f32(n, x_scale), *got = malloc(n * sizeof *got);
+        ex_kernel k = kd_kernel(op, GM_F32, widths[w], 0);
         k.attr[IR_A_CAP] = op == IR_SOFTCAP_DX ? 30 : 0;
-        lv_jit *j = compile(&k);
+        lv_jit *j = kd_compile(&k, 1);
         lv_jit_kernel(j, 0)(&(ex_call){.in = {dy, x}, .out = got, .T = T});
         for (int64_t i = 0; i < n; i++) {
             double r = x[i] / 30.0, want = op == IR_SOFTCAP_DX ? dy[i] * (1 - r * r) : dy[i] * gelu_slope(x[i]);

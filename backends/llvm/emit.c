@@ -246,6 +246,19 @@ void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int
     LLVMPositionBuilderAtEnd(m->b, body);
 }
 
+LLVMBasicBlockRef lv_if_begin(lv_emit *m, LLVMValueRef cond) {
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "then");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "endif");
+    LLVMBuildCondBr(m->b, cond, then, done);
+    LLVMPositionBuilderAtEnd(m->b, then);
+    return done;
+}
+
+void lv_if_end(lv_emit *m, LLVMBasicBlockRef done) {
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, done);
+}
+
 void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next) {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(m->b);
     LLVMValueRef i_next = lv_addi(m, l->i, l->step);

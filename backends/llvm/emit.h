@@ -96,6 +96,10 @@ void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int
 /* Closes it with the carried values of the next iteration (NULL when n = 0). */
 void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next);
 
+/* "if (cond) {": the builder moves into the taken block; lv_if_end(done) is the "}". */
+LLVMBasicBlockRef lv_if_begin(lv_emit *m, LLVMValueRef cond);
+void lv_if_end(lv_emit *m, LLVMBasicBlockRef done);
+
 /* Emits body(at, w) for pieces [at, at+w) covering [0, n), the loop over
  * full vectors unrolled `unroll` times. With n_sums > 0 the body leaves
  * n_sums terms of width w in `terms`, and sums[] receives their totals over

@@ -273,13 +273,9 @@ static void emit_rows(lv_emit *m, const grad *g, LLVMValueRef r0, LLVMValueRef r
     emit_chunk(m, g, r0, r1, c16.i, 16);
     lv_loop_end(m, &c16, NULL);
     if (g->K % 16 == 0) return;
-    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tail"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tail_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, n1, lv_int(m, g->K), ""), tail, done);
-    LLVMPositionBuilderAtEnd(m->b, tail);
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, n1, lv_int(m, g->K), ""));
     emit_chunk(m, g, r0, r1, lv_int(m, g->K - g->K % 16), (int)(g->K % 16));
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
+    lv_if_end(m, done);
 }
 
 /* The blocks of EX_KC of the `steps` steps (at least one, so that dw is

@@ -23,20 +23,6 @@ static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(e
 static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
 static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
 
-/* "if (cond) {": the builder moves into the taken block; lv_if_end closes it. */
-static LLVMBasicBlockRef if_begin(lv_emit *m, LLVMValueRef cond) {
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "then");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "done");
-    LLVMBuildCondBr(m->b, cond, then, done);
-    LLVMPositionBuilderAtEnd(m->b, then);
-    return done;
-}
-
-static void if_end(lv_emit *m, LLVMBasicBlockRef done) {
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
-}
-
 static LLVMValueRef load_i32(lv_emit *m, LLVMValueRef base, LLVMValueRef i) {
     return LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, base, &i, 1, ""), ""),
                          m->i64, "");
@@ -102,14 +88,14 @@ static void emit_cross_entropy(lv_emit *m, const ex_kernel *k) {
     lv_loop t;
     lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
     LLVMValueRef tgt = load_i32(m, targets, t.i);
-    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
     c.at = lv_muli(m, t.i, k->n);
     LLVMValueRef lse = lv_libm(m, "log", LLVMBuildFPExt(m->b, row_exp_sum(m, &c, k->n), m->f64, ""));
     lse = LLVMBuildFAdd(m->b, lse, LLVMBuildFPExt(m->b, c.max, m->f64, ""), "");
     LLVMValueRef zt = LLVMBuildFPExt(m->b, lv_load(m, c.z, lv_add(m, c.at, tgt), GM_F32, 1), m->f64, "");
     LLVMValueRef added = LLVMBuildFAdd(m->b, LLVMBuildLoad2(m->b, m->f64, total, ""), LLVMBuildFSub(m->b, lse, zt, ""), "");
     LLVMBuildStore(m->b, added, total);
-    if_end(m, done);
+    lv_if_end(m, done);
     lv_loop_end(m, &t, NULL);
     LLVMValueRef scored = scored_rows(m, targets), sum = LLVMBuildLoad2(m->b, m->f64, total, "");
     LLVMValueRef mean = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, scored, LLVMConstReal(m->f64, 0), ""),
@@ -133,7 +119,7 @@ static void emit_cross_entropy_dx(lv_emit *m, const ex_kernel *k) {
     c.at = lv_muli(m, t.i, k->n);
     c.y = y;
     lv_span(m, k->n, 1, 0, zero_piece, &c, NULL); /* rows without a target stay zero */
-    LLVMBasicBlockRef done = if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
     c.y = NULL;
     LLVMValueRef sum = LLVMBuildFPExt(m->b, row_exp_sum(m, &c, k->n), m->f64, "");
     c.y = y;
@@ -142,7 +128,7 @@ static void emit_cross_entropy_dx(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef at = lv_add(m, c.at, tgt);
     LLVMValueRef one_hot = LLVMBuildFPTrunc(m->b, inv_scored, m->f32, "");
     lv_store(m, y, at, lv_fsub(m, lv_load(m, y, at, GM_F32, 1), one_hot));
-    if_end(m, done);
+    lv_if_end(m, done);
     lv_loop_end(m, &t, NULL);
 }
 
@@ -244,15 +230,15 @@ static void emit_change_rows(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef has = LLVMBuildICmp(m->b, LLVMIntSGE, load_i32(m, targets, t.i), lv_int(m, 0), "");
     if (k->op == IR_ALL_ROWS) {
         norm_grad_ctx z = {.y = y, .base = lv_muli(m, t.i, k->n)};
-        LLVMBasicBlockRef done = if_begin(m, LLVMBuildNot(m->b, has, ""));
+        LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildNot(m->b, has, ""));
         lv_span(m, k->n, 1, 0, row_zero_piece, &z, NULL);
-        if_end(m, done);
+        lv_if_end(m, done);
     }
-    LLVMBasicBlockRef done = if_begin(m, has);
+    LLVMBasicBlockRef done = lv_if_begin(m, has);
     LLVMValueRef row_t = lv_muli(m, t.i, k->n), row_s = lv_muli(m, t.v[0], k->n);
     if (k->op == IR_SCORED_ROWS) copy_row(m, x, row_t, y, row_s, k->n);
     else copy_row(m, x, row_s, y, row_t, k->n);
-    if_end(m, done);
+    lv_if_end(m, done);
     LLVMValueRef next = lv_add(m, t.v[0], LLVMBuildZExt(m->b, has, m->i64, ""));
     lv_loop_end(m, &t, &next);
 }

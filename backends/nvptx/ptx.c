@@ -119,19 +119,6 @@ static void shared_store(lv_emit *m, LLVMValueRef arr, LLVMValueRef idx, LLVMVal
     LLVMBuildStore(m->b, v, shared_at(m, arr, idx));
 }
 
-/* "if (cond) {" ... "}" */
-static LLVMBasicBlockRef if_begin(lv_emit *m, LLVMValueRef cond) {
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "then");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "endif");
-    LLVMBuildCondBr(m->b, cond, then, done);
-    LLVMPositionBuilderAtEnd(m->b, then);
-    return done;
-}
-static void if_end(lv_emit *m, LLVMBasicBlockRef done) {
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
-}
-
 static LLVMValueRef is_zero(lv_emit *m, LLVMValueRef x) { return LLVMBuildICmp(m->b, LLVMIntEQ, x, lv_int(m, 0), ""); }
 static LLVMValueRef lt(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(m->b, LLVMIntSLT, a, b, ""); }
 static LLVMValueRef imin(lv_emit *m, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(m->b, lt(m, a, b), a, b, ""); }
@@ -182,9 +169,9 @@ static void kernel_begin(lv_emit *m, const char *name, int threads, int waits_it
 static LLVMValueRef block_sum(lv_emit *m, LLVMValueRef x, LLVMValueRef red) {
     LLVMValueRef tid = sreg(m, "tid.x"), warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), "");
     x = warp_sum(m, x);
-    LLVMBasicBlockRef done = if_begin(m, is_zero(m, LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "")));
+    LLVMBasicBlockRef done = lv_if_begin(m, is_zero(m, LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "")));
     shared_store(m, red, warp, x);
-    if_end(m, done);
+    lv_if_end(m, done);
     barrier(m);
     LLVMValueRef s = shared_load(m, red, lv_int(m, 0));
     for (int w = 1; w < NV_THREADS / NV_WARP; w++) s = lv_fadd(m, s, shared_load(m, red, lv_int(m, w)));
@@ -203,22 +190,22 @@ static LLVMValueRef inv_rms(lv_emit *m, LLVMValueRef ss, int64_t G, double eps) 
 
 static void emit_elementwise(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef i = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
-    LLVMBasicBlockRef done = if_begin(m, lt(m, i, lv_muli(m, param(m, P_T), k->n)));
+    LLVMBasicBlockRef done = lv_if_begin(m, lt(m, i, lv_muli(m, param(m, P_T), k->n)));
     LLVMValueRef x = lv_load(m, param(m, P_IN0), i, GM_F32, 1);
     LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, param(m, P_IN1), i, GM_F32, 1) : NULL;
     lv_store(m, param(m, P_OUT), i, lv_elementwise_value(m, k, x, b, 1));
-    if_end(m, done);
+    lv_if_end(m, done);
 }
 
 static void emit_embed(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
     LLVMValueRef t = sreg(m, "ctaid.y");
-    LLVMBasicBlockRef done = if_begin(m, lt(m, col, lv_int(m, k->n)));
+    LLVMBasicBlockRef done = lv_if_begin(m, lt(m, col, lv_int(m, k->n)));
     LLVMValueRef idp = LLVMBuildInBoundsGEP2(m->b, m->i32, param(m, P_IN0), &t, 1, "");
     LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, idp, ""), m->i64, "");
     LLVMValueRef v = lv_load(m, param(m, P_IN1), lv_add(m, lv_muli(m, id, k->n), col), k->wtype, 1);
     lv_store(m, param(m, P_OUT), lv_add(m, lv_muli(m, t, k->n), col), v);
-    if_end(m, done);
+    lv_if_end(m, done);
 }
 
 /* ---- rms_norm and norm_add: a block per group of G values ---- */
@@ -351,22 +338,22 @@ static void merge_part(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMVal
 static void store_output(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLVMValueRef y_at) {
     LLVMValueRef inv = lv_fdiv(m, lv_real(m, 1, 1), r[1]);
     for (int i = 0; i < a->dims; i++) {
-        LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
+        LLVMBasicBlockRef stored = lv_if_begin(m, a->ok[i]);
         lv_store(m, param(m, P_OUT), lv_add(m, y_at, a->d[i]), lv_fmul(m, r[2 + i], inv));
-        if_end(m, stored);
+        lv_if_end(m, stored);
     }
 }
 
 /* The warp's running max (v[0]), sum (v[1]) and accumulators (v[2..]) into part[w] = [max, sum, acc[hd]]. */
 static void leave_part(lv_emit *m, const attn_ctx *a, LLVMValueRef part, LLVMValueRef base, LLVMValueRef lane, const LLVMValueRef *v) {
-    LLVMBasicBlockRef first = if_begin(m, is_zero(m, lane));
+    LLVMBasicBlockRef first = lv_if_begin(m, is_zero(m, lane));
     lv_store(m, part, base, v[0]);
     lv_store(m, part, lv_addi(m, base, 1), v[1]);
-    if_end(m, first);
+    lv_if_end(m, first);
     for (int i = 0; i < a->dims; i++) {
-        LLVMBasicBlockRef stored = if_begin(m, a->ok[i]);
+        LLVMBasicBlockRef stored = lv_if_begin(m, a->ok[i]);
         lv_store(m, part, lv_add(m, lv_addi(m, base, 2), a->d[i]), v[2 + i]);
-        if_end(m, stored);
+        lv_if_end(m, stored);
     }
 }
 
@@ -406,24 +393,24 @@ static void meet_parts(lv_emit *m, const attn_ctx *a, const LLVMValueRef *r, LLV
     call_intrinsic(m, "llvm.nvvm.bar.warp.sync", NULL, 0, &all, 1);
     LLVMValueRef at = lv_add(m, lv_int(m, nh * P * stride), h);
     LLVMValueRef counter = LLVMBuildInBoundsGEP2(m->b, m->i32, scratch, &at, 1, "");
-    LLVMBasicBlockRef entry = LLVMGetInsertBlock(m->b), counted = if_begin(m, is_zero(m, lane));
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(m->b), counted = lv_if_begin(m, is_zero(m, lane));
     LLVMValueRef old = LLVMBuildAtomicRMW(m->b, LLVMAtomicRMWBinOpAdd, counter, LLVMConstInt(m->i32, 1, 0),
                                           LLVMAtomicOrderingMonotonic, 0);
     LLVMBasicBlockRef added = LLVMGetInsertBlock(m->b);
-    if_end(m, counted);
+    lv_if_end(m, counted);
     LLVMValueRef phi = LLVMBuildPhi(m->b, m->i32, "");
     LLVMValueRef in[2] = {LLVMConstInt(m->i32, 0, 0), old};
     LLVMBasicBlockRef from[2] = {entry, added};
     LLVMAddIncoming(phi, in, from, 2);
     LLVMValueRef args[4] = {all, phi, LLVMConstInt(m->i32, 0, 0), LLVMConstInt(m->i32, 31, 0)};
     LLVMValueRef seen = call_intrinsic(m, "llvm.nvvm.shfl.sync.idx.i32", NULL, 0, args, 4);
-    LLVMBasicBlockRef last = if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, seen, LLVMConstInt(m->i32, P - 1, 0), ""));
+    LLVMBasicBlockRef last = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, seen, LLVMConstInt(m->i32, P - 1, 0), ""));
     call_intrinsic(m, "llvm.nvvm.membar.gl", NULL, 0, NULL, 0);
     merge_all_parts(m, a, slots, P, lane, y_at);
-    LLVMBasicBlockRef reset = if_begin(m, is_zero(m, lane));
+    LLVMBasicBlockRef reset = lv_if_begin(m, is_zero(m, lane));
     LLVMSetVolatile(LLVMBuildStore(m->b, LLVMConstInt(m->i32, 0, 0), counter), 1);
-    if_end(m, reset);
-    if_end(m, last);
+    lv_if_end(m, reset);
+    lv_if_end(m, last);
 }
 
 /* Decode appends the call's k and v row to the ring itself, at pos mod rows: a row no block of
@@ -433,13 +420,13 @@ static void store_kv_row(lv_emit *m, const attn_ctx *a, LLVMValueRef h, LLVMValu
     int64_t group = (int64_t)(a->k->attr[IR_A_HEADS] / a->k->attr[IR_A_KV_HEADS]);
     LLVMValueRef mine = LLVMBuildAnd(m->b, is_zero(m, LLVMBuildURem(m->b, h, lv_int(m, group), "")), is_zero(m, p), "");
     lv_loop l;
-    LLVMBasicBlockRef done = if_begin(m, mine);
+    LLVMBasicBlockRef done = lv_if_begin(m, mine);
     LLVMValueRef to = lv_add(m, lv_muli(m, LLVMBuildSRem(m->b, a->pos, a->rows, ""), a->kv_cols), a->kv_at);
     strided_loop(m, &l, tid, lv_int(m, a->hd), NV_ATTN_WARPS * NV_WARP, 0, NULL);
     lv_store(m, param(m, P_KC), lv_add(m, to, l.i), lv_load(m, param(m, P_IN1), lv_add(m, a->kv_at, l.i), GM_F32, 1));
     lv_store(m, param(m, P_VC), lv_add(m, to, l.i), lv_load(m, param(m, P_IN2), lv_add(m, a->kv_at, l.i), GM_F32, 1));
     lv_loop_end(m, &l, NULL);
-    if_end(m, done);
+    lv_if_end(m, done);
 }
 
 /* Keys [lo, hi) of the block: all of them in prefill (a block per query row), part p of P in
@@ -484,10 +471,10 @@ static void emit_attention(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef part = shared_array(m, "part", NV_ATTN_WARPS * (a.hd + 2));
     leave_part(m, &a, part, lv_muli(m, warp, a.hd + 2), lane, j.v);
     barrier(m);
-    LLVMBasicBlockRef store = if_begin(m, decode);
+    LLVMBasicBlockRef store = lv_if_begin(m, decode);
     store_kv_row(m, &a, h, p, tid);
-    if_end(m, store);
-    LLVMBasicBlockRef done = if_begin(m, is_zero(m, warp));
+    lv_if_end(m, store);
+    LLVMBasicBlockRef done = lv_if_begin(m, is_zero(m, warp));
     LLVMValueRef r[2 + MAX_DIMS];
     memcpy(r, init, sizeof r);
     for (int w = 0; w < NV_ATTN_WARPS; w++) merge_part(m, &a, part, lv_int(m, w * (a.hd + 2)), r);
@@ -501,7 +488,7 @@ static void emit_attention(lv_emit *m, const ex_kernel *k) {
         LLVMPositionBuilderAtEnd(m->b, whole);
     }
     store_output(m, &a, r, q_at);
-    if_end(m, done);
+    lv_if_end(m, done);
 }
 
 /* The "_store" entry: row t of the call's k and v (in0, in1) into the ring at (pos + t) mod rows,
@@ -511,12 +498,12 @@ static void emit_kv_store(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef t = sreg(m, "ctaid.x"), c = lv_add(m, lv_muli(m, sreg(m, "ctaid.y"), NV_THREADS), sreg(m, "tid.x"));
     LLVMValueRef T = param(m, P_T), rows = param(m, P_ROWS);
     LLVMValueRef keep = LLVMBuildAnd(m->b, lt(m, c, lv_int(m, cols)), LLVMBuildICmp(m->b, LLVMIntSGE, t, lv_sub(m, T, rows), ""), "");
-    LLVMBasicBlockRef done = if_begin(m, keep);
+    LLVMBasicBlockRef done = lv_if_begin(m, keep);
     LLVMValueRef to = lv_add(m, lv_muli(m, LLVMBuildSRem(m->b, lv_add(m, call_pos(m), t), rows, ""), cols), c);
     LLVMValueRef from = lv_add(m, lv_muli(m, t, cols), c);
     lv_store(m, param(m, P_KC), to, lv_load(m, param(m, P_IN0), from, GM_F32, 1));
     lv_store(m, param(m, P_VC), to, lv_load(m, param(m, P_IN1), from, GM_F32, 1));
-    if_end(m, done);
+    lv_if_end(m, done);
 }
 
 /* ---- the matmul family ---- */
@@ -618,9 +605,9 @@ static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, L
 static void gemv_join(lv_emit *m, const gemv_ctx *g, int S, LLVMValueRef warp, LLVMValueRef lane, LLVMValueRef *sums) {
     int n = g->rows + 1;
     LLVMValueRef part = shared_array(m, "parts", (NV_THREADS / NV_WARP) * n);
-    LLVMBasicBlockRef first = if_begin(m, is_zero(m, lane));
+    LLVMBasicBlockRef first = lv_if_begin(m, is_zero(m, lane));
     for (int i = 0; i < n; i++) shared_store(m, part, lv_addi(m, lv_muli(m, warp, n), i), sums[i]);
-    if_end(m, first);
+    lv_if_end(m, first);
     barrier(m);
     LLVMValueRef lead = lv_sub(m, warp, LLVMBuildURem(m->b, warp, lv_int(m, S), ""));
     for (int i = 0; i < n; i++) {
@@ -653,10 +640,10 @@ static void prefetch_l2(lv_emit *m, LLVMValueRef p, LLVMValueRef len, int lines,
     LLVMValueRef as = LLVMGetInlineAsm(ty, "prefetch.L2 [$0];", 17, "l", 1, 1, 0, LLVMInlineAsmDialectATT, 0);
     for (int i = 0; i < lines; i++) {
         LLVMValueRef off = lv_muli(m, lv_addi(m, lane, i * NV_WARP), 128);
-        LLVMBasicBlockRef done = if_begin(m, lt(m, off, len));
+        LLVMBasicBlockRef done = lv_if_begin(m, lt(m, off, len));
         LLVMValueRef at = LLVMBuildAdd(m->b, LLVMBuildPtrToInt(m->b, p, m->i64, ""), off, "");
         LLVMBuildCall2(m->b, ty, as, &at, 1, "");
-        if_end(m, done);
+        lv_if_end(m, done);
     }
 }
 
@@ -727,14 +714,14 @@ static void emit_gemv(lv_emit *m, const mm_ctx *matmul, int geglu) {
     for (int r = 0; r < g.rows; r++) sums[r] = inv ? lv_fmul(m, sums[r], inv) : sums[r];
     LLVMValueRef lead = LLVMBuildAnd(m->b, is_zero(m, lane),
                                      is_zero(m, LLVMBuildURem(m->b, warp, lv_int(m, S), "")), "");
-    LLVMBasicBlockRef first = if_begin(m, lead);
+    LLVMBasicBlockRef first = lv_if_begin(m, lead);
     for (int r = 0; r < cols; r++) {
         LLVMValueRef n = lv_addi(m, n0, r);
-        LLVMBasicBlockRef stored = if_begin(m, lt(m, n, lv_int(m, c->N)));
+        LLVMBasicBlockRef stored = lv_if_begin(m, lt(m, n, lv_int(m, c->N)));
         gemv_store(m, c, geglu, n, sums + r);
-        if_end(m, stored);
+        lv_if_end(m, stored);
     }
-    if_end(m, first);
+    lv_if_end(m, first);
 }
 
 /* norm_matmul's 1/rms of the block's NV_BM rows into inv[]: a warp per row in turn. */
@@ -791,9 +778,9 @@ static void emit_tiled(lv_emit *m, const mm_ctx *c) {
     for (int i = 0; i < 16; i++) {
         LLVMValueRef t = lv_add(m, t0, lv_addi(m, lv_muli(m, ty, 4), i / 4));
         LLVMValueRef n = lv_add(m, n0, lv_addi(m, lv_muli(m, tx, 4), i % 4));
-        LLVMBasicBlockRef done = if_begin(m, LLVMBuildAnd(m->b, lt(m, t, param(m, P_T)), lt(m, n, lv_int(m, c->N)), ""));
+        LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildAnd(m->b, lt(m, t, param(m, P_T)), lt(m, n, lv_int(m, c->N)), ""));
         epilogue(m, c, lv_add(m, lv_muli(m, t, c->N), n), k.v[i]);
-        if_end(m, done);
+        lv_if_end(m, done);
     }
 }
 
