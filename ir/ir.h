@@ -54,6 +54,11 @@ const char *ir_pattern_name(ir_pattern k);
 int ir_op_from_name(const char *name);     /* -1 when unknown */
 /* The matmul family: x · Wᵀ with W at input 1, plus a prologue or epilogue. */
 static inline int ir_is_matmul(ir_op op) { return op == IR_MATMUL || op == IR_NORM_MATMUL || op == IR_MATMUL_ADD; }
+/* Whether op's kernels compute each element of a row from that row of its
+ * inputs only, reading what they need before writing it (elementwise ops,
+ * cross_entropy_dx: a row's softmax), so that plan_memory may lay its output
+ * over an input it reads last. */
+static inline int ir_writes_in_place(ir_op op) { return ir_ops[op].kind == ELEMWISE || op == IR_CROSS_ENTROPY_DX; }
 int ir_attr_from_name(const char *name);   /* -1 when unknown */
 
 typedef enum { IR_INPUT, IR_WEIGHT, IR_ACT } ir_value_kind;

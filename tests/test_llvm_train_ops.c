@@ -11,7 +11,8 @@
  * eps and f32 leaves rounding there; a vocabulary of 1000) so the narrow
  * pieces and scalar tails run; norm weights come as f32
  * and bf16; cross_entropy_dx runs split into row ranges as the engine's
- * threads split it, with rows without a target among them. Each test prints
+ * threads split it, with rows without a target among them, and over its
+ * input (the same bits). Each test prints
  * its worst error against its tolerance:
  *   cross_entropy      1e-5 relative (f32 exponentials summed, the log in double)
  *   cross_entropy_dx   1e-6 absolute (probabilities / scored rows, below 1)
@@ -59,6 +60,11 @@ static void test_cross_entropy(void) {
     lv_jit_kernel(loss_jit, 0)(&(ex_call){.in = {z, tgt}, .out = &loss, .T = T_CE});
     for (int64_t n0 = 0; n0 < T_CE; n0 += 4) /* row ranges as threads take them */
         lv_jit_kernel(dx_jit, 0)(&(ex_call){.in = {z, tgt}, .out = dz, .T = T_CE, .n0 = n0, .n1 = n0 + 4 < T_CE ? n0 + 4 : T_CE});
+    float *in_place = malloc(T_CE * V * sizeof *in_place); /* written over z, as plan_memory may lay it out */
+    memcpy(in_place, z, T_CE * V * sizeof *in_place);
+    lv_jit_kernel(dx_jit, 0)(&(ex_call){.in = {in_place, tgt}, .out = in_place, .T = T_CE, .n0 = 0, .n1 = T_CE});
+    CU_ASSERT(!memcmp(in_place, dz, T_CE * V * sizeof *dz));
+    free(in_place);
     worst = fabs(loss - want) / want;
     for (int t = 0; t < T_CE; t++) {
         double l = tgt[t] >= 0 ? lse(z + t * V) : 0;

@@ -115,11 +115,13 @@ static void emit_cross_entropy_dx(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef y = output(m);
     lv_loop t;
     lv_loop_begin(m, &t, lv_field_i64(m, offsetof(ex_call, n0)), lv_field_i64(m, offsetof(ex_call, n1)), 1, 0, NULL);
-    LLVMValueRef tgt = load_i32(m, targets, t.i);
+    LLVMValueRef tgt = load_i32(m, targets, t.i), has = LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), "");
     c.at = lv_muli(m, t.i, k->n);
     c.y = y;
-    lv_span(m, k->n, 1, 0, zero_piece, &c, NULL); /* rows without a target stay zero */
-    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
+    LLVMBasicBlockRef unscored = lv_if_begin(m, LLVMBuildNot(m->b, has, "")); /* a row without a target: zero */
+    lv_span(m, k->n, 1, 0, zero_piece, &c, NULL);
+    lv_if_end(m, unscored);
+    LLVMBasicBlockRef done = lv_if_begin(m, has); /* z read whole before y is written: y may be z (plan_memory) */
     c.y = NULL;
     LLVMValueRef sum = LLVMBuildFPExt(m->b, row_exp_sum(m, &c, k->n), m->f64, "");
     c.y = y;

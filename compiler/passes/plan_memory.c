@@ -5,8 +5,11 @@
  * is C columns wide (floats per row of room) and the problem is one of
  * intervals on a line: value v occupies columns [offset, offset + C) during
  * its live range [defining node, last reading node] (ir_live_ranges). Ranges
- * that touch overlap, so a node's output never shares memory with its own
- * inputs, and the logits live to the end. Values are placed greedily, widest
+ * that touch overlap, so a node's output shares no memory with its inputs,
+ * but one: an op whose kernels compute each row from that row alone,
+ * reading before writing (elementwise ops, cross_entropy_dx), writes its
+ * output over an input of its shape that no later node reads, so the two
+ * are one block whose range spans both. The logits live to the end. Values are placed greedily, widest
  * first (ties: in definition order), each into the narrowest gap between the
  * already placed values whose ranges overlap its own that fits it, else after
  * the last of them: best fit by decreasing size. The result goes into the
@@ -56,14 +59,39 @@ static int64_t best_fit(block *busy, int n, int64_t cols) {
     return best >= 0 ? best : end;
 }
 
-/* The activations with their columns and live ranges, widest first. */
-static live_value *by_width(const ir_graph *g, int *n) {
+/* home[v]: the value whose block v takes (itself, or the input its node
+ * overwrites, and so on along a chain); last[] of each home extended to
+ * the chain's end. */
+static void chain_in_place(const ir_graph *g, int *home, int *first, int *last) {
+    for (int v = 0; v < g->n_values; v++) home[v] = v;
+    char *taken = gm_calloc(g->n_values, 1);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *n = &g->nodes[i];
+        const ir_value *out = &g->values[n->out];
+        for (int k = 0; k < ir_ops[n->op].n_inputs && ir_writes_in_place(n->op) && !ir_value_fixed(out); k++) {
+            int x = n->in[k];
+            const ir_value *in = &g->values[x];
+            if (first[x] < 0 || last[x] != i || taken[x] || ir_value_fixed(in) || in->dims[0] != out->dims[0] ||
+                ir_value_cols(g, x) != ir_value_cols(g, n->out))
+                continue;
+            taken[x] = 1;
+            home[n->out] = home[x];
+            if (last[n->out] > last[home[x]]) last[home[x]] = last[n->out];
+            break;
+        }
+    }
+    free(taken);
+}
+
+/* The blocks to place, one per chain, with their columns and live ranges, widest first. */
+static live_value *by_width(const ir_graph *g, int *home, int *n) {
     int *first = gm_malloc(g->n_values * sizeof *first), *last = gm_malloc(g->n_values * sizeof *last);
     ir_live_ranges(g, first, last);
+    chain_in_place(g, home, first, last);
     live_value *vs = gm_malloc(g->n_values * sizeof *vs);
     *n = 0;
     for (int v = 0; v < g->n_values; v++)
-        if (first[v] >= 0 && !ir_value_fixed(&g->values[v]))
+        if (first[v] >= 0 && !ir_value_fixed(&g->values[v]) && home[v] == v)
             vs[(*n)++] = (live_value){ir_value_cols(g, v), g->values[v].dims[0], first[v], last[v], v};
     qsort(vs, *n, sizeof *vs, wider_first);
     free(first);
@@ -72,8 +100,8 @@ static live_value *by_width(const ir_graph *g, int *n) {
 }
 
 void pass_plan_memory(ir_graph *g) {
-    int n;
-    live_value *vs = by_width(g, &n);
+    int n, *home = gm_malloc(g->n_values * sizeof *home);
+    live_value *vs = by_width(g, home, &n);
     block *placed = gm_malloc(n * sizeof *placed), *busy = gm_malloc(n * sizeof *busy);
     ir_drop_plan(g);
     g->arena_offset = gm_malloc(g->n_values * sizeof *g->arena_offset);
@@ -87,6 +115,9 @@ void pass_plan_memory(ir_graph *g) {
         g->arena_offset[vs[i].v] = at;
         if (placed[i].top > g->arena_width) g->arena_width = placed[i].top;
     }
+    for (int v = 0; v < g->n_values; v++)
+        if (home[v] != v) g->arena_offset[v] = g->arena_offset[home[v]];
+    free(home);
     free(vs);
     free(placed);
     free(busy);
