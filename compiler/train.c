@@ -62,10 +62,12 @@ static const gm_pipeline_opts train_passes = {.level = GM_DEFAULT_LEVEL, .target
 static int make_graph(trainer *t, gm_err *e) {
     gm_model *m = t->model;
     ir_graph *g = m->graph;
-    gm_names before = {0};
-    for (int v = 0; v < g->n_values; v++) gm_names_put(&before, g->values[v].name, v);
-    const gm_tensor **bound = gm_calloc(g->n_values, sizeof *bound);
-    memcpy(bound, m->bound, g->n_values * sizeof *bound);
+    int n_before = g->n_values;
+    gm_names before = {0}; /* by the names' copies: eliminate_dead frees the values it drops */
+    char **names = gm_malloc(n_before * sizeof *names);
+    for (int v = 0; v < n_before; v++) gm_names_put(&before, names[v] = gm_strdup(g->values[v].name), v);
+    const gm_tensor **bound = gm_calloc(n_before, sizeof *bound);
+    memcpy(bound, m->bound, n_before * sizeof *bound);
     int rc = (t->o.lora_rank && pass_add_lora(g, t->o.lora_rank, t->o.lora_alpha, e)) || pass_differentiate(g, e);
     if (!rc && strcmp(t->o.backend, "reference")) {
         pass_score_head(g);
@@ -78,6 +80,8 @@ static int make_graph(trainer *t, gm_err *e) {
         if (old >= 0) t->bound[v] = t->model_bound[v] = bound[old];
     }
     gm_names_clear(&before);
+    for (int v = 0; v < n_before; v++) free(names[v]);
+    free(names);
     free(bound);
     return rc ? -1 : 0;
 }
