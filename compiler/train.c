@@ -6,6 +6,7 @@
 #include "passes/passes.h"
 #include "pipeline.h"
 #include "runtime/safetensors.h"
+#include "runtime/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ trainer *train_open(const char *model, const char *weights, const train_opts *o,
         return NULL;
     }
     make_params(t);
+    t->pool = rt_pool_new(rt_default_threads());
     t->run = gm_trainer_create(t->g, t->bound, t->o.backend, t->o.no_cache, e);
     if (!t->run) {
         train_free(t);
@@ -110,6 +112,7 @@ void train_free(trainer *t) {
     for (int i = 0; i < t->n_p; i++) free(t->p[i].w), free(t->p[i].m), free(t->p[i].v), free(t->p[i].sum);
     free(t->p);
     if (t->run) t->run->free(t->run);
+    if (t->pool) rt_pool_free(t->pool);
     free(t->bound);
     free(t->model_bound);
     train_pack_free(&t->pending);
@@ -153,6 +156,32 @@ static int add_loss(const trainer *t, float *const *act, const rt_batch *b, doub
     return n;
 }
 
+/* An update of every parameter's elements [i0, i1), split over the cores
+ * (a full fine-tuning's 268 M elements take a second on one): each element
+ * on its own, so any split gives the same bits. */
+typedef struct param_job {
+    trainer *t;
+    void (*update)(const struct param_job *j, train_param *p, int64_t i0, int64_t i1);
+    float *const *act;          /* accumulate: the run's values */
+    double scale;               /* accumulate: the run's scored rows; adamw: 1 / the step's */
+} param_job;
+
+static void param_part(void *arg, int part, int parts) {
+    const param_job *j = arg;
+    for (int k = 0; k < j->t->n_p; k++) {
+        train_param *p = &j->t->p[k];
+        j->update(j, p, p->n * part / parts, p->n * (part + 1) / parts);
+    }
+}
+
+static void for_each_param(trainer *t, param_job *j) { rt_pool_run(t->pool, param_part, j); }
+
+/* The step's sums gain a run's gradients, each the mean over its scored rows, times those rows. */
+static void accumulate(const param_job *j, train_param *p, int64_t i0, int64_t i1) {
+    const float *g = j->act[p->grad];
+    for (int64_t i = i0; i < i1; i++) p->sum[i] += j->scale * g[i];
+}
+
 /* Runs the packed sequences; their gradients (each the mean over the
  * scored rows) add to the step's sums, weighted by those rows. */
 static int run_pending(trainer *t, gm_err *e) {
@@ -162,8 +191,7 @@ static int run_pending(trainer *t, gm_err *e) {
     t->pending.rows = 0;
     if (!act) return -1;
     int scored = add_loss(t, act, &b, &t->loss_sum, &t->scored);
-    for (int k = 0; k < t->n_p; k++)
-        for (int64_t i = 0; i < t->p[k].n; i++) t->p[k].sum[i] += (double)scored * act[t->p[k].grad][i];
+    for_each_param(t, &(param_job){t, accumulate, act, scored});
     return 0;
 }
 
@@ -174,10 +202,11 @@ int train_add(trainer *t, const int32_t *tokens, const int32_t *targets, int T, 
 }
 
 /* PyTorch's AdamW: w ← w·(1 − lr·wd), then w ← w − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps). */
-static void adamw(const train_opts *o, int64_t step, train_param *p, double scale) {
-    double bc1 = 1 - pow(o->beta1, (double)step), bc2 = 1 - pow(o->beta2, (double)step);
-    for (int64_t i = 0; i < p->n; i++) {
-        double g = p->sum[i] * scale;
+static void adamw(const param_job *j, train_param *p, int64_t i0, int64_t i1) {
+    const train_opts *o = &j->t->o;
+    double bc1 = 1 - pow(o->beta1, (double)j->t->step), bc2 = 1 - pow(o->beta2, (double)j->t->step);
+    for (int64_t i = i0; i < i1; i++) {
+        double g = p->sum[i] * j->scale;
         p->m[i] = (float)(o->beta1 * p->m[i] + (1 - o->beta1) * g);
         p->v[i] = (float)(o->beta2 * p->v[i] + (1 - o->beta2) * g * g);
         double w = p->w[i] * (1 - o->lr * o->weight_decay);
@@ -191,7 +220,7 @@ int train_step(trainer *t, double *loss, gm_err *e) {
     if (!t->scored) return gm_fail(e, "a training step with no scored token");
     *loss = t->loss_sum / (double)t->scored;
     t->step++;
-    for (int k = 0; k < t->n_p; k++) adamw(&t->o, t->step, &t->p[k], 1.0 / (double)t->scored);
+    for_each_param(t, &(param_job){t, adamw, NULL, 1.0 / (double)t->scored});
     t->scored = 0;
     t->loss_sum = 0;
     return 0;

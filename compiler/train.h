@@ -52,6 +52,7 @@ typedef struct {
     const gm_tensor **bound; /* per value of g: the masters of trained weights, else the checkpoint's */
     const gm_tensor **model_bound; /* per value of g: the checkpoint's tensor of each weight it has */
     rt_trainer *run;        /* the backend's trainer of g */
+    struct rt_pool *pool;   /* the parameters' updates over the cores */
     train_param *p;
     int n_p;
     train_opts o;

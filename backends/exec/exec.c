@@ -242,6 +242,34 @@ static void run_attention(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_
         fn(c);
 }
 
+typedef struct {
+    ex_kernel_fn fn;
+    const ex_call *call;
+    int64_t cols;
+    int n_in;
+} rows_job;
+
+/* Part `part` of an elementwise call's rows: its inputs and output from row r0 on. */
+static void rows_part(void *arg, int part, int parts) {
+    const rows_job *s = arg;
+    ex_call c = *s->call;
+    int64_t r0 = c.T * part / parts, r1 = c.T * (part + 1) / parts;
+    for (int k = 0; k < s->n_in; k++) c.in[k] = (const float *)c.in[k] + r0 * s->cols;
+    c.out += r0 * s->cols;
+    c.T = r1 - r0;
+    if (c.T > 0) s->fn(&c);
+}
+
+/* An elementwise op by rows over the cores when it has many elements (a
+ * gradient's sum over a whole embedding table). */
+static void run_elementwise(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_node *n) {
+    int64_t cols = ir_value_cols(j->g, n->out);
+    if (rt_pool_threads(j->pool) > 1 && c->T * cols >= 16 * SPLIT_MIN)
+        rt_pool_run(j->pool, rows_part, &(rows_job){fn, c, cols, ir_ops[n->op].n_inputs});
+    else
+        fn(c);
+}
+
 /* Kernel fn of node n on call c, over the cores as its op splits. */
 static void run_kernel(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_node *n) {
     switch ((int)n->op) {
@@ -259,7 +287,9 @@ static void run_kernel(exec_engine *j, ex_kernel_fn fn, ex_call *c, const ir_nod
         c->n1 = c->T;
         run_columns(j, fn, c, 1, c->T * ir_value_cols(j->g, n->out));
         break;
-    default: fn(c);
+    default:
+        if (ir_ops[n->op].kind == ELEMWISE) run_elementwise(j, fn, c, n);
+        else fn(c);
     }
 }
 
