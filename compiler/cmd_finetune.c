@@ -52,7 +52,7 @@ static const char usage[] =
     "  --backend B        jit (default: the training graph fused and compiled by LLVM) or\n"
     "                     reference (f32 with sums in double, the oracle; slower)\n"
     "  --no-cache         jit: neither read nor write the on-disk cache of compiled code\n"
-    "  --profile          jit: at the end, the training graph's time by op\n"
+    "  --profile          at the end, the training graph's time by op (jit: and its activations' memory)\n"
     "  --weights DIR      the checkpoint, when <checkpoint> is a description\n"
     "  --tokenizer FILE   a tokenizer.model other than the checkpoint's\n"
     "Prints one line a step: step, loss (mean cross-entropy of the targets), rate, tokens/s, ETA.\n";
@@ -372,8 +372,9 @@ static int train_steps(run *r, gm_err *e) {
 static void print_profile(rt_profile *p, const rt_trainer *t) {
     double total = 0;
     for (int i = 0; i < p->n; i++) total += p->seconds[i];
-    fprintf(stderr, "profile: %.1f s in the training graph's kernels; activations %.0f MB\n", total,
-            t->activation_bytes / 1e6);
+    fprintf(stderr, "profile: %.1f s in the training graph's ops", total);
+    if (t->activation_bytes) fprintf(stderr, "; activations %.0f MB", t->activation_bytes / 1e6);
+    fputc('\n', stderr);
     for (int done = 0; done < p->n; done++) {
         int top = done;
         for (int i = done + 1; i < p->n; i++) top = p->seconds[i] > p->seconds[top] ? i : top;

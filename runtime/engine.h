@@ -85,7 +85,7 @@ struct rt_trainer {
     int from_cache;        /* the compiled code came from the on-disk JIT cache */
     float *const *(*run)(rt_trainer *t, const rt_batch *b, gm_err *e);
     void (*free)(rt_trainer *t);
-    rt_profile *profile;   /* when set, the compiled backends add each kernel's time to it */
+    rt_profile *profile;   /* when set, each op's time is added to it */
     size_t activation_bytes; /* the compiled backends: the activations' memory (arenas) after the last run */
 };
 

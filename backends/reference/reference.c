@@ -336,7 +336,9 @@ static float *const *ref_train_run(rt_trainer *t, const rt_batch *b, gm_err *e) 
     ref_engine run = {.g = g, .bound = r->bound, .act = r->act};
     for (int i = 0; i < g->n_nodes && !(b->loss_only && r->act[g->loss]); i++) {
         run.batch = ir_node_rows(g, &g->nodes[i]) == IR_DIM_S ? &head : b;
+        double t0 = t->profile ? gm_now_s() : 0;
         run_node(&run, &g->nodes[i], run.batch->tokens, run.batch->T);
+        if (t->profile) rt_profile_add(t->profile, ir_ops[g->nodes[i].op].name, gm_now_s() - t0);
         for (int k = 0; k < ir_ops[g->nodes[i].op].n_inputs; k++) { /* done with values read for the last time */
             int v = g->nodes[i].in[k];
             if (r->last[v] == i && v != g->loss && !g->values[v].grad_of) free(r->act[v]), r->act[v] = NULL;
