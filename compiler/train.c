@@ -149,8 +149,7 @@ void train_pack_free(train_pack *p) {
 /* Adds batch b's scored rows, and their cross-entropy summed (from its run's
  * values act), to *scored and *sum; returns the rows. */
 static int add_loss(const trainer *t, float *const *act, const rt_batch *b, double *sum, int64_t *scored) {
-    int n = 0;
-    for (int i = 0; i < b->T; i++) n += b->targets[i] >= 0;
+    int n = rt_batch_scored(b);
     *sum += (double)n * act[t->g->loss][0];
     *scored += n;
     return n;

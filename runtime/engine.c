@@ -59,6 +59,12 @@ void rt_profile_add(rt_profile *p, const char *name, double seconds) {
     p->seconds[i] += seconds;
 }
 
+int rt_batch_scored(const rt_batch *b) {
+    int n = 0;
+    for (int t = 0; t < b->T; t++) n += b->targets[t] >= 0;
+    return n;
+}
+
 int rt_check_training_batch(const rt_batch *b, int64_t vocab, int64_t max_context, gm_err *e) {
     int longest = 0;
     for (int t = 0; t < b->T; t++) {

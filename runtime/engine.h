@@ -89,6 +89,9 @@ struct rt_trainer {
     size_t activation_bytes; /* the compiled backends: the activations' memory (arenas) after the last run */
 };
 
+/* The rows of b that have a target (>= 0): those its loss is the mean over. */
+int rt_batch_scored(const rt_batch *b);
+
 /* Batch b against a model of vocab ids and max_context positions: each
  * sequence within the context, ids and targets in the vocabulary. */
 int rt_check_training_batch(const rt_batch *b, int64_t vocab, int64_t max_context, gm_err *e);

@@ -512,8 +512,7 @@ static float *const *exec_train_run(rt_trainer *t, const rt_batch *b, gm_err *e)
     exec_engine *j = ((exec_trainer *)t)->j;
     const ir_graph *g = j->g;
     if (rt_check_training_batch(b, g->vocab, g->max_context, e)) return NULL;
-    int scored = 0;
-    for (int r = 0; r < b->T; r++) scored += b->targets[r] >= 0;
+    int scored = rt_batch_scored(b);
     reserve_rows(j, b->T, scored);
     j->targets = b->targets;
     j->base.profile = t->profile;

@@ -47,7 +47,6 @@ typedef struct {
     LLVMValueRef sink;          /* scratch: head_dim floats, where rows outside the call's go */
 } grad;
 
-static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
 static LLVMValueRef load1(lv_emit *m, LLVMValueRef base, LLVMValueRef i) { return lv_load(m, base, i, GM_F32, 1); }
 
 /* a if a `pred` b, else b: the larger or smaller of two i64s. */
@@ -93,9 +92,7 @@ static LLVMValueRef prob(lv_emit *m, LLVMValueRef c, LLVMValueRef lse) { return 
 static LLVMValueRef score_grad(lv_emit *m, const grad *g, LLVMValueRef p, LLVMValueRef c, LLVMValueRef dp,
                                LLVMValueRef D) {
     LLVMValueRef ds = lv_fmul(m, lv_fmul(m, p, lv_fsub(m, dp, D)), lv_real(m, g->scale, 1));
-    if (g->cap <= 0) return ds;
-    LLVMValueRef r = lv_fdiv(m, c, lv_real(m, g->cap, 1));
-    return lv_fmul(m, ds, lv_fsub(m, lv_real(m, 1, 1), lv_fmul(m, r, r)));
+    return g->cap > 0 ? lv_fmul(m, ds, lv_softcap_slope(m, c, g->cap, 1)) : ds;
 }
 
 /* ---- dot products of a few fixed rows with a block of rows ---- */
@@ -338,8 +335,8 @@ void lv_emit_attention_grad(lv_emit *m, const ex_kernel *k) {
     int64_t kv = (int64_t)k->attr[IR_A_KV_HEADS];
     grad g = {.op = k->op, .heads = heads, .group = heads / kv, .hd = hd, .q_cols = heads * hd, .kv_cols = kv * hd,
               .window = (int64_t)k->attr[IR_A_WINDOW], .scale = k->attr[IR_A_SCALE], .cap = k->attr[IR_A_SOFTCAP],
-              .q = input(m, 0), .k = input(m, 1), .v = input(m, 2), .dy = input(m, 3),
-              .out = lv_field_ptr(m, offsetof(ex_call, out)), .T = lv_field_i64(m, offsetof(ex_call, T)),
+              .q = lv_call_in(m, 0), .k = lv_call_in(m, 1), .v = lv_call_in(m, 2), .dy = lv_call_in(m, 3),
+              .out = lv_call_out(m), .T = lv_call_T(m),
               .c = lv_field_ptr(m, offsetof(ex_call, scratch))};
     LLVMValueRef zero = lv_int(m, 0);
     g.dp = row_ptr(m, g.c, g.T, 1, zero);

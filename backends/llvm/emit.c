@@ -1,7 +1,10 @@
 /* emit.c — IR-building helpers for the kernel emitters (see emit.h). */
 #include "emit.h"
 
+#include "backends/exec/kernel.h"
+
 #include <math.h>
+#include <stddef.h>
 
 void lv_emit_init(lv_emit *m, LLVMModuleRef mod, const lv_target *t) {
     memset(m, 0, sizeof *m);
@@ -245,6 +248,10 @@ void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int
     LLVMBuildCondBr(m->b, more, body, l->exit);
     LLVMPositionBuilderAtEnd(m->b, body);
 }
+
+LLVMValueRef lv_call_in(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
+LLVMValueRef lv_call_out(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
+LLVMValueRef lv_call_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
 
 LLVMBasicBlockRef lv_if_begin(lv_emit *m, LLVMValueRef cond) {
     LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "then");

@@ -42,6 +42,10 @@ void lv_kernel_end(lv_emit *m);
 LLVMValueRef lv_field(lv_emit *m, size_t offset, LLVMTypeRef ty);
 LLVMValueRef lv_field_ptr(lv_emit *m, size_t offset);
 LLVMValueRef lv_field_i64(lv_emit *m, size_t offset);
+/* Its input i, its output and its rows T: the fields every kernel reads. */
+LLVMValueRef lv_call_in(lv_emit *m, int i);
+LLVMValueRef lv_call_out(lv_emit *m);
+LLVMValueRef lv_call_T(lv_emit *m);
 
 LLVMValueRef lv_int(lv_emit *m, int64_t v);
 LLVMValueRef lv_real(lv_emit *m, double v, int w);          /* f32 splat of width w */
@@ -114,6 +118,8 @@ void lv_span(lv_emit *m, int64_t n, int unroll, int n_sums, lv_span_fn *body, vo
 typedef struct ex_kernel ex_kernel;
 LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x, LLVMValueRef b, int w);
 LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w);
+/* The softcap's derivative from its output y: 1 − (y / cap)² (softcap_dx, attention's gradients). */
+LLVMValueRef lv_softcap_slope(lv_emit *m, LLVMValueRef y, double cap, int w);
 
 /* Emits the kernel k as the function `name` (kernels.c); the matmul family's
  * body comes from matmul.c. */

@@ -29,9 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
-static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
-static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
 
 /* ---- embed: y[t] = table[ids[t]] as f32 ---- */
 
@@ -53,7 +50,7 @@ static void embed_quant_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table, 
     lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, k->n), B, 0, NULL);
     LLVMValueRef blk = lv_quant_block(m, k->wtype, table, row, k->n, kb.i);
     for (int s = 0; s < B / LV_QSUB; s++)
-        lv_store(m, output(m), lv_add(m, dst_at, lv_addi(m, kb.i, s * LV_QSUB)), lv_quant_decode(m, k->wtype, blk, s));
+        lv_store(m, lv_call_out(m), lv_add(m, dst_at, lv_addi(m, kb.i, s * LV_QSUB)), lv_quant_decode(m, k->wtype, blk, s));
     lv_loop_end(m, &kb, NULL);
 }
 
@@ -65,16 +62,16 @@ static void embed_qpanel_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table,
     LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), params, 5, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(m->mod, "gm_qpanel_row");
     if (!fn) fn = LLVMAddFunction(m->mod, "gm_qpanel_row", ty);
-    LLVMValueRef dst = LLVMBuildInBoundsGEP2(m->b, m->f32, output(m), &dst_at, 1, "");
+    LLVMValueRef dst = LLVMBuildInBoundsGEP2(m->b, m->f32, lv_call_out(m), &dst_at, 1, "");
     LLVMValueRef args[5] = {LLVMConstInt(m->i32, (unsigned long long)k->wtype, 0), table, lv_int(m, k->n), row, dst};
     LLVMBuildCall2(m->b, ty, fn, args, 5, "");
 }
 
 static void emit_embed(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef ids = input(m, 0);
-    copy_ctx c = {input(m, 1), NULL, output(m), NULL, k->wtype};
+    LLVMValueRef ids = lv_call_in(m, 0);
+    copy_ctx c = {lv_call_in(m, 1), NULL, lv_call_out(m), NULL, k->wtype};
     lv_loop t;
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 0, NULL);
     LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), ""),
                                     m->i64, "");
     c.dst_at = lv_muli(m, t.i, k->n);
@@ -119,10 +116,7 @@ LLVMValueRef lv_elementwise_value(lv_emit *m, const ex_kernel *k, LLVMValueRef x
     case IR_GEGLU: return lv_fmul(m, gelu_tanh(m, x, w), b);
     case IR_SOFTCAP: return lv_softcap(m, x, k->attr[IR_A_CAP], w);
     case IR_GELU_TANH_DX: return lv_fmul(m, x, gelu_tanh_slope(m, b, w)); /* (dy, x) */
-    case IR_SOFTCAP_DX: { /* (dy, y): dy · (1 − (y / cap)²) */
-        LLVMValueRef r = lv_fdiv(m, b, lv_real(m, k->attr[IR_A_CAP], w));
-        return lv_fmul(m, x, lv_fsub(m, lv_real(m, 1, w), lv_fmul(m, r, r)));
-    }
+    case IR_SOFTCAP_DX: return lv_fmul(m, x, lv_softcap_slope(m, b, k->attr[IR_A_CAP], w)); /* (dy, y) */
     default: fprintf(stderr, "gemmac: internal error: %s is not an elementwise op\n", ir_ops[k->op].name), abort();
     }
 }
@@ -132,14 +126,19 @@ LLVMValueRef lv_softcap(lv_emit *m, LLVMValueRef x, double cap, int w) {
     return lv_fmul(m, c, lv_tanh(m, lv_fdiv(m, x, c)));
 }
 
+LLVMValueRef lv_softcap_slope(lv_emit *m, LLVMValueRef y, double cap, int w) {
+    LLVMValueRef r = lv_fdiv(m, y, lv_real(m, cap, w));
+    return lv_fsub(m, lv_real(m, 1, w), lv_fmul(m, r, r));
+}
+
 static void elementwise_piece(lv_emit *m, const ex_kernel *k, LLVMValueRef at, int w) {
-    LLVMValueRef x = lv_load(m, input(m, 0), at, GM_F32, w);
-    LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, input(m, 1), at, GM_F32, w) : NULL;
-    lv_store(m, output(m), at, lv_elementwise_value(m, k, x, b, w));
+    LLVMValueRef x = lv_load(m, lv_call_in(m, 0), at, GM_F32, w);
+    LLVMValueRef b = ir_ops[k->op].n_inputs > 1 ? lv_load(m, lv_call_in(m, 1), at, GM_F32, w) : NULL;
+    lv_store(m, lv_call_out(m), at, lv_elementwise_value(m, k, x, b, w));
 }
 
 static void emit_elementwise(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef n = lv_muli(m, rows_T(m), k->n);
+    LLVMValueRef n = lv_muli(m, lv_call_T(m), k->n);
     lv_loop v, s;
     lv_loop_begin(m, &v, lv_int(m, 0), n, m->target->width, 0, NULL);
     elementwise_piece(m, k, v.i, m->target->width);
@@ -190,9 +189,9 @@ void lv_emit_norm_rows(lv_emit *m, const lv_norm_rows *n, LLVMValueRef rows) {
 }
 
 static void emit_rms_norm(lv_emit *m, const ex_kernel *k) {
-    lv_norm_rows n = {input(m, 0), input(m, 1), k->op == IR_NORM_ADD ? input(m, 2) : NULL, output(m), k->wtype,
+    lv_norm_rows n = {lv_call_in(m, 0), lv_call_in(m, 1), k->op == IR_NORM_ADD ? lv_call_in(m, 2) : NULL, lv_call_out(m), k->wtype,
                       k->k, k->attr[IR_A_EPS], k->attr[IR_A_ADD_ONE]};
-    lv_emit_norm_rows(m, &n, lv_muli(m, rows_T(m), k->n / k->k));
+    lv_emit_norm_rows(m, &n, lv_muli(m, lv_call_T(m), k->n / k->k));
 }
 
 /* ---- rope: rotate pairs (i, i + d/2) of each head by (pos / pos_scale) · θ^(−2i/d) ---- */
@@ -230,11 +229,11 @@ static LLVMValueRef rope_frequencies(lv_emit *m, int64_t hd, double theta) {
 static void emit_rope(lv_emit *m, const ex_kernel *k) {
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], half = hd / 2;
     LLVMValueRef freq = rope_frequencies(m, hd, k->attr[IR_A_THETA]);
-    rope_ctx c = {input(m, 0), output(m), NULL, LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "cos"),
+    rope_ctx c = {lv_call_in(m, 0), lv_call_out(m), NULL, LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "cos"),
                   LLVMBuildAlloca(m->b, LLVMArrayType2(m->f32, half), "sin"), half};
     LLVMValueRef pos = lv_field_i64(m, offsetof(ex_call, pos));
     lv_loop t, i, h;
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 0, NULL);
     double sign = k->op == IR_ROPE_DX ? -1 : 1; /* rope_dx: the inverse rotation, rope's transpose */
     LLVMValueRef p = LLVMBuildFDiv(m->b, LLVMBuildSIToFP(m->b, lv_add(m, pos, t.i), m->f64, ""),
                                    LLVMConstReal(m->f64, sign * k->attr[IR_A_POS_SCALE]), "");
@@ -451,9 +450,9 @@ static int dot_keys(const lv_target *t, int heads) {
 static void emit_attention(lv_emit *m, const ex_kernel *k) {
     int64_t nh = (int64_t)k->attr[IR_A_HEADS], nkv = (int64_t)k->attr[IR_A_KV_HEADS];
     int64_t hd = (int64_t)k->attr[IR_A_HEAD_DIM], window = (int64_t)k->attr[IR_A_WINDOW], group = nh / nkv;
-    attn_ctx a = {.k = k, .q = input(m, 0), .k_new = input(m, 1), .v_new = input(m, 2),
+    attn_ctx a = {.k = k, .q = lv_call_in(m, 0), .k_new = lv_call_in(m, 1), .v_new = lv_call_in(m, 2),
                   .k_cache = lv_field_ptr(m, offsetof(ex_call, k_cache)),
-                  .v_cache = lv_field_ptr(m, offsetof(ex_call, v_cache)), .y = output(m),
+                  .v_cache = lv_field_ptr(m, offsetof(ex_call, v_cache)), .y = lv_call_out(m),
                   .pos = lv_field_i64(m, offsetof(ex_call, pos)), .rows = lv_field_i64(m, offsetof(ex_call, rows)),
                   .hd = hd, .kv_cols = nkv * hd, .heads = HEADS};
     while (group % a.heads) a.heads /= 2;

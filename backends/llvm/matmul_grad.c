@@ -45,9 +45,6 @@
 #define BANDS 3         /* tiles of R rows, of R/3, of 1 */
 #define GROUP 96        /* rows whose A is packed at a time for a float B, on the stack */
 
-static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
-static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
-static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
 static LLVMValueRef column_n0(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, n0)); }
 static LLVMValueRef column_n1(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, n1)); }
 
@@ -328,14 +325,14 @@ static void emit_matmul_grad_op(lv_emit *m, grad *g, LLVMValueRef steps) {
 }
 
 static void emit_matmul_dx(lv_emit *m, const ex_kernel *k) {
-    grad g = {.k = k, .a = input(m, 0), .b = input(m, 1), .out = output(m), .rows = rows_T(m), .K = k->n, .N = k->k};
+    grad g = {.k = k, .a = lv_call_in(m, 0), .b = lv_call_in(m, 1), .out = lv_call_out(m), .rows = lv_call_T(m), .K = k->n, .N = k->k};
     emit_matmul_grad_op(m, &g, lv_int(m, k->k));
 }
 
 static void emit_matmul_dw(lv_emit *m, const ex_kernel *k) {
-    grad g = {.k = k, .dw = 1, .a = input(m, 0), .b = input(m, 1), .out = output(m), .rows = lv_int(m, k->k),
+    grad g = {.k = k, .dw = 1, .a = lv_call_in(m, 0), .b = lv_call_in(m, 1), .out = lv_call_out(m), .rows = lv_int(m, k->k),
               .K = k->n, .N = k->k};
-    emit_matmul_grad_op(m, &g, rows_T(m));
+    emit_matmul_grad_op(m, &g, lv_call_T(m));
 }
 
 /* ---- embed_dw ---- */
@@ -363,14 +360,14 @@ static void embed_columns(lv_emit *m, const embed_row *e, LLVMValueRef n0, LLVMV
 }
 
 static void emit_embed_dw(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef ids = input(m, 0), n0 = column_n0(m), n1 = column_n1(m);
-    embed_row e = {output(m), input(m, 2), NULL, NULL};
+    LLVMValueRef ids = lv_call_in(m, 0), n0 = column_n0(m), n1 = column_n1(m);
+    embed_row e = {lv_call_out(m), lv_call_in(m, 2), NULL, NULL};
     lv_loop v, t;
     lv_loop_begin(m, &v, lv_int(m, 0), lv_int(m, k->k), 1, 0, NULL);
     e.to = lv_muli(m, v.i, k->n);
     embed_columns(m, &e, n0, n1);
     lv_loop_end(m, &v, NULL);
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 0, NULL);
     LLVMValueRef id = LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, ids, &t.i, 1, ""), "");
     e.to = lv_muli(m, LLVMBuildSExt(m->b, id, m->i64, ""), k->n);
     e.from = lv_muli(m, t.i, k->n);

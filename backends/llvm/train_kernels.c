@@ -19,9 +19,6 @@
 #include <math.h>
 #include <stddef.h>
 
-static LLVMValueRef input(lv_emit *m, int i) { return lv_field_ptr(m, offsetof(ex_call, in) + i * sizeof(void *)); }
-static LLVMValueRef output(lv_emit *m) { return lv_field_ptr(m, offsetof(ex_call, out)); }
-static LLVMValueRef rows_T(lv_emit *m) { return lv_field_i64(m, offsetof(ex_call, T)); }
 
 static LLVMValueRef load_i32(lv_emit *m, LLVMValueRef base, LLVMValueRef i) {
     return LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, LLVMBuildInBoundsGEP2(m->b, m->i32, base, &i, 1, ""), ""),
@@ -74,7 +71,7 @@ static LLVMValueRef row_exp_sum(lv_emit *m, softmax_ctx *c, int64_t V) {
 static LLVMValueRef scored_rows(lv_emit *m, LLVMValueRef targets) {
     lv_loop t;
     LLVMValueRef zero = lv_int(m, 0);
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 1, &zero);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 1, &zero);
     LLVMValueRef has = LLVMBuildICmp(m->b, LLVMIntSGE, load_i32(m, targets, t.i), lv_int(m, 0), "");
     LLVMValueRef next = lv_add(m, t.v[0], LLVMBuildZExt(m->b, has, m->i64, ""));
     lv_loop_end(m, &t, &next);
@@ -82,11 +79,11 @@ static LLVMValueRef scored_rows(lv_emit *m, LLVMValueRef targets) {
 }
 
 static void emit_cross_entropy(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef targets = input(m, 1), total = LLVMBuildAlloca(m->b, m->f64, "total");
+    LLVMValueRef targets = lv_call_in(m, 1), total = LLVMBuildAlloca(m->b, m->f64, "total");
     LLVMBuildStore(m->b, LLVMConstReal(m->f64, 0), total);
-    softmax_ctx c = {input(m, 0), NULL, NULL, NULL, NULL};
+    softmax_ctx c = {lv_call_in(m, 0), NULL, NULL, NULL, NULL};
     lv_loop t;
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 0, NULL);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 0, NULL);
     LLVMValueRef tgt = load_i32(m, targets, t.i);
     LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), ""));
     c.at = lv_muli(m, t.i, k->n);
@@ -100,7 +97,7 @@ static void emit_cross_entropy(lv_emit *m, const ex_kernel *k) {
     LLVMValueRef scored = scored_rows(m, targets), sum = LLVMBuildLoad2(m->b, m->f64, total, "");
     LLVMValueRef mean = LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOGT, scored, LLVMConstReal(m->f64, 0), ""),
                                         LLVMBuildFDiv(m->b, sum, scored, ""), LLVMConstReal(m->f64, 0), "");
-    lv_store(m, output(m), lv_int(m, 0), LLVMBuildFPTrunc(m->b, mean, m->f32, ""));
+    lv_store(m, lv_call_out(m), lv_int(m, 0), LLVMBuildFPTrunc(m->b, mean, m->f32, ""));
 }
 
 static void zero_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueRef *terms) {
@@ -110,9 +107,9 @@ static void zero_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueR
 }
 
 static void emit_cross_entropy_dx(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef targets = input(m, 1), inv_scored = LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), scored_rows(m, targets), "");
-    softmax_ctx c = {input(m, 0), NULL, NULL, NULL, NULL};
-    LLVMValueRef y = output(m);
+    LLVMValueRef targets = lv_call_in(m, 1), inv_scored = LLVMBuildFDiv(m->b, LLVMConstReal(m->f64, 1), scored_rows(m, targets), "");
+    softmax_ctx c = {lv_call_in(m, 0), NULL, NULL, NULL, NULL};
+    LLVMValueRef y = lv_call_out(m);
     lv_loop t;
     lv_loop_begin(m, &t, lv_field_i64(m, offsetof(ex_call, n0)), lv_field_i64(m, offsetof(ex_call, n1)), 1, 0, NULL);
     LLVMValueRef tgt = load_i32(m, targets, t.i), has = LLVMBuildICmp(m->b, LLVMIntSGE, tgt, lv_int(m, 0), "");
@@ -194,11 +191,11 @@ static void row_zero_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMVa
 
 static void emit_rms_norm_grad(lv_emit *m, const ex_kernel *k) {
     int dx = k->op == IR_RMS_NORM_DX;
-    norm_grad_ctx c = {k, input(m, 0), input(m, 1), input(m, 2), output(m), NULL, NULL, NULL, dx};
+    norm_grad_ctx c = {k, lv_call_in(m, 0), lv_call_in(m, 1), lv_call_in(m, 2), lv_call_out(m), NULL, NULL, NULL, dx};
     int64_t G = k->k;
     if (!dx) lv_span(m, G, 1, 0, row_zero_piece, &c, NULL);
     lv_loop r;
-    lv_loop_begin(m, &r, lv_int(m, 0), lv_muli(m, rows_T(m), k->n / G), 1, 0, NULL);
+    lv_loop_begin(m, &r, lv_int(m, 0), lv_muli(m, lv_call_T(m), k->n / G), 1, 0, NULL);
     c.base = lv_muli(m, r.i, G);
     LLVMValueRef dot = NULL;
     c.inv = group_inv(m, &c, &dot);
@@ -226,9 +223,9 @@ static void copy_row(lv_emit *m, LLVMValueRef src, LLVMValueRef from, LLVMValueR
  * copies row t of x to row s; all_rows row s back to row t, and zeroes the
  * rows without a target. */
 static void emit_change_rows(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef x = input(m, 0), targets = input(m, 1), y = output(m), zero = lv_int(m, 0);
+    LLVMValueRef x = lv_call_in(m, 0), targets = lv_call_in(m, 1), y = lv_call_out(m), zero = lv_int(m, 0);
     lv_loop t;
-    lv_loop_begin(m, &t, lv_int(m, 0), rows_T(m), 1, 1, &zero);
+    lv_loop_begin(m, &t, lv_int(m, 0), lv_call_T(m), 1, 1, &zero);
     LLVMValueRef has = LLVMBuildICmp(m->b, LLVMIntSGE, load_i32(m, targets, t.i), lv_int(m, 0), "");
     if (k->op == IR_ALL_ROWS) {
         norm_grad_ctx z = {.y = y, .base = lv_muli(m, t.i, k->n)};

@@ -161,12 +161,15 @@ static void change_rows(ir_op op, const void *x, const int32_t *tgt, int T, int6
     }
 }
 
+/* Value v's buffer: the batch's targets for the graph's target input, else its activation. */
+static const void *value_of(const ir_graph *g, float *const *act, const rt_batch *b, int v) {
+    return v == g->targets ? (const void *)b->targets : act[v];
+}
+
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
                        const rt_batch *b, float *y) {
     int T = b->T;
-    const int32_t *targets = n->op == IR_CROSS_ENTROPY || n->op == IR_CROSS_ENTROPY_DX
-                                 ? n->in[1] == g->targets ? b->targets : (const int32_t *)act[n->in[1]]
-                                 : NULL;
+    const int32_t *targets = ir_ops[n->op].n_inputs > 1 ? value_of(g, act, b, n->in[1]) : NULL; /* the loss's */
     const float *x0 = act[n->in[0]], *x1 = ir_ops[n->op].n_inputs > 1 ? act[n->in[1]] : NULL;
     int64_t C = ir_value_cols(g, n->in[0]), len = ref_value_len(g, n->out, T);
     switch ((int)n->op) {
@@ -174,7 +177,7 @@ void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *con
     case IR_CROSS_ENTROPY_DX: cross_entropy(x0, targets, T, C, NULL, y); break;
     case IR_SCORED_ROWS:
     case IR_ALL_ROWS:
-        change_rows(n->op, n->in[0] == g->targets ? (const void *)b->targets : x0, b->targets, T, ir_value_cols(g, n->in[0]), y);
+        change_rows(n->op, value_of(g, act, b, n->in[0]), b->targets, T, ir_value_cols(g, n->in[0]), y);
         break;
     case IR_MATMUL_DX: matmul_dx(x0, T, bound[n->in[1]], C, ir_value_cols(g, n->out), y); break;
     case IR_MATMUL_DW: matmul_dw(x0, x1, T, C, ir_value_cols(g, n->in[1]), y); break;

@@ -330,9 +330,7 @@ static float *const *ref_train_run(rt_trainer *t, const rt_batch *b, gm_err *e) 
     const ir_graph *g = r->g;
     drop_values(r);
     if (rt_check_training_batch(b, g->vocab, g->max_context, e)) return NULL;
-    int scored = 0;
-    for (int t = 0; t < b->T; t++) scored += b->targets[t] >= 0;
-    rt_batch head = {.targets = b->targets, .T = scored}; /* for nodes of S rows (passes/score_head.c) */
+    rt_batch head = {.targets = b->targets, .T = rt_batch_scored(b)}; /* for nodes of S rows (passes/score_head.c) */
     ref_engine run = {.g = g, .bound = r->bound, .act = r->act};
     for (int i = 0; i < g->n_nodes && !(b->loss_only && r->act[g->loss]); i++) {
         run.batch = ir_node_rows(g, &g->nodes[i]) == IR_DIM_S ? &head : b;
