@@ -407,9 +407,12 @@ void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRe
 
 /* Scale group gi (S values of k, S = 16 or 32) of sub-block s of a unit, k
  * from kg, for x's row: i32 dot products of both halves of the panel from
- * the offset terms, then scaled into acc as tile_group does. */
+ * the offset terms, then scaled into acc as tile_group does. Apart, each
+ * quad's dot product starts from zero and they are summed after (the same
+ * integers): no product waits for another, so a late line of the weight
+ * holds up only its own. */
 static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, int s, int gi, LLVMValueRef row,
-                       LLVMValueRef kg, LLVMValueRef *acc) {
+                       LLVMValueRef kg, int apart, LLVMValueRef *acc) {
     int S = lv_int8_scale_group(dt), has_min = l->d2 >= 0, g = s * 32 / S + gi;
     LLVMValueRef sum = x_sum16(m, row, kg), dx = x_d(m, row, kg), ai[2];
     if (S == 32) sum = LLVMBuildAdd(m->b, sum, x_sum16(m, row, lv_addi(m, kg, 16)), "");
@@ -418,7 +421,10 @@ static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
     for (int quad = gi * S / 4; quad < (gi + 1) * S / 4; quad++) {
         LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, row, x_byte(m, lv_addi(m, kg, 4 * quad - gi * S)), 4), 16);
         xb = LLVMBuildBitCast(m->b, xb, vec(i8(m), 64), "");
-        for (int h = 0; h < 2; h++) ai[h] = dot4(m, ai[h], dot_form(m, dt, qpanel_quad(m, l, sub, quad, h)), xb);
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef w = dot_form(m, dt, qpanel_quad(m, l, sub, quad, h));
+            ai[h] = apart ? LLVMBuildAdd(m->b, ai[h], dot4(m, LLVMConstNull(vec(m->i32, 16)), w, xb), "") : dot4(m, ai[h], w, xb);
+        }
     }
     LLVMValueRef d = unit_halves(m, unit, 0);
     LLVMValueRef dw = l->sc >= 0 ? scaled(m, d, unit, l->sc + 32 * g, dt == GM_Q6_K) : d, mw = NULL;
@@ -449,7 +455,7 @@ static void prefetch_share(lv_emit *m, const gm_qpanel *l, LLVMValueRef unit, in
         lv_prefetch_l2(m, unit, lv_int(m, (QPANEL_AHEAD * l->unit + 64 * line) / 4), GM_F32);
 }
 
-void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row,
+void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row, int apart,
                         LLVMValueRef *acc) {
     gm_qpanel l = gm_qpanel_of(dt);
     int B = gm_dtype_block(dt), S = lv_int8_scale_group(dt);
@@ -458,7 +464,7 @@ void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVM
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
     for (int s = 0; s < B / 32; s++) {
         if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, s, B / 32);
-        for (int gi = 0; gi < 32 / S; gi++) lone_group(m, dt, &l, unit, s, gi, row, lv_addi(m, lv_muli(m, u.i, B), 32 * s + gi * S), next);
+        for (int gi = 0; gi < 32 / S; gi++) lone_group(m, dt, &l, unit, s, gi, row, lv_addi(m, lv_muli(m, u.i, B), 32 * s + gi * S), apart, next);
     }
     lv_loop_end(m, &u, next);
     acc[0] = u.v[0], acc[1] = u.v[1];
