@@ -91,8 +91,8 @@ int main(int argc, char **argv) {
     }
     int64_t K = atoll(argv[2]), N = atoll(argv[3]);
     int threads = atoi(argv[4]), reps = atoi(argv[5]), copies = argc > 6 ? atoi(argv[6]) : 1;
-    if (K <= 0 || K % 256 || N <= 0 || threads < 1 || threads > MAX_THREADS || reps < 1 || copies < 1) {
-        fprintf(stderr, "qdecode: K a multiple of 256, N, THREADS (1..%d), REPS and COPIES positive\n", MAX_THREADS);
+    if (K <= 0 || K % gm_dtype_block(dt) || K % 64 || N <= 0 || threads < 1 || threads > MAX_THREADS || reps < 1 || copies < 1) {
+        fprintf(stderr, "qdecode: K a multiple of 64 and of the block, N, THREADS (1..%d), REPS and COPIES positive\n", MAX_THREADS);
         return 2;
     }
     ex_kernel k = decode_matmul(dt, N, K);

@@ -16,8 +16,8 @@
  * is bounded by memory bandwidth: the bench measures the machine's read
  * bandwidth (a multi-threaded sum over a buffer larger than the caches, on
  * huge pages where the kernel gives them) before each decode and every few
- * steps within it, untimed, takes the highest, and reports decode's share
- * of it. Token ids are a fixed pseudo-random sequence, so runs compare. */
+ * steps within it, untimed, and reports decode's share of it, each few
+ * steps against the probes beside them (time_row). Token ids are a fixed pseudo-random sequence, so runs compare. */
 #include "cli.h"
 #include "cli_number.h"
 #include "bench_stats.h"
@@ -260,29 +260,47 @@ typedef struct {
     const char *stop;      /* why --reps auto stopped */
 } bench_run;
 
-/* One repetition of row r: a prefill of its prompt, then gen decode steps with bandwidth probes. */
+static double median(double *x, int n) {
+    bs_interval m;
+    bs_median_interval(x, n, &m);
+    return m.median;
+}
+
+/* One repetition of row r: a prefill of its prompt, then gen decode steps
+ * in blocks of PROBE_EVERY with a bandwidth probe after each. A block's
+ * share of the bound is its bytes per second over the mean of the probes
+ * on either side of it: this VM's bandwidth moves by half from one minute
+ * to the next, and only a probe taken beside a block bounds it. The
+ * repetition's share is the median over its blocks, its bandwidth the
+ * median probe. */
 static int time_row(bench_run *b, bench_row *r, gm_err *e) {
     rt_engine *en = r->unit->en[r->n % INSTANCES];
     float *logits = gm_malloc(en->vocab * sizeof(float));
-    int gen = b->a->gen, i = r->n;
+    int gen = b->a->gen, i = r->n, n_blocks = 0, steps = 0;
+    double *probes = gm_malloc((gen / PROBE_EVERY + 2) * sizeof *probes), *shares = gm_malloc((gen / PROBE_EVERY + 1) * sizeof *shares);
     en->profile = b->a->profile ? &r->pre_prof : NULL;
     double t0 = gm_now_s();
     int rc = en->prefill(en, b->ids, r->prompt, 0, logits, 0, e);
     r->pre[i] = r->prompt / (gm_now_s() - t0);
-    r->bw[i] = read_bandwidth(b->probe);
-    double spent = 0;
+    probes[0] = read_bandwidth(b->probe);
+    double spent = 0, block = 0;
     for (int s = 0; s < gen && !rc; s++) {
         en->profile = b->a->profile ? &r->dec_prof : NULL;
         t0 = gm_now_s();
         rc = en->decode(en, b->ids[r->prompt + s], r->prompt + s, logits, e);
-        spent += gm_now_s() - t0;
-        if (s % PROBE_EVERY == PROBE_EVERY - 1 || s == gen - 1) r->bw[i] = fmax(r->bw[i], read_bandwidth(b->probe));
+        double dt = gm_now_s() - t0;
+        spent += dt, block += dt, steps++;
+        if (s % PROBE_EVERY != PROBE_EVERY - 1 && s != gen - 1) continue;
+        probes[n_blocks + 1] = read_bandwidth(b->probe);
+        shares[n_blocks] = steps / block * b->probe->weight_bytes / ((probes[n_blocks] + probes[n_blocks + 1]) / 2);
+        n_blocks++, steps = 0, block = 0;
     }
     en->profile = NULL;
     r->dec[i] = gen / spent;
-    r->bound[i] = r->dec[i] * b->probe->weight_bytes / r->bw[i];
+    r->bound[i] = n_blocks ? median(shares, n_blocks) : 0;
+    r->bw[i] = median(probes, n_blocks + 1);
     r->n += !rc;
-    free(logits);
+    free(logits), free(probes), free(shares);
     return rc;
 }
 
@@ -454,9 +472,10 @@ static void print_table(const bench_run *b, const gm_model *m, size_t wbytes, co
                effect_text(t[2], 64, &r->eff_base[0], o), effect_text(t[3], 64, &r->eff_base[1], o));
     }
     printf("(%d repetitions of %d decode steps after each prompt, rows in a rotated order, after an untimed warm-up;\n"
-           "intervals of the median: order statistics, coverage %.1f %%; read: the read bandwidth, GB/s, the highest\n"
-           "probe before and every %d steps of each decode, median; bound: decode's bytes per second over it)\n",
-           b->rows[0].n, a->gen, 100 * b->rows[0].prefill.coverage, PROBE_EVERY);
+           "intervals of the median: order statistics, coverage %.1f %%; read: the read bandwidth, GB/s, probed before\n"
+           "and every %d steps of each decode, median; bound: each %d steps' bytes per second over the mean of the\n"
+           "probes on either side, median)\n",
+           b->rows[0].n, a->gen, 100 * b->rows[0].prefill.coverage, PROBE_EVERY, PROBE_EVERY);
     if (b->stop) printf("--reps auto: %s (precision ±%d %%, budget %d s, %.0f s spent)\n", b->stop, a->precision,
                         a->budget, b->seconds);
 }
