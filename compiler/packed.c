@@ -31,7 +31,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define PACK_MAGIC "GMPACK01"
+#define PACK_MAGIC "GMPACK02" /* 02: Q6_K panels in three planes (runtime/qpanel.h) */
 #define PACK_HEADER 64
 
 const gm_blob *gm_builtin_packed;

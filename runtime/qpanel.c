@@ -38,6 +38,10 @@ static void put_head(const gm_qpanel *l, uint8_t *unit, int r, const gm_block_in
     for (int j = 0; l->mn >= 0 && j < 8; j++) unit[l->mn + 32 * j + r] = h->mn[j];
 }
 
+/* Where a 6-bit quant of quad `quad` of row 16·half + rr sits: byte `i`
+ * of that row's four of plane j of its group of four quads. */
+static int six_bit_byte(int quad, int half, int rr, int i, int j) { return 192 * (quad / 4 * 2 + half) + 64 * j + 4 * rr + i; }
+
 /* Row r's 32 quants q of one sub-block into its planes at s. */
 static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
     int half = r / 16, rr = r % 16;
@@ -45,11 +49,14 @@ static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
         int quad = k / 4, i = k % 4;
         if (l->bits == 8) {
             s[(quad * 32 + r) * 4 + i] = q[k];
-            continue;
+        } else if (l->bits == 6 && quad % 4 < 3) {
+            s[six_bit_byte(quad, half, rr, i, quad % 4)] |= q[k];
+        } else if (l->bits == 6) {
+            for (int j = 0; j < 3; j++) s[six_bit_byte(quad, half, rr, i, j)] |= (uint8_t)((q[k] >> 2 * j & 3) << 6);
+        } else {
+            s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
+            if (l->bits == 5) s[512 + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
         }
-        s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
-        if (l->bits == 5) s[512 + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
-        if (l->bits == 6) s[512 + (quad / 4 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 3) << 2 * (quad % 4));
     }
 }
 
@@ -88,11 +95,15 @@ static void get_sub(const gm_qpanel *l, const uint8_t *s, int r, uint8_t *q) {
         int quad = k / 4, i = k % 4;
         if (l->bits == 8) {
             q[k] = s[(quad * 32 + r) * 4 + i];
-            continue;
+        } else if (l->bits == 6 && quad % 4 < 3) {
+            q[k] = s[six_bit_byte(quad, half, rr, i, quad % 4)] & 63;
+        } else if (l->bits == 6) {
+            q[k] = 0;
+            for (int j = 0; j < 3; j++) q[k] |= (uint8_t)((s[six_bit_byte(quad, half, rr, i, j)] >> 6) << 2 * j);
+        } else {
+            q[k] = s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] >> 4 * (quad & 1) & 15;
+            if (l->bits == 5) q[k] |= (uint8_t)((s[512 + half * 64 + 4 * rr + i] >> quad & 1) << 4);
         }
-        q[k] = s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] >> 4 * (quad & 1) & 15;
-        if (l->bits == 5) q[k] |= (uint8_t)((s[512 + half * 64 + 4 * rr + i] >> quad & 1) << 4);
-        if (l->bits == 6) q[k] |= (uint8_t)((s[512 + (quad / 4 * 2 + half) * 64 + 4 * rr + i] >> 2 * (quad % 4) & 3) << 4);
     }
 }
 

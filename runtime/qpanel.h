@@ -16,11 +16,16 @@
  *           Q6_K: sc i8[16][32] at 64
  *   then, per sub-block of 32 k, its quants (unsigned, gm_block_ints):
  *     8 bits (Q8_0): [8 quads][32 rows][4 k] bytes
+ *     6 bits (Q6_K): 768 bytes, a group of 192 per four quads and half,
+ *       group g = 2·(quad / 4) + half at 192·g, three planes of 64 there:
+ *       byte 4·r + i of plane j holds k = 16·(quad / 4) + 4·j + i of row
+ *       16·half + r in bits 0-5 and bits 2j, 2j+1 of k = 16·(quad / 4) +
+ *       12 + i in bits 6, 7 (one mask for three quads of four, three
+ *       shifts and two ors for the fourth);
  *     else 512 bytes of nibbles, chunk c = 2·pair + half at 64·c: byte
  *       4·r + i holds k = 8·pair + i (low) and 8·pair + 4 + i (high) of
  *       row 16·half + r; then for 5 bits 128 bytes (chunk half: bit j of
- *       byte 4·r + i is bit 4 of k = 4·j + i), for 6 bits 256 bytes (chunk
- *       2·part + half: bits 2j, 2j+1 are bits 4, 5 of k = 16·part + 4·j + i).
+ *       byte 4·r + i is bit 4 of k = 4·j + i).
  *
  * Every unit is a whole number of 64-byte lines, as large as the 32 rows'
  * blocks as stored (Q4_K and Q5_K: 128 bytes more, their scales unpacked).

@@ -298,22 +298,31 @@ static void qpanel_scales(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValue
     }
 }
 
-/* Bits [shift, shift + n) of the bytes of v, moved to bits 4.. (the fifth and sixth bits of a quant). */
-static LLVMValueRef high_bits(lv_emit *m, LLVMValueRef v, int shift, int n) {
-    LLVMValueRef b = LLVMBuildLShr(m->b, v, lv_splat(m, LLVMConstInt(i8(m), (unsigned long long)shift, 0), 64), "");
-    b = LLVMBuildAnd(m->b, b, lv_splat(m, LLVMConstInt(i8(m), (1ull << n) - 1, 0), 64), "");
-    return LLVMBuildShl(m->b, b, lv_splat(m, LLVMConstInt(i8(m), 4, 0), 64), "");
+static LLVMValueRef byte_splat(lv_emit *m, int v) { return lv_splat(m, LLVMConstInt(i8(m), (unsigned long long)v, 0), 64); }
+
+/* The bytes of v shifted right by `right`, then masked. */
+static LLVMValueRef bits_of(lv_emit *m, LLVMValueRef v, int right, int mask) {
+    if (right) v = LLVMBuildLShr(m->b, v, byte_splat(m, right), "");
+    return LLVMBuildAnd(m->b, v, byte_splat(m, mask), "");
+}
+
+/* Quad j of a group of four of 6-bit quants: bits 0-5 of plane j (j < 3),
+ * or the fourth quad from the planes' top bits, two from each. */
+static LLVMValueRef six_bit_quad(lv_emit *m, LLVMValueRef group, int j) {
+    LLVMValueRef p[3];
+    for (int i = 0; i < 3; i++) p[i] = unit_vec(m, i8(m), 64, group, 64 * i);
+    if (j < 3) return bits_of(m, p[j], 0, 63);
+    LLVMValueRef lo = LLVMBuildOr(m->b, bits_of(m, p[0], 6, 3), bits_of(m, p[1], 4, 12), "");
+    return LLVMBuildOr(m->b, lo, bits_of(m, p[2], 2, 48), "");
 }
 
 /* Quad `quad` (k 4·quad.. of the sub-block) of rows 16·half.. as <64 x i8>. */
 static LLVMValueRef qpanel_quad(lv_emit *m, const gm_qpanel *l, LLVMValueRef sub, int quad, int half) {
     if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, (quad * 32 + 16 * half) * 4);
+    if (l->bits == 6) return six_bit_quad(m, at_offset(m, sub, lv_int(m, 192 * (quad / 4 * 2 + half))), quad % 4);
     LLVMValueRef v = unit_vec(m, i8(m), 64, sub, (quad / 2 * 2 + half) * 64);
-    v = quad & 1 ? LLVMBuildLShr(m->b, v, lv_splat(m, LLVMConstInt(i8(m), 4, 0), 64), "")
-                 : LLVMBuildAnd(m->b, v, lv_splat(m, LLVMConstInt(i8(m), 15, 0), 64), "");
-    if (l->bits == 5) v = LLVMBuildOr(m->b, v, high_bits(m, unit_vec(m, i8(m), 64, sub, 512 + 64 * half), quad, 1), "");
-    if (l->bits == 6)
-        v = LLVMBuildOr(m->b, v, high_bits(m, unit_vec(m, i8(m), 64, sub, 512 + (quad / 4 * 2 + half) * 64), 2 * (quad % 4), 2), "");
+    v = quad & 1 ? bits_of(m, v, 4, 15) : bits_of(m, v, 0, 15);
+    if (l->bits == 5) v = LLVMBuildOr(m->b, v, LLVMBuildShl(m->b, bits_of(m, unit_vec(m, i8(m), 64, sub, 512 + 64 * half), quad, 1), byte_splat(m, 4), ""), "");
     return v;
 }
 
