@@ -15,7 +15,9 @@
 #   3. speed, ROUNDS times in turn for each file: llama-bench -p 128 -n 64 -r REPS -t THREADS,
 #      then gemmac bench --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps REPS with
 #      f32 activations and with the reduced ones (--activations bf16 for a BF16 file, int8 for
-#      the others); the read bandwidth is gemmac bench's probe;
+#      the others); gemmac's read bandwidth and share of the bound are gemmac bench's (its
+#      probes beside each 8 decode steps), llama.cpp's the mean of a plain read just before and
+#      just after llama-bench (build/qdecode's, THREADS threads, 570 MB);
 #      then gemmac's peak RSS and start-up (run -n 1, warm: its second run);
 #   4. accuracy on bench/text/tico19-en.txt (context 512, CHUNKS chunks): the real 270M decoded
 #      to F32 by gemmac quantize, and BF16, Q8_0, Q4_0 and Q4_K_M made from that F32; each
@@ -24,7 +26,7 @@
 # Output: markdown tables on stdout; raw JSON and logs under WORKDIR/results.
 #
 # Environment (defaults): ROUNDS=2 REPS=5 THREADS=2 CHUNKS=8 JOBS=2
-#   GEMMAC_BUILD=<repo>/build (gemmac, synth_checkpoint)   SKIP_SPEED=  SKIP_ACCURACY=
+#   GEMMAC_BUILD=<repo>/build (gemmac, synth_checkpoint, qdecode)   SKIP_SPEED=  SKIP_ACCURACY=
 #   ONLY=  a grep -E pattern: time only the files whose names match (e.g. 'q8_0|q4_k_m')
 set -euo pipefail
 
@@ -74,11 +76,15 @@ fi
 
 # 3. speed
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; } # FILE EXPR
+# The machine's read rate now, GB/s, THREADS threads: build/qdecode's plain read of 570 MB.
+read_rate() { "$GEMMAC_BUILD/qdecode" q8_0 2048 262144 "$THREADS" 3 | sed 's/.*read only \([0-9.]*\) GB.*/\1/'; }
 speed_row() { # FILE ROUND
     local f=$1 name base
     base=$(basename "$f" .gguf)
     name=$R/$base-r$2
+    read_rate > "$name-read-before.txt"
     "$LLAMA_BIN/llama-bench" -m "$f" -t "$THREADS" -p 128 -n 64 -r "$REPS" -o json > "$name-llama.json" 2>/dev/null
+    read_rate > "$name-read-after.txt"
     "$GEMMAC" bench "$f" --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps "$REPS" --threads "$THREADS" \
         --json > "$name-f32.json" 2>/dev/null
     "$GEMMAC" bench "$f" --configs=-O2 --prompt-tokens 128 --gen-tokens 64 --reps "$REPS" --threads "$THREADS" \
@@ -88,19 +94,21 @@ import json, sys
 n, base = sys.argv[1], sys.argv[2]
 ll = {("pp" if r["n_prompt"] else "tg"): r["avg_ts"] for r in json.load(open(n + "-llama.json"))}
 g = {a: json.load(open(f"{n}-{a}.json")) for a in ("f32", "reduced")}
-bw = g["f32"]["read_bandwidth_gb_s"]
 mb = g["f32"]["weight_bytes"] / 1e6
+llama_bw = sum(float(open(f"{n}-read-{w}.txt").read()) for w in ("before", "after")) / 2
+bws = " / ".join(f"{g[a]['read_bandwidth_gb_s']:.1f}" for a in ("f32", "reduced"))
 cells = []
 for a in ("f32", "reduced"):
     cells += [f"{g[a]['prefill_tok_s']:.1f} ({g[a]['prefill_tok_s'] / ll['pp']:.2f}x)",
-              f"{g[a]['decode_tok_s']:.2f} ({g[a]['decode_tok_s'] / ll['tg']:.2f}x, {g[a]['decode_tok_s'] * mb / 1e3 / bw:.2f} of bound)"]
-print(f"| {base} | {mb:.0f} | {bw:.1f} | {ll['pp']:.1f} | {ll['tg']:.2f} | " + " | ".join(cells) + f" | {g['reduced']['activations']} |")
+              f"{g[a]['decode_tok_s']:.2f} ({g[a]['decode_tok_s'] / ll['tg']:.2f}x, {g[a]['decode_of_bound']:.2f} of bound)"]
+print(f"| {base} | {mb:.0f} | {llama_bw:.1f} / {bws} | {ll['pp']:.1f} | {ll['tg']:.2f} ({ll['tg'] * mb / 1e3 / llama_bw:.2f}) | "
+      + " | ".join(cells) + f" | {g['reduced']['activations']} |")
 EOF
 }
 if [ -z "${SKIP_SPEED:-}" ]; then
     say "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(uptime | sed 's/.*average: //')"
     echo
-    echo "| file | weights MB | read GB/s | llama.cpp pp128 | llama.cpp tg64 | gemmac f32 pp128 | gemmac f32 tg64 | gemmac reduced pp128 | gemmac reduced tg64 | reduced |"
+    echo "| file | weights MB | read GB/s: llama.cpp / f32 / reduced runs | llama.cpp pp128 | llama.cpp tg64 (of bound) | gemmac f32 pp128 | gemmac f32 tg64 | gemmac reduced pp128 | gemmac reduced tg64 | reduced |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for round in $(seq "$ROUNDS"); do
         for f in "${FILES[@]}"; do speed_row "$f" "$round"; done

@@ -549,8 +549,9 @@ static void print_json(const bench_run *b, const gm_model *m, size_t wbytes, con
                   main_row ? main_row->prompt : 0, a->gen, b->rows[0].n, b->rows[0].prefill.coverage, b->seconds);
     if (b->stop) gm_buf_printf(&j, "\"%s\"", b->stop);
     else gm_buf_puts(&j, "null");
-    gm_buf_printf(&j, ", \"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ablation\": [",
-                  main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0);
+    gm_buf_printf(&j, ", \"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"decode_of_bound\": %.4f, \"ablation\": [",
+                  main_row ? main_row->prefill.median : 0, main_row ? main_row->decode.median : 0,
+                  main_row ? main_row->share.median : 0);
     for (int i = 0; i < b->n_rows; i++) {
         if (i) gm_buf_puts(&j, ", ");
         json_row(&j, b, &b->rows[i], wbytes);
