@@ -73,16 +73,6 @@ static double time_parts(part *parts, int threads, int read_only) {
     return best;
 }
 
-static ex_kernel decode_matmul(gm_dtype dt, int64_t N, int64_t K) {
-    ex_kernel k;
-    memset(&k, 0, sizeof k);
-    k.op = IR_MATMUL, k.wtype = dt, k.n = N, k.k = K, k.panel = EX_PANEL;
-    for (int a = 0; a < IR_ATTR_COUNT; a++)
-        if (ir_ops[IR_MATMUL].attrs >> a & 1 && !isnan(ir_attr_defaults[a])) k.attr[a] = ir_attr_defaults[a];
-    k.attr[IR_A_X_INT8] = 1;
-    return k;
-}
-
 int main(int argc, char **argv) {
     gm_dtype dt;
     if (argc < 6 || gm_dtype_from_name(argv[1], &dt) || !gm_dtype_quantized(dt)) {
@@ -95,7 +85,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "qdecode: K a multiple of 64 and of the block, N, THREADS (1..%d), REPS and COPIES positive\n", MAX_THREADS);
         return 2;
     }
-    ex_kernel k = decode_matmul(dt, N, K);
+    ex_kernel k = ex_kernel_default(IR_MATMUL, dt, N, K);
+    k.panel = EX_PANEL, k.attr[IR_A_X_INT8] = 1; /* repacked panels, --activations int8 */
     gm_err e = {{0}};
     lv_jit *jit = lv_jit_compile(&k, 1, 1, &e);
     if (!jit) {

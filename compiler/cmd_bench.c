@@ -17,7 +17,8 @@
  * bandwidth (a multi-threaded sum over a buffer larger than the caches, on
  * huge pages where the kernel gives them) before each decode and every few
  * steps within it, untimed, and reports decode's share of it, each few
- * steps against the probes beside them (time_row). Token ids are a fixed pseudo-random sequence, so runs compare. */
+ * steps against the probes beside them (time_row). Token ids are a fixed
+ * pseudo-random sequence, so runs compare. */
 #include "cli.h"
 #include "cli_number.h"
 #include "bench_stats.h"
@@ -277,7 +278,8 @@ static int time_row(bench_run *b, bench_row *r, gm_err *e) {
     rt_engine *en = r->unit->en[r->n % INSTANCES];
     float *logits = gm_malloc(en->vocab * sizeof(float));
     int gen = b->a->gen, i = r->n, n_blocks = 0, steps = 0;
-    double *probes = gm_malloc((gen / PROBE_EVERY + 2) * sizeof *probes), *shares = gm_malloc((gen / PROBE_EVERY + 1) * sizeof *shares);
+    int most = gen / PROBE_EVERY + 1; /* blocks */
+    double *probes = gm_malloc((most + 1) * sizeof *probes), *shares = gm_malloc(most * sizeof *shares);
     en->profile = b->a->profile ? &r->pre_prof : NULL;
     double t0 = gm_now_s();
     int rc = en->prefill(en, b->ids, r->prompt, 0, logits, 0, e);

@@ -67,15 +67,6 @@ void kd_free_weights(kd_weights w) {
     free(w.value);
 }
 
-ex_kernel kd_kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
-    ex_kernel d;
-    memset(&d, 0, sizeof d);
-    d.op = op, d.wtype = wtype, d.n = n, d.k = k;
-    for (int a = 0; a < IR_ATTR_COUNT; a++)
-        if (ir_ops[op].attrs >> a & 1 && !isnan(ir_attr_defaults[a])) d.attr[a] = ir_attr_defaults[a];
-    return d;
-}
-
 lv_jit *kd_compile(const ex_kernel *ks, int n) {
     gm_err e = {{0}};
     lv_jit *j = lv_jit_compile(ks, n, 1, &e);

@@ -1,8 +1,8 @@
 /* kernel_data.h — what the kernel tests (test_llvm_*) share: random inputs
  * from one xorshift stream, weights stored in any dtype beside the f32
- * values they stand for, a kernel description with its op's default
- * attributes, compiling kernels with the JIT (no cache), and scoring their
- * outputs against tolerances. */
+ * values they stand for, compiling kernels with the JIT (no cache), and
+ * scoring their outputs against tolerances. A kernel description with its
+ * op's default attributes is ex_kernel_default (backends/exec/kernel.h). */
 #ifndef GM_KERNEL_DATA_H
 #define GM_KERNEL_DATA_H
 
@@ -22,8 +22,6 @@ typedef struct {
 kd_weights kd_random_weights(gm_dtype dt, int64_t n, double scale);
 void kd_free_weights(kd_weights w);
 
-/* A kernel of op with its attributes' defaults (required ones 0), as ex_kernel_of starts one. */
-ex_kernel kd_kernel(ir_op op, gm_dtype wtype, int64_t n, int64_t k);
 /* ks[0..n) compiled; a failure is reported and fails the test (CUnit). */
 lv_jit *kd_compile(const ex_kernel *ks, int n);
 

@@ -110,7 +110,7 @@ static void test_matmul_dx(void) {
     enum { N_N = 4, N = N_WIDTHS * N_N * N_FLOAT_TYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++)
-        ks[i] = kd_kernel(IR_MATMUL_DX, float_types[i % N_FLOAT_TYPES], widths[i / N_FLOAT_TYPES % N_WIDTHS],
+        ks[i] = ex_kernel_default(IR_MATMUL_DX, float_types[i % N_FLOAT_TYPES], widths[i / N_FLOAT_TYPES % N_WIDTHS],
                        Ns[i / N_FLOAT_TYPES / N_WIDTHS]);
     check_dxs(ks, N, "matmul_dx");
 }
@@ -122,7 +122,7 @@ static void test_matmul_dx_blocks(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         gm_dtype dt = block_types[i % N_BLOCK_TYPES];
-        ks[i] = kd_kernel(IR_MATMUL_DX, dt, gm_dtype_block(dt) == 32 ? 96 : 512, Ns[i / N_BLOCK_TYPES]);
+        ks[i] = ex_kernel_default(IR_MATMUL_DX, dt, gm_dtype_block(dt) == 32 ? 96 : 512, Ns[i / N_BLOCK_TYPES]);
     }
     check_dxs(ks, N, "matmul_dx, block formats");
 }
@@ -147,7 +147,7 @@ static void test_matmul_dw(void) {
     static const int Ts[] = {1, 3, 17, 300};
     enum { N = N_WIDTHS * N_WIDTHS };
     ex_kernel ks[N];
-    for (int i = 0; i < N; i++) ks[i] = kd_kernel(IR_MATMUL_DW, GM_F32, widths[i % N_WIDTHS], widths[i / N_WIDTHS]);
+    for (int i = 0; i < N; i++) ks[i] = ex_kernel_default(IR_MATMUL_DW, GM_F32, widths[i % N_WIDTHS], widths[i / N_WIDTHS]);
     lv_jit *j = kd_compile(ks, N);
     kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
@@ -175,7 +175,7 @@ static void check_embed_dw(ex_kernel_fn fn, const ex_kernel *k, int T, kd_score 
 static void test_embed_dw(void) {
     enum { V = 11 };
     ex_kernel ks[N_WIDTHS];
-    for (int i = 0; i < N_WIDTHS; i++) ks[i] = kd_kernel(IR_EMBED_DW, GM_F32, widths[i], V);
+    for (int i = 0; i < N_WIDTHS; i++) ks[i] = ex_kernel_default(IR_EMBED_DW, GM_F32, widths[i], V);
     lv_jit *j = kd_compile(ks, N_WIDTHS);
     kd_score s = {0, 0};
     for (int i = 0; i < N_WIDTHS; i++)

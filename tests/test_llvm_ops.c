@@ -71,7 +71,7 @@ static void check_embeds(const ex_kernel *ks, int n, double abs_tol, double rel_
 static void test_embed(void) {
     ex_kernel ks[N_WIDTHS * N_DTYPES];
     for (int w = 0; w < N_WIDTHS; w++)
-        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = kd_kernel(IR_EMBED, dtypes[d], widths[w], 0);
+        for (int d = 0; d < N_DTYPES; d++) ks[w * N_DTYPES + d] = ex_kernel_default(IR_EMBED, dtypes[d], widths[w], 0);
     check_embeds(ks, N_WIDTHS * N_DTYPES, 0, 1e-30, "embed");
 }
 
@@ -96,7 +96,7 @@ static void test_elementwise(void) {
     for (int o = 0; o < N_ELEMENTWISE; o++)
         for (int w = 0; w < N_WIDTHS; w++) {
             ex_kernel *k = &ks[o * N_WIDTHS + w];
-            *k = kd_kernel(elementwise_ops[o], GM_F32, widths[w], 0);
+            *k = ex_kernel_default(elementwise_ops[o], GM_F32, widths[w], 0);
             k->attr[IR_A_BY] = 11.3137;
             k->attr[IR_A_CAP] = 3.5;
         }
@@ -127,7 +127,7 @@ static void test_rms_norm(void) {
     enum { N_SHAPES = 7, N = N_SHAPES * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kd_kernel(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
+        ks[i] = ex_kernel_default(IR_RMS_NORM, dtypes[i % N_DTYPES], shapes[i / N_DTYPES][0], shapes[i / N_DTYPES][1]);
         ks[i].attr[IR_A_EPS] = 1e-6;
         ks[i].attr[IR_A_ADD_ONE] = i % 2;
     }
@@ -185,7 +185,7 @@ static void test_matmul(void) {
     enum { N_K = 5, N_N = 4, N = N_K * N_N * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++)
-        ks[i] = kd_kernel(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+        ks[i] = ex_kernel_default(IR_MATMUL, dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
     lv_jit *j = kd_compile(ks, N);
     kd_score s = {0, 0};
     for (int i = 0; i < N; i++)
@@ -298,7 +298,7 @@ static void test_matmul_family(void) {
     enum { N_K = 4, N_N = 4, N_OPS = 3, N = N_K * N_N * N_DTYPES };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kd_kernel(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
+        ks[i] = ex_kernel_default(ops[i % N_OPS], dtypes[i % N_DTYPES], Ns[i / N_DTYPES % N_N], Ks[i / N_DTYPES / N_N]);
         ks[i].panel = EX_PANEL;
         ks[i].ntype = GM_F32;
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
@@ -325,7 +325,7 @@ static void test_matmul_quantized(void) {
     for (int i = 0; i < N; i++) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), K = i / N_QTYPES / N_N ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : B;
-        ks[i] = kd_kernel(ops[i % 3], dt, Ns[i / N_QTYPES % N_N], K);
+        ks[i] = ex_kernel_default(ops[i % 3], dt, Ns[i / N_QTYPES % N_N], K);
         ks[i].ntype = GM_F32;
         if (ks[i].op == IR_NORM_MATMUL) ks[i].attr[IR_A_EPS] = 1e-6;
         if (ks[i].op != IR_MATMUL_ADD && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -347,7 +347,7 @@ static void test_matmul_int8(void) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), shape = i / N_QTYPES % 3;
         int64_t K = shape == 0 ? (B == 32 ? 64 : B) : shape == 1 ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 96 : B);
-        ks[i] = kd_kernel(i / N_QTYPES / 3 ? IR_MATMUL_ADD : IR_MATMUL, dt, shape == 1 ? 100 : 33, K);
+        ks[i] = ex_kernel_default(i / N_QTYPES / 3 ? IR_MATMUL_ADD : IR_MATMUL, dt, shape == 1 ? 100 : 33, K);
         ks[i].attr[IR_A_X_INT8] = 1;
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
     }
@@ -365,7 +365,7 @@ static void test_matmul_int8_repacked(void) {
         gm_dtype dt = qtypes[i % N_QTYPES];
         int64_t B = gm_dtype_block(dt), longer = i / N_QTYPES % 2;
         int64_t K = longer ? (B == 32 ? 3 * EX_KC + 64 : 3 * B) : (B == 32 ? 64 : B);
-        ks[i] = kd_kernel(i / N_QTYPES / 2 ? IR_MATMUL_ADD : IR_MATMUL, dt, longer ? 100 : 33, K);
+        ks[i] = ex_kernel_default(i / N_QTYPES / 2 ? IR_MATMUL_ADD : IR_MATMUL, dt, longer ? 100 : 33, K);
         ks[i].attr[IR_A_X_INT8] = 1;
         ks[i].panel = EX_PANEL;
         if (ks[i].op == IR_MATMUL && i % 2) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -389,7 +389,7 @@ static void test_matmul_bf16(void) {
     enum { N_K = 5, N = N_K * 2 * 2 * 2 };
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
-        ks[i] = kd_kernel(i % 2 ? IR_MATMUL_ADD : IR_MATMUL, GM_BF16, i / 2 % 2 ? 100 : 33, Ks[i / 8]);
+        ks[i] = ex_kernel_default(i % 2 ? IR_MATMUL_ADD : IR_MATMUL, GM_BF16, i / 2 % 2 ? 100 : 33, Ks[i / 8]);
         ks[i].attr[IR_A_X_BF16] = 1;
         ks[i].panel = i / 4 % 2 ? 0 : EX_PANEL;
         if (ks[i].op == IR_MATMUL && i % 3 == 0) ks[i].attr[IR_A_SOFTCAP] = 2;
@@ -406,7 +406,7 @@ static void test_matmul_bf16(void) {
  * (the kernel may fuse d·q + min, or round the product of three factors once). */
 static void test_embed_quantized(void) {
     ex_kernel ks[N_QTYPES];
-    for (int i = 0; i < N_QTYPES; i++) ks[i] = kd_kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+    for (int i = 0; i < N_QTYPES; i++) ks[i] = ex_kernel_default(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
     check_embeds(ks, N_QTYPES, 1e-30, 2e-7, "embed, quantized");
 }
 
@@ -415,7 +415,7 @@ static void test_embed_quantized(void) {
 static void test_embed_qpanel(void) {
     ex_kernel ks[N_QTYPES];
     for (int i = 0; i < N_QTYPES; i++) {
-        ks[i] = kd_kernel(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
+        ks[i] = ex_kernel_default(IR_EMBED, qtypes[i], 2 * gm_dtype_block(qtypes[i]), 0);
         ks[i].panel = GM_QPANEL_ROWS;
     }
     check_embeds(ks, N_QTYPES, 0, 0, "embed, quantized, from int8 panels");
@@ -431,7 +431,7 @@ static void test_rope(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         int64_t hd = head_dims[i / 2];
-        ks[i] = kd_kernel(IR_ROPE, GM_F32, hd * 3, 0);
+        ks[i] = ex_kernel_default(IR_ROPE, GM_F32, hd * 3, 0);
         ks[i].attr[IR_A_HEAD_DIM] = (double)hd;
         ks[i].attr[IR_A_THETA] = i % 2 ? 1e6 : 1e4;
         ks[i].attr[IR_A_POS_SCALE] = pos_scales[i % 2];
@@ -544,7 +544,7 @@ static void test_attention(void) {
     ex_kernel ks[N];
     for (int i = 0; i < N; i++) {
         const attn_shape *a = &shapes[i];
-        ks[i] = kd_kernel(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);
+        ks[i] = ex_kernel_default(IR_ATTENTION, GM_F32, a->heads * a->head_dim, 0);
         ks[i].attr[IR_A_HEADS] = a->heads;
         ks[i].attr[IR_A_KV_HEADS] = a->kv_heads;
         ks[i].attr[IR_A_HEAD_DIM] = a->head_dim;

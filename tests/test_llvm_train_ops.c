@@ -53,7 +53,7 @@ static void test_cross_entropy(void) {
     for (int t = 0; t < T_CE; t++)
         if (tgt[t] >= 0) want += lse(z + t * V) - z[t * V + tgt[t]], scored++;
     want /= scored;
-    ex_kernel ks[2] = {kd_kernel(IR_CROSS_ENTROPY, GM_F32, V, 0), kd_kernel(IR_CROSS_ENTROPY_DX, GM_F32, V, 0)};
+    ex_kernel ks[2] = {ex_kernel_default(IR_CROSS_ENTROPY, GM_F32, V, 0), ex_kernel_default(IR_CROSS_ENTROPY_DX, GM_F32, V, 0)};
     lv_jit *loss_jit = kd_compile(&ks[0], 1), *dx_jit = kd_compile(&ks[1], 1);
     float loss = NAN, *dz = malloc(T_CE * V * sizeof *dz);
     for (int i = 0; i < T_CE * V; i++) dz[i] = NAN;
@@ -117,7 +117,7 @@ static double check_norm(int64_t G, gm_dtype dt, double add_one, double *worst_d
     for (int64_t i = 0; i < G; i++) w16[i] = gm_f32_to_bf16(w[i]), w[i] = dt == GM_BF16 ? gm_bf16_to_f32(w16[i]) : w[i];
     double *dx = malloc(rows * G * sizeof *dx), *dw = malloc(G * sizeof *dw);
     norm_want(dy, x, w, rows, G, add_one, 1e-6, dx, dw);
-    ex_kernel ks[2] = {kd_kernel(IR_RMS_NORM_DX, GM_F32, 2 * G, G), kd_kernel(IR_RMS_NORM_DW, GM_F32, 2 * G, G)};
+    ex_kernel ks[2] = {ex_kernel_default(IR_RMS_NORM_DX, GM_F32, 2 * G, G), ex_kernel_default(IR_RMS_NORM_DW, GM_F32, 2 * G, G)};
     for (int i = 0; i < 2; i++) ks[i].wtype = dt, ks[i].attr[IR_A_EPS] = 1e-6, ks[i].attr[IR_A_ADD_ONE] = add_one;
     float *got_dx = malloc(rows * G * sizeof *got_dx), *got_dw = malloc(G * sizeof *got_dw);
     const void *wp = dt == GM_BF16 ? (const void *)w16 : w;
@@ -145,7 +145,7 @@ static void test_rms_norm_grads(void) {
 static void test_rope_dx(void) {
     int T = 6, hd = 8, C = 3 * hd, pos = 4;
     float *dy = kd_random_f32(T * C, 1), *got = malloc(T * C * sizeof *got);
-    ex_kernel k = kd_kernel(IR_ROPE_DX, GM_F32, C, 0);
+    ex_kernel k = ex_kernel_default(IR_ROPE_DX, GM_F32, C, 0);
     k.attr[IR_A_HEAD_DIM] = hd, k.attr[IR_A_THETA] = 10000, k.attr[IR_A_POS_SCALE] = 2;
     lv_jit *j = kd_compile(&k, 1);
     lv_jit_kernel(j, 0)(&(ex_call){.in = {dy}, .out = got, .T = T, .pos = pos});
@@ -177,7 +177,7 @@ static void check_elementwise(ir_op op, double x_scale, double *worst) {
         int T = 3;
         int64_t n = T * widths[w];
         float *dy = kd_random_f32(n, 1), *x = kd_random_f32(n, x_scale), *got = malloc(n * sizeof *got);
-        ex_kernel k = kd_kernel(op, GM_F32, widths[w], 0);
+        ex_kernel k = ex_kernel_default(op, GM_F32, widths[w], 0);
         k.attr[IR_A_CAP] = op == IR_SOFTCAP_DX ? 30 : 0;
         lv_jit *j = kd_compile(&k, 1);
         lv_jit_kernel(j, 0)(&(ex_call){.in = {dy, x}, .out = got, .T = T});

@@ -38,6 +38,7 @@
 #include "runtime/kv_cache.h"
 #include "runtime/threads.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -68,6 +69,15 @@ typedef struct {
 /* Multiply-adds below which a matmul runs on one thread: a few microseconds
  * of work, about what handing it to the pool costs. */
 #define SPLIT_MIN (1 << 17)
+
+ex_kernel ex_kernel_default(ir_op op, gm_dtype wtype, int64_t n, int64_t k) {
+    ex_kernel d;
+    memset(&d, 0, sizeof d);
+    d.op = op, d.wtype = wtype, d.n = n, d.k = k;
+    for (int a = 0; a < IR_ATTR_COUNT; a++)
+        if (ir_ops[op].attrs >> a & 1 && !isnan(ir_attr_defaults[a])) d.attr[a] = ir_attr_defaults[a];
+    return d;
+}
 
 void ex_kernel_of(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, ex_kernel *k) {
     memset(k, 0, sizeof *k);

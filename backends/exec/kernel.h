@@ -44,6 +44,10 @@ typedef struct ex_kernel {
     double attr[IR_ATTR_COUNT];  /* the op's attributes, 0 for those it does not take */
 } ex_kernel;
 
+/* A kernel of op outside any graph (a kernel test, bench/qdecode): its
+ * attributes' defaults, 0 for those that have none (a required one). */
+ex_kernel ex_kernel_default(ir_op op, gm_dtype wtype, int64_t n, int64_t k);
+
 /* The kernel node n needs (bound[v]: the tensor of weight v). Zeroed first,
  * so nodes that can share a kernel compare equal with memcmp. */
 void ex_kernel_of(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, ex_kernel *k);

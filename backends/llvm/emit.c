@@ -266,6 +266,13 @@ void lv_if_end(lv_emit *m, LLVMBasicBlockRef done) {
     LLVMPositionBuilderAtEnd(m->b, done);
 }
 
+LLVMBasicBlockRef lv_else(lv_emit *m, LLVMBasicBlockRef otherwise) {
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "endif");
+    LLVMBuildBr(m->b, done);
+    LLVMPositionBuilderAtEnd(m->b, otherwise);
+    return done;
+}
+
 void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next) {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(m->b);
     LLVMValueRef i_next = lv_addi(m, l->i, l->step);

@@ -100,8 +100,11 @@ void lv_loop_begin(lv_emit *m, lv_loop *l, LLVMValueRef lo, LLVMValueRef hi, int
 /* Closes it with the carried values of the next iteration (NULL when n = 0). */
 void lv_loop_end(lv_emit *m, lv_loop *l, const LLVMValueRef *next);
 
-/* "if (cond) {": the builder moves into the taken block; lv_if_end(done) is the "}". */
+/* "if (cond) {": the builder moves into the taken block; lv_if_end(done) is
+ * the "}". "} else {" between them: done = lv_else(m, done), whose result
+ * lv_if_end takes instead. */
 LLVMBasicBlockRef lv_if_begin(lv_emit *m, LLVMValueRef cond);
+LLVMBasicBlockRef lv_else(lv_emit *m, LLVMBasicBlockRef otherwise);
 void lv_if_end(lv_emit *m, LLVMBasicBlockRef done);
 
 /* Emits body(at, w) for pieces [at, at+w) covering [0, n), the loop over

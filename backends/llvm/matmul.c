@@ -236,18 +236,12 @@ static void store_tile(lv_emit *m, const block_ctx *bc, LLVMValueRef t0, int R, 
         store_outputs(m, bc, t0, R, acc, mask, 0);
         return;
     }
-    LLVMBasicBlockRef fin = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "finish"),
-                      part = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "partial"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "stored");
-    LLVMBuildCondBr(m->b, bc->last, fin, part);
-    LLVMPositionBuilderAtEnd(m->b, fin);
+    LLVMBasicBlockRef done = lv_if_begin(m, bc->last);
     store_outputs(m, bc, t0, R, acc, mask, 1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, part);
+    done = lv_else(m, done);
     if (bc->home) store_home(m, bc, t0, R, acc);
     else store_outputs(m, bc, t0, R, acc, mask, 0);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
+    lv_if_end(m, done);
 }
 
 /* Vector h of the block's weights at k = kk. */
@@ -527,17 +521,11 @@ static void emit_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1)
     }
     c->xp = c->scratch;
     c->scratch = past(m, c->scratch, lv_muli(m, c->T, EX_KC));
-    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "tiles"),
-                      lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "lone"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "panels_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, MR), ""), tiles, lone);
-    LLVMPositionBuilderAtEnd(m->b, tiles);
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, MR), ""));
     emit_tiled_rows(m, c, p0, p1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, lone);
+    done = lv_else(m, done);
     emit_lone(m, c, n0, n1, p0, p1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
+    lv_if_end(m, done);
 }
 
 /* --activations int8 with fewer rows than a tile: x's rows quantized into
@@ -649,21 +637,17 @@ static void lone_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1,
  * quantized, then the panels. One row (decode proper) streams its weight
  * from memory, and its products go apart: on the Zen 4 host, one thread,
  * Q4_K went from 0.61-0.63 to 0.75-0.81 of a plain read of the same bytes,
- * Q6_K from 0.61-0.67 to 0.76-0.84 (bench/qdecode.c, alternated runs). More rows re-read
- * each panel from the cache, where the chained products are faster (eight
- * rows of Q4_K_M: 64 against 40 tok/s), since apart their registers spill. */
+ * Q6_K from 0.61-0.67 to 0.76-0.84 (bench/qdecode.c, alternated runs).
+ * More rows re-read each panel from the cache, where the chained products
+ * are faster (eight rows of Q4_K_M: 64 against 40 tok/s), since apart their
+ * registers spill. */
 static void emit_int8_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, c->scratch, NULL);
-    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_one_row"),
-                      more = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_rows"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_lone_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntEQ, c->T, lv_int(m, 1), ""), one, more);
-    for (int apart = 1; apart >= 0; apart--) {
-        LLVMPositionBuilderAtEnd(m->b, apart ? one : more);
-        lone_panels(m, c, n0, n1, apart);
-        LLVMBuildBr(m->b, done);
-    }
-    LLVMPositionBuilderAtEnd(m->b, done);
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, c->T, lv_int(m, 1), ""));
+    lone_panels(m, c, n0, n1, 1);
+    done = lv_else(m, done);
+    lone_panels(m, c, n0, n1, 0);
+    lv_if_end(m, done);
 }
 
 /* The f32 kernels: panels (packed or block-quantized weights) or row-major. */
@@ -695,21 +679,15 @@ static void emit_rounded(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1
 static void emit_int8(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     int repacked = c->k->panel != 0, vnni = m->target->int8_dot == LV_INT8_VNNI;
     if (!repacked && c->K % 64) return emit_rounded(m, c, n0, n1);
-    LLVMBasicBlockRef few = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_few_rows"),
-                      many = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_many_rows"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "int8_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSLT, c->T, lv_int(m, tile_rows(m) > 1 ? tile_rows(m) : 2), ""), few,
-                    many);
-    LLVMPositionBuilderAtEnd(m->b, few);
+    LLVMValueRef few = LLVMBuildICmp(m->b, LLVMIntSLT, c->T, lv_int(m, tile_rows(m) > 1 ? tile_rows(m) : 2), "");
+    LLVMBasicBlockRef done = lv_if_begin(m, few);
     mm_ctx ci = *c;
     if (repacked) emit_int8_lone(m, &ci, n0, n1);
     else emit_int8_rows(m, &ci, n0, n1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, many);
+    done = lv_else(m, done);
     if (repacked || vnni) emit_int8_tiled(m, c, n0, n1);
     else emit_rounded(m, c, n0, n1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
+    lv_if_end(m, done);
 }
 
 /* ---- --activations bf16: bf16 weights on x rounded to bf16 ---- */
@@ -947,18 +925,12 @@ static void emit_bf16(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     }
     LLVMValueRef p0 = LLVMBuildSDiv(m->b, n0, lv_int(m, EX_PANEL), "");
     LLVMValueRef p1 = LLVMBuildSDiv(m->b, lv_addi(m, n1, EX_PANEL - 1), lv_int(m, EX_PANEL), "");
-    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_tiles"),
-                      lone = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_lone"),
-                      done = LLVMAppendBasicBlockInContext(m->ctx, m->fn, "bf16_done");
-    LLVMBuildCondBr(m->b, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, bf16_rows(m)), ""), tiles, lone);
-    LLVMPositionBuilderAtEnd(m->b, tiles);
+    LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntSGE, c->T, lv_int(m, bf16_rows(m)), ""));
     mm_ctx ct = *c;
     emit_bf16_tiled(m, &ct, p0, p1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, lone);
+    done = lv_else(m, done);
     emit_bf16_lone(m, c, p0, p1);
-    LLVMBuildBr(m->b, done);
-    LLVMPositionBuilderAtEnd(m->b, done);
+    lv_if_end(m, done);
 }
 
 void lv_emit_matmul(lv_emit *m, const ex_kernel *k) {

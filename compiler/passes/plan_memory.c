@@ -68,7 +68,8 @@ static void chain_in_place(const ir_graph *g, int *home, int *first, int *last) 
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *n = &g->nodes[i];
         const ir_value *out = &g->values[n->out];
-        for (int k = 0; k < ir_ops[n->op].n_inputs && ir_writes_in_place(n->op) && !ir_value_fixed(out); k++) {
+        if (!ir_writes_in_place(n->op) || ir_value_fixed(out)) continue;
+        for (int k = 0; k < ir_ops[n->op].n_inputs; k++) {
             int x = n->in[k];
             const ir_value *in = &g->values[x];
             if (first[x] < 0 || last[x] != i || taken[x] || ir_value_fixed(in) || in->dims[0] != out->dims[0] ||
