@@ -106,6 +106,11 @@ LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v) {
 
 LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x) { return intrinsic(m, "llvm.sqrt", LLVMTypeOf(x), &x, 1); }
 
+LLVMValueRef lv_fma(lv_emit *m, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    LLVMValueRef args[3] = {a, b, c};
+    return intrinsic(m, "llvm.fma", LLVMTypeOf(a), args, 3);
+}
+
 void lv_prefetch_l2(lv_emit *m, LLVMValueRef base, LLVMValueRef idx, gm_dtype dt) {
     LLVMValueRef args[4] = {LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, dt), base, &idx, 1, ""),
                             LLVMConstInt(m->i32, 0, 0), LLVMConstInt(m->i32, 1, 0), LLVMConstInt(m->i32, 1, 0)};
@@ -120,15 +125,11 @@ static int width_of(LLVMValueRef x) {
     return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(t) : 1;
 }
 
-static LLVMValueRef fma_of(lv_emit *m, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
-    LLVMValueRef args[3] = {a, b, c};
-    return intrinsic(m, "llvm.fma", LLVMTypeOf(a), args, 3);
-}
 
 /* c[0]·z^(n-1) + ... + c[n-1], by Horner with FMAs. */
 static LLVMValueRef polynomial(lv_emit *m, LLVMValueRef z, const double *c, int n) {
     LLVMValueRef p = lv_real(m, c[0], width_of(z));
-    for (int i = 1; i < n; i++) p = fma_of(m, p, z, lv_real(m, c[i], width_of(z)));
+    for (int i = 1; i < n; i++) p = lv_fma(m, p, z, lv_real(m, c[i], width_of(z)));
     return p;
 }
 
@@ -149,10 +150,10 @@ LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x) {
     x = clamp(m, x, -88, 88);
     LLVMValueRef scaled = LLVMBuildFMul(m->b, x, lv_real(m, 1.44269504088896341, w), "");
     LLVMValueRef n = intrinsic(m, "llvm.rint", LLVMTypeOf(x), &scaled, 1);
-    LLVMValueRef r = fma_of(m, n, lv_real(m, -0.693359375, w), x);
-    r = fma_of(m, n, lv_real(m, 2.12194440e-4, w), r);
+    LLVMValueRef r = lv_fma(m, n, lv_real(m, -0.693359375, w), x);
+    r = lv_fma(m, n, lv_real(m, 2.12194440e-4, w), r);
     LLVMValueRef r2 = LLVMBuildFMul(m->b, r, r, "");
-    LLVMValueRef er = fma_of(m, polynomial(m, r, p, 6), r2, LLVMBuildFAdd(m->b, r, lv_real(m, 1, w), ""));
+    LLVMValueRef er = lv_fma(m, polynomial(m, r, p, 6), r2, LLVMBuildFAdd(m->b, r, lv_real(m, 1, w), ""));
     LLVMTypeRef it = w == 1 ? m->i32 : LLVMVectorType(m->i32, (unsigned)w);
     LLVMValueRef biased = LLVMBuildAdd(m->b, LLVMBuildFPToSI(m->b, n, it, ""), lv_splat(m, LLVMConstInt(m->i32, 127, 0), w), "");
     LLVMValueRef bits = LLVMBuildShl(m->b, biased, lv_splat(m, LLVMConstInt(m->i32, 23, 0), w), "");
@@ -173,7 +174,7 @@ LLVMValueRef lv_tanh(lv_emit *m, LLVMValueRef x) {
     LLVMValueRef args[2] = {big, x};
     big = intrinsic(m, "llvm.copysign", LLVMTypeOf(x), args, 2);
     LLVMValueRef z = LLVMBuildFMul(m->b, x, x, "");
-    LLVMValueRef small = fma_of(m, LLVMBuildFMul(m->b, polynomial(m, z, p, 5), z, ""), x, x);
+    LLVMValueRef small = lv_fma(m, LLVMBuildFMul(m->b, polynomial(m, z, p, 5), z, ""), x, x);
     return LLVMBuildSelect(m->b, LLVMBuildFCmp(m->b, LLVMRealOLT, a, lv_real(m, 0.625, w), ""), small, big, "");
 }
 

@@ -62,6 +62,8 @@ LLVMValueRef lv_fdiv(lv_emit *m, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef lv_splat(lv_emit *m, LLVMValueRef scalar, int w);
 LLVMValueRef lv_hsum(lv_emit *m, LLVMValueRef v);            /* sum of the lanes */
 LLVMValueRef lv_sqrt(lv_emit *m, LLVMValueRef x);           /* llvm.sqrt, any float type */
+/* a · b + c in one rounding, where it stands (lv_fadd's sums may be reassociated). */
+LLVMValueRef lv_fma(lv_emit *m, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 /* e^x and tanh(x) of f32 scalars or vectors, inline (emit.c says how; within
  * 2 ulp of libm's expf and tanhf), so the loops around them vectorise. */
 LLVMValueRef lv_exp(lv_emit *m, LLVMValueRef x);

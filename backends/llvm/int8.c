@@ -302,7 +302,11 @@ static LLVMValueRef byte_splat(lv_emit *m, int v) { return lv_splat(m, LLVMConst
 
 /* The bytes of v shifted right by `right`, then masked. */
 static LLVMValueRef bits_of(lv_emit *m, LLVMValueRef v, int right, int mask) {
-    if (right) v = LLVMBuildLShr(m->b, v, byte_splat(m, right), "");
+    if (right) {
+        LLVMTypeRef w = vec(m->i16, 32);
+        v = LLVMBuildLShr(m->b, LLVMBuildBitCast(m->b, v, w, ""), lv_splat(m, LLVMConstInt(m->i16, (unsigned long long)right, 0), 32), "");
+        v = LLVMBuildBitCast(m->b, v, vec(i8(m), 64), "");
+    }
     return LLVMBuildAnd(m->b, v, byte_splat(m, mask), "");
 }
 
@@ -414,39 +418,73 @@ void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRe
 
 /* ---- decode from repacked panels: quads unpacked and multiplied at once ---- */
 
-/* Scale group gi (S values of k, S = 16 or 32) of sub-block s of a unit, k
- * from kg, for x's row: i32 dot products of both halves of the panel from
- * the offset terms, then scaled into acc as tile_group does. Apart, each
+/* Quads [q0, q1) of a sub-block, both halves of the panel, against x's row
+ * from k (the k of quad q0): i32 dot products into ai[h]. Apart, each
  * quad's dot product starts from zero and they are summed after (the same
  * integers): no product waits for another, so a late line of the weight
  * holds up only its own. */
-static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, int s, int gi, LLVMValueRef row,
-                       LLVMValueRef kg, int apart, LLVMValueRef *acc) {
-    int S = lv_int8_scale_group(dt), has_min = l->d2 >= 0, g = s * 32 / S + gi;
-    LLVMValueRef sum = x_sum16(m, row, kg), dx = x_d(m, row, kg), ai[2];
-    if (S == 32) sum = LLVMBuildAdd(m->b, sum, x_sum16(m, row, lv_addi(m, kg, 16)), "");
-    for (int h = 0; h < 2; h++) ai[h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
-    LLVMValueRef sub = at_offset(m, unit, lv_int(m, l->head + s * l->sub));
-    for (int quad = gi * S / 4; quad < (gi + 1) * S / 4; quad++) {
-        LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, row, x_byte(m, lv_addi(m, kg, 4 * quad - gi * S)), 4), 16);
+static void quads_dot(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef sub, int q0, int q1, LLVMValueRef row,
+                      LLVMValueRef k, int apart, LLVMValueRef *ai) {
+    for (int quad = q0; quad < q1; quad++) {
+        LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, row, x_byte(m, lv_addi(m, k, 4 * (quad - q0))), 4), 16);
         xb = LLVMBuildBitCast(m->b, xb, vec(i8(m), 64), "");
         for (int h = 0; h < 2; h++) {
             LLVMValueRef w = dot_form(m, dt, qpanel_quad(m, l, sub, quad, h));
             ai[h] = apart ? LLVMBuildAdd(m->b, ai[h], dot4(m, LLVMConstNull(vec(m->i32, 16)), w, xb), "") : dot4(m, ai[h], w, xb);
         }
     }
-    LLVMValueRef d = unit_halves(m, unit, 0);
-    LLVMValueRef dw = l->sc >= 0 ? scaled(m, d, unit, l->sc + 32 * g, dt == GM_Q6_K) : d, mw = NULL;
-    if (has_min) mw = l->mn >= 0 ? LLVMBuildFNeg(m->b, scaled(m, unit_halves(m, unit, l->d2), unit, l->mn + 32 * s, 0), "")
-                                 : unit_halves(m, unit, l->d2);
+}
+
+/* The block of 32 k of a unit of a 32-block format (Q8_0 … Q5_1) against
+ * x's row from k, scaled into acc as tile_group does. */
+static void lone_block(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef row, LLVMValueRef k,
+                       int apart, LLVMValueRef *acc) {
+    int has_min = l->d2 >= 0;
+    LLVMValueRef sum = lv_add(m, x_sum16(m, row, k), x_sum16(m, row, lv_addi(m, k, 16))), dx = x_d(m, row, k), ai[2];
+    for (int h = 0; h < 2; h++) ai[h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
+    quads_dot(m, dt, l, at_offset(m, unit, lv_int(m, l->head)), 0, 8, row, k, apart, ai);
+    LLVMValueRef d = unit_halves(m, unit, 0), mw = has_min ? unit_halves(m, unit, l->d2) : NULL;
+    LLVMValueRef xs = lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sum, m->f32, ""));
     for (int h = 0; h < 2; h++) {
         LLVMValueRef f = LLVMBuildSIToFP(m->b, ai[h], vec(m->f32, 16), "");
-        acc[h] = lv_fadd(m, acc[h], lv_fmul(m, f, lv_fmul(m, lv_slice(m, dw, 16 * h, 16), lv_splat(m, dx, 16))));
-        if (mw) {
-            LLVMValueRef xs = lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sum, m->f32, ""));
-            acc[h] = lv_fadd(m, acc[h], lv_fmul(m, lv_slice(m, mw, 16 * h, 16), lv_splat(m, xs, 16)));
+        acc[h] = lv_fadd(m, acc[h], lv_fmul(m, f, lv_fmul(m, lv_slice(m, d, 16 * h, 16), lv_splat(m, dx, 16))));
+        if (mw) acc[h] = lv_fadd(m, acc[h], lv_fmul(m, lv_slice(m, mw, 16 * h, 16), lv_splat(m, xs, 16)));
+    }
+}
+
+/* Half h's 16 rows of the header bytes at p (u8, or i8 where is_signed) as <16 x i32>. */
+static LLVMValueRef header_ints(lv_emit *m, LLVMValueRef p, int h, int is_signed) {
+    LLVMValueRef v = load_vec(m, vec(i8(m), 16), p, lv_int(m, 16 * h), 16);
+    return is_signed ? LLVMBuildSExt(m->b, v, vec(m->i32, 16), "") : LLVMBuildZExt(m->b, v, vec(m->i32, 16), "");
+}
+
+/* Sub-block s of a K-quant unit (Q4_K, Q5_K, Q6_K) against x's row from k:
+ * each scale group's i32 products times the rows' integer scales, summed,
+ * then once in f32 times x's d into sums[h]; for Q4_K and Q5_K, the mins'
+ * terms mn · d_x · Σx into mins[h]. The unit's d and dmin multiply them
+ * once a unit (lv_int8_qpanel_row), where scaling each group in f32 took
+ * twice the instructions: one thread of the Zen 4 computed Q4_K from L3
+ * at 25-31 GB/s of weights, below the two cores' share of memory's rate. */
+static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef s, LLVMValueRef row,
+                       LLVMValueRef k, int apart, LLVMValueRef *sums, LLVMValueRef *mins) {
+    int S = lv_int8_scale_group(dt), has_min = l->d2 >= 0;
+    LLVMValueRef sub = at_offset(m, unit, lv_addi(m, lv_muli(m, s, l->sub), l->head)), si[2] = {NULL, NULL};
+    LLVMValueRef sc = at_offset(m, unit, lv_addi(m, lv_muli(m, s, 32 * 32 / S), l->sc)), dx = x_d(m, row, k);
+    for (int gi = 0; gi < 32 / S; gi++) {
+        LLVMValueRef kg = lv_addi(m, k, gi * S), ai[2];
+        for (int h = 0; h < 2; h++) ai[h] = has_min ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, x_sum16(m, row, kg), 16);
+        quads_dot(m, dt, l, sub, gi * S / 4, (gi + 1) * S / 4, row, kg, apart, ai);
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef p = LLVMBuildMul(m->b, ai[h], header_ints(m, at_offset(m, sc, lv_int(m, 32 * gi)), h, dt == GM_Q6_K), "");
+            si[h] = si[h] ? LLVMBuildAdd(m->b, si[h], p, "") : p;
         }
     }
+    for (int h = 0; h < 2; h++) sums[h] = lv_fma(m, LLVMBuildSIToFP(m->b, si[h], vec(m->f32, 16), ""), lv_splat(m, dx, 16), sums[h]);
+    if (!has_min) return;
+    LLVMValueRef sum = lv_add(m, x_sum16(m, row, k), x_sum16(m, row, lv_addi(m, k, 16)));
+    LLVMValueRef xs = lv_splat(m, lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sum, m->f32, "")), 16);
+    LLVMValueRef mn = at_offset(m, unit, lv_addi(m, lv_muli(m, s, 32), l->mn));
+    for (int h = 0; h < 2; h++) mins[h] = lv_fma(m, LLVMBuildUIToFP(m->b, header_ints(m, mn, h, 0), vec(m->f32, 16), ""), xs, mins[h]);
 }
 
 /* Decode prefetches, where the target says it pays (lv_target.prefetch_qpanels),
@@ -456,24 +494,38 @@ static void lone_group(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
  * with a prefetch of the whole unit two ahead (medians of five alternated
  * runs); for the 256-k units of the K-quants, shared out over the eight
  * sub-blocks and four units ahead, Q4_K went from 10.4-10.7 to 12.9-13.8
- * tok/s (8.0 without prefetch) and Q6_K from 6.8 to 9.4. */
+ * tok/s (8.0 without prefetch) and Q6_K from 6.8 to 9.4. The shares are
+ * equal, so the last may reach a few lines into the next unit, which its own
+ * shares prefetch again (a line already on its way costs one instruction). */
 #define QPANEL_AHEAD 4
-static void prefetch_share(lv_emit *m, const gm_qpanel *l, LLVMValueRef unit, int s, int subs) {
-    int lines = l->unit / 64, per = (lines + subs - 1) / subs;
-    for (int line = s * per; line < (s + 1) * per && line < lines; line++)
-        lv_prefetch_l2(m, unit, lv_int(m, (QPANEL_AHEAD * l->unit + 64 * line) / 4), GM_F32);
+static void prefetch_share(lv_emit *m, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef s, int subs) {
+    int per = (l->unit / 64 + subs - 1) / subs;
+    for (int line = 0; line < per; line++)
+        lv_prefetch_l2(m, unit, lv_addi(m, lv_muli(m, s, 16 * per), (QPANEL_AHEAD * l->unit + 64 * line) / 4), GM_F32);
 }
 
 void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row, int apart,
                         LLVMValueRef *acc) {
     gm_qpanel l = gm_qpanel_of(dt);
-    int B = gm_dtype_block(dt), S = lv_int8_scale_group(dt);
-    lv_loop u;
+    int B = gm_dtype_block(dt);
+    lv_loop u, s;
     lv_loop_begin(m, &u, lv_int(m, 0), lv_int(m, K / B), 1, 2, acc);
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
-    for (int s = 0; s < B / 32; s++) {
-        if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, s, B / 32);
-        for (int gi = 0; gi < 32 / S; gi++) lone_group(m, dt, &l, unit, s, gi, row, lv_addi(m, lv_muli(m, u.i, B), 32 * s + gi * S), apart, next);
+    if (l.sc < 0) {
+        if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, lv_int(m, 0), 1);
+        lone_block(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
+    } else {
+        LLVMValueRef zero[4] = {lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16)}, sums[4];
+        lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, B / 32), 1, 4, zero);
+        memcpy(sums, s.v, sizeof sums);
+        if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, s.i, B / 32);
+        kquant_sub(m, dt, &l, unit, s.i, row, lv_add(m, lv_muli(m, u.i, B), lv_muli(m, s.i, 32)), apart, sums, sums + 2);
+        lv_loop_end(m, &s, sums);
+        LLVMValueRef d = unit_halves(m, unit, 0), dmin = l.d2 >= 0 ? unit_halves(m, unit, l.d2) : NULL;
+        for (int h = 0; h < 2; h++) {
+            next[h] = lv_fma(m, s.v[h], lv_slice(m, d, 16 * h, 16), next[h]);
+            if (dmin) next[h] = lv_fma(m, LLVMBuildFNeg(m->b, s.v[2 + h], ""), lv_slice(m, dmin, 16 * h, 16), next[h]);
+        }
     }
     lv_loop_end(m, &u, next);
     acc[0] = u.v[0], acc[1] = u.v[1];
