@@ -488,20 +488,30 @@ static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
 }
 
 /* Decode prefetches, where the target says it pays (lv_target.prefetch_qpanels),
- * the unit QPANEL_AHEAD units ahead of the one it reads, a share of its lines
- * with each sub-block, so the requests go out at the pace the data is used.
- * On the Zen 4 host, one thread, 2B Q8_0 decode went from 8.7 to 11.5 tok/s
- * with a prefetch of the whole unit two ahead (medians of five alternated
- * runs); for the 256-k units of the K-quants, shared out over the eight
- * sub-blocks and four units ahead, Q4_K went from 10.4-10.7 to 12.9-13.8
- * tok/s (8.0 without prefetch) and Q6_K from 6.8 to 9.4. The shares are
- * equal, so the last may reach a few lines into the next unit, which its own
- * shares prefetch again (a line already on its way costs one instruction). */
-#define QPANEL_AHEAD 4
-static void prefetch_share(lv_emit *m, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef s, int subs) {
+ * the unit units_ahead() units ahead of the one it reads, a share of its
+ * lines with each sub-block, so the requests go out at the pace the data is
+ * used. On the Zen 4 host, one thread, 2B Q8_0 decode went from 8.7 to 11.5
+ * tok/s with a prefetch of the whole unit two ahead (medians of five
+ * alternated runs); for the K-quants, shared out over the eight sub-blocks,
+ * Q4_K went from 10.4-10.7 to 12.9-13.8 tok/s (8.0 without prefetch) and Q6_K
+ * from 6.8 to 9.4. The shares are equal, so the last may reach a few lines
+ * into the next unit, which its own shares prefetch again (a line already on
+ * its way costs one instruction). */
+static void prefetch_share(lv_emit *m, const gm_qpanel *l, int ahead, LLVMValueRef unit, LLVMValueRef s, int subs) {
     int per = (l->unit / 64 + subs - 1) / subs;
     for (int line = 0; line < per; line++)
-        lv_prefetch_l2(m, unit, lv_addi(m, lv_muli(m, s, 16 * per), (QPANEL_AHEAD * l->unit + 64 * line) / 4), GM_F32);
+        lv_prefetch_l2(m, unit, lv_addi(m, lv_muli(m, s, 16 * per), (ahead * l->unit + 64 * line) / 4), GM_F32);
+}
+
+/* How far ahead, in units, decode prefetches dt. Measured on the Zen 4 host,
+ * two threads, each format's matmul beside a plain read in alternate calls
+ * (40 rounds, medians): Q8_0's 1088-byte units at 0.80-0.83 of the read four
+ * ahead, 0.95-0.98 two ahead (2B Q8_0 decode: 0.68-0.84 of the bound -> 0.79-0.96);
+ * Q4_K and Q6_K one ahead 0.86 and 0.875, four 0.85 and 0.84. The other
+ * 32-k formats gave no distance that was better in every run. */
+static int units_ahead(gm_dtype dt) {
+    if (dt == GM_Q8_0) return 2;
+    return gm_dtype_block(dt) > 32 ? 1 : 4;
 }
 
 void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row, int apart,
@@ -512,13 +522,13 @@ void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVM
     lv_loop_begin(m, &u, lv_int(m, 0), lv_int(m, K / B), 1, 2, acc);
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
     if (l.sc < 0) {
-        if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, lv_int(m, 0), 1);
+        if (m->target->prefetch_qpanels) prefetch_share(m, &l, units_ahead(dt), unit, lv_int(m, 0), 1);
         lone_block(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
     } else {
         LLVMValueRef zero[4] = {lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16)}, sums[4];
         lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, B / 32), 1, 4, zero);
         memcpy(sums, s.v, sizeof sums);
-        if (m->target->prefetch_qpanels) prefetch_share(m, &l, unit, s.i, B / 32);
+        if (m->target->prefetch_qpanels) prefetch_share(m, &l, units_ahead(dt), unit, s.i, B / 32);
         kquant_sub(m, dt, &l, unit, s.i, row, lv_add(m, lv_muli(m, u.i, B), lv_muli(m, s.i, 32)), apart, sums, sums + 2);
         lv_loop_end(m, &s, sums);
         LLVMValueRef d = unit_halves(m, unit, 0), dmin = l.d2 >= 0 ? unit_halves(m, unit, l.d2) : NULL;
