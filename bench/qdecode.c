@@ -12,9 +12,11 @@
  * TYPE: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k. The weight is
  * random bytes on 2 MB pages (the engine's packed weights are too); with
  * COPIES > 1, that many weights one after the other, call r reading copy
- * r % COPIES: many matmuls of a model's size, each read once. Prints the
- * best of five rounds of REPS calls, kernel and read alike, in GB/s of
- * weight bytes, and the kernel's share of the read rate. */
+ * r % COPIES: many matmuls of a model's size, each read once. Runs 21
+ * rounds of REPS calls each: a read, the kernel, a read again, so each
+ * kernel round has the mean of the reads on either side beside it. Prints
+ * the medians, in GB/s of weight bytes, and the median of the kernel's
+ * shares of the read rate with their quartiles. */
 #include "backends/llvm/jit.h"
 #include "runtime/common.h"
 #include "runtime/qpanel.h"
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #define MAX_THREADS 64
+#define ROUNDS 21 /* of a read, the kernel, a read again */
 
 typedef struct {
     ex_kernel_fn fn;
@@ -60,17 +63,18 @@ static void *run_part(void *arg) {
     return NULL;
 }
 
-/* Seconds per call of the best of five rounds, reading only or not. */
-static double time_parts(part *parts, int threads, int read_only) {
-    double best = INFINITY;
-    for (int round = 0; round < 5; round++) {
-        pthread_t th[MAX_THREADS];
-        double t0 = gm_now_s();
-        for (int t = 0; t < threads; t++) parts[t].read_only = read_only, pthread_create(&th[t], NULL, run_part, &parts[t]);
-        for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
-        best = fmin(best, (gm_now_s() - t0) / parts[0].reps);
-    }
-    return best;
+/* Seconds per call of one round of REPS calls, reading only or not. */
+static double time_round(part *parts, int threads, int read_only) {
+    pthread_t th[MAX_THREADS];
+    double t0 = gm_now_s();
+    for (int t = 0; t < threads; t++) parts[t].read_only = read_only, pthread_create(&th[t], NULL, run_part, &parts[t]);
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+    return (gm_now_s() - t0) / parts[0].reps;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -107,10 +111,16 @@ int main(int argc, char **argv) {
         parts[t] = (part){lv_jit_kernel(jit, 0), x, w, y, gm_aligned64(ex_scratch_floats(&k, 1) * sizeof(float) + 64), n0,
                           n1 < N ? n1 : N, bytes / panels, bytes, reps, copies, 0, &start};
     }
-    double kernel = INFINITY, read = INFINITY;
-    for (int i = 0; i < 2; i++) kernel = fmin(kernel, time_parts(parts, threads, 0)), read = fmin(read, time_parts(parts, threads, 1));
-    printf("%s K=%lld N=%lld threads=%d: %.3f ms, %.1f GB/s (%.1f MB); read only %.1f GB/s; kernel at %.2f of it\n",
-           argv[1], (long long)K, (long long)N, threads, kernel * 1e3, bytes / kernel / 1e9, bytes / 1e6, bytes / read / 1e9,
-           read / kernel);
+    double kernel[ROUNDS], read[ROUNDS], ratio[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        double before = time_round(parts, threads, 1);
+        kernel[r] = time_round(parts, threads, 0);
+        read[r] = (before + time_round(parts, threads, 1)) / 2, ratio[r] = read[r] / kernel[r];
+    }
+    qsort(kernel, ROUNDS, sizeof *kernel, by_value), qsort(read, ROUNDS, sizeof *read, by_value), qsort(ratio, ROUNDS, sizeof *ratio, by_value);
+    printf("%s K=%lld N=%lld threads=%d: %.3f ms, %.1f GB/s (%.1f MB); read only %.1f GB/s; kernel at %.2f of it "
+           "[quartiles %.2f, %.2f]\n",
+           argv[1], (long long)K, (long long)N, threads, kernel[ROUNDS / 2] * 1e3, bytes / kernel[ROUNDS / 2] / 1e9, bytes / 1e6,
+           bytes / read[ROUNDS / 2] / 1e9, ratio[ROUNDS / 2], ratio[ROUNDS / 4], ratio[3 * ROUNDS / 4]);
     return 0;
 }

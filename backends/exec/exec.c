@@ -168,13 +168,18 @@ typedef struct {
     int64_t stride;
 } split_job;
 
+/* Part `part` of `parts` of [0, n) in equal shares, multiples of unit: [*lo, *hi). */
+static void share_of(int64_t n, int64_t unit, int part, int parts, int64_t *lo, int64_t *hi) {
+    int64_t step = (n + unit * parts - 1) / (unit * parts) * unit;
+    *lo = part * step < n ? part * step : n;
+    *hi = *lo + step < n ? *lo + step : n;
+}
+
 /* Part `part` of the output columns, in multiples of the kernel's tiles or panels. */
 static void column_part(void *arg, int part, int parts) {
     const split_job *s = arg;
     ex_call c = *s->call;
-    int64_t N = c.n1, u = s->unit, step = (N + u * parts - 1) / (u * parts) * u;
-    c.n0 = part * step < N ? part * step : N;
-    c.n1 = c.n0 + step < N ? c.n0 + step : N;
+    share_of(c.n1, s->unit, part, parts, &c.n0, &c.n1);
     c.scratch = s->scratch + part * s->stride;
     if (c.n0 < c.n1) s->fn(&c);
 }
@@ -263,7 +268,8 @@ typedef struct {
 static void rows_part(void *arg, int part, int parts) {
     const rows_job *s = arg;
     ex_call c = *s->call;
-    int64_t r0 = c.T * part / parts, r1 = c.T * (part + 1) / parts;
+    int64_t r0, r1;
+    share_of(c.T, 1, part, parts, &r0, &r1);
     for (int k = 0; k < s->n_in; k++) c.in[k] = (const float *)c.in[k] + r0 * s->cols;
     c.out += r0 * s->cols;
     c.T = r1 - r0;

@@ -363,6 +363,11 @@ static LLVMValueRef x_sum16(lv_emit *m, LLVMValueRef row, LLVMValueRef k) {
     return load_vec(m, m->i32, row, lv_addi(m, at, 128), 4);
 }
 
+/* The sum of quants k.. k+31 (a block of 32 from k). */
+static LLVMValueRef x_sum32(lv_emit *m, LLVMValueRef row, LLVMValueRef k) {
+    return lv_add(m, x_sum16(m, row, k), x_sum16(m, row, lv_addi(m, k, 16)));
+}
+
 static LLVMValueRef x_d(lv_emit *m, LLVMValueRef row, LLVMValueRef k) {
     LLVMValueRef at = lv_add(m, lv_muli(m, quot(m, k, 64), LV_Q8_GROUP), lv_muli(m, quot(m, rem(m, k, 64), 32), 32));
     return load_vec(m, m->f32, row, lv_addi(m, at, 64), 4);
@@ -440,7 +445,7 @@ static void quads_dot(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef 
 static void lone_block(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef row, LLVMValueRef k,
                        int apart, LLVMValueRef *acc) {
     int has_min = l->d2 >= 0;
-    LLVMValueRef sum = lv_add(m, x_sum16(m, row, k), x_sum16(m, row, lv_addi(m, k, 16))), dx = x_d(m, row, k), ai[2];
+    LLVMValueRef sum = x_sum32(m, row, k), dx = x_d(m, row, k), ai[2];
     for (int h = 0; h < 2; h++) ai[h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
     quads_dot(m, dt, l, at_offset(m, unit, lv_int(m, l->head)), 0, 8, row, k, apart, ai);
     LLVMValueRef d = unit_halves(m, unit, 0), mw = has_min ? unit_halves(m, unit, l->d2) : NULL;
@@ -462,7 +467,7 @@ static LLVMValueRef header_ints(lv_emit *m, LLVMValueRef p, int h, int is_signed
  * each scale group's i32 products times the rows' integer scales, summed,
  * then once in f32 times x's d into sums[h]; for Q4_K and Q5_K, the mins'
  * terms mn · d_x · Σx into mins[h]. The unit's d and dmin multiply them
- * once a unit (lv_int8_qpanel_row), where scaling each group in f32 took
+ * once a unit (kquant_unit), where scaling each group in f32 took
  * twice the instructions: one thread of the Zen 4 computed Q4_K from L3
  * at 25-31 GB/s of weights, below the two cores' share of memory's rate. */
 static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef s, LLVMValueRef row,
@@ -481,8 +486,7 @@ static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
     }
     for (int h = 0; h < 2; h++) sums[h] = lv_fma(m, LLVMBuildSIToFP(m->b, si[h], vec(m->f32, 16), ""), lv_splat(m, dx, 16), sums[h]);
     if (!has_min) return;
-    LLVMValueRef sum = lv_add(m, x_sum16(m, row, k), x_sum16(m, row, lv_addi(m, k, 16)));
-    LLVMValueRef xs = lv_splat(m, lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sum, m->f32, "")), 16);
+    LLVMValueRef xs = lv_splat(m, lv_fmul(m, dx, LLVMBuildSIToFP(m->b, x_sum32(m, row, k), m->f32, "")), 16);
     LLVMValueRef mn = at_offset(m, unit, lv_addi(m, lv_muli(m, s, 32), l->mn));
     for (int h = 0; h < 2; h++) mins[h] = lv_fma(m, LLVMBuildUIToFP(m->b, header_ints(m, mn, h, 0), vec(m->f32, 16), ""), xs, mins[h]);
 }
@@ -514,28 +518,36 @@ static int units_ahead(gm_dtype dt) {
     return gm_dtype_block(dt) > 32 ? 1 : 4;
 }
 
+/* A K-quant unit (256 k) at `unit`, from k, into acc: its sub-blocks in a
+ * loop, not unrolled, since unrolled LLVM's scheduler hoisted all eight's
+ * loads and spilled 30-70 vectors a unit; then d and dmin once. */
+static void kquant_unit(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef row, LLVMValueRef k,
+                        int apart, LLVMValueRef *acc) {
+    LLVMValueRef zero = lv_real(m, 0, 16), init[4] = {zero, zero, zero, zero}, sums[4];
+    lv_loop s;
+    lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, 8), 1, 4, init);
+    memcpy(sums, s.v, sizeof sums);
+    if (m->target->prefetch_qpanels) prefetch_share(m, l, units_ahead(dt), unit, s.i, 8);
+    kquant_sub(m, dt, l, unit, s.i, row, lv_add(m, k, lv_muli(m, s.i, 32)), apart, sums, sums + 2);
+    lv_loop_end(m, &s, sums);
+    LLVMValueRef d = unit_halves(m, unit, 0), dmin = l->d2 >= 0 ? unit_halves(m, unit, l->d2) : NULL;
+    for (int h = 0; h < 2; h++) {
+        acc[h] = lv_fma(m, s.v[h], lv_slice(m, d, 16 * h, 16), acc[h]);
+        if (dmin) acc[h] = lv_fma(m, LLVMBuildFNeg(m->b, s.v[2 + h], ""), lv_slice(m, dmin, 16 * h, 16), acc[h]);
+    }
+}
+
 void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row, int apart,
                         LLVMValueRef *acc) {
     gm_qpanel l = gm_qpanel_of(dt);
     int B = gm_dtype_block(dt);
-    lv_loop u, s;
+    lv_loop u;
     lv_loop_begin(m, &u, lv_int(m, 0), lv_int(m, K / B), 1, 2, acc);
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
-    if (l.sc < 0) {
+    if (l.sc >= 0) kquant_unit(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
+    else {
         if (m->target->prefetch_qpanels) prefetch_share(m, &l, units_ahead(dt), unit, lv_int(m, 0), 1);
         lone_block(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
-    } else {
-        LLVMValueRef zero[4] = {lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16), lv_real(m, 0, 16)}, sums[4];
-        lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, B / 32), 1, 4, zero);
-        memcpy(sums, s.v, sizeof sums);
-        if (m->target->prefetch_qpanels) prefetch_share(m, &l, units_ahead(dt), unit, s.i, B / 32);
-        kquant_sub(m, dt, &l, unit, s.i, row, lv_add(m, lv_muli(m, u.i, B), lv_muli(m, s.i, 32)), apart, sums, sums + 2);
-        lv_loop_end(m, &s, sums);
-        LLVMValueRef d = unit_halves(m, unit, 0), dmin = l.d2 >= 0 ? unit_halves(m, unit, l.d2) : NULL;
-        for (int h = 0; h < 2; h++) {
-            next[h] = lv_fma(m, s.v[h], lv_slice(m, d, 16 * h, 16), next[h]);
-            if (dmin) next[h] = lv_fma(m, LLVMBuildFNeg(m->b, s.v[2 + h], ""), lv_slice(m, dmin, 16 * h, 16), next[h]);
-        }
     }
     lv_loop_end(m, &u, next);
     acc[0] = u.v[0], acc[1] = u.v[1];
