@@ -169,12 +169,11 @@ static const void *value_of(const ir_graph *g, float *const *act, const rt_batch
 void ref_backward_node(const ir_graph *g, const ir_node *n, const gm_tensor *const *bound, float *const *act,
                        const rt_batch *b, float *y) {
     int T = b->T;
-    const int32_t *targets = ir_ops[n->op].n_inputs > 1 ? value_of(g, act, b, n->in[1]) : NULL; /* the loss's */
     const float *x0 = act[n->in[0]], *x1 = ir_ops[n->op].n_inputs > 1 ? act[n->in[1]] : NULL;
     int64_t C = ir_value_cols(g, n->in[0]), len = ref_value_len(g, n->out, T);
     switch ((int)n->op) {
-    case IR_CROSS_ENTROPY: cross_entropy(x0, targets, T, C, y, NULL); break;
-    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, targets, T, C, NULL, y); break;
+    case IR_CROSS_ENTROPY: cross_entropy(x0, value_of(g, act, b, n->in[1]), T, C, y, NULL); break;
+    case IR_CROSS_ENTROPY_DX: cross_entropy(x0, value_of(g, act, b, n->in[1]), T, C, NULL, y); break;
     case IR_SCORED_ROWS:
     case IR_ALL_ROWS:
         change_rows(n->op, value_of(g, act, b, n->in[0]), b->targets, T, ir_value_cols(g, n->in[0]), y);
