@@ -31,7 +31,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define PACK_MAGIC "GMPACK02" /* 02: Q6_K panels in three planes (runtime/qpanel.h) */
+#define PACK_MAGIC "GMPACK03" /* 03: each sub-block's scales beside its quants (runtime/qpanel.h) */
 #define PACK_HEADER 64
 
 const gm_blob *gm_builtin_packed;

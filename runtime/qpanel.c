@@ -7,21 +7,28 @@
 #include "quant.h"
 
 gm_qpanel gm_qpanel_of(gm_dtype t) {
-    gm_qpanel q = {4, 0, 64, 512, 0, -1, -1, -1};
+    gm_qpanel q = {4, 0, 64, 512, 0, -1, -1, -1, -1, 0};
     switch (t) {
     case GM_Q8_0: q.bits = 8, q.offset = 128, q.sub = 1024; break;
     case GM_Q4_0: q.offset = 8; break;
-    case GM_Q5_0: q.bits = 5, q.offset = 16, q.sub = 640; break;
+    case GM_Q5_0: q.bits = 5, q.offset = 16, q.sub = 640, q.hi = 0, q.q = 128; break;
     case GM_Q4_1: q.head = 128, q.d2 = 64; break;
-    case GM_Q5_1: q.bits = 5, q.head = 128, q.d2 = 64, q.sub = 640; break;
-    case GM_Q4_K: q.head = 640, q.d2 = 64, q.sc = 128, q.mn = 384; break;
-    case GM_Q5_K: q.bits = 5, q.head = 640, q.d2 = 64, q.sc = 128, q.mn = 384, q.sub = 640; break;
-    case GM_Q6_K: q.bits = 6, q.offset = 32, q.head = 576, q.sc = 64, q.sub = 768; break;
+    case GM_Q5_1: q.bits = 5, q.head = 128, q.d2 = 64, q.sub = 640, q.hi = 0, q.q = 128; break;
+    case GM_Q4_K: q.head = 128, q.d2 = 64, q.sc = 0, q.mn = 32, q.q = 64, q.sub = 576; break;
+    case GM_Q5_K: q.bits = 5, q.head = 128, q.d2 = 64, q.sc = 0, q.mn = 32, q.hi = 64, q.q = 192, q.sub = 704; break;
+    case GM_Q6_K: q.bits = 6, q.offset = 32, q.sc = 0, q.q = 64, q.sub = 832; break;
     default: break;
     }
     q.unit = q.head + gm_dtype_block(t) / 32 * q.sub;
     return q;
 }
+
+int gm_qpanel_scales_at(const gm_qpanel *l, int g) {
+    int per_sub = l->bits == 6 ? 2 : 1;
+    return l->head + g / per_sub * l->sub + l->sc + 32 * (g % per_sub);
+}
+
+int gm_qpanel_mins_at(const gm_qpanel *l, int s) { return l->head + s * l->sub + l->mn; }
 
 size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K) {
     int64_t panels = (N + GM_QPANEL_ROWS - 1) / GM_QPANEL_ROWS;
@@ -34,17 +41,18 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(
 static void put_head(const gm_qpanel *l, uint8_t *unit, int r, const gm_block_ints *h) {
     put16(unit + 2 * r, h->d);
     if (l->d2 >= 0) put16(unit + l->d2 + 2 * r, h->d2);
-    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) unit[l->sc + 32 * j + r] = h->sc[j];
-    for (int j = 0; l->mn >= 0 && j < 8; j++) unit[l->mn + 32 * j + r] = h->mn[j];
+    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) unit[gm_qpanel_scales_at(l, j) + r] = h->sc[j];
+    for (int j = 0; l->mn >= 0 && j < 8; j++) unit[gm_qpanel_mins_at(l, j) + r] = h->mn[j];
 }
 
 /* Where a 6-bit quant of quad `quad` of row 16·half + rr sits: byte `i`
  * of that row's four of plane j of its group of four quads. */
-static int six_bit_byte(int quad, int half, int rr, int i, int j) { return 192 * (quad / 4 * 2 + half) + 64 * j + 4 * rr + i; }
+static int six_bit_byte(int quad, int half, int rr, int i, int j) { return 384 * (quad / 4) + 128 * j + 64 * half + 4 * rr + i; }
 
-/* Row r's 32 quants q of one sub-block into its planes at s. */
-static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
+/* Row r's 32 quants q of the sub-block at sb into its planes. */
+static void put_sub(const gm_qpanel *l, uint8_t *sb, int r, const uint8_t *q) {
     int half = r / 16, rr = r % 16;
+    uint8_t *s = sb + l->q;
     for (int k = 0; k < 32; k++) {
         int quad = k / 4, i = k % 4;
         if (l->bits == 8) {
@@ -55,7 +63,7 @@ static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
             for (int j = 0; j < 3; j++) s[six_bit_byte(quad, half, rr, i, j)] |= (uint8_t)((q[k] >> 2 * j & 3) << 6);
         } else {
             s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
-            if (l->bits == 5) s[512 + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
+            if (l->bits == 5) sb[l->hi + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
         }
     }
 }
@@ -85,12 +93,13 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static void get_head(const gm_qpanel *l, const uint8_t *unit, int r, gm_block_ints *h) {
     h->d = get16(unit + 2 * r);
     h->d2 = l->d2 >= 0 ? get16(unit + l->d2 + 2 * r) : 0;
-    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) h->sc[j] = unit[l->sc + 32 * j + r];
-    for (int j = 0; l->mn >= 0 && j < 8; j++) h->mn[j] = unit[l->mn + 32 * j + r];
+    for (int j = 0; l->sc >= 0 && j < (l->bits == 6 ? 16 : 8); j++) h->sc[j] = unit[gm_qpanel_scales_at(l, j) + r];
+    for (int j = 0; l->mn >= 0 && j < 8; j++) h->mn[j] = unit[gm_qpanel_mins_at(l, j) + r];
 }
 
-static void get_sub(const gm_qpanel *l, const uint8_t *s, int r, uint8_t *q) {
+static void get_sub(const gm_qpanel *l, const uint8_t *sb, int r, uint8_t *q) {
     int half = r / 16, rr = r % 16;
+    const uint8_t *s = sb + l->q;
     for (int k = 0; k < 32; k++) {
         int quad = k / 4, i = k % 4;
         if (l->bits == 8) {
@@ -102,7 +111,7 @@ static void get_sub(const gm_qpanel *l, const uint8_t *s, int r, uint8_t *q) {
             for (int j = 0; j < 3; j++) q[k] |= (uint8_t)((s[six_bit_byte(quad, half, rr, i, j)] >> 6) << 2 * j);
         } else {
             q[k] = s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] >> 4 * (quad & 1) & 15;
-            if (l->bits == 5) q[k] |= (uint8_t)((s[512 + half * 64 + 4 * rr + i] >> quad & 1) << 4);
+            if (l->bits == 5) q[k] |= (uint8_t)((sb[l->hi + half * 64 + 4 * rr + i] >> quad & 1) << 4);
         }
     }
 }

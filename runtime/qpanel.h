@@ -12,20 +12,32 @@
  *
  *   header  d: f16[32] at 0 (the block's d; a K-quant's super-block d)
  *           d2: f16[32] at 64 (Q4_1/Q5_1: m; Q4_K/Q5_K: dmin)
- *           Q4_K/Q5_K: sc u8[8][32] at 128, mn u8[8][32] at 384
- *           Q6_K: sc i8[16][32] at 64
- *   then, per sub-block of 32 k, its quants (unsigned, gm_block_ints):
- *     8 bits (Q8_0): [8 quads][32 rows][4 k] bytes
- *     6 bits (Q6_K): 768 bytes, a group of 192 per four quads and half,
- *       group g = 2·(quad / 4) + half at 192·g, three planes of 64 there:
- *       byte 4·r + i of plane j holds k = 16·(quad / 4) + 4·j + i of row
- *       16·half + r in bits 0-5 and bits 2j, 2j+1 of k = 16·(quad / 4) +
- *       12 + i in bits 6, 7 (one mask for three quads of four, three
- *       shifts and two ors for the fourth);
- *     else 512 bytes of nibbles, chunk c = 2·pair + half at 64·c: byte
- *       4·r + i holds k = 8·pair + i (low) and 8·pair + 4 + i (high) of
- *       row 16·half + r; then for 5 bits 128 bytes (chunk half: bit j of
- *       byte 4·r + i is bit 4 of k = 4·j + i).
+ *   then B/32 sub-blocks of 32 k, each:
+ *     its scales: Q4_K/Q5_K sc u8[32] at 0, mn u8[32] at 32;
+ *       Q6_K sc i8[2][32] at 0 (a group of 16 k each)
+ *     for 5 bits, the fifth bits, 128 bytes (chunk half: bit j of byte
+ *       4·r + i is bit 4 of k = 4·j + i of row 16·half + r)
+ *     its quants (unsigned, gm_block_ints):
+ *       8 bits (Q8_0): [8 quads][32 rows][4 k] bytes
+ *       6 bits (Q6_K): 768 bytes, 384 per four quads, three planes
+ *         there, each of two halves: plane j of half h at 384·(quad / 4) +
+ *         128·j + 64·h, whose byte 4·r + i holds k = 16·(quad / 4) + 4·j +
+ *         i of row 16·h + r in bits 0-5 and bits 2j, 2j+1 of k = 16·(quad /
+ *         4) + 12 + i in bits 6, 7 (one mask for three quads of four, three
+ *         shifts and two ors for the fourth);
+ *       else 512 bytes of nibbles, chunk c = 2·pair + half at 64·c: byte
+ *         4·r + i holds k = 8·pair + i (low) and 8·pair + 4 + i (high) of
+ *         row 16·half + r.
+ *
+ * A decode reads each unit front to back: every sub-block's scales and
+ * fifth bits just before its quants, Q6_K's two halves of a plane side by
+ * side, and the kernels load d and d2 first. Until GMPACK03 the scales of
+ * all eight sub-blocks sat in the unit's header, each sub-block sent the
+ * reads back by up to 4 KB, and the CPU's stream prefetchers lost the
+ * stream. On the Zen 4 host, two threads, bench/qdecode, Q4_K read at 0.56
+ * of a plain read of the same bytes so, 0.83-0.88 with software prefetches
+ * (which the kernels then issued), and in this order 0.95-1.01 with none;
+ * Q6_K 0.86-0.88 -> 0.97-1.01, Q5_0 0.69-0.74 -> 0.90-1.05.
  *
  * Every unit is a whole number of 64-byte lines, as large as the 32 rows'
  * blocks as stored (Q4_K and Q5_K: 128 bytes more, their scales unpacked).
@@ -41,12 +53,18 @@ typedef struct {
     int bits;      /* of a quant: 4, 5, 6 or 8 */
     int offset;    /* subtracted from each quant (0 with a min) */
     int head;      /* bytes of a unit's header */
-    int sub;       /* bytes of one sub-block's quants */
+    int sub;       /* bytes of one sub-block, its scales and fifth bits included */
     int unit;      /* bytes of a unit: head + B/32 · sub */
-    int d2, sc, mn; /* offsets in the header, -1 where absent */
+    int d2;        /* offset in the header, -1 where absent */
+    int sc, mn, hi; /* offsets in a sub-block, -1 where absent */
+    int q;         /* offset of the quants in a sub-block */
 } gm_qpanel;
 
 gm_qpanel gm_qpanel_of(gm_dtype t);
+/* Offsets in a unit of the 32 rows' scales of scale group g (16 k for
+ * Q6_K, else 32) and of the mins of sub-block s. */
+int gm_qpanel_scales_at(const gm_qpanel *l, int g);
+int gm_qpanel_mins_at(const gm_qpanel *l, int s);
 /* Bytes of a repacked [N][K] weight of type t. */
 size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K);
 /* Panels [p0, p1) of src (row-major blocks as stored) into dst, a buffer of

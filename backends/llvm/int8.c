@@ -289,10 +289,10 @@ static void qpanel_scales(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValue
     LLVMValueRef d = unit_halves(m, unit, 0), g0 = LLVMBuildSDiv(m->b, kk, lv_int(m, S), "");
     LLVMValueRef b0 = LLVMBuildSDiv(m->b, kk, lv_int(m, 32), "");
     for (int g = 0; g < groups; g++) {
-        LLVMValueRef s = l->sc >= 0 ? scaled(m, d, unit, l->sc + 32 * g, dt == GM_Q6_K) : d;
+        LLVMValueRef s = l->sc >= 0 ? scaled(m, d, unit, gm_qpanel_scales_at(l, g), dt == GM_Q6_K) : d;
         store_vec(m, s, dst, lv_addi(m, lv_muli(m, lv_addi(m, g0, g), EX_PANEL * 4), PANEL_SCALES), 64);
         if (l->d2 < 0) continue;
-        LLVMValueRef min = l->mn >= 0 ? LLVMBuildFNeg(m->b, scaled(m, unit_halves(m, unit, l->d2), unit, l->mn + 32 * g, 0), "")
+        LLVMValueRef min = l->mn >= 0 ? LLVMBuildFNeg(m->b, scaled(m, unit_halves(m, unit, l->d2), unit, gm_qpanel_mins_at(l, g), 0), "")
                                       : unit_halves(m, unit, l->d2);
         store_vec(m, min, dst, lv_addi(m, lv_muli(m, lv_addi(m, b0, g), EX_PANEL * 4), PANEL_MINS), 64);
     }
@@ -314,19 +314,19 @@ static LLVMValueRef bits_of(lv_emit *m, LLVMValueRef v, int right, int mask) {
  * or the fourth quad from the planes' top bits, two from each. */
 static LLVMValueRef six_bit_quad(lv_emit *m, LLVMValueRef group, int j) {
     LLVMValueRef p[3];
-    for (int i = 0; i < 3; i++) p[i] = unit_vec(m, i8(m), 64, group, 64 * i);
+    for (int i = 0; i < 3; i++) p[i] = unit_vec(m, i8(m), 64, group, 128 * i);
     if (j < 3) return bits_of(m, p[j], 0, 63);
     LLVMValueRef lo = LLVMBuildOr(m->b, bits_of(m, p[0], 6, 3), bits_of(m, p[1], 4, 12), "");
     return LLVMBuildOr(m->b, lo, bits_of(m, p[2], 2, 48), "");
 }
 
-/* Quad `quad` (k 4·quad.. of the sub-block) of rows 16·half.. as <64 x i8>. */
+/* Quad `quad` (k 4·quad.. of the sub-block at sub) of rows 16·half.. as <64 x i8>. */
 static LLVMValueRef qpanel_quad(lv_emit *m, const gm_qpanel *l, LLVMValueRef sub, int quad, int half) {
-    if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, (quad * 32 + 16 * half) * 4);
-    if (l->bits == 6) return six_bit_quad(m, at_offset(m, sub, lv_int(m, 192 * (quad / 4 * 2 + half))), quad % 4);
-    LLVMValueRef v = unit_vec(m, i8(m), 64, sub, (quad / 2 * 2 + half) * 64);
+    if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, l->q + (quad * 32 + 16 * half) * 4);
+    if (l->bits == 6) return six_bit_quad(m, at_offset(m, sub, lv_int(m, l->q + 384 * (quad / 4) + 64 * half)), quad % 4);
+    LLVMValueRef v = unit_vec(m, i8(m), 64, sub, l->q + (quad / 2 * 2 + half) * 64);
     v = quad & 1 ? bits_of(m, v, 4, 15) : bits_of(m, v, 0, 15);
-    if (l->bits == 5) v = LLVMBuildOr(m->b, v, LLVMBuildShl(m->b, bits_of(m, unit_vec(m, i8(m), 64, sub, 512 + 64 * half), quad, 1), byte_splat(m, 4), ""), "");
+    if (l->bits == 5) v = LLVMBuildOr(m->b, v, LLVMBuildShl(m->b, bits_of(m, unit_vec(m, i8(m), 64, sub, l->hi + 64 * half), quad, 1), byte_splat(m, 4), ""), "");
     return v;
 }
 
@@ -424,20 +424,26 @@ void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRe
 /* ---- decode from repacked panels: quads unpacked and multiplied at once ---- */
 
 /* Quads [q0, q1) of a sub-block, both halves of the panel, against x's row
- * from k (the k of quad q0): i32 dot products into ai[h]. Apart, each
- * quad's dot product starts from zero and they are summed after (the same
- * integers): no product waits for another, so a late line of the weight
- * holds up only its own. */
+ * from k (the k of quad q0): i32 dot products into ai[h]. Apart, the quads
+ * alternate between two chains of products, summed after (the same
+ * integers): a late line of the weight holds up half the products, not all.
+ * Each product apart from the others (its own chain, an add each) took more
+ * instructions than it saved: one thread of the Zen 4 decoded Q4_K from L3
+ * at 50 GB/s so, 57-58 with two chains (bench/qdecode); the 2B Q4_K_M
+ * decode in alternate runs reached 0.87-0.90 of the bound so, 0.87-0.92
+ * with one chain and 0.91-0.93 with two. */
 static void quads_dot(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef sub, int q0, int q1, LLVMValueRef row,
                       LLVMValueRef k, int apart, LLVMValueRef *ai) {
+    LLVMValueRef odd[2] = {LLVMConstNull(vec(m->i32, 16)), LLVMConstNull(vec(m->i32, 16))};
     for (int quad = q0; quad < q1; quad++) {
         LLVMValueRef xb = lv_splat(m, load_vec(m, m->i32, row, x_byte(m, lv_addi(m, k, 4 * (quad - q0))), 4), 16);
         xb = LLVMBuildBitCast(m->b, xb, vec(i8(m), 64), "");
         for (int h = 0; h < 2; h++) {
-            LLVMValueRef w = dot_form(m, dt, qpanel_quad(m, l, sub, quad, h));
-            ai[h] = apart ? LLVMBuildAdd(m->b, ai[h], dot4(m, LLVMConstNull(vec(m->i32, 16)), w, xb), "") : dot4(m, ai[h], w, xb);
+            LLVMValueRef w = dot_form(m, dt, qpanel_quad(m, l, sub, quad, h)), *chain = apart && (quad - q0) % 2 ? &odd[h] : &ai[h];
+            *chain = dot4(m, *chain, w, xb);
         }
     }
+    for (int h = 0; h < 2 && apart; h++) ai[h] = LLVMBuildAdd(m->b, ai[h], odd[h], "");
 }
 
 /* The block of 32 k of a unit of a 32-block format (Q8_0 … Q5_1) against
@@ -446,9 +452,9 @@ static void lone_block(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
                        int apart, LLVMValueRef *acc) {
     int has_min = l->d2 >= 0;
     LLVMValueRef sum = x_sum32(m, row, k), dx = x_d(m, row, k), ai[2];
+    LLVMValueRef d = unit_halves(m, unit, 0), mw = has_min ? unit_halves(m, unit, l->d2) : NULL;
     for (int h = 0; h < 2; h++) ai[h] = has_min || sdot_signed(m, dt) ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, sum, 16);
     quads_dot(m, dt, l, at_offset(m, unit, lv_int(m, l->head)), 0, 8, row, k, apart, ai);
-    LLVMValueRef d = unit_halves(m, unit, 0), mw = has_min ? unit_halves(m, unit, l->d2) : NULL;
     LLVMValueRef xs = lv_fmul(m, dx, LLVMBuildSIToFP(m->b, sum, m->f32, ""));
     for (int h = 0; h < 2; h++) {
         LLVMValueRef f = LLVMBuildSIToFP(m->b, ai[h], vec(m->f32, 16), "");
@@ -474,7 +480,7 @@ static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
                        LLVMValueRef k, int apart, LLVMValueRef *sums, LLVMValueRef *mins) {
     int S = lv_int8_scale_group(dt), has_min = l->d2 >= 0;
     LLVMValueRef sub = at_offset(m, unit, lv_addi(m, lv_muli(m, s, l->sub), l->head)), si[2] = {NULL, NULL};
-    LLVMValueRef sc = at_offset(m, unit, lv_addi(m, lv_muli(m, s, 32 * 32 / S), l->sc)), dx = x_d(m, row, k);
+    LLVMValueRef sc = at_offset(m, sub, lv_int(m, l->sc)), dx = x_d(m, row, k);
     for (int gi = 0; gi < 32 / S; gi++) {
         LLVMValueRef kg = lv_addi(m, k, gi * S), ai[2];
         for (int h = 0; h < 2; h++) ai[h] = has_min ? LLVMConstNull(vec(m->i32, 16)) : lv_splat(m, x_sum16(m, row, kg), 16);
@@ -487,35 +493,8 @@ static void kquant_sub(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef
     for (int h = 0; h < 2; h++) sums[h] = lv_fma(m, LLVMBuildSIToFP(m->b, si[h], vec(m->f32, 16), ""), lv_splat(m, dx, 16), sums[h]);
     if (!has_min) return;
     LLVMValueRef xs = lv_splat(m, lv_fmul(m, dx, LLVMBuildSIToFP(m->b, x_sum32(m, row, k), m->f32, "")), 16);
-    LLVMValueRef mn = at_offset(m, unit, lv_addi(m, lv_muli(m, s, 32), l->mn));
+    LLVMValueRef mn = at_offset(m, sub, lv_int(m, l->mn));
     for (int h = 0; h < 2; h++) mins[h] = lv_fma(m, LLVMBuildUIToFP(m->b, header_ints(m, mn, h, 0), vec(m->f32, 16), ""), xs, mins[h]);
-}
-
-/* Decode prefetches, where the target says it pays (lv_target.prefetch_qpanels),
- * the unit units_ahead() units ahead of the one it reads, a share of its
- * lines with each sub-block, so the requests go out at the pace the data is
- * used. On the Zen 4 host, one thread, 2B Q8_0 decode went from 8.7 to 11.5
- * tok/s with a prefetch of the whole unit two ahead (medians of five
- * alternated runs); for the K-quants, shared out over the eight sub-blocks,
- * Q4_K went from 10.4-10.7 to 12.9-13.8 tok/s (8.0 without prefetch) and Q6_K
- * from 6.8 to 9.4. The shares are equal, so the last may reach a few lines
- * into the next unit, which its own shares prefetch again (a line already on
- * its way costs one instruction). */
-static void prefetch_share(lv_emit *m, const gm_qpanel *l, int ahead, LLVMValueRef unit, LLVMValueRef s, int subs) {
-    int per = (l->unit / 64 + subs - 1) / subs;
-    for (int line = 0; line < per; line++)
-        lv_prefetch_l2(m, unit, lv_addi(m, lv_muli(m, s, 16 * per), (ahead * l->unit + 64 * line) / 4), GM_F32);
-}
-
-/* How far ahead, in units, decode prefetches dt. Measured on the Zen 4 host,
- * two threads, each format's matmul beside a plain read in alternate calls
- * (40 rounds, medians): Q8_0's 1088-byte units at 0.80-0.83 of the read four
- * ahead, 0.95-0.98 two ahead (2B Q8_0 decode: 0.68-0.84 of the bound -> 0.79-0.96);
- * Q4_K and Q6_K one ahead 0.86 and 0.875, four 0.85 and 0.84. The other
- * 32-k formats gave no distance that was better in every run. */
-static int units_ahead(gm_dtype dt) {
-    if (dt == GM_Q8_0) return 2;
-    return gm_dtype_block(dt) > 32 ? 1 : 4;
 }
 
 /* A K-quant unit (256 k) at `unit`, from k, into acc: its sub-blocks in a
@@ -524,13 +503,12 @@ static int units_ahead(gm_dtype dt) {
 static void kquant_unit(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef unit, LLVMValueRef row, LLVMValueRef k,
                         int apart, LLVMValueRef *acc) {
     LLVMValueRef zero = lv_real(m, 0, 16), init[4] = {zero, zero, zero, zero}, sums[4];
+    LLVMValueRef d = unit_halves(m, unit, 0), dmin = l->d2 >= 0 ? unit_halves(m, unit, l->d2) : NULL;
     lv_loop s;
     lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, 8), 1, 4, init);
     memcpy(sums, s.v, sizeof sums);
-    if (m->target->prefetch_qpanels) prefetch_share(m, l, units_ahead(dt), unit, s.i, 8);
     kquant_sub(m, dt, l, unit, s.i, row, lv_add(m, k, lv_muli(m, s.i, 32)), apart, sums, sums + 2);
     lv_loop_end(m, &s, sums);
-    LLVMValueRef d = unit_halves(m, unit, 0), dmin = l->d2 >= 0 ? unit_halves(m, unit, l->d2) : NULL;
     for (int h = 0; h < 2; h++) {
         acc[h] = lv_fma(m, s.v[h], lv_slice(m, d, 16 * h, 16), acc[h]);
         if (dmin) acc[h] = lv_fma(m, LLVMBuildFNeg(m->b, s.v[2 + h], ""), lv_slice(m, dmin, 16 * h, 16), acc[h]);
@@ -545,10 +523,7 @@ void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVM
     lv_loop_begin(m, &u, lv_int(m, 0), lv_int(m, K / B), 1, 2, acc);
     LLVMValueRef unit = at_offset(m, w, lv_muli(m, lv_add(m, lv_muli(m, panel, K / B), u.i), l.unit)), next[2] = {u.v[0], u.v[1]};
     if (l.sc >= 0) kquant_unit(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
-    else {
-        if (m->target->prefetch_qpanels) prefetch_share(m, &l, units_ahead(dt), unit, lv_int(m, 0), 1);
-        lone_block(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
-    }
+    else lone_block(m, dt, &l, unit, row, lv_muli(m, u.i, B), apart, next);
     lv_loop_end(m, &u, next);
     acc[0] = u.v[0], acc[1] = u.v[1];
 }

@@ -635,12 +635,13 @@ static void lone_panels(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1,
 
 /* Fewer rows than a tile over a repacked weight (decode): x's rows
  * quantized, then the panels. One row (decode proper) streams its weight
- * from memory, and its products go apart: on the Zen 4 host, one thread,
- * Q4_K went from 0.61-0.63 to 0.75-0.81 of a plain read of the same bytes,
- * Q6_K from 0.61-0.67 to 0.76-0.84 (bench/qdecode.c, alternated runs).
- * More rows re-read each panel from the cache, where the chained products
- * are faster (eight rows of Q4_K_M: 64 against 40 tok/s), since apart their
- * registers spill. */
+ * from memory, and its products go apart (two chains, int8.c's quads_dot):
+ * on the Zen 4 host, one thread, Q4_K went from 0.61-0.63 to 0.75-0.81 of a
+ * plain read of the same bytes, Q6_K from 0.61-0.67 to 0.76-0.84, when
+ * apart first meant each product from zero (bench/qdecode.c, alternated
+ * runs). More rows re-read each panel from the cache, where one chain is
+ * faster (eight rows of Q4_K_M: 64 against 40 tok/s, each apart), since
+ * apart their registers spill. */
 static void emit_int8_lone(lv_emit *m, mm_ctx *c, LLVMValueRef n0, LLVMValueRef n1) {
     lv_emit_x_int8(m, c->dt, c->x, c->T, c->K, c->scratch, NULL);
     LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildICmp(m->b, LLVMIntEQ, c->T, lv_int(m, 1), ""));

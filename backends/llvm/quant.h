@@ -61,7 +61,7 @@ void lv_int8_qpanel_fill(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLV
 /* Decode over the repacked weight: acc[h] (<16 x float>, outputs 16h.. of
  * panel `panel`) += Σ over all of k of it times x's quantized row `row`,
  * each weight vector unpacked in registers and multiplied at once; apart:
- * each vector's integer products from zero, summed after (int8.c). */
+ * the integer products in two chains, summed after (int8.c). */
 void lv_int8_qpanel_row(lv_emit *m, gm_dtype dt, LLVMValueRef w, int64_t K, LLVMValueRef panel, LLVMValueRef row, int apart,
                         LLVMValueRef *acc);
 void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRef *rows, int R, LLVMValueRef k0,

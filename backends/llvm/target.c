@@ -18,7 +18,6 @@ static void tune(lv_target *t) {
     t->prefer_width = NULL;
     t->int8_dot = LV_INT8_WIDEN;
     t->bf16_dot = 0;
-    t->prefetch_qpanels = 1;
     t->blob_section = ".section .rodata,\"a\",%progbits";
     if (!strncmp(t->triple, "x86_64", 6)) {
         t->blob_section = ".section .lrodata,\"a\",@progbits";

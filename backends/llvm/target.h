@@ -27,8 +27,6 @@ typedef struct {
     int bf16_dot;                  /* --activations bf16 by bf16 pair dot products (vdpbf16ps,
                                       BFDOT), taken where they beat f32 FMAs; else x is rounded
                                       and the f32 kernels run */
-    int prefetch_qpanels;          /* decode of repacked quantized weights prefetches the units
-                                      ahead into L2 (int8.c), where that pays */
 } lv_target;
 
 /* The CPU this process runs on. GEMMAC_BF16_DOT=1 or 0 overrides the

@@ -11,15 +11,7 @@
  * f32 FMAs, on a Zen 4 at 80 and 46. */
 static int bf16_dot_pays(const lv_target *t) { return !strncmp(t->cpu, "znver", 5); }
 
-/* Streaming repacked quantized weights in decode, a software prefetch a few
- * units ahead paid on the Zen 4 (int8.c) and costs on Intel's cores, whose
- * L2 streamer already follows the stream: on the Xeon of bench/README.md,
- * one thread, 2B Q4_K decode ran at 93 % of the read bound without it and
- * 80-84 % with it (Q8_0 at 99-102 % either way). */
-static int qpanel_prefetch_pays(const lv_target *t) { return !strncmp(t->cpu, "znver", 5); }
-
 void x86_64_tune(lv_target *t) {
-    t->prefetch_qpanels = qpanel_prefetch_pays(t);
     if (lv_has_feature(t, "avx512f")) {
         t->width = 16;
         t->regs = 32;
