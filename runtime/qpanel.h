@@ -35,9 +35,9 @@
  * all eight sub-blocks sat in the unit's header, each sub-block sent the
  * reads back by up to 4 KB, and the CPU's stream prefetchers lost the
  * stream. On the Zen 4 host, two threads, bench/qdecode, Q4_K read at 0.56
- * of a plain read of the same bytes so, 0.83-0.88 with software prefetches
- * (which the kernels then issued), and in this order 0.95-1.01 with none;
- * Q6_K 0.86-0.88 -> 0.97-1.01, Q5_0 0.69-0.74 -> 0.90-1.05.
+ * of a plain read of the same bytes in that order, 0.83-0.88 with software
+ * prefetches (which the kernels then issued), and in this order 0.95-1.01
+ * with none; Q6_K 0.86-0.88 -> 0.97-1.01, Q5_0 0.69-0.74 -> 0.90-1.05.
  *
  * Every unit is a whole number of 64-byte lines, as large as the 32 rows'
  * blocks as stored (Q4_K and Q5_K: 128 bytes more, their scales unpacked).

@@ -429,9 +429,9 @@ void lv_int8_tile(lv_emit *m, gm_dtype dt, LLVMValueRef panel, const LLVMValueRe
  * integers): a late line of the weight holds up half the products, not all.
  * Each product apart from the others (its own chain, an add each) took more
  * instructions than it saved: one thread of the Zen 4 decoded Q4_K from L3
- * at 50 GB/s so, 57-58 with two chains (bench/qdecode); the 2B Q4_K_M
- * decode in alternate runs reached 0.87-0.90 of the bound so, 0.87-0.92
- * with one chain and 0.91-0.93 with two. */
+ * at 50 GB/s that way and at 57-58 with two chains (bench/qdecode); the 2B
+ * Q4_K_M decode in alternate runs reached 0.87-0.90 of the bound that way,
+ * 0.87-0.92 with one chain and 0.91-0.93 with two. */
 static void quads_dot(lv_emit *m, gm_dtype dt, const gm_qpanel *l, LLVMValueRef sub, int q0, int q1, LLVMValueRef row,
                       LLVMValueRef k, int apart, LLVMValueRef *ai) {
     LLVMValueRef odd[2] = {LLVMConstNull(vec(m->i32, 16)), LLVMConstNull(vec(m->i32, 16))};
