@@ -30,6 +30,12 @@ int gm_qpanel_scales_at(const gm_qpanel *l, int g) {
 
 int gm_qpanel_mins_at(const gm_qpanel *l, int s) { return l->head + s * l->sub + l->mn; }
 
+int gm_qpanel_vector_at(const gm_qpanel *l, int quad, int half) {
+    if (l->bits == 8) return l->q + (quad * 32 + 16 * half) * 4;
+    if (l->bits == 6) return l->q + 384 * (quad / 4) + 64 * half;
+    return l->q + (quad / 2 * 2 + half) * 64;
+}
+
 size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K) {
     int64_t panels = (N + GM_QPANEL_ROWS - 1) / GM_QPANEL_ROWS;
     return (size_t)(panels * (K / gm_dtype_block(t)) * gm_qpanel_of(t).unit);
@@ -45,25 +51,20 @@ static void put_head(const gm_qpanel *l, uint8_t *unit, int r, const gm_block_in
     for (int j = 0; l->mn >= 0 && j < 8; j++) unit[gm_qpanel_mins_at(l, j) + r] = h->mn[j];
 }
 
-/* Where a 6-bit quant of quad `quad` of row 16·half + rr sits: byte `i`
- * of that row's four of plane j of its group of four quads. */
-static int six_bit_byte(int quad, int half, int rr, int i, int j) { return 384 * (quad / 4) + 128 * j + 64 * half + 4 * rr + i; }
-
-/* Row r's 32 quants q of the sub-block at sb into its planes. */
-static void put_sub(const gm_qpanel *l, uint8_t *sb, int r, const uint8_t *q) {
+/* Row r's 32 quants q of the sub-block at s into its planes. */
+static void put_sub(const gm_qpanel *l, uint8_t *s, int r, const uint8_t *q) {
     int half = r / 16, rr = r % 16;
-    uint8_t *s = sb + l->q;
     for (int k = 0; k < 32; k++) {
-        int quad = k / 4, i = k % 4;
+        int quad = k / 4, at = gm_qpanel_vector_at(l, quad, half) + 4 * rr + k % 4;
         if (l->bits == 8) {
-            s[(quad * 32 + r) * 4 + i] = q[k];
+            s[at] = q[k];
         } else if (l->bits == 6 && quad % 4 < 3) {
-            s[six_bit_byte(quad, half, rr, i, quad % 4)] |= q[k];
+            s[at + GM_QPANEL_PLANE * (quad % 4)] |= q[k];
         } else if (l->bits == 6) {
-            for (int j = 0; j < 3; j++) s[six_bit_byte(quad, half, rr, i, j)] |= (uint8_t)((q[k] >> 2 * j & 3) << 6);
+            for (int j = 0; j < 3; j++) s[at + GM_QPANEL_PLANE * j] |= (uint8_t)((q[k] >> 2 * j & 3) << 6);
         } else {
-            s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
-            if (l->bits == 5) sb[l->hi + half * 64 + 4 * rr + i] |= (uint8_t)((q[k] >> 4 & 1) << quad);
+            s[at] |= (uint8_t)((q[k] & 15) << 4 * (quad & 1));
+            if (l->bits == 5) s[l->hi + half * 64 + 4 * rr + k % 4] |= (uint8_t)((q[k] >> 4 & 1) << quad);
         }
     }
 }
@@ -97,21 +98,20 @@ static void get_head(const gm_qpanel *l, const uint8_t *unit, int r, gm_block_in
     for (int j = 0; l->mn >= 0 && j < 8; j++) h->mn[j] = unit[gm_qpanel_mins_at(l, j) + r];
 }
 
-static void get_sub(const gm_qpanel *l, const uint8_t *sb, int r, uint8_t *q) {
+static void get_sub(const gm_qpanel *l, const uint8_t *s, int r, uint8_t *q) {
     int half = r / 16, rr = r % 16;
-    const uint8_t *s = sb + l->q;
     for (int k = 0; k < 32; k++) {
-        int quad = k / 4, i = k % 4;
+        int quad = k / 4, at = gm_qpanel_vector_at(l, quad, half) + 4 * rr + k % 4;
         if (l->bits == 8) {
-            q[k] = s[(quad * 32 + r) * 4 + i];
+            q[k] = s[at];
         } else if (l->bits == 6 && quad % 4 < 3) {
-            q[k] = s[six_bit_byte(quad, half, rr, i, quad % 4)] & 63;
+            q[k] = s[at + GM_QPANEL_PLANE * (quad % 4)] & 63;
         } else if (l->bits == 6) {
             q[k] = 0;
-            for (int j = 0; j < 3; j++) q[k] |= (uint8_t)((s[six_bit_byte(quad, half, rr, i, j)] >> 6) << 2 * j);
+            for (int j = 0; j < 3; j++) q[k] |= (uint8_t)((s[at + GM_QPANEL_PLANE * j] >> 6) << 2 * j);
         } else {
-            q[k] = s[(quad / 2 * 2 + half) * 64 + 4 * rr + i] >> 4 * (quad & 1) & 15;
-            if (l->bits == 5) q[k] |= (uint8_t)((sb[l->hi + half * 64 + 4 * rr + i] >> quad & 1) << 4);
+            q[k] = s[at] >> 4 * (quad & 1) & 15;
+            if (l->bits == 5) q[k] |= (uint8_t)((s[l->hi + half * 64 + 4 * rr + k % 4] >> quad & 1) << 4);
         }
     }
 }

@@ -65,6 +65,11 @@ gm_qpanel gm_qpanel_of(gm_dtype t);
  * Q6_K, else 32) and of the mins of sub-block s. */
 int gm_qpanel_scales_at(const gm_qpanel *l, int g);
 int gm_qpanel_mins_at(const gm_qpanel *l, int s);
+/* Offset in a sub-block of the 64-byte vector that holds quad `quad` of
+ * rows 16·half..: its bytes, nibbles, or (6 bits) plane 0 of its group, the
+ * other planes GM_QPANEL_PLANE apart; byte 4·r + i there is row 16·half + r. */
+#define GM_QPANEL_PLANE 128
+int gm_qpanel_vector_at(const gm_qpanel *l, int quad, int half);
 /* Bytes of a repacked [N][K] weight of type t. */
 size_t gm_qpanel_bytes(gm_dtype t, int64_t N, int64_t K);
 /* Panels [p0, p1) of src (row-major blocks as stored) into dst, a buffer of

@@ -314,7 +314,7 @@ static LLVMValueRef bits_of(lv_emit *m, LLVMValueRef v, int right, int mask) {
  * or the fourth quad from the planes' top bits, two from each. */
 static LLVMValueRef six_bit_quad(lv_emit *m, LLVMValueRef group, int j) {
     LLVMValueRef p[3];
-    for (int i = 0; i < 3; i++) p[i] = unit_vec(m, i8(m), 64, group, 128 * i);
+    for (int i = 0; i < 3; i++) p[i] = unit_vec(m, i8(m), 64, group, GM_QPANEL_PLANE * i);
     if (j < 3) return bits_of(m, p[j], 0, 63);
     LLVMValueRef lo = LLVMBuildOr(m->b, bits_of(m, p[0], 6, 3), bits_of(m, p[1], 4, 12), "");
     return LLVMBuildOr(m->b, lo, bits_of(m, p[2], 2, 48), "");
@@ -322,9 +322,10 @@ static LLVMValueRef six_bit_quad(lv_emit *m, LLVMValueRef group, int j) {
 
 /* Quad `quad` (k 4·quad.. of the sub-block at sub) of rows 16·half.. as <64 x i8>. */
 static LLVMValueRef qpanel_quad(lv_emit *m, const gm_qpanel *l, LLVMValueRef sub, int quad, int half) {
-    if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, l->q + (quad * 32 + 16 * half) * 4);
-    if (l->bits == 6) return six_bit_quad(m, at_offset(m, sub, lv_int(m, l->q + 384 * (quad / 4) + 64 * half)), quad % 4);
-    LLVMValueRef v = unit_vec(m, i8(m), 64, sub, l->q + (quad / 2 * 2 + half) * 64);
+    int at = gm_qpanel_vector_at(l, quad, half);
+    if (l->bits == 8) return unit_vec(m, i8(m), 64, sub, at);
+    if (l->bits == 6) return six_bit_quad(m, at_offset(m, sub, lv_int(m, at)), quad % 4);
+    LLVMValueRef v = unit_vec(m, i8(m), 64, sub, at);
     v = quad & 1 ? bits_of(m, v, 4, 15) : bits_of(m, v, 0, 15);
     if (l->bits == 5) v = LLVMBuildOr(m->b, v, LLVMBuildShl(m->b, bits_of(m, unit_vec(m, i8(m), 64, sub, l->hi + 64 * half), quad, 1), byte_splat(m, 4), ""), "");
     return v;
