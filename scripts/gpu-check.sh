@@ -4,15 +4,28 @@
 # first, where gemmac builds.
 #
 #   scripts/gpu-check.sh prepare      here: fills .gpu/ (git-ignored) with the oracle
-#                                     cases compiled --target nvptx, test_nvptx, the
-#                                     benchmark linked with the 270M- and 2B-shaped
-#                                     models (--emit lib), their safetensors headers,
-#                                     and the shared libraries they need
+#                                     cases compiled --target nvptx, the block-format cases
+#                                     (test_nvptx prepare), test_nvptx, the benchmark linked
+#                                     with the 270M- and 2B-shaped models (--emit lib), their
+#                                     safetensors headers, and the shared libraries they
+#                                     need; where the real Gemma 3 270M is fetched, its GPU
+#                                     executable and benchmark too, and the GGUF in parts
+#                                     under .gpu-model/NN/ (git-ignored), a call's load each
+#   scripts/gpu-check.sh receive      there: keeps the parts of the real 270M that this call
+#                                     carried (.gpu-model/NN); once all have come, joins them
+#                                     where the tests look for it and checks its sha256
 #   scripts/gpu-check.sh run OUT      there: the GPU's bf16 matrix rate (PyTorch), the GPU
 #                                     tests (test_nvptx gpu --prebuilt), then for both
 #                                     shapes the GPU against the CPU (test_nvptx agree) and
-#                                     bench/gpu_bench; logs to OUT
+#                                     bench/gpu_bench, and the real 270M's bench where it
+#                                     was received; logs to OUT
 #   scripts/gpu-check.sh profile OUT  there: each kernel's time in a decode step of both shapes (ncu)
+#
+# A call carries at most 64 MiB, the repository's 41 MB included, so the real 270M
+# (253 MB) goes in parts of GM_PART_MB (default 22) MB, one part a call: run, for each
+# NN, a call carrying .gpu-model/NN whose command is `scripts/gpu-check.sh receive`,
+# back to back (the machine is given back after 30 s idle, and what it received
+# with it); then the call that carries .gpu and runs.
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
 # on the GPU machine each is written from its header with a repeated block of
@@ -23,11 +36,13 @@ cd "$(dirname "$0")/.."
 G=.gpu
 CASES="tiny-gemma1-mqa tiny-gemma1-mha tiny-gemma2 tiny-gemma2-bf16 tiny-gemma3 tiny-gemma3-1b medium-gemma1-bf16"
 SHAPES="gemma-3-270m gemma-2b"
+REAL=${GEMMAC_CACHE:-$HOME/.cache/gemmac}/gemma-3-270m-q4_k_m.gguf
 
 prepare() {
   local tmp=${GM_SYNTH_DIR:-build/synth}
-  rm -rf $G && mkdir -p $G/prebuilt $G/lib $G/bin $G/headers
+  rm -rf $G && mkdir -p $G/prebuilt $G/lib $G/bin $G/headers "$tmp"
   for c in $CASES; do build/gemmac compile tests/golden/$c --target nvptx -o $G/prebuilt/$c || exit 1; done
+  build/tests/test_nvptx prepare build/gemmac $G/prebuilt > $G/prepare.log || { cat $G/prepare.log; exit 1; }
   cp build/tests/test_nvptx $G/bin/
   for l in libsentencepiece.so.0 libcjson.so.1 libcunit.so.1; do
     cp -L "$(ldconfig -p | awk -v l=$l '$1 == l { print $NF; exit }')" $G/lib/ || exit 1
@@ -50,7 +65,39 @@ prepare() {
     echo $((n + $(grep -c ' attention ' $G/headers/$s.report))) > $G/headers/$s.prefill-launches
     echo $n > $G/headers/$s.launches
   done
+  [ -f "$REAL" ] && prepare_real
   du -sh $G
+}
+
+# The real 270M: its GPU executable (test_nvptx's --prebuilt DIR/gemma-3-270m), its
+# benchmark, and the GGUF in parts, each with the whole file's size and sha256.
+prepare_real() {
+  build/gemmac compile "$REAL" --target nvptx -o $G/prebuilt/gemma-3-270m || exit 1
+  build/gemmac compile "$REAL" --target nvptx --gpu sm_90 --emit lib -o $G/bench-real || exit 1
+  cc -O2 -I. bench/gpu_bench.c $G/bench-real.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/gpu_bench-real || exit 1
+  rm -f $G/bench-real.a $G/bench-real.h
+  rm -rf .gpu-model && mkdir -p .gpu-model
+  split -b "${GM_PART_MB:-22}M" -d -a 2 "$REAL" .gpu-model/part-
+  local parts sum
+  parts=$(ls .gpu-model | wc -l) sum=$(sha256sum < "$REAL" | cut -d' ' -f1)
+  for p in .gpu-model/part-*; do
+    mkdir .gpu-model/${p##*-} && mv $p .gpu-model/${p##*-}/part
+    echo "$parts $sum" > .gpu-model/${p##*-}/whole
+  done
+  echo "the real 270M in $parts parts: .gpu-model/00 ... .gpu-model/$(printf %02d $((parts - 1)))"
+}
+
+# There: the parts this call carried, kept in /tmp/gm-parts until all have come.
+receive() {
+  mkdir -p /tmp/gm-parts
+  local d n sum
+  for d in .gpu-model/*/; do [ -f $d/part ] && cp $d/part /tmp/gm-parts/$(basename $d) && read -r n sum < $d/whole; done
+  [ -n "${n:-}" ] || { echo "receive: this call carried no part (.gpu-model/NN)"; return 1; }
+  echo "received $(ls /tmp/gm-parts | wc -l) of $n parts"
+  [ "$(ls /tmp/gm-parts | wc -l)" = "$n" ] || return 0
+  mkdir -p "$(dirname "$REAL")" && cat /tmp/gm-parts/* > "$REAL.part"
+  [ "$(sha256sum < "$REAL.part" | cut -d' ' -f1)" = "$sum" ] || { echo "receive: sha256 differs"; rm -f "$REAL.part"; return 1; }
+  mv "$REAL.part" "$REAL" && echo "the real 270M is at $REAL"
 }
 
 # A checkpoint of the header's tensors: the header, then a block of random bf16 values repeated.
@@ -94,6 +141,9 @@ run() {
   nvidia-smi > "$out/nvidia-smi.txt" 2>&1
   tensor_rate | tee "$out/tensor-rate.txt"
   timeout 240 $G/bin/test_nvptx gpu --prebuilt $PWD/$G/prebuilt 2>&1 | tee "$out/test_nvptx_gpu.txt"
+  if [ -f "$REAL" ] && [ -x $G/bin/gpu_bench-real ]; then
+    timeout 120 $G/bin/gpu_bench-real "$REAL" --prompt 512 --gen 128 --reps 3 2>&1 | tee "$out/bench-real-270m.txt"
+  fi
   for s in $SHAPES; do
     write_checkpoint $s /tmp/ckpt-$s
     timeout 200 $G/bin/test_nvptx agree $PWD/$G/bin/cpu-$s $PWD/$G/bin/gpu-$s /tmp/ckpt-$s 2>&1 | tee "$out/agree-$s.txt"
@@ -131,7 +181,8 @@ profile() {
 
 case "${1:-}" in
 prepare) prepare ;;
+receive) receive ;;
 run) run "${2:?run needs an output folder}" ;;
 profile) mkdir -p "${2:?profile needs an output folder}" && profile "$2" ;;
-*) echo "usage: scripts/gpu-check.sh prepare | run OUT | profile OUT" >&2; exit 2 ;;
+*) echo "usage: scripts/gpu-check.sh prepare | receive | run OUT | profile OUT" >&2; exit 2 ;;
 esac

@@ -43,15 +43,13 @@ static void copy_piece(lv_emit *m, void *ctx, LLVMValueRef at, int w, LLVMValueR
     lv_store(m, c->dst, lv_add(m, c->dst_at, at), lv_load(m, c->src, lv_add(m, c->src_at, at), c->dt, w));
 }
 
-/* A quantized table's row `row` decoded block by block into y[dst_at..). */
+/* A quantized table's row `row` decoded a sub-block at a time into y[dst_at..): a loop over
+ * the sub-blocks, each found when it runs (lv_quant_values, as a GPU lane finds its own). */
 static void embed_quant_row(lv_emit *m, const ex_kernel *k, LLVMValueRef table, LLVMValueRef row, LLVMValueRef dst_at) {
-    int B = gm_dtype_block(k->wtype);
-    lv_loop kb;
-    lv_loop_begin(m, &kb, lv_int(m, 0), lv_int(m, k->n), B, 0, NULL);
-    LLVMValueRef blk = lv_quant_block(m, k->wtype, table, row, k->n, kb.i);
-    for (int s = 0; s < B / LV_QSUB; s++)
-        lv_store(m, lv_call_out(m), lv_add(m, dst_at, lv_addi(m, kb.i, s * LV_QSUB)), lv_quant_decode(m, k->wtype, blk, s));
-    lv_loop_end(m, &kb, NULL);
+    lv_loop s;
+    lv_loop_begin(m, &s, lv_int(m, 0), lv_int(m, k->n), LV_QSUB, 0, NULL);
+    lv_store(m, lv_call_out(m), lv_add(m, dst_at, s.i), lv_quant_values(m, k->wtype, table, row, k->n, s.i));
+    lv_loop_end(m, &s, NULL);
 }
 
 /* Row `row` of a table kept only in the int8 head's panels (runtime/qpanel.h),

@@ -19,20 +19,21 @@
 static LLVMTypeRef i8(lv_emit *m) { return LLVMInt8TypeInContext(m->ctx); }
 static LLVMTypeRef vec(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
 
-/* The byte at blk + off, as an i8* */
-static LLVMValueRef at_byte(lv_emit *m, LLVMValueRef blk, int off) {
-    LLVMValueRef o = lv_int(m, off);
-    return LLVMBuildInBoundsGEP2(m->b, i8(m), blk, &o, 1, "");
+/* The byte at blk + off (i64), as an i8*. */
+static LLVMValueRef at_byte(lv_emit *m, LLVMValueRef blk, LLVMValueRef off) {
+    return LLVMBuildInBoundsGEP2(m->b, i8(m), blk, &off, 1, "");
 }
 
-static LLVMValueRef load_as(lv_emit *m, LLVMTypeRef ty, LLVMValueRef blk, int off) {
+static LLVMValueRef load_at(lv_emit *m, LLVMTypeRef ty, LLVMValueRef blk, LLVMValueRef off) {
     LLVMValueRef v = LLVMBuildLoad2(m->b, ty, at_byte(m, blk, off), "");
     LLVMSetAlignment(v, 1);
     return v;
 }
+static LLVMValueRef load_as(lv_emit *m, LLVMTypeRef ty, LLVMValueRef blk, int off) { return load_at(m, ty, blk, lv_int(m, off)); }
 
 /* n bytes at blk + off as <n x i8>. */
-static LLVMValueRef bytes(lv_emit *m, LLVMValueRef blk, int off, int n) { return load_as(m, vec(i8(m), n), blk, off); }
+static LLVMValueRef bytes_at(lv_emit *m, LLVMValueRef blk, LLVMValueRef off, int n) { return load_at(m, vec(i8(m), n), blk, off); }
+static LLVMValueRef bytes(lv_emit *m, LLVMValueRef blk, int off, int n) { return bytes_at(m, blk, lv_int(m, off), n); }
 
 /* The f16 at blk + off, as an f32 scalar. */
 static LLVMValueRef half_at(lv_emit *m, LLVMValueRef blk, int off) {
@@ -41,18 +42,39 @@ static LLVMValueRef half_at(lv_emit *m, LLVMValueRef blk, int off) {
 }
 
 /* The byte at blk + off, zero-extended to i32. */
-static LLVMValueRef byte_at(lv_emit *m, LLVMValueRef blk, int off) {
-    return LLVMBuildZExt(m->b, load_as(m, i8(m), blk, off), m->i32, "");
+static LLVMValueRef byte_at(lv_emit *m, LLVMValueRef blk, LLVMValueRef off) {
+    return LLVMBuildZExt(m->b, load_at(m, i8(m), blk, off), m->i32, "");
 }
 
 static LLVMValueRef splat_i(lv_emit *m, LLVMTypeRef t, int n, long long v) {
     return lv_splat(m, LLVMConstInt(t, (unsigned long long)v, 1), n);
 }
 
-/* <n x i8> v with each byte masked to its low nibble, or shifted down to its high one. */
-static LLVMValueRef nibbles(lv_emit *m, LLVMValueRef v, int n, int high) {
-    return high ? LLVMBuildLShr(m->b, v, splat_i(m, i8(m), n, 4), "") : LLVMBuildAnd(m->b, v, splat_i(m, i8(m), n, 15), "");
+/* The sub-block index j (i64) as a value of type t, splat over n lanes (n = 1: the scalar). */
+static LLVMValueRef splat_j(lv_emit *m, LLVMTypeRef t, int n, LLVMValueRef j) {
+    return lv_splat(m, LLVMBuildTrunc(m->b, j, t, ""), n);
 }
+
+/* The sub-block may be a constant (the CPU kernels walk a block's sub-blocks unrolled) or a
+ * value (a GPU lane's sub-block). A branch is built only where its condition can_be so, and
+ * pick selects between the two only where both were built: a constant sub-block's decode is
+ * the straight line it always was. */
+static LLVMValueRef pick(lv_emit *m, LLVMValueRef cond, LLVMValueRef a, LLVMValueRef b) {
+    return !a ? b : !b ? a : LLVMBuildSelect(m->b, cond, a, b, "");
+}
+static int can_be(LLVMValueRef cond, int value) {
+    return !LLVMIsAConstantInt(cond) || (int)LLVMConstIntGetZExtValue(cond) == value;
+}
+static LLVMValueRef j_below(lv_emit *m, LLVMValueRef j, int n) { return LLVMBuildICmp(m->b, LLVMIntSLT, j, lv_int(m, n), ""); }
+
+/* <n x i8> v with each byte masked to its low nibble, or shifted down to its high one
+ * (high: an i1, constant on the CPU). */
+static LLVMValueRef nibbles(lv_emit *m, LLVMValueRef v, int n, LLVMValueRef high) {
+    LLVMValueRef hi = can_be(high, 1) ? LLVMBuildLShr(m->b, v, splat_i(m, i8(m), n, 4), "") : NULL;
+    LLVMValueRef lo = can_be(high, 0) ? LLVMBuildAnd(m->b, v, splat_i(m, i8(m), n, 15), "") : NULL;
+    return pick(m, high, hi, lo);
+}
+static LLVMValueRef yes(lv_emit *m, int b) { return LLVMConstInt(LLVMInt1TypeInContext(m->ctx), (unsigned long long)b, 0); }
 
 LLVMValueRef lv_concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
     LLVMValueRef idx[64];
@@ -64,7 +86,7 @@ LLVMValueRef lv_concat(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
  * and element j + 16 its high one. */
 static LLVMValueRef split_nibbles(lv_emit *m, LLVMValueRef blk, int off) {
     LLVMValueRef q = bytes(m, blk, off, 16);
-    return lv_concat(m, nibbles(m, q, 16, 0), nibbles(m, q, 16, 1), 16);
+    return lv_concat(m, nibbles(m, q, 16, yes(m, 0)), nibbles(m, q, 16, yes(m, 1)), 16);
 }
 
 /* q | (bit i of the 32-bit mask at off) << 4, for lanes i of 32: the fifth
@@ -76,27 +98,30 @@ static LLVMValueRef fifth_bits(lv_emit *m, LLVMValueRef q, LLVMValueRef blk, int
 }
 
 /* The 6-bit scale (min = 0) or min (min = 1) of sub-block j of Q4_K/Q5_K,
- * from the 12 bytes at blk + 4, as f32. */
-static LLVMValueRef k4_scale(lv_emit *m, LLVMValueRef blk, int j, int min) {
-    LLVMValueRef v;
-    if (j < 4) {
-        v = LLVMBuildAnd(m->b, byte_at(m, blk, 4 + j + 4 * min), LLVMConstInt(m->i32, 63, 0), "");
-    } else {
-        LLVMValueRef lo = byte_at(m, blk, 4 + j + 4), hi = byte_at(m, blk, 4 + j - 4 * !min);
+ * from the 12 bytes at blk + 4, as f32: for j < 4 the low 6 bits of byte
+ * 4 + j (+ 4 for a min); above, a nibble of byte 4 + j + 4 and the top two
+ * bits of byte 4 + j − 4 (scale) or 4 + j (min). */
+static LLVMValueRef k4_scale(lv_emit *m, LLVMValueRef blk, LLVMValueRef j, int min) {
+    LLVMValueRef first = j_below(m, j, 4), low = NULL, high = NULL;
+    if (can_be(first, 1))
+        low = LLVMBuildAnd(m->b, byte_at(m, blk, lv_addi(m, j, 4 + 4 * min)), LLVMConstInt(m->i32, 63, 0), "");
+    if (can_be(first, 0)) {
+        LLVMValueRef lo = byte_at(m, blk, lv_addi(m, j, 4 + 4)), hi = byte_at(m, blk, lv_addi(m, j, 4 - 4 * !min));
         lo = min ? LLVMBuildLShr(m->b, lo, LLVMConstInt(m->i32, 4, 0), "") : LLVMBuildAnd(m->b, lo, LLVMConstInt(m->i32, 15, 0), "");
         hi = LLVMBuildShl(m->b, LLVMBuildLShr(m->b, hi, LLVMConstInt(m->i32, 6, 0), ""), LLVMConstInt(m->i32, 4, 0), "");
-        v = LLVMBuildOr(m->b, lo, hi, "");
+        high = LLVMBuildOr(m->b, lo, hi, "");
     }
-    return LLVMBuildUIToFP(m->b, v, m->f32, "");
+    return LLVMBuildUIToFP(m->b, pick(m, first, low, high), m->f32, "");
 }
 
 /* Q4_K (144 bytes) and Q5_K (176): d, dmin, 12 scale bytes, [Q5_K: 32 bytes
  * of fifth bits,] 128 bytes of nibbles; sub-block j takes the low (j even)
  * or high nibbles of bytes 32·(j/2).. of the quants; value d·sc·q − dmin·m. */
-static void sub_k4(lv_emit *m, LLVMValueRef blk, int j, int five, lv_qsub *s) {
-    LLVMValueRef q = nibbles(m, bytes(m, blk, (five ? 48 : 16) + 32 * (j / 2), 32), 32, j & 1);
+static void sub_k4(lv_emit *m, LLVMValueRef blk, LLVMValueRef j, int five, lv_qsub *s) {
+    LLVMValueRef pair = LLVMBuildAShr(m->b, j, lv_int(m, 1), ""), odd = LLVMBuildTrunc(m->b, j, LLVMInt1TypeInContext(m->ctx), "");
+    LLVMValueRef q = nibbles(m, bytes_at(m, blk, lv_addi(m, lv_muli(m, pair, 32), five ? 48 : 16), 32), 32, odd);
     if (five) {
-        LLVMValueRef h = LLVMBuildLShr(m->b, bytes(m, blk, 16, 32), splat_i(m, i8(m), 32, j), "");
+        LLVMValueRef h = LLVMBuildLShr(m->b, bytes(m, blk, 16, 32), splat_j(m, i8(m), 32, j), "");
         h = LLVMBuildAnd(m->b, h, splat_i(m, i8(m), 32, 1), "");
         q = LLVMBuildOr(m->b, q, LLVMBuildShl(m->b, h, splat_i(m, i8(m), 32, 4), ""), "");
     }
@@ -110,18 +135,20 @@ static void sub_k4(lv_emit *m, LLVMValueRef blk, int j, int five, lv_qsub *s) {
  * elements take nibbles of ql[64h + 32(g&1)..] (low for g < 2), bits 2g of
  * qh[128 + 32h..], and the scales 8h + 2g (first 16) and 8h + 2g + 1;
  * value d·sc·(q − 32). */
-static void sub_q6_k(lv_emit *m, LLVMValueRef blk, int j, lv_qsub *s) {
-    int h = j / 4, g = j % 4;
-    LLVMValueRef q = nibbles(m, bytes(m, blk, 64 * h + 32 * (g & 1), 32), 32, g >= 2);
-    LLVMValueRef hi = LLVMBuildLShr(m->b, bytes(m, blk, 128 + 32 * h, 32), splat_i(m, i8(m), 32, 2 * g), "");
+static void sub_q6_k(lv_emit *m, LLVMValueRef blk, LLVMValueRef j, lv_qsub *s) {
+    LLVMValueRef h = LLVMBuildAShr(m->b, j, lv_int(m, 2), ""), g = LLVMBuildAnd(m->b, j, lv_int(m, 3), "");
+    LLVMValueRef ql = lv_add(m, lv_muli(m, h, 64), lv_muli(m, LLVMBuildAnd(m->b, g, lv_int(m, 1), ""), 32));
+    LLVMValueRef q = nibbles(m, bytes_at(m, blk, ql, 32), 32, LLVMBuildICmp(m->b, LLVMIntSGE, g, lv_int(m, 2), ""));
+    LLVMValueRef hi = bytes_at(m, blk, lv_addi(m, lv_muli(m, h, 32), 128), 32);
+    hi = LLVMBuildLShr(m->b, hi, splat_j(m, i8(m), 32, lv_muli(m, g, 2)), "");
     hi = LLVMBuildShl(m->b, LLVMBuildAnd(m->b, hi, splat_i(m, i8(m), 32, 3), ""), splat_i(m, i8(m), 32, 4), "");
     *s = (lv_qsub){LLVMBuildOr(m->b, q, hi, ""), 0, 32, {NULL, NULL}, NULL};
-    LLVMValueRef d = half_at(m, blk, 208);
+    LLVMValueRef d = half_at(m, blk, 208), sc = lv_add(m, lv_muli(m, h, 8), lv_muli(m, g, 2));
     for (int k = 0; k < 2; k++)
-        s->scale[k] = lv_fmul(m, d, LLVMBuildSIToFP(m->b, load_as(m, i8(m), blk, 192 + 8 * h + 2 * g + k), m->f32, ""));
+        s->scale[k] = lv_fmul(m, d, LLVMBuildSIToFP(m->b, load_at(m, i8(m), blk, lv_addi(m, sc, 192 + k)), m->f32, ""));
 }
 
-void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s) {
+void lv_quant_sub_at(lv_emit *m, gm_dtype dt, LLVMValueRef blk, LLVMValueRef sub, lv_qsub *s) {
     LLVMValueRef d = NULL, min = NULL;
     switch (dt) {
     case GM_Q8_0: *s = (lv_qsub){bytes(m, blk, 2, 32), 1, 0, {d = half_at(m, blk, 0), d}, NULL}; break;
@@ -141,6 +168,8 @@ void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s
     }
 }
 
+void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s) { lv_quant_sub_at(m, dt, blk, lv_int(m, sub), s); }
+
 /* <n x float> of lanes [0, n/2) a and [n/2, n) b. */
 LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
     LLVMValueRef two = LLVMGetUndef(vec(LLVMTypeOf(a), 2)), mask[64];
@@ -150,19 +179,28 @@ LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n) {
     return LLVMBuildShuffleVector(m->b, two, two, LLVMConstVector(mask, (unsigned)n), "");
 }
 
-LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub) {
+LLVMValueRef lv_quant_decode_at(lv_emit *m, gm_dtype dt, LLVMValueRef blk, LLVMValueRef sub) {
     lv_qsub s;
-    lv_quant_sub(m, dt, blk, sub, &s);
+    lv_quant_sub_at(m, dt, blk, sub, &s);
     LLVMValueRef q = s.offset ? LLVMBuildSub(m->b, s.q, splat_i(m, i8(m), 32, s.offset), "") : s.q;
     q = s.is_signed || s.offset ? LLVMBuildSIToFP(m->b, q, vec(m->f32, 32), "") : LLVMBuildUIToFP(m->b, q, vec(m->f32, 32), "");
     LLVMValueRef v = lv_fmul(m, q, s.scale[0] == s.scale[1] ? lv_splat(m, s.scale[0], 32) : lv_halves(m, s.scale[0], s.scale[1], 32));
     return s.min ? lv_fadd(m, v, lv_splat(m, s.min, 32)) : v;
 }
 
+LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub) {
+    return lv_quant_decode_at(m, dt, blk, lv_int(m, sub));
+}
+
 LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k) {
     int64_t B = gm_dtype_block(dt), size = (int64_t)gm_dtype_size(dt);
     LLVMValueRef at = lv_add(m, lv_muli(m, row, K / B * size), lv_muli(m, LLVMBuildSDiv(m->b, k, lv_int(m, B), ""), size));
     return LLVMBuildInBoundsGEP2(m->b, i8(m), w, &at, 1, "");
+}
+
+LLVMValueRef lv_quant_values(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k) {
+    LLVMValueRef sub = LLVMBuildSRem(m->b, LLVMBuildSDiv(m->b, k, lv_int(m, LV_QSUB), ""), lv_int(m, gm_dtype_block(dt) / LV_QSUB), "");
+    return lv_quant_decode_at(m, dt, lv_quant_block(m, dt, w, row, K, k), sub);
 }
 
 LLVMValueRef lv_slice(lv_emit *m, LLVMValueRef v, int at, int w) {

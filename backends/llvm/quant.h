@@ -19,9 +19,15 @@ typedef struct {
 void lv_quant_sub(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub, lv_qsub *s);
 /* The same as <32 x float> values. */
 LLVMValueRef lv_quant_decode(lv_emit *m, gm_dtype dt, LLVMValueRef blk, int sub);
+/* Both with the sub-block an i64 value known only when the kernel runs (a GPU lane's). */
+void lv_quant_sub_at(lv_emit *m, gm_dtype dt, LLVMValueRef blk, LLVMValueRef sub, lv_qsub *s);
+LLVMValueRef lv_quant_decode_at(lv_emit *m, gm_dtype dt, LLVMValueRef blk, LLVMValueRef sub);
 /* The address of the block holding element k (i64, a multiple of the block
  * size) of row `row` of a row-major weight with K columns at w. */
 LLVMValueRef lv_quant_block(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k);
+/* Values [k, k + 32) of row `row` (k a multiple of 32, i64) as <32 x float>: the sub-block
+ * of its block that holds them, found when the kernel runs. */
+LLVMValueRef lv_quant_values(lv_emit *m, gm_dtype dt, LLVMValueRef w, LLVMValueRef row, int64_t K, LLVMValueRef k);
 /* <n x T> of a in lanes [0, n/2) and b in [n/2, n), a and b scalars of type T. */
 LLVMValueRef lv_halves(lv_emit *m, LLVMValueRef a, LLVMValueRef b, int n);
 /* a ++ b: two <n x T> into one <2n x T> (n ≤ 32). */

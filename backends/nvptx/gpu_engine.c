@@ -98,9 +98,6 @@ static int upload_weights(gpu_engine *j, const gm_tensor *const *bound, gm_err *
         if (g->values[v].panel)
             return gm_fail(e, "nvptx: weight %s is packed in panels for a CPU target; open the model for the nvptx "
                               "target (gemmac does this for --backend nvptx)", g->values[v].name);
-        if (t->dtype != GM_F32 && t->dtype != GM_BF16 && t->dtype != GM_F16)
-            return gm_fail(e, "nvptx: weight %s is %s; the GPU kernels read f32, bf16 and f16", g->values[v].name,
-                           gm_dtype_name(t->dtype));
         for (int u = 0; u < v && !j->weight[v]; u++)
             if (bound[u] == t) j->weight[v] = j->weight[u];
         if (!j->weight[v] && upload(j, &j->weight[v], t->data, t->nbytes, g->values[v].name, e)) return -1;

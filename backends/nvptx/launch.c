@@ -9,7 +9,7 @@ static unsigned blocks(int64_t n, int64_t per) { return (unsigned)((n + per - 1)
 void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l) {
     *l = (nv_launch){{1, 1, 1}, NV_THREADS, 0};
     switch (k->op) {
-    case IR_EMBED: l->grid[0] = blocks(k->n, NV_THREADS), l->grid[1] = (unsigned)T; break;
+    case IR_EMBED: l->grid[0] = blocks(k->n / nv_embed_columns(k), NV_THREADS), l->grid[1] = (unsigned)T; break;
     case IR_RMS_NORM:
     case IR_NORM_ADD: l->grid[0] = (unsigned)(T * (k->n / k->k)); break; /* a block per group */
     case IR_ROPE: {

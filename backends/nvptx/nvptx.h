@@ -73,7 +73,7 @@ static inline int64_t nv_attn_scratch_floats(const ex_kernel *k) {
 #define NV_GEMV_MAX_ROWS 2
 static inline int nv_gemv_rows(int64_t N) { return N >= 8192 ? 2 : 1; }
 static inline int nv_gemv_split(const ex_kernel *k) {
-    int64_t warps = k->n / nv_gemv_rows(k->n), row_bytes = k->k * (int64_t)gm_dtype_size(k->wtype);
+    int64_t warps = k->n / nv_gemv_rows(k->n), row_bytes = (int64_t)gm_dtype_bytes(k->wtype, k->k);
     int S = 1;
     while (S < 8 && warps * S < 4096 && row_bytes / (2 * S) >= 2048) S *= 2;
     return S;
@@ -86,6 +86,10 @@ static inline int nv_gemv_split(const ex_kernel *k) {
 static inline int nv_has_geglu_entry(const ex_kernel *k) {
     return (k->op == IR_NORM_MATMUL || k->op == IR_MATMUL) && k->attr[IR_A_SOFTCAP] == 0;
 }
+
+/* Columns of the table an embed thread stores: one, or a block-quantized table's sub-block of
+ * 32, decoded at once. */
+static inline int nv_embed_columns(const ex_kernel *k) { return gm_dtype_quantized(k->wtype) ? 32 : 1; }
 
 typedef struct {
     unsigned grid[3], block;

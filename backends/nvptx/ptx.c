@@ -50,6 +50,7 @@
 #include "backends/llvm/aot.h"
 #include "backends/llvm/codegen.h"
 #include "backends/llvm/emit.h"
+#include "backends/llvm/quant.h"
 
 #include <llvm-c/Target.h>
 #include <math.h>
@@ -197,14 +198,24 @@ static void emit_elementwise(lv_emit *m, const ex_kernel *k) {
     lv_if_end(m, done);
 }
 
+/* Values [k, k + w) of row n of a K-column weight at base as f32: w values of a float dtype
+ * (a 16-byte load when w > 1), or, for a block-quantized one, the sub-block of LV_QSUB values
+ * from k on (k a multiple of LV_QSUB), decoded in registers (backends/llvm/quant.c). */
+static LLVMValueRef weight_values(lv_emit *m, gm_dtype dt, LLVMValueRef base, int64_t K, LLVMValueRef n, LLVMValueRef k, int w) {
+    if (!gm_dtype_quantized(dt)) return lv_load_aligned(m, base, lv_add(m, lv_muli(m, n, K), k), dt, w, w > 1 ? 16 : (unsigned)gm_dtype_size(dt));
+    return lv_quant_values(m, dt, base, n, K, k);
+}
+
+/* Thread i of row t stores columns [i·w, i·w + w) of the table's row of token t, w =
+ * nv_embed_columns: one value, or a quantized table's sub-block. */
 static void emit_embed(lv_emit *m, const ex_kernel *k) {
-    LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x"));
+    int w = nv_embed_columns(k);
+    LLVMValueRef col = lv_muli(m, lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS), sreg(m, "tid.x")), w);
     LLVMValueRef t = sreg(m, "ctaid.y");
     LLVMBasicBlockRef done = lv_if_begin(m, lt(m, col, lv_int(m, k->n)));
     LLVMValueRef idp = LLVMBuildInBoundsGEP2(m->b, m->i32, param(m, P_IN0), &t, 1, "");
     LLVMValueRef id = LLVMBuildSExt(m->b, LLVMBuildLoad2(m->b, m->i32, idp, ""), m->i64, "");
-    LLVMValueRef v = lv_load(m, param(m, P_IN1), lv_add(m, lv_muli(m, id, k->n), col), k->wtype, 1);
-    lv_store(m, param(m, P_OUT), lv_add(m, lv_muli(m, t, k->n), col), v);
+    lv_store(m, param(m, P_OUT), lv_add(m, lv_muli(m, t, k->n), col), weight_values(m, k->wtype, param(m, P_IN1), k->n, id, col, w));
     lv_if_end(m, done);
 }
 
@@ -535,13 +546,32 @@ static void epilogue(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef 
     lv_store(m, c->out, at, cap > 0 ? lv_softcap(m, v, cap, 1) : v);
 }
 
-/* Row n's values [k, k + w) of the weights at base as f32, a 16-byte load when w > 1. */
 static LLVMValueRef w_values(lv_emit *m, const mm_ctx *c, LLVMValueRef base, LLVMValueRef n, LLVMValueRef k, int w) {
-    unsigned align = w > 1 ? 16 : (unsigned)gm_dtype_size(c->k->wtype);
-    return lv_load_aligned(m, base, lv_add(m, lv_muli(m, n, c->K), k), c->k->wtype, w, align);
+    return weight_values(m, c->k->wtype, base, c->K, n, k, w);
 }
 
-#define GEMV_UNROLL 8 /* at most, chunks of a weight row a lane loads at once */
+/* Bytes of `count` values of the weight's dtype (count a multiple of its block). */
+static LLVMValueRef weight_bytes(lv_emit *m, gm_dtype dt, LLVMValueRef count) {
+    return lv_muli(m, LLVMBuildSDiv(m->b, count, lv_int(m, gm_dtype_block(dt)), ""), (int64_t)gm_dtype_size(dt));
+}
+
+/* The address of value k of row n (k a multiple of the dtype's block). */
+static LLVMValueRef weight_at(lv_emit *m, gm_dtype dt, LLVMValueRef base, int64_t K, LLVMValueRef n, LLVMValueRef k) {
+    if (gm_dtype_quantized(dt)) return lv_quant_block(m, dt, base, n, K, k);
+    LLVMValueRef at = lv_add(m, lv_muli(m, n, K), k);
+    return LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, dt), base, &at, 1, "");
+}
+
+/* Values of k a gemv lane takes at once: 16 bytes of a float weight (one value where rows
+ * do not start on 16 bytes), or a block-quantized weight's sub-block. */
+static int gemv_width(const ex_kernel *k) {
+    if (gm_dtype_quantized(k->wtype)) return LV_QSUB;
+    int64_t size = (int64_t)gm_dtype_size(k->wtype);
+    return k->k * size % 16 ? 1 : (int)(16 / size);
+}
+
+#define GEMV_UNROLL 8   /* at most, chunks of a weight row a lane loads at once */
+#define GEMV_UNROLL_Q 2 /* the same for quantized sub-blocks, each decoded into 32 registers */
 
 /* A warp's running sums over k: R dot products of x·(g) with weight rows, and Σx² for
  * norm_matmul's 1/rms, which is factored out of the sums (applied to each finished one). */
@@ -566,17 +596,19 @@ static void gemv_piece(lv_emit *m, const gemv_ctx *g, LLVMValueRef k, int w, con
 }
 
 /* The warp's sums (dots and Σx², partial per lane) over k in [k0, k1) into out[0..R]: lanes
- * take chunks of w values (16 bytes of weights), 32·w apart, g->unroll chunks at a time with
- * their loads issued together, then single chunks, then single values. Each chunk's products
- * are summed at once, so the loop carries scalars (few registers, more warps resident). k0 is
- * a multiple of 32·w. */
+ * take chunks of w values (16 bytes of weights, or a quantized sub-block), 32·w apart,
+ * g->unroll chunks at a time with their loads issued together, then single chunks, then
+ * single values (none for a quantized weight: k1 − k0 is whole sub-blocks, so the single
+ * chunks take it to k1). Each chunk's products are summed at once, so the loop carries
+ * scalars (few registers, more warps resident). k0 is a multiple of 32·w. */
 static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, LLVMValueRef k0, LLVMValueRef k1,
                       LLVMValueRef *out) {
     int64_t chunk = NV_WARP * w, big = g->unroll * chunk;
     int n = g->rows + 1, U = g->unroll;
     LLVMValueRef len = lv_sub(m, k1, k0), at = lv_add(m, k0, lv_muli(m, lane, w));
     LLVMValueRef unrolled = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, big), ""), big));
-    LLVMValueRef bulk = lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, chunk), ""), chunk));
+    int whole = gm_dtype_quantized(g->c->k->wtype);
+    LLVMValueRef bulk = whole ? k1 : lv_add(m, k0, lv_muli(m, LLVMBuildSDiv(m->b, len, lv_int(m, chunk), ""), chunk));
     LLVMValueRef acc[GEMV_UNROLL * (NV_GEMV_MAX_ROWS + 1)], sum[NV_GEMV_MAX_ROWS + 1];
     for (int i = 0; i < U * n; i++) acc[i] = lv_real(m, 0, 1);
     lv_loop l;
@@ -593,10 +625,12 @@ static void gemv_sums(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, int w, L
     gemv_piece(m, g, l.i, w, l.v, sum);
     lv_loop_end(m, &l, sum);
     memcpy(sum, l.v, n * sizeof *sum);
-    strided_loop(m, &l, lv_add(m, bulk, lane), k1, NV_WARP, n, sum);
-    memcpy(sum, l.v, n * sizeof *sum);
-    gemv_piece(m, g, l.i, 1, l.v, sum);
-    lv_loop_end(m, &l, sum);
+    if (!whole) {
+        strided_loop(m, &l, lv_add(m, bulk, lane), k1, NV_WARP, n, sum);
+        memcpy(sum, l.v, n * sizeof *sum);
+        gemv_piece(m, g, l.i, 1, l.v, sum);
+        lv_loop_end(m, &l, sum);
+    }
     memcpy(out, l.v, n * sizeof *out);
 }
 
@@ -656,15 +690,11 @@ static void prefetch_l2(lv_emit *m, LLVMValueRef p, LLVMValueRef len, int lines,
  * (their prefetched lines left L2 before they were read). Prefetching only the first 2, 4 or
  * 8 KB of each warp's part of the large ones cost 2B decode 4-12 %. */
 static void prefetch_rows(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, LLVMValueRef k0, LLVMValueRef k1, int64_t P) {
-    int64_t size = (int64_t)gm_dtype_size(g->c->k->wtype);
-    if (g->c->N * g->c->K * size > GEMV_PREFETCH) return;
-    int lines = (int)((P * size + NV_WARP * 128 - 1) / (NV_WARP * 128));
-    LLVMValueRef len = lv_muli(m, lv_sub(m, k1, k0), size);
-    for (int r = 0; r < g->rows; r++) {
-        LLVMValueRef at = lv_add(m, lv_muli(m, g->n[r], g->c->K), k0);
-        LLVMValueRef p = LLVMBuildInBoundsGEP2(m->b, lv_elem_type(m, g->c->k->wtype), g->w[r], &at, 1, "");
-        prefetch_l2(m, p, len, lines, lane);
-    }
+    gm_dtype dt = g->c->k->wtype;
+    if ((int64_t)gm_dtype_bytes(dt, g->c->N * g->c->K) > GEMV_PREFETCH) return;
+    int lines = (int)(((int64_t)gm_dtype_bytes(dt, P) + NV_WARP * 128 - 1) / (NV_WARP * 128));
+    LLVMValueRef len = weight_bytes(m, dt, lv_sub(m, k1, k0));
+    for (int r = 0; r < g->rows; r++) prefetch_l2(m, weight_at(m, dt, g->w[r], g->c->K, g->n[r], k0), len, lines, lane);
 }
 
 /* Output column n of the gemv from its finished dot products d[0..): the "_gemv" entry's d[0]
@@ -690,15 +720,14 @@ static void emit_gemv(lv_emit *m, const mm_ctx *matmul, int geglu) {
     }
     int cols = geglu ? 1 : nv_gemv_rows(c->N);
     gemv_ctx g = {c, geglu ? 2 : cols, GEMV_UNROLL, {0}, {0}};
-    int S = nv_gemv_split(c->k), w = 16 / (int)gm_dtype_size(c->k->wtype);
-    if (c->K * (int64_t)gm_dtype_size(c->k->wtype) % 16) w = 1; /* rows not 16-byte aligned */
+    int S = nv_gemv_split(c->k), w = gemv_width(c->k), most = gm_dtype_quantized(c->k->wtype) ? GEMV_UNROLL_Q : GEMV_UNROLL;
     int64_t chunk = NV_WARP * w, P = (c->K / S + chunk - 1) / chunk * chunk; /* k per part */
     LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
     LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), ""), sums[NV_GEMV_MAX_ROWS + 1];
     LLVMValueRef col = lv_add(m, lv_muli(m, sreg(m, "ctaid.x"), NV_THREADS / NV_WARP / S), LLVMBuildUDiv(m->b, warp, lv_int(m, S), ""));
     LLVMValueRef n0 = lv_muli(m, col, cols), k0 = imin(m, lv_muli(m, LLVMBuildURem(m->b, warp, lv_int(m, S), ""), P), lv_int(m, c->K));
     int64_t part_chunks = (P < c->K ? P : c->K) / chunk;
-    g.unroll = part_chunks < 1 ? 1 : part_chunks < GEMV_UNROLL ? (int)part_chunks : GEMV_UNROLL;
+    g.unroll = part_chunks < 1 ? 1 : part_chunks < most ? (int)part_chunks : most;
     for (int r = 0; r < g.rows; r++) {
         g.w[r] = geglu && r ? param(m, P_KC) : c->w;
         g.n[r] = imin(m, geglu ? n0 : lv_addi(m, n0, r), lv_int(m, c->N - 1));
@@ -739,33 +768,50 @@ static void tile_inv_rms(lv_emit *m, const mm_ctx *c, LLVMValueRef t0, LLVMValue
     barrier(m);
 }
 
-/* Stages element e of the block's [64 rows][16 k] slices of x and w into xs, ws ([16][64], k-major). */
-static void stage(lv_emit *m, const mm_ctx *c, LLVMValueRef e, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef n0,
+/* Stages element e of the block's [64 rows][bk k] slices of x and w into xs, ws ([bk][64],
+ * k-major); ws NULL: x alone. */
+static void stage(lv_emit *m, const mm_ctx *c, int bk, LLVMValueRef e, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef n0,
                   LLVMValueRef inv, LLVMValueRef xs, LLVMValueRef ws) {
-    LLVMValueRef row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_BK), ""), kk = LLVMBuildURem(m->b, e, lv_int(m, NV_BK), "");
+    LLVMValueRef row = LLVMBuildUDiv(m->b, e, lv_int(m, bk), ""), kk = LLVMBuildURem(m->b, e, lv_int(m, bk), "");
     LLVMValueRef k = lv_add(m, k0, kk), k_ok = lt(m, k, lv_int(m, c->K)), kc = imin(m, k, lv_int(m, c->K - 1));
     LLVMValueRef t = lv_add(m, t0, row), n = lv_add(m, n0, row), T = param(m, P_T), zero = lv_real(m, 0, 1);
     LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), nc = imin(m, n, lv_int(m, c->N - 1));
     LLVMValueRef x = x_value(m, c, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 1);
-    LLVMValueRef w = w_values(m, c, c->w, nc, kc, 1), at = lv_add(m, lv_muli(m, kk, NV_BM), row);
+    LLVMValueRef w = ws ? w_values(m, c, c->w, nc, kc, 1) : NULL, at = lv_add(m, lv_muli(m, kk, NV_BM), row);
     shared_store(m, xs, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, t, T), ""), x, zero, ""));
-    shared_store(m, ws, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, n, lv_int(m, c->N)), ""), w, zero, ""));
+    if (ws) shared_store(m, ws, at, LLVMBuildSelect(m->b, LLVMBuildAnd(m->b, k_ok, lt(m, n, lv_int(m, c->N)), ""), w, zero, ""));
 }
 
-/* The tiled entry: block (n tile, t tile), thread (ty, tx) owns rows ty·4.. and columns tx·4.. */
+/* A block-quantized weight's [64 rows][32 k] slice into ws: thread i < 64 decodes the
+ * sub-block of row n0 + i from k0 on (K is whole sub-blocks, so every k is real; rows from N
+ * on are zero) and stores it. */
+static void stage_quantized(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef n0, LLVMValueRef ws) {
+    LLVMValueRef row = sreg(m, "tid.x"), n = lv_add(m, n0, row);
+    LLVMBasicBlockRef done = lv_if_begin(m, lt(m, row, lv_int(m, NV_BN)));
+    LLVMValueRef v = w_values(m, c, c->w, imin(m, n, lv_int(m, c->N - 1)), k0, LV_QSUB), real = lt(m, n, lv_int(m, c->N));
+    for (int kk = 0; kk < LV_QSUB; kk++)
+        shared_store(m, ws, lv_addi(m, row, kk * NV_BN), LLVMBuildSelect(m->b, real, lv_slice(m, v, kk, 1), lv_real(m, 0, 1), ""));
+    lv_if_end(m, done);
+}
+
+/* The tiled entry: block (n tile, t tile), thread (ty, tx) owns rows ty·4.. and columns tx·4..;
+ * k in steps of NV_BK, or of a sub-block for a quantized weight (decoded once, whole). */
 static void emit_tiled(lv_emit *m, const mm_ctx *c) {
+    int quantized = gm_dtype_quantized(c->k->wtype), bk = quantized ? LV_QSUB : NV_BK;
     LLVMValueRef tid = sreg(m, "tid.x"), tx = LLVMBuildURem(m->b, tid, lv_int(m, 16), ""), ty = LLVMBuildUDiv(m->b, tid, lv_int(m, 16), "");
     LLVMValueRef n0 = lv_muli(m, sreg(m, "ctaid.x"), NV_BN), t0 = lv_muli(m, sreg(m, "ctaid.y"), NV_BM);
-    LLVMValueRef xs = shared_array(m, "xs", NV_BK * NV_BM), ws = shared_array(m, "ws", NV_BK * NV_BN), inv = NULL;
+    LLVMValueRef xs = shared_array(m, "xs", bk * NV_BM), ws = shared_array(m, "ws", bk * NV_BN), inv = NULL;
     if (c->g) tile_inv_rms(m, c, t0, inv = shared_array(m, "inv", NV_BM));
     LLVMValueRef init[16], next[16];
     for (int i = 0; i < 16; i++) init[i] = lv_real(m, 0, 1);
     lv_loop k;
-    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), NV_BK, 16, init);
-    for (int q = 0; q < NV_BK * NV_BM / NV_THREADS; q++) stage(m, c, lv_addi(m, tid, q * NV_THREADS), k.i, t0, n0, inv, xs, ws);
+    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), bk, 16, init);
+    for (int q = 0; q < bk * NV_BM / NV_THREADS; q++)
+        stage(m, c, bk, lv_addi(m, tid, q * NV_THREADS), k.i, t0, n0, inv, xs, quantized ? NULL : ws);
+    if (quantized) stage_quantized(m, c, k.i, n0, ws);
     barrier(m);
     memcpy(next, k.v, sizeof next);
-    for (int kk = 0; kk < NV_BK; kk++) {
+    for (int kk = 0; kk < bk; kk++) {
         LLVMValueRef a[4], b[4];
         for (int i = 0; i < 4; i++) {
             a[i] = shared_load(m, xs, lv_add(m, lv_int(m, kk * NV_BM + i), lv_muli(m, ty, 4)));
@@ -861,19 +907,9 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     return 0;
 }
 
-/* The GPU kernels read f32, bf16 and f16 weights; GGUF's block formats are for the CPU targets. */
-static int float_weights(const ex_kernel *ks, int n, gm_err *e) {
-    for (int i = 0; i < n; i++)
-        if (gm_dtype_quantized(ks[i].wtype))
-            return gm_fail(e, "nvptx: the %s kernels read %s weights; the GPU's read f32, bf16 and f16 (convert the "
-                              "checkpoint with `gemmac quantize --to bf16`, or compile for a CPU target)",
-                           ir_ops[ks[i].op].name, gm_dtype_name(ks[i].wtype));
-    return 0;
-}
-
 char *nv_ptx(const ex_kernel *ks, int n, const char *gpu, gm_err *e) {
     lv_target t;
-    if (float_weights(ks, n, e) || nv_target(&t, gpu, e)) return NULL;
+    if (nv_target(&t, gpu, e)) return NULL;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;
