@@ -4,17 +4,21 @@
 # first, where gemmac builds.
 #
 #   scripts/gpu-check.sh prepare      here: fills .gpu/ (git-ignored) with the oracle
-#                                     cases compiled --target nvptx, the block-format cases
-#                                     (test_nvptx prepare), test_nvptx, the benchmark linked
-#                                     with the 270M- and 2B-shaped models (--emit lib), their
+#                                     cases compiled --target nvptx, the block-format and
+#                                     bf16 cases (test_nvptx prepare), test_nvptx, the
+#                                     benchmark linked with the 270M- and 2B-shaped models
+#                                     (--emit lib; f32 and bf16 activations), their
 #                                     safetensors headers, and the shared libraries they
 #                                     need; where the real Gemma 3 270M is fetched, its GPU
 #                                     executable and benchmark too, and the GGUF in parts
-#                                     under .gpu-model/NN/ (git-ignored), a call's load each
+#                                     under .gpu-model/NN/ (git-ignored), a call's load each.
+#                                     Then packs .gpu into .gpu-pack/gpu.tar.xz (about 6 MB
+#                                     of its 40): the call that runs carries .gpu-pack
 #   scripts/gpu-check.sh receive      there: keeps the parts of the real 270M that this call
 #                                     carried (.gpu-model/NN); once all have come, joins them
 #                                     where the tests look for it and checks its sha256
-#   scripts/gpu-check.sh run OUT      there: the GPU's bf16 matrix rate (PyTorch), the GPU
+#   scripts/gpu-check.sh run OUT      there: unpacks .gpu-pack (with python3, which that
+#                                     machine has), the GPU's bf16 matrix rate (PyTorch), the GPU
 #                                     tests (test_nvptx gpu --prebuilt), then for both
 #                                     shapes the GPU against the CPU (test_nvptx agree) and
 #                                     bench/gpu_bench, and the real 270M's bench where it
@@ -25,7 +29,7 @@
 # (253 MB) goes in parts of GM_PART_MB (default 22) MB, one part a call: run, for each
 # NN, a call carrying .gpu-model/NN whose command is `scripts/gpu-check.sh receive`,
 # back to back (the machine is given back after 30 s idle, and what it received
-# with it); then the call that carries .gpu and runs.
+# with it); then the call that carries .gpu-pack and runs. The tests take 2-4 minutes.
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
 # on the GPU machine each is written from its header with a repeated block of
@@ -49,9 +53,8 @@ prepare() {
   done
   for s in $SHAPES; do
     [ -f $tmp/$s/model.safetensors ] || build/synth_checkpoint tests/hf-configs/$s -o $tmp/$s --dtype bf16 || exit 1
-    build/gemmac compile $tmp/$s --target nvptx --gpu sm_90 --emit lib -o $G/bench-$s || exit 1
-    cc -O2 -I. bench/gpu_bench.c $G/bench-$s.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/gpu_bench-$s || exit 1
-    rm -f $G/bench-$s.a $G/bench-$s.h
+    bench_lib $tmp/$s gpu_bench-$s f32
+    bench_lib $tmp/$s gpu_bench-$s-bf16 bf16
     build/gemmac compile $tmp/$s --target x86_64-v3 -o $G/bin/cpu-$s || exit 1
     build/gemmac compile $tmp/$s --target nvptx --gpu sm_90 -o $G/bin/gpu-$s || exit 1
     local f=$tmp/$s/model.safetensors n
@@ -67,15 +70,28 @@ prepare() {
   done
   [ -f "$REAL" ] && prepare_real
   du -sh $G
+  mkdir -p .gpu-pack && tar cf - $G | xz -T2 -6 > .gpu-pack/gpu.tar.xz || exit 1
+  du -sh .gpu-pack
+}
+
+# $G/bin/NAME: bench/gpu_bench linked with MODEL compiled for sm_90 with ACTIVATIONS.
+bench_lib() {
+  build/gemmac compile "$1" --target nvptx --gpu sm_90 --activations "$3" --emit lib -o $G/$2 || exit 1
+  cc -O2 -I. bench/gpu_bench.c $G/$2.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/$2 || exit 1
+  rm -f $G/$2.a $G/$2.h
+}
+
+# There: .gpu from the pack the call carried (python3's tarfile: no xz needed).
+unpack() {
+  [ -f .gpu-pack/gpu.tar.xz ] || return 0
+  python3 -c 'import tarfile; tarfile.open(".gpu-pack/gpu.tar.xz").extractall(".")' || { echo "unpack failed"; exit 1; }
 }
 
 # The real 270M: its GPU executable (test_nvptx's --prebuilt DIR/gemma-3-270m), its
 # benchmark, and the GGUF in parts, each with the whole file's size and sha256.
 prepare_real() {
   build/gemmac compile "$REAL" --target nvptx -o $G/prebuilt/gemma-3-270m || exit 1
-  build/gemmac compile "$REAL" --target nvptx --gpu sm_90 --emit lib -o $G/bench-real || exit 1
-  cc -O2 -I. bench/gpu_bench.c $G/bench-real.a -lsentencepiece -lcjson -lstdc++ -lm -lpthread -o $G/bin/gpu_bench-real || exit 1
-  rm -f $G/bench-real.a $G/bench-real.h
+  bench_lib "$REAL" gpu_bench-real f32
   rm -rf .gpu-model && mkdir -p .gpu-model
   split -b "${GM_PART_MB:-22}M" -d -a 2 "$REAL" .gpu-model/part-
   local parts sum
@@ -136,6 +152,7 @@ PY
 
 run() {
   local out=$1
+  unpack
   mkdir -p "$out"
   export LD_LIBRARY_PATH=$PWD/$G/lib GM_TEST_SOURCE_DIR=$PWD GM_TEST_BINARY_DIR=/tmp/gm-test
   nvidia-smi > "$out/nvidia-smi.txt" 2>&1
@@ -153,6 +170,9 @@ run() {
       --reps 3 2>&1 | tee "$out/bench-$s-no-pdl.txt"
     GEMMAC_CUDA_PDL=0 GEMMAC_CUDA_GRAPHS=0 timeout 120 $G/bin/gpu_bench-$s /tmp/ckpt-$s/model.safetensors --prompt 512 \
       --gen 128 --reps 3 2>&1 | tee "$out/bench-$s-plain.txt"
+    # --activations bf16: prefill on the tensor cores
+    timeout 120 $G/bin/gpu_bench-$s-bf16 /tmp/ckpt-$s/model.safetensors --prompt 512 --gen 128 --reps 3 2>&1 |
+      tee "$out/bench-$s-bf16.txt"
   done
 }
 
@@ -162,6 +182,7 @@ run() {
 # has it.
 profile() {
   local ncu n s
+  unpack
   export LD_LIBRARY_PATH=$PWD/$G/lib
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   [ -n "$ncu" ] || { echo "no ncu: no profile" | tee "$1/profile.txt"; return; }

@@ -25,6 +25,7 @@ void nv_launch_of(const ex_kernel *k, int64_t T, nv_launch *l) {
     case IR_NORM_MATMUL:
     case IR_MATMUL_ADD:
         if (T == 1) l->gemv = 1, l->grid[0] = blocks(k->n, NV_THREADS / NV_WARP / nv_gemv_split(k) * nv_gemv_rows(k->n));
+        else if (nv_uses_mma(k)) l->grid[0] = blocks(k->n, NV_MMA_BN), l->grid[1] = blocks(T, NV_MMA_BM);
         else l->grid[0] = blocks(k->n, NV_BN), l->grid[1] = blocks(T, NV_BM);
         break;
     default: l->grid[0] = blocks(T * k->n, NV_THREADS); break; /* elementwise */

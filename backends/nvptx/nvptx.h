@@ -64,6 +64,16 @@ static inline int64_t nv_attn_scratch_floats(const ex_kernel *k) {
 #define NV_BN 64
 #define NV_BK 16
 
+/* Prefill under --activations bf16 (the matmul's x_bf16) on a bf16 weight whose rows are
+ * whole 16-byte chunks runs on the tensor cores: mma.sync m16n8k16, bf16 x and w, f32 sums,
+ * the same numbers as the CPU's bf16 mode but for the order of the sums. A block computes
+ * NV_MMA_BM rows × NV_MMA_BN columns, NV_MMA_BK values of k a step; its 8 warps 2 × 4 tiles
+ * of 32 × 32. Other bf16-mode matmuls round x as they read it and multiply in f32. */
+#define NV_MMA_BM 64
+#define NV_MMA_BN 128
+#define NV_MMA_BK 32
+static inline int nv_uses_mma(const ex_kernel *k) { return k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16 && k->k % 8 == 0; }
+
 /* The gemv's shape for kernel k (N output columns of K values): R columns per warp, two
  * for wide matrices (the loads of x shared), and S warps per column, each over a 1/S part
  * of k. S is the smallest of 1, 2, 4, 8 that makes some 4096 warps, but never parts under

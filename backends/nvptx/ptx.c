@@ -524,7 +524,16 @@ typedef struct {
     int64_t K, N;
     LLVMValueRef x, w, g;  /* g: norm_matmul's norm weight, else NULL */
     LLVMValueRef out;      /* where the outputs go */
+    int bf16;              /* --activations bf16 on a bf16 weight: x rounded to bf16 as it is read */
 } mm_ctx;
+
+/* v (an f32 scalar or vector) rounded to bf16, to nearest even, and widened back: exactly
+ * what a bf16 multiplier takes in (cvt.rn.bf16.f32). */
+static LLVMValueRef round_bf16(lv_emit *m, LLVMValueRef v) {
+    LLVMTypeRef t = LLVMTypeOf(v), bf = LLVMBFloatTypeInContext(m->ctx);
+    if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) bf = LLVMVectorType(bf, LLVMGetVectorSize(t));
+    return LLVMBuildFPExt(m->b, LLVMBuildFPTrunc(m->b, v, bf, ""), t, "");
+}
 
 /* x[at..at+w) as read by the kernel: normalised (· inv · (g + add_one)) for norm_matmul. */
 /* With w > 1 (the gemv), at and k are multiples of w and the row starts on 16 bytes
@@ -532,11 +541,13 @@ typedef struct {
  * (the gemv applies 1/rms to the finished sums). */
 static LLVMValueRef x_value(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef k, LLVMValueRef inv, int w) {
     LLVMValueRef x = lv_load_aligned(m, c->x, at, GM_F32, w, w > 1 ? 16 : 4);
-    if (!c->g) return x;
-    unsigned gsize = (unsigned)gm_dtype_size(c->k->ntype), galign = w * gsize < 16 ? w * gsize : 16;
-    LLVMValueRef g = lv_load_aligned(m, c->g, k, c->k->ntype, w, galign);
-    if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
-    return lv_fmul(m, inv ? lv_fmul(m, x, lv_splat(m, inv, w)) : x, g);
+    if (c->g) {
+        unsigned gsize = (unsigned)gm_dtype_size(c->k->ntype), galign = w * gsize < 16 ? w * gsize : 16;
+        LLVMValueRef g = lv_load_aligned(m, c->g, k, c->k->ntype, w, galign);
+        if (c->k->attr[IR_A_ADD_ONE] != 0) g = lv_fadd(m, g, lv_real(m, c->k->attr[IR_A_ADD_ONE], w));
+        x = lv_fmul(m, inv ? lv_fmul(m, x, lv_splat(m, inv, w)) : x, g);
+    }
+    return c->bf16 ? round_bf16(m, x) : x;
 }
 
 /* The output v of y[t][n]: + r, then the softcap; stored. */
@@ -660,10 +671,17 @@ static LLVMValueRef stage_normalised(lv_emit *m, mm_ctx *c) {
     lv_loop l;
     strided_loop(m, &l, tid, lv_int(m, c->K), NV_THREADS, 1, &zero);
     LLVMValueRef xv = lv_load(m, c->x, l.i, GM_F32, 1), ss = lv_fadd(m, l.v[0], lv_fmul(m, xv, xv));
-    shared_store(m, xs, l.i, x_value(m, c, l.i, l.i, NULL, 1));
+    if (!c->bf16) shared_store(m, xs, l.i, x_value(m, c, l.i, l.i, NULL, 1));
     lv_loop_end(m, &l, &ss);
     LLVMValueRef inv = inv_rms(m, block_sum(m, l.v[0], shared_array(m, "red", NV_THREADS / NV_WARP)), c->K,
                                c->k->attr[IR_A_EPS]);
+    if (c->bf16) { /* the normalised x is rounded, so 1/rms goes in before, not after the sums */
+        strided_loop(m, &l, tid, lv_int(m, c->K), NV_THREADS, 0, NULL);
+        shared_store(m, xs, l.i, x_value(m, c, l.i, l.i, inv, 1));
+        lv_loop_end(m, &l, NULL);
+        barrier(m);
+        inv = NULL;
+    }
     c->x = xs, c->g = NULL;
     return inv;
 }
@@ -735,7 +753,7 @@ static void emit_gemv(lv_emit *m, const mm_ctx *matmul, int geglu) {
     LLVMValueRef k1 = imin(m, lv_addi(m, k0, P), lv_int(m, c->K));
     prefetch_rows(m, &g, lane, k0, k1, P);
     wait_for_previous(m);
-    LLVMValueRef inv = c->g && c->K <= GEMV_STAGE ? stage_normalised(m, c) : NULL;
+    LLVMValueRef inv = c->g && c->K <= GEMV_STAGE ? stage_normalised(m, c) : NULL; /* nv_ptx refuses bf16 above */
     gemv_sums(m, &g, lane, w, k0, k1, sums);
     for (int i = 0; i <= g.rows; i++) sums[i] = warp_sum(m, sums[i]);
     if (S > 1) gemv_join(m, &g, S, warp, lane, sums);
@@ -830,14 +848,147 @@ static void emit_tiled(lv_emit *m, const mm_ctx *c) {
     }
 }
 
+/* ---- tensor cores: prefill under --activations bf16 on bf16 weights (nv_uses_mma) ---- */
+
+/* The block stages [64 rows][32 k] of x and [128 rows][32 k] of w in shared memory as bf16
+ * pairs, a row MMA_ROW 32-bit words apart (16 pairs and 4 of padding: a fragment's 32 loads,
+ * rows g = lane/4 and pairs lane%4, then fall in 32 different banks). */
+#define MMA_ROW 20
+
+_Static_assert(NV_MMA_BM == NV_BM, "norm_matmul's 1/rms of a tile's rows (tile_inv_rms) serves both tiles");
+
+static LLVMValueRef word_at(lv_emit *m, LLVMValueRef arr, LLVMValueRef idx) {
+    return LLVMBuildInBoundsGEP2(m->b, m->i32, arr, &idx, 1, "");
+}
+
+static LLVMValueRef bf16_word(lv_emit *m, LLVMValueRef v) {
+    LLVMValueRef h = LLVMBuildBitCast(m->b, LLVMBuildFPTrunc(m->b, v, LLVMBFloatTypeInContext(m->ctx), ""), m->i16, "");
+    return LLVMBuildZExt(m->b, h, m->i32, "");
+}
+
+/* Values i and i + 1 of the f32 vector v rounded to bf16 (to nearest even) in one 32-bit word,
+ * value i in the low half: an mma fragment register's pair of k. */
+static LLVMValueRef pack_bf16(lv_emit *m, LLVMValueRef v, int i) {
+    LLVMValueRef lo = bf16_word(m, lv_slice(m, v, i, 1)), hi = bf16_word(m, lv_slice(m, v, i + 1, 1));
+    return LLVMBuildOr(m->b, lo, LLVMBuildShl(m->b, hi, LLVMConstInt(m->i32, 16, 0), ""), "");
+}
+
+/* x's rows [t0, t0 + 64) and k [k0, k0 + 32) into xs as bf16 pairs (normalised by inv[] and
+ * g for norm_matmul): each thread 2 chunks of 4 values, 16-byte loads; rows from T on and k
+ * from K on are zero. */
+static void mma_stage_x(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef inv, LLVMValueRef xs) {
+    LLVMValueRef tid = sreg(m, "tid.x"), T = param(m, P_T), zero = lv_real(m, 0, 4);
+    for (int q = 0; q < NV_MMA_BM * NV_MMA_BK / 4 / NV_THREADS; q++) {
+        LLVMValueRef e = lv_addi(m, tid, q * NV_THREADS), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
+        LLVMValueRef chunk = LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
+        LLVMValueRef t = lv_add(m, t0, row), k = lv_add(m, k0, lv_muli(m, chunk, 4));
+        LLVMValueRef ok = LLVMBuildAnd(m->b, lt(m, t, T), lt(m, k, lv_int(m, c->K)), "");
+        LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), kc = imin(m, k, lv_int(m, c->K - 4));
+        LLVMValueRef v = x_value(m, c, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 4);
+        v = LLVMBuildSelect(m->b, ok, v, zero, "");
+        LLVMValueRef pair = LLVMBuildInsertElement(m->b, LLVMGetUndef(LLVMVectorType(m->i32, 2)), pack_bf16(m, v, 0), lv_int(m, 0), "");
+        pair = LLVMBuildInsertElement(m->b, pair, pack_bf16(m, v, 2), lv_int(m, 1), "");
+        LLVMValueRef at = lv_add(m, lv_muli(m, row, MMA_ROW), lv_muli(m, chunk, 2));
+        LLVMSetAlignment(LLVMBuildStore(m->b, pair, word_at(m, xs, at)), 8);
+    }
+}
+
+/* w's rows [n0, n0 + 128) and k [k0, k0 + 32) into ws as they are stored (bf16 pairs): each
+ * thread 2 chunks of 8 values, 16-byte loads; rows from N on and k from K on are zero. */
+static void mma_stage_w(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef n0, LLVMValueRef ws) {
+    LLVMValueRef tid = sreg(m, "tid.x");
+    LLVMTypeRef quad = LLVMVectorType(m->i32, 4);
+    for (int q = 0; q < NV_MMA_BN * NV_MMA_BK / 8 / NV_THREADS; q++) {
+        LLVMValueRef e = lv_addi(m, tid, q * NV_THREADS), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 8), "");
+        LLVMValueRef chunk = LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 8), "");
+        LLVMValueRef n = lv_add(m, n0, row), k = lv_add(m, k0, lv_muli(m, chunk, 8));
+        LLVMValueRef ok = LLVMBuildAnd(m->b, lt(m, n, lv_int(m, c->N)), lt(m, k, lv_int(m, c->K)), "");
+        LLVMValueRef at = lv_add(m, lv_muli(m, imin(m, n, lv_int(m, c->N - 1)), c->K), imin(m, k, lv_int(m, c->K - 8)));
+        LLVMValueRef v = LLVMBuildLoad2(m->b, quad, LLVMBuildInBoundsGEP2(m->b, m->i16, c->w, &at, 1, ""), "");
+        LLVMSetAlignment(v, 16);
+        v = LLVMBuildSelect(m->b, ok, v, LLVMConstNull(quad), "");
+        LLVMValueRef to = lv_add(m, lv_muli(m, row, MMA_ROW), lv_muli(m, chunk, 4));
+        LLVMSetAlignment(LLVMBuildStore(m->b, v, word_at(m, ws, to)), 16);
+    }
+}
+
+/* acc (4 floats) += the 16 × 8 product of a (4 words: rows g and g + 8, k pairs q and q + 4 of
+ * a 16-value step) and b (2 words: column g, k pairs q and q + 4), g = lane/4, q = lane%4. */
+static void mma(lv_emit *m, const LLVMValueRef *a, const LLVMValueRef *b, LLVMValueRef *acc) {
+    LLVMValueRef args[10] = {a[0], a[1], a[2], a[3], b[0], b[1], acc[0], acc[1], acc[2], acc[3]};
+    LLVMValueRef d = call_intrinsic(m, "llvm.nvvm.mma.m16n8k16.row.col.bf16", NULL, 0, args, 10);
+    for (int i = 0; i < 4; i++) acc[i] = LLVMBuildExtractValue(m->b, d, (unsigned)i, "");
+}
+
+#define MMA_TILES_M 2 /* a warp's 32 × 32: 2 × 4 mma tiles of 16 × 8 */
+#define MMA_TILES_N 4
+#define MMA_ACC (MMA_TILES_M * MMA_TILES_N * 4)
+
+/* The warp's mma steps over the staged 32 values of k: two of 16, its 2 × 4 tiles each. */
+static void mma_block(lv_emit *m, LLVMValueRef xs, LLVMValueRef ws, LLVMValueRef wm, LLVMValueRef wn, LLVMValueRef lane,
+                      LLVMValueRef *acc) {
+    LLVMValueRef g = LLVMBuildUDiv(m->b, lane, lv_int(m, 4), ""), q = LLVMBuildURem(m->b, lane, lv_int(m, 4), "");
+    for (int kk = 0; kk < NV_MMA_BK / 16; kk++) {
+        LLVMValueRef a[MMA_TILES_M][4], b[MMA_TILES_N][2], col = lv_addi(m, q, kk * 8);
+        for (int i = 0; i < MMA_TILES_M; i++) {
+            LLVMValueRef r = lv_add(m, lv_muli(m, wm, 32), lv_addi(m, g, i * 16));
+            for (int h = 0; h < 4; h++) { /* rows r, r + 8; pairs col, col + 4 */
+                LLVMValueRef at = lv_add(m, lv_muli(m, lv_addi(m, r, 8 * (h & 1)), MMA_ROW), lv_addi(m, col, 4 * (h / 2)));
+                a[i][h] = LLVMBuildLoad2(m->b, m->i32, word_at(m, xs, at), "");
+            }
+        }
+        for (int j = 0; j < MMA_TILES_N; j++) {
+            LLVMValueRef n = lv_add(m, lv_muli(m, wn, 32), lv_addi(m, g, j * 8));
+            for (int h = 0; h < 2; h++)
+                b[j][h] = LLVMBuildLoad2(m->b, m->i32, word_at(m, ws, lv_add(m, lv_muli(m, n, MMA_ROW), lv_addi(m, col, 4 * h))), "");
+        }
+        for (int i = 0; i < MMA_TILES_M; i++)
+            for (int j = 0; j < MMA_TILES_N; j++) mma(m, a[i], b[j], acc + (i * MMA_TILES_N + j) * 4);
+    }
+}
+
+/* The tensor-core entry: block (n tile of 128, t tile of 64); warp w computes rows 32·(w/4)..
+ * and columns 32·(w%4).. of it; the epilogue (residual, softcap) acts on each output as the
+ * f32 tiles' does. */
+static void emit_mma(lv_emit *m, const mm_ctx *c) {
+    LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
+    LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), "");
+    LLVMValueRef wm = LLVMBuildUDiv(m->b, warp, lv_int(m, 4), ""), wn = LLVMBuildURem(m->b, warp, lv_int(m, 4), "");
+    LLVMValueRef n0 = lv_muli(m, sreg(m, "ctaid.x"), NV_MMA_BN), t0 = lv_muli(m, sreg(m, "ctaid.y"), NV_MMA_BM);
+    LLVMValueRef xs = shared_array(m, "xs", NV_MMA_BM * MMA_ROW), ws = shared_array(m, "ws", NV_MMA_BN * MMA_ROW), inv = NULL;
+    if (c->g) tile_inv_rms(m, c, t0, inv = shared_array(m, "inv", NV_MMA_BM));
+    LLVMValueRef init[MMA_ACC], acc[MMA_ACC];
+    for (int i = 0; i < MMA_ACC; i++) init[i] = lv_real(m, 0, 1);
+    lv_loop k;
+    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), NV_MMA_BK, MMA_ACC, init);
+    mma_stage_x(m, c, k.i, t0, inv, xs);
+    mma_stage_w(m, c, k.i, n0, ws);
+    barrier(m);
+    memcpy(acc, k.v, sizeof acc);
+    mma_block(m, xs, ws, wm, wn, lane, acc);
+    barrier(m);
+    lv_loop_end(m, &k, acc);
+    LLVMValueRef g = LLVMBuildUDiv(m->b, lane, lv_int(m, 4), ""), q = LLVMBuildURem(m->b, lane, lv_int(m, 4), "");
+    for (int i = 0; i < MMA_ACC; i++) { /* tile (i/16, i/4 % 4), value i%4: row g (+8 for 2, 3), column 2q (+1 for odd) */
+        int tile_m = i / (4 * MMA_TILES_N), tile_n = i / 4 % MMA_TILES_N, e = i % 4;
+        LLVMValueRef t = lv_add(m, t0, lv_add(m, lv_muli(m, wm, 32), lv_addi(m, g, tile_m * 16 + 8 * (e / 2))));
+        LLVMValueRef n = lv_add(m, n0, lv_add(m, lv_muli(m, wn, 32), lv_addi(m, lv_muli(m, q, 2), tile_n * 8 + (e & 1))));
+        LLVMBasicBlockRef done = lv_if_begin(m, LLVMBuildAnd(m->b, lt(m, t, param(m, P_T)), lt(m, n, lv_int(m, c->N)), ""));
+        epilogue(m, c, lv_add(m, lv_muli(m, t, c->N), n), k.v[i]);
+        lv_if_end(m, done);
+    }
+}
+
 /* A matmul kernel's entry: the tiled one (suffix ""), or the gemv, plain or geglu. */
 static void matmul_entry(lv_emit *m, const ex_kernel *k, const char *name, const char *suffix, int gemv, int geglu) {
     char full[96];
     snprintf(full, sizeof full, "%s%s", name, suffix);
     kernel_begin(m, full, NV_THREADS, gemv);
     mm_ctx c = {.k = k, .K = k->k, .N = k->n, .x = param(m, P_IN0), .w = param(m, P_IN1),
-                .g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL, .out = param(m, P_OUT)};
+                .g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL, .out = param(m, P_OUT),
+                .bf16 = k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16};
     if (gemv) emit_gemv(m, &c, geglu);
+    else if (nv_uses_mma(k)) emit_mma(m, &c);
     else emit_tiled(m, &c);
     LLVMBuildRetVoid(m->b);
 }
@@ -907,9 +1058,25 @@ int nv_target(lv_target *t, const char *gpu, gm_err *e) {
     return 0;
 }
 
+/* The reduced-precision modes the GPU kernels have: bf16 activations on bf16 weights (the
+ * tensor cores in prefill; decode's norm_matmul normalises its row in shared memory first,
+ * so up to GEMV_STAGE values); int8 activations have no GPU kernels. */
+static int gpu_modes(const ex_kernel *ks, int n, gm_err *e) {
+    for (int i = 0; i < n; i++) {
+        const ex_kernel *k = &ks[i];
+        if (k->attr[IR_A_X_INT8] != 0 && gm_dtype_quantized(k->wtype))
+            return gm_fail(e, "nvptx: --activations int8 has no GPU kernels (the %s kernels read %s weights); use f32, "
+                              "or bf16 with bf16 weights", ir_ops[k->op].name, gm_dtype_name(k->wtype));
+        if (k->op == IR_NORM_MATMUL && k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16 && k->k > GEMV_STAGE)
+            return gm_fail(e, "nvptx: --activations bf16 normalises rows of up to %d values on the GPU; this model's "
+                              "norm_matmul rows have %lld (use f32 activations)", GEMV_STAGE, (long long)k->k);
+    }
+    return 0;
+}
+
 char *nv_ptx(const ex_kernel *ks, int n, const char *gpu, gm_err *e) {
     lv_target t;
-    if (nv_target(&t, gpu, e)) return NULL;
+    if (gpu_modes(ks, n, e) || nv_target(&t, gpu, e)) return NULL;
     LLVMTargetMachineRef tm = lv_target_machine(&t, 0, e);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = tm ? lv_module_build(ctx, &t, tm, ks, n, nv_emit_kernel, e) : NULL;
