@@ -878,13 +878,15 @@ static LLVMValueRef pack_bf16(lv_emit *m, LLVMValueRef v, int i) {
  * from K on are zero. */
 static void mma_stage_x(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef inv, LLVMValueRef xs) {
     LLVMValueRef tid = sreg(m, "tid.x"), T = param(m, P_T), zero = lv_real(m, 0, 4);
+    mm_ctx unrounded = *c; /* pack_bf16 rounds */
+    unrounded.bf16 = 0;
     for (int q = 0; q < NV_MMA_BM * NV_MMA_BK / 4 / NV_THREADS; q++) {
         LLVMValueRef e = lv_addi(m, tid, q * NV_THREADS), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
         LLVMValueRef chunk = LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
         LLVMValueRef t = lv_add(m, t0, row), k = lv_add(m, k0, lv_muli(m, chunk, 4));
         LLVMValueRef ok = LLVMBuildAnd(m->b, lt(m, t, T), lt(m, k, lv_int(m, c->K)), "");
         LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), kc = imin(m, k, lv_int(m, c->K - 4));
-        LLVMValueRef v = x_value(m, c, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 4);
+        LLVMValueRef v = x_value(m, &unrounded, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 4);
         v = LLVMBuildSelect(m->b, ok, v, zero, "");
         LLVMValueRef pair = LLVMBuildInsertElement(m->b, LLVMGetUndef(LLVMVectorType(m->i32, 2)), pack_bf16(m, v, 0), lv_int(m, 0), "");
         pair = LLVMBuildInsertElement(m->b, pair, pack_bf16(m, v, 2), lv_int(m, 1), "");
