@@ -20,7 +20,7 @@
 
 #include <llvm-c/Core.h>
 
-#define LV_MAX_CARRY 32
+#define LV_MAX_CARRY 40 /* the nvptx tensor-core loop: 32 accumulators and 4 chunks fetched ahead */
 
 typedef struct lv_emit {
     LLVMContextRef ctx;

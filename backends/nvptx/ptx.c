@@ -550,8 +550,16 @@ static LLVMValueRef x_value(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMVa
     return c->bf16 ? round_bf16(m, x) : x;
 }
 
-/* The output v of y[t][n]: + r, then the softcap; stored. */
+/* A finished dot product times the matmul's out_scale (a power of two folded into a quantized
+ * weight whose block scales could not take it: compiler/model.c). */
+static LLVMValueRef scaled(lv_emit *m, const mm_ctx *c, LLVMValueRef v) {
+    double s = c->k->attr[IR_A_OUT_SCALE];
+    return s != 1 ? lv_fmul(m, v, lv_real(m, s, 1)) : v;
+}
+
+/* The output v of y[t][n]: · out_scale, + r, then the softcap; stored. */
 static void epilogue(lv_emit *m, const mm_ctx *c, LLVMValueRef at, LLVMValueRef v) {
+    v = scaled(m, c, v);
     if (c->k->op == IR_MATMUL_ADD) v = lv_fadd(m, lv_load(m, param(m, P_IN2), at, GM_F32, 1), v);
     double cap = c->k->op == IR_MATMUL_ADD ? 0 : c->k->attr[IR_A_SOFTCAP];
     lv_store(m, c->out, at, cap > 0 ? lv_softcap(m, v, cap, 1) : v);
@@ -716,10 +724,11 @@ static void prefetch_rows(lv_emit *m, const gemv_ctx *g, LLVMValueRef lane, LLVM
 }
 
 /* Output column n of the gemv from its finished dot products d[0..): the "_gemv" entry's d[0]
- * through the epilogue; "_gemv_geglu"'s gelu_tanh(d[0]) · d[1]. */
+ * through the epilogue; "_gemv_geglu"'s gelu_tanh(d[0]) · d[1], each scaled (gate and up are
+ * one kernel, so one out_scale). */
 static void gemv_store(lv_emit *m, const mm_ctx *c, int geglu, LLVMValueRef n, const LLVMValueRef *d) {
     static const ex_kernel geglu_op = {.op = IR_GEGLU};
-    if (geglu) lv_store(m, c->out, n, lv_elementwise_value(m, &geglu_op, d[0], d[1], 1));
+    if (geglu) lv_store(m, c->out, n, lv_elementwise_value(m, &geglu_op, scaled(m, c, d[0]), scaled(m, c, d[1]), 1));
     else epilogue(m, c, n, d[0]);
 }
 
@@ -873,44 +882,56 @@ static LLVMValueRef pack_bf16(lv_emit *m, LLVMValueRef v, int i) {
     return LLVMBuildOr(m->b, lo, LLVMBuildShl(m->b, hi, LLVMConstInt(m->i32, 16, 0), ""), "");
 }
 
-/* x's rows [t0, t0 + 64) and k [k0, k0 + 32) into xs as bf16 pairs (normalised by inv[] and
- * g for norm_matmul): each thread 2 chunks of 4 values, 16-byte loads; rows from T on and k
- * from K on are zero. */
-static void mma_stage_x(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef inv, LLVMValueRef xs) {
-    LLVMValueRef tid = sreg(m, "tid.x"), T = param(m, P_T), zero = lv_real(m, 0, 4);
-    mm_ctx unrounded = *c; /* pack_bf16 rounds */
+/* Each thread's share of a step's staging: MMA_CHUNKS chunks of x (4 f32 values each, x[i])
+ * and of w (8 bf16 values, 4 words each, w[i]). Chunk i of thread tid is chunk tid + 256·i of
+ * the block's: x row e/8, values 4·(e%8)..; w row e/4, values 8·(e%4)... */
+#define MMA_CHUNKS 2
+_Static_assert(NV_MMA_BM * NV_MMA_BK / 4 == MMA_CHUNKS * NV_THREADS && NV_MMA_BN * NV_MMA_BK / 8 == MMA_CHUNKS * NV_THREADS,
+               "each thread stages MMA_CHUNKS chunks of x and of w");
+typedef struct {
+    LLVMValueRef x[MMA_CHUNKS], w[MMA_CHUNKS];
+} mma_fetch;
+
+static LLVMValueRef chunk_of(lv_emit *m, int i) { return lv_addi(m, sreg(m, "tid.x"), i * NV_THREADS); }
+
+/* Loads the step at k0 into registers: x's rows [t0, t0 + 64) normalised (by inv[] and g for
+ * norm_matmul) and w's rows [n0, n0 + 128) as stored, 16-byte loads; rows from T or N on and
+ * k from K on are zero (so a step past the end loads zeros, harmlessly). */
+static void mma_fetch_step(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef t0, LLVMValueRef n0, LLVMValueRef inv,
+                           mma_fetch *f) {
+    LLVMValueRef T = param(m, P_T);
+    LLVMTypeRef quad = LLVMVectorType(m->i32, 4);
+    mm_ctx unrounded = *c; /* the store rounds */
     unrounded.bf16 = 0;
-    for (int q = 0; q < NV_MMA_BM * NV_MMA_BK / 4 / NV_THREADS; q++) {
-        LLVMValueRef e = lv_addi(m, tid, q * NV_THREADS), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
-        LLVMValueRef chunk = LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
-        LLVMValueRef t = lv_add(m, t0, row), k = lv_add(m, k0, lv_muli(m, chunk, 4));
+    for (int i = 0; i < MMA_CHUNKS; i++) {
+        LLVMValueRef e = chunk_of(m, i), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 4), "");
+        LLVMValueRef t = lv_add(m, t0, row), k = lv_add(m, k0, lv_muli(m, LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 4), ""), 4));
         LLVMValueRef ok = LLVMBuildAnd(m->b, lt(m, t, T), lt(m, k, lv_int(m, c->K)), "");
         LLVMValueRef tc = imin(m, t, lv_addi(m, T, -1)), kc = imin(m, k, lv_int(m, c->K - 4));
         LLVMValueRef v = x_value(m, &unrounded, lv_add(m, lv_muli(m, tc, c->K), kc), kc, inv ? shared_load(m, inv, row) : NULL, 4);
-        v = LLVMBuildSelect(m->b, ok, v, zero, "");
-        LLVMValueRef pair = LLVMBuildInsertElement(m->b, LLVMGetUndef(LLVMVectorType(m->i32, 2)), pack_bf16(m, v, 0), lv_int(m, 0), "");
-        pair = LLVMBuildInsertElement(m->b, pair, pack_bf16(m, v, 2), lv_int(m, 1), "");
-        LLVMValueRef at = lv_add(m, lv_muli(m, row, MMA_ROW), lv_muli(m, chunk, 2));
-        LLVMSetAlignment(LLVMBuildStore(m->b, pair, word_at(m, xs, at)), 8);
+        f->x[i] = LLVMBuildSelect(m->b, ok, v, lv_real(m, 0, 4), "");
+        e = chunk_of(m, i), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 8), "");
+        LLVMValueRef n = lv_add(m, n0, row);
+        k = lv_add(m, k0, lv_muli(m, LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 8), ""), 8));
+        ok = LLVMBuildAnd(m->b, lt(m, n, lv_int(m, c->N)), lt(m, k, lv_int(m, c->K)), "");
+        LLVMValueRef at = lv_add(m, lv_muli(m, imin(m, n, lv_int(m, c->N - 1)), c->K), imin(m, k, lv_int(m, c->K - 8)));
+        LLVMValueRef wv = LLVMBuildLoad2(m->b, quad, LLVMBuildInBoundsGEP2(m->b, m->i16, c->w, &at, 1, ""), "");
+        LLVMSetAlignment(wv, 16);
+        f->w[i] = LLVMBuildSelect(m->b, ok, wv, LLVMConstNull(quad), "");
     }
 }
 
-/* w's rows [n0, n0 + 128) and k [k0, k0 + 32) into ws as they are stored (bf16 pairs): each
- * thread 2 chunks of 8 values, 16-byte loads; rows from N on and k from K on are zero. */
-static void mma_stage_w(lv_emit *m, const mm_ctx *c, LLVMValueRef k0, LLVMValueRef n0, LLVMValueRef ws) {
-    LLVMValueRef tid = sreg(m, "tid.x");
-    LLVMTypeRef quad = LLVMVectorType(m->i32, 4);
-    for (int q = 0; q < NV_MMA_BN * NV_MMA_BK / 8 / NV_THREADS; q++) {
-        LLVMValueRef e = lv_addi(m, tid, q * NV_THREADS), row = LLVMBuildUDiv(m->b, e, lv_int(m, NV_MMA_BK / 8), "");
-        LLVMValueRef chunk = LLVMBuildURem(m->b, e, lv_int(m, NV_MMA_BK / 8), "");
-        LLVMValueRef n = lv_add(m, n0, row), k = lv_add(m, k0, lv_muli(m, chunk, 8));
-        LLVMValueRef ok = LLVMBuildAnd(m->b, lt(m, n, lv_int(m, c->N)), lt(m, k, lv_int(m, c->K)), "");
-        LLVMValueRef at = lv_add(m, lv_muli(m, imin(m, n, lv_int(m, c->N - 1)), c->K), imin(m, k, lv_int(m, c->K - 8)));
-        LLVMValueRef v = LLVMBuildLoad2(m->b, quad, LLVMBuildInBoundsGEP2(m->b, m->i16, c->w, &at, 1, ""), "");
-        LLVMSetAlignment(v, 16);
-        v = LLVMBuildSelect(m->b, ok, v, LLVMConstNull(quad), "");
-        LLVMValueRef to = lv_add(m, lv_muli(m, row, MMA_ROW), lv_muli(m, chunk, 4));
-        LLVMSetAlignment(LLVMBuildStore(m->b, v, word_at(m, ws, to)), 16);
+/* The fetched step into shared memory: x rounded to bf16 pairs into xs, w as it came into ws. */
+static void mma_store_step(lv_emit *m, const mma_fetch *f, LLVMValueRef xs, LLVMValueRef ws) {
+    for (int i = 0; i < MMA_CHUNKS; i++) {
+        LLVMValueRef e = chunk_of(m, i), per = lv_int(m, NV_MMA_BK / 4);
+        LLVMValueRef pair = LLVMBuildInsertElement(m->b, LLVMGetUndef(LLVMVectorType(m->i32, 2)), pack_bf16(m, f->x[i], 0), lv_int(m, 0), "");
+        pair = LLVMBuildInsertElement(m->b, pair, pack_bf16(m, f->x[i], 2), lv_int(m, 1), "");
+        LLVMValueRef at = lv_add(m, lv_muli(m, LLVMBuildUDiv(m->b, e, per, ""), MMA_ROW), lv_muli(m, LLVMBuildURem(m->b, e, per, ""), 2));
+        LLVMSetAlignment(LLVMBuildStore(m->b, pair, word_at(m, xs, at)), 8);
+        per = lv_int(m, NV_MMA_BK / 8);
+        at = lv_add(m, lv_muli(m, LLVMBuildUDiv(m->b, e, per, ""), MMA_ROW), lv_muli(m, LLVMBuildURem(m->b, e, per, ""), 4));
+        LLVMSetAlignment(LLVMBuildStore(m->b, f->w[i], word_at(m, ws, at)), 16);
     }
 }
 
@@ -925,6 +946,8 @@ static void mma(lv_emit *m, const LLVMValueRef *a, const LLVMValueRef *b, LLVMVa
 #define MMA_TILES_M 2 /* a warp's 32 × 32: 2 × 4 mma tiles of 16 × 8 */
 #define MMA_TILES_N 4
 #define MMA_ACC (MMA_TILES_M * MMA_TILES_N * 4)
+#define MMA_CARRY (MMA_ACC + 2 * MMA_CHUNKS)
+_Static_assert(MMA_CARRY <= LV_MAX_CARRY, "the k loop carries the accumulators and the next step's chunks");
 
 /* The warp's mma steps over the staged 32 values of k: two of 16, its 2 × 4 tiles each. */
 static void mma_block(lv_emit *m, LLVMValueRef xs, LLVMValueRef ws, LLVMValueRef wm, LLVMValueRef wn, LLVMValueRef lane,
@@ -950,8 +973,10 @@ static void mma_block(lv_emit *m, LLVMValueRef xs, LLVMValueRef ws, LLVMValueRef
 }
 
 /* The tensor-core entry: block (n tile of 128, t tile of 64); warp w computes rows 32·(w/4)..
- * and columns 32·(w%4).. of it; the epilogue (residual, softcap) acts on each output as the
- * f32 tiles' does. */
+ * and columns 32·(w%4).. of it. Each step of 32 values of k stores the chunks fetched during
+ * the step before into shared memory, fetches the next step's into registers and runs its
+ * mma on the stored one, so the loads from memory overlap the tensor cores. The epilogue
+ * (residual, softcap) acts on each output as the f32 tiles' does. */
 static void emit_mma(lv_emit *m, const mm_ctx *c) {
     LLVMValueRef tid = sreg(m, "tid.x"), lane = LLVMBuildURem(m->b, tid, lv_int(m, NV_WARP), "");
     LLVMValueRef warp = LLVMBuildUDiv(m->b, tid, lv_int(m, NV_WARP), "");
@@ -959,17 +984,26 @@ static void emit_mma(lv_emit *m, const mm_ctx *c) {
     LLVMValueRef n0 = lv_muli(m, sreg(m, "ctaid.x"), NV_MMA_BN), t0 = lv_muli(m, sreg(m, "ctaid.y"), NV_MMA_BM);
     LLVMValueRef xs = shared_array(m, "xs", NV_MMA_BM * MMA_ROW), ws = shared_array(m, "ws", NV_MMA_BN * MMA_ROW), inv = NULL;
     if (c->g) tile_inv_rms(m, c, t0, inv = shared_array(m, "inv", NV_MMA_BM));
-    LLVMValueRef init[MMA_ACC], acc[MMA_ACC];
+    /* carried: the accumulators, then the step fetched ahead (x's chunks, w's) */
+    LLVMValueRef init[MMA_CARRY], next[MMA_CARRY];
+    mma_fetch f;
+    mma_fetch_step(m, c, lv_int(m, 0), t0, n0, inv, &f);
     for (int i = 0; i < MMA_ACC; i++) init[i] = lv_real(m, 0, 1);
+    memcpy(init + MMA_ACC, f.x, sizeof f.x);
+    memcpy(init + MMA_ACC + MMA_CHUNKS, f.w, sizeof f.w);
     lv_loop k;
-    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), NV_MMA_BK, MMA_ACC, init);
-    mma_stage_x(m, c, k.i, t0, inv, xs);
-    mma_stage_w(m, c, k.i, n0, ws);
+    strided_loop(m, &k, lv_int(m, 0), lv_int(m, c->K), NV_MMA_BK, MMA_CARRY, init);
+    memcpy(f.x, k.v + MMA_ACC, sizeof f.x);
+    memcpy(f.w, k.v + MMA_ACC + MMA_CHUNKS, sizeof f.w);
+    mma_store_step(m, &f, xs, ws);
     barrier(m);
-    memcpy(acc, k.v, sizeof acc);
-    mma_block(m, xs, ws, wm, wn, lane, acc);
+    mma_fetch_step(m, c, lv_addi(m, k.i, NV_MMA_BK), t0, n0, inv, &f); /* in flight while the tensor cores work */
+    memcpy(next, k.v, MMA_ACC * sizeof *next);
+    mma_block(m, xs, ws, wm, wn, lane, next);
+    memcpy(next + MMA_ACC, f.x, sizeof f.x);
+    memcpy(next + MMA_ACC + MMA_CHUNKS, f.w, sizeof f.w);
     barrier(m);
-    lv_loop_end(m, &k, acc);
+    lv_loop_end(m, &k, next);
     LLVMValueRef g = LLVMBuildUDiv(m->b, lane, lv_int(m, 4), ""), q = LLVMBuildURem(m->b, lane, lv_int(m, 4), "");
     for (int i = 0; i < MMA_ACC; i++) { /* tile (i/16, i/4 % 4), value i%4: row g (+8 for 2, 3), column 2q (+1 for odd) */
         int tile_m = i / (4 * MMA_TILES_N), tile_n = i / 4 % MMA_TILES_N, e = i % 4;

@@ -1,0 +1,483 @@
+/* test_nvptx_emu.c — the nvptx target's kernels run on this CPU, against the CPU's own.
+ *
+ * GPU machines are lent rarely, so the kernels ptx.c emits are also checked where none is:
+ * the module it builds for the GPU (optimised nvptx64 IR, as PTX is made from) is retargeted
+ * to this CPU and JIT-compiled. Each NVVM intrinsic becomes a call into the small emulator
+ * below (thread and block ids, __syncthreads, warp shuffles and syncs, mma.sync's fragments
+ * as the PTX ISA lays them out), inline PTX (L2 prefetches) is dropped, and a conversion to
+ * bf16 becomes its integer rounding (to nearest even). A launch runs as nv_launch_of lays it
+ * out, block after block, each block's threads as POSIX threads (a pool of 256) that meet at
+ * its barriers as a GPU block's do, a warp's 32 at its shuffles.
+ *
+ * The matmul family (decode's gemv, prefill's tiles and tensor-core tiles) and embed, on the
+ * eight block formats, bf16 and f32 weights, f32 and bf16 activations, must give the CPU
+ * kernels' outputs (the jit backend, row-major weights) for the same description: within
+ * 2e-6 of the output's largest magnitude in f32 (the order of the sums differs), 4e-3 under
+ * --activations bf16 (one x on either side of a bf16 rounding boundary may round the other
+ * way: 2^-8 of one product). It cannot see timing, the memory model beyond barriers, nor the
+ * driver and engine, which test_nvptx's GPU suite runs. */
+#include "kernel_data.h"
+#include "testing.h"
+
+#include "backends/llvm/codegen.h"
+#include "backends/llvm/target.h"
+#include "backends/nvptx/ptx.h"
+#include "runtime/quant.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the emulated GPU: one block at a time ---- */
+
+#define WARPS (NV_THREADS / NV_WARP)
+
+static unsigned cta[3];                 /* the block running */
+static int block_threads;
+static pthread_barrier_t block_bar, warp_bar[WARPS];
+static union { float f; int32_t i; } lanes[WARPS][NV_WARP];
+static int32_t frag_a[WARPS][NV_WARP][4], frag_b[WARPS][NV_WARP][2];
+static __thread unsigned tid;
+
+static int32_t emu_tid_x(void) { return (int32_t)tid; }
+static int32_t emu_ctaid_x(void) { return (int32_t)cta[0]; }
+static int32_t emu_ctaid_y(void) { return (int32_t)cta[1]; }
+static int32_t emu_ctaid_z(void) { return (int32_t)cta[2]; }
+static void emu_barrier(void) { pthread_barrier_wait(&block_bar); }
+static void emu_warp_sync(int32_t mask) { (void)mask, pthread_barrier_wait(&warp_bar[tid / NV_WARP]); }
+static void emu_membar(void) { __sync_synchronize(); }
+
+/* Lane `from` of the warp's values x (a butterfly: lane ^ from when bfly). */
+static int32_t exchange(int32_t x, int32_t from, int bfly) {
+    unsigned w = tid / NV_WARP, lane = tid % NV_WARP;
+    lanes[w][lane].i = x;
+    emu_warp_sync(-1);
+    int32_t y = lanes[w][bfly ? lane ^ (unsigned)from : (unsigned)from & 31].i;
+    emu_warp_sync(-1);
+    return y;
+}
+static float as_float(int32_t i) { return (union { int32_t i; float f; }){.i = i}.f; }
+static int32_t as_int(float f) { return (union { float f; int32_t i; }){.f = f}.i; }
+static float emu_shfl_bfly_f32(int32_t mask, float x, int32_t off, int32_t c) { return (void)mask, (void)c, as_float(exchange(as_int(x), off, 1)); }
+static float emu_shfl_idx_f32(int32_t mask, float x, int32_t src, int32_t c) { return (void)mask, (void)c, as_float(exchange(as_int(x), src, 0)); }
+static int32_t emu_shfl_idx_i32(int32_t mask, int32_t x, int32_t src, int32_t c) { return (void)mask, (void)c, exchange(x, src, 0); }
+
+static float bf16_at(int32_t word, int half) { return as_float((int32_t)(((uint32_t)word >> (16 * half)) << 16)); }
+
+/* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for the calling lane (g = lane/4,
+ * q = lane%4): A's element (row, k) is in lane (row%8)·4 + (k%8)/2, register (row ≥ 8) +
+ * 2·(k ≥ 8), half k%2; B's (k, col) in lane col·4 + (k%8)/2, register k ≥ 8, half k%2; this
+ * lane's d[e] is (row g + 8·(e ≥ 2), col 2q + e%2). */
+static void emu_mma(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t b0, int32_t b1, float c0, float c1, float c2,
+                    float c3, float *d) {
+    unsigned w = tid / NV_WARP, lane = tid % NV_WARP, g = lane / 4, q = lane % 4;
+    int32_t a[4] = {a0, a1, a2, a3}, b[2] = {b0, b1};
+    memcpy(frag_a[w][lane], a, sizeof a), memcpy(frag_b[w][lane], b, sizeof b);
+    emu_warp_sync(-1);
+    float c[4] = {c0, c1, c2, c3};
+    for (int e = 0; e < 4; e++) {
+        unsigned row = g + 8 * (e / 2), col = 2 * q + e % 2;
+        float s = c[e];
+        for (unsigned k = 0; k < 16; k++)
+            s += bf16_at(frag_a[w][(row % 8) * 4 + (k % 8) / 2][(row >= 8) + 2 * (k >= 8)], k % 2) *
+                 bf16_at(frag_b[w][col * 4 + (k % 8) / 2][k >= 8], k % 2);
+        d[e] = s;
+    }
+    emu_warp_sync(-1);
+}
+
+typedef void (*kernel_fn)(const void *, const void *, const void *, void *, int64_t, const int64_t *, void *, void *, int64_t,
+                          void *);
+static kernel_fn running;               /* NULL: the threads end */
+static nv_args running_args;
+static pthread_barrier_t go, done;      /* the pool and the launcher meet before and after each block */
+
+/* A pool thread: the first block_threads of them run each block. */
+static void *thread_main(void *arg) {
+    tid = (unsigned)(uintptr_t)arg;
+    for (;;) {
+        pthread_barrier_wait(&go);
+        if (!running) return NULL;
+        const nv_args *a = &running_args;
+        if ((int)tid < block_threads)
+            running((void *)a->in[0], (void *)a->in[1], (void *)a->in[2], (void *)a->out, a->T, (void *)a->pos,
+                    (void *)a->k_cache, (void *)a->v_cache, a->rows, (void *)a->scratch);
+        pthread_barrier_wait(&done);
+    }
+}
+
+static pthread_t pool[NV_THREADS];
+
+static void pool_start(void) {
+    pthread_barrier_init(&go, NULL, NV_THREADS + 1);
+    pthread_barrier_init(&done, NULL, NV_THREADS + 1);
+    for (int w = 0; w < WARPS; w++) pthread_barrier_init(&warp_bar[w], NULL, NV_WARP);
+    for (int t = 0; t < NV_THREADS; t++) pthread_create(&pool[t], NULL, thread_main, (void *)(uintptr_t)t);
+}
+
+static void pool_stop(void) {
+    running = NULL;
+    pthread_barrier_wait(&go);
+    for (int t = 0; t < NV_THREADS; t++) pthread_join(pool[t], NULL);
+}
+
+/* fn over the grid of l, a block at a time. */
+static void launch(kernel_fn fn, const nv_launch *l, const nv_args *a) {
+    running = fn, running_args = *a, block_threads = (int)l->block;
+    CU_ASSERT_FATAL(block_threads % NV_WARP == 0 && block_threads <= NV_THREADS);
+    pthread_barrier_init(&block_bar, NULL, (unsigned)block_threads);
+    for (cta[2] = 0; cta[2] < l->grid[2]; cta[2]++)
+        for (cta[1] = 0; cta[1] < l->grid[1]; cta[1]++)
+            for (cta[0] = 0; cta[0] < l->grid[0]; cta[0]++) {
+                pthread_barrier_wait(&go);
+                pthread_barrier_wait(&done);
+            }
+    pthread_barrier_destroy(&block_bar);
+}
+
+/* ---- the GPU's module, made to run here ---- */
+
+static const struct {
+    const char *intrinsic, *name;
+    void *fn;
+} emulated[] = {
+    {"llvm.nvvm.read.ptx.sreg.tid.x", "emu_tid_x", (void *)emu_tid_x},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.x", "emu_ctaid_x", (void *)emu_ctaid_x},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.y", "emu_ctaid_y", (void *)emu_ctaid_y},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.z", "emu_ctaid_z", (void *)emu_ctaid_z},
+    {"llvm.nvvm.barrier0", "emu_barrier", (void *)emu_barrier},
+    {"llvm.nvvm.bar.warp.sync", "emu_warp_sync", (void *)emu_warp_sync},
+    {"llvm.nvvm.membar.gl", "emu_membar", (void *)emu_membar},
+    {"llvm.nvvm.shfl.sync.bfly.f32", "emu_shfl_bfly_f32", (void *)emu_shfl_bfly_f32},
+    {"llvm.nvvm.shfl.sync.idx.f32", "emu_shfl_idx_f32", (void *)emu_shfl_idx_f32},
+    {"llvm.nvvm.shfl.sync.idx.i32", "emu_shfl_idx_i32", (void *)emu_shfl_idx_i32},
+    {"llvm.nvvm.mma.m16n8k16.row.col.bf16", "emu_mma", (void *)emu_mma},
+};
+#define N_EMULATED (sizeof emulated / sizeof *emulated)
+
+/* Each call of the mma intrinsic (returning {float × 4}) as a call of emu_mma, which writes
+ * the four floats through a pointer: a struct of four floats is returned otherwise in C. */
+static void lower_mma(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef intrinsic) {
+    LLVMContextRef ctx = LLVMGetModuleContext(mod);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
+    LLVMTypeRef params[11] = {i32, i32, i32, i32, i32, i32, f32, f32, f32, f32, ptr};
+    LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), params, 11, 0);
+    LLVMValueRef fn = LLVMAddFunction(mod, "emu_mma", ty);
+    for (LLVMValueRef use; (use = LLVMGetFirstUse(intrinsic) ? LLVMGetUser(LLVMGetFirstUse(intrinsic)) : NULL);) {
+        LLVMValueRef f = LLVMGetBasicBlockParent(LLVMGetInstructionParent(use)), args[11];
+        LLVMPositionBuilderBefore(b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(f)));
+        LLVMValueRef out = LLVMBuildAlloca(b, LLVMArrayType2(f32, 4), "");
+        LLVMPositionBuilderBefore(b, use);
+        for (int i = 0; i < 10; i++) args[i] = LLVMGetOperand(use, (unsigned)i);
+        args[10] = out;
+        LLVMBuildCall2(b, ty, fn, args, 11, "");
+        LLVMValueRef d = LLVMGetUndef(LLVMTypeOf(use));
+        for (int i = 0; i < 4; i++) {
+            LLVMValueRef at = LLVMConstInt(i32, (unsigned)i, 0);
+            d = LLVMBuildInsertValue(b, d, LLVMBuildLoad2(b, f32, LLVMBuildGEP2(b, f32, out, &at, 1, ""), ""), (unsigned)i, "");
+        }
+        LLVMReplaceAllUsesWith(use, d);
+        LLVMInstructionEraseFromParent(use);
+    }
+}
+
+/* An fptrunc to bfloat (scalar or vector) as integer rounding to nearest even. */
+static void lower_bf16_trunc(LLVMBuilderRef b, LLVMValueRef inst) {
+    LLVMTypeRef to = LLVMTypeOf(inst), ctx_i32 = LLVMInt32TypeInContext(LLVMGetTypeContext(to));
+    int n = LLVMGetTypeKind(to) == LLVMVectorTypeKind ? (int)LLVMGetVectorSize(to) : 0;
+    LLVMTypeRef i32 = n ? LLVMVectorType(ctx_i32, (unsigned)n) : ctx_i32;
+    LLVMTypeRef i16 = n ? LLVMVectorType(LLVMInt16TypeInContext(LLVMGetTypeContext(to)), (unsigned)n)
+                        : LLVMInt16TypeInContext(LLVMGetTypeContext(to));
+#define K(c) (n ? LLVMConstVector((LLVMValueRef[16]){[0 ... 15] = LLVMConstInt(ctx_i32, (c), 0)}, (unsigned)n) : LLVMConstInt(ctx_i32, (c), 0))
+    LLVMPositionBuilderBefore(b, inst);
+    LLVMValueRef u = LLVMBuildBitCast(b, LLVMGetOperand(inst, 0), i32, "");
+    LLVMValueRef odd = LLVMBuildAnd(b, LLVMBuildLShr(b, u, K(16), ""), K(1), "");
+    LLVMValueRef r = LLVMBuildLShr(b, LLVMBuildAdd(b, u, LLVMBuildAdd(b, odd, K(0x7fff), ""), ""), K(16), "");
+#undef K
+    LLVMValueRef v = LLVMBuildBitCast(b, LLVMBuildTrunc(b, r, i16, ""), to, "");
+    LLVMReplaceAllUsesWith(inst, v);
+    LLVMInstructionEraseFromParent(inst);
+}
+
+/* Inline PTX (prefetch.L2; griddepcontrol on sm_90) dropped; fptrunc to bfloat lowered. */
+static void lower_instructions(LLVMModuleRef mod, LLVMBuilderRef b) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+            for (LLVMValueRef i = LLVMGetFirstInstruction(bb), next; i; i = next) {
+                next = LLVMGetNextInstruction(i);
+                if (LLVMIsACallInst(i) && LLVMIsAInlineAsm(LLVMGetCalledValue(i))) LLVMInstructionEraseFromParent(i);
+                else if (LLVMGetInstructionOpcode(i) == LLVMFPTrunc &&
+                         LLVMGetTypeKind(LLVMGetTypeKind(LLVMTypeOf(i)) == LLVMVectorTypeKind ? LLVMGetElementType(LLVMTypeOf(i))
+                                                                                               : LLVMTypeOf(i)) == LLVMBFloatTypeKind)
+                    lower_bf16_trunc(b, i);
+            }
+}
+
+/* The NVVM intrinsics as calls of the emulator; 0, or -1 naming one it lacks. */
+static int lower_intrinsics(LLVMModuleRef mod, LLVMBuilderRef b) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod), next; f; f = next) {
+        next = LLVMGetNextFunction(f);
+        size_t len;
+        const char *name = LLVMGetValueName2(f, &len);
+        if (strncmp(name, "llvm.nvvm.", 10)) continue;
+        size_t e = 0;
+        while (e < N_EMULATED && strcmp(emulated[e].intrinsic, name)) e++;
+        if (e == N_EMULATED) return printf("\n  no emulation of %s", name), -1;
+        if (!strcmp(emulated[e].name, "emu_mma")) lower_mma(mod, b, f);
+        else LLVMReplaceAllUsesWith(f, LLVMAddFunction(mod, emulated[e].name, LLVMGlobalGetValueType(f)));
+        LLVMDeleteFunction(f);
+    }
+    return 0;
+}
+
+typedef struct {
+    LLVMOrcLLJITRef jit;
+} emu_module;
+
+/* ks[0..n) as the GPU's module, lowered as above and JIT-compiled for this CPU. */
+static int emu_compile(emu_module *em, const ex_kernel *ks, int n) {
+    gm_err e;
+    lv_target nv, host;
+    CU_ASSERT_FATAL(nv_target(&nv, "sm_80", &e) == 0);
+    LLVMTargetMachineRef tm = lv_target_machine(&nv, 0, &e);
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
+    LLVMModuleRef mod = tm ? lv_module_build(ctx, &nv, tm, ks, n, nv_emit_kernel, &e) : NULL;
+    if (!mod) printf("\n  %s", e.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mod);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    lower_instructions(mod, b);
+    int rc = lower_intrinsics(mod, b);
+    LLVMDisposeBuilder(b);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    lv_target_host(&host);
+    LLVMTargetMachineRef htm = lv_target_machine(&host, 1, &e);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(htm);
+    char *dls = LLVMCopyStringRepOfTargetData(dl);
+    LLVMSetDataLayout(mod, dls);
+    LLVMSetTarget(mod, host.triple);
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) printf("\n  the lowered module: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(dls);
+    LLVMDisposeTargetData(dl);
+    LLVMDisposeTargetMachine(htm);
+    LLVMDisposeTargetMachine(tm);
+    lv_target_free(&nv);
+    lv_target_free(&host);
+    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcCreateLLJIT(&em->jit, NULL), "LLJIT", &e) == 0);
+    LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(em->jit);
+    LLVMJITSymbolFlags flags = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+    LLVMOrcCSymbolMapPair syms[N_EMULATED];
+    for (size_t i = 0; i < N_EMULATED; i++)
+        syms[i] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(em->jit, emulated[i].name),
+                                          {(LLVMOrcExecutorAddress)(uintptr_t)emulated[i].fn, flags}};
+    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, N_EMULATED)), "emulator", &e) == 0);
+    LLVMOrcDefinitionGeneratorRef process;
+    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&process, LLVMOrcLLJITGetGlobalPrefix(em->jit),
+                                                                                      NULL, NULL), "process", &e) == 0);
+    LLVMOrcJITDylibAddGenerator(main, process);
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcLLJITAddLLVMIRModule(em->jit, main, tsm), "adding the module", &e) == 0);
+    return 0;
+}
+
+static kernel_fn emu_lookup(emu_module *em, const ex_kernel *k, int i, const char *suffix) {
+    char name[96];
+    gm_err e;
+    ex_kernel_symbol(name, sizeof name, k, i);
+    strcat(name, suffix);
+    LLVMOrcExecutorAddress addr = 0;
+    int rc = lv_llvm_fail(LLVMOrcLLJITLookup(em->jit, &addr, name), name, &e);
+    if (rc) printf("\n  %s", e.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    return (kernel_fn)(uintptr_t)addr;
+}
+
+/* ---- the matmul family and embed against the CPU's kernels ---- */
+
+static void *aligned_copy(const void *src, size_t bytes) {
+    void *p = gm_aligned64(bytes ? bytes : 64);
+    memcpy(p, src, bytes);
+    return p;
+}
+
+/* The worst |gpu − cpu| over the largest |cpu|, printed when over tol. */
+static double compare(const char *what, const ex_kernel *k, int T, const float *gpu, const float *cpu, int64_t n, double tol) {
+    double top = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++) top = fmax(top, fabs(cpu[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (!(d <= worst)) worst = d; /* NaN counts as the worst */
+    }
+    worst /= top > 0 ? top : 1;
+    if (!(worst <= tol))
+        printf("\n  %s %s %s x_bf16 %g N %lld K %lld T %d: worst %.3g of the largest output (tolerance %.1g)", what,
+               ir_ops[k->op].name, gm_dtype_name(k->wtype), k->attr[IR_A_X_BF16], (long long)k->n, (long long)k->k, T, worst, tol);
+    CU_ASSERT(worst <= tol);
+    return worst;
+}
+
+/* Kernel i of ks (compiled both ways) on T rows: the GPU's entry nv_launch_of picks. */
+static double check_matmul(emu_module *em, lv_jit *cpu, const ex_kernel *ks, int i, int T) {
+    const ex_kernel *k = &ks[i];
+    int64_t K = k->k, N = k->n;
+    kd_weights w = kd_random_weights(k->wtype, N * K, 1), nw = kd_random_weights(k->ntype, K, 1);
+    float *x = kd_random_f32(T * K, 1), *r = kd_random_f32(T * N, 1);
+    float *want = gm_malloc(T * N * sizeof *want), *got = gm_aligned64(T * N * sizeof *got);
+    float *scratch = gm_aligned64(ex_scratch_floats(k, T) * sizeof(float));
+    const void *in2 = k->op == IR_NORM_MATMUL ? (const void *)nw.data : k->op == IR_MATMUL_ADD ? r : NULL;
+    lv_jit_kernel(cpu, i)(&(ex_call){.in = {x, w.data, in2}, .out = want, .T = T, .n0 = 0, .n1 = N, .scratch = scratch});
+    void *gx = aligned_copy(x, T * K * sizeof *x), *gw = aligned_copy(w.data, gm_dtype_bytes(k->wtype, N * K));
+    void *g2 = in2 ? aligned_copy(in2, k->op == IR_NORM_MATMUL ? gm_dtype_bytes(k->ntype, K) : T * N * sizeof(float)) : NULL;
+    int64_t pos = 0;
+    nv_launch l;
+    nv_launch_of(k, T, &l);
+    nv_args a = {.in = {(uintptr_t)gx, (uintptr_t)gw, (uintptr_t)g2}, .out = (uintptr_t)got, .T = T, .pos = (uintptr_t)&pos};
+    for (int64_t j = 0; j < T * N; j++) got[j] = NAN;
+    launch(emu_lookup(em, k, i, l.gemv ? "_gemv" : ""), &l, &a);
+    int bf16 = k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16;
+    double worst = compare(l.gemv ? "gemv" : nv_uses_mma(k) ? "mma" : "tiles", k, T, got, want, T * N, bf16 ? 4e-3 : 2e-6);
+    kd_free_weights(w), kd_free_weights(nw);
+    free(x), free(r), free(want), free(got), free(scratch), free(gx), free(gw), free(g2);
+    return worst;
+}
+
+/* Every kernel of ks on one row (decode's gemv) and on 70 (a 64-row tile and a part). */
+static void check_family(const ex_kernel *ks, int n, const char *label) {
+    emu_module em;
+    emu_compile(&em, ks, n);
+    lv_jit *cpu = kd_compile(ks, n);
+    double worst = 0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fmax(check_matmul(&em, cpu, ks, i, 1), check_matmul(&em, cpu, ks, i, 70)));
+    printf("[%s: %d kernels, worst %.2g of the largest output] ", label, n, worst);
+    lv_jit_free(cpu);
+    LLVMOrcDisposeLLJIT(em.jit);
+}
+
+static const gm_dtype qtypes[] = {GM_Q8_0, GM_Q4_0, GM_Q4_1, GM_Q5_0, GM_Q5_1, GM_Q4_K, GM_Q5_K, GM_Q6_K};
+#define N_QTYPES 8
+static const ir_op family[] = {IR_MATMUL, IR_NORM_MATMUL, IR_MATMUL_ADD};
+
+/* The eight block formats, each op of the family: K = 512 (two 256-value blocks, a part per
+ * warp), N = 100 (a partial 64-column tile). */
+static void test_quantized(void) {
+    ex_kernel ks[N_QTYPES * 3];
+    for (int i = 0; i < N_QTYPES * 3; i++) ks[i] = ex_kernel_default(family[i % 3], qtypes[i / 3], 100, 512);
+    check_family(ks, N_QTYPES * 3, "block formats, f32 activations");
+}
+
+/* bf16 weights under --activations bf16 (prefill on the tensor cores): K = 96 (a partial
+ * step of 32) and 320, N = 200 (a partial 128-column tile); and bf16 and f32 weights in f32. */
+static void test_bf16(void) {
+    static const int64_t Ks[] = {96, 320};
+    ex_kernel ks[12];
+    for (int i = 0; i < 6; i++) {
+        ks[i] = ex_kernel_default(family[i % 3], GM_BF16, 200, Ks[i / 3]);
+        ks[i].attr[IR_A_X_BF16] = 1;
+        ks[i].attr[IR_A_SOFTCAP] = i == 0 ? 30 : 0;
+    }
+    for (int i = 6; i < 12; i++) ks[i] = ex_kernel_default(family[i % 3], i < 9 ? GM_BF16 : GM_F32, 200, 320);
+    check_family(ks, 12, "bf16 activations on the tensor cores; bf16 and f32 weights");
+}
+
+/* gelu_tanh(a) · b, as the geglu op defines it. */
+static double geglu(double a, double b) { return 0.5 * a * (1 + tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))) * b; }
+
+/* Decode's two-matrix launches of kernel i: "_gemv" with grid.y = 2 (a twin: the second matrix
+ * at k_cache into v_cache, as an attention's k and v projections run) and "_gemv_geglu" (gate
+ * at in[1], up at k_cache: gelu_tanh(x·gate) · (x·up)); against two CPU calls. */
+static double check_pair(emu_module *em, lv_jit *cpu, const ex_kernel *ks, int i) {
+    const ex_kernel *k = &ks[i];
+    int64_t K = k->k, N = k->n;
+    kd_weights w0 = kd_random_weights(k->wtype, N * K, 1), w1 = kd_random_weights(k->wtype, N * K, 1);
+    kd_weights nw = kd_random_weights(k->ntype, K, 1);
+    float *x = kd_random_f32(K, 1), *y0 = gm_malloc(N * sizeof *y0), *y1 = gm_malloc(N * sizeof *y1), *want = gm_malloc(N * sizeof *want);
+    float *got0 = gm_aligned64(N * sizeof *got0), *got1 = gm_aligned64(N * sizeof *got1);
+    float *scratch = gm_aligned64(ex_scratch_floats(k, 1) * sizeof(float));
+    const void *in2 = k->op == IR_NORM_MATMUL ? nw.data : NULL;
+    lv_jit_kernel(cpu, i)(&(ex_call){.in = {x, w0.data, in2}, .out = y0, .T = 1, .n0 = 0, .n1 = N, .scratch = scratch});
+    lv_jit_kernel(cpu, i)(&(ex_call){.in = {x, w1.data, in2}, .out = y1, .T = 1, .n0 = 0, .n1 = N, .scratch = scratch});
+    void *gx = aligned_copy(x, K * sizeof *x), *g0 = aligned_copy(w0.data, gm_dtype_bytes(k->wtype, N * K));
+    void *g1 = aligned_copy(w1.data, gm_dtype_bytes(k->wtype, N * K));
+    void *g2 = in2 ? aligned_copy(in2, gm_dtype_bytes(k->ntype, K)) : NULL;
+    int64_t pos = 0;
+    nv_launch l;
+    nv_launch_of(k, 1, &l);
+    l.grid[1] = 2;
+    nv_args a = {.in = {(uintptr_t)gx, (uintptr_t)g0, (uintptr_t)g2}, .out = (uintptr_t)got0, .T = 1, .pos = (uintptr_t)&pos,
+                 .k_cache = (uintptr_t)g1, .v_cache = (uintptr_t)got1};
+    launch(emu_lookup(em, k, i, "_gemv"), &l, &a);
+    double worst = fmax(compare("twin 0", k, 1, got0, y0, N, 2e-6), compare("twin 1", k, 1, got1, y1, N, 2e-6));
+    for (int64_t n = 0; n < N; n++) want[n] = (float)geglu(y0[n], y1[n]);
+    nv_geglu_launch(k, &l);
+    launch(emu_lookup(em, k, i, "_gemv_geglu"), &l, &a);
+    worst = fmax(worst, compare("geglu", k, 1, got0, want, N, 1e-5));
+    kd_free_weights(w0), kd_free_weights(w1), kd_free_weights(nw);
+    free(x), free(y0), free(y1), free(want), free(got0), free(got1), free(scratch), free(gx), free(g0), free(g1), free(g2);
+    return worst;
+}
+
+/* Twins and geglu on block formats, bf16 weights under bf16 activations, and f32 weights. */
+static void test_pairs(void) {
+    static const gm_dtype dts[] = {GM_Q4_K, GM_Q6_K, GM_Q8_0, GM_Q5_0, GM_BF16, GM_BF16, GM_F32};
+    enum { N = 7 };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = ex_kernel_default(i % 2 ? IR_MATMUL : IR_NORM_MATMUL, dts[i], 300, 512);
+        ks[i].attr[IR_A_X_BF16] = i == 4;
+    }
+    emu_module em;
+    emu_compile(&em, ks, N);
+    lv_jit *cpu = kd_compile(ks, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) worst = fmax(worst, check_pair(&em, cpu, ks, i));
+    printf("[%d kernels, worst %.2g of the largest output] ", N, worst);
+    lv_jit_free(cpu);
+    LLVMOrcDisposeLLJIT(em.jit);
+}
+
+/* A quantized table's rows: embed decodes a sub-block per thread. */
+static void test_embed(void) {
+    ex_kernel ks[N_QTYPES];
+    for (int i = 0; i < N_QTYPES; i++) ks[i] = ex_kernel_default(IR_EMBED, qtypes[i], 512, 0);
+    emu_module em;
+    emu_compile(&em, ks, N_QTYPES);
+    lv_jit *cpu = kd_compile(ks, N_QTYPES);
+    const int rows = 9, T = 4;
+    int32_t ids[4] = {0, 8, 3, 8};
+    for (int i = 0; i < N_QTYPES; i++) {
+        kd_weights w = kd_random_weights(qtypes[i], rows * ks[i].n, 1);
+        float *want = gm_malloc(T * ks[i].n * sizeof *want), *got = gm_aligned64(T * ks[i].n * sizeof *got);
+        lv_jit_kernel(cpu, i)(&(ex_call){.in = {ids, w.data}, .out = want, .T = T, .n0 = 0, .n1 = ks[i].n});
+        nv_launch l;
+        nv_launch_of(&ks[i], T, &l);
+        nv_args a = {.in = {(uintptr_t)ids, (uintptr_t)w.data}, .out = (uintptr_t)got, .T = T};
+        launch(emu_lookup(&em, &ks[i], i, ""), &l, &a);
+        compare("embed", &ks[i], T, got, want, T * ks[i].n, 0);
+        kd_free_weights(w);
+        free(want), free(got);
+    }
+    lv_jit_free(cpu);
+    LLVMOrcDisposeLLJIT(em.jit);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    pool_start();
+    CU_pSuite s = CU_add_suite("nvptx kernels, emulated on this CPU", NULL, NULL);
+    CU_add_test(s, "matmul family on the eight block formats", test_quantized);
+    CU_add_test(s, "matmul family, bf16 activations (mma.sync) and float weights", test_bf16);
+    CU_add_test(s, "decode's twins and geglu", test_pairs);
+    CU_add_test(s, "embed of block-quantized tables", test_embed);
+    int rc = test_run_all();
+    pool_stop();
+    return rc;
+}
