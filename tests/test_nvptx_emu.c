@@ -11,7 +11,8 @@
  *
  * The matmul family (decode's gemv, its twins and geglu, prefill's tiles and tensor-core
  * tiles; out_scale and softcap in their epilogues) and embed, on the eight block formats, bf16
- * and f32 weights, f32 and bf16 activations, must give the CPU
+ * and f32 weights, f32 and bf16 activations, and attention (decode's split and merge, the
+ * ring's new row; prefill), must give the CPU
  * kernels' outputs (the jit backend, row-major weights) for the same description: within
  * 2e-6 of the output's largest magnitude in f32 (the order of the sums differs), 4e-3 under
  * --activations bf16 (one x on either side of a bf16 rounding boundary may round the other
@@ -449,6 +450,69 @@ static void test_pairs(void) {
     LLVMOrcDisposeLLJIT(em.jit);
 }
 
+/* ---- attention against the CPU's ---- */
+
+/* Attention of T query rows at position pos over a ring of `rows` rows (the earlier keys,
+ * random) and the call's own k and v: decode's split over the keys (T = 1: the parts merged
+ * by the last block through the scratch, the call's row appended to the ring by the kernel)
+ * and prefill's block per (row, head); the output against the CPU kernel's, and in decode
+ * the ring's row pos % rows against the call's k and v. */
+static double check_attention(emu_module *em, lv_jit *cpu, const ex_kernel *k, int i, int T, int pos) {
+    int64_t H = (int64_t)k->attr[IR_A_HEADS], hd = (int64_t)k->attr[IR_A_HEAD_DIM];
+    int64_t kv = (int64_t)k->attr[IR_A_KV_HEADS] * hd, ring = k->attr[IR_A_WINDOW] > 0 ? (int64_t)k->attr[IR_A_WINDOW] : 64;
+    float *q = kd_random_f32(T * H * hd, 1), *kn = kd_random_f32(T * kv, 1), *vn = kd_random_f32(T * kv, 1);
+    float *kc = kd_random_f32(ring * kv, 1), *vc = kd_random_f32(ring * kv, 1);
+    float *want = gm_malloc(T * H * hd * sizeof *want), *got = gm_aligned64(T * H * hd * sizeof *got);
+    float *scratch = gm_aligned64((ex_scratch_floats(k, T) + 1) * sizeof(float));
+    lv_jit_kernel(cpu, i)(&(ex_call){.in = {q, kn, vn}, .out = want, .T = T, .pos = pos, .n0 = 0, .n1 = T, .k_cache = kc,
+                                     .v_cache = vc, .rows = ring, .scratch = scratch});
+    float *gkc = aligned_copy(kc, ring * kv * sizeof *kc), *gvc = aligned_copy(vc, ring * kv * sizeof *vc);
+    float *parts = gm_aligned64(nv_attn_scratch_floats(k) * sizeof(float));
+    memset(parts, 0, nv_attn_scratch_floats(k) * sizeof(float));
+    int64_t at = pos;
+    nv_launch l;
+    nv_launch_of(k, T, &l);
+    nv_args a = {.in = {(uintptr_t)q, (uintptr_t)kn, (uintptr_t)vn}, .out = (uintptr_t)got, .T = T, .pos = (uintptr_t)&at,
+                 .k_cache = (uintptr_t)gkc, .v_cache = (uintptr_t)gvc, .rows = ring, .scratch = (uintptr_t)parts};
+    launch(emu_lookup(em, k, i, ""), &l, &a);
+    double worst = compare(T == 1 ? "attention (decode)" : "attention (prefill)", k, T, got, want, T * H * hd, 2e-6);
+    if (T == 1) {
+        int64_t r = pos % ring;
+        CU_ASSERT(!memcmp(gkc + r * kv, kn, kv * sizeof *kn) && !memcmp(gvc + r * kv, vn, kv * sizeof *vn));
+        CU_ASSERT(!memcmp(gkc, kc, r * kv * sizeof *kc)); /* no other row touched */
+    }
+    free(q), free(kn), free(vn), free(kc), free(vc), free(want), free(got), free(scratch), free(gkc), free(gvc), free(parts);
+    return worst;
+}
+
+/* Gemma 1's multi-query and Gemma 2's grouped heads with a softcap and a sliding window of 8
+ * (the ring of 8 rows wraps), Gemma 3's 256-wide heads; decode at positions 0, 5 and 40,
+ * prefill of 5 rows after 30. */
+static void test_attention(void) {
+    static const struct { double heads, kv_heads, hd, softcap, window; } shapes[] = {
+        {8, 1, 32, 0, 0}, {4, 2, 64, 50, 8}, {4, 1, 256, 0, 0}, {16, 8, 128, 0, 16}};
+    enum { N = 4 };
+    ex_kernel ks[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = ex_kernel_default(IR_ATTENTION, GM_F32, (int64_t)(shapes[i].heads * shapes[i].hd), 0);
+        ks[i].attr[IR_A_HEADS] = shapes[i].heads, ks[i].attr[IR_A_KV_HEADS] = shapes[i].kv_heads;
+        ks[i].attr[IR_A_HEAD_DIM] = shapes[i].hd, ks[i].attr[IR_A_SCALE] = 1 / sqrt(shapes[i].hd);
+        ks[i].attr[IR_A_SOFTCAP] = shapes[i].softcap, ks[i].attr[IR_A_WINDOW] = shapes[i].window;
+    }
+    emu_module em;
+    emu_compile(&em, ks, N);
+    lv_jit *cpu = kd_compile(ks, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        static const int positions[] = {0, 5, 40};
+        for (int p = 0; p < 3; p++) worst = fmax(worst, check_attention(&em, cpu, &ks[i], i, 1, positions[p]));
+        worst = fmax(worst, check_attention(&em, cpu, &ks[i], i, 5, 30));
+    }
+    printf("[%d shapes, worst %.2g of the largest output] ", N, worst);
+    lv_jit_free(cpu);
+    LLVMOrcDisposeLLJIT(em.jit);
+}
+
 /* A quantized table's rows: embed decodes a sub-block per thread. */
 static void test_embed(void) {
     ex_kernel ks[N_QTYPES];
@@ -482,6 +546,7 @@ int main(void) {
     CU_add_test(s, "matmul family, bf16 activations (mma.sync) and float weights", test_bf16);
     CU_add_test(s, "decode's twins and geglu", test_pairs);
     CU_add_test(s, "embed of block-quantized tables", test_embed);
+    CU_add_test(s, "attention: decode's split over the keys, prefill", test_attention);
     int rc = test_run_all();
     pool_stop();
     return rc;
