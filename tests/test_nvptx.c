@@ -104,12 +104,16 @@ static void check_ptx(const char *model, const char *flags, const char *must_hol
         free(ptx);
         snprintf(cmd, sizeof cmd, "ptxas -arch=%s -v k.ptx -o k.cubin", gpu);
         int rc = sh(cmd);
-        if (rc) printf("\n  %s %s: ptxas failed:\n%s", label, gpu, slurp("err.txt"));
+        char *why = rc ? slurp("err.txt") : NULL;
+        if (rc) printf("\n  %s %s: ptxas failed:\n%s", label, gpu, why);
+        free(why);
         CU_ASSERT_EQUAL(rc, 0);
         /* every kernel's line says "0 bytes spill stores, 0 bytes spill loads" */
         CU_ASSERT(holds("err.txt", "0 bytes spill stores, 0 bytes spill loads"));
         int spills = sh("grep spill err.txt | grep -v '0 bytes spill stores, 0 bytes spill loads'") != 1;
-        if (spills) printf("\n  %s %s spills:\n%s", label, gpu, slurp("out.txt"));
+        char *lines = spills ? slurp("out.txt") : NULL;
+        if (spills) printf("\n  %s %s spills:\n%s", label, gpu, lines);
+        free(lines);
         CU_ASSERT(!spills);
     }
 }

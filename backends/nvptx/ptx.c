@@ -1026,6 +1026,10 @@ static void matmul_entry(lv_emit *m, const ex_kernel *k, const char *name, const
     if (gemv) emit_gemv(m, &c, geglu);
     else if (nv_uses_mma(k)) emit_mma(m, &c);
     else emit_tiled(m, &c);
+    /* two blocks an SM are enough for the tensor-core tiles: ptxas may then give them 128
+     * registers, where its own guess capped some at 64 and spilled (the accumulators and the
+     * step fetched ahead) */
+    if (!gemv && nv_uses_mma(k)) annotate(m, "minctasm", 2);
     LLVMBuildRetVoid(m->b);
 }
 
