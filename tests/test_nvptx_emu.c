@@ -1,25 +1,32 @@
-/* test_nvptx_emu.c — the nvptx target's kernels run on this CPU, against the CPU's own.
+/* test_nvptx_emu.c — the nvptx target run on this CPU: its kernels against the CPU's own, and
+ * the GPU engine on every oracle case.
  *
- * GPU machines are lent rarely, so the kernels ptx.c emits are also checked where none is:
- * the module it builds for the GPU (optimised nvptx64 IR, as PTX is made from) is retargeted
- * to this CPU and JIT-compiled. Each NVVM intrinsic becomes a call into the small emulator
- * below (thread and block ids, __syncthreads, warp shuffles and syncs, mma.sync's fragments
- * as the PTX ISA lays them out), inline PTX (L2 prefetches) is dropped, and a conversion to
- * bf16 becomes its integer rounding (to nearest even). A launch runs as nv_launch_of lays it
- * out, block after block, each block's threads as POSIX threads (a pool of 256) that meet at
- * its barriers as a GPU block's do, a warp's 32 at its shuffles.
+ * GPU machines are lent rarely, so what ptx.c emits is also checked where none is: the module
+ * it builds for the GPU (optimised nvptx64 IR, as PTX is made from) is retargeted to this CPU
+ * and JIT-compiled. Each NVVM intrinsic becomes a call into the emulator (emu_cuda.h: thread
+ * and block ids, __syncthreads, warp shuffles and syncs, mma.sync's fragments as the PTX ISA
+ * lays them out), inline PTX (L2 prefetches) is dropped, and a conversion to bf16 becomes its
+ * integer rounding (to nearest even). A launch runs as nv_launch_of lays it out, block after
+ * block, each block's threads as fibers that meet at its barriers as a GPU block's do.
  *
  * The matmul family (decode's gemv, its twins and geglu, prefill's tiles and tensor-core
  * tiles; out_scale and softcap in their epilogues) and embed, on the eight block formats, bf16
  * and f32 weights, f32 and bf16 activations, and attention (decode's split and merge, the
- * ring's new row; prefill), must give the CPU
- * kernels' outputs (the jit backend, row-major weights) for the same description: within
- * 2e-6 of the output's largest magnitude in f32 (the order of the sums differs), 4e-3 under
- * --activations bf16 (one x on either side of a bf16 rounding boundary may round the other
- * way: 2^-8 of one product). It cannot see timing, the memory model beyond barriers, nor the
- * driver and engine, which test_nvptx's GPU suite runs. */
+ * ring's new row; prefill), must give the CPU kernels' outputs (the jit backend, row-major
+ * weights) for the same description: within 2e-6 of the output's largest magnitude in f32
+ * (the order of the sums differs), 4e-3 under --activations bf16 (one x on either side of a
+ * bf16 rounding boundary may round the other way: 2^-8 of one product). Then the GPU engine
+ * itself (nv_engine_create), over the emulator's CUDA driver (the test's libcuda.so.1), runs
+ * every oracle case to Google's reference within 1e-3. It cannot see timing, nor the memory
+ * model beyond barriers, nor the real driver, which test_nvptx's GPU suite runs. */
+#include "emu_cuda.h"
 #include "kernel_data.h"
+#include "oracle_exe.h"
 #include "testing.h"
+
+#include "backends/nvptx/gpu_engine.h"
+#include "compiler/model.h"
+#include "runtime/sampler.h"
 
 #include "backends/llvm/codegen.h"
 #include "backends/llvm/target.h"
@@ -29,139 +36,21 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/LLJIT.h>
+#include <cjson/cJSON.h>
 #include <llvm-c/Orc.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the emulated GPU: one block at a time ---- */
-
-#define WARPS (NV_THREADS / NV_WARP)
-
-static unsigned cta[3];                 /* the block running */
-static int block_threads;
-static pthread_barrier_t block_bar, warp_bar[WARPS];
-static union { float f; int32_t i; } lanes[WARPS][NV_WARP];
-static int32_t frag_a[WARPS][NV_WARP][4], frag_b[WARPS][NV_WARP][2];
-static __thread unsigned tid;
-
-static int32_t emu_tid_x(void) { return (int32_t)tid; }
-static int32_t emu_ctaid_x(void) { return (int32_t)cta[0]; }
-static int32_t emu_ctaid_y(void) { return (int32_t)cta[1]; }
-static int32_t emu_ctaid_z(void) { return (int32_t)cta[2]; }
-static void emu_barrier(void) { pthread_barrier_wait(&block_bar); }
-static void emu_warp_sync(int32_t mask) { (void)mask, pthread_barrier_wait(&warp_bar[tid / NV_WARP]); }
-static void emu_membar(void) { __sync_synchronize(); }
-
-/* Lane `from` of the warp's values x (a butterfly: lane ^ from when bfly). */
-static int32_t exchange(int32_t x, int32_t from, int bfly) {
-    unsigned w = tid / NV_WARP, lane = tid % NV_WARP;
-    lanes[w][lane].i = x;
-    emu_warp_sync(-1);
-    int32_t y = lanes[w][bfly ? lane ^ (unsigned)from : (unsigned)from & 31].i;
-    emu_warp_sync(-1);
-    return y;
-}
-static float as_float(int32_t i) { return (union { int32_t i; float f; }){.i = i}.f; }
-static int32_t as_int(float f) { return (union { float f; int32_t i; }){.f = f}.i; }
-static float emu_shfl_bfly_f32(int32_t mask, float x, int32_t off, int32_t c) { return (void)mask, (void)c, as_float(exchange(as_int(x), off, 1)); }
-static float emu_shfl_idx_f32(int32_t mask, float x, int32_t src, int32_t c) { return (void)mask, (void)c, as_float(exchange(as_int(x), src, 0)); }
-static int32_t emu_shfl_idx_i32(int32_t mask, int32_t x, int32_t src, int32_t c) { return (void)mask, (void)c, exchange(x, src, 0); }
-
-static float bf16_at(int32_t word, int half) { return as_float((int32_t)(((uint32_t)word >> (16 * half)) << 16)); }
-
-/* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for the calling lane (g = lane/4,
- * q = lane%4): A's element (row, k) is in lane (row%8)·4 + (k%8)/2, register (row ≥ 8) +
- * 2·(k ≥ 8), half k%2; B's (k, col) in lane col·4 + (k%8)/2, register k ≥ 8, half k%2; this
- * lane's d[e] is (row g + 8·(e ≥ 2), col 2q + e%2). */
-static void emu_mma(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t b0, int32_t b1, float c0, float c1, float c2,
-                    float c3, float *d) {
-    unsigned w = tid / NV_WARP, lane = tid % NV_WARP, g = lane / 4, q = lane % 4;
-    int32_t a[4] = {a0, a1, a2, a3}, b[2] = {b0, b1};
-    memcpy(frag_a[w][lane], a, sizeof a), memcpy(frag_b[w][lane], b, sizeof b);
-    emu_warp_sync(-1);
-    float c[4] = {c0, c1, c2, c3};
-    for (int e = 0; e < 4; e++) {
-        unsigned row = g + 8 * (e / 2), col = 2 * q + e % 2;
-        float s = c[e];
-        for (unsigned k = 0; k < 16; k++)
-            s += bf16_at(frag_a[w][(row % 8) * 4 + (k % 8) / 2][(row >= 8) + 2 * (k >= 8)], k % 2) *
-                 bf16_at(frag_b[w][col * 4 + (k % 8) / 2][k >= 8], k % 2);
-        d[e] = s;
-    }
-    emu_warp_sync(-1);
-}
-
-typedef void (*kernel_fn)(const void *, const void *, const void *, void *, int64_t, const int64_t *, void *, void *, int64_t,
-                          void *);
-static kernel_fn running;               /* NULL: the threads end */
-static nv_args running_args;
-static pthread_barrier_t go, done;      /* the pool and the launcher meet before and after each block */
-
-/* A pool thread: the first block_threads of them run each block. */
-static void *thread_main(void *arg) {
-    tid = (unsigned)(uintptr_t)arg;
-    for (;;) {
-        pthread_barrier_wait(&go);
-        if (!running) return NULL;
-        const nv_args *a = &running_args;
-        if ((int)tid < block_threads)
-            running((void *)a->in[0], (void *)a->in[1], (void *)a->in[2], (void *)a->out, a->T, (void *)a->pos,
-                    (void *)a->k_cache, (void *)a->v_cache, a->rows, (void *)a->scratch);
-        pthread_barrier_wait(&done);
-    }
-}
-
-static pthread_t pool[NV_THREADS];
-
-static void pool_start(void) {
-    pthread_barrier_init(&go, NULL, NV_THREADS + 1);
-    pthread_barrier_init(&done, NULL, NV_THREADS + 1);
-    for (int w = 0; w < WARPS; w++) pthread_barrier_init(&warp_bar[w], NULL, NV_WARP);
-    for (int t = 0; t < NV_THREADS; t++) pthread_create(&pool[t], NULL, thread_main, (void *)(uintptr_t)t);
-}
-
-static void pool_stop(void) {
-    running = NULL;
-    pthread_barrier_wait(&go);
-    for (int t = 0; t < NV_THREADS; t++) pthread_join(pool[t], NULL);
-}
-
-/* fn over the grid of l, a block at a time. */
-static void launch(kernel_fn fn, const nv_launch *l, const nv_args *a) {
-    running = fn, running_args = *a, block_threads = (int)l->block;
-    CU_ASSERT_FATAL(block_threads % NV_WARP == 0 && block_threads <= NV_THREADS);
-    pthread_barrier_init(&block_bar, NULL, (unsigned)block_threads);
-    for (cta[2] = 0; cta[2] < l->grid[2]; cta[2]++)
-        for (cta[1] = 0; cta[1] < l->grid[1]; cta[1]++)
-            for (cta[0] = 0; cta[0] < l->grid[0]; cta[0]++) {
-                pthread_barrier_wait(&go);
-                pthread_barrier_wait(&done);
-            }
-    pthread_barrier_destroy(&block_bar);
+/* Kernel fn over nv_launch l's grid with nv_args a, on the emulator (emu_cuda.h). */
+static void launch(void *fn, const nv_launch *l, const nv_args *a) {
+    void *params[NV_N_PARAMS] = {(void *)&a->in[0], (void *)&a->in[1], (void *)&a->in[2], (void *)&a->out, (void *)&a->T,
+                                 (void *)&a->pos, (void *)&a->k_cache, (void *)&a->v_cache, (void *)&a->rows, (void *)&a->scratch};
+    emu_launch(fn, l->grid, l->block, params);
 }
 
 /* ---- the GPU's module, made to run here ---- */
-
-static const struct {
-    const char *intrinsic, *name;
-    void *fn;
-} emulated[] = {
-    {"llvm.nvvm.read.ptx.sreg.tid.x", "emu_tid_x", (void *)emu_tid_x},
-    {"llvm.nvvm.read.ptx.sreg.ctaid.x", "emu_ctaid_x", (void *)emu_ctaid_x},
-    {"llvm.nvvm.read.ptx.sreg.ctaid.y", "emu_ctaid_y", (void *)emu_ctaid_y},
-    {"llvm.nvvm.read.ptx.sreg.ctaid.z", "emu_ctaid_z", (void *)emu_ctaid_z},
-    {"llvm.nvvm.barrier0", "emu_barrier", (void *)emu_barrier},
-    {"llvm.nvvm.bar.warp.sync", "emu_warp_sync", (void *)emu_warp_sync},
-    {"llvm.nvvm.membar.gl", "emu_membar", (void *)emu_membar},
-    {"llvm.nvvm.shfl.sync.bfly.f32", "emu_shfl_bfly_f32", (void *)emu_shfl_bfly_f32},
-    {"llvm.nvvm.shfl.sync.idx.f32", "emu_shfl_idx_f32", (void *)emu_shfl_idx_f32},
-    {"llvm.nvvm.shfl.sync.idx.i32", "emu_shfl_idx_i32", (void *)emu_shfl_idx_i32},
-    {"llvm.nvvm.mma.m16n8k16.row.col.bf16", "emu_mma", (void *)emu_mma},
-};
-#define N_EMULATED (sizeof emulated / sizeof *emulated)
 
 /* Each call of the mma intrinsic (returning {float × 4}) as a call of emu_mma, which writes
  * the four floats through a pointer: a struct of four floats is returned otherwise in C. */
@@ -228,11 +117,11 @@ static int lower_intrinsics(LLVMModuleRef mod, LLVMBuilderRef b) {
         size_t len;
         const char *name = LLVMGetValueName2(f, &len);
         if (strncmp(name, "llvm.nvvm.", 10)) continue;
-        size_t e = 0;
-        while (e < N_EMULATED && strcmp(emulated[e].intrinsic, name)) e++;
-        if (e == N_EMULATED) return printf("\n  no emulation of %s", name), -1;
-        if (!strcmp(emulated[e].name, "emu_mma")) lower_mma(mod, b, f);
-        else LLVMReplaceAllUsesWith(f, LLVMAddFunction(mod, emulated[e].name, LLVMGlobalGetValueType(f)));
+        int e = 0;
+        while (e < emu_n_intrinsics && strcmp(emu_intrinsics[e].intrinsic, name)) e++;
+        if (e == emu_n_intrinsics) return printf("\n  no emulation of %s", name), -1;
+        if (!strcmp(emu_intrinsics[e].name, "emu_mma")) lower_mma(mod, b, f);
+        else LLVMReplaceAllUsesWith(f, LLVMAddFunction(mod, emu_intrinsics[e].name, LLVMGlobalGetValueType(f)));
         LLVMDeleteFunction(f);
     }
     return 0;
@@ -276,11 +165,12 @@ static int emu_compile(emu_module *em, const ex_kernel *ks, int n) {
     CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcCreateLLJIT(&em->jit, NULL), "LLJIT", &e) == 0);
     LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(em->jit);
     LLVMJITSymbolFlags flags = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
-    LLVMOrcCSymbolMapPair syms[N_EMULATED];
-    for (size_t i = 0; i < N_EMULATED; i++)
-        syms[i] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(em->jit, emulated[i].name),
-                                          {(LLVMOrcExecutorAddress)(uintptr_t)emulated[i].fn, flags}};
-    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, N_EMULATED)), "emulator", &e) == 0);
+    LLVMOrcCSymbolMapPair syms[32];
+    CU_ASSERT_FATAL(emu_n_intrinsics <= 32);
+    for (int i = 0; i < emu_n_intrinsics; i++)
+        syms[i] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(em->jit, emu_intrinsics[i].name),
+                                          {(LLVMOrcExecutorAddress)(uintptr_t)emu_intrinsics[i].fn, flags}};
+    CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, (size_t)emu_n_intrinsics)), "emulator", &e) == 0);
     LLVMOrcDefinitionGeneratorRef process;
     CU_ASSERT_FATAL(lv_llvm_fail(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&process, LLVMOrcLLJITGetGlobalPrefix(em->jit),
                                                                                       NULL, NULL), "process", &e) == 0);
@@ -291,7 +181,7 @@ static int emu_compile(emu_module *em, const ex_kernel *ks, int n) {
     return 0;
 }
 
-static kernel_fn emu_lookup(emu_module *em, const ex_kernel *k, int i, const char *suffix) {
+static void *emu_lookup(emu_module *em, const ex_kernel *k, int i, const char *suffix) {
     char name[96];
     gm_err e;
     ex_kernel_symbol(name, sizeof name, k, i);
@@ -300,7 +190,7 @@ static kernel_fn emu_lookup(emu_module *em, const ex_kernel *k, int i, const cha
     int rc = lv_llvm_fail(LLVMOrcLLJITLookup(em->jit, &addr, name), name, &e);
     if (rc) printf("\n  %s", e.msg);
     CU_ASSERT_FATAL(rc == 0);
-    return (kernel_fn)(uintptr_t)addr;
+    return (void *)(uintptr_t)addr;
 }
 
 /* ---- the matmul family and embed against the CPU's kernels ---- */
@@ -538,16 +428,119 @@ static void test_embed(void) {
     LLVMOrcDisposeLLJIT(em.jit);
 }
 
+/* ---- whole models through the GPU engine, on the emulator ---- */
+
+/* Each kernel's entries (nvptx.h) registered with the emulator's driver by name. */
+static void register_kernels(emu_module *em, const ex_kernel *ks, int n) {
+    emu_register(NULL, NULL);
+    for (int i = 0; i < n; i++) {
+        const char *entries[4] = {"", NULL, NULL, NULL};
+        if (ir_is_matmul(ks[i].op)) entries[1] = "_gemv", entries[2] = nv_has_geglu_entry(&ks[i]) ? "_gemv_geglu" : NULL;
+        if (ks[i].op == IR_ATTENTION) entries[1] = "_store";
+        for (int s = 0; s < 4 && entries[s]; s++) {
+            char name[128];
+            ex_kernel_symbol(name, sizeof name, &ks[i], i);
+            strcat(name, entries[s]);
+            emu_register(name, emu_lookup(em, &ks[i], i, entries[s]));
+        }
+    }
+}
+
+/* The largest |Δ| of n logits against the oracle's; printed with what and where when over 1e-3. */
+static double oracle_diff(const char *what, const char *name, int p, int row, const float *got, const float *want, int64_t n) {
+    double d = oracle_max_diff(got, want, (size_t)n);
+    if (!(d <= 1e-3)) printf("\n  %s prompt %d %s row %d: max |dlogit| %.3g", name, p, what, row, d);
+    CU_ASSERT(d <= 1e-3);
+    return d;
+}
+
+/* One prompt of the oracle: prefill's every row, then a last-row prefill and 16 greedy steps. */
+static double check_prompt(rt_engine *en, const char *name, int p, const cJSON *pr, const float *prefill, const float *steps) {
+    const cJSON *prompt = cJSON_GetObjectItem(pr, "prompt"), *cont = cJSON_GetObjectItem(pr, "continuation");
+    int n = cJSON_GetArraySize(prompt);
+    int64_t V = en->vocab;
+    int32_t *ids = gm_malloc(n * sizeof *ids);
+    for (int i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(prompt, i)->valueint;
+    float *rows = gm_malloc(n * V * sizeof *rows);
+    gm_err e;
+    double worst = 0;
+    CU_ASSERT_EQUAL_FATAL(en->prefill(en, ids, n, 0, rows, 1, &e), 0);
+    for (int i = 0; i < n; i++) worst = fmax(worst, oracle_diff("prefill", name, p, i, rows + i * V, prefill + i * V, V));
+    CU_ASSERT_EQUAL_FATAL(en->prefill(en, ids, n, 0, rows, 0, &e), 0);
+    for (int s = 0; s < 16; s++) {
+        int32_t want = cJSON_GetArrayItem(cont, s)->valueint;
+        if (s) CU_ASSERT_EQUAL_FATAL(en->decode(en, cJSON_GetArrayItem(cont, s - 1)->valueint, n + s - 1, rows, &e), 0);
+        worst = fmax(worst, oracle_diff("greedy", name, p, s, rows, steps + s * V, V));
+        if (rt_argmax(rows, V) != want) printf("\n  %s prompt %d step %d: token %d, expected %d", name, p, s, rt_argmax(rows, V), want);
+        CU_ASSERT_EQUAL(rt_argmax(rows, V), want);
+    }
+    free(ids), free(rows);
+    return worst;
+}
+
+/* Oracle case `name` opened for the nvptx target, its kernels compiled for the emulator, the
+ * GPU engine (nv_engine_create: uploads, KV rings, rope tables, decode's fusions, CUDA graphs)
+ * over the emulator's driver: its first `prompts` prompts' prefill rows and 16 greedy steps
+ * within 1e-3 of Google's reference, with its tokens. */
+static void check_model(const char *name, int prompts) {
+    char rel[256], dir[4096];
+    snprintf(rel, sizeof rel, "golden/%s", name);
+    snprintf(dir, sizeof dir, "%s", test_path(rel));
+    gm_err e;
+    gm_pipeline_opts po = {.level = 2, .target = gm_backend_target("nvptx")};
+    gm_model *m = gm_model_open_with(dir, NULL, &po, &e);
+    if (!m) printf("\n  %s: %s", name, e.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    gm_model_pack(m, 1);
+    const ir_graph *g = m->graph;
+    ex_kernel *ks = gm_malloc(g->n_nodes * sizeof *ks);
+    int *which = gm_malloc(g->n_nodes * sizeof *which), n = ex_kernels_of(g, m->bound, ks, which);
+    emu_module em;
+    emu_compile(&em, ks, n);
+    register_kernels(&em, ks, n);
+    rt_engine *en = nv_engine_create(g, m->bound, &(rt_engine_opts){.context = 128}, "(the emulator reads no PTX)", ks, n, &e);
+    if (!en) printf("\n  %s: %s", name, e.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(en);
+    char *text = test_slurp(dir, "expected.json");
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    size_t np, ns;
+    float *prefill = oracle_read_f32(dir, "expected_prefill_logits.f32", &np), *steps = oracle_read_f32(dir, "expected_logits.f32", &ns);
+    CU_ASSERT_FATAL(j && prefill && steps);
+    const cJSON *pr;
+    size_t at = 0;
+    int p = 0;
+    double worst = 0;
+    cJSON_ArrayForEach(pr, cJSON_GetObjectItem(j, "prompts")) {
+        worst = fmax(worst, check_prompt(en, name, p, pr, prefill + at * en->vocab, steps + (size_t)p * 16 * en->vocab));
+        at += cJSON_GetArraySize(cJSON_GetObjectItem(pr, "prompt"));
+        if (++p == prompts) break;
+    }
+    printf("[%s%s: %d prompt%s, max |dlogit| %.2e] ", name, getenv("GEMMAC_CUDA_GRAPHS") ? " kernel by kernel" : "", p, p > 1 ? "s" : "", worst);
+    en->free(en);
+    emu_register(NULL, NULL);
+    LLVMOrcDisposeLLJIT(em.jit);
+    cJSON_Delete(j);
+    free(text), free(prefill), free(steps), free(ks), free(which);
+    gm_model_free(m);
+}
+
+/* Every case's first prompt (the rest take 2 minutes more here, and test the same kernels
+ * on other tokens), and tiny-gemma2's decode kernel by kernel instead of as a graph. */
+static void test_models(void) {
+    for (int c = 0; c < ORACLE_CASES; c++) check_model(oracle_cases[c], 1);
+    setenv("GEMMAC_CUDA_GRAPHS", "0", 1);
+    check_model("tiny-gemma2", 1);
+    unsetenv("GEMMAC_CUDA_GRAPHS");
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    pool_start();
     CU_pSuite s = CU_add_suite("nvptx kernels, emulated on this CPU", NULL, NULL);
     CU_add_test(s, "matmul family on the eight block formats", test_quantized);
     CU_add_test(s, "matmul family, bf16 activations (mma.sync) and float weights", test_bf16);
     CU_add_test(s, "decode's twins and geglu", test_pairs);
     CU_add_test(s, "embed of block-quantized tables", test_embed);
     CU_add_test(s, "attention: decode's split over the keys, prefill", test_attention);
-    int rc = test_run_all();
-    pool_stop();
-    return rc;
+    CU_add_test(s, "every oracle case through the GPU engine", test_models);
+    return test_run_all();
 }
