@@ -111,8 +111,7 @@ static int quant_logits(const char *dir, const char *cmd, const char *model, con
     return test_sh(dir, line);
 }
 
-/* The largest |Δ| between two logit files of dir (1e9 when one is missing). */
-static double logits_diff(const char *dir, const char *a, const char *b) {
+double oracle_logits_diff(const char *dir, const char *a, const char *b) {
     size_t na, nb;
     float *x = oracle_read_f32(dir, a, &na), *y = oracle_read_f32(dir, b, &nb);
     double d = x && y && na == nb && na ? oracle_max_diff(x, y, na) : 1e9;
@@ -135,13 +134,13 @@ void oracle_check_reduced(const char *dir, const char *gemmac, const char *runne
         for (int a = 0; a < 2; a++) {
             snprintf(line, sizeof line, " --activations %s --backend reference", acts[a]);
             CU_ASSERT_EQUAL_FATAL(quant_logits(dir, cmd, gg, line, a ? "ref.f32" : "ref32.f32"), 0);
-            if (a) effect = logits_diff(dir, "ref32.f32", "ref.f32");
+            if (a) effect = oracle_logits_diff(dir, "ref32.f32", "ref.f32");
             if (!a) CU_ASSERT_EQUAL_FATAL(test_sh(dir, "cp ref32.f32 ref.f32"), 0);
             for (int t = 0; t < n; t++) {
                 snprintf(line, sizeof line, "%s compile %s -o q --target %s --activations %s", cmd, gg, targets[t], acts[a]);
                 CU_ASSERT_EQUAL_FATAL(test_sh(dir, line), 0);
                 CU_ASSERT_EQUAL_FATAL(quant_logits(dir, exe, "", "", "exe.f32"), 0);
-                double d = logits_diff(dir, "ref.f32", "exe.f32");
+                double d = oracle_logits_diff(dir, "ref.f32", "exe.f32");
                 printf("[%s %s %s: %.2g", types[q], targets[t], acts[a], d);
                 printf(a ? ", effect %.2g] " : "] ", effect);
                 CU_ASSERT(d <= (a ? 2 * effect : 1e-3));

@@ -35,5 +35,7 @@ void oracle_check_reduced(const char *dir, const char *gemmac, const char *runne
 /* dir/name as floats (malloc'd; *n of them), or NULL; the largest |a[i] − b[i]| (NaN the worst). */
 float *oracle_read_f32(const char *dir, const char *name, size_t *n);
 double oracle_max_diff(const float *a, const float *b, size_t n);
+/* The largest |Δ| between two logit files of dir (1e9 when one is missing, or their lengths differ). */
+double oracle_logits_diff(const char *dir, const char *a, const char *b);
 
 #endif

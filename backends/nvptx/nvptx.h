@@ -72,7 +72,9 @@ static inline int64_t nv_attn_scratch_floats(const ex_kernel *k) {
 #define NV_MMA_BM 64
 #define NV_MMA_BN 128
 #define NV_MMA_BK 32
-static inline int nv_uses_mma(const ex_kernel *k) { return k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16 && k->k % 8 == 0; }
+/* Whether matmul k rounds x to bf16: --activations bf16 (x_bf16) on a bf16 weight. */
+static inline int nv_rounds_x(const ex_kernel *k) { return k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16; }
+static inline int nv_uses_mma(const ex_kernel *k) { return nv_rounds_x(k) && k->k % 8 == 0; }
 
 /* The gemv's shape for kernel k (N output columns of K values): R columns per warp, two
  * for wide matrices (the loads of x shared), and S warps per column, each over a 1/S part

@@ -983,6 +983,9 @@ static void emit_mma(lv_emit *m, const mm_ctx *c) {
     LLVMValueRef wm = LLVMBuildUDiv(m->b, warp, lv_int(m, 4), ""), wn = LLVMBuildURem(m->b, warp, lv_int(m, 4), "");
     LLVMValueRef n0 = lv_muli(m, sreg(m, "ctaid.x"), NV_MMA_BN), t0 = lv_muli(m, sreg(m, "ctaid.y"), NV_MMA_BM);
     LLVMValueRef xs = shared_array(m, "xs", NV_MMA_BM * MMA_ROW), ws = shared_array(m, "ws", NV_MMA_BN * MMA_ROW), inv = NULL;
+    /* two blocks an SM are enough: ptxas may then give the kernel 128 registers, where its own
+     * guess capped some at 64 and spilled (the accumulators and the step fetched ahead) */
+    annotate(m, "minctasm", 2);
     if (c->g) tile_inv_rms(m, c, t0, inv = shared_array(m, "inv", NV_MMA_BM));
     /* carried: the accumulators, then the step fetched ahead (x's chunks, w's) */
     LLVMValueRef init[MMA_CARRY], next[MMA_CARRY];
@@ -1022,14 +1025,10 @@ static void matmul_entry(lv_emit *m, const ex_kernel *k, const char *name, const
     kernel_begin(m, full, NV_THREADS, gemv);
     mm_ctx c = {.k = k, .K = k->k, .N = k->n, .x = param(m, P_IN0), .w = param(m, P_IN1),
                 .g = k->op == IR_NORM_MATMUL ? param(m, P_IN2) : NULL, .out = param(m, P_OUT),
-                .bf16 = k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16};
+                .bf16 = nv_rounds_x(k)};
     if (gemv) emit_gemv(m, &c, geglu);
     else if (nv_uses_mma(k)) emit_mma(m, &c);
     else emit_tiled(m, &c);
-    /* two blocks an SM are enough for the tensor-core tiles: ptxas may then give them 128
-     * registers, where its own guess capped some at 64 and spilled (the accumulators and the
-     * step fetched ahead) */
-    if (!gemv && nv_uses_mma(k)) annotate(m, "minctasm", 2);
     LLVMBuildRetVoid(m->b);
 }
 
@@ -1107,7 +1106,7 @@ static int gpu_modes(const ex_kernel *ks, int n, gm_err *e) {
         if (k->attr[IR_A_X_INT8] != 0 && gm_dtype_quantized(k->wtype))
             return gm_fail(e, "nvptx: --activations int8 has no GPU kernels (the %s kernels read %s weights); use f32, "
                               "or bf16 with bf16 weights", ir_ops[k->op].name, gm_dtype_name(k->wtype));
-        if (k->op == IR_NORM_MATMUL && k->attr[IR_A_X_BF16] != 0 && k->wtype == GM_BF16 && k->k > GEMV_STAGE)
+        if (k->op == IR_NORM_MATMUL && nv_rounds_x(k) && k->k > GEMV_STAGE)
             return gm_fail(e, "nvptx: --activations bf16 normalises rows of up to %d values on the GPU; this model's "
                               "norm_matmul rows have %lld (use f32 activations)", GEMV_STAGE, (long long)k->k);
     }
