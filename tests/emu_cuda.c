@@ -100,9 +100,8 @@ static void emu_mma(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t b0, 
 }
 
 typedef void (*kernel_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
-#define N_PARAMS 10
 static kernel_fn running;
-static uint64_t running_args[N_PARAMS];
+static uint64_t running_args[NV_N_PARAMS];
 
 static void fiber_main(void) {
     const uint64_t *a = running_args;
@@ -145,7 +144,7 @@ void emu_launch(void *fn, const unsigned grid[3], unsigned block, void **params)
     if (!block || block > NV_THREADS) fprintf(stderr, "emu_cuda: a block of %u threads\n", block), abort();
     if (!stacks && !(stacks = malloc((size_t)NV_THREADS * STACK))) abort();
     running = (kernel_fn)fn, block_threads = block;
-    for (int i = 0; i < N_PARAMS; i++) memcpy(&running_args[i], params[i], sizeof running_args[i]);
+    for (int i = 0; i < NV_N_PARAMS; i++) memcpy(&running_args[i], params[i], sizeof running_args[i]);
     for (cta[2] = 0; cta[2] < grid[2]; cta[2]++)
         for (cta[1] = 0; cta[1] < grid[1]; cta[1]++)
             for (cta[0] = 0; cta[0] < grid[0]; cta[0]++) run_block();
@@ -193,7 +192,7 @@ void emu_register(const char *name, void *fn) {
 typedef struct {
     const kernel *k;             /* NULL: a copy */
     unsigned grid[3], block;
-    uint64_t args[N_PARAMS];
+    uint64_t args[NV_N_PARAMS];
     void *dst;
     const void *src;
     size_t bytes;
@@ -214,8 +213,8 @@ static void run(const step *s) {
         memmove(s->dst, s->src, s->bytes);
         return;
     }
-    void *params[N_PARAMS];
-    for (int i = 0; i < N_PARAMS; i++) params[i] = (void *)&s->args[i];
+    void *params[NV_N_PARAMS];
+    for (int i = 0; i < NV_N_PARAMS; i++) params[i] = (void *)&s->args[i];
     emu_launch(s->k->fn, s->grid, s->block, params);
 }
 
@@ -274,7 +273,7 @@ CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigne
     (void)shared, (void)stream, (void)extra;
     if (by != 1 || bz != 1) return INVALID_VALUE;
     step s = {.k = fn, .grid = {gx, gy, gz}, .block = bx};
-    for (int i = 0; i < N_PARAMS; i++) memcpy(&s.args[i], params[i], sizeof s.args[i]);
+    for (int i = 0; i < NV_N_PARAMS; i++) memcpy(&s.args[i], params[i], sizeof s.args[i]);
     submit(&s);
     return OK;
 }
