@@ -29,7 +29,7 @@
 # (253 MB) goes in parts of GM_PART_MB (default 22) MB, one part a call: run, for each
 # NN, a call carrying .gpu-model/NN whose command is `scripts/gpu-check.sh receive`,
 # back to back (the machine is given back after 30 s idle, and what it received
-# with it); then the call that carries .gpu-pack and runs. The tests take 2-4 minutes.
+# with it); then the call that carries .gpu-pack and runs.
 #
 # The benchmark's checkpoints are random BF16 weights of the published shapes:
 # on the GPU machine each is written from its header with a repeated block of
